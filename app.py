@@ -1,0 +1,15 @@
+"""eipviz: the Streamlit entry point. Pages only lay out widgets and call ``eipviz``."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import streamlit as st
+
+st.set_page_config(page_title="eipviz", page_icon=":material/visibility:", layout="wide")
+
+PAGES = [
+    st.Page("pages/models.py", title="Models", icon=":material/account_tree:", default=True),
+]
+
+st.navigation(PAGES).run()

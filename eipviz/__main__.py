@@ -1,0 +1,3 @@
+from eipviz.cli import main
+
+raise SystemExit(main())

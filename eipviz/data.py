@@ -1,0 +1,133 @@
+"""Load CIFAR-10 and MNIST as uint8 arrays, offline first.
+
+Sources, in order: the folder named by ``EIPVIZ_DATA_DIR`` (the project's
+``.npz`` files, or the standard ``cifar-10-batches-py`` folder or
+``cifar-10-python.tar.gz``), then Keras' own cache and download.
+"""
+
+import functools
+import os
+import pickle
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eipviz.errors import EipvizError
+
+DATA_DIR_VARIABLE = "EIPVIZ_DATA_DIR"
+
+CLASS_NAMES = {
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    "mnist": tuple(str(digit) for digit in range(10)),
+}
+
+_NPZ_FILES = {
+    "cifar10": [f"cifar10_train_{i}.npz" for i in range(1, 6)] + ["cifar10_test.npz"],
+    "mnist": ["mnist.npz"],
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and test arrays (uint8 images, 1-D uint8 labels) with class names."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple
+
+    def __iter__(self):
+        """Unpack like Keras: ``(x_train, y_train), (x_test, y_test), class_names``."""
+        return iter(((self.x_train, self.y_train), (self.x_test, self.y_test), self.class_names))
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Return the named dataset ("cifar10" or "mnist"), cached in this process."""
+    if name not in CLASS_NAMES:
+        raise EipvizError(f"Unknown dataset {name!r}. Choose one of: {', '.join(CLASS_NAMES)}.")
+    folder = data_dir if data_dir is not None else os.environ.get(DATA_DIR_VARIABLE)
+    return _load_cached(name, str(Path(folder).resolve()) if folder else None)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(name: str, folder: str | None) -> Dataset:
+    arrays = _from_folder(name, Path(folder)) if folder else None
+    if arrays is None:
+        arrays = _from_keras(name, folder)
+    (x_train, y_train), (x_test, y_test) = arrays
+    for array in (x_train, y_train, x_test, y_test):
+        array.setflags(write=False)  # shared by every caller in this process
+    return Dataset(x_train, y_train, x_test, y_test, CLASS_NAMES[name])
+
+
+def _as_uint8(x, y):
+    return np.ascontiguousarray(x, dtype=np.uint8), np.asarray(y, dtype=np.uint8).reshape(-1)
+
+
+def _from_folder(name: str, folder: Path):
+    if not folder.is_dir():
+        raise EipvizError(f"{DATA_DIR_VARIABLE} points to {folder}, which is not a folder.")
+    npz = [folder / file for file in _NPZ_FILES[name]]
+    if all(path.is_file() for path in npz):
+        return _from_npz(name, npz)
+    if name == "cifar10":
+        if (folder / "cifar-10-batches-py").is_dir():
+            return _from_cifar_python(lambda member: (folder / "cifar-10-batches-py" / member).read_bytes())
+        if (folder / "cifar-10-python.tar.gz").is_file():
+            with tarfile.open(folder / "cifar-10-python.tar.gz") as archive:
+                return _from_cifar_python(
+                    lambda member: archive.extractfile(f"cifar-10-batches-py/{member}").read()
+                )
+    return None
+
+
+def _from_npz(name: str, paths):
+    try:
+        if name == "mnist":
+            with np.load(paths[0]) as f:
+                return _as_uint8(f["x_train"], f["y_train"]), _as_uint8(f["x_test"], f["y_test"])
+        parts = []
+        for path in paths:
+            with np.load(path) as f:
+                parts.append(_as_uint8(f["x"], f["y"]))
+    except (OSError, KeyError, ValueError) as error:
+        raise EipvizError(f"Could not read the {name} files in {paths[0].parent}: {error}") from error
+    x_train = np.concatenate([x for x, _ in parts[:5]])
+    y_train = np.concatenate([y for _, y in parts[:5]])
+    return (x_train, y_train), parts[5]
+
+
+def _from_cifar_python(read_member):
+    """Decode the original pickled batches (CHW rows) into HWC uint8 arrays."""
+
+    def batch(member):
+        # The official CIFAR-10 batches are pickles of plain dicts of arrays.
+        entry = pickle.loads(read_member(member), encoding="bytes")
+        x = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return _as_uint8(x, entry[b"labels"])
+
+    train = [batch(f"data_batch_{i}") for i in range(1, 6)]
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    return (x_train, y_train), batch("test_batch")
+
+
+def _from_keras(name: str, folder: str | None):
+    import keras
+
+    loader = {"cifar10": keras.datasets.cifar10, "mnist": keras.datasets.mnist}[name]
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as error:  # offline downloads raise many types (URLError, OSError, ...)
+        where = f"{DATA_DIR_VARIABLE}={folder} holds none of them" if folder else f"{DATA_DIR_VARIABLE} is not set"
+        raise EipvizError(
+            f"The {name} dataset is not available: {where}, and Keras could not download it "
+            f"({type(error).__name__}). Set {DATA_DIR_VARIABLE} to a folder with "
+            f"{', '.join(_NPZ_FILES[name])}"
+            + (" (or cifar-10-batches-py/ or cifar-10-python.tar.gz)" if name == "cifar10" else "")
+            + ", e.g. ../shared/data."
+        ) from error
+    return _as_uint8(x_train, y_train), _as_uint8(x_test, y_test)

@@ -1,0 +1,1 @@
+"""Explanations: the CAM family, overlays and faithfulness metrics."""

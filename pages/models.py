@@ -1,0 +1,66 @@
+"""Models page: the zoo, layer by layer, with receptive fields against the seed's."""
+
+import pandas as pd
+import streamlit as st
+
+from eipviz.summary import layer_table, zoo_overview
+from eipviz.zoo import MODELS
+
+
+@st.cache_data(show_spinner="Building the models…")
+def cached_overview():
+    return zoo_overview()
+
+
+@st.cache_data(show_spinner="Computing receptive fields…")
+def cached_layer_table(name):
+    return layer_table(name)
+
+
+st.title("Model zoo")
+st.caption("The five models documented in the course write-ups, built exactly as documented.")
+
+overview = pd.DataFrame(cached_overview())
+st.dataframe(overview, hide_index=True, width="stretch")
+
+name = st.selectbox("Model", list(MODELS), format_func=lambda n: f"{n} — {MODELS[n].title}")
+spec = MODELS[name]
+row = overview.set_index("model").loc[name]
+
+cols = st.columns(4)
+cols[0].metric("Parameters (built)", f"{row['params']:,}",
+               delta="matches the seed" if row["params_match"] else "differs from the seed",
+               delta_color="normal" if row["params_match"] else "inverse")
+cols[1].metric("Documented", f"{spec.documented_params.total:,}",
+               help=f"trainable {spec.documented_params.trainable:,}, "
+                    f"non-trainable {spec.documented_params.non_trainable:,}")
+cols[2].metric("Documented accuracy", f"{spec.documented_accuracy:.2f}%", help=spec.accuracy_kind)
+cols[3].metric("Dataset", spec.dataset.upper(), help="input " + "x".join(map(str, spec.input_shape)))
+
+st.markdown(
+    f"**Source:** `../shared/seeds/{spec.seed_file}` · **Preprocessing:** `{spec.preprocessing}` · "
+    f"**Default Grad-CAM layer:** `{spec.cam_layer}`"
+)
+if spec.notes:
+    st.info(spec.notes)
+
+try:
+    from eipviz.recipes import recipe_summary
+
+    st.subheader("Recipes")
+    st.dataframe(pd.DataFrame(recipe_summary(name)), hide_index=True, width="stretch")
+except ImportError:
+    pass
+
+st.subheader("Layers and receptive fields")
+table = pd.DataFrame(cached_layer_table(name))
+differs = table["rf_differs"].fillna(False).astype(bool)
+if spec.documented_rf:
+    if differs.any():
+        st.warning(f"The seed's hand-annotated receptive field is wrong for: {', '.join(table.loc[differs, 'layer'])}.")
+    else:
+        st.success("Every receptive field the seed annotates agrees with the computed one.")
+st.dataframe(
+    table.style.apply(lambda r: ["background-color: #ffd6d6" if differs[r.name] else "" for _ in r], axis=1),
+    hide_index=True, width="stretch",
+)

@@ -1,0 +1,40 @@
+"""Shared fixtures. Tests that need the real datasets fail loudly when they are missing."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"
+
+
+def shared_data_dir() -> Path:
+    folder = Path(os.environ.get("EIPVIZ_DATA_DIR", DEFAULT_DATA_DIR))
+    assert (folder / "cifar10_test.npz").is_file() and (folder / "mnist.npz").is_file(), (
+        f"These tests need the offline datasets: set EIPVIZ_DATA_DIR to the folder with "
+        f"cifar10_*.npz and mnist.npz (looked in {folder})."
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def data_dir(pytestconfig) -> Path:
+    folder = shared_data_dir()
+    os.environ["EIPVIZ_DATA_DIR"] = str(folder)
+    return folder
+
+
+def run_cli(*args, env=None, timeout=600, check=True):
+    """Run ``python -m eipviz ARGS`` in a fresh process and return the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run([sys.executable, "-m", "eipviz", *args], cwd=ROOT, env=full_env,
+                            capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result

@@ -1,0 +1,77 @@
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+
+from eipviz import data
+from eipviz.data import DATA_DIR_VARIABLE, load_dataset
+from eipviz.errors import EipvizError
+
+
+def test_cifar10_from_the_shared_folder_has_the_genuine_shapes_and_order(data_dir):
+    (x_train, y_train), (x_test, y_test), names = load_dataset("cifar10")
+    assert x_train.shape == (50000, 32, 32, 3) and x_train.dtype == np.uint8
+    assert x_test.shape == (10000, 32, 32, 3) and x_test.dtype == np.uint8
+    assert y_train.shape == (50000,) and y_test.shape == (10000,) and y_test.dtype == np.uint8
+    assert np.bincount(y_train).tolist() == [5000] * 10
+    assert np.bincount(y_test).tolist() == [1000] * 10
+    assert names[y_test[0]] == "cat"
+    assert tuple(x_test[0, 0, 0]) == (158, 112, 49)
+
+
+def test_mnist_from_the_shared_folder(data_dir):
+    (x_train, y_train), (x_test, y_test), names = load_dataset("mnist")
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert y_train[0] == 5 and y_test[0] == 7 and names[7] == "7"
+    assert np.bincount(y_test).sum() == 10000 and len(np.bincount(y_test)) == 10
+
+
+def test_loaded_arrays_are_cached_in_process(data_dir):
+    assert load_dataset("mnist").x_train is load_dataset("mnist").x_train
+
+
+def _tiny_cifar_batches(folder):
+    """Write the original pickled CIFAR-10 layout with 2 images per batch."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for member in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        rows = rng.integers(0, 256, (2, 3072), dtype=np.uint8)
+        with open(folder / member, "wb") as f:
+            pickle.dump({b"data": rows, b"labels": [1, 2]}, f)
+    return folder
+
+
+def test_reads_the_standard_cifar_python_folder_and_tarball(tmp_path):
+    batches = _tiny_cifar_batches(tmp_path / "cifar-10-batches-py")
+    (x_train, y_train), (x_test, _), _ = load_dataset("cifar10", data_dir=tmp_path)
+    assert x_train.shape == (10, 32, 32, 3) and x_test.shape == (2, 32, 32, 3)
+    raw = pickle.loads((batches / "test_batch").read_bytes())[b"data"][0]
+    # CHW rows become HWC: red plane first, so pixel (0, 0) is (r0, g0, b0).
+    assert tuple(x_test[0, 0, 0]) == (raw[0], raw[1024], raw[2048])
+
+    tar_dir = tmp_path / "tar"
+    tar_dir.mkdir()
+    with tarfile.open(tar_dir / "cifar-10-python.tar.gz", "w:gz") as archive:
+        archive.add(batches, arcname="cifar-10-batches-py")
+    (_, y_tar), (x_test_tar, _), _ = load_dataset("cifar10", data_dir=tar_dir)
+    np.testing.assert_array_equal(x_test_tar, x_test)
+    assert y_tar.tolist() == [1, 2] * 5
+
+
+def test_offline_with_nothing_found_names_the_variable_and_the_files(tmp_path, monkeypatch):
+    import keras
+
+    def offline():
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
+    data._load_cached.cache_clear()
+    with pytest.raises(EipvizError) as error:
+        load_dataset("mnist", data_dir=tmp_path)
+    assert DATA_DIR_VARIABLE in str(error.value) and "mnist.npz" in str(error.value)
+
+
+def test_a_data_dir_that_is_not_a_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(EipvizError, match="not a folder"):
+        load_dataset("cifar10", data_dir=tmp_path / "missing")
