@@ -47,7 +47,90 @@ def cmd_summary(args) -> int:
     return 0
 
 
-COMMANDS = {}
+class _Tee:
+    """Copy the worker's console output into its run's ``worker.log``."""
+
+    def __init__(self, stream, path):
+        self.stream, self.file = stream, open(path, "a", buffering=1)
+
+    def write(self, text):
+        self.stream.write(text)
+        self.file.write(text)
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+        self.file.flush()
+
+    def isatty(self):
+        return self.stream.isatty()
+
+
+def cmd_train(args) -> int:
+    from eipviz.training.launcher import check_resumable, create_training_run
+    from eipviz.training.store import RunStore
+    from eipviz.training.worker import train_run
+
+    store = RunStore(args.runs_dir)
+    if args.run_id:  # started by the app, output already goes to worker.log
+        run_id = args.run_id
+    else:
+        if args.resume:
+            store.reap_dead_workers()
+            check_resumable(store, args.resume)
+            run_id = args.resume
+        else:
+            if not args.model:
+                raise EipvizError("Name a model (--model NAME) or a run to resume (--resume RUN_ID).")
+            run_id = create_training_run(store, args.model, args.recipe, args.epochs, args.batch_size, args.subset)
+        print(f"run {run_id} in {store.root}", flush=True)
+        sys.stdout = _Tee(sys.stdout, store.run_dir(run_id) / "worker.log")
+    status = train_run(store, run_id, verbose=1 if sys.stdout.isatty() else 2)
+    return {"finished": 0, "cancelled": 130}.get(status, 1)
+
+
+def cmd_runs(args) -> int:
+    from eipviz.training.store import RunStore
+
+    store = RunStore(args.runs_dir)
+    store.reap_dead_workers()
+    rows = []
+    for run in store.list_runs():
+        rows.append({
+            "id": run.id, "kind": run.kind, "model": run.model, "recipe": run.recipe, "status": run.status,
+            "epochs": f"{store.completed_epochs(run.id)}/{run.hyperparameters.get('epochs', '?')}",
+            "best_val_acc": None if run.best_val_accuracy is None else f"{run.best_val_accuracy:.4f}",
+            "best_epoch": run.best_epoch, "device": run.device,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+    return 0
+
+
+def _register_training(sub):
+    from eipviz.recipes import RECIPES
+    from eipviz.zoo import MODELS
+
+    p = sub.add_parser("train", help="train a zoo model in this process (the app's worker)")
+    p.add_argument("--model", choices=list(MODELS))
+    p.add_argument("--recipe", choices=list(RECIPES), default="documented")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--subset", type=int, help="train on N images (and validate on up to N)")
+    p.add_argument("--runs-dir", help="run store folder (default runs/ or $EIPVIZ_RUNS_DIR)")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue a cancelled or failed run")
+    p.add_argument("--run-id", help=argparse.SUPPRESS)  # a queued run created by the app
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("runs", help="list runs in the run store")
+    p.add_argument("--runs-dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_runs)
+
+
+COMMANDS = {"training": _register_training}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,196 @@
+"""Training recipes as data: what each seed documents, and a fast alternative.
+
+A ``Recipe`` is read at a glance and built into Keras' own pieces
+(optimizers, schedules, callbacks, preprocessing layers) by
+``eipviz.training.builders``. Where a seed is silent, ``assumptions`` says
+what we chose.
+"""
+
+from dataclasses import asdict, dataclass, field, replace
+
+from eipviz.errors import EipvizError
+from eipviz.zoo import MODELS, get_spec
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random image transforms applied to training batches (uint8 range, before preprocessing)."""
+
+    width_shift: float = 0.0  # fraction of the width
+    height_shift: float = 0.0
+    horizontal_flip: bool = False
+    zoom: float = 0.0
+    rotation_degrees: float = 0.0
+    erasing_probability: float = 0.0  # random erasing / cutout
+    erasing_scale: tuple = (0.02, 0.4)
+    fill_mode: str = "nearest"
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.width_shift, self.height_shift, self.horizontal_flip, self.zoom,
+                    self.rotation_degrees, self.erasing_probability))
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """``keras.callbacks.ReduceLROnPlateau`` arguments."""
+
+    monitor: str = "val_loss"
+    factor: float = 0.1 ** 0.5
+    patience: int = 5
+    min_lr: float = 0.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything needed to train one zoo model the same way again."""
+
+    name: str  # "documented" or "fast"
+    model: str
+    source: str  # where the numbers come from
+    optimizer: str  # "adam", "rmsprop" or "sgd"
+    learning_rate: float  # initial (documented) or peak (one-cycle) rate
+    batch_size: int
+    epochs: int
+    preprocessing: str
+    # "inverse_time": lr / (1 + decay * epoch) per epoch, as the seeds' LearningRateScheduler;
+    # "one_cycle": linear warm-up from lr/10 to lr, then cosine decay to 0 (per step).
+    schedule: str | None = None
+    decay: float = 0.0
+    warmup_fraction: float = 0.0
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float | None = None
+    label_smoothing: float = 0.0
+    plateau: Plateau | None = None
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    checkpoint_monitor: str = "val_accuracy"
+    assumptions: str = ""
+
+    def learning_rate_at_epoch(self, epoch: int) -> float:
+        """The per-epoch rate of an ``inverse_time`` schedule (epoch counts from 0)."""
+        if self.schedule != "inverse_time":
+            raise ValueError(f"Recipe {self.model}/{self.name} has no per-epoch schedule.")
+        return self.learning_rate / (1.0 + self.decay * epoch)
+
+    def with_overrides(self, epochs=None, batch_size=None) -> "Recipe":
+        """A copy with the user's epochs and batch size."""
+        return replace(self, epochs=epochs or self.epochs, batch_size=batch_size or self.batch_size)
+
+    def hyperparameters(self) -> dict:
+        """Every hyperparameter as plain JSON-ready data."""
+        return asdict(self)
+
+
+def _seed(model):
+    return f"../shared/seeds/{get_spec(model).seed_file}"
+
+
+_CIFAR_CROP_FLIP = Augmentation(width_shift=0.125, height_shift=0.125, horizontal_flip=True, fill_mode="reflect")
+
+DOCUMENTED = {
+    "resnet18": Recipe(
+        name="documented", model="resnet18", source=_seed("resnet18"),
+        optimizer="adam", learning_rate=3e-3, batch_size=128, epochs=50,
+        preprocessing="channel_standardize",
+        plateau=Plateau(monitor="val_loss", factor=0.1 ** 0.5, patience=3, min_lr=1e-4),
+        augmentation=Augmentation(width_shift=0.1, height_shift=0.1, horizontal_flip=True),
+        assumptions=(
+            "The log shows ReduceLROnPlateau 0.003 -> 0.000949 -> 0.0003 -> 0.0001 after 3 epochs without "
+            "a better val_loss, 390 steps (batch 128) and best-val_acc checkpoints. The optimizer, "
+            "preprocessing and augmentation are not written down: Adam, channel standardisation, "
+            "shift 0.1 and horizontal flip are our choice."
+        ),
+    ),
+    "sepconv59k": Recipe(
+        name="documented", model="sepconv59k", source=_seed("sepconv59k"),
+        optimizer="adam", learning_rate=0.004, schedule="inverse_time", decay=0.309,
+        batch_size=128, epochs=50, preprocessing="channel_standardize",
+        assumptions="Adam(lr=0.004) and 0.004/(1+0.309*epoch) are in the seed; batch size and "
+                    "preprocessing are not (128 and channel standardisation are ours). No augmentation.",
+    ),
+    "mnist14k": Recipe(
+        name="documented", model="mnist14k", source=_seed("mnist14k"),
+        optimizer="adam", learning_rate=0.003, schedule="inverse_time", decay=0.319,
+        batch_size=128, epochs=20, preprocessing="unit_scale",
+        assumptions="Adam and 0.003/(1+0.319*epoch) are read from the log; batch size 128 is ours.",
+    ),
+    "sepconv65k": Recipe(
+        name="documented", model="sepconv65k", source=_seed("sepconv65k"),
+        optimizer="adam", learning_rate=1e-3, batch_size=128, epochs=50,
+        preprocessing="channel_standardize",
+        augmentation=Augmentation(width_shift=0.1, height_shift=0.1, horizontal_flip=True),
+        assumptions="The seed gives the layers, 50 epochs and 390 steps per epoch (batch 128 from a "
+                    "generator); optimizer, rate and augmentation are not written down (Adam 1e-3, "
+                    "shift 0.1 and flip are ours).",
+    ),
+    "resnet20v1": Recipe(
+        name="documented", model="resnet20v1", source=_seed("resnet20v1"),
+        optimizer="rmsprop", learning_rate=3e-3, schedule="inverse_time", decay=0.2,
+        batch_size=32, epochs=50, preprocessing="pixel_mean",
+        plateau=Plateau(monitor="val_loss", factor=0.1 ** 0.5, patience=5, min_lr=0.5e-6),
+        augmentation=Augmentation(width_shift=0.1, horizontal_flip=True, zoom=0.1, rotation_degrees=10,
+                                  erasing_probability=0.1, erasing_scale=(0.02, 0.4), fill_mode="nearest"),
+        assumptions="All from the seed's code. Random erasing fills with Keras' random values "
+                    "rather than the seed's uniform constant.",
+    ),
+}
+
+
+def _fast(model, epochs, learning_rate, augmentation, batch_size=128, label_smoothing=0.1,
+          weight_decay=5e-4):
+    return Recipe(
+        name="fast", model=model, source="eipviz (one-cycle SGD; see README for measurements)",
+        optimizer="sgd", learning_rate=learning_rate, momentum=0.9, nesterov=True,
+        weight_decay=weight_decay, schedule="one_cycle", warmup_fraction=0.15,
+        batch_size=batch_size, epochs=epochs, label_smoothing=label_smoothing,
+        preprocessing=get_spec(model).preprocessing if model == "mnist14k" else "channel_standardize",
+        augmentation=augmentation,
+    )
+
+
+FAST = {
+    "resnet18": _fast("resnet18", 15, 0.1, _CIFAR_CROP_FLIP),
+    "sepconv59k": _fast("sepconv59k", 20, 0.1, _CIFAR_CROP_FLIP),
+    "mnist14k": _fast("mnist14k", 8, 0.1, Augmentation(width_shift=0.08, height_shift=0.08,
+                                                         rotation_degrees=8, fill_mode="constant"),
+                      label_smoothing=0.05),
+    "sepconv65k": _fast("sepconv65k", 20, 0.1, _CIFAR_CROP_FLIP),
+    "resnet20v1": _fast("resnet20v1", 10, 0.15, _CIFAR_CROP_FLIP),
+}
+
+RECIPES = {"documented": DOCUMENTED, "fast": FAST}
+
+
+def get_recipe(model: str, name: str = "documented") -> Recipe:
+    """The named recipe of a zoo model."""
+    get_spec(model)
+    if name not in RECIPES:
+        raise EipvizError(f"Unknown recipe {name!r}. Choose one of: {', '.join(RECIPES)}.")
+    return RECIPES[name][model]
+
+
+def recipe_summary(model: str) -> list[dict]:
+    """One row per recipe of a model, for the Models page."""
+    rows = []
+    for name in RECIPES:
+        recipe = get_recipe(model, name)
+        if recipe.schedule == "inverse_time":
+            schedule = f"{recipe.learning_rate:g} / (1 + {recipe.decay:g} * epoch)"
+        elif recipe.schedule == "one_cycle":
+            schedule = f"one-cycle to {recipe.learning_rate:g}, cosine to 0"
+        else:
+            schedule = f"constant {recipe.learning_rate:g}"
+        if recipe.plateau:
+            schedule += f"; ReduceLROnPlateau(x{recipe.plateau.factor:.3f}, patience {recipe.plateau.patience})"
+        rows.append({
+            "recipe": name, "optimizer": recipe.optimizer, "schedule": schedule,
+            "batch": recipe.batch_size, "epochs": recipe.epochs, "preprocessing": recipe.preprocessing,
+            "augmentation": ", ".join(k for k, v in asdict(recipe.augmentation).items()
+                                      if v and k not in ("fill_mode", "erasing_scale")) or "none",
+            "source": recipe.source,
+        })
+    return rows
+
+
+assert set(DOCUMENTED) == set(FAST) == set(MODELS)

@@ -1,0 +1,1 @@
+"""Training: run store, worker process, and the launcher the app uses."""

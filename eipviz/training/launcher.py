@@ -1,0 +1,73 @@
+"""Start, stop and resume training workers as detached OS processes."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from eipviz.errors import EipvizError
+from eipviz.recipes import get_recipe
+from eipviz.training.store import RunStore, worker_alive
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def create_training_run(store: RunStore, model: str, recipe: str = "documented", epochs: int | None = None,
+                        batch_size: int | None = None, subset: int | None = None, seed: int = 0,
+                        name: str | None = None) -> str:
+    """Record a queued run with every hyperparameter; return its id."""
+    chosen = get_recipe(model, recipe).with_overrides(epochs=epochs, batch_size=batch_size)
+    if subset is not None and subset < 1:
+        raise EipvizError("--subset must be a positive number of training images.")
+    hyperparameters = {**chosen.hyperparameters(), "subset": subset, "seed": seed}
+    label = name or f"{model} {recipe} ({chosen.epochs} ep" + (f", {subset} img" if subset else "") + ")"
+    return store.create_run(name=label, model=model, recipe=recipe, hyperparameters=hyperparameters)
+
+
+def launch_worker(store: RunStore, run_id: str) -> int:
+    """Start ``python -m eipviz train --run-id`` in its own session; return its pid.
+
+    The worker resumes by itself when the run already has ``last.keras``.
+    """
+    log = open(store.run_dir(run_id) / "worker.log", "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eipviz", "train", "--run-id", run_id, "--runs-dir", str(store.root.resolve())],
+        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: survives the app's restarts
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    log.close()
+    store.update_run(run_id, pid=process.pid)
+    return process.pid
+
+
+def start_training(store: RunStore, model: str, **options) -> str:
+    """Create a run and start its worker; return the run id."""
+    run_id = create_training_run(store, model, **options)
+    launch_worker(store, run_id)
+    return run_id
+
+
+def stop_run(store: RunStore, run_id: str) -> None:
+    """Ask a worker to finish its batch, save ``last.keras`` and mark the run cancelled."""
+    run = store.get_run(run_id)
+    if not run.active or not run.pid or not worker_alive(run.pid):
+        raise EipvizError(f"Run {run_id} is {run.status}; there is no worker to stop.")
+    os.kill(run.pid, signal.SIGTERM)
+
+
+def check_resumable(store: RunStore, run_id: str) -> None:
+    run = store.get_run(run_id)
+    if run.kind != "trained":
+        raise EipvizError(f"Run {run_id} is a {run.kind} run; only trained runs resume.")
+    if run.status not in ("cancelled", "failed"):
+        raise EipvizError(f"Run {run_id} is {run.status}; only cancelled or failed runs resume.")
+
+
+def resume_run(store: RunStore, run_id: str) -> int:
+    """Continue a cancelled or failed run from ``last.keras`` in a new worker; return its pid."""
+    store.reap_dead_workers()
+    check_resumable(store, run_id)
+    store.update_run(run_id, status="queued", error=None)
+    return launch_worker(store, run_id)

@@ -1,0 +1,172 @@
+"""The training worker: one OS process per run, recording everything in the run store."""
+
+import importlib.util
+import os
+import signal
+import sys
+import time
+import traceback
+
+import keras
+import numpy as np
+
+from eipviz.data import load_dataset
+from eipviz.recipes import Recipe, get_recipe
+from eipviz.training.batches import ImageBatches
+from eipviz.training.builders import augmentation_layers, compile_model, schedule_callbacks
+from eipviz.training.devices import training_scope
+from eipviz.training.store import RunStore
+from eipviz.zoo import build_model, get_spec
+
+PROGRESS_INTERVAL_S = 0.5
+VALIDATION_BATCH = 256
+
+
+class TrainingCancelled(Exception):
+    """Raised from a batch end once a stop was requested (SIGTERM or Ctrl-C)."""
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; checked after every batch."""
+
+    def __init__(self):
+        self.requested = False
+
+    def install(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+
+def save_atomically(model, path) -> None:
+    """Save a ``.keras`` file so a kill mid-write never leaves a broken checkpoint."""
+    tmp = path.with_name(path.stem + ".partial.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Stores each completed epoch, throttled in-epoch progress and ``last.keras``."""
+
+    def __init__(self, store: RunStore, run_id: str, steps_per_epoch: int, stop: StopFlag,
+                 best_val_accuracy: float | None, wall_time_before: float):
+        super().__init__()
+        self.store, self.run_id = store, run_id
+        self.steps = steps_per_epoch
+        self.stop = stop
+        self.best = best_val_accuracy
+        self.wall_before = wall_time_before
+        self.last_path = store.run_dir(run_id) / "last.keras"
+
+    def on_train_begin(self, logs=None):
+        self.train_start = time.time()
+        self.last_progress = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.epoch_start = time.time()
+        # Read after the schedule callbacks have set this epoch's rate.
+        self.learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stop.requested:
+            raise TrainingCancelled()
+        now = time.time()
+        if now - self.last_progress >= PROGRESS_INTERVAL_S or batch + 1 == self.steps:
+            self.last_progress = now
+            loss = (logs or {}).get("loss")
+            self.store.set_progress(self.run_id, self.epoch + 1, batch + 1, self.steps,
+                                    None if loss is None else float(loss))
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {name: float(value) for name, value in (logs or {}).items()}
+        metrics["learning_rate"] = self.learning_rate
+        metrics["epoch_seconds"] = time.time() - self.epoch_start
+        metrics["wall_time"] = self.wall_before + time.time() - self.train_start
+        save_atomically(self.model, self.last_path)  # before the epoch counts as done
+        self.store.add_epoch(self.run_id, epoch + 1, metrics)
+        val_accuracy = metrics.get("val_accuracy")
+        if val_accuracy is not None and (self.best is None or val_accuracy > self.best):
+            self.best = val_accuracy
+            self.store.update_run(self.run_id, best_val_accuracy=val_accuracy, best_epoch=epoch + 1)
+
+
+def recipe_of(run) -> Recipe:
+    """Rebuild the recipe a run was created with (model, recipe name and overrides)."""
+    hp = run.hyperparameters
+    return get_recipe(run.model, run.recipe).with_overrides(epochs=hp.get("epochs"), batch_size=hp.get("batch_size"))
+
+
+def _arrays(dataset_name: str, subset: int | None, seed: int):
+    ds = load_dataset(dataset_name)
+    x_train, y_train, x_val, y_val = ds.x_train, ds.y_train, ds.x_test, ds.y_test
+    if subset:
+        picked = np.random.default_rng(seed).permutation(len(x_train))[:subset]
+        x_train, y_train = x_train[picked], y_train[picked]
+        x_val, y_val = x_val[:min(subset, len(x_val))], y_val[:min(subset, len(y_val))]
+    return x_train, y_train, x_val, y_val
+
+
+def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
+    """Train (or resume) a stored run to the end; return its final status."""
+    stop = StopFlag()
+    stop.install()
+    run = store.get_run(run_id)
+    recipe = recipe_of(run)
+    spec = get_spec(run.model)
+    hp = run.hyperparameters
+    seed = int(hp.get("seed", 0))
+    run_dir = store.run_dir(run_id)
+    last_path = run_dir / "last.keras"
+    initial_epoch = store.completed_epochs(run_id) if last_path.exists() else 0
+    previous = store.metrics(run_id)
+    wall_before = previous[initial_epoch - 1].get("wall_time", 0.0) if initial_epoch else 0.0
+
+    scope, device = training_scope()
+    print(f"eipviz worker pid {os.getpid()}: run {run_id}, {run.model}/{run.recipe}, "
+          f"backend {keras.backend.backend()}, devices: {device}", flush=True)
+    store.update_run(run_id, status="running", pid=os.getpid(), backend=keras.backend.backend(),
+                     device=device, started=run.started or time.time(), ended=None, error=None)
+    try:
+        keras.utils.set_random_seed(seed + initial_epoch)
+        x_train, y_train, x_val, y_val = _arrays(spec.dataset, hp.get("subset"), seed)
+        train = ImageBatches(x_train, y_train, recipe.batch_size, recipe.preprocessing,
+                             augmentation=augmentation_layers(recipe), shuffle=True, seed=seed + initial_epoch,
+                             workers=2 if recipe.augmentation.enabled else 1)
+        val = ImageBatches(x_val, y_val, VALIDATION_BATCH, recipe.preprocessing)
+        with scope:
+            if initial_epoch:
+                print(f"Resuming from {last_path} after epoch {initial_epoch}.", flush=True)
+                model = keras.models.load_model(last_path)
+            else:
+                model = build_model(run.model)
+                compile_model(model, recipe, steps_per_epoch=len(train))
+        recorder = RunRecorder(store, run_id, len(train), stop, run.best_val_accuracy, wall_before)
+        callbacks = [
+            *schedule_callbacks(recipe),
+            recorder,
+            keras.callbacks.ModelCheckpoint(
+                run_dir / "best.keras", monitor=recipe.checkpoint_monitor, mode="max",
+                save_best_only=True, initial_value_threshold=run.best_val_accuracy,
+            ),
+            keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
+        ]
+        if importlib.util.find_spec("tensorboard") and importlib.util.find_spec("tensorflow"):
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False))
+        model.fit(train, validation_data=val, epochs=recipe.epochs, initial_epoch=initial_epoch,
+                  callbacks=callbacks, verbose=verbose)
+    except TrainingCancelled:
+        save_atomically(model, last_path)
+        store.update_run(run_id, status="cancelled", ended=time.time())
+        print("Stopped on request; saved last.keras.", flush=True)
+        return "cancelled"
+    except BaseException as error:
+        tail = "".join(traceback.format_exception(error)[-6:])
+        store.update_run(run_id, status="failed", ended=time.time(), error=tail[-4000:])
+        traceback.print_exc()
+        return "failed"
+    store.update_run(run_id, status="finished", ended=time.time())
+    print(f"Finished run {run_id}.", flush=True)
+    return "finished"
