@@ -10,6 +10,7 @@ st.set_page_config(page_title="eipviz", page_icon=":material/visibility:", layou
 
 PAGES = [
     st.Page("pages/models.py", title="Models", icon=":material/account_tree:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
 ]
 
 st.navigation(PAGES).run()

@@ -82,7 +82,8 @@ def cmd_train(args) -> int:
         else:
             if not args.model:
                 raise EipvizError("Name a model (--model NAME) or a run to resume (--resume RUN_ID).")
-            run_id = create_training_run(store, args.model, args.recipe, args.epochs, args.batch_size, args.subset)
+            run_id = create_training_run(store, args.model, args.recipe, args.epochs, args.batch_size,
+                                         args.subset, augment=not args.no_augment)
         print(f"run {run_id} in {store.root}", flush=True)
         sys.stdout = _Tee(sys.stdout, store.run_dir(run_id) / "worker.log")
     status = train_run(store, run_id, verbose=1 if sys.stdout.isatty() else 2)
@@ -119,6 +120,7 @@ def _register_training(sub):
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--subset", type=int, help="train on N images (and validate on up to N)")
+    p.add_argument("--no-augment", action="store_true", help="switch the recipe's augmentation off")
     p.add_argument("--runs-dir", help="run store folder (default runs/ or $EIPVIZ_RUNS_DIR)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue a cancelled or failed run")
     p.add_argument("--run-id", help=argparse.SUPPRESS)  # a queued run created by the app

@@ -15,12 +15,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def create_training_run(store: RunStore, model: str, recipe: str = "documented", epochs: int | None = None,
                         batch_size: int | None = None, subset: int | None = None, seed: int = 0,
-                        name: str | None = None) -> str:
+                        augment: bool = True, name: str | None = None) -> str:
     """Record a queued run with every hyperparameter; return its id."""
     chosen = get_recipe(model, recipe).with_overrides(epochs=epochs, batch_size=batch_size)
     if subset is not None and subset < 1:
         raise EipvizError("--subset must be a positive number of training images.")
-    hyperparameters = {**chosen.hyperparameters(), "subset": subset, "seed": seed}
+    hyperparameters = {**chosen.hyperparameters(), "subset": subset, "seed": seed, "augment": augment}
+    if not augment:
+        hyperparameters["augmentation"] = None
     label = name or f"{model} {recipe} ({chosen.epochs} ep" + (f", {subset} img" if subset else "") + ")"
     return store.create_run(name=label, model=model, recipe=recipe, hyperparameters=hyperparameters)
 

@@ -11,7 +11,9 @@ import keras
 import numpy as np
 
 from eipviz.data import load_dataset
-from eipviz.recipes import Recipe, get_recipe
+from dataclasses import replace
+
+from eipviz.recipes import Augmentation, Recipe, get_recipe
 from eipviz.training.batches import ImageBatches
 from eipviz.training.builders import augmentation_layers, compile_model, schedule_callbacks
 from eipviz.training.devices import training_scope
@@ -96,7 +98,8 @@ class RunRecorder(keras.callbacks.Callback):
 def recipe_of(run) -> Recipe:
     """Rebuild the recipe a run was created with (model, recipe name and overrides)."""
     hp = run.hyperparameters
-    return get_recipe(run.model, run.recipe).with_overrides(epochs=hp.get("epochs"), batch_size=hp.get("batch_size"))
+    recipe = get_recipe(run.model, run.recipe).with_overrides(epochs=hp.get("epochs"), batch_size=hp.get("batch_size"))
+    return recipe if hp.get("augment", True) else replace(recipe, augmentation=Augmentation())
 
 
 def _arrays(dataset_name: str, subset: int | None, seed: int):

@@ -1,0 +1,36 @@
+"""What a live run is doing right now: epoch progress and time left."""
+
+from dataclasses import dataclass
+
+from eipviz.training.store import Run, RunStore
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    epochs_done: int
+    epochs_total: int
+    batch: int  # batches done in the current epoch
+    batches: int
+    running_loss: float | None
+    eta_seconds: float | None  # None until there is something to estimate from
+
+    @property
+    def epoch_fraction(self) -> float:
+        return self.batch / self.batches if self.batches else 0.0
+
+
+def run_progress(store: RunStore, run: Run) -> RunProgress:
+    """Progress of ``run`` from its stored epochs and throttled batch progress."""
+    rows = store.metrics(run.id)
+    total = int(run.hyperparameters.get("epochs") or 0)
+    done = len(rows)
+    live = store.progress(run.id) or {}
+    batch, batches = live.get("batch") or 0, live.get("batches") or 0
+    if live.get("epoch") != done + 1:  # progress row is from an epoch already stored
+        batch = 0
+    seconds = [row["epoch_seconds"] for row in rows if row.get("epoch_seconds")]
+    eta = None
+    if seconds:
+        per_epoch = sum(seconds[-3:]) / len(seconds[-3:])
+        eta = max(0.0, (total - done - (batch / batches if batches else 0.0)) * per_epoch)
+    return RunProgress(done, total, batch, batches, live.get("loss"), eta)

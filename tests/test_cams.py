@@ -1,0 +1,106 @@
+"""CAM methods against models where the right answer is known."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from eipviz.explain.cams import METHODS, compute_cams, get_cam
+from eipviz.zoo import build_model
+
+SIZE = 16
+
+
+def quadrant_model(head_activation="linear"):
+    """Channel k of the 4-channel image holds quadrant k; class 0's logit reads channel 0 only.
+
+    So the evidence for class 0 lies in the top-left quadrant, and every CAM
+    method must light it more than the other three.
+    """
+    inputs = keras.Input((SIZE, SIZE, 4))
+    features = layers.Conv2D(4, 1, activation="relu", name="features",
+                             )(inputs)
+    pooled = layers.GlobalAveragePooling2D()(features)
+    head = layers.Dense(2, activation=head_activation, name="head")
+    outputs = head(pooled)
+    model = keras.Model(inputs, outputs)
+    model.get_layer("features").set_weights([np.eye(4, dtype=np.float32)[None, None], np.zeros(4, np.float32)])
+    head.set_weights([np.array([[4.0, 0], [0, 1], [0, 1], [0, 1]], np.float32), np.zeros(2, np.float32)])
+    return model
+
+
+def quadrant_images(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, SIZE, SIZE, 4), np.float32)
+    half = SIZE // 2
+    corners = [(0, 0), (0, half), (half, 0), (half, half)]
+    for k, (row, col) in enumerate(corners):
+        x[:, row:row + half, col:col + half, k] = rng.uniform(0.5, 1.0, (n, half, half))
+    return x
+
+
+def quadrant_means(cams):
+    half = SIZE // 2
+    return np.array([cams[:, :half, :half].mean(), cams[:, :half, half:].mean(),
+                     cams[:, half:, :half].mean(), cams[:, half:, half:].mean()])
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_lights_the_quadrant_the_logit_depends_on(method):
+    cams = compute_cams(quadrant_model(), quadrant_images(), method=method, layer="features", class_indices=0)
+    means = quadrant_means(cams)
+    assert cams.shape == (3, SIZE, SIZE) and cams.dtype == np.float32
+    assert 0.0 <= cams.min() and cams.max() <= 1.0
+    assert means.argmax() == 0 and means[0] > 0.5
+    if method != "scorecam":  # Score-CAM's softmax weights keep some of every channel
+        assert means[1:].max() < 0.05
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_batched_cams_equal_per_image_cams(method):
+    model = build_model("resnet20v1")
+    x = np.random.default_rng(1).normal(size=(4, 32, 32, 3)).astype(np.float32)
+    cam = get_cam(model, method)
+    batched, classes, _ = cam(x, class_indices=[0, 3, 5, 9])
+    for i in range(len(x)):
+        single, _, _ = cam(x[i:i + 1], class_indices=[classes[i]])
+        np.testing.assert_allclose(single[0], batched[i], atol=2e-4)
+
+
+def test_softmax_and_logit_heads_give_the_same_gradcam():
+    softmax_model = quadrant_model("softmax")
+    logit_model = quadrant_model("linear")
+    x = quadrant_images()
+    for target in (0, 1):
+        np.testing.assert_allclose(
+            compute_cams(softmax_model, x, layer="features", class_indices=target),
+            compute_cams(logit_model, x, layer="features", class_indices=target), atol=1e-6)
+
+
+def test_default_class_is_the_prediction_and_layer_resolution_is_available():
+    model = quadrant_model()
+    cams, classes, logits = get_cam(model, "gradcam", "features")(quadrant_images(), upsample=False)
+    assert (classes == logits.argmax(-1)).all()
+    assert cams.shape == (3, SIZE, SIZE)  # a 1x1 conv keeps the input size
+    resnet_maps = compute_cams(build_model("resnet20v1"), np.zeros((2, 32, 32, 3), np.float32), upsample=False)
+    assert resnet_maps.shape == (2, 8, 8)
+
+
+def test_nested_sequential_model_layers_can_be_targeted():
+    inner = build_model("sepconv65k")
+    inputs = keras.Input((32, 32, 3))
+    outer = keras.Model(inputs, inner(inputs))
+    cams = compute_cams(outer, np.random.default_rng(2).normal(size=(2, 32, 32, 3)).astype(np.float32),
+                        layer="sepconv65k/sepconv5")
+    assert cams.shape == (2, 32, 32) and np.isfinite(cams).all()
+    # the automatic choice reaches inside the nested model
+    assert get_cam(outer).layer == "sepconv65k/sepconv5"
+
+
+def test_legacy_h5_model_loads_and_explains(tmp_path):
+    model = quadrant_model("softmax")
+    path = tmp_path / "legacy.h5"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    cams = compute_cams(loaded, quadrant_images(), layer="features", class_indices=0)
+    assert quadrant_means(cams).argmax() == 0

@@ -1,0 +1,122 @@
+"""Real worker subprocesses on CPU: end to end, cancel/resume, SIGKILL, both backends."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from eipviz.training.launcher import create_training_run, launch_worker, resume_run, stop_run
+from eipviz.training.store import RunStore
+from tests.conftest import ROOT, run_cli
+
+TINY = ["--model", "mnist14k", "--subset", "256", "--epochs", "2", "--batch-size", "64"]
+
+
+def wait_for(condition, timeout=240, interval=0.5, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_cli_train_end_to_end_records_metrics_checkpoints_and_csv(tmp_path, data_dir):
+    result = run_cli("train", *TINY, "--runs-dir", str(tmp_path))
+    store = RunStore(tmp_path)
+    (run,) = store.list_runs()
+    assert run.status == "finished" and run.backend == "tensorflow" and "CPU" in run.device
+    rows = store.metrics(run.id)
+    assert [row["epoch"] for row in rows] == [1, 2]
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds", "wall_time"):
+        assert all(row[name] is not None for row in rows), name
+    # Seed 002's schedule: epoch 2 uses 0.003 / 1.319.
+    assert rows[1]["learning_rate"] == pytest.approx(0.0022744503, rel=1e-5)
+    folder = store.run_dir(run.id)
+    assert (folder / "best.keras").is_file() and (folder / "last.keras").is_file()
+    with open(folder / "metrics.csv") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in csv_rows] == ["0", "1"] and "val_accuracy" in csv_rows[0]
+    assert float(csv_rows[1]["val_accuracy"]) == pytest.approx(rows[1]["val_accuracy"], rel=1e-6)
+    assert "backend tensorflow" in (folder / "worker.log").read_text()
+    assert list((folder / "tensorboard").rglob("events.out.tfevents.*"))
+    assert run.best_val_accuracy == max(r["val_accuracy"] for r in rows)
+    listing = run_cli("runs", "--runs-dir", str(tmp_path)).stdout
+    assert run.id in listing and "finished" in listing
+
+
+def _slow_run(store):
+    """A run long enough to stop mid-epoch: 4096 images at batch 16 is 256 steps an epoch."""
+    return create_training_run(store, "mnist14k", "documented", epochs=3, batch_size=16, subset=4096)
+
+
+def test_stop_cancels_after_the_batch_and_resume_keeps_the_epoch_counter(tmp_path, data_dir):
+    store = RunStore(tmp_path)
+    run_id = _slow_run(store)
+    launch_worker(store, run_id)
+    wait_for(lambda: store.completed_epochs(run_id) >= 1, what="first epoch")
+    wait_for(lambda: (store.progress(run_id) or {}).get("epoch") == 2, what="progress in epoch 2")
+    stop_run(store, run_id)
+    wait_for(lambda: store.get_run(run_id).status == "cancelled", what="cancelled")
+    assert store.completed_epochs(run_id) == 1
+    assert (store.run_dir(run_id) / "last.keras").is_file()
+
+    resume_run(store, run_id)
+    wait_for(lambda: store.get_run(run_id).status == "finished", timeout=400, what="finished after resume")
+    rows = store.metrics(run_id)
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    assert rows[1]["learning_rate"] == pytest.approx(0.003 / (1 + 0.319 * 1), rel=1e-5)
+    assert rows[2]["learning_rate"] == pytest.approx(0.003 / (1 + 0.319 * 2), rel=1e-5)
+    assert "Resuming from" in (store.run_dir(run_id) / "worker.log").read_text()
+
+
+def test_sigkill_is_detected_as_failed_and_no_completed_epoch_is_lost(tmp_path, data_dir):
+    store = RunStore(tmp_path)
+    run_id = _slow_run(store)
+    pid = launch_worker(store, run_id)
+    wait_for(lambda: store.completed_epochs(run_id) >= 1, what="first epoch")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: store.reap_dead_workers() == [run_id] or store.get_run(run_id).status == "failed",
+             timeout=30, what="dead worker detected")
+    run = store.get_run(run_id)
+    assert run.status == "failed" and "died" in run.error and "Epoch 1/3" in run.error
+    assert store.completed_epochs(run_id) >= 1
+    assert (store.run_dir(run_id) / "last.keras").is_file()
+
+
+def test_jax_backend_trains_and_its_checkpoint_loads_under_tensorflow(tmp_path, data_dir):
+    run_cli("train", *TINY, "--runs-dir", str(tmp_path), env={"KERAS_BACKEND": "jax"})
+    store = RunStore(tmp_path)
+    (run,) = store.list_runs()
+    assert run.status == "finished" and run.backend == "jax"
+    checkpoint = store.run_dir(run.id) / "last.keras"
+    check = (
+        "import keras, numpy as np; m = keras.models.load_model(r'%s'); "
+        "print(keras.backend.backend(), m.count_params(), m.predict(np.zeros((2, 28, 28, 1)), verbose=0).shape)"
+        % checkpoint
+    )
+    out = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-4:] == ["tensorflow", "14840", "(2,", "10)"]
+
+
+def test_training_code_makes_no_tensorflow_calls_outside_the_device_scope():
+    training = ROOT / "eipviz" / "training"
+    for path in training.glob("*.py"):
+        text = path.read_text()
+        if path.name != "devices.py":
+            assert "import tensorflow" not in text and "tf." not in text, path.name
+
+
+def test_resume_refuses_a_finished_run(tmp_path, data_dir):
+    store = RunStore(tmp_path)
+    run_id = create_training_run(store, "mnist14k", subset=64, epochs=1)
+    store.update_run(run_id, status="finished")
+    result = run_cli("train", "--resume", run_id, "--runs-dir", str(tmp_path), check=False)
+    assert result.returncode == 2 and "only cancelled or failed runs resume" in result.stderr
