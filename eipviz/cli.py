@@ -132,7 +132,102 @@ def _register_training(sub):
     p.set_defaults(handler=cmd_runs)
 
 
-COMMANDS = {"training": _register_training}
+def _load_for_cli(model: str, weights: str | None = None, preprocessing: str | None = None):
+    """A zoo name (shipped weights, or --weights) or a path to a model file."""
+    from pathlib import Path
+
+    from eipviz.loading import load_uploaded_model, load_zoo_model
+    from eipviz.zoo import MODELS
+
+    if model in MODELS:
+        return load_zoo_model(model, weights)
+    if Path(model).is_file():
+        return load_uploaded_model(model, preprocessing or "unit_scale")
+    raise EipvizError(f"{model!r} is neither a zoo model ({', '.join(MODELS)}) nor a model file.")
+
+
+def cmd_evaluate(args) -> int:
+    from eipviz.evaluation import evaluate
+
+    loaded = _load_for_cli(args.model, args.weights, args.preprocessing)
+    result = evaluate(loaded)
+    print(json.dumps({"model": loaded.label, **result.summary()}, indent=2))
+    return 0
+
+
+def cmd_cam(args) -> int:
+    from pathlib import Path
+
+    from eipviz.explain.overlay import png_bytes
+    from eipviz.explain.predict import explain_images
+    from eipviz.images import read_image
+
+    loaded = _load_for_cli(args.model, preprocessing=args.preprocessing)
+    class_index = None
+    if args.class_name is not None:
+        names = list(loaded.class_names)
+        class_index = names.index(args.class_name) if args.class_name in names else _class_number(args.class_name, names)
+    images = []
+    for file in args.image:
+        path = Path(file)
+        if not path.is_file():
+            raise EipvizError(f"Image {file} not found.")
+        images.append(read_image(path.read_bytes(), path.name))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = []
+    for file, explanation in zip(args.image, explain_images(loaded, images, args.method, args.layer, class_index)):
+        target = out / f"{Path(file).stem}-{args.method}.png"
+        target.write_bytes(png_bytes(explanation.overlay))
+        report.append({"image": file, "overlay": str(target), "top3": explanation.top(loaded.class_names, 3),
+                       "explained_class": loaded.class_names[explanation.class_index]})
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _class_number(value: str, names: list) -> int:
+    if value.isdigit() and int(value) < len(names):
+        return int(value)
+    raise EipvizError(f"Unknown class {value!r}. Use a name ({', '.join(names)}) or an index.")
+
+
+def cmd_ship(args) -> int:
+    from eipviz.training.store import RunStore
+    from eipviz.weights import ship_run
+
+    entry = ship_run(RunStore(args.runs_dir), args.run)
+    print(json.dumps({k: entry[k] for k in ("file", "sha256", "test_accuracy", "epochs", "device")}, indent=2))
+    return 0
+
+
+def _register_models(sub):
+    from eipviz.preprocessing import PREPROCESSINGS
+
+    p = sub.add_parser("evaluate", help="test accuracy and per-class accuracy as JSON")
+    p.add_argument("--model", required=True, help="zoo name (shipped weights) or a .keras/.h5 file")
+    p.add_argument("--weights", help="a .keras file for the zoo model instead of the shipped one")
+    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS), help="for a model file (default unit_scale)")
+    p.set_defaults(handler=cmd_evaluate)
+
+    from eipviz.explain.cams import METHODS
+
+    p = sub.add_parser("cam", help="write CAM overlay PNGs for images and print top-3 predictions as JSON")
+    p.add_argument("--model", required=True, help="zoo name (shipped weights) or a .keras/.h5 file")
+    p.add_argument("--image", required=True, nargs="+")
+    p.add_argument("--method", choices=list(METHODS), default="gradcam")
+    p.add_argument("--layer", help="layer name (default: the model's CAM layer)")
+    p.add_argument("--class", dest="class_name", help="class name or index to explain (default: top prediction)")
+    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS), help="for a model file (default unit_scale)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(handler=cmd_cam)
+
+    p = sub.add_parser("ship", help="(maintainers) copy a run's best checkpoint into weights/ and record it")
+    p.add_argument("--run", required=True)
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_ship)
+
+
+COMMANDS = {"training": _register_training, "models": _register_models}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,3 +52,57 @@ def test_train_page_starts_a_worker_and_shows_its_live_curves(tmp_path, monkeypa
     assert not at.exception
     assert at.get("plotly_chart"), "the finished run shows its curves"
     assert any(run.id in m.value for m in at.markdown)
+
+
+def _png(array) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_misclassified_page_shows_accuracy_confusion_and_a_gallery_for_shipped_weights(data_dir):
+    at = open_page("misclassified.py")
+    assert at.metric[0].value.endswith("%") and float(at.metric[0].value[:-1]) >= 99.46
+    assert at.get("plotly_chart"), "confusion matrix"
+    gallery = at.get("image")
+    assert gallery, "gallery images"
+    at.selectbox(key="mis-method").select("scorecam").run()
+    assert not at.exception
+    at.selectbox(key="mis-true").select("4").run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert all("true 4" in c for c in captions if c.startswith("#")), captions
+
+
+def test_upload_page_predicts_and_overlays_a_good_image_and_rejects_a_bad_one(data_dir):
+    import numpy as np
+
+    at = open_page("upload.py")
+    digit = np.zeros((60, 40), np.uint8)
+    digit[10:50, 18:22] = 255  # a tall "1", not 28x28: the page resizes it and says so
+    uploader = next(u for u in at.file_uploader if "Images" in u.label)
+    uploader.set_value([("one.png", _png(digit), "image/png"), ("fake.png", b"not an image", "image/png")]).run()
+    assert not at.exception
+    assert any("fake.png" in e.value for e in at.error)
+    assert any("resized from 40x60 to 28x28" in c.value for c in at.caption)
+    assert at.get("plotly_chart") and at.get("image")
+
+
+def test_uploading_a_model_with_a_lambda_layer_is_refused_with_a_message(tmp_path, data_dir):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Lambda(lambda t: t * 2)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x)))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    at = open_page("upload.py")
+    at.file_uploader(key="up-model-file").set_value(("lambda.keras", path.read_bytes(), "application/octet-stream"))
+    at.run()
+    at.button(key="up-use-model").click().run()
+    assert not at.exception
+    assert any("Lambda" in e.value for e in at.error)

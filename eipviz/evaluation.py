@@ -1,0 +1,87 @@
+"""Test-set evaluation: accuracy, per-class accuracy, confusion matrix and every prediction."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from eipviz.data import load_dataset
+from eipviz.errors import EipvizError
+from eipviz.loading import LoadedModel, predict_probabilities
+from eipviz.preprocessing import preprocess
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    labels: np.ndarray  # (N,) true classes
+    probabilities: np.ndarray  # (N, K)
+    class_names: tuple
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probabilities.max(axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.predictions == self.labels).mean())
+
+    def per_class_accuracy(self) -> dict:
+        return {name: float((self.predictions[self.labels == k] == k).mean())
+                for k, name in enumerate(self.class_names)}
+
+    def confusion_matrix(self) -> np.ndarray:
+        """Counts (true, predicted)."""
+        k = len(self.class_names)
+        return np.bincount(self.labels * k + self.predictions, minlength=k * k).reshape(k, k)
+
+    def misclassified_indices(self, true_class=None, predicted_class=None, min_confidence=0.0,
+                              max_confidence=1.0) -> np.ndarray:
+        """Indices of wrong predictions, most confident first, optionally filtered."""
+        wrong = self.predictions != self.labels
+        if true_class is not None:
+            wrong &= self.labels == true_class
+        if predicted_class is not None:
+            wrong &= self.predictions == predicted_class
+        wrong &= (self.confidence >= min_confidence) & (self.confidence <= max_confidence)
+        indices = np.flatnonzero(wrong)
+        return indices[np.argsort(-self.confidence[indices], kind="stable")]
+
+    def summary(self) -> dict:
+        return {"accuracy": round(self.accuracy, 6),
+                "per_class_accuracy": {k: round(v, 6) for k, v in self.per_class_accuracy().items()},
+                "n": int(len(self.labels))}
+
+
+def test_images_for(loaded: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 test images and labels of the dataset the model was trained on."""
+    if loaded.dataset is None:
+        raise EipvizError(f"{loaded.label} does not take CIFAR-10 or MNIST images with 10 classes; "
+                          f"there is no test set to evaluate it on.")
+    ds = load_dataset(loaded.dataset)
+    return ds.x_test, ds.y_test
+
+
+def fit_images(images: np.ndarray, size: tuple) -> np.ndarray:
+    """Resize uint8 images (N, H, W[, C]) to the model's (height, width, channels) with OpenCV."""
+    import cv2
+
+    height, width, channels = size
+    x = images if images.ndim == 4 else images[..., None]
+    if x.shape[1:3] != (height, width):
+        x = np.stack([cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA) for img in x])
+        x = x if x.ndim == 4 else x[..., None]
+    if x.shape[-1] != channels:
+        x = x.mean(axis=-1, keepdims=True).astype(np.uint8) if channels == 1 else np.repeat(x, 3, axis=-1)
+    return x
+
+
+def evaluate(loaded: LoadedModel, limit: int | None = None) -> Evaluation:
+    """Evaluate on the model's full test set (or its first ``limit`` images)."""
+    images, labels = test_images_for(loaded)
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    inputs = preprocess(fit_images(images, loaded.input_size), loaded.preprocessing)
+    return Evaluation(np.asarray(labels, dtype=np.int64), predict_probabilities(loaded, inputs), loaded.class_names)

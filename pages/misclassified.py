@@ -1,0 +1,104 @@
+"""Misclassified page: where the model is wrong on the test set, and what it looked at."""
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from eipviz.errors import EipvizError
+from eipviz.evaluation import test_images_for
+from eipviz.explain.cams import METHODS
+from eipviz.explain.gallery import gallery_items, gallery_png_sheet
+from eipviz.explain.overlay import png_bytes
+from pages.common import cached_evaluation, model_picker, upload_model_widget
+
+PAGE_SIZE = 12
+ALL = "All"
+
+st.title("Misclassified test images")
+upload_model_widget("mis")
+loaded, model_key = model_picker("mis")
+if loaded is None:
+    st.stop()
+try:
+    images, _ = test_images_for(loaded)
+    evaluation = cached_evaluation(model_key, loaded)
+except EipvizError as error:
+    st.error(str(error))
+    st.stop()
+
+names = list(loaded.class_names)
+cols = st.columns(3)
+cols[0].metric("Test accuracy", f"{evaluation.accuracy:.2%}")
+cols[1].metric("Misclassified", f"{int((evaluation.predictions != evaluation.labels).sum()):,}")
+cols[2].metric("Test images", f"{len(evaluation.labels):,}")
+
+left, right = st.columns([1, 2])
+left.dataframe(pd.DataFrame({"class": names, "accuracy": list(evaluation.per_class_accuracy().values())}),
+               hide_index=True, column_config={"accuracy": st.column_config.ProgressColumn(
+                   "accuracy", format="percent", min_value=0.0, max_value=1.0)})
+matrix = evaluation.confusion_matrix()
+heatmap = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix,
+                               texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}")
+                    ).update_layout(xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
+                                    height=420, margin={"t": 10, "b": 10})
+with right:
+    event = st.plotly_chart(heatmap, on_select="rerun", selection_mode="points", key="confusion")
+    st.caption("Click a cell to filter the gallery to that (true, predicted) pair.")
+
+selected = (event or {}).get("selection", {}).get("points", []) if event else []
+if selected:
+    st.session_state["mis-true"] = selected[0]["y"]
+    st.session_state["mis-pred"] = selected[0]["x"]
+
+st.subheader("Gallery")
+f1, f2, f3, f4, f5 = st.columns([1, 1, 1.4, 1, 1.4])
+true_name = f1.selectbox("True class", [ALL, *names], key="mis-true")
+pred_name = f2.selectbox("Predicted class", [ALL, *names], key="mis-pred")
+low, high = f3.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.05)
+method = f4.selectbox("CAM method", list(METHODS), key="mis-method")
+layers = loaded.cam_layers
+layer = f5.selectbox("Layer", layers, index=layers.index(loaded.cam_layer) if loaded.cam_layer in layers else 0,
+                     key="mis-layer")
+
+indices = evaluation.misclassified_indices(
+    true_class=None if true_name == ALL else names.index(true_name),
+    predicted_class=None if pred_name == ALL else names.index(pred_name),
+    min_confidence=low, max_confidence=high)
+pages = max(1, -(-len(indices) // PAGE_SIZE))
+page = st.number_input(f"Page (of {pages}; {len(indices)} images, most confident first)", 1, pages, 1)
+shown = indices[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+
+if len(shown) == 0:
+    st.info("No misclassified image matches these filters.")
+else:
+    try:
+        with st.spinner(f"Computing {method} for {len(shown)} images…"):
+            items = gallery_items(loaded, evaluation, images, shown, method=method, layer=layer)
+    except EipvizError as error:
+        st.error(str(error))
+        st.stop()
+    st.download_button("Export this page as PNG", png_bytes(gallery_png_sheet(items)),
+                       file_name=f"misclassified-{method}-page{page}.png", mime="image/png")
+    grid = st.columns(3)
+    for i, item in enumerate(items):
+        with grid[i % 3].container(border=True):
+            st.caption(item.caption)
+            c1, c2, c3 = st.columns(3)
+            c1.image(item.original, caption="image", width="stretch")
+            c2.image(item.predicted_overlay, caption=f"CAM: {item.predicted_class}", width="stretch")
+            c3.image(item.true_overlay, caption=f"CAM: {item.true_class}", width="stretch")
+
+with st.expander("Faithfulness of the CAM methods (deletion / insertion AUC, average drop)"):
+    n = st.number_input("Test images to use", 10, 500, 50, 10)
+    if st.button("Compute faithfulness"):
+        from eipviz.explain.faithfulness import faithfulness
+        from eipviz.evaluation import fit_images
+        from eipviz.preprocessing import preprocess
+
+        sample = np.random.default_rng(0).choice(len(images), int(n), replace=False)
+        inputs = preprocess(fit_images(images[sample], loaded.input_size), loaded.preprocessing)
+        with st.spinner("Deleting and inserting pixels…"):
+            table = faithfulness(loaded.model, inputs, list(METHODS), layer=layer)
+        st.dataframe(pd.DataFrame(table), hide_index=True)
+        st.caption("Deletion AUC: lower is better. Insertion AUC: higher is better.")
