@@ -191,6 +191,30 @@ def _class_number(value: str, names: list) -> int:
     raise EipvizError(f"Unknown class {value!r}. Use a name ({', '.join(names)}) or an index.")
 
 
+def cmd_faithfulness(args) -> int:
+    import numpy as np
+
+    from eipviz.evaluation import fit_images, test_images_for
+    from eipviz.explain.cams import METHODS
+    from eipviz.explain.faithfulness import faithfulness
+    from eipviz.preprocessing import preprocess
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise EipvizError(f"Unknown CAM method(s) {', '.join(unknown)}. Choose from: {', '.join(METHODS)}.")
+    loaded = _load_for_cli(args.model, args.weights)
+    images, _ = test_images_for(loaded)
+    sample = np.random.default_rng(args.seed).choice(len(images), min(args.n, len(images)), replace=False)
+    inputs = preprocess(fit_images(images[sample], loaded.input_size), loaded.preprocessing)
+    rows = faithfulness(loaded.model, inputs, methods, layer=args.layer)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+    return 0
+
+
 def cmd_ship(args) -> int:
     from eipviz.training.store import RunStore
     from eipviz.weights import ship_run
@@ -220,6 +244,16 @@ def _register_models(sub):
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS), help="for a model file (default unit_scale)")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=cmd_cam)
+
+    p = sub.add_parser("faithfulness", help="deletion/insertion AUC and average drop per CAM method")
+    p.add_argument("--model", required=True)
+    p.add_argument("--weights")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--n", type=int, default=200, help="test images to sample")
+    p.add_argument("--layer")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_faithfulness)
 
     p = sub.add_parser("ship", help="(maintainers) copy a run's best checkpoint into weights/ and record it")
     p.add_argument("--run", required=True)

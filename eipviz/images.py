@@ -34,8 +34,11 @@ def read_image(data: bytes, name: str = "image") -> np.ndarray:
                 rgb = _to_rgb(image)
     except EipvizError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise EipvizError(f"{name} is not an image eipviz can read ({type(error).__name__}).") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise EipvizError(f"{name} declares too many pixels; it is too large to decode safely "
+                          f"(limit {MAX_PIXELS:,} pixels).") from error
+    except UnidentifiedImageError as error:
+        raise EipvizError(f"{name} is not an image eipviz can read.") from error
     except (OSError, ValueError, SyntaxError) as error:  # truncated or malformed data
         raise EipvizError(f"{name} is damaged or truncated and cannot be decoded.") from error
     if min(rgb.shape[:2]) < 2:

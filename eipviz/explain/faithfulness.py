@@ -21,7 +21,8 @@ def _probabilities(cam, inputs, classes, batch_size=512):
 
 
 def _blurred(x):
-    return np.stack([cv2.GaussianBlur(img, (0, 0), sigmaX=max(1.0, img.shape[0] / 8)) for img in x])
+    blurred = [cv2.GaussianBlur(img, (0, 0), sigmaX=max(1.0, img.shape[0] / 8)) for img in x]
+    return np.stack(blurred).reshape(x.shape)  # OpenCV drops a single channel axis
 
 
 def _curve(cam, start, finish, order, classes):

@@ -1,0 +1,49 @@
+import json
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import run_cli
+
+
+def test_cam_writes_overlays_and_prints_top3(tmp_path, data_dir):
+    image = tmp_path / "seven.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 30), dtype=np.uint8)).save(image)
+    out = tmp_path / "out"
+    result = run_cli("cam", "--model", "mnist14k", "--image", str(image), "--method", "layercam",
+                     "--class", "7", "--out", str(out))
+    (report,) = json.loads(result.stdout)
+    assert report["explained_class"] == "7" and len(report["top3"]) == 3
+    overlay = Image.open(out / "seven-layercam.png")
+    assert overlay.mode == "RGB" and overlay.size[0] >= 128
+
+
+def test_cam_on_a_bad_image_is_one_message(tmp_path, data_dir):
+    bad = tmp_path / "bad.png"
+    bad.write_text("nope")
+    result = run_cli("cam", "--model", "mnist14k", "--image", str(bad), "--out", str(tmp_path), check=False)
+    assert result.returncode == 2 and "bad.png" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_prints_accuracy_and_per_class_json(data_dir):
+    report = json.loads(run_cli("evaluate", "--model", "mnist14k").stdout)
+    assert report["n"] == 10000 and report["accuracy"] >= 0.9946
+    assert set(report["per_class_accuracy"]) == {str(d) for d in range(10)}
+
+
+def test_evaluate_without_shipped_weights_says_what_to_do(data_dir):
+    from eipviz.weights import shipped_models
+
+    missing = next(name for name in ("resnet18", "sepconv65k", "sepconv59k") if name not in shipped_models())
+    result = run_cli("evaluate", "--model", missing, check=False)
+    assert result.returncode == 2 and "Train" in result.stderr
+
+
+def test_faithfulness_cli_prints_a_table_and_json(data_dir):
+    result = run_cli("faithfulness", "--model", "mnist14k", "--methods", "gradcam,layercam", "--n", "8", "--json")
+    rows = json.loads(result.stdout)
+    assert [row["method"] for row in rows] == ["gradcam", "layercam"]
+    for row in rows:
+        assert 0 <= row["deletion_auc"] <= 1 and 0 <= row["insertion_auc"] <= 1 and row["n"] == 8
+    table = run_cli("faithfulness", "--model", "mnist14k", "--methods", "gradcam", "--n", "4").stdout
+    assert "deletion_auc" in table.splitlines()[0]

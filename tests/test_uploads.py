@@ -1,0 +1,135 @@
+"""Untrusted images and model files: each gets one clear message, never a traceback."""
+
+import io
+
+import h5py
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from eipviz.errors import EipvizError
+from eipviz.images import read_image
+from eipviz.loading import load_uploaded_model
+
+
+def encode(image: Image.Image, fmt="PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def rgb(width=20, height=10):
+    return Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+BAD_IMAGES = {
+    "empty": b"",
+    "text named png": b"hello, I am not a picture",
+    "truncated png": encode(rgb())[:60],
+    "truncated jpeg": encode(rgb(64, 64), "JPEG")[:200],
+    "1x1": encode(Image.new("RGB", (1, 1))),
+    "tiff": encode(rgb(), "TIFF"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_IMAGES)
+def test_bad_images_raise_one_clear_error(name):
+    with pytest.raises(EipvizError) as error:
+        read_image(BAD_IMAGES[name], f"{name}.png")
+    assert f"{name}.png" in str(error.value)
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    # A tiny PNG header announcing 30000x30000 pixels.
+    bomb = encode(Image.new("1", (30000, 30000)), optimize=True)
+    assert len(bomb) < 2_000_000
+    with pytest.raises(EipvizError, match="too large to decode"):
+        read_image(bomb, "bomb.png")
+
+
+def test_odd_but_valid_images_become_rgb_uint8():
+    cases = {
+        "cmyk jpeg": encode(rgb().convert("CMYK"), "JPEG"),
+        "16-bit png": encode(Image.fromarray(np.arange(200, dtype=np.uint16).reshape(10, 20) * 300)),
+        "palette with transparency": encode(rgb().convert("P"), transparency=0),
+        "grayscale": encode(rgb().convert("L")),
+        "rgba webp": encode(rgb().convert("RGBA"), "WEBP"),
+        "bmp": encode(rgb(), "BMP"),
+        "animated gif": encode(rgb(), "GIF", save_all=True, append_images=[rgb(20, 10).rotate(90)]),
+    }
+    for name, data in cases.items():
+        image = read_image(data, name)
+        assert image.dtype == np.uint8 and image.shape == (10, 20, 3), name
+
+
+def test_exif_rotation_is_applied():
+    image = rgb(20, 10)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    data = encode(image, "JPEG", exif=exif.tobytes())
+    assert read_image(data, "rotated.jpg").shape == (20, 10, 3)
+
+
+def small_classifier(input_shape=(8, 8, 3), outputs=1):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(2, 3, padding="same")(inputs)
+    x = keras.layers.Flatten()(x)
+    heads = [keras.layers.Dense(3, activation="softmax", name=f"out{i}")(x) for i in range(outputs)]
+    return keras.Model(inputs, heads if outputs > 1 else heads[0])
+
+
+def test_random_bytes_named_keras_are_refused(tmp_path):
+    path = tmp_path / "random.keras"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(EipvizError, match="not a readable Keras model"):
+        load_uploaded_model(path)
+
+
+def test_weights_only_h5_is_refused_with_advice(tmp_path):
+    path = tmp_path / "only.weights.h5"
+    small_classifier().save_weights(path)
+    renamed = tmp_path / "weights.h5"
+    path.rename(renamed)
+    with pytest.raises(EipvizError, match="only weights"):
+        load_uploaded_model(renamed)
+
+
+def test_several_outputs_and_non_image_inputs_are_refused(tmp_path):
+    several = tmp_path / "two_heads.keras"
+    small_classifier(outputs=2).save(several)
+    with pytest.raises(EipvizError, match="one image input and one class output"):
+        load_uploaded_model(several)
+    tabular = tmp_path / "tabular.keras"
+    inputs = keras.Input((12,))
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs)).save(tabular)
+    with pytest.raises(EipvizError, match="not images"):
+        load_uploaded_model(tabular)
+
+
+def test_lambda_layers_are_refused_in_keras_and_legacy_h5(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Lambda(lambda t: t + 1.0)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    for name in ("lambda.keras", "lambda.h5"):
+        model.save(tmp_path / name)
+        with pytest.raises(EipvizError, match="Lambda layer"):
+            load_uploaded_model(tmp_path / name)
+
+
+def test_a_64x64_model_loads_and_explains_resized_images(tmp_path):
+    from eipviz.explain.predict import explain_images
+
+    path = tmp_path / "big.keras"
+    small_classifier((64, 64, 3)).save(path)
+    loaded = load_uploaded_model(path)
+    assert loaded.input_size == (64, 64, 3) and loaded.dataset is None
+    (explanation,) = explain_images(loaded, [np.zeros((32, 32, 3), np.uint8)])
+    assert explanation.cam.shape == (64, 64) and len(explanation.top(loaded.class_names, 3)) == 3
+
+
+def test_wrong_extension_is_refused(tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(b"x")
+    with pytest.raises(EipvizError, match="upload a Keras model file"):
+        load_uploaded_model(path)
