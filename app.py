@@ -11,6 +11,7 @@ st.set_page_config(page_title="eipviz", page_icon=":material/visibility:", layou
 PAGES = [
     st.Page("pages/models.py", title="Models", icon=":material/account_tree:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/curves.py", title="Curves", icon=":material/show_chart:"),
     st.Page("pages/misclassified.py", title="Misclassified", icon=":material/image_search:"),
     st.Page("pages/upload.py", title="Upload", icon=":material/upload:"),
 ]

@@ -224,6 +224,25 @@ def cmd_ship(args) -> int:
     return 0
 
 
+def cmd_import_log(args) -> int:
+    from pathlib import Path
+
+    from eipviz.keraslog import parse_log_bytes
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise EipvizError(f"Log file {args.file} not found.")
+    parsed = parse_log_bytes(path.read_bytes())
+    sys.stdout.write(parsed.to_csv())
+    if args.store:
+        from eipviz.curves import import_log
+        from eipviz.training.store import RunStore
+
+        run_id = import_log(RunStore(args.runs_dir), parsed, args.name or path.stem, source=str(path))
+        print(f"stored as run {run_id}", file=sys.stderr)
+    return 0
+
+
 def _register_models(sub):
     from eipviz.preprocessing import PREPROCESSINGS
 
@@ -254,6 +273,13 @@ def _register_models(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_faithfulness)
+
+    p = sub.add_parser("import-log", help="parse a Keras log (console, CSVLogger or History JSON) to per-epoch CSV")
+    p.add_argument("file")
+    p.add_argument("--name", help="run name when stored (default: the file name)")
+    p.add_argument("--store", action="store_true", help="also save it as an imported run")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_import_log)
 
     p = sub.add_parser("ship", help="(maintainers) copy a run's best checkpoint into weights/ and record it")
     p.add_argument("--run", required=True)

@@ -47,3 +47,22 @@ def test_faithfulness_cli_prints_a_table_and_json(data_dir):
         assert 0 <= row["deletion_auc"] <= 1 and 0 <= row["insertion_auc"] <= 1 and row["n"] == 8
     table = run_cli("faithfulness", "--model", "mnist14k", "--methods", "gradcam", "--n", "4").stdout
     assert "deletion_auc" in table.splitlines()[0]
+
+
+def test_import_log_prints_csv_and_stores_a_run(tmp_path):
+    from eipviz.training.store import RunStore
+    from tests.test_keraslog import SEEDS
+
+    (seed,) = SEEDS.glob("002_*.txt")
+    result = run_cli("import-log", str(seed), "--store", "--name", "seed two", "--runs-dir", str(tmp_path))
+    lines = result.stdout.splitlines()
+    assert lines[0] == "epoch,loss,acc,val_loss,val_acc,lr" and len(lines) == 21
+    (run,) = RunStore(tmp_path).list_runs()
+    assert run.kind == "imported" and run.name == "seed two"
+
+
+def test_import_log_of_noise_is_one_message(tmp_path):
+    noise = tmp_path / "noise.log"
+    noise.write_bytes(b"\x89PNG\x00\x00 not a log")
+    result = run_cli("import-log", str(noise), check=False)
+    assert result.returncode == 2 and "binary" in result.stderr and "Traceback" not in result.stderr

@@ -106,3 +106,34 @@ def test_uploading_a_model_with_a_lambda_layer_is_refused_with_a_message(tmp_pat
     at.button(key="up-use-model").click().run()
     assert not at.exception
     assert any("Lambda" in e.value for e in at.error)
+
+
+def test_curves_page_overlays_reference_runs_and_imports_an_uploaded_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    at = open_page("curves.py")
+    at.multiselect(key="curve-runs").set_value(["reference-mnist14k", "reference-resnet20v1"]).run()
+    assert not at.exception
+    assert at.get("plotly_chart")
+    summary = at.dataframe[0].value
+    assert list(summary["best_value"]) == [0.9947, 0.8809] and list(summary["best_epoch"])[0] == 16
+
+    log = b"Epoch 1/2\n1/1 - loss: 0.9 - val_accuracy: 0.5\nEpoch 2/2\n1/1 - loss: 0.5 - val_accuracy: 0.75\n"
+    at.file_uploader(key="log-file").set_value(("mylog.txt", log, "text/plain")).run()
+    at.button(key="log-import").click().run()
+    assert not at.exception
+    assert any("Imported 2 epochs" in s.value for s in at.success)
+    imported = next(o for o in at.multiselect(key="curve-runs").options if "mylog.txt" in o)
+    assert imported
+
+    at.file_uploader(key="log-file").set_value(("noise.txt", b"\x00\x01garbage", "text/plain")).run()
+    at.button(key="log-import").click().run()
+    assert any("binary" in e.value for e in at.error) and not at.exception
+
+
+def test_curves_page_smoothing_log_axis_and_wall_time_do_not_break():
+    at = open_page("curves.py")
+    at.multiselect(key="curve-runs").set_value(["reference-resnet18"]).run()
+    at.slider(key="curve-smoothing").set_value(0.6).run()
+    at.toggle(key="curve-log").set_value(True).run()
+    at.radio(key="curve-x").set_value("wall time").run()
+    assert not at.exception

@@ -1,0 +1,179 @@
+"""Browse and compare training curves: trained, imported and documented reference runs."""
+
+import csv
+import hashlib
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from eipviz.keraslog import ParsedLog, parse_log
+from eipviz.zoo import MODELS
+
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference_runs"
+# Keras 2 logs say acc and lr; Keras 3 says accuracy and learning_rate. Compare like with like.
+CANONICAL = {"acc": "accuracy", "val_acc": "val_accuracy", "lr": "learning_rate"}
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf"]
+
+
+@dataclass
+class CurveRun:
+    id: str
+    name: str
+    kind: str  # trained | imported | reference
+    rows: list  # [{"epoch": e, metric: value, ...}] with canonical metric names
+    model: str | None = None
+    status: str = "finished"
+    source: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.status in ("queued", "running")
+
+    @property
+    def metrics(self) -> list[str]:
+        names = []
+        for row in self.rows:
+            names += [k for k in row if k != "epoch" and k not in names]
+        return names
+
+    @property
+    def color(self) -> str:
+        """Stable per run id, so a run keeps its colour between reruns and selections."""
+        return PALETTE[int(hashlib.sha1(self.id.encode()).hexdigest(), 16) % len(PALETTE)]
+
+
+def canonical_rows(parsed: ParsedLog) -> list[dict]:
+    return [{CANONICAL.get(k, k): v for k, v in row.items()} for row in parsed.rows()]
+
+
+def reference_runs() -> list[CurveRun]:
+    """The five documented runs, parsed from the seeds and committed as CSV."""
+    runs = []
+    for name, spec in MODELS.items():
+        path = REFERENCE_DIR / f"{name}.csv"
+        text = "".join(line for line in path.read_text().splitlines(True) if not line.startswith("#"))
+        runs.append(CurveRun(id=f"reference-{name}", name=f"{name} (documented, seed {spec.seed_file[:3]})",
+                             kind="reference", rows=canonical_rows(parse_log(text)), model=name,
+                             source=f"../shared/seeds/{spec.seed_file}"))
+    return runs
+
+
+def store_runs(store) -> list[CurveRun]:
+    store.reap_dead_workers()
+    return [CurveRun(run.id, run.name, run.kind, store.metrics(run.id), run.model, run.status, run.source)
+            for run in store.list_runs(kinds=("trained", "imported"))]
+
+
+def all_curve_runs(store) -> list[CurveRun]:
+    return store_runs(store) + reference_runs()
+
+
+def import_log(store, parsed: ParsedLog, name: str, source: str | None = None) -> str:
+    """Save a parsed log as a finished run of kind "imported"; return its id."""
+    run_id = store.create_run(name=name, kind="imported", status="finished", source=source)
+    for row in canonical_rows(parsed):
+        store.add_epoch(run_id, row.pop("epoch"), row)
+    return run_id
+
+
+def debiased_ema(values: list, smoothing: float) -> list:
+    """TensorBoard's smoothing: an exponential moving average divided by (1 - w^t) to remove its start bias.
+
+    Missing and non-finite values are passed through and do not advance the average.
+    """
+    if smoothing <= 0:
+        return list(values)
+    out, average, steps = [], 0.0, 0
+    for value in values:
+        if value is None or not math.isfinite(value):
+            out.append(value)
+            continue
+        steps += 1
+        average = smoothing * average + (1 - smoothing) * value
+        out.append(average / (1 - smoothing ** steps))
+    return out
+
+
+def best_epoch(run: CurveRun) -> tuple | None:
+    """(epoch, metric, value): max val_accuracy, else min val_loss, else None."""
+    for metric, pick in (("val_accuracy", max), ("val_loss", min)):
+        points = [(row["epoch"], row[metric]) for row in run.rows
+                  if row.get(metric) is not None and math.isfinite(row[metric])]
+        if points:
+            epoch, value = pick(points, key=lambda p: p[1])
+            return epoch, metric, value
+    return None
+
+
+def summary_rows(runs: list[CurveRun]) -> list[dict]:
+    """Best value and epoch, final value, epochs and duration per run."""
+    rows = []
+    for run in runs:
+        best = best_epoch(run)
+        last = run.rows[-1] if run.rows else {}
+        final_metric = best[1] if best else None
+        duration = last.get("wall_time")
+        rows.append({
+            "run": run.name, "kind": run.kind, "status": run.status, "best_metric": final_metric,
+            "best_value": None if best is None else round(best[2], 4), "best_epoch": None if best is None else best[0],
+            "final_value": None if final_metric is None or last.get(final_metric) is None else round(last[final_metric], 4),
+            "epochs": len(run.rows),
+            "duration_s": None if duration is None else round(duration, 1),
+        })
+    return rows
+
+
+def tidy_csv(runs: list[CurveRun]) -> str:
+    """All selected runs as one long table: run_id, run_name, kind, epoch, metric, value."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run_id", "run_name", "kind", "epoch", "metric", "value"])
+    for run in runs:
+        for row in run.rows:
+            for metric, value in row.items():
+                if metric != "epoch":
+                    writer.writerow([run.id, run.name, run.kind, row["epoch"], metric, "" if value is None else value])
+    return out.getvalue()
+
+
+def curves_figure(runs: list[CurveRun], metrics: list[str], smoothing: float = 0.0, log_y: bool = False,
+                  x_axis: str = "epoch") -> go.Figure:
+    """One panel per metric; a colour per run; smoothed curve over its faded raw curve; best-epoch markers."""
+    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics or [""])
+    for col, metric in enumerate(metrics, start=1):
+        for run in runs:
+            points = [row for row in run.rows if row.get(metric) is not None]
+            if x_axis == "wall time":
+                points = [row for row in points if row.get("wall_time") is not None]
+                xs = [row["wall_time"] for row in points]
+            else:
+                xs = [row["epoch"] for row in points]
+            if not points:
+                continue
+            ys = [row[metric] for row in points]
+            show_legend = col == 1
+            if smoothing > 0:
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": run.color, "width": 1},
+                                         opacity=0.25, showlegend=False, hoverinfo="skip"), row=1, col=col)
+                ys = debiased_ema(ys, smoothing)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=run.name, legendgroup=run.id,
+                                     line={"color": run.color}, showlegend=show_legend), row=1, col=col)
+            best = best_epoch(run)
+            if best:
+                at = next((i for i, row in enumerate(points) if row["epoch"] == best[0]), None)
+                if at is not None:
+                    fig.add_trace(go.Scatter(x=[xs[at]], y=[ys[at]], mode="markers", legendgroup=run.id,
+                                             marker={"color": run.color, "size": 10, "symbol": "star"},
+                                             name=f"best epoch {best[0]}", showlegend=False,
+                                             hovertemplate=f"{run.name}: best epoch {best[0]} ({best[1]})"),
+                                  row=1, col=col)
+        if log_y:
+            fig.update_yaxes(type="log", row=1, col=col)
+    fig.update_xaxes(title_text="wall time (s)" if x_axis == "wall time" else "epoch")
+    fig.update_layout(height=420, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    return fig

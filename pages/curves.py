@@ -1,0 +1,74 @@
+"""Curves page: overlay trained, imported and documented runs; import Keras logs."""
+
+import pandas as pd
+import streamlit as st
+
+from eipviz.curves import all_curve_runs, curves_figure, import_log, summary_rows, tidy_csv
+from eipviz.errors import EipvizError
+from eipviz.keraslog import parse_log, parse_log_bytes
+from pages.common import run_store
+
+DEFAULT_METRICS = ["val_accuracy", "val_loss"]
+
+st.title("Curves")
+store = run_store()
+
+with st.expander("Import a Keras log (paste or upload)"):
+    pasted = st.text_area("Paste a log", height=150, key="log-text",
+                          placeholder="Epoch 1/20\n60000/60000 [====] - 10s - loss: 0.41 - acc: 0.93 - ...")
+    uploaded = st.file_uploader("…or upload one (console log, CSVLogger .csv, History .json)",
+                                type=["txt", "log", "csv", "json", "md", "html"], key="log-file")
+    name = st.text_input("Name", value=uploaded.name if uploaded else "imported log", key="log-name")
+    if st.button("Import", key="log-import"):
+        try:
+            parsed = parse_log_bytes(uploaded.getvalue()) if uploaded else parse_log(pasted)
+            run_id = import_log(store, parsed, name, source=uploaded.name if uploaded else "pasted")
+            st.success(f"Imported {len(parsed.epochs)} epochs as run {run_id}.")
+        except EipvizError as error:
+            st.error(str(error))
+
+runs = all_curve_runs(store)
+by_id = {run.id: run for run in runs}
+defaults = [r.id for r in runs if r.kind == "trained"][:2] + [r.id for r in runs if r.kind == "reference"][:1]
+selected_ids = st.multiselect("Runs", list(by_id), default=defaults, format_func=lambda i: f"{by_id[i].name} [{by_id[i].kind}]",
+                              key="curve-runs")
+metrics_available = sorted({m for i in selected_ids for m in by_id[i].metrics})
+c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
+metrics = c1.multiselect("Metrics", metrics_available, key="curve-metrics",
+                         default=[m for m in DEFAULT_METRICS if m in metrics_available] or metrics_available[:1])
+smoothing = c2.slider("Smoothing (debiased EMA)", 0.0, 0.95, 0.0, 0.05, key="curve-smoothing")
+log_y = c3.toggle("log y", key="curve-log")
+x_axis = c4.radio("x axis", ["epoch", "wall time"], key="curve-x")
+
+
+@st.fragment(run_every=3)
+def chart():
+    fresh = {run.id: run for run in all_curve_runs(store)}
+    chosen = [fresh[i] for i in selected_ids if i in fresh]
+    if not chosen or not metrics:
+        st.info("Select runs and metrics to compare.")
+        return
+    st.plotly_chart(curves_figure(chosen, metrics, smoothing, log_y, x_axis), key="curves")
+    if x_axis == "wall time" and any(not any("wall_time" in r for r in run.rows) for run in chosen):
+        st.caption("Runs without wall-clock times (imported and documented logs) are left out on this axis.")
+    st.dataframe(pd.DataFrame(summary_rows(chosen)), hide_index=True)
+    st.download_button("Download selected runs as CSV", tidy_csv(chosen), file_name="curves.csv", mime="text/csv")
+
+
+chart()
+
+editable = [by_id[i] for i in selected_ids if by_id[i].kind != "reference"]
+if editable:
+    with st.expander("Rename or delete a run"):
+        target = st.selectbox("Run", editable, format_func=lambda r: r.name, key="edit-run")
+        new_name = st.text_input("New name", value=target.name, key="edit-name")
+        a, b = st.columns(2)
+        if a.button("Rename", key="edit-rename"):
+            store.update_run(target.id, name=new_name)
+            st.rerun()
+        if b.button("Delete", key="edit-delete", type="secondary"):
+            try:
+                store.delete_run(target.id)
+                st.rerun()
+            except EipvizError as error:
+                st.error(str(error))

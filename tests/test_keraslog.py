@@ -1,0 +1,185 @@
+"""The Keras log parser on the five seed logs and on every log shape we promise to read."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from eipviz.errors import EipvizError
+from eipviz.keraslog import parse_log, parse_log_bytes
+from tests.conftest import ROOT
+
+SEEDS = ROOT.parent / "shared" / "seeds"
+SEED_EPOCHS = {"000": 50, "001": 50, "002": 20, "003": 50, "004": 50}
+
+
+def seed_text(prefix):
+    (path,) = SEEDS.glob(f"{prefix}_*.txt")
+    return path.read_text()
+
+
+def metric_lines(text):
+    """Every final metrics line of a seed, independently of the parser: (loss, acc, val_loss, val_acc)."""
+    pattern = r"loss: ([\d.]+) - acc: ([\d.]+) - val_loss: ([\d.]+) - val_acc: ([\d.]+)"
+    return [tuple(float(v) for v in m) for m in re.findall(pattern, text)]
+
+
+@pytest.mark.parametrize("prefix", SEED_EPOCHS)
+def test_every_seed_epoch_and_metric_matches_the_text(prefix):
+    text = seed_text(prefix)
+    rows = parse_log(text).rows()
+    assert [r["epoch"] for r in rows] == list(range(1, SEED_EPOCHS[prefix] + 1))
+    parsed = {(r["loss"], r["acc"], r["val_loss"], r["val_acc"]) for r in rows}
+    assert parsed == set(metric_lines(text))  # seed 001 prints epoch 48 twice, identically
+
+
+@pytest.mark.parametrize("prefix", ["001", "002", "004"])
+def test_every_announced_scheduler_rate_is_kept(prefix):
+    text = seed_text(prefix)
+    announced = {int(e): float(v) for e, v in
+                 re.findall(r"Epoch 0*(\d+): LearningRateScheduler setting learning rate to ([\d.e-]+?)\.?\s", text)}
+    rates = parse_log(text).learning_rates
+    assert announced and all(rates[e] == pytest.approx(v) for e, v in announced.items())
+
+
+def test_seed_002_second_epoch_rate_and_seed_004_drop_at_epoch_32():
+    assert parse_log(seed_text("002")).learning_rates[2] == 0.0022744503
+    assert parse_log(seed_text("004")).learning_rates[32] == pytest.approx(4.1666666666666665e-05)
+
+
+def test_seed_000_plateau_reductions_hold_from_the_next_epoch():
+    rates = parse_log(seed_text("000")).learning_rates
+    assert 6 not in rates  # the starting rate is never announced
+    assert rates[7] == rates[18] == pytest.approx(0.0009486833062967954)
+    assert rates[19] == pytest.approx(0.0003000000007813074) and rates[30] == rates[50] == 0.0001
+
+
+def test_csv_header_is_epoch_then_metrics_as_printed_then_lr_and_round_trips(tmp_path):
+    from eipviz.curves import import_log
+    from eipviz.training.store import RunStore
+
+    parsed = parse_log(seed_text("002"))
+    text = parsed.to_csv()
+    assert text.splitlines()[0] == "epoch,loss,acc,val_loss,val_acc,lr"
+    assert text.splitlines()[2] == "2,0.1061,0.982,0.0503,0.9885,0.0022744503"
+    assert parse_log(text).rows() == parsed.rows()  # our CSV reads back unchanged (1-based epochs)
+    # stored as an imported run, the epochs and values come back unchanged (names made canonical)
+    store = RunStore(tmp_path)
+    rows = store.metrics(import_log(store, parsed, "seed 002"))
+    assert [r["epoch"] for r in rows] == list(range(1, 21))
+    assert [(r["val_accuracy"], r["learning_rate"]) for r in rows] == [(r["val_acc"], r["lr"]) for r in parsed.rows()]
+
+
+def test_committed_reference_csvs_equal_a_fresh_parse_of_the_seeds():
+    from eipviz.curves import REFERENCE_DIR
+    from eipviz.zoo import MODELS
+
+    for name, spec in MODELS.items():
+        committed = (REFERENCE_DIR / f"{name}.csv").read_text().splitlines()
+        assert spec.seed_file in committed[0]
+        assert committed[1:] == parse_log((SEEDS / spec.seed_file).read_text()).to_csv().splitlines()
+
+
+KERAS2 = """Train on 60000 samples, validate on 10000 samples
+Epoch 1/2
+60000/60000 [==============================] - 10s 168us/step - loss: 0.4110 - acc: 0.9359 - val_loss: 0.0839 - val_acc: 0.9848
+Epoch 2/2
+60000/60000 [==============================] - 7s 120us/step - loss: 0.1061 - acc: 0.9820 - val_loss: 0.0503 - val_acc: 0.9885
+"""
+
+TFKERAS2 = """Epoch 1/2
+  32/1875 [..............................] - ETA: 5:12 - loss: 2.3026 - accuracy: 0.0938\r 64/1875 [>.............................] - ETA: 3:01 - loss: 2.2000 - accuracy: 0.1200\r1875/1875 [==============================] - 12s 6ms/step - loss: 0.2947 - accuracy: 0.9143 - val_loss: 0.1405 - val_accuracy: 0.9582
+Epoch 2/2
+1875/1875 [==============================] - 11s 6ms/step - loss: 0.1402 - accuracy: 0.9585 - val_loss: 0.1010 - val_accuracy: 0.9690
+"""
+
+VERBOSE2 = """Epoch 1/3
+ - 3s - loss: 0.5000 - acc: 0.8000
+Epoch 2/3
+1875/1875 - 2s - 358ms/epoch - loss: 0.4000 - accuracy: 0.8500 - val_loss: 0.3500 - val_accuracy: 0.8700
+Epoch 3/3
+"""
+
+KERAS3 = """Epoch 1/2
+\x1b[1m 50/391\x1b[0m ━━━━━━━━━━━━━━━━━━━━ 12s 41ms/step - accuracy: 0.2 - loss: 2.1
+391/391 ━━━━━━━━━━━━━━━━━━━━ 21s 50ms/step - accuracy: 0.4556 - loss: 1.8465 - val_accuracy: 0.3583 - val_loss: 2.5776 - learning_rate: 0.0010
+Epoch 2/2
+391/391 ━━━━━━━━━━━━━━━━━━━━ 20s 49ms/step - accuracy: 0.6000 - loss: 1.2000 - val_accuracy: 0.5500 - val_loss: 1.3000 - learning_rate: 5.0000e-04
+"""
+
+
+def test_keras2_log():
+    rows = parse_log(KERAS2).rows()
+    assert rows == [{"epoch": 1, "loss": 0.411, "acc": 0.9359, "val_loss": 0.0839, "val_acc": 0.9848},
+                    {"epoch": 2, "loss": 0.1061, "acc": 0.982, "val_loss": 0.0503, "val_acc": 0.9885}]
+
+
+def test_tf_keras2_progress_updates_are_not_epochs():
+    rows = parse_log(TFKERAS2).rows()
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[0]["accuracy"] == 0.9143
+
+
+def test_verbose2_lines_and_a_truncated_last_epoch():
+    parsed = parse_log(VERBOSE2)
+    assert sorted(parsed.epochs) == [1, 2]  # epoch 3 has no metrics line: not an epoch
+    assert parsed.epochs[1] == {"loss": 0.5, "acc": 0.8}
+    assert parsed.epochs[2]["val_accuracy"] == 0.87
+
+
+def test_keras3_bar_with_learning_rate_metric_goes_to_lr_last():
+    parsed = parse_log(KERAS3)
+    assert parsed.columns == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss", "lr"]
+    assert [r["lr"] for r in parsed.rows()] == [0.001, 0.0005]
+
+
+def test_markdown_and_html_wrapping():
+    wrapped = ("<p><b>Epoch 1/1</b><br>\n"
+               "| 100/100 [====] - 1s - loss: 0.5 - val\\_loss: 0.6 - val\\_acc: 0.7 |<br></p>\n"
+               "```\n    Epoch 00001: val_acc improved from -inf to 0.70000\n```\n&lt;end&gt;")
+    assert parse_log(wrapped).rows() == [{"epoch": 1, "loss": 0.5, "val_loss": 0.6, "val_acc": 0.7}]
+
+
+def test_callback_lines_any_metric_names_nan_and_inf():
+    log = """Epoch 5/8
+Epoch 5: LearningRateScheduler setting learning rate to 0.01.
+10/10 - 1s - loss: nan - mean_io_u: 0.42 - auc_1: 0.91 - dice_coef: inf - top_k_categorical_accuracy: 0.99
+Epoch 5: ReduceLROnPlateau reducing learning rate to 0.001.
+Epoch 6/8
+10/10 - 1s - loss: 0.3 - mean_io_u: 0.5
+Epoch 6: early stopping
+"""
+    parsed = parse_log(log)
+    first = parsed.rows()[0]
+    assert first["epoch"] == 5 and math.isnan(first["loss"]) and first["dice_coef"] == math.inf
+    assert first["mean_io_u"] == 0.42 and first["auc_1"] == 0.91 and first["top_k_categorical_accuracy"] == 0.99
+    assert parsed.learning_rates == {5: 0.01, 6: 0.001}  # resumed run starting at epoch 5
+
+
+def test_repeated_epochs_keep_the_later_values():
+    log = "Epoch 1/2\n1/1 - loss: 0.9\nEpoch 1/2\n1/1 - loss: 0.7\nEpoch 2/2\n1/1 - loss: 0.5\n"
+    assert [r["loss"] for r in parse_log(log).rows()] == [0.7, 0.5]
+
+
+def test_csvlogger_file_and_history_json():
+    csvlogger = "epoch,accuracy,loss,learning_rate\n0,0.5,1.2,0.01\n1,0.6,1.0,0.005\n"
+    parsed = parse_log(csvlogger)
+    assert parsed.rows() == [{"epoch": 1, "accuracy": 0.5, "loss": 1.2, "lr": 0.01},
+                             {"epoch": 2, "accuracy": 0.6, "loss": 1.0, "lr": 0.005}]
+    history = json.dumps({"loss": [1.0, 0.8], "val_acc": [0.5, 0.6], "lr": [0.1, 0.1]})
+    assert parse_log(history).columns == ["epoch", "loss", "val_acc", "lr"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (b"", "empty"), (b"\x00\x01\x02binary", "binary"), (b"epoch,loss\n", "No epochs"),
+    (b"just some words\nand more words\n" * 1000, "No epochs"), (b"{not json", "not valid"),
+])
+def test_unparseable_input_gets_a_clear_message(bad, message):
+    with pytest.raises(EipvizError, match=message):
+        parse_log_bytes(bad)
+
+
+def test_a_log_with_only_nan_still_parses():
+    parsed = parse_log("Epoch 1/1\n1/1 - loss: nan - accuracy: nan\n")
+    assert math.isnan(parsed.rows()[0]["loss"])
