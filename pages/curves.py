@@ -18,11 +18,12 @@ with st.expander("Import a Keras log (paste or upload)"):
                           placeholder="Epoch 1/20\n60000/60000 [====] - 10s - loss: 0.41 - acc: 0.93 - ...")
     uploaded = st.file_uploader("…or upload one (console log, CSVLogger .csv, History .json)",
                                 type=["txt", "log", "csv", "json", "md", "html"], key="log-file")
-    name = st.text_input("Name", value=uploaded.name if uploaded else "imported log", key="log-name")
+    name = st.text_input("Name (optional)", key="log-name", placeholder="defaults to the file name")
     if st.button("Import", key="log-import"):
         try:
             parsed = parse_log_bytes(uploaded.getvalue()) if uploaded else parse_log(pasted)
-            run_id = import_log(store, parsed, name, source=uploaded.name if uploaded else "pasted")
+            source = uploaded.name if uploaded else "pasted log"
+            run_id = import_log(store, parsed, name or source, source=source)
             st.success(f"Imported {len(parsed.epochs)} epochs as run {run_id}.")
         except EipvizError as error:
             st.error(str(error))

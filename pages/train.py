@@ -57,6 +57,16 @@ with st.form("start"):
                f"{chosen.epochs} epochs. {chosen.assumptions}")
 
 
+def _action_button(label, run_id, action, done_message):
+    """A button that applies ``action(store, run_id)`` and reports the outcome."""
+    if st.button(label, key=f"{label.lower()}-{run_id}"):
+        try:
+            action(store, run_id)
+            st.toast(done_message)
+        except EipvizError as error:
+            st.error(str(error))
+
+
 def _run_panel(run):
     progress = run_progress(store, run)
     header = f"**{run.name}** · `{run.id}` · {run.status}"
@@ -69,21 +79,11 @@ def _run_panel(run):
                  + (f", loss {progress.running_loss:.4f}" if progress.running_loss is not None else "")
                  + f" · ETA {_format_seconds(progress.eta_seconds)}")
         st.progress(progress.epoch_fraction, text=label)
-        if st.button("Stop", key=f"stop-{run.id}"):
-            try:
-                stop_run(store, run.id)
-                st.toast(f"Stopping {run.id} after its current batch…")
-            except EipvizError as error:
-                st.error(str(error))
+        _action_button("Stop", run.id, stop_run, f"Stopping {run.id} after its current batch…")
     elif run.status in ("cancelled", "failed"):
         if run.status == "failed":
             st.error(f"Run failed. {run.error or ''}".strip())
-        if st.button("Resume", key=f"resume-{run.id}"):
-            try:
-                resume_run(store, run.id)
-                st.toast(f"Resuming {run.id}…")
-            except EipvizError as error:
-                st.error(str(error))
+        _action_button("Resume", run.id, resume_run, f"Resuming {run.id}…")
     rows = store.metrics(run.id)
     if rows:
         st.plotly_chart(training_curves_figure(rows), key=f"curves-{run.id}")
