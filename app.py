@@ -9,11 +9,11 @@ import streamlit as st
 st.set_page_config(page_title="eipviz", page_icon=":material/visibility:", layout="wide")
 
 PAGES = [
-    st.Page("pages/models.py", title="Models", icon=":material/account_tree:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/curves.py", title="Curves", icon=":material/show_chart:"),
-    st.Page("pages/misclassified.py", title="Misclassified", icon=":material/image_search:"),
-    st.Page("pages/upload.py", title="Upload", icon=":material/upload:"),
+    st.Page("app_pages/models.py", title="Models", icon=":material/account_tree:", default=True),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/curves.py", title="Curves", icon=":material/show_chart:"),
+    st.Page("app_pages/misclassified.py", title="Misclassified", icon=":material/image_search:"),
+    st.Page("app_pages/upload.py", title="Upload", icon=":material/upload:"),
 ]
 
 st.navigation(PAGES).run()

@@ -9,10 +9,16 @@ TIMEOUT = 180  # the first run imports TensorFlow and builds models
 
 
 def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(ROOT / "app_pages" / page), default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def test_no_pages_folder_beside_app_py():
+    """Streamlit 1.67 turns a ``pages/`` folder beside the entry script into legacy multipage mode:
+    page URLs then bypass app.py's st.navigation and every file there shows in the sidebar."""
+    assert not (ROOT / "pages").exists()
 
 
 def test_app_entry_runs():

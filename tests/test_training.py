@@ -120,3 +120,18 @@ def test_resume_refuses_a_finished_run(tmp_path, data_dir):
     store.update_run(run_id, status="finished")
     result = run_cli("train", "--resume", run_id, "--runs-dir", str(tmp_path), check=False)
     assert result.returncode == 2 and "only cancelled or failed runs resume" in result.stderr
+
+
+def test_a_worker_outlives_the_process_that_started_it(tmp_path, data_dir):
+    """What happens when Streamlit restarts: the launching process exits, the run goes on."""
+    launcher = (
+        "from eipviz.training.launcher import start_training; from eipviz.training.store import RunStore; "
+        f"print(start_training(RunStore(r'{tmp_path}'), 'mnist14k', epochs=1, subset=256, batch_size=64))"
+    )
+    started = subprocess.run([sys.executable, "-c", launcher], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120, env={**os.environ})
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.strip().splitlines()[-1]
+    store = RunStore(tmp_path)
+    wait_for(lambda: store.get_run(run_id).status in ("finished", "failed"), what="orphaned run to end")
+    assert store.get_run(run_id).status == "finished" and store.completed_epochs(run_id) == 1

@@ -10,7 +10,7 @@ from eipviz.evaluation import test_images_for
 from eipviz.explain.cams import METHODS
 from eipviz.explain.gallery import gallery_items, gallery_png_sheet
 from eipviz.explain.overlay import png_bytes
-from pages.common import cached_evaluation, model_picker, upload_model_widget
+from app_pages.common import cached_evaluation, model_picker, upload_model_widget
 
 PAGE_SIZE = 12
 ALL = "All"
@@ -41,6 +41,7 @@ matrix = evaluation.confusion_matrix()
 heatmap = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix,
                                texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}")
                     ).update_layout(xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
+                                    xaxis_type="category", yaxis_type="category",
                                     height=420, margin={"t": 10, "b": 10})
 with right:
     event = st.plotly_chart(heatmap, on_select="rerun", selection_mode="points", key="confusion")

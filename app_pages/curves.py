@@ -6,7 +6,7 @@ import streamlit as st
 from eipviz.curves import all_curve_runs, curves_figure, import_log, summary_rows, tidy_csv
 from eipviz.errors import EipvizError
 from eipviz.keraslog import parse_log, parse_log_bytes
-from pages.common import run_store
+from app_pages.common import run_store
 
 DEFAULT_METRICS = ["val_accuracy", "val_loss"]
 

@@ -8,7 +8,7 @@ from eipviz.errors import EipvizError
 from eipviz.explain.cams import METHODS
 from eipviz.explain.predict import explain_images
 from eipviz.images import IMAGE_TYPES, read_image, resize_note
-from pages.common import model_picker, upload_model_widget
+from app_pages.common import model_picker, upload_model_widget
 
 st.title("Explain your images")
 upload_model_widget("up")

@@ -1,0 +1,80 @@
+"""Screenshot every page of a running eipviz in Debian's Chromium (for the README and for review).
+
+    .venv/bin/python scripts/screenshots.py [--port 8599] [--out docs]
+
+Starts ``streamlit run app.py`` on a free loopback port, opens each page
+headless, waits until Streamlit stops running the script, and saves a PNG.
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ["models", "train", "curves", "misclassified", "upload"]
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_settled(page, timeout_s=180):
+    """Streamlit shows a running indicator while the script runs; wait for it to go and stay gone."""
+    deadline = time.time() + timeout_s
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_s * 1000)
+    quiet_since = None
+    while time.time() < deadline:
+        running = page.query_selector("[data-testid='stStatusWidget']")
+        if running is None or not running.is_visible():
+            quiet_since = quiet_since or time.time()
+            if time.time() - quiet_since > 3:
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.5)
+    raise TimeoutError("page never settled")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=str(ROOT / "docs"))
+    args = parser.parse_args()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                               "--server.port", str(port), "--server.address", "127.0.0.1",
+                               "--browser.gatherUsageStats", "false"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            for name in PAGES:
+                for _ in range(60):
+                    try:
+                        page.goto(f"http://127.0.0.1:{port}/{name}", timeout=10000)
+                        break
+                    except Exception:
+                        time.sleep(1)
+                wait_until_settled(page)
+                exceptions = page.query_selector_all("[data-testid='stException']")
+                target = Path(args.out) / f"{name}.png"
+                page.screenshot(path=str(target), full_page=True)
+                print(f"{target}{' (EXCEPTION SHOWN)' if exceptions else ''}", flush=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
