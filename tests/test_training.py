@@ -135,3 +135,30 @@ def test_a_worker_outlives_the_process_that_started_it(tmp_path, data_dir):
     store = RunStore(tmp_path)
     wait_for(lambda: store.get_run(run_id).status in ("finished", "failed"), what="orphaned run to end")
     assert store.get_run(run_id).status == "finished" and store.completed_epochs(run_id) == 1
+
+
+def test_four_concurrent_runs_share_the_store_without_losing_a_metric(tmp_path, data_dir):
+    store = RunStore(tmp_path)
+    run_ids = [create_training_run(store, "mnist14k", epochs=2, subset=128, batch_size=32, seed=i) for i in range(4)]
+    for run_id in run_ids:
+        launch_worker(store, run_id)
+    wait_for(lambda: all(store.get_run(r).status == "finished" for r in run_ids), timeout=400,
+             what="four concurrent runs")
+    for run_id in run_ids:
+        rows = store.metrics(run_id)
+        assert [r["epoch"] for r in rows] == [1, 2]
+        assert all(r.get(name) is not None for r in rows for name in ("loss", "accuracy", "val_loss",
+                                                                        "val_accuracy", "learning_rate"))
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "runs.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_an_unusable_runs_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the runs folder should be")
+    result = run_cli("train", "--model", "mnist14k", "--runs-dir", str(blocker / "runs"), check=False)
+    assert result.returncode == 2 and "Cannot use the runs folder" in result.stderr
+    assert "Traceback" not in result.stderr
