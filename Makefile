@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv
+.PHONY: run test venv chromium
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -16,5 +16,14 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(PY) -m streamlit run app.py
 
-test: $(STAMP)
+# The real-browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "The browser tests need Chromium: run 'sudo apt-get install -y chromium', then make test."; exit 1; \
+	  fi; }
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -q

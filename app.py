@@ -6,7 +6,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import streamlit as st
 
-st.set_page_config(page_title="eipviz", page_icon=":material/visibility:", layout="wide")
+# An emoji favicon: a :material: one is fetched from Google Fonts, which fails offline.
+st.set_page_config(page_title="eipviz", page_icon="🔍", layout="wide")
 
 PAGES = [
     st.Page("app_pages/models.py", title="Models", icon=":material/account_tree:", default=True),

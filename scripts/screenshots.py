@@ -61,7 +61,8 @@ def main():
             for name in PAGES:
                 for _ in range(60):
                     try:
-                        page.goto(f"http://127.0.0.1:{port}/{name}", timeout=10000)
+                        path = "" if name == "models" else name  # the default page is served at /
+                        page.goto(f"http://127.0.0.1:{port}/{path}", timeout=10000)
                         break
                     except Exception:
                         time.sleep(1)

@@ -1,0 +1,164 @@
+"""The app in a real browser: `streamlit run app.py` on a loopback port, driven by Playwright in Debian's Chromium.
+
+Each test saves a screenshot under test-artifacts/browser/ and fails on a
+Streamlit exception box, a browser console error or a page that never settles.
+"""
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT, shared_data_dir
+
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements.txt")  # noqa: F841
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from screenshots import CHROMIUM_FLAGS, free_port, wait_until_settled  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+# Streamlit's frontend probes for a base path when opened on a page URL (/train/_stcore/health):
+# those two 404s are its own, harmless, and the only console errors we accept.
+BASE_PATH_PROBE = re.compile(r"/_stcore/(health|host-config)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    assert os.path.exists(CHROMIUM), "Chromium is missing: run `apt-get install -y chromium` (make test does as root)."
+    runs = tmp_path_factory.mktemp("runs")
+    port = free_port()
+    env = {**os.environ, "EIPVIZ_RUNS_DIR": str(runs), "EIPVIZ_DATA_DIR": str(shared_data_dir())}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        raise AssertionError("streamlit did not start")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    tab = context.new_page()
+    errors = []
+    tab.on("console", lambda m: m.type == "error" and errors.append(m))
+    tab.on("pageerror", lambda e: errors.append(e))
+    yield tab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    exceptions = tab.locator("[data-testid='stException']").all_inner_texts()
+    real = [e for e in errors if not (hasattr(e, "location") and BASE_PATH_PROBE.search(e.location.get("url", "")))]
+    context.close()
+    assert not exceptions, exceptions
+    assert not real, [getattr(e, "text", str(e)) for e in real]
+
+
+def open_page(page, server, name):
+    page.goto(f"{server}/{name}")
+    wait_until_settled(page)
+
+
+def choose(page, label, option):
+    page.get_by_test_id("stSelectbox").filter(has_text=label).click()
+    page.get_by_role("option", name=option).click()
+    wait_until_settled(page)
+
+
+@pytest.mark.parametrize("name", ["models", "train", "curves", "misclassified", "upload"])
+def test_every_page_opens_cleanly(page, server, name):
+    open_page(page, server, "" if name == "models" else name)  # the default page is served at /
+    expect(page.get_by_test_id("stSidebarNav")).to_contain_text("Misclassified")
+
+
+def _plot_points(page):
+    return page.evaluate("() => { const p = document.querySelector('.js-plotly-plot');"
+                         " return p && p.data ? p.data[0].x.length : 0; }")
+
+
+def test_train_page_runs_a_tiny_training_live_and_stops_it(page, server):
+    open_page(page, server, "train")
+    choose(page, "Model", "mnist14k — MNIST net, 14,840 params, GAP")
+    page.get_by_label("Epochs (0 = recipe's)").fill("4")
+    page.get_by_label("Batch size (0 = recipe's)").fill("16")
+    page.get_by_label("Subset (0 = all images)").fill("4096")
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_text("Started run")).to_be_visible(timeout=30_000)
+
+    progress = page.get_by_text(re.compile(r"epoch \d+/4: batch \d+/256"))
+    expect(progress).to_be_visible(timeout=120_000)
+    first = progress.inner_text()
+    expect(progress).not_to_have_text(first, timeout=30_000)  # the bar moves
+
+    page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot');"
+                           " return p && p.data && p.data[0].x.length >= 1; }", timeout=180_000)
+    page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot');"
+                           " return p && p.data && p.data[0].x.length >= 2; }", timeout=180_000)
+    assert _plot_points(page) >= 2  # the curve grew by an epoch while we watched
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text(re.compile(r"· cancelled"))).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+
+
+def test_curves_page_overlays_the_run_on_the_documented_one(page, server):
+    open_page(page, server, "curves")
+    names = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                          ".flatMap(p => p.data.map(t => t.name || ''))")
+    assert any("mnist14k documented" in n or "mnist14k" in n and "ep" in n for n in names), names
+    assert any("documented" in n for n in names), names
+
+
+def test_misclassified_gallery_changes_cam_method(page, server):
+    open_page(page, server, "misclassified")
+    expect(page.get_by_text(re.compile(r"^#\d+: true"))).not_to_have_count(0)
+    before = page.locator("img").count()
+    choose(page, "CAM method", "scorecam")
+    expect(page.get_by_text(re.compile(r"^#\d+: true"))).not_to_have_count(0)
+    assert page.locator("img").count() == before
+
+
+def _png_bytes():
+    image = np.zeros((56, 40), np.uint8)
+    image[8:48, 18:22] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_upload_page_explains_an_image_and_rejects_a_bad_file(page, server):
+    open_page(page, server, "upload")
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Images").locator("input[type=file]")
+    uploader.set_input_files([{"name": "one.png", "mimeType": "image/png", "buffer": _png_bytes()},
+                              {"name": "broken.png", "mimeType": "image/png", "buffer": b"no picture here"}])
+    wait_until_settled(page)
+    expect(page.get_by_text("broken.png is not an image eipviz can read.")).to_be_visible()
+    expect(page.get_by_text(re.compile("resized from 40x56 to 28x28"))).to_be_visible()
+    assert page.locator(".js-plotly-plot").count() == 1  # top-5 chart of the good image
