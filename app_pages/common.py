@@ -8,15 +8,20 @@ import streamlit as st
 from eipviz.errors import EipvizError
 from eipviz.loading import load_run_checkpoint, load_uploaded_model, load_zoo_model
 from eipviz.preprocessing import PREPROCESSINGS
-from eipviz.training.store import RunStore
+from eipviz.training.store import RunStore, default_runs_dir
 from eipviz.weights import shipped_models
 
 UPLOADED_MODEL_KEY = "uploaded_model"
 
 
 @st.cache_resource
+def _store_at(folder: str) -> RunStore:
+    return RunStore(folder)
+
+
 def run_store() -> RunStore:
-    return RunStore()
+    """The run store of the configured folder (cached per folder)."""
+    return _store_at(str(default_runs_dir().resolve()))
 
 
 @st.cache_resource(show_spinner="Loading the model…")

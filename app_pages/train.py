@@ -4,21 +4,16 @@ import time
 
 import streamlit as st
 
+from app_pages.common import run_store
 from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
 from eipviz.recipes import RECIPES, get_recipe
 from eipviz.training.launcher import resume_run, start_training, stop_run
 from eipviz.training.status import run_progress
-from eipviz.training.store import RunStore
 from eipviz.zoo import MODELS
 
 REFRESH_S = 2
 SHOWN_RUNS = 6
-
-
-@st.cache_resource
-def run_store() -> RunStore:
-    return RunStore()
 
 
 def _format_seconds(seconds):

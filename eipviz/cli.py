@@ -111,12 +111,9 @@ def cmd_runs(args) -> int:
 
 
 def _register_training(sub):
-    from eipviz.recipes import RECIPES
-    from eipviz.zoo import MODELS
-
     p = sub.add_parser("train", help="train a zoo model in this process (the app's worker)")
-    p.add_argument("--model", choices=list(MODELS))
-    p.add_argument("--recipe", choices=list(RECIPES), default="documented")
+    p.add_argument("--model", help="zoo model name (see `models`)")
+    p.add_argument("--recipe", default="documented", help="documented (the seed's) or fast")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--subset", type=int, help="train on N images (and validate on up to N)")
@@ -160,19 +157,14 @@ def cmd_cam(args) -> int:
 
     from eipviz.explain.overlay import png_bytes
     from eipviz.explain.predict import explain_images
-    from eipviz.images import read_image
+    from eipviz.images import read_image_file
 
     loaded = _load_for_cli(args.model, preprocessing=args.preprocessing)
     class_index = None
     if args.class_name is not None:
         names = list(loaded.class_names)
         class_index = names.index(args.class_name) if args.class_name in names else _class_number(args.class_name, names)
-    images = []
-    for file in args.image:
-        path = Path(file)
-        if not path.is_file():
-            raise EipvizError(f"Image {file} not found.")
-        images.append(read_image(path.read_bytes(), path.name))
+    images = [read_image_file(file) for file in args.image]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = []
@@ -229,9 +221,13 @@ def cmd_import_log(args) -> int:
 
     from eipviz.keraslog import parse_log_bytes
 
+    from eipviz.keraslog import MAX_LOG_BYTES
+
     path = Path(args.file)
     if not path.is_file():
         raise EipvizError(f"Log file {args.file} not found.")
+    if path.stat().st_size > MAX_LOG_BYTES:
+        raise EipvizError(f"{path.name} is larger than {MAX_LOG_BYTES // 2**20} MB; that is not a training log.")
     parsed = parse_log_bytes(path.read_bytes())
     sys.stdout.write(parsed.to_csv())
     if args.store:
@@ -252,12 +248,10 @@ def _register_models(sub):
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS), help="for a model file (default unit_scale)")
     p.set_defaults(handler=cmd_evaluate)
 
-    from eipviz.explain.cams import METHODS
-
     p = sub.add_parser("cam", help="write CAM overlay PNGs for images and print top-3 predictions as JSON")
     p.add_argument("--model", required=True, help="zoo name (shipped weights) or a .keras/.h5 file")
     p.add_argument("--image", required=True, nargs="+")
-    p.add_argument("--method", choices=list(METHODS), default="gradcam")
+    p.add_argument("--method", default="gradcam", help="gradcam, gradcam++, scorecam or layercam")
     p.add_argument("--layer", help="layer name (default: the model's CAM layer)")
     p.add_argument("--class", dest="class_name", help="class name or index to explain (default: top prediction)")
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS), help="for a model file (default unit_scale)")
@@ -267,7 +261,7 @@ def _register_models(sub):
     p = sub.add_parser("faithfulness", help="deletion/insertion AUC and average drop per CAM method")
     p.add_argument("--model", required=True)
     p.add_argument("--weights")
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default="gradcam,gradcam++,scorecam,layercam")
     p.add_argument("--n", type=int, default=200, help="test images to sample")
     p.add_argument("--layer")
     p.add_argument("--seed", type=int, default=0)
@@ -307,9 +301,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that never touch Keras start fast and import nothing heavy.
+_LIGHT_COMMANDS = ("import-log", "runs")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command not in _LIGHT_COMMANDS:
+            from eipviz.quiet import import_keras_quietly
+
+            import_keras_quietly()
         return args.handler(args)
     except EipvizError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -46,6 +46,19 @@ def read_image(data: bytes, name: str = "image") -> np.ndarray:
     return rgb
 
 
+def read_image_file(path) -> np.ndarray:
+    """``read_image`` for a file on disk, refusing oversized files before reading them."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise EipvizError(f"Image {path} not found.")
+    if path.stat().st_size > MAX_IMAGE_BYTES:
+        raise EipvizError(f"{path.name} is {path.stat().st_size / 2**20:.0f} MB; "
+                          f"images up to {MAX_IMAGE_BYTES // 2**20} MB.")
+    return read_image(path.read_bytes(), path.name)
+
+
 def _to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float64)

@@ -32,6 +32,7 @@ _BLOCK_TAGS = re.compile(r"<\s*(?:br|/?p|/?div|/?tr|/?td|/?th|/?li|/?pre|/?table
 _ANY_TAG = re.compile(r"<[^>]+>")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # Keras 3 colours its progress bar in terminals
 LR_NAMES = ("lr", "learning_rate")
+MAX_LOG_BYTES = 50 * 1024 * 1024
 
 
 @dataclass
@@ -106,6 +107,8 @@ def parse_log(text: str) -> ParsedLog:
 
 def parse_log_bytes(data: bytes) -> ParsedLog:
     """Decode uploaded bytes as UTF-8 (or Latin-1) and parse them."""
+    if len(data) > MAX_LOG_BYTES:
+        raise EipvizError(f"The file is larger than {MAX_LOG_BYTES // 2**20} MB; that is not a training log.")
     if b"\x00" in data[:4096]:
         raise EipvizError("This is a binary file, not a training log.")
     try:
@@ -140,11 +143,13 @@ def _metrics_of(line: str) -> dict | None:
     if counter and counter.group(1) != counter.group(2):
         return None  # a Keras 3 progress update, not the epoch's end
     pairs = {}
-    for segment in line.split(" - "):
+    for segment in line.split(" - ")[1:]:  # Keras prints every metric after a " - "
         match = _PAIR.match(segment)
         if match:
             pairs[match.group(1)] = _number(match.group(2))
-    return pairs or None
+    if not any("loss" in name for name in pairs):  # fit always reports a loss; noise does not
+        return None
+    return pairs
 
 
 def _parse_console(text: str) -> ParsedLog:

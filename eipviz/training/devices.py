@@ -15,7 +15,10 @@ def training_scope():
     if backend == "tensorflow":
         import tensorflow as tf  # the one TensorFlow call site: its own multi-GPU strategy
 
-        gpus = tf.config.list_physical_devices("GPU")
+        from eipviz.quiet import native_stderr_silenced
+
+        with native_stderr_silenced():  # a GPU-less machine gets a scary-looking cuInit line
+            gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             strategy = tf.distribute.MirroredStrategy()
             return strategy.scope(), f"tensorflow: {len(gpus)} GPU(s) via MirroredStrategy"

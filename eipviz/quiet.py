@@ -1,0 +1,38 @@
+"""Keep TensorFlow's native start-up chatter off the user's terminal."""
+
+import os
+import sys
+from contextlib import contextmanager
+
+
+@contextmanager
+def native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null for the block.
+
+    TensorFlow's C++ writes lines such as "All log messages before
+    absl::InitializeLog()..." and a cuInit error on machines without a GPU
+    straight to fd 2 at import and device discovery, before any log level
+    applies. Python exceptions raised in the block still reach the user:
+    they are printed after fd 2 is restored.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_keras_quietly():
+    """Import Keras and let TensorFlow discover its devices while fd 2 is silenced."""
+    with native_stderr_silenced():
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
