@@ -86,6 +86,8 @@ def model_picker(key: str):
             mtime = (store.run_dir(run.id) / "best.keras").stat().st_mtime
             return cached_run_model(run.id, mtime), f"run:{run.id}:{mtime}"
         loaded = st.session_state[UPLOADED_MODEL_KEY]
+        if loaded.note:
+            st.info(loaded.note)
         return loaded, f"upload:{id(loaded)}"
     except EipvizError as error:
         st.error(str(error))

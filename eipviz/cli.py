@@ -137,9 +137,14 @@ def _load_for_cli(model: str, weights: str | None = None, preprocessing: str | N
     from eipviz.zoo import MODELS
 
     if model in MODELS:
-        return load_zoo_model(model, weights)
+        loaded = load_zoo_model(model, weights)
+        loaded.preprocessing = preprocessing or loaded.preprocessing
+        return loaded
     if Path(model).is_file():
-        return load_uploaded_model(model, preprocessing or "unit_scale")
+        loaded = load_uploaded_model(model, preprocessing or "unit_scale")
+        if loaded.note:
+            print(f"note: {loaded.note}", file=sys.stderr)
+        return loaded
     raise EipvizError(f"{model!r} is neither a zoo model ({', '.join(MODELS)}) nor a model file.")
 
 
@@ -195,7 +200,7 @@ def cmd_faithfulness(args) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise EipvizError(f"Unknown CAM method(s) {', '.join(unknown)}. Choose from: {', '.join(METHODS)}.")
-    loaded = _load_for_cli(args.model, args.weights)
+    loaded = _load_for_cli(args.model, args.weights, args.preprocessing)
     images, _ = test_images_for(loaded)
     sample = np.random.default_rng(args.seed).choice(len(images), min(args.n, len(images)), replace=False)
     inputs = preprocess(fit_images(images[sample], loaded.input_size), loaded.preprocessing)
@@ -245,7 +250,8 @@ def _register_models(sub):
     p = sub.add_parser("evaluate", help="test accuracy and per-class accuracy as JSON")
     p.add_argument("--model", required=True, help="zoo name (shipped weights) or a .keras/.h5 file")
     p.add_argument("--weights", help="a .keras file for the zoo model instead of the shipped one")
-    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS), help="for a model file (default unit_scale)")
+    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS),
+                   help="how its inputs were preprocessed (default: the shipped or documented one, unit_scale for files)")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("cam", help="write CAM overlay PNGs for images and print top-3 predictions as JSON")
@@ -261,6 +267,7 @@ def _register_models(sub):
     p = sub.add_parser("faithfulness", help="deletion/insertion AUC and average drop per CAM method")
     p.add_argument("--model", required=True)
     p.add_argument("--weights")
+    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
     p.add_argument("--methods", default="gradcam,gradcam++,scorecam,layercam")
     p.add_argument("--n", type=int, default=200, help="test images to sample")
     p.add_argument("--layer")

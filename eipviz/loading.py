@@ -30,6 +30,7 @@ class LoadedModel:
     dataset: str | None  # the dataset it was trained on, when known
     cam_layer: str
     zoo_name: str | None = None
+    note: str | None = None  # e.g. why the automatic CAM layer is smaller than 5x5
 
     @property
     def input_size(self) -> tuple:
@@ -91,8 +92,9 @@ def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", lab
         "mnist" if (height, width, channels) == (28, 28, 1) else None)
     classes = int(model.outputs[0].shape[-1])
     names = CLASS_NAMES[dataset] if dataset and classes == 10 else tuple(f"class {i}" for i in range(classes))
-    layer, _ = default_layer_with_note(model)
-    return LoadedModel(model, label or path.name, preprocessing, names, dataset if classes == 10 else None, layer)
+    layer, note = default_layer_with_note(model)
+    return LoadedModel(model, label or path.name, preprocessing, names, dataset if classes == 10 else None, layer,
+                       note=note)
 
 
 def default_layer_with_note(model) -> tuple[str, str | None]:

@@ -43,13 +43,3 @@ def preprocess(images: np.ndarray, kind: str) -> np.ndarray:
     elif kind == "pixel_mean":
         x = x - cifar10_pixel_mean()
     return x
-
-
-def deprocess(inputs: np.ndarray, kind: str) -> np.ndarray:
-    """Invert ``preprocess``: float model inputs back to uint8 images (N, H, W, C)."""
-    x = np.asarray(inputs, dtype=np.float32)
-    if kind == "channel_standardize":
-        x = x * CIFAR10_STD + CIFAR10_MEAN
-    elif kind == "pixel_mean":
-        x = x + cifar10_pixel_mean()
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)

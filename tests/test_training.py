@@ -162,3 +162,37 @@ def test_an_unusable_runs_folder_is_a_clear_error(tmp_path):
     result = run_cli("train", "--model", "mnist14k", "--runs-dir", str(blocker / "runs"), check=False)
     assert result.returncode == 2 and "Cannot use the runs folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_full_disk_fails_the_run_cleanly_and_keeps_the_store_intact(tmp_path, data_dir):
+    """The worker may write only 64 KB per file, so saving last.keras fails as on a full disk.
+
+    Either the worker records the failure itself or, if even that write fails,
+    the next look at the store finds the dead worker: the run ends failed,
+    with the reason in its error or log, and the database stays intact.
+    """
+    import resource
+    import sqlite3
+
+    store = RunStore(tmp_path)
+    run_id = create_training_run(store, "mnist14k", epochs=2, subset=128, batch_size=32)
+    limit = 64 * 1024
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+
+    with open(store.run_dir(run_id) / "worker.log", "wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "eipviz", "train", "--run-id", run_id,
+                                   "--runs-dir", str(tmp_path)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                  preexec_fn=small_files)
+        store.update_run(run_id, pid=worker.pid)
+        assert worker.wait(timeout=300) != 0
+    store.reap_dead_workers()
+    run = store.get_run(run_id)
+    assert run.status == "failed"
+    reason = (run.error or "") + (store.run_dir(run_id) / "worker.log").read_text()
+    assert "File too large" in reason or "Errno 27" in reason, reason[-2000:]
+    assert not (store.run_dir(run_id) / "last.keras").exists()  # no half-written checkpoint under the real name
+    with sqlite3.connect(tmp_path / "runs.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

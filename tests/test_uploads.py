@@ -133,3 +133,10 @@ def test_wrong_extension_is_refused(tmp_path):
     path.write_bytes(b"x")
     with pytest.raises(EipvizError, match="upload a Keras model file"):
         load_uploaded_model(path)
+
+
+def test_a_model_without_a_5x5_map_falls_back_with_a_visible_note(tmp_path):
+    path = tmp_path / "tiny.keras"
+    small_classifier((4, 4, 3)).save(path)
+    loaded = load_uploaded_model(path)
+    assert loaded.cam_layer and "No conv feature map is 5x5" in loaded.note

@@ -19,8 +19,7 @@ from PIL import Image
 
 from tests.conftest import ROOT, shared_data_dir
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements.txt")  # noqa: F841
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect, sync_playwright  # noqa: E402  (in requirements.txt)
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from screenshots import CHROMIUM_FLAGS, free_port, wait_until_settled  # noqa: E402
@@ -138,11 +137,13 @@ def test_curves_page_overlays_the_run_on_the_documented_one(page, server):
 
 def test_misclassified_gallery_changes_cam_method(page, server):
     open_page(page, server, "misclassified")
-    expect(page.get_by_text(re.compile(r"^#\d+: true"))).not_to_have_count(0)
-    before = page.locator("img").count()
+    images = page.get_by_test_id("stImage")
+    expect(images).not_to_have_count(0, timeout=60_000)
+    before = images.count()
+    assert before % 3 == 0  # image, CAM for the prediction, CAM for the truth
     choose(page, "CAM method", "scorecam")
     expect(page.get_by_text(re.compile(r"^#\d+: true"))).not_to_have_count(0)
-    assert page.locator("img").count() == before
+    expect(images).to_have_count(before, timeout=60_000)
 
 
 def _png_bytes():
@@ -162,3 +163,50 @@ def test_upload_page_explains_an_image_and_rejects_a_bad_file(page, server):
     expect(page.get_by_text("broken.png is not an image eipviz can read.")).to_be_visible()
     expect(page.get_by_text(re.compile("resized from 40x56 to 28x28"))).to_be_visible()
     assert page.locator(".js-plotly-plot").count() == 1  # top-5 chart of the good image
+
+
+def _start_streamlit(port, runs):
+    env = {**os.environ, "EIPVIZ_RUNS_DIR": str(runs), "EIPVIZ_DATA_DIR": str(shared_data_dir())}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise AssertionError("streamlit did not start")
+
+
+def test_restarting_streamlit_neither_stops_nor_forgets_a_run(browser, tmp_path):
+    from eipviz.training.launcher import start_training
+    from eipviz.training.store import RunStore
+
+    store = RunStore(tmp_path)
+    port = free_port()
+    first = _start_streamlit(port, tmp_path)
+    run_id = start_training(store, "mnist14k", epochs=3, batch_size=16, subset=4096)
+    first.terminate()
+    first.wait(timeout=30)  # the app is gone; the worker is not
+    second = _start_streamlit(free_port(), tmp_path)
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 1400})
+        tab = context.new_page()
+        tab.goto(f"http://127.0.0.1:{second.args[second.args.index('--server.port') + 1]}/train")
+        wait_until_settled(tab)
+        expect(tab.get_by_text(run_id)).to_be_visible(timeout=60_000)
+        expect(tab.get_by_text(re.compile(r"epoch \d+/3: batch \d+/256"))).to_be_visible(timeout=120_000)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(ARTIFACTS / "restart_reattach.png"))
+        context.close()
+        assert store.get_run(run_id).status == "running"
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+        from eipviz.training.launcher import stop_run
+
+        if store.get_run(run_id).active:
+            stop_run(store, run_id)
