@@ -31,27 +31,28 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 BASE_PATH_PROBE = re.compile(r"/_stcore/(health|host-config)")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    assert os.path.exists(CHROMIUM), "Chromium is missing: run `apt-get install -y chromium` (make test does as root)."
-    runs = tmp_path_factory.mktemp("runs")
-    port = free_port()
+def _start_streamlit(port, runs):
     env = {**os.environ, "EIPVIZ_RUNS_DIR": str(runs), "EIPVIZ_DATA_DIR": str(shared_data_dir())}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                return process
         except OSError:
             time.sleep(0.5)
-    else:
-        process.kill()
-        raise AssertionError("streamlit did not start")
-    yield url
+    process.kill()
+    raise AssertionError("streamlit did not start")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    assert os.path.exists(CHROMIUM), "Chromium is missing: run `apt-get install -y chromium` (make test does as root)."
+    port = free_port()
+    process = _start_streamlit(port, tmp_path_factory.mktemp("runs"))
+    yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=30)
 
@@ -165,48 +166,39 @@ def test_upload_page_explains_an_image_and_rejects_a_bad_file(page, server):
     assert page.locator(".js-plotly-plot").count() == 1  # top-5 chart of the good image
 
 
-def _start_streamlit(port, runs):
-    env = {**os.environ, "EIPVIZ_RUNS_DIR": str(runs), "EIPVIZ_DATA_DIR": str(shared_data_dir())}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                return process
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise AssertionError("streamlit did not start")
-
-
 def test_restarting_streamlit_neither_stops_nor_forgets_a_run(browser, tmp_path):
-    from eipviz.training.launcher import start_training
+    from eipviz.training.launcher import stop_run
     from eipviz.training.store import RunStore
 
     store = RunStore(tmp_path)
-    port = free_port()
-    first = _start_streamlit(port, tmp_path)
-    run_id = start_training(store, "mnist14k", epochs=3, batch_size=16, subset=4096)
-    first.terminate()
-    first.wait(timeout=30)  # the app is gone; the worker is not
-    second = _start_streamlit(free_port(), tmp_path)
+    context = browser.new_context(viewport={"width": 1400, "height": 1400})
+    tab = context.new_page()
+    first_port = free_port()
+    first = _start_streamlit(first_port, tmp_path)
     try:
-        context = browser.new_context(viewport={"width": 1400, "height": 1400})
-        tab = context.new_page()
-        tab.goto(f"http://127.0.0.1:{second.args[second.args.index('--server.port') + 1]}/train")
-        wait_until_settled(tab)
-        expect(tab.get_by_text(run_id)).to_be_visible(timeout=60_000)
+        open_page(tab, f"http://127.0.0.1:{first_port}", "train")
+        choose(tab, "Model", "mnist14k — MNIST net, 14,840 params, GAP")
+        tab.get_by_label("Epochs (0 = recipe's)").fill("3")
+        tab.get_by_label("Batch size (0 = recipe's)").fill("16")
+        tab.get_by_label("Subset (0 = all images)").fill("4096")
+        tab.get_by_role("button", name="Start").click()
+        expect(tab.get_by_text("Started run")).to_be_visible(timeout=30_000)
+    finally:
+        first.terminate()  # the app goes away; its worker must not
+        first.wait(timeout=30)
+    (run,) = store.list_runs()
+    second_port = free_port()
+    second = _start_streamlit(second_port, tmp_path)
+    try:
+        open_page(tab, f"http://127.0.0.1:{second_port}", "train")
+        expect(tab.get_by_text(run.id)).to_be_visible(timeout=60_000)
         expect(tab.get_by_text(re.compile(r"epoch \d+/3: batch \d+/256"))).to_be_visible(timeout=120_000)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         tab.screenshot(path=str(ARTIFACTS / "restart_reattach.png"))
-        context.close()
-        assert store.get_run(run_id).status == "running"
+        assert store.get_run(run.id).status == "running"
     finally:
+        context.close()
         second.terminate()
         second.wait(timeout=30)
-        from eipviz.training.launcher import stop_run
-
-        if store.get_run(run_id).active:
-            stop_run(store, run_id)
+        if store.get_run(run.id).active:
+            stop_run(store, run.id)
