@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from eipviz.recipes import recipe_summary
 from eipviz.summary import layer_table, zoo_overview
 from eipviz.zoo import MODELS
 
@@ -44,13 +45,8 @@ st.markdown(
 if spec.notes:
     st.info(spec.notes)
 
-try:
-    from eipviz.recipes import recipe_summary
-
-    st.subheader("Recipes")
-    st.dataframe(pd.DataFrame(recipe_summary(name)), hide_index=True, width="stretch")
-except ImportError:
-    pass
+st.subheader("Recipes")
+st.dataframe(pd.DataFrame(recipe_summary(name)), hide_index=True, width="stretch")
 
 st.subheader("Layers and receptive fields")
 table = pd.DataFrame(cached_layer_table(name))
