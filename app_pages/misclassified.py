@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from eipviz.errors import EipvizError
@@ -10,6 +9,7 @@ from eipviz.evaluation import test_images_for
 from eipviz.explain.cams import METHODS
 from eipviz.explain.gallery import gallery_items, gallery_png_sheet
 from eipviz.explain.overlay import png_bytes
+from eipviz.plots import confusion_figure
 from app_pages.common import cached_evaluation, model_picker, upload_model_widget
 
 PAGE_SIZE = 12
@@ -38,19 +38,18 @@ left.dataframe(pd.DataFrame({"class": names, "accuracy": list(evaluation.per_cla
                hide_index=True, column_config={"accuracy": st.column_config.ProgressColumn(
                    "accuracy", format="percent", min_value=0.0, max_value=1.0)})
 matrix = evaluation.confusion_matrix()
-heatmap = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix,
-                               texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}")
-                    ).update_layout(xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
-                                    xaxis_type="category", yaxis_type="category",
-                                    height=420, margin={"t": 10, "b": 10})
+heatmap = confusion_figure(matrix, names)
 with right:
     event = st.plotly_chart(heatmap, on_select="rerun", selection_mode="points", key="confusion")
     st.caption("Click a cell to filter the gallery to that (true, predicted) pair.")
 
 selected = (event or {}).get("selection", {}).get("points", []) if event else []
 if selected:
-    st.session_state["mis-true"] = selected[0]["y"]
-    st.session_state["mis-pred"] = selected[0]["x"]
+    cell = (selected[0]["y"], selected[0]["x"])
+    # Plotly keeps a selection across reruns: apply it once, so the dropdowns stay the user's afterwards.
+    if st.session_state.get("mis-cell") != cell:
+        st.session_state["mis-cell"] = cell
+        st.session_state["mis-true"], st.session_state["mis-pred"] = cell
 
 st.subheader("Gallery")
 f1, f2, f3, f4, f5 = st.columns([1, 1, 1.4, 1, 1.4])

@@ -136,6 +136,22 @@ def test_curves_page_overlays_the_run_on_the_documented_one(page, server):
     assert any("documented" in n for n in names), names
 
 
+def test_misclassified_confusion_cell_click_filters_the_gallery(page, server):
+    open_page(page, server, "misclassified")
+    # the most frequent confusion, and where its cell is on screen
+    true_name, pred_name, x, y = page.evaluate("""() => {
+        const gd = document.querySelector('.js-plotly-plot'); const z = gd.data[0].z, names = gd.data[0].x;
+        let best = [0, 1, -1];
+        z.forEach((row, i) => row.forEach((v, j) => { if (i !== j && v > best[2]) best = [i, j, v]; }));
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+        return [names[best[0]], names[best[1]], r.left + xa._offset + xa.l2p(best[1]), r.top + ya._offset + ya.l2p(best[0])];
+    }""")
+    page.mouse.click(x, y)
+    wait_until_settled(page)
+    captions = page.get_by_text(re.compile(r"^#\d+: true")).all_inner_texts()
+    assert captions and all(f"true {true_name}, predicted {pred_name}" in c for c in captions), captions
+
+
 def test_misclassified_gallery_changes_cam_method(page, server):
     open_page(page, server, "misclassified")
     images = page.get_by_test_id("stImage")
