@@ -50,8 +50,11 @@ def shipped_weights_path(name: str) -> Path:
 
 
 def shipped_models() -> list[str]:
-    """Zoo models with a shipped weights file listed in the manifest."""
-    return list(read_manifest())
+    """Zoo models listed in the manifest, CIFAR-10 first (the pages open on the first), then zoo order."""
+    from eipviz.zoo import MODELS
+
+    order = list(MODELS)
+    return sorted(read_manifest(), key=lambda name: (MODELS[name].dataset != "cifar10", order.index(name)))
 
 
 def ship_run(store, run_id: str) -> dict:

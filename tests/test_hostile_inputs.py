@@ -76,6 +76,7 @@ def _messages(at):
 def test_upload_page_images(kind, name, make, outcome, corpus_files, data_dir):
     _, paths = corpus_files
     at = _page("upload.py")
+    at.selectbox(key="up-zoo").select("mnist14k").run()
     uploader = next(u for u in at.file_uploader if "Images" in u.label)
     uploader.set_value([("good.png", GOOD_PNG, "image/png"), (name, paths[name].read_bytes(), "image/png")]).run()
     assert not at.exception

@@ -72,6 +72,7 @@ def _png(array) -> bytes:
 
 def test_misclassified_page_shows_accuracy_confusion_and_a_gallery_for_shipped_weights(data_dir):
     at = open_page("misclassified.py")
+    at.selectbox(key="mis-zoo").select("mnist14k").run()
     assert at.metric[0].value.endswith("%") and float(at.metric[0].value[:-1]) >= 99.46
     assert at.get("plotly_chart"), "confusion matrix"
     gallery = at.get("image")
@@ -88,6 +89,7 @@ def test_upload_page_predicts_and_overlays_a_good_image_and_rejects_a_bad_one(da
     import numpy as np
 
     at = open_page("upload.py")
+    at.selectbox(key="up-zoo").select("mnist14k").run()
     digit = np.zeros((60, 40), np.uint8)
     digit[10:50, 18:22] = 255  # a tall "1", not 28x28: the page resizes it and says so
     uploader = next(u for u in at.file_uploader if "Images" in u.label)
