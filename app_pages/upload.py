@@ -58,5 +58,5 @@ for name, image, explanation in zip(names, good, explanations):
                      caption=f"{method}: {loaded.class_names[explanation.class_index]}")
         top = pd.DataFrame(explanation.top(loaded.class_names))
         chart = px.bar(top, x="probability", y="class", orientation="h", range_x=[0, 1])
-        chart.update_layout(height=220, margin={"t": 10, "b": 10}, yaxis_autorange="reversed")
+        chart.update_layout(height=220, margin={"t": 10, "b": 10}, yaxis_autorange="reversed", yaxis_type="category")
         right.plotly_chart(chart, key=f"top5-{name}")
