@@ -99,19 +99,24 @@ def test_every_page_opens_cleanly(page, server, name):
     expect(page.get_by_test_id("stSidebarNav")).to_contain_text("Misclassified")
 
 
+def start_tiny_run_from_page(page, base_url, epochs):
+    """Start mnist14k on 4096 images at batch 16 (256 steps an epoch) from the Train page's form."""
+    open_page(page, base_url, "train")
+    choose(page, "Model", "mnist14k — MNIST net, 14,840 params, GAP")
+    page.get_by_label("Epochs (0 = recipe's)").fill(str(epochs))
+    page.get_by_label("Batch size (0 = recipe's)").fill("16")
+    page.get_by_label("Subset (0 = all images)").fill("4096")
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_text("Started run")).to_be_visible(timeout=30_000)
+
+
 def _plot_points(page):
     return page.evaluate("() => { const p = document.querySelector('.js-plotly-plot');"
                          " return p && p.data ? p.data[0].x.length : 0; }")
 
 
 def test_train_page_runs_a_tiny_training_live_and_stops_it(page, server):
-    open_page(page, server, "train")
-    choose(page, "Model", "mnist14k — MNIST net, 14,840 params, GAP")
-    page.get_by_label("Epochs (0 = recipe's)").fill("4")
-    page.get_by_label("Batch size (0 = recipe's)").fill("16")
-    page.get_by_label("Subset (0 = all images)").fill("4096")
-    page.get_by_role("button", name="Start").click()
-    expect(page.get_by_text("Started run")).to_be_visible(timeout=30_000)
+    start_tiny_run_from_page(page, server, epochs=4)
 
     progress = page.get_by_text(re.compile(r"epoch \d+/4: batch \d+/256"))
     expect(progress).to_be_visible(timeout=120_000)
@@ -192,13 +197,7 @@ def test_restarting_streamlit_neither_stops_nor_forgets_a_run(browser, tmp_path)
     first_port = free_port()
     first = _start_streamlit(first_port, tmp_path)
     try:
-        open_page(tab, f"http://127.0.0.1:{first_port}", "train")
-        choose(tab, "Model", "mnist14k — MNIST net, 14,840 params, GAP")
-        tab.get_by_label("Epochs (0 = recipe's)").fill("3")
-        tab.get_by_label("Batch size (0 = recipe's)").fill("16")
-        tab.get_by_label("Subset (0 = all images)").fill("4096")
-        tab.get_by_role("button", name="Start").click()
-        expect(tab.get_by_text("Started run")).to_be_visible(timeout=30_000)
+        start_tiny_run_from_page(tab, f"http://127.0.0.1:{first_port}", epochs=3)
     finally:
         first.terminate()  # the app goes away; its worker must not
         first.wait(timeout=30)
