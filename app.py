@@ -6,6 +6,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import streamlit as st
 
+from eipviz.quiet import import_keras_quietly
+
+import_keras_quietly()  # TensorFlow's native start-up lines stay out of the `make run` terminal
+
 # An emoji favicon: a :material: one is fetched from Google Fonts, which fails offline.
 st.set_page_config(page_title="eipviz", page_icon="🔍", layout="wide")
 

@@ -1,5 +1,6 @@
 """Keep TensorFlow's native start-up chatter off the user's terminal."""
 
+import functools
 import os
 import sys
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ def native_stderr_silenced():
         os.close(saved)
 
 
+@functools.cache  # once per process: the app's entry script runs on every rerun
 def import_keras_quietly():
     """Import Keras and let TensorFlow discover its devices while fd 2 is silenced."""
     with native_stderr_silenced():
