@@ -136,7 +136,8 @@ class ScoreCAM(BaseCAM):
             masks = np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in masks])
             masked = inputs[i][None] * masks[..., None]
             scores = self.scores(masked, np.full(channels, classes[i]), self.mask_batch_size)
-            weights[i] = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+            exponentials = np.exp(scores - scores.max())  # softmax over channels, as Score-CAM defines
+            weights[i] = exponentials / exponentials.sum()
         return weights
 
 
