@@ -216,8 +216,9 @@ def cmd_ship(args) -> int:
     from eipviz.training.store import RunStore
     from eipviz.weights import ship_run
 
-    entry = ship_run(RunStore(args.runs_dir), args.run)
-    print(json.dumps({k: entry[k] for k in ("file", "sha256", "test_accuracy", "epochs", "device")}, indent=2))
+    entry = ship_run(RunStore(args.runs_dir), args.run, float16=args.float16)
+    print(json.dumps({k: entry[k] for k in ("file", "sha256", "storage", "test_accuracy", "epochs", "device")},
+                     indent=2))
     return 0
 
 
@@ -285,6 +286,8 @@ def _register_models(sub):
     p = sub.add_parser("ship", help="(maintainers) copy a run's best checkpoint into weights/ and record it")
     p.add_argument("--run", required=True)
     p.add_argument("--runs-dir")
+    p.add_argument("--float16", action="store_true",
+                   help="store the weights as float16 (half the file; they load as float32)")
     p.set_defaults(handler=cmd_ship)
 
 

@@ -151,11 +151,12 @@ def _fast(model, epochs, learning_rate, augmentation, batch_size=128, label_smoo
 
 FAST = {
     "resnet18": _fast("resnet18", 15, 0.1, _CIFAR_CROP_FLIP),
-    "sepconv59k": _fast("sepconv59k", 20, 0.1, _CIFAR_CROP_FLIP),
+    # Batch 256 trains the separable nets ~1.4x faster on CPU than 128; the peak rate is scaled with it.
+    "sepconv59k": _fast("sepconv59k", 20, 0.2, _CIFAR_CROP_FLIP, batch_size=256),
     "mnist14k": _fast("mnist14k", 8, 0.1, Augmentation(width_shift=0.08, height_shift=0.08,
                                                          rotation_degrees=8, fill_mode="constant"),
                       label_smoothing=0.05),
-    "sepconv65k": _fast("sepconv65k", 20, 0.1, _CIFAR_CROP_FLIP),
+    "sepconv65k": _fast("sepconv65k", 20, 0.2, _CIFAR_CROP_FLIP, batch_size=256),
     "resnet20v1": _fast("resnet20v1", 10, 0.15, _CIFAR_CROP_FLIP),
 }
 

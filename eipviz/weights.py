@@ -3,7 +3,8 @@
 import datetime
 import hashlib
 import json
-import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 
 from eipviz.errors import EipvizError
@@ -57,8 +58,58 @@ def shipped_models() -> list[str]:
     return sorted(read_manifest(), key=lambda name: (MODELS[name].dataset != "cifar10", order.index(name)))
 
 
-def ship_run(store, run_id: str) -> dict:
-    """Copy a finished run's best checkpoint into ``weights/``, evaluate that file, record it."""
+WEIGHTS_ENTRY = "model.weights.h5"  # where a .keras zip keeps its variables
+
+
+def write_inference_copy(source: Path, target: Path, float16: bool = False) -> None:
+    """Save ``source`` without its optimizer state, optionally with float16 storage.
+
+    Checkpoints carry the optimizer's slots (about twice the weights); a shipped
+    file only needs the weights. float16 storage halves them again: Keras casts
+    every stored value to its variable's dtype on load, so the model still runs
+    in float32 (the manifest's accuracy is measured on the stored file).
+    """
+    import keras
+
+    model = keras.saving.load_model(source, compile=False)
+    with tempfile.TemporaryDirectory() as scratch:
+        plain = Path(scratch) / "plain.keras"
+        model.save(plain)
+        if not float16:
+            plain.replace(target)
+            return
+        with zipfile.ZipFile(plain) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
+            for item in zin.infolist():
+                data = zin.read(item.filename)
+                if item.filename == WEIGHTS_ENTRY:
+                    data = _float16_h5(data, Path(scratch))
+                zout.writestr(item.filename, data)
+
+
+def _float16_h5(data: bytes, scratch: Path) -> bytes:
+    """An HDF5 file's bytes with every float32 dataset stored as float16 (groups and attributes kept)."""
+    import h5py
+    import numpy as np
+
+    (scratch / "in.h5").write_bytes(data)
+    with h5py.File(scratch / "in.h5", "r") as fin, h5py.File(scratch / "out.h5", "w") as fout:
+        def copy(name, node):
+            if isinstance(node, h5py.Dataset):
+                value = node[()]
+                if getattr(value, "dtype", None) == np.float32:
+                    value = value.astype(np.float16)
+                fout.create_dataset(name, data=value)
+            else:
+                fout.require_group(name)
+            fout[name].attrs.update(node.attrs)
+
+        fout.attrs.update(fin.attrs)
+        fin.visititems(copy)
+    return (scratch / "out.h5").read_bytes()
+
+
+def ship_run(store, run_id: str, float16: bool = False) -> dict:
+    """Copy a finished run's best checkpoint into ``weights/`` for inference, evaluate that file, record it."""
     from eipviz.evaluation import evaluate
     from eipviz.loading import load_zoo_model
 
@@ -68,7 +119,7 @@ def ship_run(store, run_id: str) -> dict:
         raise EipvizError(f"Run {run_id} has no best.keras to ship.")
     target = WEIGHTS_DIR / f"{run.model}.keras"
     WEIGHTS_DIR.mkdir(exist_ok=True)
-    shutil.copyfile(source, target)
+    write_inference_copy(source, target, float16=float16)
     loaded = load_zoo_model(run.model, weights=target)
     loaded.preprocessing = run.hyperparameters["preprocessing"]
     result = evaluate(loaded)
@@ -76,6 +127,7 @@ def ship_run(store, run_id: str) -> dict:
     entry = {
         "file": target.name,
         "sha256": sha256_of(target),
+        "storage": "float16" if float16 else "float32",
         "test_accuracy": round(result.accuracy, 6),
         "per_class_accuracy": {k: round(v, 6) for k, v in result.per_class_accuracy().items()},
         "recipe": run.recipe,

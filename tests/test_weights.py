@@ -1,14 +1,19 @@
 """The shipped weights: intact, and at or above the documented accuracy on the full test set."""
 
 import json
+import zipfile
 
+import h5py
+import keras
+import numpy as np
 import pytest
 
 from eipviz.errors import EipvizError
 from eipviz.evaluation import evaluate
 from eipviz.loading import load_zoo_model
-from eipviz.weights import MANIFEST, read_manifest, sha256_of, shipped_weights_path
-from eipviz.zoo import MODELS
+from eipviz.weights import (MANIFEST, WEIGHTS_ENTRY, read_manifest, sha256_of, shipped_weights_path,
+                            write_inference_copy)
+from eipviz.zoo import MODELS, build_model
 
 SHIPPED = list(read_manifest())
 
@@ -21,7 +26,7 @@ def test_the_manifest_lists_shipped_weights():
 def test_shipped_model_matches_its_manifest_and_beats_the_documented_accuracy(name, data_dir):
     entry = read_manifest()[name]
     assert sha256_of(shipped_weights_path(name)) == entry["sha256"]
-    for key in ("test_accuracy", "per_class_accuracy", "recipe", "hyperparameters", "epochs",
+    for key in ("storage", "test_accuracy", "per_class_accuracy", "recipe", "hyperparameters", "epochs",
                 "training_seconds", "device", "date", "curves"):
         assert key in entry, key
     result = evaluate(load_zoo_model(name))
@@ -42,3 +47,30 @@ def test_a_corrupt_weights_file_is_a_clear_message(tmp_path, monkeypatch):
     with pytest.raises(EipvizError, match="corrupt"):
         shipped_weights_path(name)
     assert MANIFEST.is_file()
+
+
+def test_an_inference_copy_drops_the_optimizer_and_float16_halves_it_again(tmp_path):
+    model = build_model("mnist14k")
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
+    model.fit(x, np.arange(16) % 10, epochs=1, verbose=0)
+    model.save(tmp_path / "checkpoint.keras")
+    write_inference_copy(tmp_path / "checkpoint.keras", tmp_path / "plain.keras")
+    write_inference_copy(tmp_path / "checkpoint.keras", tmp_path / "half.keras", float16=True)
+
+    sizes = {name: (tmp_path / f"{name}.keras").stat().st_size for name in ("checkpoint", "plain", "half")}
+    assert sizes["plain"] < 0.7 * sizes["checkpoint"] and sizes["half"] < 0.7 * sizes["plain"], sizes
+    with zipfile.ZipFile(tmp_path / "half.keras") as archive:
+        (tmp_path / "half.h5").write_bytes(archive.read(WEIGHTS_ENTRY))
+    with h5py.File(tmp_path / "half.h5") as stored:
+        assert "optimizer" not in stored
+        dtypes = set()
+        stored.visititems(lambda _, node: dtypes.add(node.dtype) if isinstance(node, h5py.Dataset) else None)
+    assert dtypes == {np.dtype("float16")}
+
+    half = keras.saving.load_model(tmp_path / "half.keras", compile=False)
+    assert {w.dtype for w in half.weights} == {"float32"}
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(half.predict(x, verbose=0), expected, atol=5e-3)
+    plain = keras.saving.load_model(tmp_path / "plain.keras", compile=False)
+    np.testing.assert_allclose(plain.predict(x, verbose=0), expected, atol=1e-6)
