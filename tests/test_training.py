@@ -196,3 +196,15 @@ def test_a_full_disk_fails_the_run_cleanly_and_keeps_the_store_intact(tmp_path, 
     assert not (store.run_dir(run_id) / "last.keras").exists()  # no half-written checkpoint under the real name
     with sqlite3.connect(tmp_path / "runs.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_run_without_augmentation_stores_and_rebuilds_none(tmp_path):
+    from eipviz.recipes import Augmentation, get_recipe
+    from eipviz.training.worker import recipe_of
+
+    store = RunStore(tmp_path / "runs")
+    plain = store.get_run(create_training_run(store, "resnet20v1", "fast", augment=False))
+    assert not Augmentation(**plain.hyperparameters["augmentation"]).enabled
+    assert not recipe_of(plain).augmentation.enabled
+    default = store.get_run(create_training_run(store, "resnet20v1", "fast", epochs=3))
+    assert recipe_of(default) == get_recipe("resnet20v1", "fast").with_overrides(epochs=3)

@@ -4,10 +4,11 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from eipviz.errors import EipvizError
-from eipviz.recipes import get_recipe
+from eipviz.recipes import Augmentation, get_recipe
 from eipviz.training.store import RunStore, worker_alive
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -20,9 +21,9 @@ def create_training_run(store: RunStore, model: str, recipe: str = "documented",
     chosen = get_recipe(model, recipe).with_overrides(epochs=epochs, batch_size=batch_size)
     if subset is not None and subset < 1:
         raise EipvizError("--subset must be a positive number of training images.")
-    hyperparameters = {**chosen.hyperparameters(), "subset": subset, "seed": seed, "augment": augment}
     if not augment:
-        hyperparameters["augmentation"] = None
+        chosen = replace(chosen, augmentation=Augmentation())
+    hyperparameters = {**chosen.hyperparameters(), "subset": subset, "seed": seed}
     label = name or f"{model} {recipe} ({chosen.epochs} ep" + (f", {subset} img" if subset else "") + ")"
     return store.create_run(name=label, model=model, recipe=recipe, hyperparameters=hyperparameters)
 

@@ -96,10 +96,11 @@ class RunRecorder(keras.callbacks.Callback):
 
 
 def recipe_of(run) -> Recipe:
-    """Rebuild the recipe a run was created with (model, recipe name and overrides)."""
+    """Rebuild the recipe a run was created with (model, recipe name, overrides, augmentation as stored)."""
     hp = run.hyperparameters
     recipe = get_recipe(run.model, run.recipe).with_overrides(epochs=hp.get("epochs"), batch_size=hp.get("batch_size"))
-    return recipe if hp.get("augment", True) else replace(recipe, augmentation=Augmentation())
+    stored = Augmentation(**(hp.get("augmentation") or {}))
+    return recipe if stored.enabled else replace(recipe, augmentation=Augmentation())
 
 
 def _arrays(dataset_name: str, subset: int | None, seed: int):
