@@ -59,11 +59,12 @@ def bare_fit(model_name, recipe_name):
     return IMAGES / np.mean(timer.seconds[1:])
 
 
-def eipviz_path(model_name, recipe_name):
+def eipviz_path(model_name, recipe_name, batch_size=BATCH, augment=False):
+    """Images/s of the worker, epochs after the first (validation on as many images included)."""
     with tempfile.TemporaryDirectory() as folder:
         store = RunStore(folder)
-        run_id = create_training_run(store, model_name, recipe_name, epochs=EPOCHS, batch_size=BATCH,
-                                     subset=IMAGES, augment=False)
+        run_id = create_training_run(store, model_name, recipe_name, epochs=EPOCHS, batch_size=batch_size,
+                                     subset=IMAGES, augment=augment)
         train_run(store, run_id, verbose=0)
         seconds = [row["epoch_seconds"] for row in store.metrics(run_id)]
     return IMAGES / np.mean(seconds[1:])

@@ -3,6 +3,7 @@
 import datetime
 import hashlib
 import json
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -76,7 +77,7 @@ def write_inference_copy(source: Path, target: Path, float16: bool = False) -> N
         plain = Path(scratch) / "plain.keras"
         model.save(plain)
         if not float16:
-            plain.replace(target)
+            shutil.move(plain, target)  # the scratch folder may be on another file system
             return
         with zipfile.ZipFile(plain) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
             for item in zin.infolist():
