@@ -151,12 +151,13 @@ def _fast(model, epochs, learning_rate, augmentation, batch_size=128, label_smoo
 
 FAST = {
     "resnet18": _fast("resnet18", 15, 0.1, _CIFAR_CROP_FLIP),
-    # Batch 256 trains the separable nets ~1.4x faster on CPU than 128; the peak rate is scaled with it.
-    "sepconv59k": _fast("sepconv59k", 20, 0.2, _CIFAR_CROP_FLIP, batch_size=256),
+    # 20 epochs (batch 256, peak 0.2) left sepconv59k at 83.16% (README), short of 84.41%, so the
+    # separable nets get 40; batch 256 was no faster than 128 in the worker (benchmarks/batch_size.py).
+    "sepconv59k": _fast("sepconv59k", 40, 0.1, _CIFAR_CROP_FLIP),
     "mnist14k": _fast("mnist14k", 8, 0.1, Augmentation(width_shift=0.08, height_shift=0.08,
                                                          rotation_degrees=8, fill_mode="constant"),
                       label_smoothing=0.05),
-    "sepconv65k": _fast("sepconv65k", 20, 0.2, _CIFAR_CROP_FLIP, batch_size=256),
+    "sepconv65k": _fast("sepconv65k", 40, 0.1, _CIFAR_CROP_FLIP),
     "resnet20v1": _fast("resnet20v1", 10, 0.15, _CIFAR_CROP_FLIP),
 }
 
