@@ -1,8 +1,7 @@
 """Images/s of the eipviz worker for the separable-conv nets at batch 128 and 256.
 
-A bare ``model.fit`` of these nets runs ~1.4x faster at 256 than at 128 on
-CPU, so we measured whether the worker does too before changing the fast
-recipe (it did not: see README). Real training path (fast recipe,
+Whether a larger batch trains them faster on CPU decides the fast recipe's
+batch size (it did not: see README). Real training path (fast recipe,
 augmentation on), epochs after the first timed, validation included.
 
     EIPVIZ_DATA_DIR=../shared/data .venv/bin/python benchmarks/batch_size.py
