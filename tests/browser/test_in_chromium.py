@@ -210,7 +210,8 @@ def test_restarting_streamlit_neither_stops_nor_forgets_a_run(browser, tmp_path)
         expect(tab.get_by_text(re.compile(r"epoch \d+/3: batch \d+/256"))).to_be_visible(timeout=120_000)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         tab.screenshot(path=str(ARTIFACTS / "restart_reattach.png"))
-        assert store.get_run(run.id).status == "running"
+        # The worker outlived the first app: still running, or already done on a slow machine.
+        assert store.get_run(run.id).status in ("running", "finished")
     finally:
         context.close()
         second.terminate()
