@@ -2,6 +2,7 @@
 
 import datetime
 import hashlib
+import io
 import json
 import shutil
 import tempfile
@@ -83,30 +84,27 @@ def write_inference_copy(source: Path, target: Path, float16: bool = False) -> N
             for item in zin.infolist():
                 data = zin.read(item.filename)
                 if item.filename == WEIGHTS_ENTRY:
-                    data = _float16_h5(data, Path(scratch))
+                    data = _float16_h5(data)
                 zout.writestr(item.filename, data)
 
 
-def _float16_h5(data: bytes, scratch: Path) -> bytes:
+def _float16_h5(data: bytes) -> bytes:
     """An HDF5 file's bytes with every float32 dataset stored as float16 (groups and attributes kept)."""
     import h5py
     import numpy as np
 
-    (scratch / "in.h5").write_bytes(data)
-    with h5py.File(scratch / "in.h5", "r") as fin, h5py.File(scratch / "out.h5", "w") as fout:
+    converted = io.BytesIO()
+    with h5py.File(io.BytesIO(data), "r") as fin, h5py.File(converted, "w") as fout:
         def copy(name, node):
             if isinstance(node, h5py.Dataset):
-                value = node[()]
-                if getattr(value, "dtype", None) == np.float32:
-                    value = value.astype(np.float16)
-                fout.create_dataset(name, data=value)
+                fout.create_dataset(name, data=node[()].astype(np.float16) if node.dtype == np.float32 else node[()])
             else:
                 fout.require_group(name)
             fout[name].attrs.update(node.attrs)
 
         fout.attrs.update(fin.attrs)
         fin.visititems(copy)
-    return (scratch / "out.h5").read_bytes()
+    return converted.getvalue()
 
 
 def ship_run(store, run_id: str, float16: bool = False) -> dict:
