@@ -12,6 +12,15 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"
+# The five course write-ups the zoo and the reference curves come from (never copied into the project).
+SEEDS_DIR = Path(os.environ.get("EIPVIZ_SEEDS_DIR", ROOT.parent / "shared" / "seeds"))
+
+
+def seed_file(name: str) -> Path:
+    """A seed write-up by file name or by its 3-digit prefix; fails loudly when the seeds are elsewhere."""
+    matches = sorted(SEEDS_DIR.glob(name if name.endswith(".txt") else f"{name}_*.txt"))
+    assert len(matches) == 1, f"Seed {name} not found in {SEEDS_DIR}: set EIPVIZ_SEEDS_DIR to ../shared/seeds."
+    return matches[0]
 
 
 def shared_data_dir() -> Path:

@@ -51,9 +51,9 @@ def test_faithfulness_cli_prints_a_table_and_json(data_dir):
 
 def test_import_log_prints_csv_and_stores_a_run(tmp_path):
     from eipviz.training.store import RunStore
-    from tests.test_keraslog import SEEDS
+    from tests.conftest import seed_file
 
-    (seed,) = SEEDS.glob("002_*.txt")
+    seed = seed_file("002")
     result = run_cli("import-log", str(seed), "--store", "--name", "seed two", "--runs-dir", str(tmp_path))
     lines = result.stdout.splitlines()
     assert lines[0] == "epoch,loss,acc,val_loss,val_acc,lr" and len(lines) == 21

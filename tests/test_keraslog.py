@@ -9,15 +9,12 @@ import pytest
 
 from eipviz.errors import EipvizError
 from eipviz.keraslog import parse_log, parse_log_bytes
-from tests.conftest import ROOT
-
-SEEDS = ROOT.parent / "shared" / "seeds"
+from tests.conftest import seed_file
 SEED_EPOCHS = {"000": 50, "001": 50, "002": 20, "003": 50, "004": 50}
 
 
 def seed_text(prefix):
-    (path,) = SEEDS.glob(f"{prefix}_*.txt")
-    return path.read_text()
+    return seed_file(prefix).read_text()
 
 
 def metric_lines(text):
@@ -79,7 +76,7 @@ def test_committed_reference_csvs_equal_a_fresh_parse_of_the_seeds():
     for name, spec in MODELS.items():
         committed = (REFERENCE_DIR / f"{name}.csv").read_text().splitlines()
         assert spec.seed_file in committed[0]
-        assert committed[1:] == parse_log((SEEDS / spec.seed_file).read_text()).to_csv().splitlines()
+        assert committed[1:] == parse_log(seed_file(spec.seed_file).read_text()).to_csv().splitlines()
 
 
 KERAS2 = """Train on 60000 samples, validate on 10000 samples

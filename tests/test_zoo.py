@@ -32,9 +32,9 @@ def test_default_cam_layer_is_the_deepest_conv_map_of_at_least_5x5(name):
 
 @pytest.mark.parametrize("name", DOCUMENTED)
 def test_each_spec_cites_an_existing_seed_file(name):
-    from tests.conftest import ROOT
+    from tests.conftest import seed_file
 
-    assert (ROOT.parent / "shared" / "seeds" / MODELS[name].seed_file).is_file()
+    assert seed_file(MODELS[name].seed_file).is_file()
 
 
 def test_unknown_model_name_raises_a_clear_error():
