@@ -194,8 +194,18 @@ def test_restarting_streamlit_neither_stops_nor_forgets_a_run(browser, tmp_path)
     store = RunStore(tmp_path)
     context = browser.new_context(viewport={"width": 1400, "height": 1400})
     tab = context.new_page()
+    try:
+        _restart_streamlit_during_a_run(store, tab, tmp_path)
+    finally:  # whatever failed, no 300-epoch worker outlives the test
+        context.close()
+        for run in store.list_runs():
+            if run.active:
+                stop_run(store, run.id)
+
+
+def _restart_streamlit_during_a_run(store, tab, runs_dir):
     first_port = free_port()
-    first = _start_streamlit(first_port, tmp_path)
+    first = _start_streamlit(first_port, runs_dir)
     try:
         # Far more epochs than the test lasts, so the run cannot finish during the restart.
         start_tiny_run_from_page(tab, f"http://127.0.0.1:{first_port}", epochs=300)
@@ -204,7 +214,7 @@ def test_restarting_streamlit_neither_stops_nor_forgets_a_run(browser, tmp_path)
         first.wait(timeout=30)
     (run,) = store.list_runs()
     second_port = free_port()
-    second = _start_streamlit(second_port, tmp_path)
+    second = _start_streamlit(second_port, runs_dir)
     try:
         open_page(tab, f"http://127.0.0.1:{second_port}", "train")
         expect(tab.get_by_text(run.id)).to_be_visible(timeout=60_000)
@@ -213,8 +223,5 @@ def test_restarting_streamlit_neither_stops_nor_forgets_a_run(browser, tmp_path)
         tab.screenshot(path=str(ARTIFACTS / "restart_reattach.png"))
         assert store.get_run(run.id).status == "running"
     finally:
-        context.close()
         second.terminate()
         second.wait(timeout=30)
-        if store.get_run(run.id).active:
-            stop_run(store, run.id)
