@@ -1,0 +1,83 @@
+"""CPU seconds the Streamlit process spends while a training starts from the Train page, per file watcher.
+
+Streamlit watches the app's folder recursively, `.venv` included, and inotify
+reports every file *open* there: a worker importing TensorFlow floods it, and
+the app re-walks the venv. This measures what that costs the app process,
+which is why `.streamlit/config.toml` turns the watcher off (see README).
+
+    EIPVIZ_DATA_DIR=../shared/data .venv/bin/python benchmarks/app_watcher_cpu.py
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+from screenshots import CHROMIUM_FLAGS, free_port  # noqa: E402
+from tests.browser.test_in_chromium import CHROMIUM, start_tiny_run_from_page  # noqa: E402
+
+from eipviz.training.launcher import stop_run  # noqa: E402
+from eipviz.training.store import RunStore  # noqa: E402
+
+WATCHERS = ["auto", "none"]
+SETTLE_S = 15  # the page's own first render is not counted
+AFTER_START_S = 30  # the worker imports TensorFlow and starts its first epoch
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def app_cpu_during_a_run_start(browser, watcher):
+    runs = tempfile.mkdtemp(prefix=f"watcher-{watcher}-")
+    port = free_port()
+    env = {**os.environ, "EIPVIZ_RUNS_DIR": runs}
+    app = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.fileWatcherType", watcher],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    context = browser.new_context()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        tab = context.new_page()
+        tab.goto(f"{url}/train")
+        time.sleep(SETTLE_S)
+        before = cpu_seconds(app.pid)
+        start_tiny_run_from_page(tab, url, epochs=300)
+        time.sleep(AFTER_START_S)
+        return cpu_seconds(app.pid) - before
+    finally:
+        context.close()
+        app.kill()
+        store = RunStore(runs)
+        for run in store.list_runs():
+            if run.active:
+                stop_run(store, run.id)
+
+
+def main():
+    print(f"| file watcher | app CPU s, run start + {AFTER_START_S} s |")
+    print("| --- | --- |")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        for watcher in WATCHERS:
+            print(f"| {watcher} | {app_cpu_during_a_run_start(browser, watcher):.1f} |", flush=True)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
