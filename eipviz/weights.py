@@ -107,8 +107,16 @@ def _float16_h5(data: bytes) -> bytes:
     return converted.getvalue()
 
 
+# float16 storage can move the test accuracy by a few images; anything worse is a worse model.
+RESHIP_TOLERANCE = 0.0005
+
+
 def ship_run(store, run_id: str, float16: bool = False) -> dict:
-    """Copy a finished run's best checkpoint into ``weights/`` for inference, evaluate that file, record it."""
+    """Copy a finished run's best checkpoint into ``weights/`` for inference, evaluate that file, record it.
+
+    A model below its documented accuracy, or below the one already shipped, is refused and
+    ``weights/`` stays as it was: the app explains mistakes with these, and tests hold them to both.
+    """
     from eipviz.evaluation import evaluate
     from eipviz.loading import load_zoo_model
 
@@ -117,11 +125,18 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
     if not source.is_file():
         raise EipvizError(f"Run {run_id} has no best.keras to ship.")
     target = WEIGHTS_DIR / f"{run.model}.keras"
+    candidate = WEIGHTS_DIR / f".{run.model}.candidate.keras"
     WEIGHTS_DIR.mkdir(exist_ok=True)
-    write_inference_copy(source, target, float16=float16)
-    loaded = load_zoo_model(run.model, weights=target)
-    loaded.preprocessing = run.hyperparameters["preprocessing"]
-    result = evaluate(loaded)
+    try:
+        write_inference_copy(source, candidate, float16=float16)
+        loaded = load_zoo_model(run.model, weights=candidate)
+        loaded.preprocessing = run.hyperparameters["preprocessing"]
+        result = evaluate(loaded)
+        _check_worth_shipping(run.model, result.accuracy)
+    except BaseException:
+        candidate.unlink(missing_ok=True)
+        raise
+    candidate.replace(target)
     rows = store.metrics(run_id)
     entry = {
         "file": target.name,
@@ -145,3 +160,16 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
     manifest[run.model] = entry
     MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
     return entry
+
+
+def _check_worth_shipping(model: str, accuracy: float) -> None:
+    from eipviz.zoo import get_spec
+
+    documented = get_spec(model).documented_accuracy
+    if accuracy * 100 < documented:
+        raise EipvizError(f"{model} reached {accuracy:.2%} on the test set, below its documented {documented}%: "
+                          f"not shipped, weights/ is unchanged.")
+    shipped = read_manifest().get(model)
+    if shipped and accuracy < shipped["test_accuracy"] - RESHIP_TOLERANCE:
+        raise EipvizError(f"{model} reached {accuracy:.2%} on the test set, below the shipped "
+                          f"{shipped['test_accuracy']:.2%}: not shipped, weights/ is unchanged.")

@@ -1,6 +1,7 @@
 """The shipped weights: intact, and at or above the documented accuracy on the full test set."""
 
 import json
+import shutil
 import zipfile
 
 import h5py
@@ -11,7 +12,7 @@ import pytest
 from eipviz.errors import EipvizError
 from eipviz.evaluation import evaluate
 from eipviz.loading import load_zoo_model
-from eipviz.weights import (MANIFEST, WEIGHTS_ENTRY, read_manifest, sha256_of, shipped_weights_path,
+from eipviz.weights import (MANIFEST, WEIGHTS_ENTRY, read_manifest, sha256_of, ship_run, shipped_weights_path,
                             write_inference_copy)
 from eipviz.zoo import MODELS, build_model
 
@@ -74,3 +75,52 @@ def test_an_inference_copy_drops_the_optimizer_and_float16_halves_it_again(tmp_p
     np.testing.assert_allclose(half.predict(x, verbose=0), expected, atol=5e-3)
     plain = keras.saving.load_model(tmp_path / "plain.keras", compile=False)
     np.testing.assert_allclose(plain.predict(x, verbose=0), expected, atol=1e-6)
+
+
+SHIPPED_MNIST = MANIFEST.parent / "mnist14k.keras"  # the real file, before any test points weights/ elsewhere
+
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch):
+    import eipviz.weights as weights
+
+    folder = tmp_path / "weights"
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(weights, "MANIFEST", folder / "manifest.json")
+    return folder
+
+
+def _finished_mnist_run(tmp_path, checkpoint):
+    from eipviz.training.launcher import create_training_run
+    from eipviz.training.store import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=1)
+    shutil.copy(checkpoint, store.run_dir(run_id) / "best.keras")
+    store.update_run(run_id, status="finished")
+    return store, run_id
+
+
+def test_shipping_a_model_below_its_documented_accuracy_is_refused_and_changes_nothing(
+        tmp_path, weights_dir, data_dir):
+    build_model("mnist14k").save(tmp_path / "untrained.keras")
+    store, run_id = _finished_mnist_run(tmp_path, tmp_path / "untrained.keras")
+    with pytest.raises(EipvizError, match=r"below its documented 99.46%: not shipped"):
+        ship_run(store, run_id)
+    assert list(weights_dir.iterdir()) == []  # no model, no manifest, no leftover candidate
+
+
+def test_shipping_records_the_evaluated_file_and_never_replaces_a_better_one(tmp_path, weights_dir, data_dir):
+    store, run_id = _finished_mnist_run(tmp_path, SHIPPED_MNIST)
+    entry = ship_run(store, run_id)
+    assert sorted(p.name for p in weights_dir.iterdir()) == ["manifest.json", "mnist14k.keras"]
+    assert read_manifest()["mnist14k"] == entry and entry["test_accuracy"] >= 0.9946
+    assert entry["sha256"] == sha256_of(weights_dir / "mnist14k.keras")
+
+    manifest = read_manifest()
+    manifest["mnist14k"]["test_accuracy"] = 0.999  # as if a better model were shipped already
+    (weights_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(EipvizError, match=r"below the shipped 99.90%: not shipped"):
+        ship_run(store, run_id)
+    assert read_manifest() == manifest
+    assert sorted(p.name for p in weights_dir.iterdir()) == ["manifest.json", "mnist14k.keras"]
