@@ -18,9 +18,9 @@ PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-/tmp/eipviz-device-runs}
 OUT=${OUT:-/tmp/eipviz-device-out}
 mkdir -p "$RUNS" "$OUT"
+export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}  # the carried wheels, installed once per machine
 if ! "$PYTHON" -c "import keras" 2>/dev/null; then
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site
 fi
 export KERAS_BACKEND=${KERAS_BACKEND:-jax} EIPVIZ_DATA_DIR=${EIPVIZ_DATA_DIR:-$PWD/data} PYTHONUNBUFFERED=1
 export RUNS EXTRA_TRAIN_ARGS=${EXTRA_TRAIN_ARGS:-}
