@@ -29,9 +29,13 @@ def free_port() -> int:
 
 
 def wait_until_settled(page, timeout_s=180):
-    """Streamlit shows a running indicator while the script runs; wait for it to go and stay gone."""
+    """Wait until the page script has started and its running indicator has gone and stayed gone.
+
+    Every page opens with ``st.title``: before its ``h1`` shows, the session may not have started
+    yet, and the absence of a running indicator proves nothing.
+    """
     deadline = time.time() + timeout_s
-    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_s * 1000)
+    page.wait_for_selector("h1", timeout=timeout_s * 1000)
     quiet_since = None
     while time.time() < deadline:
         running = page.query_selector("[data-testid='stStatusWidget']")

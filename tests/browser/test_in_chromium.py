@@ -136,6 +136,8 @@ def test_train_page_runs_a_tiny_training_live_and_stops_it(page, server):
 
 def test_curves_page_overlays_the_run_on_the_documented_one(page, server):
     open_page(page, server, "curves")
+    page.wait_for_function("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                           ".some(p => p.data && p.data.length)", timeout=60_000)  # drawn by a fragment
     names = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
                           ".flatMap(p => p.data.map(t => t.name || ''))")
     assert any("mnist14k documented" in n or "mnist14k" in n and "ep" in n for n in names), names
