@@ -129,7 +129,9 @@ def test_train_page_runs_a_tiny_training_live_and_stops_it(page, server):
     page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot');"
                            " return p && p.data && p.data[0].x.length >= 2; }", timeout=180_000)
     assert _plot_points(page) >= 2  # the curve grew by an epoch while we watched
-    page.get_by_role("button", name="Stop").click()
+    # Streamlit's own status widget also shows a "Stop" button while a script runs.
+    page.get_by_role("button", name="Stop", exact=True).and_(
+        page.locator(":not([data-testid='stBaseButton-header'])")).click()
     expect(page.get_by_text(re.compile(r"· cancelled"))).to_be_visible(timeout=120_000)
     expect(page.get_by_role("button", name="Resume")).to_be_visible()
 
@@ -164,6 +166,7 @@ def test_misclassified_gallery_changes_cam_method(page, server):
     open_page(page, server, "misclassified")
     images = page.get_by_test_id("stImage")
     expect(images).not_to_have_count(0, timeout=60_000)
+    wait_until_settled(page)  # the gallery streams in image by image
     before = images.count()
     assert before % 3 == 0  # image, CAM for the prediction, CAM for the truth
     choose(page, "CAM method", "scorecam")
