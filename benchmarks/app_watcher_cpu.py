@@ -9,18 +9,16 @@ which is why `.streamlit/config.toml` turns the watcher off (see README).
 """
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-from screenshots import CHROMIUM_FLAGS, free_port  # noqa: E402
+from screenshots import CHROMIUM_FLAGS, free_port, start_streamlit  # noqa: E402
 from tests.browser.test_in_chromium import CHROMIUM, start_tiny_run_from_page  # noqa: E402
 
 from eipviz.training.launcher import stop_run  # noqa: E402
@@ -39,20 +37,10 @@ def cpu_seconds(pid):
 def app_cpu_during_a_run_start(browser, watcher):
     runs = tempfile.mkdtemp(prefix=f"watcher-{watcher}-")
     port = free_port()
-    env = {**os.environ, "EIPVIZ_RUNS_DIR": runs}
-    app = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", watcher],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    app = start_streamlit(port, {**os.environ, "EIPVIZ_RUNS_DIR": runs}, "--server.fileWatcherType", watcher)
     context = browser.new_context()
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
         tab = context.new_page()
         tab.goto(f"{url}/train")
         time.sleep(SETTLE_S)

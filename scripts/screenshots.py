@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -26,6 +27,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_streamlit(port: int, env: dict, *extra_args: str) -> subprocess.Popen:
+    """``streamlit run app.py`` headless on a loopback port; return it once it answers its health check."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *extra_args],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                return process
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise AssertionError("streamlit did not start")
 
 
 def wait_until_settled(page, timeout_s=180):
@@ -54,22 +71,14 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "docs"))
     args = parser.parse_args()
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                               "--server.port", str(port), "--server.address", "127.0.0.1",
-                               "--browser.gatherUsageStats", "false"], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    server = start_streamlit(port, os.environ.copy())
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 2200})
             for name in PAGES:
-                for _ in range(60):
-                    try:
-                        path = "" if name == "models" else name  # the default page is served at /
-                        page.goto(f"http://127.0.0.1:{port}/{path}", timeout=10000)
-                        break
-                    except Exception:
-                        time.sleep(1)
+                path = "" if name == "models" else name  # the default page is served at /
+                page.goto(f"http://127.0.0.1:{port}/{path}")
                 wait_until_settled(page)
                 exceptions = page.query_selector_all("[data-testid='stException']")
                 target = Path(args.out) / f"{name}.png"

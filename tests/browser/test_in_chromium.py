@@ -9,10 +9,7 @@ import io
 import os
 import re
 import shutil
-import subprocess
 import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -23,7 +20,7 @@ from tests.conftest import ROOT, shared_data_dir
 from playwright.sync_api import expect, sync_playwright  # noqa: E402  (in requirements.txt)
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from screenshots import CHROMIUM_FLAGS, free_port, wait_until_settled  # noqa: E402
+from screenshots import CHROMIUM_FLAGS, free_port, start_streamlit, wait_until_settled  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -34,18 +31,7 @@ BASE_PATH_PROBE = re.compile(r"/_stcore/(health|host-config)")
 
 def _start_streamlit(port, runs):
     env = {**os.environ, "EIPVIZ_RUNS_DIR": str(runs), "EIPVIZ_DATA_DIR": str(shared_data_dir())}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
-                return process
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise AssertionError("streamlit did not start")
+    return start_streamlit(port, env)
 
 
 @pytest.fixture(scope="module")
