@@ -16,7 +16,8 @@ from eipviz.weights import (MANIFEST, WEIGHTS_ENTRY, read_manifest, sha256_of, s
                             write_inference_copy)
 from eipviz.zoo import MODELS, build_model
 
-SHIPPED = list(read_manifest())
+SHIPPED_ENTRIES = read_manifest()  # the real manifest, before any test points weights/ elsewhere
+SHIPPED = list(SHIPPED_ENTRIES)
 
 
 def test_the_manifest_lists_shipped_weights():
@@ -36,15 +37,22 @@ def test_shipped_model_matches_its_manifest_and_beats_the_documented_accuracy(na
     assert result.accuracy * 100 >= MODELS[name].documented_accuracy
 
 
-def test_a_corrupt_weights_file_is_a_clear_message(tmp_path, monkeypatch):
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch):
     import eipviz.weights as weights
 
+    folder = tmp_path / "weights"
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(weights, "MANIFEST", folder / "manifest.json")
+    return folder
+
+
+def test_a_corrupt_weights_file_is_a_clear_message(weights_dir):
     name = SHIPPED[0]
-    entry = read_manifest()[name]
-    (tmp_path / entry["file"]).write_bytes(b"corrupted")
-    (tmp_path / "manifest.json").write_text(json.dumps({name: entry}))
-    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
-    monkeypatch.setattr(weights, "MANIFEST", tmp_path / "manifest.json")
+    entry = SHIPPED_ENTRIES[name]
+    weights_dir.mkdir()
+    (weights_dir / entry["file"]).write_bytes(b"corrupted")
+    (weights_dir / "manifest.json").write_text(json.dumps({name: entry}))
     with pytest.raises(EipvizError, match="corrupt"):
         shipped_weights_path(name)
     assert MANIFEST.is_file()
@@ -78,16 +86,6 @@ def test_an_inference_copy_drops_the_optimizer_and_float16_halves_it_again(tmp_p
 
 
 SHIPPED_MNIST = MANIFEST.parent / "mnist14k.keras"  # the real file, before any test points weights/ elsewhere
-
-
-@pytest.fixture
-def weights_dir(tmp_path, monkeypatch):
-    import eipviz.weights as weights
-
-    folder = tmp_path / "weights"
-    monkeypatch.setattr(weights, "WEIGHTS_DIR", folder)
-    monkeypatch.setattr(weights, "MANIFEST", folder / "manifest.json")
-    return folder
 
 
 def _finished_mnist_run(tmp_path, checkpoint):
