@@ -143,9 +143,10 @@ def test_misclassified_confusion_cell_click_filters_the_gallery(page, server):
         return [names[best[0]], names[best[1]], r.left + xa._offset + xa.l2p(best[1]), r.top + ya._offset + ya.l2p(best[0])];
     }""")
     page.mouse.click(x, y)
-    wait_until_settled(page)
-    captions = page.get_by_text(re.compile(r"^#\d+: true")).all_inner_texts()
-    assert captions and all(f"true {true_name}, predicted {pred_name}" in c for c in captions), captions
+    captions = page.get_by_text(re.compile(r"^#\d+: true"))
+    pair = f"true {true_name}, predicted {pred_name}"
+    expect(captions.filter(has_text=pair)).not_to_have_count(0, timeout=60_000)
+    expect(captions.filter(has_not_text=pair)).to_have_count(0, timeout=60_000)
 
 
 def test_misclassified_gallery_changes_cam_method(page, server):
@@ -176,7 +177,7 @@ def test_upload_page_explains_an_image_and_rejects_a_bad_file(page, server):
     wait_until_settled(page)
     expect(page.get_by_text("broken.png is not an image eipviz can read.")).to_be_visible()
     expect(page.get_by_text(re.compile(r"resized from 40x56 to \d+x\d+"))).to_be_visible()
-    assert page.locator(".js-plotly-plot").count() == 1  # top-5 chart of the good image
+    expect(page.locator(".js-plotly-plot")).to_have_count(1)  # top-5 chart of the good image
 
 
 def test_restarting_streamlit_neither_stops_nor_forgets_a_run(browser, tmp_path):
