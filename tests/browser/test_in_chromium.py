@@ -8,7 +8,6 @@ import contextlib
 import io
 import os
 import re
-import shutil
 import sys
 
 import numpy as np
@@ -20,9 +19,8 @@ from tests.conftest import ROOT, shared_data_dir
 from playwright.sync_api import expect, sync_playwright  # noqa: E402  (in requirements.txt)
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from screenshots import CHROMIUM_FLAGS, free_port, start_streamlit, wait_until_settled  # noqa: E402
+from screenshots import CHROMIUM, CHROMIUM_FLAGS, free_port, start_streamlit, wait_until_settled  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 # Streamlit's frontend probes for a base path when opened on a page URL (/train/_stcore/health):
 # those two 404s are its own, harmless, and the only console errors we accept.
