@@ -47,3 +47,14 @@ def run_cli(*args, env=None, timeout=600, check=True):
     if check:
         assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return result
+
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch):
+    """An empty weights/ folder (not created) for this test, in place of the shipped one."""
+    import eipviz.weights as weights
+
+    folder = tmp_path / "weights"
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(weights, "MANIFEST", folder / "manifest.json")
+    return folder

@@ -37,16 +37,6 @@ def test_shipped_model_matches_its_manifest_and_beats_the_documented_accuracy(na
     assert result.accuracy * 100 >= MODELS[name].documented_accuracy
 
 
-@pytest.fixture
-def weights_dir(tmp_path, monkeypatch):
-    import eipviz.weights as weights
-
-    folder = tmp_path / "weights"
-    monkeypatch.setattr(weights, "WEIGHTS_DIR", folder)
-    monkeypatch.setattr(weights, "MANIFEST", folder / "manifest.json")
-    return folder
-
-
 def test_a_corrupt_weights_file_is_a_clear_message(weights_dir):
     name = SHIPPED[0]
     entry = SHIPPED_ENTRIES[name]
