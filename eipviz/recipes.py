@@ -6,7 +6,7 @@ A ``Recipe`` is read at a glance and built into Keras' own pieces
 what we chose.
 """
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from eipviz.errors import EipvizError
 from eipviz.zoo import MODELS, get_spec
@@ -24,6 +24,10 @@ class Augmentation:
     erasing_probability: float = 0.0  # random erasing / cutout
     erasing_scale: tuple = (0.02, 0.4)
     fill_mode: str = "nearest"
+    # How shifted pixels are resampled: "bilinear" (Keras' default) blurs every non-integer
+    # shift; "nearest" moves whole pixels, like pad-and-crop, so training images stay as sharp
+    # as test images.
+    interpolation: str = "bilinear"
 
     @property
     def enabled(self) -> bool:
@@ -80,6 +84,26 @@ class Recipe:
     def hyperparameters(self) -> dict:
         """Every hyperparameter as plain JSON-ready data."""
         return asdict(self)
+
+    @classmethod
+    def from_hyperparameters(cls, stored: dict) -> "Recipe":
+        """The recipe a run stored, so resuming after a recipe changed in code keeps the run's own.
+
+        Keys an older run did not store take today's defaults; extra keys (subset, seed) are ignored.
+        """
+        values = _known_fields(cls, stored)
+        augmentation = _known_fields(Augmentation, values.get("augmentation") or {})
+        if "erasing_scale" in augmentation:
+            augmentation["erasing_scale"] = tuple(augmentation["erasing_scale"])  # JSON made it a list
+        values["augmentation"] = Augmentation(**augmentation)
+        if values.get("plateau"):
+            values["plateau"] = Plateau(**values["plateau"])
+        return cls(**values)
+
+
+def _known_fields(dataclass_type, data: dict) -> dict:
+    names = {f.name for f in fields(dataclass_type)}
+    return {key: value for key, value in data.items() if key in names}
 
 
 def _seed(model):

@@ -1,8 +1,11 @@
+from dataclasses import replace
+
 import keras
+import numpy as np
 import pytest
 
 from eipviz.errors import EipvizError
-from eipviz.recipes import DOCUMENTED, FAST, get_recipe
+from eipviz.recipes import DOCUMENTED, FAST, Augmentation, get_recipe
 from eipviz.training.builders import augmentation_layers, make_optimizer, schedule_callbacks
 
 
@@ -52,6 +55,18 @@ def test_recipes_build_into_keras_pieces():
     optimizer = make_optimizer(FAST["resnet20v1"], steps_per_epoch=100)
     assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.nesterov
     assert isinstance(optimizer._learning_rate, keras.optimizers.schedules.CosineDecay)
+
+
+def test_nearest_interpolation_shifts_whole_pixels_and_bilinear_blurs():
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
+
+    def shifted(interpolation):
+        shift = Augmentation(width_shift=0.125, height_shift=0.125, fill_mode="reflect", interpolation=interpolation)
+        (layer,) = augmentation_layers(replace(FAST["resnet20v1"], augmentation=shift))
+        return np.asarray(layer(images, training=True))
+
+    assert (shifted("nearest") % 1 == 0).all()  # whole-pixel moves keep the integer pixel values
+    assert (shifted("bilinear") % 1 != 0).mean() > 0.5  # most pixels become mixtures of neighbours
 
 
 def test_every_model_has_a_documented_and_a_fast_recipe_citing_sources():

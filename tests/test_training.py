@@ -208,3 +208,26 @@ def test_a_run_without_augmentation_stores_and_rebuilds_none(tmp_path):
     assert not recipe_of(plain).augmentation.enabled
     default = store.get_run(create_training_run(store, "resnet20v1", "fast", epochs=3))
     assert recipe_of(default) == get_recipe("resnet20v1", "fast").with_overrides(epochs=3)
+
+
+def test_a_run_keeps_the_recipe_it_was_created_with_when_the_code_changes(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from eipviz import recipes
+    from eipviz.training.worker import recipe_of
+
+    store = RunStore(tmp_path / "runs")
+    created = recipes.get_recipe("resnet20v1", "documented")  # has a plateau and random erasing
+    run_id = create_training_run(store, "resnet20v1", "documented", epochs=2)
+    changed = replace(created, learning_rate=1.0, augmentation=recipes.Augmentation())
+    monkeypatch.setitem(recipes.DOCUMENTED, "resnet20v1", changed)
+    assert recipe_of(store.get_run(run_id)) == created.with_overrides(epochs=2)
+
+
+def test_an_older_run_without_newer_hyperparameters_takes_their_defaults(tmp_path):
+    from eipviz.recipes import Recipe, get_recipe
+
+    stored = get_recipe("sepconv59k", "fast").hyperparameters()
+    del stored["augmentation"]["interpolation"], stored["label_smoothing"]
+    rebuilt = Recipe.from_hyperparameters({**stored, "subset": None, "seed": 0})
+    assert rebuilt.augmentation.interpolation == "bilinear" and rebuilt.label_smoothing == 0.0

@@ -42,7 +42,8 @@ def augmentation_layers(recipe: Recipe) -> list[keras.layers.Layer]:
     a = recipe.augmentation
     layers = []
     if a.width_shift or a.height_shift:
-        layers.append(keras.layers.RandomTranslation(a.height_shift, a.width_shift, fill_mode=a.fill_mode))
+        layers.append(keras.layers.RandomTranslation(a.height_shift, a.width_shift, fill_mode=a.fill_mode,
+                                                     interpolation=a.interpolation))
     if a.zoom:
         layers.append(keras.layers.RandomZoom(a.zoom, fill_mode=a.fill_mode))
     if a.rotation_degrees:

@@ -11,9 +11,7 @@ import keras
 import numpy as np
 
 from eipviz.data import load_dataset
-from dataclasses import replace
-
-from eipviz.recipes import Augmentation, Recipe, get_recipe
+from eipviz.recipes import Recipe
 from eipviz.training.batches import ImageBatches
 from eipviz.training.builders import augmentation_layers, compile_model, schedule_callbacks
 from eipviz.training.devices import training_scope
@@ -96,11 +94,8 @@ class RunRecorder(keras.callbacks.Callback):
 
 
 def recipe_of(run) -> Recipe:
-    """Rebuild the recipe a run was created with (model, recipe name, overrides, augmentation as stored)."""
-    hp = run.hyperparameters
-    recipe = get_recipe(run.model, run.recipe).with_overrides(epochs=hp.get("epochs"), batch_size=hp.get("batch_size"))
-    stored = Augmentation(**(hp.get("augmentation") or {}))
-    return recipe if stored.enabled else replace(recipe, augmentation=Augmentation())
+    """The recipe a run was created with, as stored (not as the code defines it today)."""
+    return Recipe.from_hyperparameters(run.hyperparameters)
 
 
 def _arrays(dataset_name: str, subset: int | None, seed: int):
