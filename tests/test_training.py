@@ -224,7 +224,7 @@ def test_a_run_keeps_the_recipe_it_was_created_with_when_the_code_changes(tmp_pa
     assert recipe_of(store.get_run(run_id)) == created.with_overrides(epochs=2)
 
 
-def test_an_older_run_without_newer_hyperparameters_takes_their_defaults(tmp_path):
+def test_an_older_run_without_newer_hyperparameters_takes_their_defaults():
     from eipviz.recipes import Recipe, get_recipe
 
     stored = get_recipe("sepconv59k", "fast").hyperparameters()
