@@ -29,10 +29,14 @@ class Augmentation:
     # as test images.
     interpolation: str = "bilinear"
 
+    def transforms(self) -> list[str]:
+        """Names of the transforms applied; fill_mode, interpolation and erasing_scale only tune them."""
+        return [name for name in ("width_shift", "height_shift", "horizontal_flip", "zoom",
+                                  "rotation_degrees", "erasing_probability") if getattr(self, name)]
+
     @property
     def enabled(self) -> bool:
-        return any((self.width_shift, self.height_shift, self.horizontal_flip, self.zoom,
-                    self.rotation_degrees, self.erasing_probability))
+        return bool(self.transforms())
 
 
 @dataclass(frozen=True)
@@ -216,8 +220,7 @@ def recipe_summary(model: str) -> list[dict]:
         rows.append({
             "recipe": name, "optimizer": recipe.optimizer, "schedule": schedule,
             "batch": recipe.batch_size, "epochs": recipe.epochs, "preprocessing": recipe.preprocessing,
-            "augmentation": ", ".join(k for k, v in asdict(recipe.augmentation).items()
-                                      if v and k not in ("fill_mode", "erasing_scale")) or "none",
+            "augmentation": ", ".join(recipe.augmentation.transforms()) or "none",
             "source": recipe.source,
         })
     return rows

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from eipviz.errors import EipvizError
-from eipviz.recipes import DOCUMENTED, FAST, Augmentation, get_recipe
+from eipviz.recipes import DOCUMENTED, FAST, Augmentation, get_recipe, recipe_summary
 from eipviz.training.builders import augmentation_layers, make_optimizer, schedule_callbacks
 
 
@@ -67,6 +67,12 @@ def test_nearest_interpolation_shifts_whole_pixels_and_bilinear_blurs():
 
     assert (shifted("nearest") % 1 == 0).all()  # whole-pixel moves keep the integer pixel values
     assert (shifted("bilinear") % 1 != 0).mean() > 0.5  # most pixels become mixtures of neighbours
+
+
+def test_the_recipe_summary_lists_transforms_not_their_settings():
+    augmentation = {row["recipe"]: row["augmentation"] for row in recipe_summary("resnet20v1")}
+    assert augmentation["fast"] == "width_shift, height_shift, horizontal_flip"  # not interpolation, fill_mode
+    assert Augmentation(fill_mode="reflect", interpolation="nearest").transforms() == []
 
 
 def test_every_model_has_a_documented_and_a_fast_recipe_citing_sources():
