@@ -8,7 +8,7 @@ import streamlit as st
 from eipviz.errors import EipvizError
 from eipviz.loading import load_run_checkpoint, load_uploaded_model, load_zoo_model
 from eipviz.preprocessing import PREPROCESSINGS
-from eipviz.training.store import RunStore, default_runs_dir
+from eipviz.training.store import RunStore, default_runs_dir, run_label
 from eipviz.weights import shipped_models
 
 UPLOADED_MODEL_KEY = "uploaded_model"
@@ -82,7 +82,7 @@ def model_picker(key: str):
                 st.warning("No run has a checkpoint yet.")
                 return None, None
             run = st.selectbox("Run", runs, key=f"{key}-run",
-                               format_func=lambda r: f"{r.name} · {r.id} · best {r.best_val_accuracy or 0:.4f}")
+                               format_func=lambda r: f"{run_label(r)} · best {r.best_val_accuracy or 0:.4f}")
             mtime = (store.run_dir(run.id) / "best.keras").stat().st_mtime
             return cached_run_model(run.id, mtime), f"run:{run.id}:{mtime}"
         loaded = st.session_state[UPLOADED_MODEL_KEY]

@@ -6,6 +6,7 @@ import streamlit as st
 from eipviz.curves import all_curve_runs, curves_figure, import_log, summary_rows, tidy_csv
 from eipviz.errors import EipvizError
 from eipviz.keraslog import parse_log, parse_log_bytes
+from eipviz.training.store import run_label
 from app_pages.common import run_store
 
 DEFAULT_METRICS = ["val_accuracy", "val_loss"]
@@ -24,6 +25,7 @@ with st.expander("Import a Keras log (paste or upload)"):
             parsed = parse_log_bytes(uploaded.getvalue()) if uploaded else parse_log(pasted)
             source = uploaded.name if uploaded else "pasted log"
             run_id = import_log(store, parsed, name or source, source=source)
+            st.session_state["curve-runs"] = [*st.session_state.get("curve-runs", []), run_id]  # show it at once
             st.success(f"Imported {len(parsed.epochs)} epochs as run {run_id}.")
         except EipvizError as error:
             st.error(str(error))
@@ -31,8 +33,13 @@ with st.expander("Import a Keras log (paste or upload)"):
 runs = all_curve_runs(store)
 by_id = {run.id: run for run in runs}
 defaults = [r.id for r in runs if r.kind == "trained"][:2] + [r.id for r in runs if r.kind == "reference"][:1]
-selected_ids = st.multiselect("Runs", list(by_id), default=defaults, format_func=lambda i: f"{by_id[i].name} [{by_id[i].kind}]",
-                              key="curve-runs")
+if "curve-runs" in st.session_state:  # drop runs deleted since (a stale id would make the widget raise)
+    st.session_state["curve-runs"] = [i for i in st.session_state["curve-runs"] if i in by_id]
+    defaults = None
+# Values are run ids and labels are unique: Streamlit matches options by label, so two runs with the
+# same name would collapse into one.
+selected_ids = st.multiselect("Runs", list(by_id), default=defaults, key="curve-runs",
+                              format_func=lambda i: f"{run_label(by_id[i])} [{by_id[i].kind}]")
 metrics_available = sorted({m for i in selected_ids for m in by_id[i].metrics})
 c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
 metrics = c1.multiselect("Metrics", metrics_available, key="curve-metrics",
@@ -61,8 +68,9 @@ chart()
 editable = [by_id[i] for i in selected_ids if by_id[i].kind != "reference"]
 if editable:
     with st.expander("Rename or delete a run"):
-        target = st.selectbox("Run", editable, format_func=lambda r: r.name, key="edit-run")
-        new_name = st.text_input("New name", value=target.name, key="edit-name")
+        target = by_id[st.selectbox("Run", [r.id for r in editable], format_func=lambda i: run_label(by_id[i]),
+                                    key="edit-run")]
+        new_name = st.text_input("New name", value=target.name, key=f"edit-name-{target.id}")
         a, b = st.columns(2)
         if a.button("Rename", key="edit-rename"):
             store.update_run(target.id, name=new_name)

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from eipviz.keraslog import ParsedLog, parse_log
+from eipviz.training.store import run_label
 from eipviz.zoo import MODELS
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference_runs"
@@ -119,7 +120,7 @@ def summary_rows(runs: list[CurveRun]) -> list[dict]:
         final_metric = best[1] if best else None
         duration = last.get("wall_time")
         rows.append({
-            "run": run.name, "kind": run.kind, "status": run.status, "best_metric": final_metric,
+            "run": run.name, "id": run.id, "kind": run.kind, "status": run.status, "best_metric": final_metric,
             "best_value": None if best is None else round(best[2], 4), "best_epoch": None if best is None else best[0],
             "final_value": None if final_metric is None or last.get(final_metric) is None else round(last[final_metric], 4),
             "epochs": len(run.rows),
@@ -161,7 +162,7 @@ def curves_figure(runs: list[CurveRun], metrics: list[str], smoothing: float = 0
                 fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": run.color, "width": 1},
                                          opacity=0.25, showlegend=False, hoverinfo="skip"), row=1, col=col)
                 ys = debiased_ema(ys, smoothing)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=run.name, legendgroup=run.id,
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=run_label(run), legendgroup=run.id,
                                      line={"color": run.color}, showlegend=show_legend), row=1, col=col)
             best = best_epoch(run)
             if best:

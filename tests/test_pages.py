@@ -145,3 +145,76 @@ def test_curves_page_smoothing_log_axis_and_wall_time_do_not_break():
     at.toggle(key="curve-log").set_value(True).run()
     at.radio(key="curve-x").set_value("wall time").run()
     assert not at.exception
+
+
+def test_runs_with_the_same_name_stay_apart_in_plot_csv_rename_and_delete(tmp_path, monkeypatch):
+    """Streamlit matches options by label: two runs named alike once collapsed into one, so the chart,
+    the CSV and the summary showed one run twice and a delete could hit the other run."""
+    import csv
+    import io
+    import json
+
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    from eipviz.training.store import RunStore
+
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    store = RunStore(tmp_path)
+    name = "mnist14k fast (8 ep, 2048 img)"
+    first = store.create_run(name=name, model="mnist14k", status="finished")
+    second = store.create_run(name=name, model="mnist14k", status="finished")
+    store.update_run(second, name=name)  # a run renamed to a name in use, or one stored before names were unique
+    for epoch, value in enumerate([0.11, 0.22], start=1):
+        store.add_epoch(first, epoch, {"val_accuracy": value, "val_loss": 1.0})
+    for epoch, value in enumerate([0.71, 0.82, 0.93], start=1):
+        store.add_epoch(second, epoch, {"val_accuracy": value, "val_loss": 0.5})
+
+    downloads = []
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, data, mimetype, kind, filename=None):
+        if mimetype == "text/csv":
+            downloads.append(data.decode() if isinstance(data, bytes) else data)
+        return original(self, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    at = open_page("curves.py")
+    assert set(at.multiselect(key="curve-runs").value) >= {first, second}, "both are selected by default"
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    panels = spec["layout"]["annotations"]  # subplot titles, in panel order: val_accuracy comes first
+    assert panels[0]["text"] == "val_accuracy"
+    traces = {t["name"]: t["y"] for t in spec["data"]
+              if t.get("xaxis", "x") == "x" and t.get("name") and "best" not in t["name"]}
+    assert traces[f"{name} · {first}"] == [0.11, 0.22]
+    assert traces[f"{name} · {second}"] == [0.71, 0.82, 0.93]
+
+    summary = at.dataframe[0].value.set_index("id")
+    assert summary.loc[first, "best_value"] == 0.22 and summary.loc[second, "best_value"] == 0.93
+
+    rows = list(csv.DictReader(io.StringIO(downloads[-1])))
+    accuracy = {(r["run_id"], r["epoch"]): float(r["value"]) for r in rows
+                if r["metric"] == "val_accuracy" and r["run_id"] in (first, second)}
+    assert accuracy == {(first, "1"): 0.11, (first, "2"): 0.22,
+                        (second, "1"): 0.71, (second, "2"): 0.82, (second, "3"): 0.93}
+
+    at.selectbox(key="edit-run").select(second).run()
+    at.text_input(key=f"edit-name-{second}").set_value("the good one").run()
+    at.button(key="edit-rename").click().run()
+    assert not at.exception
+    assert store.get_run(second).name == "the good one" and store.get_run(first).name == name
+
+    at.selectbox(key="edit-run").select(first).run()
+    at.button(key="edit-delete").click().run()
+    assert not at.exception
+    assert [run.id for run in store.list_runs()] == [second]
+
+
+def test_new_runs_never_share_a_name(tmp_path):
+    from eipviz.training.launcher import create_training_run
+    from eipviz.training.store import RunStore
+
+    store = RunStore(tmp_path)
+    ids = [create_training_run(store, "mnist14k", "fast", epochs=8, subset=2048) for _ in range(3)]
+    assert [store.get_run(i).name for i in ids] == [
+        "mnist14k fast (8 ep, 2048 img)", "mnist14k fast (8 ep, 2048 img) (2)", "mnist14k fast (8 ep, 2048 img) (3)"]

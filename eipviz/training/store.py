@@ -117,10 +117,16 @@ class RunStore:
     def create_run(self, *, name: str, model: str | None = None, recipe: str | None = None,
                    hyperparameters: dict | None = None, kind: str = "trained", status: str = "queued",
                    source: str | None = None, run_id: str | None = None) -> str:
-        """Insert a run and make its folder; return its id."""
+        """Insert a run and make its folder; return its id.
+
+        A name already in use gets a counter (``name (2)``): runs started with the same
+        settings would otherwise be told apart only by their ids.
+        """
         run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{model or kind}-{secrets.token_hex(2)}"
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
+            taken = {row[0] for row in db.execute("SELECT name FROM runs")}
+            name = unique_name(name, taken)
             db.execute(
                 "INSERT INTO runs (id, kind, name, model, recipe, hyperparameters, status, created, source)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -209,6 +215,18 @@ class RunStore:
                                       f" (killed or out of memory).\n{tail}".strip())
                 dead.append(run.id)
         return dead
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name (k)`` with the smallest k >= 2 that is not taken."""
+    if name not in taken:
+        return name
+    return next(f"{name} ({k})" for k in range(2, len(taken) + 3) if f"{name} ({k})" not in taken)
+
+
+def run_label(run) -> str:
+    """How a widget names a run: unique even when two runs share a name (Streamlit matches options by label)."""
+    return run.name if run.kind == "reference" else f"{run.name} · {run.id}"
 
 
 def _to_run(row) -> Run:
