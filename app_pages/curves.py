@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from eipviz.curves import all_curve_runs, curves_figure, import_log, summary_rows, tidy_csv
+from eipviz.curves import all_curve_runs, import_log, runs_table, tidy_csv
+from eipviz.plots import curves_figure
 from eipviz.errors import EipvizError
 from eipviz.keraslog import parse_log, parse_log_bytes
 from eipviz.training.store import run_label
@@ -40,7 +41,7 @@ if "curve-runs" in st.session_state:  # drop runs deleted since (a stale id woul
 # same name would collapse into one.
 selected_ids = st.multiselect("Runs", list(by_id), default=defaults, key="curve-runs",
                               format_func=lambda i: f"{run_label(by_id[i])} [{by_id[i].kind}]")
-metrics_available = sorted({m for i in selected_ids for m in by_id[i].metrics})
+metrics_available = sorted({m for i in selected_ids for m in by_id[i].metric_names})
 c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
 metrics = c1.multiselect("Metrics", metrics_available, key="curve-metrics",
                          default=[m for m in DEFAULT_METRICS if m in metrics_available] or metrics_available[:1])
@@ -59,7 +60,7 @@ def chart():
     st.plotly_chart(curves_figure(chosen, metrics, smoothing, log_y, x_axis), key="curves")
     if x_axis == "wall time" and any(not any("wall_time" in r for r in run.rows) for run in chosen):
         st.caption("Runs without wall-clock times (imported and documented logs) are left out on this axis.")
-    st.dataframe(pd.DataFrame(summary_rows(chosen)), hide_index=True)
+    st.dataframe(pd.DataFrame(runs_table(chosen)), hide_index=True)
     st.download_button("Download selected runs as CSV", tidy_csv(chosen), file_name="curves.csv", mime="text/csv")
 
 

@@ -93,7 +93,7 @@ with st.expander("Faithfulness of the CAM methods (deletion / insertion AUC, ave
     n = st.number_input("Test images to use", 10, 500, 50, 10)
     if st.button("Compute faithfulness"):
         from eipviz.explain.faithfulness import faithfulness
-        from eipviz.evaluation import fit_images
+        from eipviz.images import fit_images
         from eipviz.preprocessing import preprocess
 
         sample = np.random.default_rng(0).choice(len(images), int(n), replace=False)

@@ -3,8 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from eipviz.recipes import recipe_summary
-from eipviz.summary import layer_table, zoo_overview
+from eipviz.tables import layer_table, recipe_table, zoo_overview
 from eipviz.zoo import MODELS
 
 
@@ -46,7 +45,7 @@ if spec.notes:
     st.info(spec.notes)
 
 st.subheader("Recipes")
-st.dataframe(pd.DataFrame(recipe_summary(name)), hide_index=True, width="stretch")
+st.dataframe(pd.DataFrame(recipe_table(name)), hide_index=True, width="stretch")
 
 st.subheader("Layers and receptive fields")
 table = pd.DataFrame(cached_layer_table(name))

@@ -9,19 +9,11 @@ from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
 from eipviz.recipes import RECIPES, get_recipe
 from eipviz.training.launcher import resume_run, start_training, stop_run
-from eipviz.training.status import run_progress
+from eipviz.training.status import format_duration, run_progress
 from eipviz.zoo import MODELS
 
 REFRESH_S = 2
 SHOWN_RUNS = 6
-
-
-def _format_seconds(seconds):
-    if seconds is None:
-        return "estimating…"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
 st.title("Train")
@@ -72,14 +64,14 @@ def _run_panel(run):
         label = (f"epoch {progress.epochs_done + 1}/{progress.epochs_total}: batch {progress.batch}/"
                  f"{progress.batches or '?'}"
                  + (f", loss {progress.running_loss:.4f}" if progress.running_loss is not None else "")
-                 + f" · ETA {_format_seconds(progress.eta_seconds)}")
+                 + f" · ETA {format_duration(progress.eta_seconds)}")
         st.progress(progress.epoch_fraction, text=label)
         _action_button("Stop", run.id, stop_run, f"Stopping {run.id} after its current batch…")
     elif run.status in ("cancelled", "failed"):
         if run.status == "failed":
             st.error(f"Run failed. {run.error or ''}".strip())
         _action_button("Resume", run.id, resume_run, f"Resuming {run.id}…")
-    rows = store.metrics(run.id)
+    rows = store.epoch_rows(run.id)
     if rows:
         st.plotly_chart(training_curves_figure(rows), key=f"curves-{run.id}")
     else:

@@ -66,7 +66,7 @@ def eipviz_path(model_name, recipe_name, batch_size=BATCH, augment=False):
         run_id = create_training_run(store, model_name, recipe_name, epochs=EPOCHS, batch_size=batch_size,
                                      subset=IMAGES, augment=augment)
         train_run(store, run_id, verbose=0)
-        seconds = [row["epoch_seconds"] for row in store.metrics(run_id)]
+        seconds = [row["epoch_seconds"] for row in store.epoch_rows(run_id)]
     return IMAGES / np.mean(seconds[1:])
 
 

@@ -33,14 +33,14 @@ def _print_csv(rows: list[dict], out=sys.stdout) -> None:
 
 
 def cmd_models(args) -> int:
-    from eipviz.summary import zoo_overview
+    from eipviz.tables import zoo_overview
 
     _print_table(zoo_overview())
     return 0
 
 
-def cmd_summary(args) -> int:
-    from eipviz.summary import layer_table
+def cmd_layers(args) -> int:
+    from eipviz.tables import layer_table
 
     rows = layer_table(args.name)
     (_print_csv if args.format == "csv" else _print_table)(rows)
@@ -153,7 +153,7 @@ def cmd_evaluate(args) -> int:
 
     loaded = _load_for_cli(args.model, args.weights, args.preprocessing)
     result = evaluate(loaded)
-    print(json.dumps({"model": loaded.label, **result.summary()}, indent=2))
+    print(json.dumps({"model": loaded.label, **result.to_dict()}, indent=2))
     return 0
 
 
@@ -191,7 +191,8 @@ def _class_number(value: str, names: list) -> int:
 def cmd_faithfulness(args) -> int:
     import numpy as np
 
-    from eipviz.evaluation import fit_images, test_images_for
+    from eipviz.evaluation import test_images_for
+    from eipviz.images import fit_images
     from eipviz.explain.cams import METHODS
     from eipviz.explain.faithfulness import faithfulness
     from eipviz.preprocessing import preprocess
@@ -301,10 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the zoo: params built vs documented, documented accuracy")
     p.set_defaults(handler=cmd_models)
 
-    p = sub.add_parser("summary", help="per-layer receptive-field table of a zoo model")
+    p = sub.add_parser("layers", aliases=["summary"], help="per-layer receptive-field table of a zoo model")
     p.add_argument("name")
     p.add_argument("--format", choices=("table", "csv"), default="table")
-    p.set_defaults(handler=cmd_summary)
+    p.set_defaults(handler=cmd_layers)
 
     for register in COMMANDS.values():
         register(sub)

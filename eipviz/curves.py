@@ -7,11 +7,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
-
 from eipviz.keraslog import ParsedLog, parse_log
-from eipviz.training.store import run_label
 from eipviz.zoo import MODELS
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference_runs"
@@ -32,11 +28,7 @@ class CurveRun:
     source: str | None = None
 
     @property
-    def live(self) -> bool:
-        return self.status in ("queued", "running")
-
-    @property
-    def metrics(self) -> list[str]:
+    def metric_names(self) -> list[str]:
         names = []
         for row in self.rows:
             names += [k for k in row if k != "epoch" and k not in names]
@@ -66,7 +58,7 @@ def reference_runs() -> list[CurveRun]:
 
 def store_runs(store) -> list[CurveRun]:
     store.reap_dead_workers()
-    return [CurveRun(run.id, run.name, run.kind, store.metrics(run.id), run.model, run.status, run.source)
+    return [CurveRun(run.id, run.name, run.kind, store.epoch_rows(run.id), run.model, run.status, run.source)
             for run in store.list_runs(kinds=("trained", "imported"))]
 
 
@@ -111,7 +103,7 @@ def best_epoch(run: CurveRun) -> tuple | None:
     return None
 
 
-def summary_rows(runs: list[CurveRun]) -> list[dict]:
+def runs_table(runs: list[CurveRun]) -> list[dict]:
     """Best value and epoch, final value, epochs and duration per run."""
     rows = []
     for run in runs:
@@ -140,41 +132,3 @@ def tidy_csv(runs: list[CurveRun]) -> str:
                 if metric != "epoch":
                     writer.writerow([run.id, run.name, run.kind, row["epoch"], metric, "" if value is None else value])
     return out.getvalue()
-
-
-def curves_figure(runs: list[CurveRun], metrics: list[str], smoothing: float = 0.0, log_y: bool = False,
-                  x_axis: str = "epoch") -> go.Figure:
-    """One panel per metric; a colour per run; smoothed curve over its faded raw curve; best-epoch markers."""
-    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics or [""])
-    for col, metric in enumerate(metrics, start=1):
-        for run in runs:
-            points = [row for row in run.rows if row.get(metric) is not None]
-            if x_axis == "wall time":
-                points = [row for row in points if row.get("wall_time") is not None]
-                xs = [row["wall_time"] for row in points]
-            else:
-                xs = [row["epoch"] for row in points]
-            if not points:
-                continue
-            ys = [row[metric] for row in points]
-            show_legend = col == 1
-            if smoothing > 0:
-                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": run.color, "width": 1},
-                                         opacity=0.25, showlegend=False, hoverinfo="skip"), row=1, col=col)
-                ys = debiased_ema(ys, smoothing)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=run_label(run), legendgroup=run.id,
-                                     line={"color": run.color}, showlegend=show_legend), row=1, col=col)
-            best = best_epoch(run)
-            if best:
-                at = next((i for i, row in enumerate(points) if row["epoch"] == best[0]), None)
-                if at is not None:
-                    fig.add_trace(go.Scatter(x=[xs[at]], y=[ys[at]], mode="markers", legendgroup=run.id,
-                                             marker={"color": run.color, "size": 10, "symbol": "star"},
-                                             name=f"best epoch {best[0]}", showlegend=False,
-                                             hovertemplate=f"{run.name}: best epoch {best[0]} ({best[1]})"),
-                                  row=1, col=col)
-        if log_y:
-            fig.update_yaxes(type="log", row=1, col=col)
-    fig.update_xaxes(title_text="wall time (s)" if x_axis == "wall time" else "epoch")
-    fig.update_layout(height=420, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2})
-    return fig

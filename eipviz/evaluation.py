@@ -7,6 +7,7 @@ import numpy as np
 from eipviz.data import load_dataset
 from eipviz.errors import EipvizError
 from eipviz.loading import LoadedModel, predict_probabilities
+from eipviz.images import fit_images
 from eipviz.preprocessing import preprocess
 
 
@@ -49,7 +50,8 @@ class Evaluation:
         indices = np.flatnonzero(wrong)
         return indices[np.argsort(-self.confidence[indices], kind="stable")]
 
-    def summary(self) -> dict:
+    def to_dict(self) -> dict:
+        """Accuracy, per-class accuracy and the number of images, rounded for JSON."""
         return {"accuracy": round(self.accuracy, 6),
                 "per_class_accuracy": {k: round(v, 6) for k, v in self.per_class_accuracy().items()},
                 "n": int(len(self.labels))}
@@ -62,20 +64,6 @@ def test_images_for(loaded: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
                           f"there is no test set to evaluate it on.")
     ds = load_dataset(loaded.dataset)
     return ds.x_test, ds.y_test
-
-
-def fit_images(images: np.ndarray, size: tuple) -> np.ndarray:
-    """Resize uint8 images (N, H, W[, C]) to the model's (height, width, channels) with OpenCV."""
-    import cv2
-
-    height, width, channels = size
-    x = images if images.ndim == 4 else images[..., None]
-    if x.shape[1:3] != (height, width):
-        x = np.stack([cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA) for img in x])
-        x = x if x.ndim == 4 else x[..., None]
-    if x.shape[-1] != channels:
-        x = x.mean(axis=-1, keepdims=True).astype(np.uint8) if channels == 1 else np.repeat(x, 3, axis=-1)
-    return x
 
 
 def evaluate(loaded: LoadedModel, limit: int | None = None) -> Evaluation:

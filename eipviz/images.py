@@ -3,6 +3,7 @@
 import io
 import warnings
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -80,3 +81,15 @@ def resize_note(image: np.ndarray, input_size: tuple) -> str | None:
     if channels == 1:
         notes.append("converted to grayscale")
     return "; ".join(notes) or None
+
+
+def fit_images(images: np.ndarray, size: tuple) -> np.ndarray:
+    """Resize uint8 images (N, H, W[, C]) to the model's (height, width, channels) with OpenCV."""
+    height, width, channels = size
+    x = images if images.ndim == 4 else images[..., None]
+    if x.shape[1:3] != (height, width):
+        x = np.stack([cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA) for img in x])
+        x = x if x.ndim == 4 else x[..., None]
+    if x.shape[-1] != channels:
+        x = x.mean(axis=-1, keepdims=True).astype(np.uint8) if channels == 1 else np.repeat(x, 3, axis=-1)
+    return x

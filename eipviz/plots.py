@@ -3,8 +3,11 @@
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from eipviz.curves import CurveRun, best_epoch, debiased_ema
+from eipviz.training.store import run_label
 
-def training_curves_figure(rows: list[dict], title: str = "") -> go.Figure:
+
+def training_curves_figure(rows: list[dict]) -> go.Figure:
     """Loss, accuracy (train vs val) and learning rate per epoch, side by side."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=("loss", "accuracy", "learning rate"))
     epochs = [row["epoch"] for row in rows]
@@ -20,8 +23,7 @@ def training_curves_figure(rows: list[dict], title: str = "") -> go.Figure:
         fig.add_trace(go.Scatter(x=epochs, y=rates, name="learning_rate", mode="lines+markers"), row=1, col=3)
         fig.update_yaxes(type="log", row=1, col=3)
     fig.update_xaxes(title_text="epoch")
-    fig.update_layout(height=320, margin={"t": 40, "b": 30, "l": 40, "r": 10}, title=title or None,
-                      legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(height=320, margin={"t": 40, "b": 30, "l": 40, "r": 10}, legend={"orientation": "h", "y": -0.25})
     return fig
 
 
@@ -45,4 +47,42 @@ def confusion_figure(matrix, class_names) -> go.Figure:
     fig.update_layout(xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
                       xaxis_type="category", yaxis_type="category", height=420, margin={"t": 10, "b": 10},
                       clickmode="event+select", dragmode=False)
+    return fig
+
+
+def curves_figure(runs: list[CurveRun], metrics: list[str], smoothing: float = 0.0, log_y: bool = False,
+                  x_axis: str = "epoch") -> go.Figure:
+    """One panel per metric; a colour per run; smoothed curve over its faded raw curve; best-epoch markers."""
+    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics or [""])
+    for col, metric in enumerate(metrics, start=1):
+        for run in runs:
+            points = [row for row in run.rows if row.get(metric) is not None]
+            if x_axis == "wall time":
+                points = [row for row in points if row.get("wall_time") is not None]
+                xs = [row["wall_time"] for row in points]
+            else:
+                xs = [row["epoch"] for row in points]
+            if not points:
+                continue
+            ys = [row[metric] for row in points]
+            show_legend = col == 1
+            if smoothing > 0:
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": run.color, "width": 1},
+                                         opacity=0.25, showlegend=False, hoverinfo="skip"), row=1, col=col)
+                ys = debiased_ema(ys, smoothing)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=run_label(run), legendgroup=run.id,
+                                     line={"color": run.color}, showlegend=show_legend), row=1, col=col)
+            best = best_epoch(run)
+            if best:
+                at = next((i for i, row in enumerate(points) if row["epoch"] == best[0]), None)
+                if at is not None:
+                    fig.add_trace(go.Scatter(x=[xs[at]], y=[ys[at]], mode="markers", legendgroup=run.id,
+                                             marker={"color": run.color, "size": 10, "symbol": "star"},
+                                             name=f"best epoch {best[0]}", showlegend=False,
+                                             hovertemplate=f"{run.name}: best epoch {best[0]} ({best[1]})"),
+                                  row=1, col=col)
+        if log_y:
+            fig.update_yaxes(type="log", row=1, col=col)
+    fig.update_xaxes(title_text="wall time (s)" if x_axis == "wall time" else "epoch")
+    fig.update_layout(height=420, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2})
     return fig

@@ -206,26 +206,4 @@ def get_recipe(model: str, name: str = "documented") -> Recipe:
     return RECIPES[name][model]
 
 
-def recipe_summary(model: str) -> list[dict]:
-    """One row per recipe of a model, for the Models page."""
-    rows = []
-    for name in RECIPES:
-        recipe = get_recipe(model, name)
-        if recipe.schedule == "inverse_time":
-            schedule = f"{recipe.learning_rate:g} / (1 + {recipe.decay:g} * epoch)"
-        elif recipe.schedule == "one_cycle":
-            schedule = f"one-cycle to {recipe.learning_rate:g}, cosine to 0"
-        else:
-            schedule = f"constant {recipe.learning_rate:g}"
-        if recipe.plateau:
-            schedule += f"; ReduceLROnPlateau(x{recipe.plateau.factor:.3f}, patience {recipe.plateau.patience})"
-        rows.append({
-            "recipe": name, "optimizer": recipe.optimizer, "schedule": schedule,
-            "batch": recipe.batch_size, "epochs": recipe.epochs, "preprocessing": recipe.preprocessing,
-            "augmentation": ", ".join(recipe.augmentation.transforms()) or "none",
-            "source": recipe.source,
-        })
-    return rows
-
-
 assert set(DOCUMENTED) == set(FAST) == set(MODELS)

@@ -137,7 +137,7 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
         candidate.unlink(missing_ok=True)
         raise
     candidate.replace(target)
-    rows = store.metrics(run_id)
+    rows = store.epoch_rows(run_id)
     entry = {
         "file": target.name,
         "sha256": sha256_of(target),

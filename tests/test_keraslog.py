@@ -64,7 +64,7 @@ def test_csv_header_is_epoch_then_metrics_as_printed_then_lr_and_round_trips(tmp
     assert parse_log(text).rows() == parsed.rows()  # our CSV reads back unchanged (1-based epochs)
     # stored as an imported run, the epochs and values come back unchanged (names made canonical)
     store = RunStore(tmp_path)
-    rows = store.metrics(import_log(store, parsed, "seed 002"))
+    rows = store.epoch_rows(import_log(store, parsed, "seed 002"))
     assert [r["epoch"] for r in rows] == list(range(1, 21))
     assert [(r["val_accuracy"], r["learning_rate"]) for r in rows] == [(r["val_acc"], r["lr"]) for r in parsed.rows()]
 

@@ -4,7 +4,7 @@ import keras
 from keras import layers
 
 from eipviz.receptive_field import receptive_field_table
-from eipviz.summary import layer_table
+from eipviz.tables import layer_table
 
 
 def fields(model):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from eipviz.errors import EipvizError
-from eipviz.recipes import DOCUMENTED, FAST, Augmentation, get_recipe, recipe_summary
+from eipviz.recipes import DOCUMENTED, FAST, Augmentation, get_recipe
+from eipviz.tables import recipe_table
 from eipviz.training.builders import augmentation_layers, make_optimizer, schedule_callbacks
 
 
@@ -69,8 +70,8 @@ def test_nearest_interpolation_shifts_whole_pixels_and_bilinear_blurs():
     assert (shifted("bilinear") % 1 != 0).mean() > 0.5  # most pixels become mixtures of neighbours
 
 
-def test_the_recipe_summary_lists_transforms_not_their_settings():
-    augmentation = {row["recipe"]: row["augmentation"] for row in recipe_summary("resnet20v1")}
+def test_the_recipe_table_lists_transforms_not_their_settings():
+    augmentation = {row["recipe"]: row["augmentation"] for row in recipe_table("resnet20v1")}
     assert augmentation["fast"] == "width_shift, height_shift, horizontal_flip"  # not interpolation, fill_mode
     assert Augmentation(fill_mode="reflect", interpolation="nearest").transforms() == []
 

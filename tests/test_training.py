@@ -31,7 +31,7 @@ def test_cli_train_end_to_end_records_metrics_checkpoints_and_csv(tmp_path, data
     store = RunStore(tmp_path)
     (run,) = store.list_runs()
     assert run.status == "finished" and run.backend == "tensorflow" and "CPU" in run.device
-    rows = store.metrics(run.id)
+    rows = store.epoch_rows(run.id)
     assert [row["epoch"] for row in rows] == [1, 2]
     for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds", "wall_time"):
         assert all(row[name] is not None for row in rows), name
@@ -68,7 +68,7 @@ def test_stop_cancels_after_the_batch_and_resume_keeps_the_epoch_counter(tmp_pat
 
     resume_run(store, run_id)
     wait_for(lambda: store.get_run(run_id).status == "finished", timeout=400, what="finished after resume")
-    rows = store.metrics(run_id)
+    rows = store.epoch_rows(run_id)
     assert [row["epoch"] for row in rows] == [1, 2, 3]
     assert rows[1]["learning_rate"] == pytest.approx(0.003 / (1 + 0.319 * 1), rel=1e-5)
     assert rows[2]["learning_rate"] == pytest.approx(0.003 / (1 + 0.319 * 2), rel=1e-5)
@@ -145,7 +145,7 @@ def test_four_concurrent_runs_share_the_store_without_losing_a_metric(tmp_path, 
     wait_for(lambda: all(store.get_run(r).status == "finished" for r in run_ids), timeout=400,
              what="four concurrent runs")
     for run_id in run_ids:
-        rows = store.metrics(run_id)
+        rows = store.epoch_rows(run_id)
         assert [r["epoch"] for r in rows] == [1, 2]
         assert all(r.get(name) is not None for r in rows for name in ("loss", "accuracy", "val_loss",
                                                                         "val_accuracy", "learning_rate"))

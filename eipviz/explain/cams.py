@@ -30,7 +30,7 @@ class BaseCAM:
     def __init__(self, model, layer: str | None = None):
         self.model = model
         self.layer = layer or default_target_layer(model)
-        self.explainer = feature_logit_model(model, self.layer)
+        self.features_and_logits = feature_logit_model(model, self.layer)
         self._traced = None
 
     # -- the one piece each method overrides --------------------------------
@@ -61,7 +61,7 @@ class BaseCAM:
             cams.append(maps)
             chosen.append(batch_classes)
             logits.append(batch_logits)
-        maps = _scale_each(np.concatenate(cams))
+        maps = scale_maps(np.concatenate(cams))
         if upsample:
             height, width = inputs.shape[1:3]
             maps = np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in maps])
@@ -69,18 +69,18 @@ class BaseCAM:
 
     def _forward(self, x, classes):
         if not self.needs_gradients:
-            acts, logits = (keras.ops.convert_to_numpy(t) for t in self.explainer(x, training=False))
+            acts, logits = (keras.ops.convert_to_numpy(t) for t in self.features_and_logits(x, training=False))
             chosen = np.where(classes < 0, logits.argmax(-1), classes).astype(np.int32)
             return acts, logits, None, chosen
         if self._traced is None:
-            self._traced = _gradient_function(self.explainer)
+            self._traced = _gradient_function(self.features_and_logits)
         return tuple(np.asarray(t) for t in self._traced(x, classes))
 
     def scores(self, inputs, classes, batch_size=256):
         """Softmax probability of each image's class, from the logits."""
         probabilities = []
         for start in range(0, len(inputs), batch_size):
-            _, logits = self.explainer(inputs[start:start + batch_size], training=False)
+            _, logits = self.features_and_logits(inputs[start:start + batch_size], training=False)
             probabilities.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits)))
         probabilities = np.concatenate(probabilities)
         return probabilities[np.arange(len(classes)), classes]
@@ -132,7 +132,7 @@ class ScoreCAM(BaseCAM):
         height, width = inputs.shape[1:3]
         weights = np.empty((n, channels), np.float32)
         for i in range(n):
-            masks = _scale_each(np.moveaxis(activations[i], -1, 0))
+            masks = scale_maps(np.moveaxis(activations[i], -1, 0))
             masks = np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in masks])
             masked = inputs[i][None] * masks[..., None]
             scores = self.scores(masked, np.full(channels, classes[i]), self.mask_batch_size)
@@ -169,7 +169,7 @@ def compute_cams(model, images, method="gradcam", layer=None, class_indices=None
     return cams
 
 
-def _scale_each(maps: np.ndarray) -> np.ndarray:
+def scale_maps(maps: np.ndarray) -> np.ndarray:
     """Scale every map to [0, 1] by its own min and max (a flat map becomes zeros)."""
     maps = maps.astype(np.float32)
     low = maps.min(axis=(1, 2), keepdims=True)

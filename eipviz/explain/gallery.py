@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eipviz.evaluation import Evaluation, fit_images
+from eipviz.evaluation import Evaluation
+from eipviz.images import fit_images
 from eipviz.explain.cams import get_cam
 from eipviz.explain.overlay import gallery_sheet, overlay, upscale
 from eipviz.loading import LoadedModel

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eipviz.evaluation import fit_images
+from eipviz.images import fit_images
 from eipviz.explain.cams import get_cam
 from eipviz.explain.overlay import overlay
 from eipviz.loading import LoadedModel, predict_probabilities

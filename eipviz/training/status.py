@@ -21,7 +21,7 @@ class RunProgress:
 
 def run_progress(store: RunStore, run: Run) -> RunProgress:
     """Progress of ``run`` from its stored epochs and throttled batch progress."""
-    rows = store.metrics(run.id)
+    rows = store.epoch_rows(run.id)
     total = int(run.hyperparameters.get("epochs") or 0)
     done = len(rows)
     live = store.progress(run.id) or {}
@@ -34,3 +34,12 @@ def run_progress(store: RunStore, run: Run) -> RunProgress:
         per_epoch = sum(seconds[-3:]) / len(seconds[-3:])
         eta = max(0.0, (total - done - (batch / batches if batches else 0.0)) * per_epoch)
     return RunProgress(done, total, batch, batches, live.get("loss"), eta)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1h 05m`` or ``4m 07s``; "estimating…" while there is nothing to estimate from."""
+    if seconds is None:
+        return "estimating…"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"

@@ -175,7 +175,7 @@ class RunStore:
         with self._connect() as db:
             db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
 
-    def metrics(self, run_id: str) -> list[dict]:
+    def epoch_rows(self, run_id: str) -> list[dict]:
         """Per-epoch rows ``{"epoch": e, name: value, ...}`` in epoch order."""
         with self._connect() as db:
             rows = db.execute("SELECT epoch, name, value FROM metrics WHERE run_id = ? ORDER BY epoch",

@@ -120,7 +120,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
     run_dir = store.run_dir(run_id)
     last_path = run_dir / "last.keras"
     initial_epoch = store.completed_epochs(run_id) if last_path.exists() else 0
-    previous = store.metrics(run_id)
+    previous = store.epoch_rows(run_id)
     wall_before = previous[initial_epoch - 1].get("wall_time", 0.0) if initial_epoch else 0.0
 
     scope, device = training_scope()

@@ -1,6 +1,7 @@
-"""Tables about zoo models, shared by the Models page and the CLI."""
+"""Tables about zoo models and their recipes, shared by the Models page and the CLI."""
 
 from eipviz.receptive_field import receptive_field_table
+from eipviz.recipes import RECIPES, get_recipe
 from eipviz.zoo import MODELS, build_model, get_spec, param_counts
 
 
@@ -40,5 +41,27 @@ def layer_table(name: str) -> list[dict]:
             "documented_rf": documented,
             "rf_differs": None if documented is None else documented != row.receptive_field,
             "params": row.params,
+        })
+    return rows
+
+
+def recipe_table(model: str) -> list[dict]:
+    """One row per recipe of a model, for the Models page."""
+    rows = []
+    for name in RECIPES:
+        recipe = get_recipe(model, name)
+        if recipe.schedule == "inverse_time":
+            schedule = f"{recipe.learning_rate:g} / (1 + {recipe.decay:g} * epoch)"
+        elif recipe.schedule == "one_cycle":
+            schedule = f"one-cycle to {recipe.learning_rate:g}, cosine to 0"
+        else:
+            schedule = f"constant {recipe.learning_rate:g}"
+        if recipe.plateau:
+            schedule += f"; ReduceLROnPlateau(x{recipe.plateau.factor:.3f}, patience {recipe.plateau.patience})"
+        rows.append({
+            "recipe": name, "optimizer": recipe.optimizer, "schedule": schedule,
+            "batch": recipe.batch_size, "epochs": recipe.epochs, "preprocessing": recipe.preprocessing,
+            "augmentation": ", ".join(recipe.augmentation.transforms()) or "none",
+            "source": recipe.source,
         })
     return rows
