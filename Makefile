@@ -25,5 +25,8 @@ chromium:
 	    echo "The browser tests need Chromium: run 'sudo apt-get install -y chromium', then make test."; exit 1; \
 	  fi; }
 
+# Lint and type-check first (settings in pyproject.toml): they take seconds, the tests minutes.
 test: $(STAMP) chromium
+	$(PY) -m ruff check .
+	$(PY) -m mypy eipviz
 	$(PY) -m pytest -q

@@ -12,6 +12,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from eipviz.errors import EipvizError
@@ -78,10 +79,15 @@ def _from_folder(name: str, folder: Path):
             return _from_cifar_python(lambda member: (folder / "cifar-10-batches-py" / member).read_bytes())
         if (folder / "cifar-10-python.tar.gz").is_file():
             with tarfile.open(folder / "cifar-10-python.tar.gz") as archive:
-                return _from_cifar_python(
-                    lambda member: archive.extractfile(f"cifar-10-batches-py/{member}").read()
-                )
+                return _from_cifar_python(lambda member: _read_tar_member(archive, f"cifar-10-batches-py/{member}"))
     return None
+
+
+def _read_tar_member(archive: tarfile.TarFile, member: str) -> bytes:
+    file = archive.extractfile(member)
+    if file is None:  # a folder or link where a pickled batch belongs
+        raise EipvizError(f"{member} in cifar-10-python.tar.gz is not a file; use the original archive.")
+    return file.read()
 
 
 def _from_npz(name: str, paths):
@@ -116,8 +122,6 @@ def _from_cifar_python(read_member):
 
 
 def _from_keras(name: str, folder: str | None):
-    import keras
-
     loader = {"cifar10": keras.datasets.cifar10, "mnist": keras.datasets.mnist}[name]
     try:
         (x_train, y_train), (x_test, y_test) = loader.load_data()

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+# One number when height and width agree, else one per spatial axis.
+Size = int | tuple[int, ...]
+
 _CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
                keras.layers.SeparableConv1D, keras.layers.SeparableConv2D,
                keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
@@ -27,12 +30,12 @@ class LayerField:
 
     name: str
     type: str
-    output_shape: tuple
-    kernel: object  # int, (h, w) or None for layers that do not change the field
-    stride: object
-    dilation: object
-    jump: object
-    receptive_field: object
+    output_shape: tuple[int | None, ...]
+    kernel: Size | None  # None for layers that do not change the field
+    stride: Size | None
+    dilation: Size | None
+    jump: Size
+    receptive_field: Size
     params: int
 
 
@@ -42,9 +45,9 @@ class _Field:
     jump: np.ndarray  # distance in input pixels between neighbouring outputs
 
 
-def _compact(values):
-    values = [int(v) for v in np.atleast_1d(values)]
-    return values[0] if len(set(values)) == 1 else tuple(values)
+def _compact(values) -> Size:
+    ints = [int(v) for v in np.atleast_1d(values)]
+    return ints[0] if len(set(ints)) == 1 else tuple(ints)
 
 
 def _spatial(shape):
@@ -59,7 +62,8 @@ def receptive_field_table(model) -> list[LayerField]:
     for tensor in model.inputs:
         ones = np.ones(len(_spatial(tensor.shape)), int)
         fields[id(tensor)] = _Field(ones, ones)
-        rows.append(LayerField(tensor._keras_history[0].name, "InputLayer", tuple(tensor.shape), None, None, None, 1, 1, 0))
+        rows.append(LayerField(tensor._keras_history[0].name, "InputLayer", tuple(tensor.shape),
+                               kernel=None, stride=None, dilation=None, jump=1, receptive_field=1, params=0))
     for tensor in model.outputs:
         _field_of(tensor, fields, rows, prefix="")
     return rows

@@ -3,13 +3,13 @@
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 
 from eipviz.errors import EipvizError
 from eipviz.keraslog import parse_log, parse_log_bytes
 from tests.conftest import seed_file
+
 SEED_EPOCHS = {"000": 50, "001": 50, "002": 20, "003": 50, "004": 50}
 
 
@@ -84,13 +84,13 @@ Epoch 1/2
 60000/60000 [==============================] - 10s 168us/step - loss: 0.4110 - acc: 0.9359 - val_loss: 0.0839 - val_acc: 0.9848
 Epoch 2/2
 60000/60000 [==============================] - 7s 120us/step - loss: 0.1061 - acc: 0.9820 - val_loss: 0.0503 - val_acc: 0.9885
-"""
+"""  # noqa: E501 (verbatim Keras output)
 
 TFKERAS2 = """Epoch 1/2
   32/1875 [..............................] - ETA: 5:12 - loss: 2.3026 - accuracy: 0.0938\r 64/1875 [>.............................] - ETA: 3:01 - loss: 2.2000 - accuracy: 0.1200\r1875/1875 [==============================] - 12s 6ms/step - loss: 0.2947 - accuracy: 0.9143 - val_loss: 0.1405 - val_accuracy: 0.9582
 Epoch 2/2
 1875/1875 [==============================] - 11s 6ms/step - loss: 0.1402 - accuracy: 0.9585 - val_loss: 0.1010 - val_accuracy: 0.9690
-"""
+"""  # noqa: E501 (verbatim Keras output)
 
 VERBOSE2 = """Epoch 1/3
  - 3s - loss: 0.5000 - acc: 0.8000
@@ -104,7 +104,7 @@ KERAS3 = """Epoch 1/2
 391/391 ━━━━━━━━━━━━━━━━━━━━ 21s 50ms/step - accuracy: 0.4556 - loss: 1.8465 - val_accuracy: 0.3583 - val_loss: 2.5776 - learning_rate: 0.0010
 Epoch 2/2
 391/391 ━━━━━━━━━━━━━━━━━━━━ 20s 49ms/step - accuracy: 0.6000 - loss: 1.2000 - val_accuracy: 0.5500 - val_loss: 1.3000 - learning_rate: 5.0000e-04
-"""
+"""  # noqa: E501 (verbatim Keras output)
 
 
 def test_keras2_log():
