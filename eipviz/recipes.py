@@ -6,10 +6,37 @@ A ``Recipe`` is read at a glance and built into Keras' own pieces
 what we chose.
 """
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
 
 from eipviz.errors import EipvizError
 from eipviz.zoo import MODELS, get_spec
+
+OPTIMIZERS = ("sgd", "rmsprop", "adam")
+# None: a constant rate (a plateau callback may still lower it). "inverse_time": per epoch, as the
+# seeds' LearningRateScheduler; "one_cycle": per step, warm-up then cosine decay.
+SCHEDULES = (None, "inverse_time", "one_cycle")
+MonitorMode = Literal["min", "max"]
+# What a model compiled with metrics=["accuracy"] logs, and which direction is better.
+MONITOR_MODES: dict[str, MonitorMode] = {"loss": "min", "val_loss": "min", "accuracy": "max", "val_accuracy": "max"}
+
+
+def check_choice(argument: str, received: Any, choices: Collection[Any], where: str = "") -> None:
+    """Raise ``EipvizError`` naming the received value unless it is one of ``choices`` (as Keras does)."""
+    if received not in choices:
+        listed = ", ".join(repr(choice) for choice in choices)
+        raise EipvizError(f"{where}Unknown {argument}. Received: {argument}={received!r}. Choose one of: {listed}.")
+
+
+def monitor_mode(monitor: str) -> MonitorMode:
+    """``"min"`` for a loss-like metric, ``"max"`` for an accuracy-like one (the better direction).
+
+    >>> monitor_mode("val_loss")
+    'min'
+    """
+    check_choice("monitor", monitor, MONITOR_MODES)
+    return MONITOR_MODES[monitor]
 
 
 @dataclass(frozen=True)
@@ -22,7 +49,7 @@ class Augmentation:
     zoom: float = 0.0
     rotation_degrees: float = 0.0
     erasing_probability: float = 0.0  # random erasing / cutout
-    erasing_scale: tuple = (0.02, 0.4)
+    erasing_scale: tuple[float, float] = (0.02, 0.4)
     fill_mode: str = "nearest"
     # How shifted pixels are resampled: "bilinear" (Keras' default) blurs every non-integer
     # shift; "nearest" moves whole pixels, like pad-and-crop, so training images stay as sharp
@@ -48,6 +75,9 @@ class Plateau:
     patience: int = 5
     min_lr: float = 0.0
 
+    def __post_init__(self):
+        check_choice("monitor", self.monitor, MONITOR_MODES, where="ReduceLROnPlateau: ")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -72,8 +102,14 @@ class Recipe:
     label_smoothing: float = 0.0
     plateau: Plateau | None = None
     augmentation: Augmentation = field(default_factory=Augmentation)
-    checkpoint_monitor: str = "val_accuracy"
+    checkpoint_monitor: str = "val_accuracy"  # best.keras keeps the best epoch by this, in its direction
     assumptions: str = ""
+
+    def __post_init__(self):
+        where = f"Recipe {self.model}/{self.name}: "
+        check_choice("optimizer", self.optimizer, OPTIMIZERS, where)
+        check_choice("schedule", self.schedule, SCHEDULES, where)
+        check_choice("checkpoint_monitor", self.checkpoint_monitor, MONITOR_MODES, where)
 
     def learning_rate_at_epoch(self, epoch: int) -> float:
         """The per-epoch rate of an ``inverse_time`` schedule (epoch counts from 0)."""
@@ -81,19 +117,20 @@ class Recipe:
             raise ValueError(f"Recipe {self.model}/{self.name} has no per-epoch schedule.")
         return self.learning_rate / (1.0 + self.decay * epoch)
 
-    def with_overrides(self, epochs=None, batch_size=None) -> "Recipe":
+    def with_overrides(self, epochs: int | None = None, batch_size: int | None = None) -> "Recipe":
         """A copy with the user's epochs and batch size."""
         return replace(self, epochs=epochs or self.epochs, batch_size=batch_size or self.batch_size)
 
-    def hyperparameters(self) -> dict:
+    def hyperparameters(self) -> dict[str, Any]:
         """Every hyperparameter as plain JSON-ready data."""
         return asdict(self)
 
     @classmethod
-    def from_hyperparameters(cls, stored: dict) -> "Recipe":
+    def from_hyperparameters(cls, stored: dict[str, Any]) -> "Recipe":
         """The recipe a run stored, so resuming after a recipe changed in code keeps the run's own.
 
         Keys an older run did not store take today's defaults; extra keys (subset, seed) are ignored.
+        A stored value no recipe accepts raises ``EipvizError`` naming it.
         """
         values = _known_fields(cls, stored)
         augmentation = _known_fields(Augmentation, values.get("augmentation") or {})
@@ -101,16 +138,16 @@ class Recipe:
             augmentation["erasing_scale"] = tuple(augmentation["erasing_scale"])  # JSON made it a list
         values["augmentation"] = Augmentation(**augmentation)
         if values.get("plateau"):
-            values["plateau"] = Plateau(**values["plateau"])
+            values["plateau"] = Plateau(**_known_fields(Plateau, values["plateau"]))
         return cls(**values)
 
 
-def _known_fields(dataclass_type, data: dict) -> dict:
+def _known_fields(dataclass_type: type, data: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(dataclass_type)}
     return {key: value for key, value in data.items() if key in names}
 
 
-def _seed(model):
+def _seed(model: str) -> str:
     return f"../shared/seeds/{get_spec(model).seed_file}"
 
 
@@ -165,8 +202,8 @@ DOCUMENTED = {
 }
 
 
-def _fast(model, epochs, learning_rate, augmentation, batch_size=128, label_smoothing=0.1,
-          weight_decay=5e-4):
+def _fast(model: str, epochs: int, learning_rate: float, augmentation: Augmentation, batch_size: int = 128,
+          label_smoothing: float = 0.1, weight_decay: float = 5e-4) -> Recipe:
     return Recipe(
         name="fast", model=model, source="eipviz (one-cycle SGD; see README for measurements)",
         optimizer="sgd", learning_rate=learning_rate, momentum=0.9, nesterov=True,

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from eipviz.errors import EipvizError
-from eipviz.recipes import DOCUMENTED, FAST, Augmentation, get_recipe
+from eipviz.recipes import DOCUMENTED, FAST, Augmentation, Plateau, Recipe, get_recipe, monitor_mode
 from eipviz.tables import recipe_table
-from eipviz.training.builders import augmentation_layers, make_optimizer, schedule_callbacks
+from eipviz.training.builders import augmentation_layers, best_checkpoint, make_optimizer, schedule_callbacks
 
 
 def test_seed_004_schedule_gives_0_0025_at_the_second_epoch():
@@ -36,15 +36,30 @@ def test_seed_004_recipe_reads_as_documented():
     assert recipe.source.endswith("004_87f52f0e225470ae.txt")
 
 
-def test_seed_000_plateau_matches_its_logged_reductions():
-    plateau = DOCUMENTED["resnet18"].plateau
-    lr = DOCUMENTED["resnet18"].learning_rate
-    # The log: 0.003 -> 0.0009486833 -> 0.0003 -> 0.0001 (floored at min_lr).
-    steps = []
-    for _ in range(3):
-        lr = max(lr * plateau.factor, plateau.min_lr)
-        steps.append(lr)
-    assert steps == pytest.approx([0.0009486833, 0.0003, 0.0001], rel=1e-6)
+def learning_rate(model):
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def test_seed_000_plateau_drives_keras_through_its_logged_reductions():
+    recipe = DOCUMENTED["resnet18"]  # factor sqrt(0.1), patience 3, min_lr 1e-4
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=make_optimizer(recipe, steps_per_epoch=1), loss="mse")
+    (plateau,) = schedule_callbacks(recipe)
+    plateau.set_model(model)
+    plateau.on_train_begin()
+    # Two improving epochs, then val_loss never improves again.
+    val_losses = [1.0, 0.8] + [0.8] * 13
+    rates = []
+    for epoch, val_loss in enumerate(val_losses):
+        plateau.on_epoch_end(epoch, logs={"val_loss": val_loss})
+        rates.append(learning_rate(model))
+    # A reduction every `patience` epochs without improvement: the seed's log reads
+    # 0.003 -> 0.0009486833 -> 0.0003 -> 0.0001, and min_lr holds it there.
+    assert rates[:4] == pytest.approx([0.003] * 4)
+    assert rates[4:7] == pytest.approx([0.0009486833] * 3, rel=1e-6)
+    assert rates[7:10] == pytest.approx([0.0003] * 3, rel=1e-6)
+    assert rates[10:] == pytest.approx([0.0001] * 5, rel=1e-6)
+    assert min(rates) >= np.float32(recipe.plateau.min_lr)
 
 
 def test_recipes_build_into_keras_pieces():
@@ -84,3 +99,57 @@ def test_every_model_has_a_documented_and_a_fast_recipe_citing_sources():
 def test_unknown_recipe_is_a_clear_error():
     with pytest.raises(EipvizError, match="documented, fast"):
         get_recipe("mnist14k", "slow")
+
+
+@pytest.mark.parametrize(("argument", "value"), [
+    ("optimizer", "adamw2"), ("schedule", "cosine"), ("checkpoint_monitor", "val_f1"),
+])
+def test_an_unknown_recipe_value_is_one_error_naming_it(argument, value):
+    with pytest.raises(EipvizError, match=rf"Unknown {argument}\. Received: {argument}='{value}'\. Choose one of"):
+        replace(DOCUMENTED["mnist14k"], **{argument: value})
+
+
+def test_an_unknown_plateau_monitor_is_one_error_naming_it():
+    with pytest.raises(EipvizError, match="Received: monitor='val_acc'"):
+        Plateau(monitor="val_acc")
+
+
+def test_a_stored_run_with_an_unknown_optimizer_does_not_become_adam():
+    stored = {**FAST["mnist14k"].hyperparameters(), "optimizer": "adamw2"}
+    with pytest.raises(EipvizError, match="optimizer='adamw2'"):
+        Recipe.from_hyperparameters(stored)
+
+
+def test_an_older_run_without_a_checkpoint_monitor_or_plateau_keys_still_loads():
+    stored = DOCUMENTED["resnet18"].hyperparameters()
+    del stored["checkpoint_monitor"], stored["plateau"]["min_lr"]
+    rebuilt = Recipe.from_hyperparameters({**stored, "subset": None, "seed": 0})
+    assert rebuilt.checkpoint_monitor == "val_accuracy" and rebuilt.plateau == Plateau(factor=0.1 ** 0.5, patience=3)
+
+
+def test_losses_are_minimised_and_accuracies_maximised():
+    assert [monitor_mode(name) for name in ("loss", "val_loss", "accuracy", "val_accuracy")] == [
+        "min", "min", "max", "max"]
+    with pytest.raises(EipvizError, match="monitor='val_f1'"):
+        monitor_mode("val_f1")
+
+
+def test_every_optimizer_name_builds_its_own_keras_class():
+    built = {name: type(make_optimizer(replace(DOCUMENTED["mnist14k"], optimizer=name), steps_per_epoch=10))
+             for name in ("sgd", "rmsprop", "adam")}
+    assert built == {"sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
+
+
+def test_a_val_loss_checkpoint_keeps_the_lowest_epoch_and_a_resume_must_beat_it():
+    recipe = replace(DOCUMENTED["mnist14k"], checkpoint_monitor="val_loss")
+    stored = [{"epoch": 1, "val_loss": 0.9}, {"epoch": 2, "val_loss": 0.6}, {"epoch": 3, "val_loss": 0.7}]
+    checkpoint = best_checkpoint(recipe, "best.keras", stored)
+    assert isinstance(checkpoint, keras.callbacks.ModelCheckpoint) and checkpoint.save_best_only
+    assert (checkpoint.monitor, checkpoint.mode, checkpoint.best) == ("val_loss", "min", 0.6)
+
+
+def test_a_val_accuracy_checkpoint_keeps_the_highest_epoch_and_a_fresh_run_has_no_bar():
+    stored = [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.8}, {"epoch": 3, "loss": 1.0}]
+    checkpoint = best_checkpoint(DOCUMENTED["mnist14k"], "best.keras", stored)
+    assert (checkpoint.monitor, checkpoint.mode, checkpoint.best) == ("val_accuracy", "max", 0.8)
+    assert best_checkpoint(DOCUMENTED["mnist14k"], "best.keras").best is None

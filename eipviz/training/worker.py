@@ -3,7 +3,6 @@
 import importlib.util
 import os
 import signal
-import sys
 import time
 import traceback
 
@@ -11,11 +10,12 @@ import keras
 import numpy as np
 
 from eipviz.data import load_dataset
+from eipviz.errors import EipvizError
 from eipviz.recipes import Recipe
 from eipviz.training.batches import ImageBatches
-from eipviz.training.builders import augmentation_layers, compile_model, schedule_callbacks
+from eipviz.training.builders import augmentation_layers, best_checkpoint, compile_model, schedule_callbacks
 from eipviz.training.devices import training_scope
-from eipviz.training.store import RunStore
+from eipviz.training.store import Run, RunStore
 from eipviz.zoo import build_model, get_spec
 
 PROGRESS_INTERVAL_S = 0.5
@@ -93,7 +93,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.store.update_run(self.run_id, best_val_accuracy=val_accuracy, best_epoch=epoch + 1)
 
 
-def recipe_of(run) -> Recipe:
+def recipe_of(run: Run) -> Recipe:
     """The recipe a run was created with, as stored (not as the code defines it today)."""
     return Recipe.from_hyperparameters(run.hyperparameters)
 
@@ -113,15 +113,13 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
     stop = StopFlag()
     stop.install()
     run = store.get_run(run_id)
-    recipe = recipe_of(run)
-    spec = get_spec(run.model)
     hp = run.hyperparameters
     seed = int(hp.get("seed", 0))
     run_dir = store.run_dir(run_id)
     last_path = run_dir / "last.keras"
     initial_epoch = store.completed_epochs(run_id) if last_path.exists() else 0
-    previous = store.epoch_rows(run_id)
-    wall_before = previous[initial_epoch - 1].get("wall_time", 0.0) if initial_epoch else 0.0
+    completed = [row for row in store.epoch_rows(run_id) if row["epoch"] <= initial_epoch]
+    wall_before = completed[-1].get("wall_time", 0.0) if completed else 0.0
 
     scope, device = training_scope()
     print(f"eipviz worker pid {os.getpid()}: run {run_id}, {run.model}/{run.recipe}, "
@@ -129,6 +127,10 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
     store.update_run(run_id, status="running", pid=os.getpid(), backend=keras.backend.backend(),
                      device=device, started=run.started or time.time(), ended=None, error=None)
     try:
+        if run.model is None:
+            raise EipvizError(f"Run {run_id} is a {run.kind} run with no model; only trained runs train.")
+        recipe = recipe_of(run)  # inside the try: a stored recipe we cannot use fails the run, saying why
+        spec = get_spec(run.model)
         keras.utils.set_random_seed(seed + initial_epoch)
         x_train, y_train, x_val, y_val = _arrays(spec.dataset, hp.get("subset"), seed)
         train = ImageBatches(x_train, y_train, recipe.batch_size, recipe.preprocessing,
@@ -146,10 +148,8 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
         callbacks = [
             *schedule_callbacks(recipe),
             recorder,
-            keras.callbacks.ModelCheckpoint(
-                run_dir / "best.keras", monitor=recipe.checkpoint_monitor, mode="max",
-                save_best_only=True, initial_value_threshold=run.best_val_accuracy,
-            ),
+            # Resumed runs must beat the best completed epoch, by the recipe's monitor and direction.
+            best_checkpoint(recipe, run_dir / "best.keras", completed),
             keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
         ]
         if importlib.util.find_spec("tensorboard") and importlib.util.find_spec("tensorflow"):
@@ -161,6 +161,10 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
         store.update_run(run_id, status="cancelled", ended=time.time())
         print("Stopped on request; saved last.keras.", flush=True)
         return "cancelled"
+    except EipvizError as error:  # the user can fix it (unknown recipe value, missing data): keep the message
+        store.update_run(run_id, status="failed", ended=time.time(), error=str(error))
+        print(f"eipviz: {error}", flush=True)
+        return "failed"
     except BaseException as error:
         tail = "".join(traceback.format_exception(error)[-6:])
         store.update_run(run_id, status="failed", ended=time.time(), error=tail[-4000:])
