@@ -1,12 +1,15 @@
-"""Widgets several pages share (not a page itself): run store, model picker, cached evaluation."""
+"""Widgets several pages share (not a page itself): run store, model picker, cached evaluation.
 
-import tempfile
-from pathlib import Path
+Every cache that holds a model is bounded (``max_entries``): an improved
+checkpoint of a live run is a new entry, and the oldest is dropped.
+"""
 
 import streamlit as st
 
+from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
-from eipviz.loading import load_run_checkpoint, load_uploaded_model, load_zoo_model
+from eipviz.evaluation import Evaluation, evaluate
+from eipviz.loading import CHECKPOINT, load_run_checkpoint, load_uploaded_bytes, load_zoo_model, runs_with_checkpoint
 from eipviz.preprocessing import PREPROCESSINGS
 from eipviz.training.store import RunStore, default_runs_dir, run_label
 from eipviz.weights import shipped_models
@@ -24,21 +27,19 @@ def run_store() -> RunStore:
     return _store_at(str(default_runs_dir().resolve()))
 
 
-@st.cache_resource(show_spinner="Loading the model…")
-def cached_zoo_model(name: str):
+@st.cache_resource(show_spinner="Loading the model…", max_entries=5)
+def cached_zoo_model(name: str) -> Classifier:
     return load_zoo_model(name)
 
 
-@st.cache_resource(show_spinner="Loading the checkpoint…")
-def cached_run_model(run_id: str, mtime: float):
+@st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=2)
+def cached_run_model(run_id: str, mtime: float) -> Classifier:
     return load_run_checkpoint(run_store(), run_id)
 
 
 @st.cache_resource(show_spinner="Evaluating the test set (once per model)…", max_entries=4)
-def cached_evaluation(model_key: str, _loaded):
-    from eipviz.evaluation import evaluate
-
-    return evaluate(_loaded)
+def cached_evaluation(model_key: str, _classifier: Classifier) -> Evaluation:
+    return evaluate(_classifier)
 
 
 def upload_model_widget(key: str) -> None:
@@ -48,20 +49,15 @@ def upload_model_widget(key: str) -> None:
         preprocessing = st.selectbox("Its preprocessing", list(PREPROCESSINGS), key=f"{key}-model-pre",
                                      format_func=lambda p: f"{p}: {PREPROCESSINGS[p]}")
         if file is not None and st.button("Use this model", key=f"{key}-use-model"):
-            suffix = Path(file.name).suffix.lower()
-            with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
-                tmp.write(file.getvalue())
             try:
-                st.session_state[UPLOADED_MODEL_KEY] = load_uploaded_model(tmp.name, preprocessing, label=file.name)
+                st.session_state[UPLOADED_MODEL_KEY] = load_uploaded_bytes(file.getvalue(), file.name, preprocessing)
                 st.success(f"Loaded {file.name}.")
             except EipvizError as error:
                 st.error(str(error))
-            finally:
-                Path(tmp.name).unlink(missing_ok=True)
 
 
-def model_picker(key: str):
-    """Choose shipped weights, a run's checkpoint or the uploaded model; return (LoadedModel, cache key)."""
+def model_picker(key: str) -> tuple[Classifier | None, str | None]:
+    """Choose shipped weights, a run's checkpoint or the uploaded model; return (Classifier, cache key)."""
     sources = ["Shipped weights", "Run checkpoint"]
     if UPLOADED_MODEL_KEY in st.session_state:
         sources.append("Uploaded model")
@@ -76,19 +72,19 @@ def model_picker(key: str):
             return cached_zoo_model(name), f"zoo:{name}"
         if source == "Run checkpoint":
             store = run_store()
-            runs = [r for r in store.list_runs(kinds=("trained",))
-                    if (store.run_dir(r.id) / "best.keras").is_file()]
+            runs = {run.id: run for run in runs_with_checkpoint(store)}
             if not runs:
                 st.warning("No run has a checkpoint yet.")
                 return None, None
-            run = st.selectbox("Run", runs, key=f"{key}-run",
-                               format_func=lambda r: f"{run_label(r)} · best {r.best_val_accuracy or 0:.4f}")
-            mtime = (store.run_dir(run.id) / "best.keras").stat().st_mtime
-            return cached_run_model(run.id, mtime), f"run:{run.id}:{mtime}"
-        loaded = st.session_state[UPLOADED_MODEL_KEY]
-        if loaded.note:
-            st.info(loaded.note)
-        return loaded, f"upload:{id(loaded)}"
+            run_id = st.selectbox(
+                "Run", list(runs), key=f"{key}-run",
+                format_func=lambda i: f"{run_label(runs[i])} · best {runs[i].best_val_accuracy or 0:.4f}")
+            mtime = (store.run_dir(run_id) / CHECKPOINT).stat().st_mtime
+            return cached_run_model(run_id, mtime), f"run:{run_id}:{mtime}"
+        classifier = st.session_state[UPLOADED_MODEL_KEY]
+        if classifier.note:
+            st.info(classifier.note)
+        return classifier, f"upload:{id(classifier)}"
     except EipvizError as error:
         st.error(str(error))
         return None, None

@@ -3,12 +3,12 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages.common import run_store
 from eipviz.curves import all_curve_runs, import_log, runs_table, tidy_csv
-from eipviz.plots import curves_figure
 from eipviz.errors import EipvizError
 from eipviz.keraslog import parse_log, parse_log_bytes
+from eipviz.plots import curves_figure
 from eipviz.training.store import run_label
-from app_pages.common import run_store
 
 DEFAULT_METRICS = ["val_accuracy", "val_loss"]
 

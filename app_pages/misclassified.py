@@ -1,33 +1,33 @@
 """Misclassified page: where the model is wrong on the test set, and what it looked at."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
+from app_pages.common import cached_evaluation, model_picker, upload_model_widget
 from eipviz.errors import EipvizError
-from eipviz.evaluation import test_images_for
+from eipviz.evaluation import sample_test_images, test_images_for
 from eipviz.explain.cams import METHODS
-from eipviz.explain.gallery import gallery_items, gallery_png_sheet
+from eipviz.explain.faithfulness import faithfulness
+from eipviz.explain.gallery import gallery_items, gallery_page, gallery_png_sheet
 from eipviz.explain.overlay import png_bytes
 from eipviz.plots import confusion_figure
-from app_pages.common import cached_evaluation, model_picker, upload_model_widget
 
 PAGE_SIZE = 12
 ALL = "All"
 
 st.title("Misclassified test images")
 upload_model_widget("mis")
-loaded, model_key = model_picker("mis")
-if loaded is None:
+classifier, model_key = model_picker("mis")
+if classifier is None:
     st.stop()
 try:
-    images, _ = test_images_for(loaded)
-    evaluation = cached_evaluation(model_key, loaded)
+    images, _ = test_images_for(classifier)
+    evaluation = cached_evaluation(model_key, classifier)
 except EipvizError as error:
     st.error(str(error))
     st.stop()
 
-names = list(loaded.class_names)
+names = list(classifier.class_names)
 cols = st.columns(3)
 cols[0].metric("Test accuracy", f"{evaluation.accuracy:.2%}")
 cols[1].metric("Misclassified", f"{int((evaluation.predictions != evaluation.labels).sum()):,}")
@@ -57,24 +57,24 @@ true_name = f1.selectbox("True class", [ALL, *names], key="mis-true")
 pred_name = f2.selectbox("Predicted class", [ALL, *names], key="mis-pred")
 low, high = f3.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.05)
 method = f4.selectbox("CAM method", list(METHODS), key="mis-method")
-layers = loaded.cam_layers
-layer = f5.selectbox("Layer", layers, index=layers.index(loaded.cam_layer) if loaded.cam_layer in layers else 0,
+layers = classifier.cam_layers
+layer = f5.selectbox("Layer", layers, index=layers.index(classifier.cam_layer) if classifier.cam_layer in layers else 0,
                      key="mis-layer")
 
 indices = evaluation.misclassified_indices(
     true_class=None if true_name == ALL else names.index(true_name),
     predicted_class=None if pred_name == ALL else names.index(pred_name),
     min_confidence=low, max_confidence=high)
-pages = max(1, -(-len(indices) // PAGE_SIZE))
+_, pages = gallery_page(indices, 1, PAGE_SIZE)
 page = st.number_input(f"Page (of {pages}; {len(indices)} images, most confident first)", 1, pages, 1)
-shown = indices[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+shown, _ = gallery_page(indices, page, PAGE_SIZE)
 
 if len(shown) == 0:
     st.info("No misclassified image matches these filters.")
 else:
     try:
         with st.spinner(f"Computing {method} for {len(shown)} images…"):
-            items = gallery_items(loaded, evaluation, images, shown, method=method, layer=layer)
+            items = gallery_items(classifier, evaluation, images, shown, method=method, layer=layer)
     except EipvizError as error:
         st.error(str(error))
         st.stop()
@@ -91,14 +91,16 @@ else:
 
 with st.expander("Faithfulness of the CAM methods (deletion / insertion AUC, average drop)"):
     n = st.number_input("Test images to use", 10, 500, 50, 10)
+    inputs_key = (model_key, int(n), layer)  # the table stays until one of these changes
     if st.button("Compute faithfulness"):
-        from eipviz.explain.faithfulness import faithfulness
-        from eipviz.images import fit_images
-        from eipviz.preprocessing import preprocess
-
-        sample = np.random.default_rng(0).choice(len(images), int(n), replace=False)
-        inputs = preprocess(fit_images(images[sample], loaded.input_size), loaded.preprocessing)
-        with st.spinner("Deleting and inserting pixels…"):
-            table = faithfulness(loaded.model, inputs, list(METHODS), layer=layer)
-        st.dataframe(pd.DataFrame(table), hide_index=True)
+        bar = st.progress(0.0, text="Starting…")
+        table = faithfulness(classifier, sample_test_images(classifier, n), list(METHODS), layer=layer,
+                             progress=lambda done, total, method: bar.progress(
+                                 done / total, text=f"{method}: deleting and inserting pixels ({done}/{total} done)"
+                                 if method else f"{total} methods done"))
+        bar.empty()
+        st.session_state["mis-faithfulness"] = (inputs_key, table)
+    saved = st.session_state.get("mis-faithfulness")
+    if saved and saved[0] == inputs_key:
+        st.dataframe(pd.DataFrame(saved[1]), hide_index=True)
         st.caption("Deletion AUC: lower is better. Insertion AUC: higher is better.")

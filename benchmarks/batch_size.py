@@ -7,9 +7,9 @@ augmentation on), epochs after the first timed, validation included.
     EIPVIZ_DATA_DIR=../shared/data .venv/bin/python benchmarks/batch_size.py
 """
 
+import keras  # noqa: E402
 from train_throughput import EPOCHS, IMAGES, eipviz_path  # also puts the project on sys.path
 
-import keras  # noqa: E402
 from eipviz.training.devices import training_scope  # noqa: E402
 
 MODELS = ["sepconv59k", "sepconv65k"]

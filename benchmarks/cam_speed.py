@@ -1,4 +1,4 @@
-"""Batched ``compute_cams`` against the textbook per-image Grad-CAM, and gallery render time (CPU).
+"""Batched ``Classifier.cams`` against the textbook per-image Grad-CAM, and gallery render time (CPU).
 
 The per-image baseline is the keras-io recipe: an eager ``tf.GradientTape``
 around a two-output ``grad_model`` for one image at a time.
@@ -18,10 +18,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from eipviz.classifier import Classifier  # noqa: E402
 from eipviz.evaluation import Evaluation  # noqa: E402
-from eipviz.explain.cams import compute_cams  # noqa: E402
 from eipviz.explain.gallery import gallery_items, gallery_png_sheet  # noqa: E402
-from eipviz.loading import LoadedModel  # noqa: E402
 from eipviz.zoo import MODELS, build_model  # noqa: E402
 
 N = 64
@@ -54,22 +53,23 @@ def main():
     images = rng.integers(0, 256, (N, 32, 32, 3), dtype=np.uint8)
     x = images.astype(np.float32) / 255.0
     print(f"CPU, {N} images of 32x32, Grad-CAM on the default layer; first call (tracing) excluded\n")
-    print("| model | per-image keras-io img/s | batched compute_cams img/s | speed-up | gallery of 64 (s) |")
+    print("| model | per-image keras-io img/s | batched Classifier.cams img/s | speed-up | gallery of 64 (s) |")
     print("| --- | --- | --- | --- | --- |")
     for name in ("resnet20v1", "resnet18"):
         model = build_model(name)
         layer = MODELS[name].cam_layer
         keras_io_gradcam(x[:1], model, layer)  # warm-up
         loop = rate(lambda: [keras_io_gradcam(x[i:i + 1], model, layer) for i in range(LOOP_IMAGES)], LOOP_IMAGES)
-        compute_cams(model, x, layer=layer)  # trace once
-        batched = rate(lambda: compute_cams(model, x, layer=layer), N)
+        classifier = Classifier(model, name, "unit_scale", tuple(str(i) for i in range(10)), "cifar10", layer,
+                                source="benchmark")
+        classifier.cams(images)  # trace once
+        batched = rate(lambda: classifier.cams(images), N)
 
-        loaded = LoadedModel(model, name, "unit_scale", tuple(str(i) for i in range(10)), "cifar10", layer)
         probabilities = rng.dirichlet(np.ones(10), size=N).astype(np.float32)
-        evaluation = Evaluation(rng.integers(0, 10, N), probabilities, loaded.class_names)
-        gallery_items(loaded, evaluation, images, np.arange(N))  # warm
+        evaluation = Evaluation(rng.integers(0, 10, N), probabilities, classifier.class_names)
+        gallery_items(classifier, evaluation, images, np.arange(N))  # warm
         start = time.perf_counter()
-        gallery_png_sheet(gallery_items(loaded, evaluation, images, np.arange(N)))
+        gallery_png_sheet(gallery_items(classifier, evaluation, images, np.arange(N)))
         gallery_seconds = time.perf_counter() - start
         print(f"| {name} | {loop:,.0f} | {batched:,.0f} | {batched / loop:.0f}x | {gallery_seconds:.2f} |",
               flush=True)

@@ -1,9 +1,15 @@
-"""``python -m eipviz``: the same library calls the pages make, from a shell."""
+"""``python -m eipviz``: the same library calls the pages make, from a shell.
+
+Each command imports what it needs inside its handler: ``runs`` and
+``import-log`` never load Keras, so they start in a fraction of a second.
+"""
 
 import argparse
+import csv
 import json
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the CLI
 
@@ -24,8 +30,6 @@ def _print_table(rows: list[dict], out=sys.stdout) -> None:
 
 
 def _print_csv(rows: list[dict], out=sys.stdout) -> None:
-    import csv
-
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
@@ -130,82 +134,55 @@ def _register_training(sub):
 
 
 def _load_for_cli(model: str, weights: str | None = None, preprocessing: str | None = None):
-    """A zoo name (shipped weights, or --weights) or a path to a model file."""
-    from pathlib import Path
+    """``load_classifier``, with the loader's note (e.g. a small automatic CAM layer) on stderr."""
+    from eipviz.loading import load_classifier
 
-    from eipviz.loading import load_uploaded_model, load_zoo_model
-    from eipviz.zoo import MODELS
-
-    if model in MODELS:
-        loaded = load_zoo_model(model, weights)
-        loaded.preprocessing = preprocessing or loaded.preprocessing
-        return loaded
-    if Path(model).is_file():
-        loaded = load_uploaded_model(model, preprocessing or "unit_scale")
-        if loaded.note:
-            print(f"note: {loaded.note}", file=sys.stderr)
-        return loaded
-    raise EipvizError(f"{model!r} is neither a zoo model ({', '.join(MODELS)}) nor a model file.")
+    classifier = load_classifier(model, weights, preprocessing)
+    if classifier.note:
+        print(f"note: {classifier.note}", file=sys.stderr)
+    return classifier
 
 
 def cmd_evaluate(args) -> int:
     from eipviz.evaluation import evaluate
 
-    loaded = _load_for_cli(args.model, args.weights, args.preprocessing)
-    result = evaluate(loaded)
-    print(json.dumps({"model": loaded.label, **result.to_dict()}, indent=2))
+    classifier = _load_for_cli(args.model, args.weights, args.preprocessing)
+    print(json.dumps({"model": classifier.name, **evaluate(classifier).to_dict()}, indent=2))
     return 0
 
 
 def cmd_cam(args) -> int:
-    from pathlib import Path
-
     from eipviz.explain.overlay import png_bytes
     from eipviz.explain.predict import explain_images
     from eipviz.images import read_image_file
 
-    loaded = _load_for_cli(args.model, preprocessing=args.preprocessing)
-    class_index = None
-    if args.class_name is not None:
-        names = list(loaded.class_names)
-        class_index = names.index(args.class_name) if args.class_name in names else _class_number(args.class_name, names)
+    classifier = _load_for_cli(args.model, preprocessing=args.preprocessing)
+    class_index = None if args.class_name is None else classifier.class_index(args.class_name)
     images = [read_image_file(file) for file in args.image]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = []
-    for file, explanation in zip(args.image, explain_images(loaded, images, args.method, args.layer, class_index)):
+    for file, explanation in zip(args.image, explain_images(classifier, images, args.method, args.layer, class_index)):
         target = out / f"{Path(file).stem}-{args.method}.png"
         target.write_bytes(png_bytes(explanation.overlay))
-        report.append({"image": file, "overlay": str(target), "top3": explanation.top(loaded.class_names, 3),
-                       "explained_class": loaded.class_names[explanation.class_index]})
+        report.append({"image": file, "overlay": str(target), "top3": explanation.top(classifier.class_names, 3),
+                       "explained_class": classifier.class_names[explanation.class_index]})
     print(json.dumps(report, indent=2))
     return 0
 
 
-def _class_number(value: str, names: list) -> int:
-    if value.isdigit() and int(value) < len(names):
-        return int(value)
-    raise EipvizError(f"Unknown class {value!r}. Use a name ({', '.join(names)}) or an index.")
-
-
 def cmd_faithfulness(args) -> int:
-    import numpy as np
-
-    from eipviz.evaluation import test_images_for
-    from eipviz.images import fit_images
+    from eipviz.evaluation import sample_test_images
     from eipviz.explain.cams import METHODS
     from eipviz.explain.faithfulness import faithfulness
-    from eipviz.preprocessing import preprocess
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise EipvizError(f"Unknown CAM method(s) {', '.join(unknown)}. Choose from: {', '.join(METHODS)}.")
-    loaded = _load_for_cli(args.model, args.weights, args.preprocessing)
-    images, _ = test_images_for(loaded)
-    sample = np.random.default_rng(args.seed).choice(len(images), min(args.n, len(images)), replace=False)
-    inputs = preprocess(fit_images(images[sample], loaded.input_size), loaded.preprocessing)
-    rows = faithfulness(loaded.model, inputs, methods, layer=args.layer)
+    classifier = _load_for_cli(args.model, args.weights, args.preprocessing)
+    images = sample_test_images(classifier, args.n, args.seed)
+    rows = faithfulness(classifier, images, methods, layer=args.layer)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -214,8 +191,8 @@ def cmd_faithfulness(args) -> int:
 
 
 def cmd_ship(args) -> int:
+    from eipviz.shipping import ship_run
     from eipviz.training.store import RunStore
-    from eipviz.weights import ship_run
 
     entry = ship_run(RunStore(args.runs_dir), args.run, float16=args.float16)
     print(json.dumps({k: entry[k] for k in ("file", "sha256", "storage", "test_accuracy", "epochs", "device")},
@@ -224,11 +201,7 @@ def cmd_ship(args) -> int:
 
 
 def cmd_import_log(args) -> int:
-    from pathlib import Path
-
-    from eipviz.keraslog import parse_log_bytes
-
-    from eipviz.keraslog import MAX_LOG_BYTES
+    from eipviz.keraslog import MAX_LOG_BYTES, parse_log_bytes
 
     path = Path(args.file)
     if not path.is_file():
@@ -253,7 +226,8 @@ def _register_models(sub):
     p.add_argument("--model", required=True, help="zoo name (shipped weights) or a .keras/.h5 file")
     p.add_argument("--weights", help="a .keras file for the zoo model instead of the shipped one")
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS),
-                   help="how its inputs were preprocessed (default: the shipped or documented one, unit_scale for files)")
+                   help="how its inputs were preprocessed "
+                        "(default: the shipped or documented one, unit_scale for files)")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("cam", help="write CAM overlay PNGs for images and print top-3 predictions as JSON")

@@ -114,7 +114,8 @@ def runs_table(runs: list[CurveRun]) -> list[dict]:
         rows.append({
             "run": run.name, "id": run.id, "kind": run.kind, "status": run.status, "best_metric": final_metric,
             "best_value": None if best is None else round(best[2], 4), "best_epoch": None if best is None else best[0],
-            "final_value": None if final_metric is None or last.get(final_metric) is None else round(last[final_metric], 4),
+            "final_value": (None if final_metric is None or last.get(final_metric) is None
+                            else round(last[final_metric], 4)),
             "epochs": len(run.rows),
             "duration_s": None if duration is None else round(duration, 1),
         })

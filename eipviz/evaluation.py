@@ -4,15 +4,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from eipviz.classifier import Classifier
 from eipviz.data import load_dataset
 from eipviz.errors import EipvizError
-from eipviz.loading import LoadedModel, predict_probabilities
-from eipviz.images import fit_images
-from eipviz.preprocessing import preprocess
 
 
 @dataclass(frozen=True)
 class Evaluation:
+    """Every prediction of one model on a test set, and the tables read from them."""
+
     labels: np.ndarray  # (N,) true classes
     probabilities: np.ndarray  # (N, K)
     class_names: tuple
@@ -57,19 +57,25 @@ class Evaluation:
                 "n": int(len(self.labels))}
 
 
-def test_images_for(loaded: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
+def test_images_for(classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
     """The uint8 test images and labels of the dataset the model was trained on."""
-    if loaded.dataset is None:
-        raise EipvizError(f"{loaded.label} does not take CIFAR-10 or MNIST images with 10 classes; "
+    if classifier.dataset is None:
+        raise EipvizError(f"{classifier.name} does not take CIFAR-10 or MNIST images with 10 classes; "
                           f"there is no test set to evaluate it on.")
-    ds = load_dataset(loaded.dataset)
+    ds = load_dataset(classifier.dataset)
     return ds.x_test, ds.y_test
 
 
-def evaluate(loaded: LoadedModel, limit: int | None = None) -> Evaluation:
+def sample_test_images(classifier: Classifier, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` test images drawn without replacement (all of them when ``n`` is larger), reproducible by seed."""
+    images, _ = test_images_for(classifier)
+    picked = np.random.default_rng(seed).choice(len(images), min(int(n), len(images)), replace=False)
+    return images[picked]
+
+
+def evaluate(classifier: Classifier, limit: int | None = None) -> Evaluation:
     """Evaluate on the model's full test set (or its first ``limit`` images)."""
-    images, labels = test_images_for(loaded)
+    images, labels = test_images_for(classifier)
     if limit:
         images, labels = images[:limit], labels[:limit]
-    inputs = preprocess(fit_images(images, loaded.input_size), loaded.preprocessing)
-    return Evaluation(np.asarray(labels, dtype=np.int64), predict_probabilities(loaded, inputs), loaded.class_names)
+    return Evaluation(np.asarray(labels, dtype=np.int64), classifier.probabilities(images), classifier.class_names)

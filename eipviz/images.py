@@ -2,6 +2,7 @@
 
 import io
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -49,8 +50,6 @@ def read_image(data: bytes, name: str = "image") -> np.ndarray:
 
 def read_image_file(path) -> np.ndarray:
     """``read_image`` for a file on disk, refusing oversized files before reading them."""
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise EipvizError(f"Image {path} not found.")

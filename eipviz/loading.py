@@ -1,68 +1,41 @@
 """Load a model to explain or evaluate: shipped weights, a run's checkpoint, or an untrusted file.
 
-Every source becomes a ``LoadedModel``: the Keras model plus what is
-needed to feed it (preprocessing, class names) and a description.
+Every source becomes a ``Classifier`` that knows how to feed the model and
+name its answers.
 """
 
+import dataclasses
+import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import h5py
+import keras
 
+from eipviz.classifier import Classifier
 from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
-from eipviz.explain.layers import conv_feature_layers, default_target_layer
+from eipviz.explain.layers import MIN_CAM_SIZE, conv_feature_layers, default_target_layer
 from eipviz.preprocessing import PREPROCESSINGS
+from eipviz.weights import manifest_entry, shipped_weights_path
+from eipviz.zoo import MODELS, get_spec
 
 MAX_MODEL_BYTES = 300 * 1024 * 1024
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+CHECKPOINT = "best.keras"
 
 
-@dataclass
-class LoadedModel:
-    """A ready-to-use classifier of images."""
-
-    model: object  # keras.Model
-    label: str  # shown to the user
-    preprocessing: str
-    class_names: tuple
-    dataset: str | None  # the dataset it was trained on, when known
-    cam_layer: str
-    zoo_name: str | None = None
-    note: str | None = None  # e.g. why the automatic CAM layer is smaller than 5x5
-
-    @property
-    def input_size(self) -> tuple:
-        height, width, channels = self.model.inputs[0].shape[1:]
-        return int(height), int(width), int(channels)
-
-    @property
-    def cam_layers(self) -> list[str]:
-        return conv_feature_layers(self.model)
-
-
-def load_zoo_model(name: str, weights: str | Path | None = None) -> LoadedModel:
+def load_zoo_model(name: str, weights: str | Path | None = None) -> Classifier:
     """A zoo model with the shipped weights (checked against the manifest) or a given file."""
-    from eipviz.weights import shipped_weights_path
-    from eipviz.zoo import get_spec
-
     spec = get_spec(name)
     path = Path(weights) if weights else shipped_weights_path(name)
-    model = _load_keras_file(path)
-    preprocessing = spec.preprocessing
-    if weights is None:
-        from eipviz.weights import manifest_entry
-
-        preprocessing = manifest_entry(name).get("preprocessing", preprocessing)
-    return LoadedModel(model, f"{name} ({path.name})", preprocessing, CLASS_NAMES[spec.dataset], spec.dataset,
-                       spec.cam_layer, zoo_name=name)
+    preprocessing = spec.preprocessing if weights else manifest_entry(name).get("preprocessing", spec.preprocessing)
+    return Classifier(_load_keras_file(path), f"{name} ({path.name})", preprocessing, CLASS_NAMES[spec.dataset],
+                      spec.dataset, spec.cam_layer, source=str(path))
 
 
-def load_run_checkpoint(store, run_id: str, which: str = "best") -> LoadedModel:
+def load_run_checkpoint(store, run_id: str, which: str = "best") -> Classifier:
     """A trained run's ``best.keras`` or ``last.keras`` with the preprocessing it trained with."""
-    from eipviz.zoo import get_spec
-
     run = store.get_run(run_id)
     if run.kind != "trained":
         raise EipvizError(f"Run {run_id} is {run.kind}; it has no checkpoint.")
@@ -71,11 +44,16 @@ def load_run_checkpoint(store, run_id: str, which: str = "best") -> LoadedModel:
         raise EipvizError(f"Run {run_id} has no {which}.keras yet (it saves after its first epoch).")
     spec = get_spec(run.model)
     preprocessing = run.hyperparameters.get("preprocessing", spec.preprocessing)
-    return LoadedModel(_load_keras_file(path), f"run {run_id} ({which})", preprocessing,
-                       CLASS_NAMES[spec.dataset], spec.dataset, spec.cam_layer, zoo_name=run.model)
+    return Classifier(_load_keras_file(path), f"run {run_id} ({which})", preprocessing, CLASS_NAMES[spec.dataset],
+                      spec.dataset, spec.cam_layer, source=str(path))
 
 
-def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", label: str | None = None) -> LoadedModel:
+def runs_with_checkpoint(store) -> list:
+    """Trained runs that have saved a best checkpoint, newest first."""
+    return [run for run in store.list_runs(kinds=("trained",)) if (store.run_dir(run.id) / CHECKPOINT).is_file()]
+
+
+def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", name: str | None = None) -> Classifier:
     """An untrusted ``.keras`` or legacy ``.h5`` classifier, refused cleanly when unsafe or unusable."""
     path = Path(path)
     if preprocessing not in PREPROCESSINGS:
@@ -88,19 +66,39 @@ def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", lab
     model = _load_keras_file(path)
     _check_image_classifier(model, path.name)
     height, width, channels = (int(d) for d in model.inputs[0].shape[1:])
-    dataset = "cifar10" if (height, width, channels) == (32, 32, 3) else (
-        "mnist" if (height, width, channels) == (28, 28, 1) else None)
+    dataset = {(32, 32, 3): "cifar10", (28, 28, 1): "mnist"}.get((height, width, channels))
     classes = int(model.outputs[0].shape[-1])
-    names = CLASS_NAMES[dataset] if dataset and classes == 10 else tuple(f"class {i}" for i in range(classes))
+    if classes != 10:
+        dataset = None
+    names = CLASS_NAMES[dataset] if dataset else tuple(f"class {i}" for i in range(classes))
     layer, note = default_layer_with_note(model)
-    return LoadedModel(model, label or path.name, preprocessing, names, dataset if classes == 10 else None, layer,
-                       note=note)
+    return Classifier(model, name or path.name, preprocessing, names, dataset, layer, source=str(path), note=note)
+
+
+def load_uploaded_bytes(data: bytes, filename: str, preprocessing: str = "unit_scale") -> Classifier:
+    """``load_uploaded_model`` for a file's bytes (a browser upload); the temporary copy is removed."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / Path(filename).name  # error messages name the user's file
+        path.write_bytes(data)
+        classifier = load_uploaded_model(path, preprocessing, name=filename)
+    return dataclasses.replace(classifier, source=f"upload: {filename}")
+
+
+def load_classifier(model: str, weights: str | None = None, preprocessing: str | None = None) -> Classifier:
+    """A zoo name (shipped weights, or ``weights``) or a path to a model file, as the CLI's ``--model`` takes."""
+    if model in MODELS:
+        classifier = load_zoo_model(model, weights)
+    elif Path(model).is_file():
+        classifier = load_uploaded_model(model, preprocessing or "unit_scale")
+    else:
+        raise EipvizError(f"{model!r} is neither a zoo model ({', '.join(MODELS)}) nor a model file.")
+    if preprocessing and preprocessing != classifier.preprocessing:
+        classifier = dataclasses.replace(classifier, preprocessing=preprocessing)
+    return classifier
 
 
 def default_layer_with_note(model) -> tuple[str, str | None]:
     """The automatic CAM layer, and a note when no conv map reaches 5x5."""
-    from eipviz.explain.layers import MIN_CAM_SIZE
-
     layer = default_target_layer(model)
     if not conv_feature_layers(model, MIN_CAM_SIZE):
         return layer, f"No conv feature map is {MIN_CAM_SIZE}x{MIN_CAM_SIZE} or larger; using {layer}."
@@ -120,8 +118,6 @@ def _model_config_text(path: Path) -> str:
         if path.suffix.lower() == ".keras":
             with zipfile.ZipFile(path) as archive:
                 return archive.read("config.json").decode("utf-8", "replace")
-        import h5py
-
         with h5py.File(path, "r") as f:
             config = f.attrs.get("model_config")
     except (zipfile.BadZipFile, KeyError, OSError) as error:
@@ -131,9 +127,7 @@ def _model_config_text(path: Path) -> str:
     return config.decode() if isinstance(config, bytes) else str(config)
 
 
-def _load_keras_file(path: Path):
-    import keras
-
+def _load_keras_file(path: Path) -> keras.Model:
     if not path.is_file():
         raise EipvizError(f"Model file {path} not found.")
     try:
@@ -155,14 +149,3 @@ def _check_image_classifier(model, name: str) -> None:
     out = model.outputs[0].shape
     if len(out) != 2 or out[-1] < 2:
         raise EipvizError(f"{name} outputs shape {tuple(out)}, not class scores.")
-
-
-def predict_probabilities(loaded: LoadedModel, inputs: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """Class probabilities for preprocessed inputs (softmax applied when the model ends in logits)."""
-    import keras
-
-    outputs = loaded.model.predict(inputs, batch_size=batch_size, verbose=0)
-    sums = outputs.sum(axis=1)
-    if (outputs.min() < 0) or not np.allclose(sums, 1.0, atol=1e-3):
-        outputs = keras.ops.convert_to_numpy(keras.ops.softmax(outputs))
-    return outputs

@@ -86,3 +86,12 @@ def curves_figure(runs: list[CurveRun], metrics: list[str], smoothing: float = 0
     fig.update_xaxes(title_text="wall time (s)" if x_axis == "wall time" else "epoch")
     fig.update_layout(height=420, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2})
     return fig
+
+
+def top_classes_figure(top: list[dict]) -> go.Figure:
+    """Horizontal bars of the top classes' probabilities (rows of ``ImageExplanation.top``), best first."""
+    fig = go.Figure(go.Bar(x=[row["probability"] for row in top], y=[row["class"] for row in top], orientation="h",
+                           text=[f"{row['probability']:.1%}" for row in top], textposition="auto"))
+    fig.update_layout(height=220, margin={"t": 10, "b": 10}, xaxis={"range": [0, 1], "tickformat": ".0%"},
+                      yaxis={"autorange": "reversed", "type": "category"})
+    return fig

@@ -8,6 +8,7 @@ import functools
 
 import numpy as np
 
+from eipviz.data import load_dataset
 from eipviz.errors import EipvizError
 
 # CIFAR-10 training-set statistics on the 0..1 scale (../shared/data/README.md).
@@ -24,8 +25,6 @@ PREPROCESSINGS = {
 @functools.lru_cache(maxsize=1)
 def cifar10_pixel_mean() -> np.ndarray:
     """Per-pixel mean of the CIFAR-10 training images on the 0..1 scale, (32, 32, 3)."""
-    from eipviz.data import load_dataset
-
     x_train = load_dataset("cifar10").x_train
     return (x_train.mean(axis=0, dtype=np.float64) / 255.0).astype(np.float32)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from eipviz.explain.cams import METHODS, compute_cams, get_cam
+from eipviz.explain.cams import METHODS, make_cam
 from eipviz.zoo import build_model
 
 SIZE = 16
@@ -39,6 +39,11 @@ def quadrant_images(n=3, seed=0):
     return x
 
 
+def cams_of(model, x, method="gradcam", layer=None, classes=None, upsample=True):
+    maps, _, _ = make_cam(model, method, layer)(x, classes, upsample=upsample)
+    return maps
+
+
 def quadrant_means(cams):
     half = SIZE // 2
     return np.array([cams[:, :half, :half].mean(), cams[:, :half, half:].mean(),
@@ -47,7 +52,7 @@ def quadrant_means(cams):
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_each_method_lights_the_quadrant_the_logit_depends_on(method):
-    cams = compute_cams(quadrant_model(), quadrant_images(), method=method, layer="features", class_indices=0)
+    cams = cams_of(quadrant_model(), quadrant_images(), method, "features", 0)
     means = quadrant_means(cams)
     assert cams.shape == (3, SIZE, SIZE) and cams.dtype == np.float32
     assert 0.0 <= cams.min() and cams.max() <= 1.0
@@ -60,7 +65,7 @@ def test_each_method_lights_the_quadrant_the_logit_depends_on(method):
 def test_batched_cams_equal_per_image_cams(method):
     model = build_model("resnet20v1")
     x = np.random.default_rng(1).normal(size=(4, 32, 32, 3)).astype(np.float32)
-    cam = get_cam(model, method)
+    cam = make_cam(model, method)
     batched, classes, _ = cam(x, class_indices=[0, 3, 5, 9])
     for i in range(len(x)):
         single, _, _ = cam(x[i:i + 1], class_indices=[classes[i]])
@@ -73,16 +78,16 @@ def test_softmax_and_logit_heads_give_the_same_gradcam():
     x = quadrant_images()
     for target in (0, 1):
         np.testing.assert_allclose(
-            compute_cams(softmax_model, x, layer="features", class_indices=target),
-            compute_cams(logit_model, x, layer="features", class_indices=target), atol=1e-6)
+            cams_of(softmax_model, x, layer="features", classes=target),
+            cams_of(logit_model, x, layer="features", classes=target), atol=1e-6)
 
 
 def test_default_class_is_the_prediction_and_layer_resolution_is_available():
     model = quadrant_model()
-    cams, classes, logits = get_cam(model, "gradcam", "features")(quadrant_images(), upsample=False)
+    cams, classes, logits = make_cam(model, "gradcam", "features")(quadrant_images(), upsample=False)
     assert (classes == logits.argmax(-1)).all()
     assert cams.shape == (3, SIZE, SIZE)  # a 1x1 conv keeps the input size
-    resnet_maps = compute_cams(build_model("resnet20v1"), np.zeros((2, 32, 32, 3), np.float32), upsample=False)
+    resnet_maps = cams_of(build_model("resnet20v1"), np.zeros((2, 32, 32, 3), np.float32), upsample=False)
     assert resnet_maps.shape == (2, 8, 8)
 
 
@@ -90,11 +95,11 @@ def test_nested_sequential_model_layers_can_be_targeted():
     inner = build_model("sepconv65k")
     inputs = keras.Input((32, 32, 3))
     outer = keras.Model(inputs, inner(inputs))
-    cams = compute_cams(outer, np.random.default_rng(2).normal(size=(2, 32, 32, 3)).astype(np.float32),
-                        layer="sepconv65k/sepconv5")
+    cams = cams_of(outer, np.random.default_rng(2).normal(size=(2, 32, 32, 3)).astype(np.float32),
+                   layer="sepconv65k/sepconv5")
     assert cams.shape == (2, 32, 32) and np.isfinite(cams).all()
     # the automatic choice reaches inside the nested model
-    assert get_cam(outer).layer == "sepconv65k/sepconv5"
+    assert make_cam(outer).layer == "sepconv65k/sepconv5"
 
 
 def test_legacy_h5_model_loads_and_explains(tmp_path):
@@ -102,5 +107,5 @@ def test_legacy_h5_model_loads_and_explains(tmp_path):
     path = tmp_path / "legacy.h5"
     model.save(path)
     loaded = keras.models.load_model(path)
-    cams = compute_cams(loaded, quadrant_images(), layer="features", class_indices=0)
+    cams = cams_of(loaded, quadrant_images(), layer="features", classes=0)
     assert quadrant_means(cams).argmax() == 0

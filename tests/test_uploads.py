@@ -2,7 +2,6 @@
 
 import io
 
-import h5py
 import keras
 import numpy as np
 import pytest

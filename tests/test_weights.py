@@ -12,8 +12,8 @@ import pytest
 from eipviz.errors import EipvizError
 from eipviz.evaluation import evaluate
 from eipviz.loading import load_zoo_model
-from eipviz.weights import (MANIFEST, WEIGHTS_ENTRY, read_manifest, sha256_of, ship_run, shipped_weights_path,
-                            write_inference_copy)
+from eipviz.shipping import WEIGHTS_ENTRY, ship_run, write_inference_copy
+from eipviz.weights import MANIFEST, read_manifest, sha256_of, shipped_weights_path
 from eipviz.zoo import MODELS, build_model
 
 SHIPPED_ENTRIES = read_manifest()  # the real manifest, before any test points weights/ elsewhere

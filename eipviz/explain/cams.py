@@ -7,14 +7,14 @@ overrides one small piece: how channel weights (or the map itself) are
 formed.
 """
 
-import weakref
+from collections.abc import Callable
 
 import cv2
 import keras
 import numpy as np
 
 from eipviz.errors import EipvizError
-from eipviz.explain.graph import feature_logit_model
+from eipviz.explain.graph import feature_logit_model, softmax
 from eipviz.explain.layers import default_target_layer
 
 PREDICTED = -1  # class index meaning "the model's own top class"
@@ -31,7 +31,7 @@ class BaseCAM:
         self.model = model
         self.layer = layer or default_target_layer(model)
         self.features_and_logits = feature_logit_model(model, self.layer)
-        self._traced = None
+        self._traced: Callable | None = None
 
     # -- the one piece each method overrides --------------------------------
 
@@ -81,7 +81,7 @@ class BaseCAM:
         probabilities = []
         for start in range(0, len(inputs), batch_size):
             _, logits = self.features_and_logits(inputs[start:start + batch_size], training=False)
-            probabilities.append(keras.ops.convert_to_numpy(keras.ops.softmax(logits)))
+            probabilities.append(softmax(keras.ops.convert_to_numpy(logits)))
         probabilities = np.concatenate(probabilities)
         return probabilities[np.arange(len(classes)), classes]
 
@@ -136,37 +136,17 @@ class ScoreCAM(BaseCAM):
             masks = np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in masks])
             masked = inputs[i][None] * masks[..., None]
             scores = self.scores(masked, np.full(channels, classes[i]), self.mask_batch_size)
-            exponentials = np.exp(scores - scores.max())  # softmax over channels, as Score-CAM defines
-            weights[i] = exponentials / exponentials.sum()
+            weights[i] = softmax(scores[None])[0]  # softmax over channels, as Score-CAM defines
         return weights
 
 
 METHODS = {cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, ScoreCAM, LayerCAM)}
 
-_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def get_cam(model, method: str = "gradcam", layer: str | None = None) -> BaseCAM:
-    """A CAM for ``model`` (cached per model, method and layer, so tracing happens once)."""
+def make_cam(model, method: str = "gradcam", layer: str | None = None) -> BaseCAM:
+    """A new CAM of ``method`` for a Keras model (``Classifier.cam`` keeps one per method and layer)."""
     if method not in METHODS:
         raise EipvizError(f"Unknown CAM method {method!r}. Choose one of: {', '.join(METHODS)}.")
-    layer = layer or default_target_layer(model)
-    per_model = _cache.setdefault(model, {})
-    key = (method, layer)
-    if key not in per_model:
-        per_model[key] = METHODS[method](model, layer)
-    return per_model[key]
-
-
-def compute_cams(model, images, method="gradcam", layer=None, class_indices=None, upsample=True,
-                 batch_size=64) -> np.ndarray:
-    """CAMs (N, H, W) float32 in [0, 1] of model inputs ``images`` for the given classes.
-
-    ``class_indices``: None for each image's predicted class, else one index
-    or one per image. ``upsample=False`` returns the layer's own resolution.
-    """
-    cams, _, _ = get_cam(model, method, layer)(images, class_indices, batch_size=batch_size, upsample=upsample)
-    return cams
+    return METHODS[method](model, layer)
 
 
 def scale_maps(maps: np.ndarray) -> np.ndarray:

@@ -11,13 +11,10 @@ on the image masked by the CAM with the probability on the image.
 import cv2
 import numpy as np
 
-from eipviz.explain.cams import get_cam
+from eipviz.classifier import Classifier
+from eipviz.explain.cams import BaseCAM
 
 STEPS = 16  # fractions 0, 1/16, ..., 1 of the pixels
-
-
-def _probabilities(cam, inputs, classes, batch_size=512):
-    return cam.scores(inputs.astype(np.float32), classes, batch_size)
 
 
 def _blurred(x):
@@ -25,7 +22,7 @@ def _blurred(x):
     return np.stack(blurred).reshape(x.shape)  # OpenCV drops a single channel axis
 
 
-def _curve(cam, start, finish, order, classes):
+def _curve(cam: BaseCAM, start, finish, order, classes):
     """Class probability while pixels move from ``start`` to ``finish`` in ``order``, (N, STEPS + 1)."""
     n, height, width, channels = start.shape
     pixels = height * width
@@ -37,7 +34,7 @@ def _curve(cam, start, finish, order, classes):
         mask = mask.reshape(n, height, width, 1)
         steps.append(np.where(mask, finish, start))
     batch = np.concatenate(steps)  # step-major
-    probs = _probabilities(cam, batch, np.tile(classes, STEPS + 1))
+    probs = cam.scores(batch, np.tile(classes, STEPS + 1))
     return probs.reshape(STEPS + 1, n).T
 
 
@@ -45,28 +42,40 @@ def _auc(curves):
     return float(np.trapezoid(curves, dx=1.0 / STEPS, axis=1).mean())
 
 
-def faithfulness(model, inputs: np.ndarray, methods, layer=None, baseline: float = 0.0) -> list[dict]:
-    """One row per method: deletion AUC, insertion AUC, average drop %, increase in confidence %.
+def map_faithfulness(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes: np.ndarray,
+                     baseline: float = 0.0) -> dict:
+    """Deletion AUC, insertion AUC, average drop % and increase in confidence % of ``maps`` (N, H, W) in [0, 1].
 
-    ``inputs`` are preprocessed model inputs; each image is explained for its predicted class.
+    Any maps can be scored this way (a method's, a random one), so a table reads against chance.
     """
     inputs = np.asarray(inputs, np.float32)
-    blurred = _blurred(inputs)
-    deleted = np.full_like(inputs, baseline)
+    order = np.argsort(-maps.reshape(len(maps), -1), axis=1, kind="stable")
+    original = cam.scores(inputs, classes)
+    masked = cam.scores(inputs * maps[..., None], classes)
+    drop = np.maximum(0.0, original - masked) / np.maximum(original, 1e-12)
+    return {
+        "deletion_auc": round(_auc(_curve(cam, inputs, np.full_like(inputs, baseline), order, classes)), 4),
+        "insertion_auc": round(_auc(_curve(cam, _blurred(inputs), inputs, order, classes)), 4),
+        "average_drop_pct": round(float(drop.mean() * 100), 2),
+        "increase_in_confidence_pct": round(float((masked > original).mean() * 100), 2),
+        "n": int(len(inputs)),
+    }
+
+
+def faithfulness(classifier: Classifier, images: np.ndarray, methods, layer: str | None = None,
+                 baseline: float = 0.0, progress=None) -> list[dict]:
+    """One row per method for uint8 ``images``, each explained for its predicted class.
+
+    ``progress(done, total, method)`` is called before each method and once at the end.
+    """
+    inputs = classifier.prepare(images)
     rows = []
-    for method in methods:
-        cam = get_cam(model, method, layer)
+    for done, method in enumerate(methods):
+        if progress:
+            progress(done, len(methods), method)
+        cam = classifier.cam(method, layer)
         maps, classes, _ = cam(inputs)
-        order = np.argsort(-maps.reshape(len(maps), -1), axis=1, kind="stable")
-        original = _probabilities(cam, inputs, classes)
-        masked = _probabilities(cam, inputs * maps[..., None], classes)
-        drop = np.maximum(0.0, original - masked) / np.maximum(original, 1e-12)
-        rows.append({
-            "method": method,
-            "deletion_auc": round(_auc(_curve(cam, inputs, deleted, order, classes)), 4),
-            "insertion_auc": round(_auc(_curve(cam, blurred, inputs, order, classes)), 4),
-            "average_drop_pct": round(float(drop.mean() * 100), 2),
-            "increase_in_confidence_pct": round(float((masked > original).mean() * 100), 2),
-            "n": int(len(inputs)),
-        })
+        rows.append({"method": method, **map_faithfulness(cam, inputs, maps, classes, baseline)})
+    if progress:
+        progress(len(methods), len(methods), None)
     return rows

@@ -1,14 +1,23 @@
-"""A model that returns (feature map of one layer, pre-softmax logits) for any Keras model.
+"""Models that return a Keras model's pre-softmax logits, and optionally one layer's feature map.
 
 The graph is replayed layer by layer with the same layer objects (weights
 shared), nested models expanded, so a layer deep inside a nested model can
-be tapped. The final softmax is dropped: CAMs differentiate the logit,
-never a saturated softmax.
+be tapped. The final softmax is dropped: CAMs differentiate the logit, never
+a saturated softmax, and probabilities are the softmax of these same logits
+whether or not the model ends in a softmax (nothing is guessed from its outputs).
 """
 
 import keras
+import numpy as np
 
 from eipviz.errors import EipvizError
+
+
+def softmax(logits) -> np.ndarray:
+    """Class probabilities (N, K) float32 from logits (N, K): the only way eipviz turns outputs into probabilities."""
+    logits = np.asarray(logits, np.float32)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def _is_softmax(layer) -> bool:
@@ -28,7 +37,7 @@ def _call_linear_twin(layer, args, kwargs):
 
 
 class _Replay:
-    def __init__(self, target: str):
+    def __init__(self, target: str | None):
         self.target = target
         self.captured = None
         self.values: dict[int, object] = {}
@@ -65,15 +74,27 @@ class _Replay:
         return out
 
 
-def feature_logit_model(model, layer_path: str) -> keras.Model:
-    """``keras.Model`` mapping the model's input to ``[layer_path's output, logits]``."""
+def _replayed(model, layer_path: str | None):
+    """(new input, tapped output of ``layer_path`` or None, logits) of the model replayed without its softmax."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise EipvizError("CAMs need a model with one image input and one class output.")
+        raise EipvizError("eipviz explains models with one image input and one class output.")
     replay = _Replay(layer_path)
     (original_input,) = model.inputs
     new_input = keras.Input(shape=original_input.shape[1:], dtype=original_input.dtype)
     replay.values[id(original_input)] = new_input
     logits = replay.tensor(model.outputs[0], "", final=True)
-    if replay.captured is None:
+    return new_input, replay.captured, logits
+
+
+def logit_model(model) -> keras.Model:
+    """``keras.Model`` mapping the model's input to its pre-softmax logits (the same layers and weights)."""
+    new_input, _, logits = _replayed(model, None)
+    return keras.Model(new_input, logits)
+
+
+def feature_logit_model(model, layer_path: str) -> keras.Model:
+    """``keras.Model`` mapping the model's input to ``[layer_path's output, logits]``."""
+    new_input, captured, logits = _replayed(model, layer_path)
+    if captured is None:
         raise EipvizError(f"Layer {layer_path!r} is not on the path to the model's output.")
-    return keras.Model(new_input, [replay.captured, logits])
+    return keras.Model(new_input, [captured, logits])

@@ -2,6 +2,8 @@
 
 import keras
 
+from eipviz.errors import EipvizError
+
 # Layers whose 4-D output is a convolutional feature map worth explaining.
 # BatchNorm, Dropout and pooling only rescale or subsample the map before them.
 _CONV_LIKE = (
@@ -38,7 +40,5 @@ def default_target_layer(model) -> str:
     """The deepest conv-like feature map of at least 5x5, else the deepest conv-like one."""
     candidates = conv_feature_layers(model, MIN_CAM_SIZE) or conv_feature_layers(model)
     if not candidates:
-        from eipviz.errors import EipvizError
-
         raise EipvizError("This model has no convolutional feature map to explain.")
     return candidates[-1]

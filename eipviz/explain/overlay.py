@@ -26,7 +26,7 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45, colormap: s
     """RGB uint8 (size, size, 3): the image with the CAM's heat blended over it."""
     base = upscale(image, size)
     heat = cv2.resize(np.clip(cam, 0, 1).astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-    colored = cv2.applyColorMap(np.uint8(255 * heat), COLORMAPS[colormap])
+    colored = cv2.applyColorMap((255 * heat).astype(np.uint8), COLORMAPS[colormap])
     colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB)
     return cv2.addWeighted(colored, alpha, base, 1 - alpha, 0)
 

@@ -1,14 +1,11 @@
-"""Explain arbitrary images (uploads, CLI files) with a loaded model."""
+"""Explain arbitrary images (uploads, CLI files) with a ``Classifier``."""
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from eipviz.images import fit_images
-from eipviz.explain.cams import get_cam
+from eipviz.classifier import Classifier
 from eipviz.explain.overlay import overlay
-from eipviz.loading import LoadedModel, predict_probabilities
-from eipviz.preprocessing import preprocess
 
 
 @dataclass
@@ -24,17 +21,16 @@ class ImageExplanation:
                 for i in order]
 
 
-def explain_images(loaded: LoadedModel, images: list[np.ndarray], method="gradcam", layer=None,
+def explain_images(classifier: Classifier, images: list[np.ndarray], method="gradcam", layer=None,
                    class_index: int | None = None, alpha=0.45, colormap="jet") -> list[ImageExplanation]:
     """Predictions and a CAM overlay per RGB uint8 image (any size), in one batch.
 
     ``class_index`` None explains each image's top prediction.
     """
-    fitted = np.stack([fit_images(image[None], loaded.input_size)[0] for image in images])
-    inputs = preprocess(fitted, loaded.preprocessing)
-    probabilities = predict_probabilities(loaded, inputs)
+    fitted = classifier.fit(images)
+    probabilities = classifier.probabilities(fitted)
     classes = probabilities.argmax(axis=1) if class_index is None else np.full(len(images), class_index)
-    cams, _, _ = get_cam(loaded.model, method, layer or loaded.cam_layer)(inputs, classes)
+    cams = classifier.cams(fitted, method, layer, classes)
     return [ImageExplanation(probabilities[i], int(classes[i]), cams[i],
                              overlay(fitted[i], cams[i], alpha, colormap, size=max(128, max(fitted[i].shape[:2]))))
             for i in range(len(images))]

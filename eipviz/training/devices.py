@@ -4,6 +4,8 @@ import contextlib
 
 import keras
 
+from eipviz.quiet import native_stderr_silenced
+
 
 def training_scope():
     """Return ``(context manager to build and fit in, description of the devices)``.
@@ -14,8 +16,6 @@ def training_scope():
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf  # the one TensorFlow call site: its own multi-GPU strategy
-
-        from eipviz.quiet import native_stderr_silenced
 
         with native_stderr_silenced():  # a GPU-less machine gets a scary-looking cuInit line
             gpus = tf.config.list_physical_devices("GPU")

@@ -7,6 +7,7 @@ is a short transaction, so concurrent runs never corrupt it.
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -157,8 +158,6 @@ class RunStore:
         return [run for run in runs if kinds is None or run.kind in kinds]
 
     def delete_run(self, run_id: str) -> None:
-        import shutil
-
         run = self.get_run(run_id)
         if run.active:
             raise EipvizError(f"Run {run_id} is still {run.status}; stop it before deleting.")

@@ -1,5 +1,7 @@
 """The model zoo: documented specs and ``build_model``."""
 
+import numpy as np
+
 from eipviz.errors import EipvizError
 from eipviz.zoo.specs import MODELS, ModelSpec, ParamCounts
 
@@ -20,8 +22,6 @@ def build_model(name: str):
 
 def param_counts(model) -> ParamCounts:
     """Count total, trainable and non-trainable parameters of a built model."""
-    import numpy as np
-
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     non_trainable = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
     return ParamCounts(trainable + non_trainable, trainable, non_trainable)

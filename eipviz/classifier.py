@@ -1,0 +1,114 @@
+"""``Classifier``: the one object that turns uint8 images into answers (probabilities, classes, CAMs).
+
+Every caller (pages, CLI, evaluation, gallery, faithfulness, uploads) asks a
+``Classifier`` instead of resizing, preprocessing or reading outputs itself:
+one preparation path, one probabilities path (the softmax of the logits of the
+same softmax-stripped graph the CAMs differentiate), and the CAMs of this
+model cached on the instance, so they are freed with it.
+"""
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from eipviz.errors import EipvizError
+from eipviz.explain.cams import BaseCAM, make_cam
+from eipviz.explain.graph import logit_model, softmax
+from eipviz.explain.layers import conv_feature_layers
+from eipviz.images import fit_images
+from eipviz.preprocessing import PREPROCESSINGS, preprocess
+
+PREDICT_BATCH = 500
+
+Images = np.ndarray | Sequence[np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class Classifier:
+    """A Keras image classifier with what it takes to feed it and name its answers.
+
+    Frozen: a variant (another preprocessing, say) is ``dataclasses.replace(classifier, ...)``,
+    which starts with an empty CAM cache of its own.
+    """
+
+    model: keras.Model
+    name: str  # shown to the user, e.g. "resnet20v1 (resnet20v1.keras)"
+    preprocessing: str  # a name in eipviz.preprocessing.PREPROCESSINGS
+    class_names: tuple[str, ...]
+    dataset: str | None  # the dataset it was trained on, when known
+    cam_layer: str  # the layer its CAMs look at by default
+    source: str  # the file it was loaded from
+    note: str | None = None  # e.g. why the automatic CAM layer is smaller than 5x5
+    _cams: dict = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self):
+        if self.preprocessing not in PREPROCESSINGS:
+            raise EipvizError(f"Unknown preprocessing {self.preprocessing!r}. "
+                              f"Choose one of: {', '.join(PREPROCESSINGS)}.")
+        outputs = int(self.model.outputs[0].shape[-1])
+        if len(self.class_names) != outputs:
+            raise EipvizError(f"{self.name} has {outputs} outputs but {len(self.class_names)} class names.")
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        """(height, width, channels) the model takes."""
+        height, width, channels = self.model.inputs[0].shape[1:]
+        return int(height), int(width), int(channels)
+
+    @property
+    def cam_layers(self) -> list[str]:
+        """Every layer a CAM can look at, in graph order."""
+        return conv_feature_layers(self.model)
+
+    @functools.cached_property
+    def _logits_model(self) -> keras.Model:
+        return logit_model(self.model)
+
+    def fit(self, images: Images) -> np.ndarray:
+        """uint8 images (N, H, W, C) at the model's input size: one array, or a list of any sizes."""
+        if isinstance(images, np.ndarray):
+            return fit_images(images, self.input_size)
+        return np.stack([fit_images(np.asarray(image)[None], self.input_size)[0] for image in images])
+
+    def prepare(self, images: Images) -> np.ndarray:
+        """Model inputs (N, H, W, C) float32 from uint8 images: ``fit``, then the model's preprocessing."""
+        return preprocess(self.fit(images), self.preprocessing)
+
+    def logits(self, images: Images, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+        """Pre-softmax class scores (N, K)."""
+        inputs = self.prepare(images)
+        return np.asarray(self._logits_model.predict(inputs, batch_size=batch_size, verbose=0), np.float32)
+
+    def probabilities(self, images: Images, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+        """Class probabilities (N, K): the softmax of ``logits``."""
+        return softmax(self.logits(images, batch_size))
+
+    def predict(self, images: Images) -> np.ndarray:
+        """The top class index of each image (N,)."""
+        return self.logits(images).argmax(axis=1)
+
+    def class_index(self, name_or_number: str | int) -> int:
+        """The index of a class given by name (``"cat"``) or by number (``3`` or ``"3"``)."""
+        if isinstance(name_or_number, str) and name_or_number in self.class_names:
+            return self.class_names.index(name_or_number)
+        text = str(name_or_number).strip()
+        if text.isdigit() and int(text) < len(self.class_names):
+            return int(text)
+        raise EipvizError(f"Unknown class {name_or_number!r}. Use a name ({', '.join(self.class_names)}) "
+                          f"or an index from 0 to {len(self.class_names) - 1}.")
+
+    def cam(self, method: str = "gradcam", layer: str | None = None) -> BaseCAM:
+        """The CAM of ``method`` at ``layer`` (default: ``cam_layer``), traced once and kept on this instance."""
+        key = (method, layer or self.cam_layer)
+        if key not in self._cams:
+            self._cams[key] = make_cam(self.model, *key)
+        return self._cams[key]
+
+    def cams(self, images: Images, method: str = "gradcam", layer: str | None = None,
+             classes: int | Sequence[int] | np.ndarray | None = None, upsample: bool = True) -> np.ndarray:
+        """CAMs (N, H, W) float32 in [0, 1] for ``classes`` (None: each image's top class; one or one per image)."""
+        maps, _, _ = self.cam(method, layer)(self.prepare(images), classes, upsample=upsample)
+        return maps
