@@ -6,7 +6,7 @@
       2     1    (.2, .3, .5)           2          .5        no   1 -> 2
       3     1    (.9, .05, .05)         0          .9        no   1 -> 0
       4     2    (.3, .3, .4)           2          .4        yes
-      5     2    (.1, .6, .3)           1          .6        no   2 -> 1  (ties with index 1)
+      5     2    (.6, .1, .3)           0          .6        no   2 -> 0  (ties with index 1)
       6     2    (.1, .1, .8)           2          .8        yes
 """
 
@@ -19,7 +19,7 @@ from eipviz.evaluation import Evaluation
 
 LABELS = np.array([0, 0, 1, 1, 2, 2, 2])
 PROBABILITIES = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.3, 0.5], [0.9, 0.05, 0.05],
-                          [0.3, 0.3, 0.4], [0.1, 0.6, 0.3], [0.1, 0.1, 0.8]])
+                          [0.3, 0.3, 0.4], [0.6, 0.1, 0.3], [0.1, 0.1, 0.8]])
 CLASSES = ("cat", "dog", "frog")
 
 
@@ -29,7 +29,7 @@ def evaluation():
 
 
 def test_predictions_are_the_most_probable_classes(evaluation):
-    assert evaluation.predictions.tolist() == [0, 1, 2, 0, 2, 1, 2]
+    assert evaluation.predictions.tolist() == [0, 1, 2, 0, 2, 0, 2]
 
 
 def test_confidence_is_the_top_probability(evaluation):
@@ -47,7 +47,7 @@ def test_per_class_accuracy_divides_by_each_class_own_images(evaluation):
 def test_confusion_matrix_counts_true_classes_in_rows_and_predictions_in_columns(evaluation):
     assert evaluation.confusion_matrix().tolist() == [[1, 1, 0],
                                                       [1, 0, 1],
-                                                      [0, 1, 2]]
+                                                      [1, 0, 2]]
 
 
 def test_confusion_matrix_has_a_row_and_column_for_a_class_never_seen_or_predicted():
@@ -64,11 +64,18 @@ def test_misclassified_filtered_by_true_class(evaluation):
 
 
 def test_misclassified_filtered_by_predicted_class(evaluation):
-    assert evaluation.misclassified_indices(predicted_class=1).tolist() == [1, 5]
+    assert evaluation.misclassified_indices(predicted_class=0).tolist() == [3, 5]
 
 
 def test_misclassified_filtered_by_true_and_predicted_class(evaluation):
-    assert evaluation.misclassified_indices(true_class=2, predicted_class=1).tolist() == [5]
+    assert evaluation.misclassified_indices(true_class=2, predicted_class=0).tolist() == [5]
+
+
+def test_misclassified_ties_keep_index_order_in_a_large_batch():
+    """NumPy's default argsort is not stable beyond a few elements; the gallery order must not shuffle."""
+    probabilities = np.tile([[0.4, 0.6], [0.3, 0.7]], (50, 1))  # all wrong: 0.6 at even, 0.7 at odd indices
+    found = Evaluation(np.zeros(100, np.int64), probabilities, ("a", "b")).misclassified_indices()
+    assert found.tolist() == list(range(1, 100, 2)) + list(range(0, 100, 2))
 
 
 def test_misclassified_confidence_bounds_are_inclusive(evaluation):

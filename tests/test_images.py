@@ -28,6 +28,13 @@ def test_shrinking_averages_each_block_of_pixels():
     assert fitted.dtype == np.uint8 and fitted[0, :, :, 0].tolist() == [[6, 101], [4, 215]]
 
 
+def test_shrinking_by_four_averages_all_sixteen_pixels_not_just_the_centre():
+    """Area averaging: a bright corner counts (160 / 16 = 10); bilinear or nearest sampling would miss it."""
+    image = np.zeros((1, 4, 4), np.uint8)
+    image[0, 0, 0] = 160
+    assert fit_images(image, (1, 1, 1)).tolist() == [[[[10]]]]
+
+
 def test_shrinking_keeps_the_channel_axis_of_one_channel_images():
     assert fit_images(BLOCKS[None, :, :, None], (2, 2, 1)).shape == (1, 2, 2, 1)
 
