@@ -138,13 +138,54 @@ def test_curves_page_overlays_reference_runs_and_imports_an_uploaded_log(tmp_pat
     assert any("binary" in e.value for e in at.error) and not at.exception
 
 
-def test_curves_page_smoothing_log_axis_and_wall_time_do_not_break():
+def test_curves_page_smoothing_log_axis_and_wall_time_do_not_break(tmp_path, monkeypatch):
+    """The chart draws the debiased EMA over the raw curve, on log y axes, against epochs or wall time."""
+    import json
+
+    from eipviz.curves import debiased_ema, reference_runs
+    from eipviz.training.store import RunStore
+
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    store = RunStore(tmp_path)
+    trained = store.create_run(name="trained", model="mnist14k", status="finished")
+    accuracy, wall_time = [0.2, 0.6, 0.4, 0.8], [10.0, 25.0, 40.0, 55.0]
+    for epoch, (value, seconds) in enumerate(zip(accuracy, wall_time), start=1):
+        store.add_epoch(trained, epoch, {"val_accuracy": value, "val_loss": 1.0 / epoch, "wall_time": seconds})
+    documented = [row["val_accuracy"] for row in next(r for r in reference_runs() if r.id == "reference-resnet18").rows]
+
+    def first_panel(at):
+        """(label, x, y) of every trace in the val_accuracy panel: named curves and the unnamed faded raw ones."""
+        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        assert spec["layout"]["annotations"][0]["text"] == "val_accuracy"
+        return spec, [(t.get("name"), t["x"], t["y"]) for t in spec["data"]
+                      if t.get("xaxis", "x") == "x" and t.get("mode") == "lines"]
+
     at = open_page("curves.py")
-    at.multiselect(key="curve-runs").set_value(["reference-resnet18"]).run()
+    at.multiselect(key="curve-runs").set_value([trained, "reference-resnet18"]).run()
     at.slider(key="curve-smoothing").set_value(0.6).run()
     at.toggle(key="curve-log").set_value(True).run()
+    assert not at.exception
+    spec, traces = first_panel(at)
+    assert spec["layout"]["yaxis"]["type"] == "log" and spec["layout"]["yaxis2"]["type"] == "log"
+    assert spec["layout"]["xaxis"]["title"]["text"] == "epoch"
+    curves = {name: (x, y) for name, x, y in traces if name}
+    assert curves[f"trained · {trained}"][0] == [1, 2, 3, 4]
+    assert curves[f"trained · {trained}"][1] == pytest.approx(debiased_ema(accuracy, 0.6))
+    reference = next(y for name, _, y in traces if name and "resnet18" in name)
+    assert len(documented) == 50 and reference == pytest.approx(debiased_ema(documented, 0.6))
+    raw = [y for name, _, y in traces if not name]  # the faded unsmoothed curves stay underneath
+    assert accuracy in raw and documented in raw
+
     at.radio(key="curve-x").set_value("wall time").run()
     assert not at.exception
+    spec, traces = first_panel(at)
+    assert spec["layout"]["xaxis"]["title"]["text"] == "wall time (s)"
+    assert spec["layout"]["yaxis"]["type"] == "log"
+    curves = {name: (x, y) for name, x, y in traces if name}
+    assert list(curves) == [f"trained · {trained}"]  # the documented run has no wall-clock times: left out
+    assert curves[f"trained · {trained}"][0] == wall_time
+    assert curves[f"trained · {trained}"][1] == pytest.approx(debiased_ema(accuracy, 0.6))
+    assert any("left out" in caption.value for caption in at.caption)
 
 
 def test_runs_with_the_same_name_stay_apart_in_plot_csv_rename_and_delete(tmp_path, monkeypatch):
