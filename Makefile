@@ -14,7 +14,7 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m streamlit run app.py
+	$(PY) scripts/serve.py
 
 # The real-browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
-from eipviz.evaluation import Evaluation, evaluate
+from eipviz.evaluation import Evaluation, evaluate_test_set
 from eipviz.loading import CHECKPOINT, load_run_checkpoint, load_uploaded_bytes, load_zoo_model, runs_with_checkpoint
 from eipviz.preprocessing import PREPROCESSINGS
 from eipviz.training.store import RunStore, default_runs_dir, run_label
@@ -39,7 +39,7 @@ def cached_run_model(run_id: str, mtime: float) -> Classifier:
 
 @st.cache_resource(show_spinner="Evaluating the test set (once per model)…", max_entries=4)
 def cached_evaluation(model_key: str, _classifier: Classifier) -> Evaluation:
-    return evaluate(_classifier)
+    return evaluate_test_set(_classifier)
 
 
 def upload_model_widget(key: str) -> None:

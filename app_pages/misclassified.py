@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_pages.common import cached_evaluation, model_picker, upload_model_widget
 from eipviz.errors import EipvizError
-from eipviz.evaluation import sample_test_images, test_images_for
+from eipviz.evaluation import dataset_test_split, sample_test_images
 from eipviz.explain.cams import METHODS
 from eipviz.explain.faithfulness import faithfulness
 from eipviz.explain.gallery import gallery_items, gallery_page, gallery_png_sheet
@@ -21,7 +21,7 @@ classifier, model_key = model_picker("mis")
 if classifier is None:
     st.stop()
 try:
-    images, _ = test_images_for(classifier)
+    images, _ = dataset_test_split(classifier)
     evaluation = cached_evaluation(model_key, classifier)
 except EipvizError as error:
     st.error(str(error))

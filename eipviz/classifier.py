@@ -10,6 +10,7 @@ model cached on the instance, so they are freed with it.
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -24,6 +25,14 @@ from eipviz.preprocessing import PREPROCESSINGS, preprocess
 PREDICT_BATCH = 500
 
 Images = np.ndarray | Sequence[np.ndarray]
+
+
+@dataclass(frozen=True)
+class StoredPredictions:
+    """Where a model file's test-set probabilities are kept, so that each model file is evaluated once."""
+
+    path: Path
+    sha256: str | None = None  # the manifest's, for shipped weights (written only by `ship`); None: kept on first use
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,6 +51,7 @@ class Classifier:
     cam_layer: str  # the layer its CAMs look at by default
     source: str  # the file it was loaded from
     note: str | None = None  # e.g. why the automatic CAM layer is smaller than 5x5
+    predictions: StoredPredictions | None = None  # None: evaluated afresh each time (uploads)
     _cams: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):

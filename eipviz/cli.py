@@ -1,7 +1,8 @@
 """``python -m eipviz``: the same library calls the pages make, from a shell.
 
 Each command imports what it needs inside its handler: ``runs`` and
-``import-log`` never load Keras, so they start in a fraction of a second.
+``import-log`` (unless it stores the run) never load Keras, so they start in
+a fraction of a second.
 """
 
 import argparse
@@ -144,10 +145,11 @@ def _load_for_cli(model: str, weights: str | None = None, preprocessing: str | N
 
 
 def cmd_evaluate(args) -> int:
-    from eipviz.evaluation import evaluate
+    from eipviz.evaluation import evaluate, evaluate_test_set
 
     classifier = _load_for_cli(args.model, args.weights, args.preprocessing)
-    print(json.dumps({"model": classifier.name, **evaluate(classifier).to_dict()}, indent=2))
+    result = evaluate(classifier) if args.fresh else evaluate_test_set(classifier)
+    print(json.dumps({"model": classifier.name, **result.to_dict()}, indent=2))
     return 0
 
 
@@ -191,9 +193,12 @@ def cmd_faithfulness(args) -> int:
 
 
 def cmd_ship(args) -> int:
-    from eipviz.shipping import ship_run
+    from eipviz.shipping import ship_predictions, ship_run
     from eipviz.training.store import RunStore
 
+    if args.predictions:
+        print(json.dumps({name: ship_predictions(name) for name in args.predictions}, indent=2))
+        return 0
     entry = ship_run(RunStore(args.runs_dir), args.run, float16=args.float16)
     print(json.dumps({k: entry[k] for k in ("file", "sha256", "storage", "test_accuracy", "epochs", "device")},
                      indent=2))
@@ -225,6 +230,8 @@ def _register_models(sub):
     p = sub.add_parser("evaluate", help="test accuracy and per-class accuracy as JSON")
     p.add_argument("--model", required=True, help="zoo name (shipped weights) or a .keras/.h5 file")
     p.add_argument("--weights", help="a .keras file for the zoo model instead of the shipped one")
+    p.add_argument("--fresh", action="store_true",
+                   help="run the test set through the model even when its predictions are stored")
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS),
                    help="how its inputs were preprocessed "
                         "(default: the shipped or documented one, unit_scale for files)")
@@ -259,7 +266,10 @@ def _register_models(sub):
     p.set_defaults(handler=cmd_import_log)
 
     p = sub.add_parser("ship", help="(maintainers) copy a run's best checkpoint into weights/ and record it")
-    p.add_argument("--run", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="the run whose best checkpoint to ship")
+    which.add_argument("--predictions", nargs="+", metavar="MODEL",
+                       help="only store the test-set predictions of these already shipped models")
     p.add_argument("--runs-dir")
     p.add_argument("--float16", action="store_true",
                    help="store the weights as float16 (half the file; they load as float32)")

@@ -12,12 +12,12 @@ from pathlib import Path
 import h5py
 import keras
 
-from eipviz.classifier import Classifier
+from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
 from eipviz.explain.layers import MIN_CAM_SIZE, conv_feature_layers, default_target_layer
 from eipviz.preprocessing import PREPROCESSINGS
-from eipviz.weights import manifest_entry, shipped_weights_path
+from eipviz.weights import manifest_entry, shipped_predictions, shipped_weights_path
 from eipviz.zoo import MODELS, get_spec
 
 MAX_MODEL_BYTES = 300 * 1024 * 1024
@@ -26,12 +26,20 @@ CHECKPOINT = "best.keras"
 
 
 def load_zoo_model(name: str, weights: str | Path | None = None) -> Classifier:
-    """A zoo model with the shipped weights (checked against the manifest) or a given file."""
+    """A zoo model with the shipped weights (checked against the manifest) or a given file.
+
+    Shipped weights come with their test-set predictions when the manifest lists them.
+    """
     spec = get_spec(name)
     path = Path(weights) if weights else shipped_weights_path(name)
-    preprocessing = spec.preprocessing if weights else manifest_entry(name).get("preprocessing", spec.preprocessing)
+    predictions = None
+    preprocessing = spec.preprocessing
+    if not weights:
+        preprocessing = manifest_entry(name).get("preprocessing", preprocessing)
+        stored = shipped_predictions(name)
+        predictions = StoredPredictions(*stored) if stored else None
     return Classifier(_load_keras_file(path), f"{name} ({path.name})", preprocessing, CLASS_NAMES[spec.dataset],
-                      spec.dataset, spec.cam_layer, source=str(path))
+                      spec.dataset, spec.cam_layer, source=str(path), predictions=predictions)
 
 
 def load_run_checkpoint(store, run_id: str, which: str = "best") -> Classifier:
@@ -45,7 +53,8 @@ def load_run_checkpoint(store, run_id: str, which: str = "best") -> Classifier:
     spec = get_spec(run.model)
     preprocessing = run.hyperparameters.get("preprocessing", spec.preprocessing)
     return Classifier(_load_keras_file(path), f"run {run_id} ({which})", preprocessing, CLASS_NAMES[spec.dataset],
-                      spec.dataset, spec.cam_layer, source=str(path))
+                      spec.dataset, spec.cam_layer, source=str(path),
+                      predictions=StoredPredictions(path.with_name(f"{which}.predictions.npz")))
 
 
 def runs_with_checkpoint(store) -> list:

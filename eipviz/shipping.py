@@ -17,8 +17,9 @@ import keras
 import numpy as np
 
 from eipviz import weights
+from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
-from eipviz.evaluation import evaluate
+from eipviz.evaluation import Evaluation, evaluate, write_predictions
 from eipviz.loading import load_zoo_model
 from eipviz.weights import read_manifest, sha256_of
 from eipviz.zoo import get_spec
@@ -84,13 +85,15 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
     weights.WEIGHTS_DIR.mkdir(exist_ok=True)
     try:
         write_inference_copy(source, candidate, float16=float16)
-        classifier = load_zoo_model(run.model, weights=candidate)
-        result = evaluate(dataclasses.replace(classifier, preprocessing=run.hyperparameters["preprocessing"]))
+        classifier = dataclasses.replace(load_zoo_model(run.model, weights=candidate),
+                                         preprocessing=run.hyperparameters["preprocessing"])
+        result = evaluate(classifier)
         _check_worth_shipping(run.model, result.accuracy)
     except BaseException:
         candidate.unlink(missing_ok=True)
         raise
     candidate.replace(target)
+    predictions = _write_shipped_predictions(run.model, classifier, result, sha256_of(target))
     rows = store.epoch_rows(run_id)
     entry = {
         "file": target.name,
@@ -109,11 +112,32 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
         "date": datetime.date.today().isoformat(),
         "run_id": run_id,
         "curves": rows,
+        "predictions": predictions,
     }
     manifest = read_manifest()
     manifest[run.model] = entry
     weights.MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
     return entry
+
+
+def ship_predictions(name: str) -> dict:
+    """Evaluate a shipped model's file afresh and store its test-set predictions beside it (and in the manifest).
+
+    For weights shipped before predictions were; ``ship_run`` writes them itself.
+    """
+    classifier = load_zoo_model(name)
+    result = evaluate(classifier)
+    manifest = read_manifest()
+    manifest[name]["predictions"] = _write_shipped_predictions(name, classifier, result, manifest[name]["sha256"])
+    weights.MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest[name]["predictions"]
+
+
+def _write_shipped_predictions(name: str, classifier: Classifier, result: Evaluation, model_sha256: str) -> dict:
+    """The manifest's ``predictions`` entry, after writing ``weights/NAME.predictions.npz``."""
+    path = weights.WEIGHTS_DIR / f"{name}.predictions.npz"
+    write_predictions(path, result.probabilities, model_sha256, classifier)
+    return {"file": path.name, "sha256": sha256_of(path), "storage": "float32"}
 
 
 def _check_worth_shipping(model: str, accuracy: float) -> None:

@@ -54,6 +54,12 @@ def shipped_weights_path(name: str) -> Path:
     return path
 
 
+def shipped_predictions(name: str) -> tuple[Path, str] | None:
+    """(path, sha256 from the manifest) of a shipped model's test-set predictions, when it ships them."""
+    entry = manifest_entry(name).get("predictions")
+    return (WEIGHTS_DIR / entry["file"], entry["sha256"]) if entry else None
+
+
 def shipped_models() -> list[str]:
     """Zoo models listed in the manifest, CIFAR-10 first (the pages open on the first), then zoo order."""
     order = list(MODELS)

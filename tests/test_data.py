@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from eipviz import data
-from eipviz.data import DATA_DIR_VARIABLE, load_dataset
+from eipviz.data import DATA_DIR_VARIABLE, load_dataset, load_test_split
 from eipviz.errors import EipvizError
 
 
@@ -18,6 +18,15 @@ def test_cifar10_from_the_shared_folder_has_the_genuine_shapes_and_order(data_di
     assert np.bincount(y_test).tolist() == [1000] * 10
     assert names[y_test[0]] == "cat"
     assert tuple(x_test[0, 0, 0]) == (158, 112, 49)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "mnist"])
+def test_the_test_split_alone_equals_the_full_datasets_test_split(name, data_dir):
+    x_test, y_test = load_test_split(name)
+    full = load_dataset(name)
+    np.testing.assert_array_equal(x_test, full.x_test)
+    np.testing.assert_array_equal(y_test, full.y_test)
+    assert not x_test.flags.writeable and load_test_split(name)[0] is x_test  # shared, read-only, cached
 
 
 def test_mnist_from_the_shared_folder(data_dir):

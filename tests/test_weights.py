@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from eipviz.errors import EipvizError
-from eipviz.evaluation import evaluate
+from eipviz.evaluation import evaluate, evaluate_test_set
 from eipviz.loading import load_zoo_model
 from eipviz.shipping import WEIGHTS_ENTRY, ship_run, write_inference_copy
 from eipviz.weights import MANIFEST, read_manifest, sha256_of, shipped_weights_path
@@ -31,10 +31,17 @@ def test_shipped_model_matches_its_manifest_and_beats_the_documented_accuracy(na
     for key in ("storage", "test_accuracy", "per_class_accuracy", "recipe", "hyperparameters", "epochs",
                 "training_seconds", "device", "date", "curves"):
         assert key in entry, key
-    result = evaluate(load_zoo_model(name))
+    classifier = load_zoo_model(name)
+    result = evaluate(classifier)  # afresh, never from the stored predictions
     assert len(result.labels) == 10000
     assert abs(result.accuracy - entry["test_accuracy"]) <= 0.0005
     assert result.accuracy * 100 >= MODELS[name].documented_accuracy
+    # The predictions shipped beside it are this file's (verified by the manifest) and agree with the fresh ones.
+    stored = evaluate_test_set(classifier)
+    np.testing.assert_allclose(stored.probabilities, result.probabilities, atol=1e-4)
+    flipped = np.flatnonzero(stored.predictions != result.predictions)  # only a tie within rounding may differ
+    rows = result.probabilities[flipped]
+    assert (np.abs(rows[np.arange(len(flipped)), stored.predictions[flipped]] - rows.max(axis=1)) < 1e-4).all()
 
 
 def test_a_corrupt_weights_file_is_a_clear_message(weights_dir):
@@ -101,9 +108,11 @@ def test_shipping_a_model_below_its_documented_accuracy_is_refused_and_changes_n
 def test_shipping_records_the_evaluated_file_and_never_replaces_a_better_one(tmp_path, weights_dir, data_dir):
     store, run_id = _finished_mnist_run(tmp_path, SHIPPED_MNIST)
     entry = ship_run(store, run_id)
-    assert sorted(p.name for p in weights_dir.iterdir()) == ["manifest.json", "mnist14k.keras"]
+    shipped = sorted(p.name for p in weights_dir.iterdir())
+    assert shipped == ["manifest.json", "mnist14k.keras", "mnist14k.predictions.npz"]
     assert read_manifest()["mnist14k"] == entry and entry["test_accuracy"] >= 0.9946
     assert entry["sha256"] == sha256_of(weights_dir / "mnist14k.keras")
+    assert entry["predictions"]["sha256"] == sha256_of(weights_dir / entry["predictions"]["file"])
 
     manifest = read_manifest()
     manifest["mnist14k"]["test_accuracy"] = 0.999  # as if a better model were shipped already
@@ -111,4 +120,4 @@ def test_shipping_records_the_evaluated_file_and_never_replaces_a_better_one(tmp
     with pytest.raises(EipvizError, match=r"below the shipped 99.90%: not shipped"):
         ship_run(store, run_id)
     assert read_manifest() == manifest
-    assert sorted(p.name for p in weights_dir.iterdir()) == ["manifest.json", "mnist14k.keras"]
+    assert sorted(p.name for p in weights_dir.iterdir()) == shipped

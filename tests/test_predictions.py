@@ -1,0 +1,68 @@
+"""Test-set predictions kept beside a model file, so each model file is evaluated once."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from eipviz.classifier import Classifier, StoredPredictions
+from eipviz.evaluation import evaluate_test_set, read_predictions, write_predictions
+from eipviz.weights import sha256_of
+from tests.test_classifier import NAMES, tiny_model
+
+N = 4
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A tiny 3-class classifier saved to a file, as run checkpoints are."""
+    path = tmp_path / "best.keras"
+    tiny_model().save(path)
+    return Classifier(tiny_model(), "tiny", "unit_scale", NAMES, None, "features", source=str(path),
+                      predictions=StoredPredictions(tmp_path / "best.predictions.npz"))
+
+
+def probabilities():
+    return np.random.default_rng(0).dirichlet(np.ones(3), N).astype(np.float32)
+
+
+def test_stored_predictions_read_back_only_for_the_same_model_file_and_preprocessing(saved):
+    model_sha = sha256_of(saved.source)
+    write_predictions(saved.predictions.path, probabilities(), model_sha, saved)
+    np.testing.assert_array_equal(read_predictions(saved.predictions, model_sha, saved, N), probabilities())
+    assert read_predictions(saved.predictions, "0" * 64, saved, N) is None  # another model file
+    other = dataclasses.replace(saved, preprocessing="channel_standardize")
+    assert read_predictions(saved.predictions, model_sha, other, N) is None
+    assert read_predictions(saved.predictions, model_sha, saved, N + 1) is None  # another test set
+
+
+def test_a_broken_or_unverified_predictions_file_is_ignored(saved):
+    model_sha = sha256_of(saved.source)
+    write_predictions(saved.predictions.path, probabilities(), model_sha, saved)
+    shipped = StoredPredictions(saved.predictions.path, sha256="f" * 64)  # the manifest says otherwise
+    assert read_predictions(shipped, model_sha, saved, N) is None
+    saved.predictions.path.write_bytes(b"PK\x03\x04 truncated")
+    assert read_predictions(saved.predictions, model_sha, saved, N) is None
+    assert not (saved.predictions.path.parent / "best.predictions.npz.partial").exists()
+
+
+def test_a_checkpoint_is_evaluated_once_then_read_from_its_stored_predictions(saved, monkeypatch):
+    images = np.random.default_rng(1).integers(0, 255, (N, 8, 8, 3), dtype=np.uint8)
+    monkeypatch.setattr("eipviz.evaluation.dataset_test_split", lambda classifier: (images, np.arange(N) % 3))
+    calls = []
+    original = Classifier.probabilities
+    monkeypatch.setattr(Classifier, "probabilities", lambda self, x: calls.append(len(x)) or original(self, x))
+    first = evaluate_test_set(saved)
+    assert calls == [N] and saved.predictions.path.is_file()
+    second = evaluate_test_set(saved)
+    assert calls == [N], "the second evaluation reads the stored predictions"
+    np.testing.assert_array_equal(first.probabilities, second.probabilities)
+    np.testing.assert_array_equal(first.probabilities, saved.probabilities(images))
+
+
+def test_shipped_predictions_are_never_written_at_run_time(saved, monkeypatch):
+    images = np.random.default_rng(1).integers(0, 255, (N, 8, 8, 3), dtype=np.uint8)
+    monkeypatch.setattr("eipviz.evaluation.dataset_test_split", lambda classifier: (images, np.arange(N) % 3))
+    shipped = dataclasses.replace(saved, predictions=StoredPredictions(saved.predictions.path, sha256="f" * 64))
+    result = evaluate_test_set(shipped)
+    assert result.probabilities.shape == (N, 3) and not saved.predictions.path.exists()
