@@ -68,7 +68,8 @@ def model_picker(key: str) -> tuple[Classifier | None, str | None]:
             if not names:
                 st.warning("No shipped weights yet; train a model on the Train page.")
                 return None, None
-            name = st.selectbox("Model", names, key=f"{key}-zoo")
+            wanted = st.query_params.get("model")  # a link can open a page on a model: ?model=resnet20v1
+            name = st.selectbox("Model", names, index=names.index(wanted) if wanted in names else 0, key=f"{key}-zoo")
             return cached_zoo_model(name), f"zoo:{name}"
         if source == "Run checkpoint":
             store = run_store()

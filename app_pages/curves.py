@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import run_store
-from eipviz.curves import all_curve_runs, import_log, runs_table, tidy_csv
+from eipviz.curves import all_curve_runs, default_selection, import_log, runs_table, tidy_csv
 from eipviz.errors import EipvizError
 from eipviz.keraslog import parse_log, parse_log_bytes
 from eipviz.plots import curves_figure
@@ -33,7 +33,7 @@ with st.expander("Import a Keras log (paste or upload)"):
 
 runs = all_curve_runs(store)
 by_id = {run.id: run for run in runs}
-defaults = [r.id for r in runs if r.kind == "trained"][:2] + [r.id for r in runs if r.kind == "reference"][:1]
+defaults = default_selection(runs)
 if "curve-runs" in st.session_state:  # drop runs deleted since (a stale id would make the widget raise)
     st.session_state["curve-runs"] = [i for i in st.session_state["curve-runs"] if i in by_id]
     defaults = None

@@ -30,7 +30,7 @@ except EipvizError as error:
 names = list(classifier.class_names)
 cols = st.columns(3)
 cols[0].metric("Test accuracy", f"{evaluation.accuracy:.2%}")
-cols[1].metric("Misclassified", f"{int((evaluation.predictions != evaluation.labels).sum()):,}")
+cols[1].metric("Misclassified", f"{evaluation.misclassified_count:,}")
 cols[2].metric("Test images", f"{len(evaluation.labels):,}")
 
 left, right = st.columns([1, 2])
@@ -62,8 +62,8 @@ layer = f5.selectbox("Layer", layers, index=layers.index(classifier.cam_layer) i
                      key="mis-layer")
 
 indices = evaluation.misclassified_indices(
-    true_class=None if true_name == ALL else names.index(true_name),
-    predicted_class=None if pred_name == ALL else names.index(pred_name),
+    true_class=None if true_name == ALL else classifier.class_index(true_name),
+    predicted_class=None if pred_name == ALL else classifier.class_index(pred_name),
     min_confidence=low, max_confidence=high)
 _, pages = gallery_page(indices, 1, PAGE_SIZE)
 page = st.number_input(f"Page (of {pages}; {len(indices)} images, most confident first)", 1, pages, 1)

@@ -9,7 +9,7 @@ from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
 from eipviz.recipes import RECIPES, get_recipe
 from eipviz.training.launcher import resume_run, start_training, stop_run
-from eipviz.training.status import format_duration, run_progress
+from eipviz.training.status import run_progress
 from eipviz.zoo import MODELS
 
 REFRESH_S = 2
@@ -61,11 +61,7 @@ def _run_panel(run):
         header += f" · best val acc {run.best_val_accuracy:.4f} (epoch {run.best_epoch})"
     st.markdown(header)
     if run.active:
-        label = (f"epoch {progress.epochs_done + 1}/{progress.epochs_total}: batch {progress.batch}/"
-                 f"{progress.batches or '?'}"
-                 + (f", loss {progress.running_loss:.4f}" if progress.running_loss is not None else "")
-                 + f" · ETA {format_duration(progress.eta_seconds)}")
-        st.progress(progress.epoch_fraction, text=label)
+        st.progress(progress.epoch_fraction, text=progress.label)
         _action_button("Stop", run.id, stop_run, f"Stopping {run.id} after its current batch…")
     elif run.status in ("cancelled", "failed"):
         if run.status == "failed":

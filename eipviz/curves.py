@@ -66,6 +66,12 @@ def all_curve_runs(store) -> list[CurveRun]:
     return store_runs(store) + reference_runs()
 
 
+def default_selection(runs: list[CurveRun]) -> list[str]:
+    """Ids the Curves page opens with: the two newest trained runs and the first documented run."""
+    trained = [run.id for run in runs if run.kind == "trained"][:2]
+    return trained + [run.id for run in runs if run.kind == "reference"][:1]
+
+
 def import_log(store, parsed: ParsedLog, name: str, source: str | None = None) -> str:
     """Save a parsed log as a finished run of kind "imported"; return its id."""
     run_id = store.create_run(name=name, kind="imported", status="finished", source=source)

@@ -35,6 +35,10 @@ class Evaluation:
         return self.probabilities.max(axis=1)
 
     @property
+    def misclassified_count(self) -> int:
+        return int((self.predictions != self.labels).sum())
+
+    @property
     def accuracy(self) -> float:
         return float((self.predictions == self.labels).mean())
 

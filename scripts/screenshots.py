@@ -31,10 +31,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_streamlit(port: int, env: dict, *extra_args: str) -> subprocess.Popen:
-    """``streamlit run app.py`` headless on a loopback port; return it once it answers its health check."""
+LAUNCHERS = {
+    "serve": ["scripts/serve.py"],  # what `make run` starts: Keras imported before the server listens
+    "streamlit": ["-m", "streamlit", "run", "app.py"],  # plain Streamlit, for comparison
+}
+
+
+def start_streamlit(port: int, env: dict, *extra_args: str, launcher: str = "serve") -> subprocess.Popen:
+    """The app as ``make run`` serves it, headless on a loopback port; return it once it answers its health check."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+        [sys.executable, *LAUNCHERS[launcher], "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *extra_args],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(120):

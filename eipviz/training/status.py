@@ -18,6 +18,13 @@ class RunProgress:
     def epoch_fraction(self) -> float:
         return self.batch / self.batches if self.batches else 0.0
 
+    @property
+    def label(self) -> str:
+        """``epoch 3/10: batch 120/782, loss 0.8123 · ETA 4m 07s``, the text of the Train page's progress bar."""
+        loss = "" if self.running_loss is None else f", loss {self.running_loss:.4f}"
+        return (f"epoch {self.epochs_done + 1}/{self.epochs_total}: batch {self.batch}/{self.batches or '?'}"
+                f"{loss} · ETA {format_duration(self.eta_seconds)}")
+
 
 def run_progress(store: RunStore, run: Run) -> RunProgress:
     """Progress of ``run`` from its stored epochs and throttled batch progress."""

@@ -1,0 +1,88 @@
+"""The library functions the pages lay out, tested without Streamlit."""
+
+import tempfile
+
+import numpy as np
+import pytest
+
+from eipviz.curves import CurveRun, default_selection
+from eipviz.errors import EipvizError
+from eipviz.evaluation import Evaluation
+from eipviz.explain.gallery import gallery_page
+from eipviz.loading import load_uploaded_bytes, runs_with_checkpoint
+from eipviz.plots import top_classes_figure
+from eipviz.training.status import RunProgress
+from eipviz.training.store import RunStore, run_label, unique_name
+from tests.test_classifier import tiny_model
+
+
+@pytest.mark.parametrize("page, shown, pages", [(1, [0, 1, 2, 3, 4], 3), (3, [10, 11], 3), (9, [10, 11], 3),
+                                                (0, [0, 1, 2, 3, 4], 3)])
+def test_gallery_page_slices_and_clamps(page, shown, pages):
+    got, count = gallery_page(np.arange(12), page, 5)
+    assert got.tolist() == shown and count == pages
+
+
+def test_an_empty_gallery_still_has_one_page():
+    got, count = gallery_page(np.arange(0), 1, 12)
+    assert got.tolist() == [] and count == 1
+
+
+def test_the_progress_label_says_epoch_batch_loss_and_time_left():
+    progress = RunProgress(epochs_done=2, epochs_total=10, batch=120, batches=782, running_loss=0.81234,
+                           eta_seconds=247)
+    assert progress.label == "epoch 3/10: batch 120/782, loss 0.8123 · ETA 4m 07s"
+    starting = RunProgress(0, 5, 0, 0, None, None)
+    assert starting.label == "epoch 1/5: batch 0/? · ETA estimating…"
+
+
+def test_misclassified_count():
+    evaluation = Evaluation(np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]), ("a", "b"))
+    assert evaluation.misclassified_count == 1
+
+
+def test_the_curves_page_opens_on_the_two_newest_trained_runs_and_one_documented_run():
+    runs = [CurveRun(f"t{i}", "x", "trained", []) for i in range(3)] + [CurveRun("i", "x", "imported", [])] + [
+        CurveRun(f"r{i}", "x", "reference", []) for i in range(2)]
+    assert default_selection(runs) == ["t0", "t1", "r0"]
+
+
+def test_run_labels_tell_same_named_runs_apart():
+    first, second = CurveRun("id-1", "same", "trained", []), CurveRun("id-2", "same", "trained", [])
+    assert run_label(first) != run_label(second) and run_label(first) == "same · id-1"
+    assert run_label(CurveRun("reference-x", "x (documented)", "reference", [])) == "x (documented)"
+
+
+def test_unique_name_counts_up_from_two():
+    assert unique_name("a", set()) == "a"
+    assert unique_name("a", {"a", "a (2)"}) == "a (3)"
+
+
+def test_top_classes_figure_shows_percentages_best_first():
+    figure = top_classes_figure([{"class": "cat", "probability": 0.8}, {"class": "dog", "probability": 0.15}])
+    bar = figure.data[0]
+    assert list(bar.y) == ["cat", "dog"] and list(bar.text) == ["80.0%", "15.0%"]
+    assert figure.layout.xaxis.tickformat == ".0%" and tuple(figure.layout.xaxis.range) == (0, 1)
+
+
+def test_only_runs_with_a_best_checkpoint_can_be_explained(tmp_path):
+    store = RunStore(tmp_path)
+    with_checkpoint = store.create_run(name="a", model="mnist14k")
+    store.create_run(name="b", model="mnist14k")
+    store.create_run(name="c", kind="imported", status="finished")
+    (store.run_dir(with_checkpoint) / "best.keras").write_bytes(b"")
+    assert [run.id for run in runs_with_checkpoint(store)] == [with_checkpoint]
+
+
+def test_an_uploaded_models_bytes_load_under_its_own_name_and_leave_no_file(tmp_path, monkeypatch):
+    path = tmp_path / "tiny.keras"
+    tiny_model().save(path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "scratch"))
+    (tmp_path / "scratch").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    classifier = load_uploaded_bytes(path.read_bytes(), "my model.keras")
+    assert classifier.name == "my model.keras" and classifier.source == "upload: my model.keras"
+    assert classifier.input_size == (8, 8, 3) and classifier.predictions is None
+    assert list((tmp_path / "scratch").iterdir()) == []
+    with pytest.raises(EipvizError, match="broken.keras is not a readable Keras model file"):
+        load_uploaded_bytes(b"not a zip", "broken.keras")
