@@ -3,8 +3,8 @@
 import streamlit as st
 
 from app_pages.common import model_picker, upload_model_widget
+from eipviz.attribution.cams import METHODS
 from eipviz.errors import EipvizError
-from eipviz.explain.cams import METHODS
 from eipviz.explain.predict import explain_images
 from eipviz.images import IMAGE_TYPES, read_image, resize_note
 from eipviz.plots import top_classes_figure

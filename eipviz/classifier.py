@@ -15,10 +15,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from eipviz.attribution.cams import BaseCAM, make_cam
+from eipviz.attribution.graph import logit_model, softmax
+from eipviz.attribution.layers import conv_feature_layers
 from eipviz.errors import EipvizError
-from eipviz.explain.cams import BaseCAM, make_cam
-from eipviz.explain.graph import logit_model, softmax
-from eipviz.explain.layers import conv_feature_layers
 from eipviz.images import fit_images
 from eipviz.preprocessing import PREPROCESSINGS, preprocess
 

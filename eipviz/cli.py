@@ -174,8 +174,8 @@ def cmd_cam(args) -> int:
 
 
 def cmd_faithfulness(args) -> int:
+    from eipviz.attribution.cams import METHODS
     from eipviz.evaluation import sample_test_images
-    from eipviz.explain.cams import METHODS
     from eipviz.explain.faithfulness import faithfulness
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -12,10 +12,10 @@ from pathlib import Path
 import h5py
 import keras
 
+from eipviz.attribution.layers import MIN_CAM_SIZE, conv_feature_layers, default_target_layer
 from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
-from eipviz.explain.layers import MIN_CAM_SIZE, conv_feature_layers, default_target_layer
 from eipviz.preprocessing import PREPROCESSINGS
 from eipviz.weights import manifest_entry, shipped_predictions, shipped_weights_path
 from eipviz.zoo import MODELS, get_spec

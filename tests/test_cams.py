@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from eipviz.explain.cams import METHODS, make_cam
+from eipviz.attribution.cams import METHODS, make_cam
 from eipviz.zoo import build_model
 
 SIZE = 16

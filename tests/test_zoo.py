@@ -22,7 +22,7 @@ def test_built_model_has_exactly_the_documented_parameter_counts(name):
 
 @pytest.mark.parametrize("name", DOCUMENTED)
 def test_default_cam_layer_is_the_deepest_conv_map_of_at_least_5x5(name):
-    from eipviz.explain.layers import default_target_layer
+    from eipviz.attribution.layers import default_target_layer
 
     model = build_model(name)
     assert default_target_layer(model) == MODELS[name].cam_layer

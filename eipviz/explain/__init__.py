@@ -1,1 +1,1 @@
-"""Explanations: the CAM family, overlays and faithfulness metrics."""
+"""Explanations of a ``Classifier``'s answers: gallery, uploaded images, overlays, faithfulness metrics."""

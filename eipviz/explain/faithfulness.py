@@ -11,8 +11,8 @@ on the image masked by the CAM with the probability on the image.
 import cv2
 import numpy as np
 
+from eipviz.attribution.cams import BaseCAM
 from eipviz.classifier import Classifier
-from eipviz.explain.cams import BaseCAM
 
 STEPS = 16  # fractions 0, 1/16, ..., 1 of the pixels
 

@@ -13,9 +13,9 @@ import cv2
 import keras
 import numpy as np
 
+from eipviz.attribution.graph import feature_logit_model, softmax
+from eipviz.attribution.layers import default_target_layer
 from eipviz.errors import EipvizError
-from eipviz.explain.graph import feature_logit_model, softmax
-from eipviz.explain.layers import default_target_layer
 
 PREDICTED = -1  # class index meaning "the model's own top class"
 EPS = 1e-7
