@@ -103,6 +103,10 @@ class Recipe:
     plateau: Plateau | None = None
     augmentation: Augmentation = field(default_factory=Augmentation)
     checkpoint_monitor: str = "val_accuracy"  # best.keras keeps the best epoch by this, in its direction
+    # Re-estimate BatchNorm's moving statistics on training batches before each validation when an
+    # epoch has fewer steps than this (0: never). 2,048 mnist14k images (16 steps an epoch) reached
+    # 0.98 train accuracy with 0.09 val accuracy: momentum 0.99 never caught up with the weights.
+    precise_bn_below_steps: int = 100
     assumptions: str = ""
 
     def __post_init__(self):

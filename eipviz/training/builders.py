@@ -90,6 +90,88 @@ def best_checkpoint(recipe: Recipe, filepath: str | os.PathLike,
     )
 
 
+PRECISE_BN_MAX_BATCHES = 32  # training batches averaged per re-estimation (all of them in shorter epochs)
+
+
+def precise_bn_batches(recipe: Recipe, steps_per_epoch: int) -> int:
+    """How many training batches re-estimate BatchNorm before each validation; 0 for a full-length run.
+
+    For example, 2,048 images at batch 128 are 16 steps an epoch, below the recipe's
+    ``precise_bn_below_steps`` of 100, so all 16 batches are used; 50,000 images (391 steps) get 0.
+    """
+    if steps_per_epoch >= recipe.precise_bn_below_steps:
+        return 0
+    return min(steps_per_epoch, PRECISE_BN_MAX_BATCHES)
+
+
+def batch_norm_layers(model: keras.layers.Layer) -> list[keras.layers.BatchNormalization]:
+    """Every ``BatchNormalization`` layer in ``model``, nested models included, in layer order."""
+    found = []
+    for layer in getattr(model, "layers", ()):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        else:
+            found.extend(batch_norm_layers(layer))
+    return found
+
+
+def reestimate_batch_norm(model: keras.Model, batches: Iterable[Any]) -> int:
+    """Set each BatchNorm layer's moving mean and variance to the average of its batch statistics.
+
+    Runs ``model`` in training mode on each ``(x, y)`` of ``batches``; with momentum ``k / (k + 1)``
+    at the k-th batch (counting from 0), Keras' own update leaves the cumulative average of the k + 1
+    batch means and variances. Weights are untouched. Returns the number of batches used.
+    """
+    layers = [layer for layer in batch_norm_layers(model) if layer.trainable and not layer.renorm]
+    if not layers:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    used = 0
+    try:
+        for used, batch in enumerate(batches, start=1):
+            for layer in layers:
+                layer.momentum = (used - 1) / used
+            model(batch[0], training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return used
+
+
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """Re-estimates BatchNorm statistics on training batches before each validation inside ``fit``.
+
+    With few steps an epoch, BatchNorm's moving averages (momentum 0.99) trail weights that change
+    quickly, so validation, which uses them, sees statistics of earlier weights. Keras validates
+    inside ``fit`` before ``on_epoch_end``, so this runs in ``on_test_begin`` (only during ``fit``):
+    validation, ``ModelCheckpoint`` and ``last.keras`` then all see the same statistics.
+
+    Example:
+        model.fit(train, validation_data=val, epochs=8,
+                  callbacks=[PreciseBatchNorm(train, num_batches=16)])
+    """
+
+    def __init__(self, batches: keras.utils.PyDataset, num_batches: int):
+        super().__init__()
+        self.batches = batches
+        self.num_batches = min(num_batches, len(batches))
+        self.in_fit = False
+
+    def on_train_begin(self, logs=None):
+        self.in_fit = True
+
+    def on_train_end(self, logs=None):
+        self.in_fit = False
+
+    def on_test_begin(self, logs=None):
+        if self.in_fit:  # a plain model.evaluate() leaves the statistics alone
+            self.reestimate()
+
+    def reestimate(self) -> int:
+        """Re-estimate now (also before saving a stopped run); return the number of batches used."""
+        return reestimate_batch_norm(self.model, (self.batches[i] for i in range(self.num_batches)))
+
+
 def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> None:
     """Compile with the recipe's optimizer and label-smoothed cross-entropy, reporting accuracy."""
     model.compile(

@@ -13,7 +13,14 @@ from eipviz.data import load_dataset
 from eipviz.errors import EipvizError
 from eipviz.recipes import Recipe
 from eipviz.training.batches import ImageBatches
-from eipviz.training.builders import augmentation_layers, best_checkpoint, compile_model, schedule_callbacks
+from eipviz.training.builders import (
+    PreciseBatchNorm,
+    augmentation_layers,
+    best_checkpoint,
+    compile_model,
+    precise_bn_batches,
+    schedule_callbacks,
+)
 from eipviz.training.devices import training_scope
 from eipviz.training.store import Run, RunStore
 from eipviz.zoo import build_model, get_spec
@@ -126,6 +133,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
           f"backend {keras.backend.backend()}, devices: {device}", flush=True)
     store.update_run(run_id, status="running", pid=os.getpid(), backend=keras.backend.backend(),
                      device=device, started=run.started or time.time(), ended=None, error=None)
+    precise_bn: list[PreciseBatchNorm] = []
     try:
         if run.model is None:
             raise EipvizError(f"Run {run_id} is a {run.kind} run with no model; only trained runs train.")
@@ -145,8 +153,13 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
                 model = build_model(run.model)
                 compile_model(model, recipe, steps_per_epoch=len(train))
         recorder = RunRecorder(store, run_id, len(train), stop, run.best_val_accuracy, wall_before)
+        # Short runs only: recorded with the run, so its hyperparameters say how it was validated.
+        bn_batches = precise_bn_batches(recipe, len(train))
+        store.update_run(run_id, hyperparameters={**hp, "precise_bn_batches": bn_batches})
+        precise_bn = [PreciseBatchNorm(train, bn_batches)] if bn_batches else []
         callbacks = [
             *schedule_callbacks(recipe),
+            *precise_bn,  # before validation, so the checkpoints below keep the statistics it validated
             recorder,
             # Resumed runs must beat the best completed epoch, by the recipe's monitor and direction.
             best_checkpoint(recipe, run_dir / "best.keras", completed),
@@ -157,6 +170,8 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
         model.fit(train, validation_data=val, epochs=recipe.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks, verbose=verbose)
     except TrainingCancelled:
+        for callback in precise_bn:  # the stopped model is evaluated and resumed as it would be at an epoch end
+            callback.reestimate()
         save_atomically(model, last_path)
         store.update_run(run_id, status="cancelled", ended=time.time())
         print("Stopped on request; saved last.keras.", flush=True)

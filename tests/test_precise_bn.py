@@ -1,0 +1,113 @@
+"""Precise BatchNorm: short runs validate with BatchNorm statistics of the weights they validate (issue #23 item 2)."""
+
+import keras
+import numpy as np
+import pytest
+
+from eipviz.preprocessing import preprocess
+from eipviz.recipes import FAST
+from eipviz.training.builders import PreciseBatchNorm, precise_bn_batches, reestimate_batch_norm
+from eipviz.training.launcher import create_training_run
+from eipviz.training.store import RunStore
+from eipviz.training.worker import VALIDATION_BATCH, _arrays, train_run
+from eipviz.zoo import get_spec
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """Fixed batches of in-memory arrays, in order."""
+
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return len(self.x) // self.batch_size
+
+    def __getitem__(self, index):
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.x[part], self.y[part]
+
+
+def _shifted_data(n=512, seed=0):
+    """Inputs far from zero mean and unit variance, so BatchNorm's initial statistics are badly wrong."""
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(n, 4)) * 3.0 + 10.0).astype("float32")
+    y = keras.utils.to_categorical((x[:, 0] > 10.0).astype(int), 2)
+    return x, y
+
+
+def _bn_model():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    features = keras.layers.Dense(8, name="features")(inputs)
+    normalized = keras.layers.BatchNormalization(name="bn")(features)
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.ReLU()(normalized))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _bn_input_statistics(model, batches):
+    """Average over batches of the mean and (biased) variance of what the BatchNorm layer receives."""
+    features = keras.Model(model.input, model.get_layer("features").output)
+    values = [keras.ops.convert_to_numpy(features(batches[i][0])) for i in range(len(batches))]
+    return np.mean([v.mean(axis=0) for v in values], axis=0), np.mean([v.var(axis=0) for v in values], axis=0)
+
+
+def test_reestimation_sets_moving_statistics_to_the_training_batches_and_improves_inference():
+    x, y = _shifted_data()
+    train = ArrayBatches(x, y, 64)
+    model = _bn_model()
+    model.fit(train, epochs=1, verbose=0)  # 8 steps: momentum 0.99 keeps ~92% of the initial (0, 1)
+    bn = model.get_layer("bn")
+    mean, variance = _bn_input_statistics(model, train)
+    stale_loss = model.evaluate(x, y, verbose=0)[0]
+    assert not np.allclose(keras.ops.convert_to_numpy(bn.moving_mean), mean, atol=0.1)
+
+    assert reestimate_batch_norm(model, (train[i] for i in range(len(train)))) == len(train)
+
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), mean, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance), variance, rtol=1e-4, atol=1e-4)
+    assert bn.momentum == 0.99  # restored
+    assert model.evaluate(x, y, verbose=0)[0] < stale_loss
+
+
+def test_fit_validates_and_ends_with_the_reestimated_statistics():
+    x, y = _shifted_data()
+    x_val, y_val = _shifted_data(256, seed=1)
+    train = ArrayBatches(x, y, 64)
+    model = _bn_model()
+    history = model.fit(train, validation_data=(x_val, y_val), epochs=2, verbose=0,
+                        callbacks=[PreciseBatchNorm(train, num_batches=len(train))])
+    mean, variance = _bn_input_statistics(model, train)  # of the final weights
+    bn = model.get_layer("bn")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), mean, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance), variance, rtol=1e-4, atol=1e-4)
+    # What fit reported for the last epoch is what the model (as it would be saved) gives now.
+    val_loss, val_accuracy = model.evaluate(x_val, y_val, verbose=0)
+    assert history.history["val_loss"][-1] == pytest.approx(val_loss, rel=1e-5)
+    assert history.history["val_accuracy"][-1] == pytest.approx(val_accuracy)
+
+
+def test_only_short_epochs_reestimate():
+    recipe = FAST["mnist14k"]
+    assert precise_bn_batches(recipe, steps_per_epoch=16) == 16  # 2,048 images at batch 128
+    assert precise_bn_batches(recipe, steps_per_epoch=99) == 32
+    assert precise_bn_batches(recipe, steps_per_epoch=469) == 0  # all 60,000 images: unchanged
+    assert precise_bn_batches(FAST["resnet20v1"], steps_per_epoch=1563) == 0
+
+
+def test_a_short_worker_run_records_precise_bn_and_its_checkpoints_keep_the_validated_statistics(tmp_path, data_dir):
+    store = RunStore(tmp_path)
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=2, batch_size=64, subset=256)
+    assert train_run(store, run_id, verbose=0) == "finished"
+    run = store.get_run(run_id)
+    assert run.hyperparameters["precise_bn_batches"] == 4
+    _, _, x_val, y_val = _arrays(get_spec("mnist14k").dataset, 256, 0)
+    x_val = preprocess(x_val.astype("float32")[..., None], run.hyperparameters["preprocessing"])
+    y_val = keras.utils.to_categorical(y_val, 10)
+    rows = store.epoch_rows(run_id)
+    for checkpoint, validated in (("last.keras", rows[-1]["val_accuracy"]), ("best.keras", run.best_val_accuracy)):
+        model = keras.models.load_model(tmp_path / run_id / checkpoint)
+        scores = model.evaluate(x_val, y_val, batch_size=VALIDATION_BATCH, verbose=0, return_dict=True)
+        assert scores["accuracy"] == pytest.approx(validated), checkpoint
