@@ -7,13 +7,14 @@ import streamlit as st
 from app_pages.common import run_store
 from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
-from eipviz.recipes import RECIPES, get_recipe
-from eipviz.training.launcher import resume_run, start_training, stop_run
+from eipviz.recipes import RECIPES
+from eipviz.training.launcher import plan_summary, planned_recipe, resume_run, start_training, stop_run
 from eipviz.training.status import run_progress
+from eipviz.training.store import run_label
 from eipviz.zoo import MODELS
 
 REFRESH_S = 2
-SHOWN_RUNS = 6
+SHOWN_RUNS = 6  # finished runs listed here; the Curves page has them all
 
 
 st.title("Train")
@@ -25,48 +26,36 @@ except EipvizError as error:
     st.error(str(error))
     st.stop()
 
-with st.form("start"):
-    cols = st.columns([2, 1, 1, 1, 1])
-    model = cols[0].selectbox("Model", list(MODELS), format_func=lambda n: f"{n} — {MODELS[n].title}")
-    recipe = cols[1].radio("Recipe", list(RECIPES), horizontal=True)
-    epochs = cols[2].number_input("Epochs (0 = recipe's)", min_value=0, max_value=500, value=0)
-    batch_size = cols[3].number_input("Batch size (0 = recipe's)", min_value=0, max_value=4096, value=0)
-    subset = cols[4].number_input("Subset (0 = all images)", min_value=0, max_value=60000, value=0, step=256)
-    if st.form_submit_button("Start", type="primary"):
-        try:
-            run_id = start_training(store, model, recipe=recipe, epochs=epochs or None,
-                                    batch_size=batch_size or None, subset=subset or None)
-            st.success(f"Started run {run_id}.")
-        except EipvizError as error:
-            st.error(str(error))
-    chosen = get_recipe(model, recipe)
-    st.caption(f"{recipe} recipe: {chosen.optimizer}, lr {chosen.learning_rate:g}, batch {chosen.batch_size}, "
-               f"{chosen.epochs} epochs. {chosen.assumptions}")
+# Plain widgets, not a form: the caption below describes what Start will run as the inputs change.
+cols = st.columns([2, 1, 1, 1, 1])
+model = cols[0].selectbox("Model", list(MODELS), format_func=lambda n: f"{n} — {MODELS[n].title}")
+recipe = cols[1].radio("Recipe", list(RECIPES), horizontal=True)
+epochs = cols[2].number_input("Epochs (0 = recipe's)", min_value=0, max_value=500, value=0)
+batch_size = cols[3].number_input("Batch size (0 = recipe's)", min_value=0, max_value=4096, value=0)
+subset = cols[4].number_input("Subset (0 = all images)", min_value=0, max_value=60000, value=0, step=256)
+st.caption(plan_summary(planned_recipe(model, recipe, epochs or None, batch_size or None), subset or None))
+if st.button("Start", type="primary"):
+    try:
+        run_id = start_training(store, model, recipe=recipe, epochs=epochs or None,
+                                batch_size=batch_size or None, subset=subset or None)
+        st.toast(f"Started run {run_id}.")  # the run's own panel below says the rest
+    except EipvizError as error:
+        st.error(str(error))
 
 
-def _action_button(label, run_id, action, done_message):
-    """A button that applies ``action(store, run_id)`` and reports the outcome."""
-    if st.button(label, key=f"{label.lower()}-{run_id}"):
+def _action_button(label, run_id, action, done_message, **options) -> bool:
+    """A button that applies ``action(store, run_id)`` and reports the outcome; True once applied."""
+    if st.button(label, key=f"{label.lower()}-{run_id}", **options):
         try:
             action(store, run_id)
             st.toast(done_message)
+            return True
         except EipvizError as error:
             st.error(str(error))
+    return False
 
 
-def _run_panel(run):
-    progress = run_progress(store, run)
-    header = f"**{run.name}** · `{run.id}` · {run.status}"
-    if run.best_val_accuracy is not None:
-        header += f" · best val acc {run.best_val_accuracy:.4f} (epoch {run.best_epoch})"
-    st.markdown(header)
-    if run.active:
-        st.progress(progress.epoch_fraction, text=progress.label)
-        _action_button("Stop", run.id, stop_run, f"Stopping {run.id} after its current batch…")
-    elif run.status in ("cancelled", "failed"):
-        if run.status == "failed":
-            st.error(f"Run failed. {run.error or ''}".strip())
-        _action_button("Resume", run.id, resume_run, f"Resuming {run.id}…")
+def _curves(run):
     rows = store.epoch_rows(run.id)
     if rows:
         st.plotly_chart(training_curves_figure(rows), key=f"curves-{run.id}")
@@ -74,18 +63,75 @@ def _run_panel(run):
         st.caption("No completed epoch yet.")
 
 
+def _active_panel(run):
+    progress = run_progress(store, run)
+    st.markdown(f"**{run.name}** · `{run.id}` · {run.status}")
+    bar, stop = st.columns([5, 1], vertical_alignment="bottom")
+    bar.progress(progress.epoch_fraction, text=progress.label)
+    with stop:
+        _action_button("Stop training", run.id, stop_run, f"Stopping {run.id} after its current batch…",
+                       icon=":material/stop_circle:", width="stretch")
+    _curves(run)
+
+
+def _finished_label(run) -> str:
+    """``name · id · status · best 0.9648 (epoch 8)``: a finished run collapsed to one line."""
+    best = "" if run.best_val_accuracy is None else \
+        f" · best val acc {run.best_val_accuracy:.4f} (epoch {run.best_epoch})"
+    return f"{run_label(run)} · {run.status}{best}"
+
+
+def _rename(store, run_id):
+    store.update_run(run_id, name=st.session_state[f"name-{run_id}"].strip() or store.get_run(run_id).name)
+
+
+def _delete(store, run_id):
+    store.delete_run(run_id)
+
+
+def _finished_panel(run) -> bool:
+    """One collapsed line per run; its curves, Resume, rename and delete inside. True when it changed."""
+    with st.expander(_finished_label(run)):
+        if run.status == "failed":
+            st.error(f"Run failed. {run.error or ''}".strip())
+        _curves(run)
+        resume, name, rename, delete = st.columns([1, 3, 1, 1], vertical_alignment="bottom")
+        changed = False
+        with resume:
+            if run.status in ("cancelled", "failed"):
+                changed |= _action_button("Resume", run.id, resume_run, f"Resuming {run.id}…")
+        name.text_input("Name", value=run.name, key=f"name-{run.id}")
+        with rename:
+            changed |= _action_button("Rename", run.id, _rename, f"Renamed {run.id}.")
+        with delete:
+            changed |= _action_button("Delete", run.id, _delete, f"Deleted {run.id}.")
+    return changed
+
+
 @st.fragment(run_every=REFRESH_S)
-def live_runs():
+def live_runs(shown_active: tuple[str, ...]):
+    """Active runs, refreshed; when one ends or starts, the whole page reruns to move it."""
     store.reap_dead_workers()
-    runs = store.list_runs(kinds=("trained",))[:SHOWN_RUNS]
-    if not runs:
-        st.info("No runs yet: pick a model and press Start.")
+    active = [run for run in store.list_runs(kinds=("trained",)) if run.active]
+    if tuple(run.id for run in active) != shown_active:
+        st.rerun()  # scope "app": the run moves between the live and the finished lists
+    if not active:
+        st.caption("No run is training now: pick a model and press Start.")
         return
-    for run in runs:
+    for run in active:
         with st.container(border=True):
-            _run_panel(run)
+            _active_panel(run)
     st.caption(f"Refreshed {time.strftime('%H:%M:%S')}; every {REFRESH_S} s.")
 
 
 st.subheader("Runs")
-live_runs()
+store.reap_dead_workers()
+runs = store.list_runs(kinds=("trained",))
+live_runs(tuple(run.id for run in runs if run.active))
+finished = [run for run in runs if not run.active][:SHOWN_RUNS]
+if finished:
+    st.markdown("**Finished, stopped and failed runs**")
+    if any([_finished_panel(run) for run in finished]):
+        st.rerun()
+elif not runs:
+    st.info("No runs yet: pick a model and press Start.")

@@ -196,6 +196,11 @@ class RunStore:
             db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?, ?, ?, ?, ?)",
                        (run_id, epoch, batch, batches, loss, time.time()))
 
+    def clear_progress(self, run_id: str) -> None:
+        """Forget a run's in-epoch progress (a resumed run has none until its worker's first batch)."""
+        with self._connect() as db:
+            db.execute("DELETE FROM progress WHERE run_id = ?", (run_id,))
+
     def progress(self, run_id: str) -> dict | None:
         with self._connect() as db:
             row = db.execute("SELECT * FROM progress WHERE run_id = ?", (run_id,)).fetchone()

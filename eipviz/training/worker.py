@@ -133,6 +133,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
           f"backend {keras.backend.backend()}, devices: {device}", flush=True)
     store.update_run(run_id, status="running", pid=os.getpid(), backend=keras.backend.backend(),
                      device=device, started=run.started or time.time(), ended=None, error=None)
+    store.clear_progress(run_id)  # a resumed run's row is where its last worker stopped
     precise_bn: list[PreciseBatchNorm] = []
     try:
         if run.model is None:

@@ -1,0 +1,128 @@
+"""The Train page and the launcher behind it (issue #23 items 4 and 8)."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from eipviz.plots import training_curves_figure
+from eipviz.training import launcher
+from eipviz.training.launcher import create_training_run, launch_worker, resume_run
+from eipviz.training.status import run_progress
+from eipviz.training.store import RunStore
+from tests.conftest import ROOT
+
+TIMEOUT = 180  # the first run imports TensorFlow
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    return RunStore(tmp_path)
+
+
+@pytest.fixture
+def no_workers(monkeypatch):
+    """Start nothing: runs stay queued with no worker."""
+    monkeypatch.setattr(launcher, "launch_worker", lambda store, run_id: 0)
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _finished_run(store, name="tiny", accuracies=(0.5, 0.75)):
+    run_id = store.create_run(name=name, model="mnist14k", recipe="fast", status="finished",
+                              hyperparameters={"epochs": len(accuracies)})
+    for epoch, accuracy in enumerate(accuracies, start=1):
+        store.add_epoch(run_id, epoch, {"val_accuracy": accuracy, "loss": 1.0 / epoch})
+    store.update_run(run_id, best_val_accuracy=max(accuracies), best_epoch=len(accuracies))
+    return run_id
+
+
+def test_recipe_caption_describes_the_chosen_model_and_overrides_before_start(store, no_workers):
+    at = open_page()
+    at.selectbox[0].select("mnist14k")
+    at.radio[0].set_value("fast")
+    at.number_input[0].set_value(2)  # epochs
+    at.number_input[2].set_value(2048)  # subset
+    at.run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "fast recipe: sgd, lr 0.1, batch 128, 2 epochs on 2,048 images (16 steps an epoch" in captions
+    assert "BatchNorm statistics re-estimated" in captions
+
+
+def test_start_announces_the_run_in_a_toast_not_a_lasting_banner(store, no_workers):
+    at = open_page()
+    at.selectbox[0].select("mnist14k")
+    at.button[0].click().run()
+    (run,) = store.list_runs()
+    assert any(run.id in toast.value for toast in at.toast)
+    assert not at.success
+    at.run()
+    assert not at.success and not at.toast
+
+
+def test_an_active_run_has_a_labelled_stop_button(store, no_workers):
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=2, subset=256)
+    at = open_page()
+    assert at.button(key=f"stop training-{run_id}").label == "Stop training"
+
+
+def test_finished_runs_collapse_to_one_line_with_their_best_accuracy(store):
+    run_id = _finished_run(store)
+    at = open_page()
+    (panel,) = at.expander
+    assert panel.label == f"tiny · {run_id} · finished · best val acc 0.7500 (epoch 2)"
+
+
+def test_a_finished_run_is_renamed_and_deleted_on_the_train_page(store):
+    run_id = _finished_run(store)
+    at = open_page()
+    at.text_input(key=f"name-{run_id}").set_value("renamed")
+    at.button(key=f"rename-{run_id}").click().run()
+    assert store.get_run(run_id).name == "renamed"
+    assert at.expander[0].label.startswith(f"renamed · {run_id}")
+    at.button(key=f"delete-{run_id}").click().run()
+    assert store.list_runs() == [] and not (store.root / run_id).exists()
+    assert not at.expander
+
+
+def test_epoch_axes_tick_whole_epochs():
+    figure = training_curves_figure([{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5}])
+    assert figure.layout.xaxis.dtick == 1 and figure.layout.xaxis.tick0 == 1
+    long_run = training_curves_figure([{"epoch": e, "loss": 1.0 / e} for e in range(1, 51)])
+    assert long_run.layout.xaxis.dtick == 5
+
+
+def test_a_resumed_run_does_not_show_where_its_last_worker_stopped(store, no_workers):
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=4, subset=256, batch_size=64)
+    store.add_epoch(run_id, 1, {"loss": 1.0, "epoch_seconds": 3.0})
+    store.set_progress(run_id, 2, 3, 4, 0.9)  # stopped at batch 3 of epoch 2
+    store.update_run(run_id, status="cancelled")
+    resume_run(store, run_id)
+    progress = run_progress(store, store.get_run(run_id))
+    assert (progress.epochs_done, progress.batch, progress.running_loss) == (1, 0, None)
+
+
+def test_a_finished_worker_leaves_no_zombie_behind(store, data_dir):
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=1, subset=64)
+    pid = launch_worker(store, run_id)
+    proc = Path(f"/proc/{pid}")
+    deadline = time.time() + 240
+    while proc.exists() and time.time() < deadline:
+        status = (proc / "status").read_text() if proc.exists() else ""
+        if "\nState:\tZ" in status:
+            time.sleep(1.0)  # a zombie: only a wait() by this process removes it
+            if proc.exists():
+                pytest.fail(f"worker {pid} exited but stays a zombie child of the app process")
+        time.sleep(0.5)
+    assert not proc.exists(), f"worker {pid} still running after 240 s"
+    assert store.get_run(run_id).status == "finished"
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # already reaped
