@@ -1,5 +1,7 @@
 """Plotly figures shared by the pages (kept here so they are testable without Streamlit)."""
 
+import math
+
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -22,7 +24,8 @@ def training_curves_figure(rows: list[dict]) -> go.Figure:
     if any(r is not None for r in rates):
         fig.add_trace(go.Scatter(x=epochs, y=rates, name="learning_rate", mode="lines+markers"), row=1, col=3)
         fig.update_yaxes(type="log", row=1, col=3)
-    fig.update_xaxes(title_text="epoch")
+    # Whole epochs only (Plotly would tick 1.5 on a two-epoch run), at most about ten ticks.
+    fig.update_xaxes(title_text="epoch", tick0=1, dtick=max(1, math.ceil(max(epochs, default=1) / 10)))
     fig.update_layout(height=320, margin={"t": 40, "b": 30, "l": 40, "r": 10}, legend={"orientation": "h", "y": -0.25})
     return fig
 
