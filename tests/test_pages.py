@@ -48,7 +48,7 @@ def test_train_page_starts_a_worker_and_shows_its_live_curves(tmp_path, monkeypa
     at.number_input[2].set_value(256)  # subset
     at.button[0].click().run()
     assert not at.exception
-    assert any("Started run" in s.value for s in at.success)
+    assert any("Started run" in t.value for t in at.toast)
 
     store = RunStore(tmp_path)
     (run,) = store.list_runs()
@@ -57,7 +57,7 @@ def test_train_page_starts_a_worker_and_shows_its_live_curves(tmp_path, monkeypa
     at.run()
     assert not at.exception
     assert at.get("plotly_chart"), "the finished run shows its curves"
-    assert any(run.id in m.value for m in at.markdown)
+    assert any(run.id in e.label and "finished" in e.label for e in at.expander)
 
 
 def _png(array) -> bytes:
