@@ -7,12 +7,14 @@ checkpoint of a live run is a new entry, and the oldest is dropped.
 import streamlit as st
 
 from eipviz.classifier import Classifier
+from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation, evaluate_test_set
 from eipviz.loading import CHECKPOINT, load_run_checkpoint, load_uploaded_bytes, load_zoo_model, runs_with_checkpoint
 from eipviz.preprocessing import PREPROCESSINGS
 from eipviz.training.store import RunStore, default_runs_dir, run_label
 from eipviz.weights import shipped_models
+from eipviz.zoo import MODELS
 
 UPLOADED_MODEL_KEY = "uploaded_model"
 
@@ -69,7 +71,8 @@ def model_picker(key: str) -> tuple[Classifier | None, str | None]:
                 st.warning("No shipped weights yet; train a model on the Train page.")
                 return None, None
             wanted = st.query_params.get("model")  # a link can open a page on a model: ?model=resnet20v1
-            name = st.selectbox("Model", names, index=names.index(wanted) if wanted in names else 0, key=f"{key}-zoo")
+            name = st.selectbox("Model", names, index=names.index(wanted) if wanted in names else 0, key=f"{key}-zoo",
+                                format_func=lambda n: f"{n} ({dataset_label(MODELS[n].dataset)})")
             return cached_zoo_model(name), f"zoo:{name}"
         if source == "Run checkpoint":
             store = run_store()
@@ -77,12 +80,16 @@ def model_picker(key: str) -> tuple[Classifier | None, str | None]:
             if not runs:
                 st.warning("No run has a checkpoint yet.")
                 return None, None
+            datasets = {i: dataset_label(MODELS[run.model].dataset if run.model in MODELS else None)
+                        for i, run in runs.items()}
             run_id = st.selectbox(
                 "Run", list(runs), key=f"{key}-run",
-                format_func=lambda i: f"{run_label(runs[i])} · best {runs[i].best_val_accuracy or 0:.4f}")
+                format_func=lambda i: f"{run_label(runs[i])} ({datasets[i]}) · "
+                                      f"best {runs[i].best_val_accuracy or 0:.2%}")
             mtime = (store.run_dir(run_id) / CHECKPOINT).stat().st_mtime
             return cached_run_model(run_id, mtime), f"run:{run_id}:{mtime}"
         classifier = st.session_state[UPLOADED_MODEL_KEY]
+        st.caption(f"Uploaded: {classifier.name} ({dataset_label(classifier.dataset)})")
         if classifier.note:
             st.info(classifier.note)
         return classifier, f"upload:{id(classifier)}"

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from eipviz.tables import layer_table, recipe_table, zoo_overview
+from eipviz.tables import layer_frame, recipe_table, rf_annotation_check, zoo_overview
 from eipviz.zoo import MODELS
 
 
@@ -13,8 +13,8 @@ def cached_overview():
 
 
 @st.cache_data(show_spinner="Computing receptive fields…")
-def cached_layer_table(name):
-    return layer_table(name)
+def cached_layer_frame(name):
+    return layer_frame(name)
 
 
 st.title("Model zoo")
@@ -48,14 +48,11 @@ st.subheader("Recipes")
 st.dataframe(pd.DataFrame(recipe_table(name)), hide_index=True, width="stretch")
 
 st.subheader("Layers and receptive fields")
-table = pd.DataFrame(cached_layer_table(name))
+table = cached_layer_frame(name)
 differs = table["rf_differs"].fillna(False).astype(bool)
-if spec.documented_rf:
-    if differs.any():
-        st.warning(f"The seed's hand-annotated receptive field is wrong for: {', '.join(table.loc[differs, 'layer'])}.")
-    else:
-        st.success("Every receptive field the seed annotates agrees with the computed one.")
-st.dataframe(
-    table.style.apply(lambda r: ["background-color: #ffd6d6" if differs[r.name] else "" for _ in r], axis=1),
-    hide_index=True, width="stretch",
+kind, message = rf_annotation_check(table)
+{"info": st.info, "success": st.success, "warning": st.warning}[kind](message)
+st.table(  # every layer at once, blank where a column does not apply to a layer
+    table.style.apply(lambda r: ["background-color: #ffd6d6" if differs[r.name] else "" for _ in r], axis=1)
+    .format(na_rep="").hide(axis="index"),
 )

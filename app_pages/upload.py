@@ -1,59 +1,111 @@
-"""Upload page: predictions and CAMs for your own images (and your own model)."""
+"""Upload page: predictions and CAMs for your own images (or a few test images), and your own model."""
+
+import zlib
 
 import streamlit as st
 
 from app_pages.common import model_picker, upload_model_widget
 from eipviz.attribution.cams import METHODS
+from eipviz.data import dataset_label, sample_images
 from eipviz.errors import EipvizError
 from eipviz.explain.predict import explain_images
-from eipviz.images import IMAGE_TYPES, read_image, resize_note
+from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, read_image, resize_note, suitability_notes
 from eipviz.plots import top_classes_figure
+
+SAMPLE_COUNT = 4
+SAMPLE_SEED = "up-sample-seed"  # set while the page shows test images instead of uploads; each click draws anew
+IMAGE_LIMIT_MB = MAX_IMAGE_BYTES // 2**20  # the app's maxUploadSize is larger: model files need it
+
+
+def _draw_samples():
+    st.session_state[SAMPLE_SEED] = st.session_state.get(SAMPLE_SEED, -1) + 1
+
+
+def _use_uploads():
+    st.session_state.pop(SAMPLE_SEED, None)
+
 
 st.title("Explain your images")
 upload_model_widget("up")
-classifier, _ = model_picker("up")
+classifier, model_key = model_picker("up")
 if classifier is None:
     st.stop()
 
-files = st.file_uploader("Images (PNG, JPEG, WebP, BMP)", type=IMAGE_TYPES, accept_multiple_files=True)
-c1, c2, c3, c4 = st.columns(4)
+files = st.file_uploader(
+    f"Images (PNG, JPEG, WebP, BMP; up to {IMAGE_LIMIT_MB} MB each)", type=IMAGE_TYPES, accept_multiple_files=True,
+    key="up-images", max_upload_size=IMAGE_LIMIT_MB, on_change=_use_uploads,
+    help=f"Any size or mode: images are EXIF-rotated, converted and resized to the model's input. "
+         f"Files over {IMAGE_LIMIT_MB} MB are refused.")
+st.button(f"Try {SAMPLE_COUNT} test images", key="up-try", on_click=_draw_samples,
+          disabled=classifier.dataset is None,
+          help=f"{SAMPLE_COUNT} images drawn at random from the {dataset_label(classifier.dataset)} test set "
+               f"(click again for others); uploading images switches back to yours.")
+c1, c2, c3 = st.columns(3)
 method = c1.selectbox("CAM method", list(METHODS))
 layers = classifier.cam_layers
 layer = c2.selectbox("Layer", layers, index=layers.index(classifier.cam_layer) if classifier.cam_layer in layers else 0)
-target = c3.selectbox("Explain class", ["top prediction", *classifier.class_names])
-alpha = c4.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05)
+alpha = c3.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05)
 
-if not files:
-    st.info(f"Upload images to classify with {classifier.name} (input {'x'.join(map(str, classifier.input_size))}).")
-    st.stop()
-
-good, names = [], []
-for file in files:
+inputs: list = []  # (name, uint8 image)
+if st.session_state.get(SAMPLE_SEED) is not None and classifier.dataset is not None:
     try:
-        good.append(read_image(file.getvalue(), file.name))
-        names.append(file.name)
+        inputs = sample_images(classifier.dataset, SAMPLE_COUNT, st.session_state[SAMPLE_SEED])
     except EipvizError as error:
         st.error(str(error))
-if not good:
+        st.stop()
+    st.caption(f"Test images from {dataset_label(classifier.dataset)}, true class in brackets. "
+               f"Upload images to explain your own.")
+elif not files:
+    st.info(f"Upload images to classify with {classifier.name} ({dataset_label(classifier.dataset)}, "
+            f"input {'x'.join(map(str, classifier.input_size))}), or try a few test images.")
+    st.stop()
+else:
+    for file in files:
+        try:
+            inputs.append((file.name, read_image(file.getvalue(), file.name)))
+        except EipvizError as error:
+            st.error(str(error))
+if not inputs:
     st.stop()
 
-class_index = None if target == "top prediction" else classifier.class_index(target)
+images = [image for _, image in inputs]
 try:
-    with st.spinner("Predicting and explaining…"):
-        explanations = explain_images(classifier, good, method=method, layer=layer, class_index=class_index,
+    with st.spinner("Predicting…"):
+        top = classifier.probabilities(images).argmax(axis=1)
+except EipvizError as error:
+    st.error(str(error))
+    st.stop()
+
+boxes, chosen = [], []
+for position, ((name, image), predicted) in enumerate(zip(inputs, top)):
+    box = st.container(border=True)
+    box.markdown(f"**{name}**")
+    note = resize_note(image, classifier.input_size)
+    if note:
+        box.caption(f"Note: {note} to fit the model.")
+    notes = suitability_notes(image, classifier.dataset)
+    if notes:
+        box.warning(f"This image may not suit a {dataset_label(classifier.dataset)} model: {'; '.join(notes)}. "
+                    f"Its prediction and map say little about such images.")
+    identity = f"{model_key}-{position}-{zlib.crc32(image.tobytes()):08x}"  # a new image or model starts afresh
+    chosen.append(box.selectbox("Explain class", range(len(classifier.class_names)), index=int(predicted),
+                                format_func=lambda k: classifier.class_names[k], key=f"up-class-{identity}",
+                                help="The top prediction by default."))
+    boxes.append(box)
+
+try:
+    with st.spinner("Explaining…"):
+        explanations = explain_images(classifier, images, method=method, layer=layer, class_indices=chosen,
                                       alpha=alpha)
 except EipvizError as error:
     st.error(str(error))
     st.stop()
 
-for name, image, explanation in zip(names, good, explanations):
-    with st.container(border=True):
-        st.markdown(f"**{name}**")
-        note = resize_note(image, classifier.input_size)
-        if note:
-            st.caption(f"Note: {note} to fit the model.")
-        left, middle, right = st.columns([1, 1, 2])
-        left.image(image, caption="upclassifier", width="stretch")
-        middle.image(explanation.overlay, width="stretch",
-                     caption=f"{method}: {classifier.class_names[explanation.class_index]}")
-        right.plotly_chart(top_classes_figure(explanation.top(classifier.class_names)), key=f"top5-{name}")
+for position, (box, image, explanation) in enumerate(zip(boxes, images, explanations)):
+    left, middle, right = box.columns([1, 1, 2])
+    left.image(image, caption="input", width="stretch")
+    explained = explanation.class_index
+    middle.image(explanation.overlay, width="stretch",
+                 caption=f"{method}: {classifier.class_names[explained]} "
+                         f"({explanation.probabilities[explained]:.1%})")
+    right.plotly_chart(top_classes_figure(explanation.top(classifier.class_names)), key=f"top5-{position}")

@@ -23,6 +23,8 @@ CLASS_NAMES = {
     "mnist": tuple(str(digit) for digit in range(10)),
 }
 
+DATASET_LABELS = {"cifar10": "CIFAR-10", "mnist": "MNIST"}
+
 _NPZ_FILES = {
     "cifar10": [f"cifar10_train_{i}.npz" for i in range(1, 6)] + ["cifar10_test.npz"],
     "mnist": ["mnist.npz"],
@@ -59,6 +61,19 @@ def load_test_split(name: str) -> tuple[np.ndarray, np.ndarray]:
         raise EipvizError(f"Unknown dataset {name!r}. Choose one of: {', '.join(CLASS_NAMES)}.")
     folder = os.environ.get(DATA_DIR_VARIABLE)
     return _test_split_cached(name, str(Path(folder).resolve()) if folder else None)
+
+
+def dataset_label(name: str | None) -> str:
+    """How the pages name a dataset: "CIFAR-10", "MNIST", or "unknown dataset" for None."""
+    return "unknown dataset" if name is None else DATASET_LABELS.get(name, name)
+
+
+def sample_images(name: str, n: int, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """``n`` test images drawn without replacement, reproducible by ``seed``, each with a name that gives
+    its index and true class (``"mnist test #1234 (7)"``): images anyone can try on a model, none committed."""
+    images, labels = load_test_split(name)
+    picked = np.random.default_rng(seed).choice(len(images), min(int(n), len(images)), replace=False)
+    return [(f"{name} test #{i} ({CLASS_NAMES[name][labels[i]]})", images[i]) for i in picked]
 
 
 @functools.lru_cache(maxsize=4)

@@ -77,7 +77,7 @@ def resize_note(image: np.ndarray, input_size: tuple) -> str | None:
     notes = []
     if image.shape[:2] != (height, width):
         notes.append(f"resized from {image.shape[1]}x{image.shape[0]} to {width}x{height}")
-    if channels == 1:
+    if channels == 1 and image.ndim == 3 and image.shape[-1] != 1:  # an MNIST test image is grayscale already
         notes.append("converted to grayscale")
     return "; ".join(notes) or None
 
@@ -92,3 +92,39 @@ def fit_images(images: np.ndarray, size: tuple) -> np.ndarray:
     if x.shape[-1] != channels:
         x = x.mean(axis=-1, keepdims=True).astype(np.uint8) if channels == 1 else np.repeat(x, 3, axis=-1)
     return x
+
+
+COLOUR_CHROMA = 12.0  # mean per-pixel channel spread (max - min) above which an image counts as colour
+GRAY_CHROMA = 2.0  # ... and below which it is grayscale (CIFAR-10 test images: 5% under 8.4, 1% at 0)
+LIGHT_BORDER = 128  # MNIST's digits sit on a black border (test set: border mean at most 8 of 255)
+
+
+def suitability_notes(image: np.ndarray, dataset: str | None) -> list[str]:
+    """Reasons why ``image`` (uint8, (H, W) or (H, W, C)) does not look like the ``dataset`` a model learned from.
+
+    Empty when it looks fine or the dataset is unknown. A model still answers for any image, often with
+    high confidence (a colour photo was called "8" at 94% by the MNIST model): these notes say why not to
+    trust that answer.
+    """
+    pixels = np.asarray(image, dtype=np.float32)
+    chroma = float((pixels.max(axis=-1) - pixels.min(axis=-1)).mean()) if pixels.ndim == 3 else 0.0
+    gray = pixels.mean(axis=-1) if pixels.ndim == 3 else pixels
+    notes = []
+    if dataset == "mnist":
+        if chroma > COLOUR_CHROMA:
+            notes.append("colour photo given to a grayscale digit model: MNIST holds handwritten digits only")
+        if _border_mean(gray) > LIGHT_BORDER:
+            notes.append("light background: MNIST digits are light on dark (a dark digit on white paper "
+                         "needs inverting)")
+    elif dataset == "cifar10" and chroma < GRAY_CHROMA:
+        notes.append("grayscale image given to a colour photo model: CIFAR-10 holds colour photos of "
+                     "its ten classes")
+    return notes
+
+
+def _border_mean(gray: np.ndarray) -> float:
+    """Mean brightness of the outer tenth (at least one pixel) on each side."""
+    width = max(1, min(gray.shape[:2]) // 10)
+    border = np.concatenate([gray[:width].ravel(), gray[-width:].ravel(),
+                             gray[:, :width].ravel(), gray[:, -width:].ravel()])
+    return float(border.mean())

@@ -1,5 +1,7 @@
 """Tables about zoo models and their recipes, shared by the Models page and the CLI."""
 
+import pandas as pd
+
 from eipviz.receptive_field import receptive_field_table
 from eipviz.recipes import RECIPES, get_recipe
 from eipviz.zoo import MODELS, build_model, get_spec, param_counts
@@ -43,6 +45,42 @@ def layer_table(name: str) -> list[dict]:
             "params": row.params,
         })
     return rows
+
+
+SIZE_COLUMNS = ("kernel", "stride", "dilation", "jump", "rf", "documented_rf")
+
+
+def layer_frame(name: str) -> pd.DataFrame:
+    """``layer_table`` as a DataFrame for display: whole numbers stay integers, not-applicable cells are missing.
+
+    A column of numbers and None would be float64 (``3.000000``, ``nan``); sizes are pandas' nullable
+    ``Int64`` instead, or text (``"3x1"``, missing for None) when a layer's size differs between axes;
+    ``rf_differs`` is nullable ``boolean``.
+    """
+    rows = layer_table(name)
+    frame = pd.DataFrame(rows)
+    for column in SIZE_COLUMNS:
+        values = [row[column] for row in rows]  # before pandas turns them into floats
+        if all(value is None or isinstance(value, int) for value in values):
+            frame[column] = pd.array(values, dtype="Int64")
+        else:
+            frame[column] = pd.array([None if value is None else "x".join(map(str, value))
+                                      if isinstance(value, tuple) else str(value) for value in values],
+                                     dtype="string")
+    frame["rf_differs"] = pd.array([row["rf_differs"] for row in rows], dtype="boolean")
+    return frame
+
+
+def rf_annotation_check(frame: pd.DataFrame) -> tuple[str, str]:
+    """("info" | "success" | "warning", message): whether the seed's hand-annotated receptive fields in a
+    ``layer_frame`` agree with the computed ones, or that the seed annotates none."""
+    if frame["documented_rf"].isna().all():
+        return "info", "The seed does not annotate receptive fields; the table shows the computed ones only."
+    differs = frame["rf_differs"].fillna(False).astype(bool)
+    if differs.any():
+        wrong = ", ".join(frame.loc[differs, "layer"])
+        return "warning", f"The seed's hand-annotated receptive field is wrong for: {wrong}."
+    return "success", "Every receptive field the seed annotates agrees with the computed one."
 
 
 def recipe_table(model: str) -> list[dict]:

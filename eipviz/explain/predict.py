@@ -1,10 +1,12 @@
 """Explain arbitrary images (uploads, CLI files) with a ``Classifier``."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from eipviz.classifier import Classifier
+from eipviz.errors import EipvizError
 from eipviz.explain.overlay import overlay
 
 
@@ -22,14 +24,27 @@ class ImageExplanation:
 
 
 def explain_images(classifier: Classifier, images: list[np.ndarray], method="gradcam", layer=None,
-                   class_index: int | None = None, alpha=0.45, colormap="jet") -> list[ImageExplanation]:
+                   class_index: int | None = None, alpha=0.45, colormap="jet",
+                   class_indices: Sequence[int | None] | None = None) -> list[ImageExplanation]:
     """Predictions and a CAM overlay per RGB uint8 image (any size), in one batch.
 
-    ``class_index`` None explains each image's top prediction.
+    ``class_index`` is the class every CAM explains (None: each image's top prediction);
+    ``class_indices`` gives one per image instead, None entries meaning that image's top prediction.
     """
+    if class_indices is not None:
+        if class_index is not None:
+            raise EipvizError(f"Give class_index or class_indices, not both. Received: class_index={class_index}.")
+        if len(class_indices) != len(images):
+            raise EipvizError(f"class_indices needs one entry per image ({len(images)}). "
+                              f"Received: {len(class_indices)} entries.")
     fitted = classifier.fit(images)
     probabilities = classifier.probabilities(fitted)
-    classes = probabilities.argmax(axis=1) if class_index is None else np.full(len(images), class_index)
+    top = probabilities.argmax(axis=1)
+    wanted = class_indices if class_indices is not None else [class_index] * len(images)
+    classes = np.array([top[i] if c is None else c for i, c in enumerate(wanted)], dtype=np.int64)
+    if len(classes) and not ((classes >= 0) & (classes < probabilities.shape[1])).all():
+        raise EipvizError(f"Class indices run from 0 to {probabilities.shape[1] - 1}. "
+                          f"Received: {[int(c) for c in classes]}.")
     cams = classifier.cams(fitted, method, layer, classes)
     return [ImageExplanation(probabilities[i], int(classes[i]), cams[i],
                              overlay(fitted[i], cams[i], alpha, colormap, size=max(128, max(fitted[i].shape[:2]))))

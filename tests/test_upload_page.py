@@ -1,0 +1,87 @@
+"""Upload page: test images at one click, a class per image, percentages, the image size limit,
+warnings for images a model was not made for, and the dataset beside every model's name."""
+
+import io
+
+import numpy as np
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from eipviz.images import MAX_IMAGE_BYTES
+from tests.conftest import ROOT
+
+TIMEOUT = 180  # the first run imports TensorFlow and loads a model
+
+
+def _open(model: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app_pages" / "upload.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.selectbox(key="up-zoo").select(model).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _png(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _overlay_captions(at):
+    return [caption for image in at.get("image") for caption in image.captions if caption.startswith("gradcam: ")]
+
+
+def _class_boxes(at):
+    return [s for s in at.selectbox if s.label == "Explain class"]
+
+
+def test_try_test_images_explains_a_few_test_images_of_the_models_dataset(data_dir):
+    at = _open("mnist14k")
+    at.button(key="up-try").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    names = [m.value for m in at.markdown if m.value.startswith("**mnist test #")]
+    assert len(names) == 4, [m.value for m in at.markdown]
+    assert len(at.get("plotly_chart")) == 4 and not at.warning  # test images suit their model
+
+
+def test_each_image_has_its_own_class_defaulting_to_its_top_prediction_shown_in_percent(data_dir):
+    at = _open("mnist14k")
+    at.button(key="up-try").click().run()
+    boxes = _class_boxes(at)
+    assert len(boxes) == 4
+    true_classes = [m.value.rsplit("(", 1)[1][0] for m in at.markdown if m.value.startswith("**mnist test #")]
+    assert [b.value for b in boxes] == [int(c) for c in true_classes]  # mnist14k gets these right
+    overlays = _overlay_captions(at)
+    assert len(overlays) == 4 and all(c.endswith("%)") for c in overlays), overlays
+
+    other = (boxes[1].value + 1) % 10
+    boxes[1].set_value(other).run()
+    assert not at.exception
+    assert [b.value for b in _class_boxes(at)] == [int(true_classes[0]), other, *map(int, true_classes[2:])]
+    overlays = _overlay_captions(at)
+    assert overlays[1].startswith(f"gradcam: {other} (") and overlays[0].startswith(f"gradcam: {true_classes[0]} (")
+
+
+def test_the_image_uploader_states_and_applies_the_image_size_limit(data_dir):
+    at = _open("mnist14k")
+    uploader = at.file_uploader(key="up-images")
+    limit_mb = MAX_IMAGE_BYTES // 2**20
+    assert f"{limit_mb} MB" in uploader.label
+    assert uploader.proto.max_upload_size_mb == limit_mb  # not the app-wide 300 MB that model files need
+
+
+def test_a_colour_photo_given_to_the_mnist_model_is_warned_about(data_dir):
+    at = _open("mnist14k")
+    photo = np.zeros((48, 64, 3), np.uint8)
+    photo[:24] = (170, 200, 240)
+    photo[24:] = (60, 140, 50)
+    at.file_uploader(key="up-images").set_value([("photo.png", _png(photo), "image/png")]).run()
+    assert not at.exception
+    (warning,) = at.warning
+    assert "colour photo" in warning.value and "light background" in warning.value
+
+
+def test_model_pickers_name_the_dataset_beside_the_model(data_dir):
+    at = _open("mnist14k")
+    options = at.selectbox(key="up-zoo").options
+    assert "mnist14k (MNIST)" in options and "resnet20v1 (CIFAR-10)" in options, options
