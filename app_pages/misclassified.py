@@ -8,24 +8,53 @@ from eipviz.attribution.cams import METHODS
 from eipviz.errors import EipvizError
 from eipviz.evaluation import dataset_test_split, sample_test_images
 from eipviz.explain.faithfulness import faithfulness
-from eipviz.explain.gallery import gallery_items, gallery_page, gallery_png_sheet
-from eipviz.explain.overlay import png_bytes
-from eipviz.plots import confusion_figure
+from eipviz.explain.gallery import (
+    COLUMN_LABELS,
+    ENLARGED_SIZE,
+    GalleryItem,
+    gallery_items,
+    gallery_page,
+    gallery_png_sheet,
+    sheet_header,
+)
+from eipviz.explain.overlay import colormap_legend, png_bytes
+from eipviz.plots import CONFUSION_VIEWS, confusion_figure
 
 PAGE_SIZE = 12
+GRID_COLUMNS = 2  # items side by side: three across left each image about 80 px wide
 ALL = "All"
+COLORMAP = "jet"
+LEGEND_CAPTION = "CAM: blue = little evidence, red = most evidence for the class"
+
+
+@st.dialog("Enlarged", width="large")
+def show_enlarged(item: GalleryItem) -> None:
+    st.caption(item.caption)
+    for column, tile, label in zip(st.columns(3), item.enlarged(ENLARGED_SIZE), COLUMN_LABELS):
+        column.image(tile, caption=label, width=ENLARGED_SIZE, output_format="PNG")
+
 
 st.title("Misclassified test images")
 upload_model_widget("mis")
-classifier, model_key = model_picker("mis")
+picker = st.container()
+loading = st.empty()  # below the picker: a cold start loads the model, the test set and its predictions
+loading.progress(0.0, text="Loading the model (step 1 of 3)…")
+with picker:
+    classifier, model_key = model_picker("mis")
 if classifier is None:
+    loading.empty()
     st.stop()
 try:
+    loading.progress(1 / 3, text=f"Loading the {classifier.dataset or ''} test set (step 2 of 3)…")
     images, _ = dataset_test_split(classifier)
+    loading.progress(2 / 3, text=f"Reading the test-set predictions of {classifier.name} (step 3 of 3; "
+                                 f"a model without stored ones runs the test set once)…")
     evaluation = cached_evaluation(model_key, classifier)
 except EipvizError as error:
+    loading.empty()
     st.error(str(error))
     st.stop()
+loading.empty()
 
 names = list(classifier.class_names)
 cols = st.columns(3)
@@ -33,23 +62,27 @@ cols[0].metric("Test accuracy", f"{evaluation.accuracy:.2%}")
 cols[1].metric("Misclassified", f"{evaluation.misclassified_count:,}")
 cols[2].metric("Test images", f"{len(evaluation.labels):,}")
 
-left, right = st.columns([1, 2])
-left.dataframe(pd.DataFrame({"class": names, "accuracy": list(evaluation.per_class_accuracy().values())}),
-               hide_index=True, column_config={"accuracy": st.column_config.ProgressColumn(
-                   "accuracy", format="percent", min_value=0.0, max_value=1.0)})
-matrix = evaluation.confusion_matrix()
-heatmap = confusion_figure(matrix, names)
-with right:
-    event = st.plotly_chart(heatmap, on_select="rerun", selection_mode="points", key="confusion")
-    st.caption("Click a cell to filter the gallery to that (true, predicted) pair.")
-
-selected = (event or {}).get("selection", {}).get("points", []) if event else []
-if selected:
-    cell = (selected[0]["y"], selected[0]["x"])
+# A click on the matrix arrives as its widget state: apply it before drawing, so the chart outlines it.
+clicked = ((st.session_state.get("confusion") or {}).get("selection") or {}).get("points") or []
+if clicked:
+    cell = (clicked[0]["y"], clicked[0]["x"])
     # Plotly keeps a selection across reruns: apply it once, so the dropdowns stay the user's afterwards.
     if st.session_state.get("mis-cell") != cell:
         st.session_state["mis-cell"] = cell
         st.session_state["mis-true"], st.session_state["mis-pred"] = cell
+
+left, right = st.columns([1, 2])
+left.dataframe(pd.DataFrame({"class": names, "accuracy": list(evaluation.per_class_accuracy().values())}),
+               hide_index=True, column_config={"accuracy": st.column_config.ProgressColumn(
+                   "accuracy", format="percent", min_value=0.0, max_value=1.0)})
+with right:
+    view = st.radio("Colour the matrix by", list(CONFUSION_VIEWS), format_func=CONFUSION_VIEWS.get,
+                    horizontal=True, key="mis-view")
+    chosen = (st.session_state.get("mis-true", ALL), st.session_state.get("mis-pred", ALL))
+    highlight = tuple(None if name == ALL or name not in names else names.index(name) for name in chosen)
+    heatmap = confusion_figure(evaluation.confusion_matrix(), names, view=view, highlight=highlight)
+    st.plotly_chart(heatmap, on_select="rerun", selection_mode="points", key="confusion")
+    st.caption("Click a cell to filter the gallery to that (true, predicted) pair; the outline shows the filter.")
 
 st.subheader("Gallery")
 f1, f2, f3, f4, f5 = st.columns([1, 1, 1.4, 1, 1.4])
@@ -72,22 +105,43 @@ shown, _ = gallery_page(indices, page, PAGE_SIZE)
 if len(shown) == 0:
     st.info("No misclassified image matches these filters.")
 else:
-    try:
-        with st.spinner(f"Computing {method} for {len(shown)} images…"):
-            items = gallery_items(classifier, evaluation, images, shown, method=method, layer=layer)
-    except EipvizError as error:
-        st.error(str(error))
-        st.stop()
-    st.download_button("Export this page as PNG", png_bytes(gallery_png_sheet(items)),
-                       file_name=f"misclassified-{method}-page{page}.png", mime="image/png")
-    grid = st.columns(3)
+    gallery_key = (model_key, tuple(shown.tolist()), method, layer)  # the gallery stays until one of these changes
+    saved = st.session_state.get("mis-gallery")
+    if saved is None or saved[0] != gallery_key:
+        bar = st.progress(0.0, text=f"Computing {method} CAMs for the predicted and the true class: "
+                                    f"0/{len(shown)} images…")
+        try:
+            items = gallery_items(classifier, evaluation, images, shown, method=method, layer=layer,
+                                  colormap=COLORMAP, progress=lambda done, total: bar.progress(
+                                      done / total, text=f"Computing {method} CAMs for the predicted and the true "
+                                                         f"class: {done}/{total} images…"))
+        except EipvizError as error:
+            bar.empty()
+            st.error(str(error))
+            st.stop()
+        bar.empty()
+        st.session_state["mis-gallery"] = (gallery_key, items)
+    items = st.session_state["mis-gallery"][1]
+
+    legend, export = st.columns([1, 1], vertical_alignment="center")
+    legend.image(colormap_legend(COLORMAP, 256, 34), width=256, output_format="PNG")
+    legend.caption(LEGEND_CAPTION)
+    note = f"true class {true_name}, predicted {pred_name}, confidence {low:.2f}-{high:.2f}; page {page} of {pages}"
+    export.download_button("Export this page as PNG", png_bytes(gallery_png_sheet(
+        items, header=sheet_header(classifier, method, layer, note), column_labels=COLUMN_LABELS)),
+        file_name=f"misclassified-{method}-page{page}.png", mime="image/png")
+    grid = st.columns(GRID_COLUMNS)
     for i, item in enumerate(items):
-        with grid[i % 3].container(border=True):
-            st.caption(item.caption)
+        with grid[i % GRID_COLUMNS].container(border=True):
+            head, button = st.columns([4, 1], vertical_alignment="center")
+            head.caption(item.caption)
+            if button.button("Enlarge", key=f"mis-enlarge-{item.index}", help="The image and both CAMs at 384 px"):
+                show_enlarged(item)
             c1, c2, c3 = st.columns(3)
-            c1.image(item.original, caption="image", width="stretch")
-            c2.image(item.predicted_overlay, caption=f"CAM: {item.predicted_class}", width="stretch")
-            c3.image(item.true_overlay, caption=f"CAM: {item.true_class}", width="stretch")
+            c1.image(item.original, caption="image", width="stretch", output_format="PNG")
+            c2.image(item.predicted_overlay, caption=f"CAM: {item.predicted_class}", width="stretch",
+                     output_format="PNG")
+            c3.image(item.true_overlay, caption=f"CAM: {item.true_class}", width="stretch", output_format="PNG")
 
 with st.expander("Faithfulness of the CAM methods (deletion / insertion AUC, average drop)"):
     n = st.number_input("Test images to use", 10, 500, 50, 10)

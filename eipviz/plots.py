@@ -30,23 +30,65 @@ def training_curves_figure(rows: list[dict]) -> go.Figure:
     return fig
 
 
-def confusion_figure(matrix, class_names) -> go.Figure:
-    """Confusion-matrix heatmap whose cells can be clicked.
+CONFUSION_VIEWS = {
+    "counts": "counts",
+    "confusions": "confusions only (diagonal masked)",
+    "row %": "row-normalised % (diagonal masked)",
+}
+
+
+def confusion_values(matrix, view: str = "counts") -> list[list]:
+    """The heatmap's cell values for ``view`` (a key of ``CONFUSION_VIEWS``), as plain lists.
+
+    ``counts``: the matrix. ``confusions``: the counts off the diagonal, the diagonal None, so the colour
+    scale spans the confusions alone (the right answers dwarf them). ``row %``: each off-diagonal count
+    as a percentage of its true class's images, the diagonal None.
+    """
+    if view not in CONFUSION_VIEWS:
+        raise ValueError(f"Unknown confusion-matrix view. Received: view={view!r}; "
+                         f"choose one of {', '.join(CONFUSION_VIEWS)}.")
+    counts = [[int(v) for v in row] for row in matrix]  # plain lists: Plotly 7 would base64-encode an array
+    if view == "counts":
+        return counts
+    if view == "confusions":
+        return [[None if i == j else v for j, v in enumerate(row)] for i, row in enumerate(counts)]
+    return [[None if i == j else round(100 * v / max(1, sum(row)), 2) for j, v in enumerate(row)]
+            for i, row in enumerate(counts)]
+
+
+def confusion_figure(matrix, class_names, view: str = "counts",
+                     highlight: tuple[int | None, int | None] | None = None) -> go.Figure:
+    """Confusion-matrix heatmap whose cells can be clicked, in one of ``CONFUSION_VIEWS``.
 
     Plotly heatmaps are not point-selectable, so a transparent square marker
     sits on every cell: clicking it selects (predicted, true) as x and y.
+    ``highlight`` = (true index, predicted index) outlines that cell; with one
+    of them None, that whole row (true class) or column (predicted class).
     """
     names = list(class_names)
-    counts = [[int(v) for v in row] for row in matrix]  # plain lists: Plotly 7 would base64-encode an array
-    fig = go.Figure(go.Heatmap(z=counts, x=names, y=names, colorscale="Blues", text=counts,
-                               texttemplate="%{text}", hoverinfo="none"))
-    cells = [(p, t, counts[i][j]) for i, t in enumerate(names) for j, p in enumerate(names)]
+    counts = confusion_values(matrix, "counts")
+    values = confusion_values(matrix, view)
+    text = [["" if v is None else f"{v:.1f}" if view == "row %" else str(v) for v in row] for row in values]
+    title = {"counts": "images", "confusions": "images", "row %": "% of true"}[view]
+    fig = go.Figure(go.Heatmap(z=values, x=names, y=names, colorscale="Blues", text=text, texttemplate="%{text}",
+                               hoverinfo="none", colorbar={"title": {"text": title}}))
+    cells = [(p, t, counts[i][j], round(100 * counts[i][j] / max(1, sum(counts[i])), 1))
+             for i, t in enumerate(names) for j, p in enumerate(names)]
     fig.add_trace(go.Scatter(
         x=[c[0] for c in cells], y=[c[1] for c in cells], mode="markers", showlegend=False,
         marker={"symbol": "square", "size": 28, "color": "rgba(0,0,0,0)"},
         selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
-        customdata=[c[2] for c in cells], hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>",
+        customdata=[[c[2], c[3]] for c in cells],
+        hovertemplate="true %{y}, predicted %{x}: %{customdata[0]} (%{customdata[1]}% of true %{y})<extra></extra>",
     ))
+    if highlight is not None and highlight != (None, None):
+        true_index, predicted_index = highlight
+        # Category axes place category k at k: a cell spans k - 0.5 to k + 0.5.
+        rows = (-0.5, len(names) - 0.5) if true_index is None else (true_index - 0.5, true_index + 0.5)
+        columns = (-0.5, len(names) - 0.5) if predicted_index is None else (
+            predicted_index - 0.5, predicted_index + 0.5)
+        fig.add_shape(type="rect", xref="x", yref="y", x0=columns[0], x1=columns[1], y0=rows[0], y1=rows[1],
+                      line={"color": "#d62728", "width": 3}, fillcolor="rgba(0,0,0,0)", layer="above")
     fig.update_layout(xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
                       xaxis_type="category", yaxis_type="category", height=420, margin={"t": 10, "b": 10},
                       clickmode="event+select", dragmode=False)

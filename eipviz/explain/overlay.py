@@ -21,31 +21,102 @@ def upscale(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
     return cv2.resize(as_rgb(image), (size, size), interpolation=cv2.INTER_NEAREST)
 
 
+def colormap_code(colormap: str) -> int:
+    """OpenCV's code for a colormap in ``COLORMAPS``; an unknown name raises, naming it."""
+    if colormap not in COLORMAPS:
+        raise ValueError(f"Unknown colormap. Received: colormap={colormap!r}; choose one of {', '.join(COLORMAPS)}.")
+    return COLORMAPS[colormap]
+
+
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45, colormap: str = "jet",
             size: int = DISPLAY_SIZE) -> np.ndarray:
     """RGB uint8 (size, size, 3): the image with the CAM's heat blended over it."""
     base = upscale(image, size)
     heat = cv2.resize(np.clip(cam, 0, 1).astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
-    colored = cv2.applyColorMap((255 * heat).astype(np.uint8), COLORMAPS[colormap])
+    colored = cv2.applyColorMap((255 * heat).astype(np.uint8), colormap_code(colormap))
     colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB)
     return cv2.addWeighted(colored, alpha, base, 1 - alpha, 0)
 
 
-def gallery_sheet(tiles: list[list[np.ndarray]], captions: list[str], tile: int = DISPLAY_SIZE) -> np.ndarray:
-    """One RGB image: a row per item (its tiles side by side) with its caption above."""
-    caption_h = 18
-    columns = max(len(row) for row in tiles)
-    sheet = np.full((len(tiles) * (tile + caption_h), columns * tile, 3), 255, np.uint8)
+FONT, FONT_SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+CAPTION_HEIGHT = 18  # one line of sheet text: an item's caption, the column labels
+HEADER_LINE_HEIGHT = 16
+HEADER_PADDING = 6  # below the header's last line
+
+
+def _text(canvas: np.ndarray, text: str, x: int, baseline: int) -> None:
+    cv2.putText(canvas, text, (x, baseline), FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def _text_width(text: str) -> int:
+    return cv2.getTextSize(text, FONT, FONT_SCALE, 1)[0][0]
+
+
+def wrap_to_width(text: str, width: int) -> list[str]:
+    """``text`` in lines that each fit ``width`` pixels of sheet text (a long path is cut where it must be)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and _text_width(candidate) <= width:
+            lines[-1] = candidate
+            continue
+        while _text_width(word) > width and len(word) > 1:
+            cut = max(n for n in range(1, len(word) + 1) if _text_width(word[:n]) <= width or n == 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    return lines
+
+
+def header_height(lines: list[str]) -> int:
+    """Pixels a sheet's header of these (already wrapped) lines takes; none without lines."""
+    return len(lines) * HEADER_LINE_HEIGHT + HEADER_PADDING if lines else 0
+
+
+def gallery_sheet(tiles: list[list[np.ndarray]], captions: list[str], tile: int = DISPLAY_SIZE,
+                  header: list[str] | tuple[str, ...] = (),
+                  column_labels: list[str] | tuple[str, ...] = ()) -> np.ndarray:
+    """One RGB image: ``header`` lines (wrapped to the sheet's width), a strip naming each column, then a row
+    per item (its tiles side by side) with its caption above. Without header and labels, only the rows."""
+    columns = max([len(row) for row in tiles] + [len(column_labels), 1])
+    width = columns * tile
+    lines = [line for text in header for line in wrap_to_width(text, width - 8)]
+    top = header_height(lines)
+    labels_height = CAPTION_HEIGHT if column_labels else 0
+    sheet = np.full((top + labels_height + len(tiles) * (tile + CAPTION_HEIGHT), width, 3), 255, np.uint8)
+    for i, line in enumerate(lines):
+        _text(sheet, line, 4, (i + 1) * HEADER_LINE_HEIGHT - 3)
+    for c, label in enumerate(column_labels):
+        _text(sheet, label, c * tile + max(2, (tile - _text_width(label)) // 2), top + 13)
+    top += labels_height
     for r, (row, caption) in enumerate(zip(tiles, captions)):
-        top = r * (tile + caption_h)
-        cv2.putText(sheet, caption[:70], (4, top + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        row_top = top + r * (tile + CAPTION_HEIGHT)
+        _text(sheet, caption[:70], 4, row_top + 13)
         for c, image in enumerate(row):
-            sheet[top + caption_h:top + caption_h + tile, c * tile:(c + 1) * tile] = cv2.resize(
-                image, (tile, tile), interpolation=cv2.INTER_NEAREST)
+            sheet[row_top + CAPTION_HEIGHT:row_top + CAPTION_HEIGHT + tile, c * tile:(c + 1) * tile] = cv2.resize(
+                as_rgb(image), (tile, tile), interpolation=cv2.INTER_NEAREST)
     return sheet
 
 
+def colormap_legend(colormap: str = "jet", width: int = 256, height: int = 34) -> np.ndarray:
+    """RGB uint8 (height, width, 3): the colormap from low (left) to high (right) over "low" and "high" labels.
+
+    Its bar is the CAM scale of ``overlay`` at ``alpha=1``: the left end is a CAM of 0, the right end of 1.
+    """
+    if width < 64 or height < 24:
+        raise ValueError(f"A legend needs at least 64x24 pixels. Received: width={width}, height={height}.")
+    bar_height = height - CAPTION_HEIGHT
+    ramp = np.linspace(0, 255, width).round().astype(np.uint8)[None, :]
+    bar = cv2.cvtColor(cv2.applyColorMap(ramp, colormap_code(colormap)), cv2.COLOR_BGR2RGB)
+    legend = np.full((height, width, 3), 255, np.uint8)
+    legend[:bar_height] = bar
+    _text(legend, "low", 1, height - 5)
+    _text(legend, "high", width - _text_width("high") - 1, height - 5)
+    return legend
+
+
 def png_bytes(image: np.ndarray) -> bytes:
+    """PNG file bytes of an RGB (or grey) uint8 image."""
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(as_rgb(image), cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError("PNG encoding failed")

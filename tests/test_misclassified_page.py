@@ -1,0 +1,170 @@
+"""The Misclassified page in AppTest: the confusion matrix's views and outline, the gallery's size, enlarged
+items, colour legend and export, the progress it shows while it works, and which model it opens on."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from streamlit.delta_generator import DeltaGenerator
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+import eipviz.explain.gallery as gallery
+from eipviz.explain.gallery import ENLARGED_SIZE
+from eipviz.explain.overlay import CAPTION_HEIGHT, DISPLAY_SIZE, colormap_legend
+from eipviz.plots import confusion_values
+from tests.conftest import ROOT
+
+TIMEOUT = 180  # the first run imports TensorFlow and builds models
+LEGEND_CAPTION = "CAM: blue = little evidence, red = most evidence for the class"
+
+
+@pytest.fixture
+def pngs(monkeypatch):
+    """Every PNG the page hands to Streamlit (images and downloads), decoded to RGB, in order."""
+    seen = []
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, data, mimetype, kind, filename=None):
+        if mimetype == "image/png":
+            decoded = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR)
+            seen.append((filename, cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)))
+        return original(self, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return seen
+
+
+def open_on(model: str | None = "mnist14k") -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app_pages" / "misclassified.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    if model:
+        at.selectbox(key="mis-zoo").select(model).run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def confusion_spec(at) -> dict:
+    return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+
+def descendants(node):
+    for child in getattr(node, "children", {}).values():
+        yield child
+        yield from descendants(child)
+
+
+def item_captions(node) -> list[str]:
+    return [n.value for n in descendants(node) if type(n).__name__ == "Caption" and n.value.startswith("#")]
+
+
+def test_it_opens_on_the_fastest_cifar10_model_with_a_progress_bar_saying_what_it_does(data_dir, monkeypatch):
+    texts = []
+    original = DeltaGenerator.progress
+
+    def record(self, value, text=None, **kwargs):
+        texts.append(text or "")
+        return original(self, value, text=text, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "progress", record)
+    at = open_on(None)
+    assert at.selectbox(key="mis-zoo").value == "sepconv59k"
+    assert any("Loading the model" in t for t in texts)
+    assert any("cifar10 test set" in t for t in texts)
+    assert any("test-set predictions of sepconv59k" in t for t in texts)
+    assert any("Computing gradcam CAMs" in t and "12/12 images" in t for t in texts), texts
+    assert not at.get("progress"), "each bar goes once its work is done"
+
+
+def test_confusions_only_and_row_percent_views_mask_the_diagonal_and_keep_the_click_markers(data_dir):
+    at = open_on()
+    counts = confusion_spec(at)["data"][0]["z"]
+    assert all(counts[k][k] > 800 for k in range(10))  # the right answers dominate the count view
+
+    at.radio(key="mis-view").set_value("confusions").run()
+    heat, markers = confusion_spec(at)["data"]
+    assert all(heat["z"][k][k] is None for k in range(10))
+    assert heat["z"] == confusion_values(np.array(counts), "confusions")
+    assert max(v for row in heat["z"] for v in row if v is not None) < 20  # the colour scale spans the errors
+    assert len(markers["x"]) == 100 and markers["marker"]["color"] == "rgba(0,0,0,0)"
+
+    at.radio(key="mis-view").set_value("row %").run()
+    heat, markers = confusion_spec(at)["data"]
+    assert heat["z"] == confusion_values(np.array(counts), "row %")
+    assert len(markers["customdata"]) == 100
+
+
+def test_a_clicked_cell_filters_the_gallery_and_is_outlined(data_dir):
+    at = open_on()
+    assert "shapes" not in confusion_spec(at)["layout"]
+    at.session_state["confusion"] = {"selection": {"points": [{"x": "9", "y": "4"}]}}  # a click: predicted 9, true 4
+    at.run()
+    assert not at.exception
+    assert at.session_state["mis-cell"] == ("4", "9") and at.selectbox(key="mis-true").value == "4"
+    (outline,) = confusion_spec(at)["layout"]["shapes"]
+    assert (outline["x0"], outline["x1"], outline["y0"], outline["y1"]) == (8.5, 9.5, 3.5, 4.5)
+    assert all("true 4, predicted 9" in c for c in item_captions(at.main))
+
+    at.selectbox(key="mis-pred").select("All").run()  # the outline follows the filters: now the whole row
+    (outline,) = confusion_spec(at)["layout"]["shapes"]
+    assert (outline["x0"], outline["x1"], outline["y0"], outline["y1"]) == (-0.5, 9.5, 3.5, 4.5)
+
+
+def test_the_gallery_shows_two_items_a_row_and_enlarges_one_with_both_maps(data_dir, pngs):
+    at = open_on()
+    grids = [block for block in descendants(at.main)
+             if type(block).__name__ == "Block" and block.children
+             and all(type(c).__name__ == "Column" and item_captions(c) and any(
+                 type(n).__name__ == "Image" for n in descendants(c)) for c in block.children.values())]
+    (grid,) = grids
+    assert len(grid.children) == 2
+    assert len(item_captions(grid)) == 12
+    assert not [image for _, image in pngs if image.shape[0] == ENLARGED_SIZE]
+
+    first = item_captions(grid)[0]
+    index = first.split(":")[0][1:]
+    at.button(key=f"mis-enlarge-{index}").click().run()
+    assert not at.exception
+    large = [image for _, image in pngs if image.shape[:2] == (ENLARGED_SIZE, ENLARGED_SIZE)]
+    assert len(large) == 3, "the image, the CAM for the predicted class and the CAM for the true class"
+    assert any(c.value == first for c in at.caption)
+
+
+def test_one_colour_legend_sits_above_the_gallery(data_dir, pngs):
+    at = open_on()
+    assert [c.value for c in at.caption].count(LEGEND_CAPTION) == 1
+    legends = [image for _, image in pngs if image.shape == (34, 256, 3)]
+    assert legends and np.array_equal(legends[-1], colormap_legend("jet", 256, 34))
+
+
+def test_the_exported_png_names_the_model_method_and_layer_and_labels_its_columns(data_dir, pngs):
+    at = open_on()
+    sheet = [image for name, image in pngs if name == "misclassified-gradcam-page1.png"][-1]  # mnist14k's
+    rows = 12 * (DISPLAY_SIZE + CAPTION_HEIGHT)
+    assert sheet.shape[1] == 3 * DISPLAY_SIZE and sheet.shape[0] > rows + CAPTION_HEIGHT + 3 * 16
+    header = sheet[:sheet.shape[0] - rows]
+    assert (header < 128).any(axis=(1, 2)).sum() > 20, "text lines in the header and the column labels"
+    assert not at.exception
+
+
+def test_the_gallery_is_computed_once_until_its_inputs_change(data_dir, monkeypatch):
+    calls = []
+    original = gallery.gallery_items
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("method"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gallery, "gallery_items", counted)
+    at = open_on()
+    before = len(calls)
+    at.number_input[-1].set_value(20).run()  # the faithfulness expander's input: not the gallery's
+    assert len(calls) == before
+    first = item_captions(at.main)[0].split(":")[0][1:]
+    at.button(key=f"mis-enlarge-{first}").click().run()
+    assert len(calls) == before
+    at.selectbox(key="mis-method").select("layercam").run()
+    assert not at.exception
+    assert calls[-1] == "layercam" and len(calls) == before + 1
