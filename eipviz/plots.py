@@ -8,6 +8,9 @@ from plotly.subplots import make_subplots
 from eipviz.curves import CurveRun, best_epoch, debiased_ema
 from eipviz.training.store import run_label
 
+# Plotly's toolbar sits in the top margin on hover: subplot titles need a margin that holds both.
+TITLED_TOP_MARGIN = 70
+
 
 def training_curves_figure(rows: list[dict]) -> go.Figure:
     """Loss, accuracy (train vs val) and learning rate per epoch, side by side."""
@@ -26,7 +29,8 @@ def training_curves_figure(rows: list[dict]) -> go.Figure:
         fig.update_yaxes(type="log", row=1, col=3)
     # Whole epochs only (Plotly would tick 1.5 on a two-epoch run), at most about ten ticks.
     fig.update_xaxes(title_text="epoch", tick0=1, dtick=max(1, math.ceil(max(epochs, default=1) / 10)))
-    fig.update_layout(height=320, margin={"t": 40, "b": 30, "l": 40, "r": 10}, legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(height=340, margin={"t": TITLED_TOP_MARGIN, "b": 30, "l": 40, "r": 10},
+                      legend={"orientation": "h", "y": -0.25})
     return fig
 
 
@@ -129,14 +133,15 @@ def curves_figure(runs: list[CurveRun], metrics: list[str], smoothing: float = 0
         if log_y:
             fig.update_yaxes(type="log", row=1, col=col)
     fig.update_xaxes(title_text="wall time (s)" if x_axis == "wall time" else "epoch")
-    fig.update_layout(height=420, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(height=440, margin={"t": TITLED_TOP_MARGIN, "b": 40}, legend={"orientation": "h", "y": -0.2})
     return fig
 
 
 def top_classes_figure(top: list[dict]) -> go.Figure:
     """Horizontal bars of the top classes' probabilities (rows of ``ImageExplanation.top``), best first."""
     fig = go.Figure(go.Bar(x=[row["probability"] for row in top], y=[row["class"] for row in top], orientation="h",
-                           text=[f"{row['probability']:.1%}" for row in top], textposition="auto"))
+                           text=[f"{row['probability']:.1%}" for row in top], textposition="auto",
+                           hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
     fig.update_layout(height=220, margin={"t": 10, "b": 10}, xaxis={"range": [0, 1], "tickformat": ".0%"},
                       yaxis={"autorange": "reversed", "type": "category"})
     return fig

@@ -10,7 +10,7 @@ from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation
 from eipviz.explain.gallery import gallery_page
 from eipviz.loading import load_uploaded_bytes, runs_with_checkpoint
-from eipviz.plots import top_classes_figure
+from eipviz.plots import curves_figure, top_classes_figure, training_curves_figure
 from eipviz.training.status import RunProgress
 from eipviz.training.store import RunStore, run_label, unique_name
 from tests.test_classifier import tiny_model
@@ -86,3 +86,12 @@ def test_an_uploaded_models_bytes_load_under_its_own_name_and_leave_no_file(tmp_
     assert list((tmp_path / "scratch").iterdir()) == []
     with pytest.raises(EipvizError, match="broken.keras is not a readable Keras model file"):
         load_uploaded_bytes(b"not a zip", "broken.keras")
+
+
+def test_figures_with_subplot_titles_leave_room_for_plotlys_toolbar_above_them():
+    """The toolbar (about 30 px) appears at the top of the figure on hover; it covered the titles at 40 px."""
+    rows = [{"epoch": 1, "loss": 1.0, "accuracy": 0.5}, {"epoch": 2, "loss": 0.8, "accuracy": 0.6}]
+    run = CurveRun("a", "a", "trained", rows)
+    for figure in (training_curves_figure(rows), curves_figure([run], ["loss", "accuracy"])):
+        titles = [annotation.text for annotation in figure.layout.annotations]
+        assert "loss" in titles and figure.layout.margin.t >= 60
