@@ -13,10 +13,9 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect, sync_playwright  # noqa: E402  (in requirements.txt)
 
 from tests.conftest import ROOT, shared_data_dir
-
-from playwright.sync_api import expect, sync_playwright  # noqa: E402  (in requirements.txt)
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from screenshots import CHROMIUM, CHROMIUM_FLAGS, free_port, start_streamlit, wait_until_settled  # noqa: E402
@@ -25,6 +24,9 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 # Streamlit's frontend probes for a base path when opened on a page URL (/train/_stcore/health):
 # those two 404s are its own, harmless, and the only console errors we accept.
 BASE_PATH_PROBE = re.compile(r"/_stcore/(health|host-config)")
+# One Streamlit server and one Chromium for the whole module: under pytest-xdist (--dist loadgroup)
+# every test here runs on the same worker.
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 def _start_streamlit(port, runs):
@@ -32,14 +34,26 @@ def _start_streamlit(port, runs):
     return start_streamlit(port, env)
 
 
+def _stop_active_runs(store):
+    from eipviz.training.launcher import stop_run
+
+    for run in store.list_runs():
+        if run.active:
+            stop_run(store, run.id)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    from eipviz.training.store import RunStore
+
     assert os.path.exists(CHROMIUM), "Chromium is missing: run `apt-get install -y chromium` (make test does as root)."
     port = free_port()
-    process = _start_streamlit(port, tmp_path_factory.mktemp("runs"))
+    runs = tmp_path_factory.mktemp("runs")
+    process = _start_streamlit(port, runs)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=30)
+    _stop_active_runs(RunStore(runs))  # whatever failed, no run started from a page outlives the module
 
 
 @pytest.fixture(scope="module")
@@ -84,15 +98,16 @@ def test_every_page_opens_cleanly(page, server, name):
     expect(page.get_by_test_id("stSidebarNav")).to_contain_text("Misclassified")
 
 
-def start_tiny_run_from_page(page, base_url, epochs):
-    """Start mnist14k on 4096 images at batch 16 (256 steps an epoch) from the Train page's form."""
+def start_tiny_run_from_page(page, base_url, epochs, subset):
+    """Start mnist14k on ``subset`` images at batch 16 from the Train page's form; return the steps an epoch."""
     open_page(page, base_url, "train")
     choose(page, "Model", "mnist14k — MNIST net, 14,840 params, GAP")
     page.get_by_label("Epochs (0 = recipe's)").fill(str(epochs))
     page.get_by_label("Batch size (0 = recipe's)").fill("16")
-    page.get_by_label("Subset (0 = all images)").fill("4096")
+    page.get_by_label("Subset (0 = all images)").fill(str(subset))
     page.get_by_role("button", name="Start").click()
     expect(page.get_by_text("Started run")).to_be_visible(timeout=30_000)
+    return subset // 16
 
 
 def _plot_points(page):
@@ -100,22 +115,28 @@ def _plot_points(page):
                          " return p && p.data ? p.data[0].x.length : 0; }")
 
 
-def test_train_page_runs_a_tiny_training_live_and_stops_it(page, server):
-    start_tiny_run_from_page(page, server, epochs=4)
+def _wait_for_plot_points_over(page, count):
+    page.wait_for_function("n => { const p = document.querySelector('.js-plotly-plot');"
+                           " return p && p.data && p.data[0].x.length > n; }", arg=count, timeout=180_000)
 
-    progress = page.get_by_text(re.compile(r"epoch \d+/4: batch \d+/256"))
+
+def test_train_page_runs_a_tiny_training_live_and_stops_it(page, server):
+    # 512 images (32 steps an epoch, about a second each): the run is stopped long before its 50 epochs.
+    steps = start_tiny_run_from_page(page, server, epochs=50, subset=512)
+
+    progress = page.get_by_text(re.compile(rf"epoch \d+/50: batch \d+/{steps}"))
     expect(progress).to_be_visible(timeout=120_000)
     first = progress.inner_text()
     expect(progress).not_to_have_text(first, timeout=30_000)  # the bar moves
 
-    page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot');"
-                           " return p && p.data && p.data[0].x.length >= 1; }", timeout=180_000)
-    page.wait_for_function("() => { const p = document.querySelector('.js-plotly-plot');"
-                           " return p && p.data && p.data[0].x.length >= 2; }", timeout=180_000)
-    assert _plot_points(page) >= 2  # the curve grew by an epoch while we watched
+    _wait_for_plot_points_over(page, 0)
+    seen = _plot_points(page)
+    _wait_for_plot_points_over(page, seen)
+    assert _plot_points(page) > seen >= 1  # the curve grew by an epoch while we watched
     # In the main area: Streamlit's header also shows a "Stop" button while a script runs.
-    page.get_by_test_id("stMain").get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_test_id("stMain").get_by_role("button", name="Stop training", exact=True).click()
     expect(page.get_by_text(re.compile(r"· cancelled"))).to_be_visible(timeout=120_000)
+    page.get_by_test_id("stExpander").filter(has_text="· cancelled").locator("summary").click()  # a stopped run
     expect(page.get_by_role("button", name="Resume")).to_be_visible()
 
 
@@ -148,7 +169,8 @@ def test_misclassified_confusion_cell_click_filters_the_gallery(page, server):
 
 def test_misclassified_gallery_changes_cam_method(page, server):
     open_page(page, server, "misclassified")
-    images = page.get_by_test_id("stImage")
+    # the gallery's tiles: captioned images (the colour legend above them has no caption)
+    images = page.get_by_test_id("stImage").filter(has=page.get_by_test_id("stImageCaption"))
     expect(images).not_to_have_count(0, timeout=60_000)
     wait_until_settled(page)  # the gallery streams in image by image
     before = images.count()
@@ -178,16 +200,13 @@ def test_upload_page_explains_an_image_and_rejects_a_bad_file(page, server):
 
 
 def test_restarting_streamlit_neither_stops_nor_forgets_a_run(browser, tmp_path):
-    from eipviz.training.launcher import stop_run
     from eipviz.training.store import RunStore
 
     store = RunStore(tmp_path)
     try:
         _restart_streamlit_during_a_run(browser, store, tmp_path)
     finally:  # whatever failed, no 300-epoch worker outlives the test
-        for run in store.list_runs():
-            if run.active:
-                stop_run(store, run.id)
+        _stop_active_runs(store)
 
 
 @contextlib.contextmanager
@@ -205,7 +224,7 @@ def _restart_streamlit_during_a_run(browser, store, runs_dir):
     try:
         with _tab(browser) as tab:  # closed before the server stops: see below
             # Far more epochs than the test lasts, so the run cannot finish during the restart.
-            start_tiny_run_from_page(tab, f"http://127.0.0.1:{first_port}", epochs=300)
+            steps = start_tiny_run_from_page(tab, f"http://127.0.0.1:{first_port}", epochs=300, subset=4096)
     finally:
         # The app goes away; its worker must not. With a tab still open, Streamlit 1.67 sometimes never
         # exits on SIGTERM: uvicorn's graceful shutdown waits, without a timeout, on a keep-alive
@@ -219,7 +238,7 @@ def _restart_streamlit_during_a_run(browser, store, runs_dir):
         with _tab(browser) as tab:
             open_page(tab, f"http://127.0.0.1:{second_port}", "train")
             expect(tab.get_by_text(run.id)).to_be_visible(timeout=60_000)
-            expect(tab.get_by_text(re.compile(r"epoch \d+/300: batch \d+/256"))).to_be_visible(timeout=120_000)
+            expect(tab.get_by_text(re.compile(rf"epoch \d+/300: batch \d+/{steps}"))).to_be_visible(timeout=120_000)
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             tab.screenshot(path=str(ARTIFACTS / "restart_reattach.png"))
         assert store.get_run(run.id).status == "running"
