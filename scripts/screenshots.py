@@ -53,24 +53,39 @@ def start_streamlit(port: int, env: dict, *extra_args: str, launcher: str = "ser
     raise AssertionError("streamlit did not start")
 
 
-def wait_until_settled(page, timeout_s=180):
-    """Wait until the page script has started and its running indicator has gone and stayed gone.
+# Streamlit marks its app root with the script's state (what its own end-to-end tests wait on). Its running
+# indicator (stStatusWidget) is no signal here: with client.toolbarMode = "minimal" (.streamlit/config.toml)
+# it never shows, so a page that still computes for over 3 s after its title looked settled.
+SCRIPT_STATE = """() => {
+    const app = document.querySelector("[data-testid='stApp']");
+    const indicator = document.querySelector("[data-testid='stStatusWidget']");
+    return [app ? app.dataset.testScriptState : null, Boolean(indicator && indicator.offsetParent)];
+}"""
+BUSY_STATES = (None, "initial", "running", "rerunRequested", "stopRequested")
+
+
+def wait_until_settled(page, timeout_s=180, quiet_s=3, short_run_s=0.5):
+    """Wait until the page script has started and no run has lasted over ``short_run_s`` for ``quiet_s``.
 
     Every page opens with ``st.title``: before its ``h1`` shows, the session may not have started
-    yet, and the absence of a running indicator proves nothing.
+    yet. A run shorter than ``short_run_s`` (a fragment's refresh, every 2 s on the Train page) does not
+    count, as it never showed Streamlit's running indicator either; the script is idle when this returns.
     """
     deadline = time.time() + timeout_s
     page.wait_for_selector("h1", timeout=timeout_s * 1000)
-    quiet_since = None
+    quiet_since = running_since = None
     while time.time() < deadline:
-        running = page.query_selector("[data-testid='stStatusWidget']")
-        if running is None or not running.is_visible():
-            quiet_since = quiet_since or time.time()
-            if time.time() - quiet_since > 3:
-                return
-        else:
+        state, indicator = page.evaluate(SCRIPT_STATE)
+        now = time.time()
+        idle = state not in BUSY_STATES and not indicator
+        running_since = None if idle else (running_since or now)
+        if indicator or (running_since is not None and now - running_since > short_run_s):
             quiet_since = None
-        time.sleep(0.5)
+        else:
+            quiet_since = quiet_since or now
+            if idle and now - quiet_since > quiet_s:
+                return
+        time.sleep(0.1)
     raise TimeoutError("page never settled")
 
 
