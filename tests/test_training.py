@@ -29,7 +29,7 @@ def wait_for(condition, timeout=240, interval=0.5, what="condition"):
 
 
 def test_cli_train_end_to_end_records_metrics_checkpoints_and_csv(tmp_path, data_dir):
-    result = run_cli("train", *TINY, "--runs-dir", str(tmp_path))
+    run_cli("train", *TINY, "--runs-dir", str(tmp_path))
     store = RunStore(tmp_path)
     (run,) = store.list_runs()
     assert run.status == "finished" and run.backend == "tensorflow" and "CPU" in run.device

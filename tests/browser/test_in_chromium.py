@@ -158,7 +158,8 @@ def test_misclassified_confusion_cell_click_filters_the_gallery(page, server):
         let best = [0, 1, -1];
         z.forEach((row, i) => row.forEach((v, j) => { if (i !== j && v > best[2]) best = [i, j, v]; }));
         const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
-        return [names[best[0]], names[best[1]], r.left + xa._offset + xa.l2p(best[1]), r.top + ya._offset + ya.l2p(best[0])];
+        return [names[best[0]], names[best[1]],
+                r.left + xa._offset + xa.l2p(best[1]), r.top + ya._offset + ya.l2p(best[0])];
     }""")
     page.mouse.click(x, y)
     captions = page.get_by_text(re.compile(r"^#\d+: true"))
