@@ -1,9 +1,11 @@
-"""``make run``: import Keras and the pages' libraries once, then serve ``app.py`` in this same process.
+"""``make run``: warm up once, then serve ``app.py`` with Streamlit in this same process.
 
 ``streamlit run`` imports nothing until a browser connects, so the first visitor
 waited for TensorFlow, pandas and Plotly to import (about 5 s here) on top of
-the page itself. Here that happens while the server starts; every argument is
-passed to ``streamlit run app.py`` as it is (``scripts/serve.py --server.port 8600``).
+the page itself. Here that happens while the server starts, together with
+TensorFlow's first traced call (about 0.2 s) and the test images the
+explanation pages open on; every argument is passed to ``streamlit run app.py``
+as it is (``scripts/serve.py --server.port 8600``).
 """
 
 import os
@@ -18,8 +20,11 @@ from streamlit.web import cli as streamlit_cli  # noqa: E402
 
 from eipviz.quiet import import_keras_quietly  # noqa: E402
 
-if __name__ == "__main__":
-    import_keras_quietly()
+
+def warm_up() -> None:
+    """Import what the pages import, run one tiny classifier through TensorFlow, read the test splits."""
+    import keras
+    import numpy as np
     import pandas  # noqa: F401  (what the pages import on their first run)
     import plotly.graph_objects  # noqa: F401
 
@@ -27,9 +32,29 @@ if __name__ == "__main__":
     import eipviz.explain.gallery  # noqa: F401
     import eipviz.explain.predict  # noqa: F401
     import eipviz.loading  # noqa: F401
-    import eipviz.plots  # noqa: F401
     import eipviz.tables  # noqa: F401
     import eipviz.training.launcher  # noqa: F401
+    from eipviz.classifier import Classifier
+    from eipviz.data import CLASS_NAMES, load_test_split
+    from eipviz.errors import EipvizError
+
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(2, 3, activation="relu", name="features")(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features))
+    tiny = Classifier(keras.Model(inputs, outputs), "warm-up", "unit_scale", ("a", "b"), None, "features", "warm-up")
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    tiny.probabilities(images)
+    tiny.cams(images)
+    for dataset in CLASS_NAMES:
+        try:
+            load_test_split(dataset)  # cached in this process; the pages read the same arrays
+        except EipvizError:
+            pass  # the page that needs it says what is missing
+
+
+if __name__ == "__main__":
+    import_keras_quietly()
+    warm_up()
     os.chdir(ROOT)
     sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *sys.argv[1:]]
     sys.exit(streamlit_cli.main())

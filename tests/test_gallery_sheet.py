@@ -117,12 +117,23 @@ def tiny_gallery():
     return classifier, evaluation, images
 
 
-def test_gallery_items_report_progress_in_chunks_up_to_every_image(tiny_gallery):
+def test_gallery_items_report_progress_in_chunks_up_to_every_image(tiny_gallery, monkeypatch):
     classifier, evaluation, images = tiny_gallery
+    monkeypatch.setattr("eipviz.explain.gallery.CAM_CHUNK", 2)
     calls = []
     items = gallery_items(classifier, evaluation, images, [0, 1, 2, 3, 4], progress=lambda *a: calls.append(a))
     assert len(items) == 5
-    assert calls == [(4, 5), (5, 5)]
+    assert calls == [(2, 5), (4, 5), (5, 5)]
+
+
+def test_each_item_has_the_cams_of_its_own_predicted_and_true_class(tiny_gallery, monkeypatch):
+    classifier, evaluation, images = tiny_gallery
+    monkeypatch.setattr("eipviz.explain.gallery.CAM_CHUNK", 2)  # chunks of both classes at once, split again
+    items = gallery_items(classifier, evaluation, images, [0, 1, 2, 3, 4])
+    np.testing.assert_allclose([it.predicted_cam for it in items],
+                               classifier.cams(images, classes=evaluation.predictions), atol=1e-6)
+    np.testing.assert_allclose([it.true_cam for it in items], classifier.cams(images, classes=evaluation.labels),
+                               atol=1e-6)
 
 
 def test_an_item_keeps_its_image_and_maps_and_draws_them_again_larger(tiny_gallery):
