@@ -117,6 +117,8 @@ def test_uploading_a_model_with_a_lambda_layer_is_refused_with_a_message(tmp_pat
 
 
 def test_curves_page_overlays_reference_runs_and_imports_an_uploaded_log(tmp_path, monkeypatch):
+    from eipviz.training.store import RunStore
+
     monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
     at = open_page("curves.py")
     at.multiselect(key="curve-runs").set_value(["reference-mnist14k", "reference-resnet20v1"]).run()
@@ -131,7 +133,10 @@ def test_curves_page_overlays_reference_runs_and_imports_an_uploaded_log(tmp_pat
     assert not at.exception
     assert any("Imported 2 epochs" in s.value for s in at.success)
     imported = next(o for o in at.multiselect(key="curve-runs").options if "mylog.txt" in o)
-    assert imported
+    (run,) = RunStore(tmp_path).list_runs()
+    assert imported.startswith("mylog.txt · ") and run.id in imported
+    # A freshly imported log is drawn at once, beside what was selected before.
+    assert at.multiselect(key="curve-runs").value == ["reference-mnist14k", "reference-resnet20v1", run.id]
 
     at.file_uploader(key="log-file").set_value(("noise.txt", b"\x00\x01garbage", "text/plain")).run()
     at.button(key="log-import").click().run()
