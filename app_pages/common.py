@@ -4,6 +4,8 @@ Every cache that holds a model is bounded (``max_entries``): an improved
 checkpoint of a live run is a new entry, and the oldest is dropped.
 """
 
+import hashlib
+
 import streamlit as st
 
 from eipviz.classifier import Classifier
@@ -52,7 +54,11 @@ def upload_model_widget(key: str) -> None:
                                      format_func=lambda p: f"{p}: {PREPROCESSINGS[p]}")
         if file is not None and st.button("Use this model", key=f"{key}-use-model"):
             try:
-                st.session_state[UPLOADED_MODEL_KEY] = load_uploaded_bytes(file.getvalue(), file.name, preprocessing)
+                data = file.getvalue()
+                classifier = load_uploaded_bytes(data, file.name, preprocessing)
+                # Cached evaluations are shared by all sessions: key them by content, never by id().
+                key = f"upload:{hashlib.sha256(data).hexdigest()}:{preprocessing}"
+                st.session_state[UPLOADED_MODEL_KEY] = (classifier, key)
                 st.success(f"Loaded {file.name}.")
             except EipvizError as error:
                 st.error(str(error))
@@ -88,11 +94,11 @@ def model_picker(key: str) -> tuple[Classifier | None, str | None]:
                                       f"best {runs[i].best_val_accuracy or 0:.2%}")
             mtime = (store.run_dir(run_id) / CHECKPOINT).stat().st_mtime
             return cached_run_model(run_id, mtime), f"run:{run_id}:{mtime}"
-        classifier = st.session_state[UPLOADED_MODEL_KEY]
+        classifier, cache_key = st.session_state[UPLOADED_MODEL_KEY]
         st.caption(f"Uploaded: {classifier.name} ({dataset_label(classifier.dataset)})")
         if classifier.note:
             st.info(classifier.note)
-        return classifier, f"upload:{id(classifier)}"
+        return classifier, cache_key
     except EipvizError as error:
         st.error(str(error))
         return None, None

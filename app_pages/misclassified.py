@@ -148,12 +148,17 @@ with st.expander("Faithfulness of the CAM methods (deletion / insertion AUC, ave
     inputs_key = (model_key, int(n), layer)  # the table stays until one of these changes
     if st.button("Compute faithfulness"):
         bar = st.progress(0.0, text="Starting…")
-        table = faithfulness(classifier, sample_test_images(classifier, n), list(METHODS), layer=layer,
-                             progress=lambda done, total, method: bar.progress(
-                                 done / total, text=f"{method}: deleting and inserting pixels ({done}/{total} done)"
-                                 if method else f"{total} methods done"))
+        try:
+            def report(done, total, method):
+                text = f"{method}: deleting and inserting pixels ({done}/{total} done)" if method else "done"
+                bar.progress(done / total, text=text)
+
+            table = faithfulness(classifier, sample_test_images(classifier, n), list(METHODS), layer=layer,
+                                 progress=report)
+            st.session_state["mis-faithfulness"] = (inputs_key, table)
+        except EipvizError as error:
+            st.error(str(error))
         bar.empty()
-        st.session_state["mis-faithfulness"] = (inputs_key, table)
     saved = st.session_state.get("mis-faithfulness")
     if saved and saved[0] == inputs_key:
         st.dataframe(pd.DataFrame(saved[1]), hide_index=True)

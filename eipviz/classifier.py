@@ -8,6 +8,8 @@ model cached on the instance, so they are freed with it.
 """
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from eipviz.images import fit_images
 from eipviz.preprocessing import PREPROCESSINGS, preprocess
 
 PREDICT_BATCH = 500
+CAMS_KEPT = 8  # (method, layer) pairs kept traced per model; the least recently used is dropped
 
 Images = np.ndarray | Sequence[np.ndarray]
 
@@ -32,6 +35,7 @@ class StoredPredictions:
     """Where a model file's test-set probabilities are kept, so that each model file is evaluated once."""
 
     path: Path
+    model_sha256: str  # of the model file as it was loaded: predictions of any other file never match
     sha256: str | None = None  # the manifest's, for shipped weights (written only by `ship`); None: kept on first use
 
 
@@ -52,7 +56,8 @@ class Classifier:
     source: str  # the file it was loaded from
     note: str | None = None  # e.g. why the automatic CAM layer is smaller than 5x5
     predictions: StoredPredictions | None = None  # None: evaluated afresh each time (uploads)
-    _cams: dict = field(default_factory=dict, init=False, repr=False)
+    _cams: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
+    _cams_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self):
         if self.preprocessing not in PREPROCESSINGS:
@@ -111,11 +116,16 @@ class Classifier:
                           f"or an index from 0 to {len(self.class_names) - 1}.")
 
     def cam(self, method: str = "gradcam", layer: str | None = None) -> BaseCAM:
-        """The CAM of ``method`` at ``layer`` (default: ``cam_layer``), traced once and kept on this instance."""
+        """The CAM of ``method`` at ``layer`` (default: ``cam_layer``), traced once and kept on this instance
+        (the ``CAMS_KEPT`` most recently used)."""
         key = (method, layer or self.cam_layer)
-        if key not in self._cams:
-            self._cams[key] = make_cam(self.model, *key)
-        return self._cams[key]
+        with self._cams_lock:  # pages share a classifier across sessions: trace each CAM once
+            if key not in self._cams:
+                self._cams[key] = make_cam(self.model, *key)
+                while len(self._cams) > CAMS_KEPT:
+                    self._cams.popitem(last=False)
+            self._cams.move_to_end(key)
+            return self._cams[key]
 
     def cams(self, images: Images, method: str = "gradcam", layer: str | None = None,
              classes: int | Sequence[int] | np.ndarray | None = None, upsample: bool = True) -> np.ndarray:

@@ -6,6 +6,7 @@ running 10,000 images through the model again.
 """
 
 import os
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,22 +104,26 @@ def evaluate_test_set(classifier: Classifier) -> Evaluation:
     if stored is None:
         return evaluate(classifier)
     images, labels = dataset_test_split(classifier)
-    model_sha256 = sha256_of(Path(classifier.source))
-    probabilities = read_predictions(stored, model_sha256, classifier, len(labels))
+    probabilities = read_predictions(stored, stored.model_sha256, classifier, len(labels))
     if probabilities is None:
         probabilities = classifier.probabilities(images)
         if stored.sha256 is None:
-            write_predictions(stored.path, probabilities, model_sha256, classifier)
+            try:
+                write_predictions(stored.path, probabilities, stored.model_sha256, classifier)
+            except OSError:
+                pass  # a read-only or full runs folder: the evaluation stands, it is just not kept
     return Evaluation(np.asarray(labels, dtype=np.int64), probabilities, classifier.class_names)
 
 
 def write_predictions(path: Path, probabilities: np.ndarray, model_sha256: str, classifier: Classifier) -> None:
-    """Store test-set probabilities (float32) with what they belong to; atomic, like the checkpoints."""
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as f:
+    """Store test-set probabilities (float32) with what they belong to, atomically (a unique temporary file,
+    then a rename), so two writers at once or a kill mid-write never leave a broken file."""
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
         np.savez_compressed(f, probabilities=probabilities.astype(np.float32), model_sha256=model_sha256,
                             preprocessing=classifier.preprocessing, dataset=str(classifier.dataset))
-    os.replace(partial, path)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(f.name, path)
 
 
 def read_predictions(stored: StoredPredictions, model_sha256: str, classifier: Classifier,

@@ -17,7 +17,7 @@ from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
 from eipviz.preprocessing import PREPROCESSINGS
-from eipviz.weights import manifest_entry, shipped_predictions, shipped_weights_path
+from eipviz.weights import manifest_entry, sha256_of, shipped_predictions, shipped_weights_path
 from eipviz.zoo import MODELS, get_spec
 
 MAX_MODEL_BYTES = 300 * 1024 * 1024
@@ -35,9 +35,11 @@ def load_zoo_model(name: str, weights: str | Path | None = None) -> Classifier:
     predictions = None
     preprocessing = spec.preprocessing
     if not weights:
-        preprocessing = manifest_entry(name).get("preprocessing", preprocessing)
+        entry = manifest_entry(name)
+        preprocessing = entry.get("preprocessing", preprocessing)
         stored = shipped_predictions(name)
-        predictions = StoredPredictions(*stored) if stored else None
+        # shipped_weights_path has checked the file against the manifest's sha256
+        predictions = StoredPredictions(stored[0], entry["sha256"], stored[1]) if stored else None
     return Classifier(_load_keras_file(path), f"{name} ({path.name})", preprocessing, CLASS_NAMES[spec.dataset],
                       spec.dataset, spec.cam_layer, source=str(path), predictions=predictions)
 
@@ -52,9 +54,13 @@ def load_run_checkpoint(store, run_id: str, which: str = "best") -> Classifier:
         raise EipvizError(f"Run {run_id} has no {which}.keras yet (it saves after its first epoch).")
     spec = get_spec(run.model)
     preprocessing = run.hyperparameters.get("preprocessing", spec.preprocessing)
-    return Classifier(_load_keras_file(path), f"run {run_id} ({which})", preprocessing, CLASS_NAMES[spec.dataset],
-                      spec.dataset, spec.cam_layer, source=str(path),
-                      predictions=StoredPredictions(path.with_name(f"{which}.predictions.npz")))
+    # A live run may replace best.keras while it loads: predictions are kept only for a file that stood still.
+    before = sha256_of(path)
+    model = _load_keras_file(path)
+    predictions = StoredPredictions(path.with_name(f"{which}.predictions.npz"), before) if (
+        sha256_of(path) == before) else None
+    return Classifier(model, f"run {run_id} ({which})", preprocessing, CLASS_NAMES[spec.dataset],
+                      spec.dataset, spec.cam_layer, source=str(path), predictions=predictions)
 
 
 def runs_with_checkpoint(store) -> list:

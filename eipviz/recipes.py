@@ -137,6 +137,8 @@ class Recipe:
         A stored value no recipe accepts raises ``EipvizError`` naming it.
         """
         values = _known_fields(cls, stored)
+        # Runs stored before precise BatchNorm existed validated without it: resuming them keeps it so.
+        values.setdefault("precise_bn_below_steps", 0)
         augmentation = _known_fields(Augmentation, values.get("augmentation") or {})
         if "erasing_scale" in augmentation:
             augmentation["erasing_scale"] = tuple(augmentation["erasing_scale"])  # JSON made it a list

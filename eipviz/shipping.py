@@ -116,7 +116,7 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
     }
     manifest = read_manifest()
     manifest[run.model] = entry
-    weights.MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
+    _write_manifest(manifest)
     return entry
 
 
@@ -129,7 +129,7 @@ def ship_predictions(name: str) -> dict:
     result = evaluate(classifier)
     manifest = read_manifest()
     manifest[name]["predictions"] = _write_shipped_predictions(name, classifier, result, manifest[name]["sha256"])
-    weights.MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
+    _write_manifest(manifest)
     return manifest[name]["predictions"]
 
 
@@ -138,6 +138,13 @@ def _write_shipped_predictions(name: str, classifier: Classifier, result: Evalua
     path = weights.WEIGHTS_DIR / f"{name}.predictions.npz"
     write_predictions(path, result.probabilities, model_sha256, classifier)
     return {"file": path.name, "sha256": sha256_of(path), "storage": "float32"}
+
+
+def _write_manifest(manifest: dict) -> None:
+    """Replace ``manifest.json`` atomically: a crash mid-write must not break every shipped model."""
+    partial = weights.MANIFEST.with_name(".manifest.json.partial")
+    partial.write_text(json.dumps(manifest, indent=1) + "\n")
+    partial.replace(weights.MANIFEST)
 
 
 def _check_worth_shipping(model: str, accuracy: float) -> None:

@@ -123,3 +123,13 @@ def test_dropped_classifiers_free_their_models_and_cams(tmp_path):
     gc.collect()
     alive = sum(ref() is not None for ref in dropped)
     assert alive == 0, f"{alive} of 20 dropped models are still in memory"
+
+
+def test_the_cam_cache_keeps_the_most_recently_used_few(monkeypatch):
+    monkeypatch.setattr("eipviz.classifier.CAMS_KEPT", 2)
+    classifier = classifier_of(tiny_model())
+    gradcam, layercam = classifier.cam("gradcam"), classifier.cam("layercam")
+    assert classifier.cam("gradcam") is gradcam  # used again: now the most recent
+    classifier.cam("gradcam++")  # a third: the least recently used (layercam) goes
+    assert list(classifier._cams) == [("gradcam", "features"), ("gradcam++", "features")]
+    assert classifier.cam("gradcam") is gradcam and classifier.cam("layercam") is not layercam

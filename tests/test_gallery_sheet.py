@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation
 from eipviz.explain.gallery import (
     COLUMN_LABELS,
@@ -95,7 +96,7 @@ def test_the_legend_labels_low_on_the_left_and_high_on_the_right():
 
 
 def test_an_unknown_colormap_is_refused_by_name():
-    with pytest.raises(ValueError, match="colormap='rainbow'"):
+    with pytest.raises(EipvizError, match="colormap='rainbow'"):
         colormap_legend("rainbow")
 
 

@@ -95,3 +95,14 @@ def test_figures_with_subplot_titles_leave_room_for_plotlys_toolbar_above_them()
     for figure in (training_curves_figure(rows), curves_figure([run], ["loss", "accuracy"])):
         titles = [annotation.text for annotation in figure.layout.annotations]
         assert "loss" in titles and figure.layout.margin.t >= 60
+
+
+def test_a_manifest_entry_for_a_model_no_longer_in_the_zoo_is_not_offered(weights_dir):
+    import json
+
+    from eipviz.weights import shipped_models
+
+    weights_dir.mkdir()
+    entry = {"file": "x.keras", "sha256": "0" * 64}
+    (weights_dir / "manifest.json").write_text(json.dumps({"vgg99": entry, "mnist14k": entry, "resnet20v1": entry}))
+    assert shipped_models() == ["resnet20v1", "mnist14k"]

@@ -19,7 +19,7 @@ def saved(tmp_path):
     path = tmp_path / "best.keras"
     tiny_model().save(path)
     return Classifier(tiny_model(), "tiny", "unit_scale", NAMES, None, "features", source=str(path),
-                      predictions=StoredPredictions(tmp_path / "best.predictions.npz"))
+                      predictions=StoredPredictions(tmp_path / "best.predictions.npz", sha256_of(path)))
 
 
 def probabilities():
@@ -39,11 +39,11 @@ def test_stored_predictions_read_back_only_for_the_same_model_file_and_preproces
 def test_a_broken_or_unverified_predictions_file_is_ignored(saved):
     model_sha = sha256_of(saved.source)
     write_predictions(saved.predictions.path, probabilities(), model_sha, saved)
-    shipped = StoredPredictions(saved.predictions.path, sha256="f" * 64)  # the manifest says otherwise
+    shipped = StoredPredictions(saved.predictions.path, model_sha, sha256="f" * 64)  # the manifest says otherwise
     assert read_predictions(shipped, model_sha, saved, N) is None
     saved.predictions.path.write_bytes(b"PK\x03\x04 truncated")
     assert read_predictions(saved.predictions, model_sha, saved, N) is None
-    assert not (saved.predictions.path.parent / "best.predictions.npz.partial").exists()
+    assert not list(saved.predictions.path.parent.glob(".best.predictions.npz.*"))  # no temporary file left
 
 
 def test_a_checkpoint_is_evaluated_once_then_read_from_its_stored_predictions(saved, monkeypatch):
@@ -63,6 +63,30 @@ def test_a_checkpoint_is_evaluated_once_then_read_from_its_stored_predictions(sa
 def test_shipped_predictions_are_never_written_at_run_time(saved, monkeypatch):
     images = np.random.default_rng(1).integers(0, 255, (N, 8, 8, 3), dtype=np.uint8)
     monkeypatch.setattr("eipviz.evaluation.dataset_test_split", lambda classifier: (images, np.arange(N) % 3))
-    shipped = dataclasses.replace(saved, predictions=StoredPredictions(saved.predictions.path, sha256="f" * 64))
+    shipped = dataclasses.replace(saved, predictions=dataclasses.replace(saved.predictions, sha256="f" * 64))
     result = evaluate_test_set(shipped)
     assert result.probabilities.shape == (N, 3) and not saved.predictions.path.exists()
+
+
+def test_a_checkpoint_replaced_while_it_loads_keeps_no_predictions(tmp_path, monkeypatch):
+    """A live run rewrites best.keras: the model loaded must never get the new file's predictions, or vice versa."""
+    from eipviz import loading
+    from eipviz.training.store import RunStore
+    from eipviz.zoo import build_model
+
+    store = RunStore(tmp_path)
+    run_id = store.create_run(name="live", model="mnist14k", status="running", hyperparameters={})
+    path = store.run_dir(run_id) / "best.keras"
+    build_model("mnist14k").save(path)
+    original = loading._load_keras_file
+
+    def load_then_replace(file):
+        model = original(file)
+        file.write_bytes(file.read_bytes() + b"\0")  # the worker saved a better epoch meanwhile
+        return model
+
+    monkeypatch.setattr(loading, "_load_keras_file", load_then_replace)
+    assert loading.load_run_checkpoint(store, run_id).predictions is None
+    monkeypatch.setattr(loading, "_load_keras_file", original)
+    steady = loading.load_run_checkpoint(store, run_id)
+    assert steady.predictions is not None and steady.predictions.model_sha256 == sha256_of(path)

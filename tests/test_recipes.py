@@ -153,3 +153,12 @@ def test_a_val_accuracy_checkpoint_keeps_the_highest_epoch_and_a_fresh_run_has_n
     checkpoint = best_checkpoint(DOCUMENTED["mnist14k"], "best.keras", stored)
     assert (checkpoint.monitor, checkpoint.mode, checkpoint.best) == ("val_accuracy", "max", 0.8)
     assert best_checkpoint(DOCUMENTED["mnist14k"], "best.keras").best is None
+
+
+def test_a_run_stored_before_precise_batchnorm_resumes_without_it():
+    from eipviz.recipes import Recipe
+
+    stored = get_recipe("mnist14k", "fast").hyperparameters()
+    del stored["precise_bn_below_steps"]
+    assert Recipe.from_hyperparameters(stored).precise_bn_below_steps == 0
+    assert get_recipe("mnist14k", "fast").precise_bn_below_steps == 100

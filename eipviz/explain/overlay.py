@@ -3,6 +3,8 @@
 import cv2
 import numpy as np
 
+from eipviz.errors import EipvizError
+
 COLORMAPS = {"jet": cv2.COLORMAP_JET, "turbo": cv2.COLORMAP_TURBO, "viridis": cv2.COLORMAP_VIRIDIS,
              "inferno": cv2.COLORMAP_INFERNO}
 DISPLAY_SIZE = 128  # a 32x32 image is unreadable on screen; show it 4x
@@ -24,7 +26,7 @@ def upscale(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
 def colormap_code(colormap: str) -> int:
     """OpenCV's code for a colormap in ``COLORMAPS``; an unknown name raises, naming it."""
     if colormap not in COLORMAPS:
-        raise ValueError(f"Unknown colormap. Received: colormap={colormap!r}; choose one of {', '.join(COLORMAPS)}.")
+        raise EipvizError(f"Unknown colormap. Received: colormap={colormap!r}; choose one of {', '.join(COLORMAPS)}.")
     return COLORMAPS[colormap]
 
 
@@ -104,7 +106,7 @@ def colormap_legend(colormap: str = "jet", width: int = 256, height: int = 34) -
     Its bar is the CAM scale of ``overlay`` at ``alpha=1``: the left end is a CAM of 0, the right end of 1.
     """
     if width < 64 or height < 24:
-        raise ValueError(f"A legend needs at least 64x24 pixels. Received: width={width}, height={height}.")
+        raise EipvizError(f"A legend needs at least 64x24 pixels. Received: width={width}, height={height}.")
     bar_height = height - CAPTION_HEIGHT
     ramp = np.linspace(0, 255, width).round().astype(np.uint8)[None, :]
     bar = cv2.cvtColor(cv2.applyColorMap(ramp, colormap_code(colormap)), cv2.COLOR_BGR2RGB)
@@ -119,5 +121,5 @@ def png_bytes(image: np.ndarray) -> bytes:
     """PNG file bytes of an RGB (or grey) uint8 image."""
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(as_rgb(image), cv2.COLOR_RGB2BGR))
     if not ok:
-        raise ValueError("PNG encoding failed")
+        raise EipvizError("PNG encoding failed")
     return encoded.tobytes()
