@@ -71,13 +71,13 @@ if not inputs:
 images = [image for _, image in inputs]
 try:
     with st.spinner("Predicting…"):
-        top = classifier.probabilities(images).argmax(axis=1)
+        probabilities = classifier.probabilities(images)
 except EipvizError as error:
     st.error(str(error))
     st.stop()
 
 boxes, chosen = [], []
-for position, ((name, image), predicted) in enumerate(zip(inputs, top)):
+for position, ((name, image), predicted) in enumerate(zip(inputs, probabilities.argmax(axis=1))):
     box = st.container(border=True)
     box.markdown(f"**{name}**")
     note = resize_note(image, classifier.input_size)
@@ -96,7 +96,7 @@ for position, ((name, image), predicted) in enumerate(zip(inputs, top)):
 try:
     with st.spinner("Explaining…"):
         explanations = explain_images(classifier, images, method=method, layer=layer, class_indices=chosen,
-                                      alpha=alpha)
+                                      alpha=alpha, probabilities=probabilities)
 except EipvizError as error:
     st.error(str(error))
     st.stop()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from eipviz.classifier import Classifier, StoredPredictions
-from eipviz.data import load_test_split
+from eipviz.data import load_test_split, sample_images
 from eipviz.errors import EipvizError
 from eipviz.weights import sha256_of
 
@@ -80,10 +80,10 @@ def dataset_test_split(classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_test_images(classifier: Classifier, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` test images drawn without replacement (all of them when ``n`` is larger), reproducible by seed."""
-    images, _ = dataset_test_split(classifier)
-    picked = np.random.default_rng(seed).choice(len(images), min(int(n), len(images)), replace=False)
-    return images[picked]
+    """``n`` test images drawn without replacement (all of them when ``n`` is larger), reproducible by seed:
+    ``sample_images``' draw, once ``dataset_test_split`` has said what is wrong with a model of no known dataset."""
+    dataset_test_split(classifier)
+    return np.stack([image for _, image in sample_images(str(classifier.dataset), n, seed)])
 
 
 def evaluate(classifier: Classifier, limit: int | None = None) -> Evaluation:

@@ -93,11 +93,12 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
         candidate.unlink(missing_ok=True)
         raise
     candidate.replace(target)
-    predictions = _write_shipped_predictions(run.model, classifier, result, sha256_of(target))
+    target_sha256 = sha256_of(target)
+    predictions = _write_shipped_predictions(run.model, classifier, result, target_sha256)
     rows = store.epoch_rows(run_id)
     entry = {
         "file": target.name,
-        "sha256": sha256_of(target),
+        "sha256": target_sha256,
         "storage": "float16" if float16 else "float32",
         "test_accuracy": round(result.accuracy, 6),
         "per_class_accuracy": {k: round(v, 6) for k, v in result.per_class_accuracy().items()},

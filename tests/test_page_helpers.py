@@ -106,3 +106,17 @@ def test_a_manifest_entry_for_a_model_no_longer_in_the_zoo_is_not_offered(weight
     entry = {"file": "x.keras", "sha256": "0" * 64}
     (weights_dir / "manifest.json").write_text(json.dumps({"vgg99": entry, "mnist14k": entry, "resnet20v1": entry}))
     assert shipped_models() == ["resnet20v1", "mnist14k"]
+
+
+def test_explain_images_reuses_probabilities_it_is_given(monkeypatch):
+    from eipviz.classifier import Classifier
+    from eipviz.explain.predict import explain_images
+    from tests.test_classifier import classifier_of
+
+    classifier = classifier_of(tiny_model())
+    images = [np.full((8, 8, 3), 200, np.uint8), np.zeros((12, 12, 3), np.uint8)]
+    given = classifier.probabilities(images)
+    monkeypatch.setattr(Classifier, "probabilities", lambda self, x: pytest.fail("images went through twice"))
+    explanations = explain_images(classifier, images, probabilities=given, class_indices=[2, None])
+    assert [e.class_index for e in explanations] == [2, int(given[1].argmax())]
+    np.testing.assert_array_equal(explanations[0].probabilities, given[0])

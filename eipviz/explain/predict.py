@@ -25,11 +25,14 @@ class ImageExplanation:
 
 def explain_images(classifier: Classifier, images: list[np.ndarray], method="gradcam", layer=None,
                    class_index: int | None = None, alpha=0.45, colormap="jet",
-                   class_indices: Sequence[int | None] | None = None) -> list[ImageExplanation]:
+                   class_indices: Sequence[int | None] | None = None,
+                   probabilities: np.ndarray | None = None) -> list[ImageExplanation]:
     """Predictions and a CAM overlay per RGB uint8 image (any size), in one batch.
 
     ``class_index`` is the class every CAM explains (None: each image's top prediction);
     ``class_indices`` gives one per image instead, None entries meaning that image's top prediction.
+    ``probabilities``: ``classifier.probabilities(images)`` when the caller has them already (a page that
+    offers the top class as each image's default), so the images go through the model once.
     """
     if class_indices is not None:
         if class_index is not None:
@@ -38,7 +41,8 @@ def explain_images(classifier: Classifier, images: list[np.ndarray], method="gra
             raise EipvizError(f"class_indices needs one entry per image ({len(images)}). "
                               f"Received: {len(class_indices)} entries.")
     fitted = classifier.fit(images)
-    probabilities = classifier.probabilities(fitted)
+    if probabilities is None:
+        probabilities = classifier.probabilities(fitted)
     top = probabilities.argmax(axis=1)
     wanted = class_indices if class_indices is not None else [class_index] * len(images)
     classes = np.array([top[i] if c is None else c for i, c in enumerate(wanted)], dtype=np.int64)
