@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import cached_evaluation, model_picker, upload_model_widget
-from eipviz.attribution.cams import METHODS
+from eipviz.attribution.methods import METHODS
 from eipviz.errors import EipvizError
 from eipviz.evaluation import dataset_test_split, sample_test_images
 from eipviz.explain.faithfulness import faithfulness

@@ -5,7 +5,7 @@ import zlib
 import streamlit as st
 
 from app_pages.common import model_picker, upload_model_widget
-from eipviz.attribution.cams import METHODS
+from eipviz.attribution.methods import METHODS
 from eipviz.data import dataset_label, sample_images
 from eipviz.errors import EipvizError
 from eipviz.explain.predict import explain_images

@@ -17,9 +17,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from eipviz.attribution.cams import BaseCAM, make_cam
+from eipviz.attribution.cams import BaseCAM
 from eipviz.attribution.graph import logit_model, softmax
 from eipviz.attribution.layers import conv_feature_layers
+from eipviz.attribution.methods import make_cam
 from eipviz.errors import EipvizError
 from eipviz.images import fit_images
 from eipviz.preprocessing import PREPROCESSINGS, preprocess
@@ -82,6 +83,11 @@ class Classifier:
     def _logits_model(self) -> keras.Model:
         return logit_model(self.model)
 
+    @property
+    def _black(self) -> np.ndarray:
+        """One black uint8 image at the input size (the reference Integrated Gradients starts from)."""
+        return np.zeros((1, *self.input_size), np.uint8)
+
     def fit(self, images: Images) -> np.ndarray:
         """uint8 images (N, H, W, C) at the model's input size: one array, or a list of any sizes."""
         if isinstance(images, np.ndarray):
@@ -121,14 +127,16 @@ class Classifier:
         key = (method, layer or self.cam_layer)
         with self._cams_lock:  # pages share a classifier across sessions: trace each CAM once
             if key not in self._cams:
-                self._cams[key] = make_cam(self.model, *key)
+                self._cams[key] = make_cam(self.model, *key, reference_input=self.prepare(self._black)[0])
                 while len(self._cams) > CAMS_KEPT:
                     self._cams.popitem(last=False)
             self._cams.move_to_end(key)
             return self._cams[key]
 
     def cams(self, images: Images, method: str = "gradcam", layer: str | None = None,
-             classes: int | Sequence[int] | np.ndarray | None = None, upsample: bool = True) -> np.ndarray:
+             classes: int | Sequence[int] | np.ndarray | None = None, upsample: bool = True,
+             aug_smooth: bool = False, eigen_smooth: bool = False) -> np.ndarray:
         """CAMs (N, H, W) float32 in [0, 1] for ``classes`` (None: each image's top class; one or one per image)."""
-        maps, _, _ = self.cam(method, layer)(self.prepare(images), classes, upsample=upsample)
+        maps, _, _ = self.cam(method, layer)(self.prepare(images), classes, upsample=upsample,
+                                             aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
         return maps

@@ -174,7 +174,7 @@ def cmd_cam(args) -> int:
 
 
 def cmd_faithfulness(args) -> int:
-    from eipviz.attribution.cams import METHODS
+    from eipviz.attribution.methods import METHODS
     from eipviz.evaluation import sample_test_images
     from eipviz.explain.faithfulness import faithfulness
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from eipviz.attribution.cams import make_cam
+from eipviz.attribution.methods import make_cam
 from eipviz.explain.faithfulness import faithfulness, map_faithfulness
 from tests.test_cams import quadrant_images, quadrant_model
 from tests.test_classifier import classifier_of, tiny_model

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from eipviz.attribution.cams import scale_maps
+from eipviz.attribution.maps import scale_maps
 
 
 def test_a_map_is_scaled_by_its_own_min_and_max():

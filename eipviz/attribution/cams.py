@@ -1,37 +1,57 @@
 """The CAM family on one pipeline, in the manner of pytorch-grad-cam's ``BaseCAM``.
 
-``BaseCAM`` runs forward and backward passes in batches (one traced
-gradient function per explainer), forms per-image maps, applies ReLU,
-scales each map to [0, 1] and upsamples it to the input size. A method
-overrides one small piece: how channel weights (or the map itself) are
-formed.
+``BaseCAM`` runs forward and backward passes in batches on any Keras backend
+(``backends``), forms per-image maps, applies ReLU, scales each map to
+[0, 1] and upsamples it to the input size. A method overrides one small
+piece: its channel weights, its weighted activations, or the map itself.
+``aug_smooth`` and ``eigen_smooth`` are options of every call, as in
+pytorch-grad-cam.
 """
 
 from collections.abc import Callable
 
 import cv2
-import keras
 import numpy as np
 
-from eipviz.attribution.graph import feature_logit_model, softmax
+from eipviz.attribution.backends import forward_pass, gradient_pass
+from eipviz.attribution.graph import probe_model, softmax
 from eipviz.attribution.layers import default_target_layer
+from eipviz.attribution.maps import (
+    EPS,
+    align_back,
+    augment,
+    augmentation_views,
+    principal_component_maps,
+    scale_maps,
+)
 from eipviz.errors import EipvizError
 
 PREDICTED = -1  # class index meaning "the model's own top class"
-EPS = 1e-7
+Progress = Callable[[int, int], None]
 
 
 class BaseCAM:
-    """Class activation maps of one layer of one model."""
+    """Attribution maps of one layer of one model for one method."""
 
     name = ""
     needs_gradients = True
+    slow = False  # many forward passes per image: the pages show a progress bar
+    guided = False  # ReLUs replaced by guided ReLUs in the probe model
 
-    def __init__(self, model, layer: str | None = None):
+    def __init__(self, model, layer: str | None = None, reference_input: np.ndarray | None = None):
+        """``reference_input``: the model input of a black image, for methods that start from one
+        (Integrated Gradients; zeros when not given); the others ignore it."""
         self.model = model
         self.layer = layer or default_target_layer(model)
-        self.features_and_logits = feature_logit_model(model, self.layer)
-        self._traced: Callable | None = None
+        self.reference_input = reference_input
+        self.probe = probe_model(model, self.probe_layer, guided=self.guided)
+        self._forward_pass: Callable | None = None
+        self._gradient_pass: Callable | None = None
+
+    @property
+    def probe_layer(self) -> str:
+        """The layer whose map and gradients the method reads (input-gradient methods: the input)."""
+        return self.layer
 
     # -- the one piece each method overrides --------------------------------
 
@@ -39,51 +59,96 @@ class BaseCAM:
         """Per-image channel weights, shape (N, C)."""
         raise NotImplementedError
 
-    def layer_maps(self, activations, gradients, inputs, classes):
+    def weighted_activations(self, activations, gradients, inputs, classes):
+        """(N, h, w, C) whose channel sum is the map (and whose first principal component is, with eigen_smooth)."""
+        return activations * self.channel_weights(activations, gradients, inputs, classes)[:, None, None, :]
+
+    def layer_maps(self, activations, gradients, inputs, classes, eigen_smooth=False):
         """Per-image maps at the layer's resolution, (N, h, w), before ReLU and scaling."""
-        weights = self.channel_weights(activations, gradients, inputs, classes)
-        return np.einsum("nhwc,nc->nhw", activations, weights)
+        weighted = self.weighted_activations(activations, gradients, inputs, classes)
+        return principal_component_maps(weighted) if eigen_smooth else weighted.sum(axis=-1)
 
     # -- the shared pipeline ------------------------------------------------
 
-    def __call__(self, inputs, class_indices=None, batch_size: int = 64, upsample: bool = True):
-        """Return ``(cams (N, H, W) float32 in [0, 1], classes (N,), logits (N, K))``."""
+    def __call__(self, inputs, class_indices=None, batch_size: int = 64, upsample: bool = True,
+                 aug_smooth: bool = False, eigen_smooth: bool = False, progress: Progress | None = None):
+        """Return ``(maps (N, H, W) float32 in [0, 1], classes (N,), logits (N, K))``.
+
+        ``aug_smooth``: the mean of the maps of flipped and shifted views, aligned back (at the input size).
+        ``eigen_smooth``: each map is the first principal component of its weighted activations.
+        ``progress(done, total)`` is called after each batch.
+        """
         inputs = np.asarray(inputs, dtype=np.float32)
-        if inputs.ndim != 4:
+        if inputs.ndim != 4 or len(inputs) == 0:
             raise EipvizError(f"Expected a batch of images (N, H, W, C), got shape {inputs.shape}.")
+        self.prepare_call(inputs)
         classes = np.full(len(inputs), PREDICTED, np.int32) if class_indices is None else (
             np.broadcast_to(np.asarray(class_indices, np.int32), (len(inputs),)).copy())
-        cams, chosen, logits = [], [], []
+        if not aug_smooth:
+            maps, classes, logits = self._maps(inputs, classes, batch_size, eigen_smooth, progress)
+            return self._finish(maps, inputs, upsample), classes, logits
+        views = augmentation_views(inputs.shape[1])
+        _, logits = self.forward(inputs)
+        classes = np.where(classes < 0, logits.argmax(-1), classes).astype(np.int32)  # one class for every view
+        total = np.zeros(inputs.shape[:3], np.float32)
+        for done, (flip, shift) in enumerate(views):
+            maps, _, _ = self._maps(augment(inputs, flip, shift), classes, batch_size, eigen_smooth, None)
+            total = total + align_back(self._finish(maps, inputs, upsample=True), flip, shift)
+            if progress:
+                progress(done + 1, len(views))
+        maps = scale_maps(total / len(views))
+        return (maps if upsample else self._resize(maps, self.probe.outputs[0].shape[1:3])), classes, logits
+
+    def prepare_call(self, inputs: np.ndarray) -> None:
+        """Called once per ``__call__`` before any batch (seeded methods reset their generator here)."""
+
+    def _maps(self, inputs, classes, batch_size, eigen_smooth, progress):
+        maps, chosen, logits = [], [], []
         for start in range(0, len(inputs), batch_size):
             x = inputs[start:start + batch_size]
-            acts, batch_logits, grads, batch_classes = self._forward(x, classes[start:start + batch_size])
-            maps = np.maximum(self.layer_maps(acts, grads, x, batch_classes), 0)
-            cams.append(maps)
+            acts, batch_logits, grads, batch_classes = self.gradients(x, classes[start:start + batch_size]) if (
+                self.needs_gradients) else self._without_gradients(x, classes[start:start + batch_size])
+            layer_maps = self.layer_maps(acts, grads, x, batch_classes, eigen_smooth)
+            maps.append(np.maximum(np.nan_to_num(layer_maps, nan=0.0, posinf=0.0, neginf=0.0), 0))
             chosen.append(batch_classes)
             logits.append(batch_logits)
-        maps = scale_maps(np.concatenate(cams))
-        if upsample:
-            height, width = inputs.shape[1:3]
-            maps = np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in maps])
-        return maps.astype(np.float32), np.concatenate(chosen), np.concatenate(logits)
+            if progress:
+                progress(min(start + batch_size, len(inputs)), len(inputs))
+        return scale_maps(np.concatenate(maps)), np.concatenate(chosen), np.concatenate(logits)
 
-    def _forward(self, x, classes):
-        if not self.needs_gradients:
-            acts, logits = (keras.ops.convert_to_numpy(t) for t in self.features_and_logits(x, training=False))
-            chosen = np.where(classes < 0, logits.argmax(-1), classes).astype(np.int32)
-            return acts, logits, None, chosen
-        if self._traced is None:
-            self._traced = _gradient_function(self.features_and_logits)
-        return tuple(np.asarray(t) for t in self._traced(x, classes))
+    def _finish(self, maps, inputs, upsample):
+        return self._resize(maps, inputs.shape[1:3]) if upsample else maps
 
-    def scores(self, inputs, classes, batch_size=256):
+    @staticmethod
+    def _resize(maps, size):
+        height, width = int(size[0]), int(size[1])
+        if maps.shape[1:] == (height, width):
+            return maps.astype(np.float32)
+        return np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in maps])
+
+    def _without_gradients(self, x, classes):
+        acts, logits = self.forward(x)
+        chosen = np.where(classes < 0, logits.argmax(-1), classes).astype(np.int32)
+        return acts, logits, None, chosen
+
+    # -- passes methods build on --------------------------------------------
+
+    def forward(self, x, delta=None):
+        """(map, logits) of images ``x``; ``delta`` is added to the map before the layers after it."""
+        if self._forward_pass is None:
+            self._forward_pass = forward_pass(self.probe)
+        return self._forward_pass(x, delta)
+
+    def gradients(self, x, classes):
+        """(map, logits, d logit[class] / d map, class) of images ``x``; class -1: the top class."""
+        if self._gradient_pass is None:
+            self._gradient_pass = gradient_pass(self.probe)
+        return self._gradient_pass(x, classes)
+
+    def scores(self, inputs, classes):
         """Softmax probability of each image's class, from the logits."""
-        probabilities = []
-        for start in range(0, len(inputs), batch_size):
-            _, logits = self.features_and_logits(inputs[start:start + batch_size], training=False)
-            probabilities.append(softmax(keras.ops.convert_to_numpy(logits)))
-        probabilities = np.concatenate(probabilities)
-        return probabilities[np.arange(len(classes)), classes]
+        _, logits = self.forward(np.asarray(inputs, np.float32))
+        return softmax(logits)[np.arange(len(classes)), classes]
 
 
 class GradCAM(BaseCAM):
@@ -108,70 +173,149 @@ class GradCAMPlusPlus(BaseCAM):
         return (alphas * np.maximum(gradients, 0)).sum(axis=(1, 2))
 
 
+class XGradCAM(BaseCAM):
+    """Fu et al. 2020: gradients weighted by each channel's activations normalised to sum 1."""
+
+    name = "xgradcam"
+
+    def channel_weights(self, activations, gradients, inputs, classes):
+        sums = activations.sum(axis=(1, 2), keepdims=True)
+        return (gradients * activations / (sums + EPS)).sum(axis=(1, 2))
+
+
+class HiResCAM(BaseCAM):
+    """Draelos & Carin 2020: element-wise gradient times activation, summed over channels (no pooling)."""
+
+    name = "hirescam"
+
+    def weighted_activations(self, activations, gradients, inputs, classes):
+        return gradients * activations
+
+
+class GradCAMElementWise(BaseCAM):
+    """pytorch-grad-cam's ``GradCAMElementWise``: ReLU of the element-wise product, summed over channels."""
+
+    name = "gradcam-elementwise"
+
+    def weighted_activations(self, activations, gradients, inputs, classes):
+        return np.maximum(gradients * activations, 0)
+
+
 class LayerCAM(BaseCAM):
     """Jiang et al. 2021: element-wise positive gradient times activation, no spatial pooling."""
 
     name = "layercam"
 
-    def layer_maps(self, activations, gradients, inputs, classes):
-        return (np.maximum(gradients, 0) * activations).sum(axis=-1)
+    def weighted_activations(self, activations, gradients, inputs, classes):
+        return np.maximum(gradients, 0) * activations
+
+
+class EigenCAM(BaseCAM):
+    """Muhammad & Yeasin 2020: the first principal component of the activations (class-agnostic, no gradients)."""
+
+    name = "eigencam"
+    needs_gradients = False
+
+    def layer_maps(self, activations, gradients, inputs, classes, eigen_smooth=False):
+        return principal_component_maps(activations)
+
+
+class EigenGradCAM(BaseCAM):
+    """Eigen-CAM of gradient x activation (pytorch-grad-cam's ``EigenGradCAM``): class-specific."""
+
+    name = "eigengradcam"
+
+    def layer_maps(self, activations, gradients, inputs, classes, eigen_smooth=False):
+        return principal_component_maps(gradients * activations)
 
 
 class ScoreCAM(BaseCAM):
     """Wang et al. 2020: weight each channel by the class score of the input masked by it.
 
-    The N x C masked images go through the model in batches.
+    Each channel, upsampled and scaled to [0, 1], masks the input; the masked
+    images of a batch go through the model together. The score is the class's
+    softmax probability, and the weights are the softmax of those scores over
+    channels: that is pytorch-grad-cam's formula applied to probabilities rather
+    than logits, which keeps a model's logit scale from deciding how peaked
+    the weights are. (The paper subtracts the baseline image's score, a
+    constant per image that the softmax over channels cancels.)
     """
 
     name = "scorecam"
     needs_gradients = False
-    mask_batch_size = 256
+    slow = True
 
     def channel_weights(self, activations, gradients, inputs, classes):
         n, _, _, channels = activations.shape
+        weights = np.zeros((n, channels), np.float32)
+        chosen = self.scored_channels(activations)
         height, width = inputs.shape[1:3]
-        weights = np.empty((n, channels), np.float32)
         for i in range(n):
-            masks = scale_maps(np.moveaxis(activations[i], -1, 0))
-            masks = np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in masks])
+            masks = scale_maps(np.moveaxis(activations[i][..., chosen[i]], -1, 0))
+            masks = self._resize(masks, (height, width))
             masked = inputs[i][None] * masks[..., None]
-            scores = self.scores(masked, np.full(channels, classes[i]), self.mask_batch_size)
-            weights[i] = softmax(scores[None])[0]  # softmax over channels, as Score-CAM defines
+            scores = self.scores(masked, np.full(len(masks), classes[i]))
+            weights[i, chosen[i]] = softmax(scores[None])[0]  # softmax over channels, as Score-CAM defines
+        return weights
+
+    def scored_channels(self, activations) -> np.ndarray:
+        """The channels each image is masked by (N, k): all of them."""
+        return np.broadcast_to(np.arange(activations.shape[-1]), activations.shape[:1] + activations.shape[-1:])
+
+
+class FasterScoreCAM(ScoreCAM):
+    """Score-CAM on the ``top_channels`` channels of largest spatial variance (tf-keras-vis ``max_N``)."""
+
+    name = "fasterscorecam"
+    top_channels = 32
+
+    def scored_channels(self, activations) -> np.ndarray:
+        k = min(self.top_channels, activations.shape[-1])
+        return np.argsort(-activations.var(axis=(1, 2)), axis=1, kind="stable")[:, :k]
+
+
+class AblationCAM(BaseCAM):
+    """Desai & Ramaswamy 2020: weight = relative drop of the class logit when the channel is zeroed.
+
+    The N x C ablated maps go through the layers after the tapped one in
+    batches (the probe model's ``delta`` input removes one channel at a time).
+    As in pytorch-grad-cam the score is the logit; a logit within 1e-7 of zero
+    divides by 1e-7 instead.
+    """
+
+    name = "ablationcam"
+    needs_gradients = False
+    slow = True
+    ablation_batch_size = 256
+
+    def channel_weights(self, activations, gradients, inputs, classes):
+        n, _, _, channels = activations.shape
+        _, logits = self.forward(inputs)
+        original = logits[np.arange(n), classes]
+        weights = np.empty((n, channels), np.float32)
+        eye = np.eye(channels, dtype=np.float32)
+        for i in range(n):
+            for start in range(0, channels, self.ablation_batch_size):
+                block = eye[start:start + self.ablation_batch_size]  # one channel per row
+                delta = -activations[i][None] * block[:, None, None, :]
+                _, ablated = self.forward(np.repeat(inputs[i][None], len(block), axis=0), delta)
+                denominator = original[i] if abs(original[i]) > EPS else EPS
+                weights[i, start:start + len(block)] = (original[i] - ablated[:, classes[i]]) / denominator
         return weights
 
 
-METHODS = {cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, ScoreCAM, LayerCAM)}
+class RandomCAM(BaseCAM):
+    """pytorch-grad-cam's ``RandomCAM``: channel weights drawn uniformly from [-1, 1], the baseline for metrics.
 
-def make_cam(model, method: str = "gradcam", layer: str | None = None) -> BaseCAM:
-    """A new CAM of ``method`` for a Keras model (``Classifier.cam`` keeps one per method and layer)."""
-    if method not in METHODS:
-        raise EipvizError(f"Unknown CAM method {method!r}. Choose one of: {', '.join(METHODS)}.")
-    return METHODS[method](model, layer)
+    Seeded per call (``seed``), so the same images give the same maps.
+    """
 
+    name = "random"
+    needs_gradients = False
+    seed = 0
 
-def scale_maps(maps: np.ndarray) -> np.ndarray:
-    """Scale every map to [0, 1] by its own min and max (a flat map becomes zeros)."""
-    maps = maps.astype(np.float32)
-    low = maps.min(axis=(1, 2), keepdims=True)
-    span = maps.max(axis=(1, 2), keepdims=True) - low
-    return np.where(span > EPS, (maps - low) / np.where(span > EPS, span, 1.0), 0.0).astype(np.float32)
+    def prepare_call(self, inputs):
+        self._rng = np.random.default_rng(self.seed)
 
-
-def _gradient_function(explainer):
-    """Traced (activations, logits, d logit[class] / d activations, classes) for a batch."""
-    if keras.backend.backend() != "tensorflow":
-        raise EipvizError("Gradient CAMs need the TensorFlow backend (KERAS_BACKEND=tensorflow); "
-                          "Score-CAM works on any backend.")
-    import tensorflow as tf
-
-    shape = (None, *explainer.inputs[0].shape[1:])
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32), tf.TensorSpec([None], tf.int32)])
-    def run(x, classes):
-        with tf.GradientTape() as tape:
-            activations, logits = explainer(x, training=False)
-            chosen = tf.where(classes < 0, tf.argmax(logits, axis=-1, output_type=tf.int32), classes)
-            score = tf.reduce_sum(tf.gather(logits, chosen, batch_dims=1))
-        return activations, logits, tape.gradient(score, activations), chosen
-
-    return run
+    def channel_weights(self, activations, gradients, inputs, classes):
+        return self._rng.uniform(-1, 1, activations.shape[:1] + activations.shape[-1:]).astype(np.float32)

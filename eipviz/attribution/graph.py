@@ -2,8 +2,13 @@
 
 The graph is replayed layer by layer with the same layer objects (weights
 shared), nested models expanded, so a layer deep inside a nested model can
-be tapped. The final softmax is dropped: CAMs differentiate the logit, never
-a saturated softmax, and probabilities are the softmax of these same logits
+be tapped. A probe model also adds a second input to the tapped map
+(``map + delta``): the gradient with respect to ``delta`` is the gradient with
+respect to the map on every backend (no hooks, no tape on a hidden tensor),
+and setting ``delta`` edits the map for the layers after it (Ablation-CAM).
+
+The final softmax is dropped: CAMs differentiate the logit, never a
+saturated softmax, and probabilities are the softmax of these same logits
 whether or not the model ends in a softmax (nothing is guessed from its outputs).
 """
 
@@ -36,11 +41,46 @@ def _call_linear_twin(layer, args, kwargs):
     return out
 
 
+INPUT = "<input>"  # the layer path that means the model's input image (input-gradient methods)
+
+
+@keras.ops.custom_gradient
+def _guided_relu(x):
+    """ReLU whose gradient passes only where both the input and the incoming gradient are positive."""
+    def grad(*args, upstream=None):
+        upstream = args[0] if upstream is None else upstream
+        return upstream * keras.ops.cast(upstream > 0, upstream.dtype) * keras.ops.cast(x > 0, x.dtype)
+    return keras.ops.relu(x), grad
+
+
+class GuidedReLU(keras.layers.Layer):
+    """Guided backpropagation's ReLU (Springenberg et al. 2015), for probe models only."""
+
+    def call(self, inputs):
+        return _guided_relu(inputs)
+
+
+def _is_relu(layer) -> bool:
+    if isinstance(layer, keras.layers.ReLU):
+        config = layer.get_config()
+        return not config.get("max_value") and not config.get("negative_slope") and not config.get("threshold")
+    return getattr(layer, "activation", None) is keras.activations.relu
+
+
 class _Replay:
-    def __init__(self, target: str | None):
+    def __init__(self, target: str | None, guided: bool = False):
         self.target = target
+        self.guided = guided
         self.captured = None
+        self.delta = None  # the probe input added to the tapped map
+        self.logits = None
         self.values: dict[int, object] = {}
+
+    def tap(self, value):
+        """Capture ``value`` as the probed map and return ``value + delta`` for the layers after it."""
+        self.captured = value
+        self.delta = keras.Input(shape=value.shape[1:], name="delta")
+        return keras.ops.add(value, self.delta)
 
     def tensor(self, tensor, prefix: str, final: bool):
         """The replayed value of ``tensor`` (``final``: the model's output, softmax to be stripped)."""
@@ -63,38 +103,47 @@ class _Replay:
                 else:
                     out = _call_linear_twin(layer, args, kwargs)
             else:
-                outputs = keras.tree.flatten(layer(*args, **kwargs))
+                outputs = keras.tree.flatten(self._call(layer, args, kwargs))
+                if prefix + layer.name == self.target:
+                    outputs[tensor_index] = self.tap(outputs[tensor_index])
                 out = outputs[tensor_index]
                 for original, value in zip(node.outputs, outputs):
                     self.values[id(original)] = value
-            if prefix + layer.name == self.target:
-                self.captured = out
         if not final:
             self.values[id(tensor)] = out
         return out
 
 
-def _replayed(model, layer_path: str | None):
-    """(new input, tapped output of ``layer_path`` or None, logits) of the model replayed without its softmax."""
+    def _call(self, layer, args, kwargs):
+        if not (self.guided and _is_relu(layer)):
+            return layer(*args, **kwargs)
+        if isinstance(layer, (keras.layers.ReLU, keras.layers.Activation)):
+            return GuidedReLU()(args[0])
+        return GuidedReLU()(_call_linear_twin(layer, args, kwargs))
+
+
+def _replayed(model, layer_path: str | None, guided: bool = False) -> tuple:
+    """(new input, replay) of the model replayed without its softmax, ``layer_path`` tapped; ``replay.logits``."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise EipvizError("eipviz explains models with one image input and one class output.")
-    replay = _Replay(layer_path)
+    replay = _Replay(layer_path, guided)
     (original_input,) = model.inputs
     new_input = keras.Input(shape=original_input.shape[1:], dtype=original_input.dtype)
-    replay.values[id(original_input)] = new_input
-    logits = replay.tensor(model.outputs[0], "", final=True)
-    return new_input, replay.captured, logits
+    replay.values[id(original_input)] = replay.tap(new_input) if layer_path == INPUT else new_input
+    replay.logits = replay.tensor(model.outputs[0], "", final=True)
+    return new_input, replay
 
 
 def logit_model(model) -> keras.Model:
     """``keras.Model`` mapping the model's input to its pre-softmax logits (the same layers and weights)."""
-    new_input, _, logits = _replayed(model, None)
-    return keras.Model(new_input, logits)
+    new_input, replay = _replayed(model, None)
+    return keras.Model(new_input, replay.logits)
 
 
-def feature_logit_model(model, layer_path: str) -> keras.Model:
-    """``keras.Model`` mapping the model's input to ``[layer_path's output, logits]``."""
-    new_input, captured, logits = _replayed(model, layer_path)
-    if captured is None:
+def probe_model(model, layer_path: str, guided: bool = False) -> keras.Model:
+    """``keras.Model`` mapping ``[image, delta]`` to ``[map, logits]``, where the layers after ``layer_path``
+    see ``map + delta`` (``INPUT``: the image itself is the map). ``guided``: every ReLU is ``GuidedReLU``."""
+    new_input, replay = _replayed(model, layer_path, guided)
+    if replay.captured is None:
         raise EipvizError(f"Layer {layer_path!r} is not on the path to the model's output.")
-    return keras.Model(new_input, [captured, logits])
+    return keras.Model([new_input, replay.delta], [replay.captured, replay.logits])

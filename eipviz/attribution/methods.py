@@ -1,0 +1,46 @@
+"""Every attribution method by the name the API, the CLI's ``--method`` and the pages use."""
+
+import numpy as np
+
+from eipviz.attribution.cams import (
+    AblationCAM,
+    BaseCAM,
+    EigenCAM,
+    EigenGradCAM,
+    FasterScoreCAM,
+    GradCAM,
+    GradCAMElementWise,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    RandomCAM,
+    ScoreCAM,
+    XGradCAM,
+)
+from eipviz.attribution.input_gradients import (
+    GuidedBackprop,
+    GuidedGradCAM,
+    IntegratedGradients,
+    Saliency,
+    SmoothGrad,
+)
+from eipviz.errors import EipvizError
+
+METHODS: dict[str, type[BaseCAM]] = {cls.name: cls for cls in (
+    GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM, GradCAMElementWise, LayerCAM, ScoreCAM, FasterScoreCAM,
+    AblationCAM, EigenCAM, EigenGradCAM, Saliency, SmoothGrad, IntegratedGradients, GuidedBackprop,
+    GuidedGradCAM, RandomCAM)}
+SLOW_METHODS = tuple(name for name, cls in METHODS.items() if cls.slow)
+
+
+def method_label(name: str) -> str:
+    """The name as a selector shows it: slow methods say so."""
+    return f"{name} (slow)" if name in SLOW_METHODS else name
+
+
+def make_cam(model, method: str = "gradcam", layer: str | None = None,
+             reference_input: np.ndarray | None = None) -> BaseCAM:
+    """A new attribution method ``method`` for a Keras model (``Classifier.cam`` keeps one per method and layer)."""
+    if method not in METHODS:
+        raise EipvizError(f"Unknown CAM method {method!r}. Choose one of: {', '.join(METHODS)}.")
+    return METHODS[method](model, layer, reference_input)
