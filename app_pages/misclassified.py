@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import cached_evaluation, model_picker, upload_model_widget
-from eipviz.attribution.methods import METHODS
+from eipviz.attribution.methods import METHODS, SMOOTHING, method_label
 from eipviz.errors import EipvizError
 from eipviz.evaluation import dataset_test_split, sample_test_images
 from eipviz.explain.faithfulness import faithfulness
@@ -89,10 +89,13 @@ f1, f2, f3, f4, f5 = st.columns([1, 1, 1.4, 1, 1.4])
 true_name = f1.selectbox("True class", [ALL, *names], key="mis-true")
 pred_name = f2.selectbox("Predicted class", [ALL, *names], key="mis-pred")
 low, high = f3.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.05)
-method = f4.selectbox("CAM method", list(METHODS), key="mis-method")
+method = f4.selectbox("CAM method", list(METHODS), key="mis-method", format_func=method_label,
+                      help="Methods marked slow run many forward passes per image.")
 layers = classifier.cam_layers
 layer = f5.selectbox("Layer", layers, index=layers.index(classifier.cam_layer) if classifier.cam_layer in layers else 0,
                      key="mis-layer")
+smoothing = tuple(st.pills("Smoothing", list(SMOOTHING), selection_mode="multi", format_func=SMOOTHING.get,
+                           key="mis-smoothing"))
 
 indices = evaluation.misclassified_indices(
     true_class=None if true_name == ALL else classifier.class_index(true_name),
@@ -105,14 +108,15 @@ shown, _ = gallery_page(indices, page, PAGE_SIZE)
 if len(shown) == 0:
     st.info("No misclassified image matches these filters.")
 else:
-    gallery_key = (model_key, tuple(shown.tolist()), method, layer)  # the gallery stays until one of these changes
+    gallery_key = (model_key, tuple(shown.tolist()), method, layer, smoothing)  # kept until one of these changes
     saved = st.session_state.get("mis-gallery")
     if saved is None or saved[0] != gallery_key:
         bar = st.progress(0.0, text=f"Computing {method} CAMs for the predicted and the true class: "
                                     f"0/{len(shown)} images…")
         try:
             items = gallery_items(classifier, evaluation, images, shown, method=method, layer=layer,
-                                  colormap=COLORMAP, progress=lambda done, total: bar.progress(
+                                  colormap=COLORMAP, aug_smooth="aug_smooth" in smoothing,
+                                  eigen_smooth="eigen_smooth" in smoothing, progress=lambda done, total: bar.progress(
                                       done / total, text=f"Computing {method} CAMs for the predicted and the true "
                                                          f"class: {done}/{total} images…"))
         except EipvizError as error:

@@ -5,7 +5,7 @@ import zlib
 import streamlit as st
 
 from app_pages.common import model_picker, upload_model_widget
-from eipviz.attribution.methods import METHODS
+from eipviz.attribution.methods import METHODS, SMOOTHING, method_label
 from eipviz.data import dataset_label, sample_images
 from eipviz.errors import EipvizError
 from eipviz.explain.predict import explain_images
@@ -41,10 +41,13 @@ st.button(f"Try {SAMPLE_COUNT} test images", key="up-try", on_click=_draw_sample
           help=f"{SAMPLE_COUNT} images drawn at random from the {dataset_label(classifier.dataset)} test set "
                f"(click again for others); uploading images switches back to yours.")
 c1, c2, c3 = st.columns(3)
-method = c1.selectbox("CAM method", list(METHODS))
+method = c1.selectbox("CAM method", list(METHODS), format_func=method_label,
+                      help="Methods marked slow run many forward passes per image.")
 layers = classifier.cam_layers
 layer = c2.selectbox("Layer", layers, index=layers.index(classifier.cam_layer) if classifier.cam_layer in layers else 0)
 alpha = c3.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05)
+smoothing = st.pills("Smoothing", list(SMOOTHING), selection_mode="multi", format_func=SMOOTHING.get,
+                     key="up-smoothing")
 
 inputs: list = []  # (name, uint8 image)
 if st.session_state.get(SAMPLE_SEED) is not None and classifier.dataset is not None:
@@ -94,9 +97,10 @@ for position, ((name, image), predicted) in enumerate(zip(inputs, probabilities.
     boxes.append(box)
 
 try:
-    with st.spinner("Explaining…"):
+    with st.spinner(f"Explaining with {method_label(method)}…"):
         explanations = explain_images(classifier, images, method=method, layer=layer, class_indices=chosen,
-                                      alpha=alpha, probabilities=probabilities)
+                                      alpha=alpha, probabilities=probabilities,
+                                      aug_smooth="aug_smooth" in smoothing, eigen_smooth="eigen_smooth" in smoothing)
 except EipvizError as error:
     st.error(str(error))
     st.stop()

@@ -164,12 +164,26 @@ def cmd_cam(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = []
-    for file, explanation in zip(args.image, explain_images(classifier, images, args.method, args.layer, class_index)):
+    explanations = explain_images(classifier, images, args.method, args.layer, class_index,
+                                  aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
+    for file, explanation in zip(args.image, explanations):
         target = out / f"{Path(file).stem}-{args.method}.png"
         target.write_bytes(png_bytes(explanation.overlay))
         report.append({"image": file, "overlay": str(target), "top3": explanation.top(classifier.class_names, 3),
                        "explained_class": classifier.class_names[explanation.class_index]})
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from eipviz.attribution.methods import METHODS, SLOW_METHODS
+
+    rows = [{"method": name, "slow": name in SLOW_METHODS, "what": (cls.__doc__ or "").strip().splitlines()[0]}
+            for name, cls in METHODS.items()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
     return 0
 
 
@@ -240,12 +254,20 @@ def _register_models(sub):
     p = sub.add_parser("cam", help="write CAM overlay PNGs for images and print top-3 predictions as JSON")
     p.add_argument("--model", required=True, help="zoo name (shipped weights) or a .keras/.h5 file")
     p.add_argument("--image", required=True, nargs="+")
-    p.add_argument("--method", default="gradcam", help="gradcam, gradcam++, scorecam or layercam")
+    p.add_argument("--method", default="gradcam", help="attribution method (default gradcam; "
+                                                       "`python -m eipviz methods` lists them)")
     p.add_argument("--layer", help="layer name (default: the model's CAM layer)")
+    p.add_argument("--aug-smooth", action="store_true", help="average the maps of flipped and shifted views")
+    p.add_argument("--eigen-smooth", action="store_true",
+                   help="each map is the first principal component of the weighted activations")
     p.add_argument("--class", dest="class_name", help="class name or index to explain (default: top prediction)")
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS), help="for a model file (default unit_scale)")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=cmd_cam)
+
+    p = sub.add_parser("methods", help="list the attribution methods (--method names), slow ones marked")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_methods)
 
     p = sub.add_parser("faithfulness", help="deletion/insertion AUC and average drop per CAM method")
     p.add_argument("--model", required=True)

@@ -80,8 +80,10 @@ def integrated_gradients(cam: BaseCAM, inputs: np.ndarray, classes: np.ndarray, 
 
 
 class IntegratedGradients(InputGradientMap):
-    """Sundararajan et al. 2017: gradients averaged along the straight path from a black image, times the
-    difference to it. The last call's completeness errors are in ``completeness_error`` (N,)."""
+    """Sundararajan et al. 2017: (image - black image) x the gradients averaged along the path between them.
+
+    The last call's completeness errors are in ``completeness_error`` (N,).
+    """
 
     name = "integrated-gradients"
     slow = True

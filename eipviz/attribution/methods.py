@@ -31,6 +31,10 @@ METHODS: dict[str, type[BaseCAM]] = {cls.name: cls for cls in (
     AblationCAM, EigenCAM, EigenGradCAM, Saliency, SmoothGrad, IntegratedGradients, GuidedBackprop,
     GuidedGradCAM, RandomCAM)}
 SLOW_METHODS = tuple(name for name, cls in METHODS.items() if cls.slow)
+SMOOTHING = {  # options of every method's call, as pytorch-grad-cam names them
+    "aug_smooth": "mean over flips and shifts",
+    "eigen_smooth": "first principal component",
+}
 
 
 def method_label(name: str) -> str:

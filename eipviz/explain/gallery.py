@@ -58,7 +58,8 @@ def gallery_page(indices: np.ndarray, page: int, page_size: int) -> tuple[np.nda
 
 def gallery_items(classifier: Classifier, evaluation: Evaluation, images: np.ndarray, indices, method="gradcam",
                   layer=None, alpha=0.45, colormap="jet",
-                  progress: Callable[[int, int], None] | None = None) -> list[GalleryItem]:
+                  progress: Callable[[int, int], None] | None = None, aug_smooth: bool = False,
+                  eigen_smooth: bool = False) -> list[GalleryItem]:
     """Gallery rows for test ``indices``: batched CAM passes (predicted and true class together) in chunks.
 
     ``progress(done, total)`` is called with the number of images explained so far, after each chunk
@@ -75,7 +76,8 @@ def gallery_items(classifier: Classifier, evaluation: Evaluation, images: np.nda
         chunk = slice(start, start + CAM_CHUNK)
         # One batched pass per chunk: each image twice, once for each class.
         both = classifier.cams(np.concatenate([shown[chunk], shown[chunk]]), method, layer,
-                               np.concatenate([predicted[chunk], true[chunk]]))
+                               np.concatenate([predicted[chunk], true[chunk]]), aug_smooth=aug_smooth,
+                               eigen_smooth=eigen_smooth)
         cams_predicted.append(both[:len(both) // 2])
         cams_true.append(both[len(both) // 2:])
         if progress is not None:

@@ -26,13 +26,15 @@ class ImageExplanation:
 def explain_images(classifier: Classifier, images: list[np.ndarray], method="gradcam", layer=None,
                    class_index: int | None = None, alpha=0.45, colormap="jet",
                    class_indices: Sequence[int | None] | None = None,
-                   probabilities: np.ndarray | None = None) -> list[ImageExplanation]:
+                   probabilities: np.ndarray | None = None, aug_smooth: bool = False,
+                   eigen_smooth: bool = False) -> list[ImageExplanation]:
     """Predictions and a CAM overlay per RGB uint8 image (any size), in one batch.
 
     ``class_index`` is the class every CAM explains (None: each image's top prediction);
     ``class_indices`` gives one per image instead, None entries meaning that image's top prediction.
     ``probabilities``: ``classifier.probabilities(images)`` when the caller has them already (a page that
     offers the top class as each image's default), so the images go through the model once.
+    ``aug_smooth`` and ``eigen_smooth``: as ``BaseCAM.__call__``.
     """
     if class_indices is not None:
         if class_index is not None:
@@ -49,7 +51,7 @@ def explain_images(classifier: Classifier, images: list[np.ndarray], method="gra
     if len(classes) and not ((classes >= 0) & (classes < probabilities.shape[1])).all():
         raise EipvizError(f"Class indices run from 0 to {probabilities.shape[1] - 1}. "
                           f"Received: {[int(c) for c in classes]}.")
-    cams = classifier.cams(fitted, method, layer, classes)
+    cams = classifier.cams(fitted, method, layer, classes, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
     return [ImageExplanation(probabilities[i], int(classes[i]), cams[i],
                              overlay(fitted[i], cams[i], alpha, colormap, size=max(128, max(fitted[i].shape[:2]))))
             for i in range(len(images))]
