@@ -65,3 +65,36 @@ def test_import_log_of_noise_is_one_message(tmp_path):
     noise.write_bytes(b"\x89PNG\x00\x00 not a log")
     result = run_cli("import-log", str(noise), check=False)
     assert result.returncode == 2 and "binary" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_methods_lists_every_attribution_method_with_the_slow_ones_marked(capsys):
+    from eipviz.attribution.methods import METHODS, SLOW_METHODS
+    from eipviz.cli import main
+
+    assert main(["methods", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["method"] for row in rows] == list(METHODS)
+    assert {row["method"] for row in rows if row["slow"]} == set(SLOW_METHODS) >= {"scorecam", "ablationcam",
+                                                                                   "smoothgrad", "integrated-gradients"}
+
+
+def test_cam_takes_any_method_with_both_smoothing_options(tmp_path, data_dir, capsys):
+    from eipviz.cli import main
+
+    image = tmp_path / "digit.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (28, 28), dtype=np.uint8)).save(image)
+    assert main(["cam", "--model", "mnist14k", "--image", str(image), "--method", "guided-gradcam",
+                 "--aug-smooth", "--eigen-smooth", "--out", str(tmp_path)]) == 0
+    (report,) = json.loads(capsys.readouterr().out)
+    assert Image.open(report["overlay"]).mode == "RGB"
+
+
+def test_cam_with_an_unknown_method_names_the_choices(tmp_path, data_dir, capsys):
+    from eipviz.cli import main
+
+    image = tmp_path / "digit.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+    assert main(["cam", "--model", "mnist14k", "--image", str(image), "--method", "gradcam3",
+                 "--out", str(tmp_path)]) == 2
+    message = capsys.readouterr().err
+    assert "gradcam3" in message and "integrated-gradients" in message

@@ -85,3 +85,22 @@ def test_model_pickers_name_the_dataset_beside_the_model(data_dir):
     at = _open("mnist14k")
     options = at.selectbox(key="up-zoo").options
     assert "mnist14k (MNIST)" in options and "resnet20v1 (CIFAR-10)" in options, options
+
+
+def test_the_method_selector_offers_every_method_and_marks_the_slow_ones(data_dir):
+    from eipviz.attribution.methods import METHODS, method_label
+
+    at = _open("mnist14k")
+    selector = next(s for s in at.selectbox if s.label == "CAM method")
+    assert selector.options == [method_label(m) for m in METHODS]
+    assert "integrated-gradients (slow)" in selector.options and "gradcam" in selector.options
+
+
+def test_a_slow_method_with_smoothing_explains_the_test_images(data_dir):
+    at = _open("mnist14k")
+    at.button(key="up-try").click().run()
+    next(s for s in at.selectbox if s.label == "CAM method").set_value("integrated-gradients").run()
+    at.button_group(key="up-smoothing").set_value(["aug_smooth"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [c for image in at.get("image") for c in image.captions if c.startswith("integrated-gradients: ")]
+    assert len(captions) == 4
