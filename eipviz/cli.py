@@ -87,12 +87,27 @@ def cmd_train(args) -> int:
         else:
             if not args.model:
                 raise EipvizError("Name a model (--model NAME) or a run to resume (--resume RUN_ID).")
+            speed = _speed_options(args)  # refused before a run is created
             run_id = create_training_run(store, args.model, args.recipe, args.epochs, args.batch_size,
                                          args.subset, augment=not args.no_augment)
+            if speed:
+                store.update_run(run_id, hyperparameters={**store.get_run(run_id).hyperparameters, **speed})
         print(f"run {run_id} in {store.root}", flush=True)
         sys.stdout = _Tee(sys.stdout, store.run_dir(run_id) / "worker.log")
     status = train_run(store, run_id, verbose=1 if sys.stdout.isatty() else 2)
     return {"finished": 0, "cancelled": 130}.get(status, 1)
+
+
+def _speed_options(args) -> dict:
+    """--devices, --mixed-precision and --steps-per-execution as given (the recipe's values otherwise), checked."""
+    from eipviz.recipes import get_recipe, parse_devices
+
+    chosen = {"devices": None if args.devices is None else parse_devices(args.devices),
+              "mixed_precision": True if args.mixed_precision else None,
+              "steps_per_execution": args.steps_per_execution}
+    chosen = {name: value for name, value in chosen.items() if value is not None}
+    get_recipe(args.model, args.recipe).with_overrides(**chosen)  # a bad value raises, naming it
+    return chosen
 
 
 def cmd_runs(args) -> int:
@@ -123,6 +138,11 @@ def _register_training(sub):
     p.add_argument("--batch-size", type=int)
     p.add_argument("--subset", type=int, help="train on N images (and validate on up to N)")
     p.add_argument("--no-augment", action="store_true", help="switch the recipe's augmentation off")
+    p.add_argument("--devices", metavar="N|all",
+                   help="train one run on N devices or all (GPUs, else host devices), data-parallel")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="bfloat16 compute on a GPU that has it (float32 elsewhere)")
+    p.add_argument("--steps-per-execution", type=int, metavar="N", help="training steps per compiled call")
     p.add_argument("--runs-dir", help="run store folder (default runs/ or $EIPVIZ_RUNS_DIR)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue a cancelled or failed run")
     p.add_argument("--run-id", help=argparse.SUPPRESS)  # a queued run created by the app

@@ -152,7 +152,8 @@ class Recipe:
         return replace(self, epochs=epochs or self.epochs, batch_size=batch_size or self.batch_size,
                        devices=self.devices if devices is None else devices,
                        mixed_precision=self.mixed_precision if mixed_precision is None else mixed_precision,
-                       steps_per_execution=steps_per_execution or self.steps_per_execution)
+                       steps_per_execution=self.steps_per_execution if steps_per_execution is None
+                       else steps_per_execution)
 
     def hyperparameters(self) -> dict[str, Any]:
         """Every hyperparameter as plain JSON-ready data."""

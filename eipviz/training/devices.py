@@ -79,6 +79,7 @@ def _jax_scope(devices: int | str) -> tuple[Any, str]:
     kind = "GPU" if gpus else "CPU"
     hint = "" if gpus else f" ({HOST_DEVICES_HINT})"
     count = _count(devices, len(pool), f"{kind} device(s) are", hint)
+    keras.distribution.set_distribution(None)  # one run per process, but never an earlier run's devices
     if count > 1:
         chosen = [f"{kind.lower()}:{device.id}" for device in pool[:count]]
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=chosen))
