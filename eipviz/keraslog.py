@@ -125,15 +125,19 @@ def parse_log(text: str) -> ParsedLog:
 
 def parse_log_bytes(data: bytes) -> ParsedLog:
     """Decode uploaded bytes as UTF-8 (or Latin-1) and parse them."""
+    return parse_log(decode_log(data))
+
+
+def decode_log(data: bytes) -> str:
+    """Uploaded bytes as text (UTF-8, else Latin-1); raise ``EipvizError`` for binary or huge files."""
     if len(data) > MAX_LOG_BYTES:
         raise EipvizError(f"The file is larger than {MAX_LOG_BYTES // 2**20} MB; that is not a training log.")
     if b"\x00" in data[:4096]:
         raise EipvizError("This is a binary file, not a training log.")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return parse_log(text)
+        return data.decode("latin-1")
 
 
 def _clean_lines(text: str) -> list[str]:
