@@ -199,7 +199,8 @@ def _last_fit(lines: list[str], parsed: ParsedLog) -> list[str]:
 def _parse_console(text: str) -> ParsedLog:
     parsed = ParsedLog()
     lines = _last_fit(_clean_lines(text), parsed)
-    first_header = next((i for i, line in enumerate(lines) if _EPOCH_HEADER.match(line)), None)
+    header_at = [(i, int(m.group(1))) for i, line in enumerate(lines) if (m := _EPOCH_HEADER.match(line))]
+    first_header, first_epoch = header_at[0] if header_at else (None, 0)
     current = None  # the epoch whose metrics we expect: set by its header (or scheduler line)
     block: tuple | None = None  # (metric names, steps) of the line taken for ``current`` since its header
     headers: dict[int, str] = {}  # epoch -> header line, to report epochs that never got metrics
@@ -252,8 +253,7 @@ def _parse_console(text: str) -> ParsedLog:
         else:
             skipped.append(line)  # e.g. an evaluate() line after training
     if orphans and first_header is not None:
-        _place_orphans(parsed, orphans, int(_EPOCH_HEADER.match(lines[first_header]).group(1)),
-                       callbacks_before_header, skipped)
+        _place_orphans(parsed, orphans, first_epoch, callbacks_before_header, skipped)
     if unnumbered:
         parsed.warnings.append(f"The log has no 'Epoch k/N' lines: its {unnumbered} metrics lines were "
                                f"numbered 1 to {unnumbered} in the order printed.")
