@@ -113,3 +113,24 @@ def test_an_mlflow_metric_history_csv_is_read_per_step():
 
 def test_a_csvlogger_file_is_still_read_as_one():
     assert parse_text("epoch,loss\n0,0.5\n1,0.4\n").rows() == [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}]
+
+
+def test_the_curves_page_imports_uploaded_event_files_as_one_run(tensorboard_run, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from eipviz.training.store import RunStore
+    from tests.conftest import ROOT
+
+    logdir, history = tensorboard_run
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app_pages" / "curves.py"), default_timeout=180)
+    at.run()
+    files = [(f"{path.parent.name}/{path.name}", path.read_bytes(), "application/octet-stream")
+             for path in sorted(logdir.rglob("*tfevents*"))]
+    at.file_uploader(key="log-file").set_value(files).run()
+    at.button(key="log-import").click().run()
+    assert not at.exception and any("Imported 3 epochs" in s.value for s in at.success)
+    (run,) = RunStore(tmp_path).list_runs()
+    rows = RunStore(tmp_path).epoch_rows(run.id)
+    assert [r["val_accuracy"] for r in rows] == pytest.approx(history["val_accuracy"], rel=1e-6)
+    assert run.id in at.multiselect(key="curve-runs").value
