@@ -220,14 +220,14 @@ def cmd_ship(args) -> int:
 
 
 def cmd_import_log(args) -> int:
-    from eipviz.keraslog import MAX_LOG_BYTES, parse_log_bytes
+    from eipviz.curves_import import read_run_path
 
     path = Path(args.file)
-    if not path.is_file():
+    if not path.exists():
         raise EipvizError(f"Log file {args.file} not found.")
-    if path.stat().st_size > MAX_LOG_BYTES:
-        raise EipvizError(f"{path.name} is larger than {MAX_LOG_BYTES // 2**20} MB; that is not a training log.")
-    parsed = parse_log_bytes(path.read_bytes())
+    parsed = read_run_path(path)
+    for warning in parsed.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(parsed.to_csv())
     if args.store:
         from eipviz.curves import import_log
@@ -280,8 +280,9 @@ def _register_models(sub):
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_faithfulness)
 
-    p = sub.add_parser("import-log", help="parse a Keras log (console, CSVLogger or History JSON) to per-epoch CSV")
-    p.add_argument("file")
+    p = sub.add_parser("import-log", help="a Keras log (console, CSVLogger, History JSON), W&B/MLflow history CSV, "
+                                          "TensorBoard event file or run folder, as per-epoch CSV")
+    p.add_argument("file", help="a log file, an events.out.tfevents.* file or a TensorBoard run folder")
     p.add_argument("--name", help="run name when stored (default: the file name)")
     p.add_argument("--store", action="store_true", help="also save it as an imported run")
     p.add_argument("--runs-dir")
