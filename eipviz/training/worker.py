@@ -9,7 +9,8 @@ import traceback
 import keras
 import numpy as np
 
-from eipviz.data import load_dataset
+from eipviz.classifier import Classifier
+from eipviz.data import CLASS_NAMES, load_dataset
 from eipviz.errors import EipvizError
 from eipviz.recipes import Recipe
 from eipviz.training.batches import ImageBatches
@@ -23,6 +24,7 @@ from eipviz.training.builders import (
 )
 from eipviz.training.devices import training_scope
 from eipviz.training.store import Run, RunStore
+from eipviz.training.timeline import ExplanationTimeline
 from eipviz.zoo import build_model, get_spec
 
 PROGRESS_INTERVAL_S = 0.5
@@ -154,6 +156,9 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
                 model = build_model(run.model)
                 compile_model(model, recipe, steps_per_epoch=len(train))
         recorder = RunRecorder(store, run_id, len(train), stop, run.best_val_accuracy, wall_before)
+        timeline = ExplanationTimeline(Classifier(model, run_id, recipe.preprocessing, CLASS_NAMES[spec.dataset],
+                                                  spec.dataset, spec.cam_layer, source=str(last_path)),
+                                       run_dir, initial_epoch)
         # Short runs only: recorded with the run, so its hyperparameters say how it was validated.
         bn_batches = precise_bn_batches(recipe, len(train))
         store.update_run(run_id, hyperparameters={**hp, "precise_bn_batches": bn_batches})
@@ -161,6 +166,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
         callbacks = [
             *schedule_callbacks(recipe),
             *precise_bn,  # before validation, so the checkpoints below keep the statistics it validated
+            timeline,  # before the recorder: it adds the probe set's metrics to the epoch's logs
             recorder,
             # Resumed runs must beat the best completed epoch, by the recipe's monitor and direction.
             best_checkpoint(recipe, run_dir / "best.keras", completed),
