@@ -128,10 +128,32 @@ def _register_training(sub):
     p.add_argument("--run-id", help=argparse.SUPPRESS)  # a queued run created by the app
     p.set_defaults(handler=cmd_train)
 
+    p = sub.add_parser("timeline", help="a run's probe images with their Grad-CAMs at every epoch, as PNGs and a GIF")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--out", required=True, help="folder for epoch-NNN.png and timeline.gif")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_timeline)
+
     p = sub.add_parser("runs", help="list runs in the run store")
     p.add_argument("--runs-dir")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_runs)
+
+
+def cmd_timeline(args) -> int:
+    from eipviz.explain.timeline import TIMELINE_FILE, export_timeline, read_timeline
+    from eipviz.training.store import RunStore
+
+    store = RunStore(args.runs_dir)
+    run = store.get_run(args.run_id)
+    timeline = read_timeline(store.run_dir(run.id) / TIMELINE_FILE)
+    if timeline is None:
+        raise EipvizError(f"Run {run.id} has no explanation timeline: it is {run.kind}, or was trained before "
+                          f"eipviz recorded timelines.")
+    paths = export_timeline(timeline, Path(args.out))
+    print(json.dumps({"run": run.id, "epochs": timeline.epochs.tolist(), "files": [str(p) for p in paths]},
+                     indent=2))
+    return 0
 
 
 def _load_for_cli(model: str, weights: str | None = None, preprocessing: str | None = None):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from eipviz.atomic import write_npz_atomically
 from eipviz.attribution.graph import softmax
@@ -164,3 +165,22 @@ def timeline_sheet(timeline: Timeline, epoch: int, columns: int = 4, size: int =
         sheet[top:top + size, left:left + size] = framed
         cv2.putText(sheet, text[:22], (left + 3, top + size + 13), FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
     return sheet
+
+
+def export_timeline(timeline: Timeline, out: Path, frame_seconds: float = 0.6) -> list[Path]:
+    """Write the sheet of every epoch as ``epoch-001.png`` ... and all of them as ``timeline.gif``; return the
+    paths. The GIF holds its last frame twice as long, so a loop shows where training ended."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sheets = [timeline_sheet(timeline, int(epoch)) for epoch in timeline.epochs]
+    if not sheets:
+        raise EipvizError("This timeline has no epoch yet: the first one is recorded when epoch 1 ends.")
+    paths = []
+    for epoch, sheet in zip(timeline.epochs, sheets):
+        paths.append(out / f"epoch-{int(epoch):03d}.png")
+        Image.fromarray(sheet).save(paths[-1])
+    frames = [Image.fromarray(sheet) for sheet in sheets]
+    durations = [int(frame_seconds * 1000)] * (len(frames) - 1) + [int(frame_seconds * 2000)]
+    paths.append(out / "timeline.gif")
+    frames[0].save(paths[-1], save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return paths
