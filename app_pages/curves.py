@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import run_store
+from app_pages.timeline_view import timeline_section
 from eipviz.curves import (
     DIRECTIONS,
     all_curve_runs,
@@ -129,6 +130,12 @@ def hyperparameters():
 
 chart()
 hyperparameters()
+
+trained = [i for i in shown_ids if by_id[i].kind == "trained"]
+if trained:
+    st.subheader("Explanations across epochs")
+    picked = st.selectbox("Run", trained, format_func=lambda i: run_label(by_id[i]), key="curve-timeline-run")
+    timeline_section(store, store.get_run(picked), "curve-timeline")
 
 editable = [by_id[i] for i in selected_ids if by_id[i].kind != "reference"]
 if editable:

@@ -5,6 +5,7 @@ import time
 import streamlit as st
 
 from app_pages.common import run_store
+from app_pages.timeline_view import timeline_section
 from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
 from eipviz.recipes import RECIPES
@@ -72,6 +73,8 @@ def _active_panel(run):
         _action_button("Stop training", run.id, stop_run, f"Stopping {run.id} after its current batch…",
                        icon=":material/stop_circle:", width="stretch")
     _curves(run)
+    with st.expander("Explanations across epochs"):
+        timeline_section(store, run, f"timeline-{run.id}")
 
 
 def _finished_label(run) -> str:
@@ -95,6 +98,8 @@ def _finished_panel(run) -> bool:
         if run.status == "failed":
             st.error(f"Run failed. {run.error or ''}".strip())
         _curves(run)
+        if st.toggle("Explanations across epochs", key=f"show-timeline-{run.id}"):
+            timeline_section(store, run, f"timeline-{run.id}")
         resume, name, rename, delete = st.columns([1, 3, 1, 1], vertical_alignment="bottom")
         changed = False
         with resume:

@@ -224,3 +224,24 @@ def top_classes_figure(top: list[dict]) -> go.Figure:
     fig.update_layout(height=220, margin={"t": 10, "b": 10}, xaxis={"range": [0, 1], "tickformat": ".0%"},
                       yaxis={"autorange": "reversed", "type": "category"})
     return fig
+
+
+def timeline_figure(rows: list[dict], epoch: int) -> go.Figure:
+    """Accuracy (validation and probe set) and the probe set's faithfulness by epoch, ``epoch`` marked."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "probe-set faithfulness"),
+                        specs=[[{}, {"secondary_y": True}]])
+    epochs = [row["epoch"] for row in rows]
+    for name, dash in (("val_accuracy", "solid"), ("probe_accuracy", "dot")):
+        fig.add_trace(go.Scatter(x=epochs, y=[row.get(name) for row in rows], name=name, mode="lines+markers",
+                                 line={"dash": dash}), row=1, col=1)
+    fig.add_trace(go.Scatter(x=epochs, y=[row.get("probe_deletion_auc") for row in rows], mode="lines+markers",
+                             name="deletion AUC (lower is better)"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=epochs, y=[row.get("probe_average_drop_pct") for row in rows], mode="lines+markers",
+                             name="average drop % (lower is better)", line={"dash": "dot"}),
+                  row=1, col=2, secondary_y=True)
+    for col in (1, 2):
+        fig.add_vline(x=epoch, line={"color": "grey", "dash": "dash"}, row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(height=320, margin={"t": TITLED_TOP_MARGIN, "b": 30, "l": 40, "r": 10},
+                      legend={"orientation": "h", "y": -0.3})
+    return fig
