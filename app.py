@@ -19,6 +19,7 @@ PAGES = [
     st.Page("app_pages/curves.py", title="Curves", icon=":material/show_chart:"),
     st.Page("app_pages/misclassified.py", title="Misclassified", icon=":material/image_search:"),
     st.Page("app_pages/upload.py", title="Upload", icon=":material/upload:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
 ]
 
 st.navigation(PAGES).run()

@@ -245,3 +245,14 @@ def timeline_figure(rows: list[dict], epoch: int) -> go.Figure:
     fig.update_layout(height=320, margin={"t": TITLED_TOP_MARGIN, "b": 30, "l": 40, "r": 10},
                       legend={"orientation": "h", "y": -0.3})
     return fig
+
+
+def agreement_figure(both_wrong, names) -> go.Figure:
+    """Heatmap of test images each pair of models gets wrong together (the diagonal: each model's errors)."""
+    labels = list(names)
+    fig = go.Figure(go.Heatmap(z=both_wrong, x=labels, y=labels, colorscale="Reds", text=both_wrong,
+                               texttemplate="%{text}",
+                               hovertemplate="%{y} and %{x}: %{z} wrong together<extra></extra>"))
+    fig.update_layout(height=120 + 60 * len(labels), margin={"t": 30, "b": 10, "l": 10, "r": 10},
+                      yaxis={"autorange": "reversed"}, title="Test images both models get wrong")
+    return fig

@@ -37,6 +37,7 @@ class BaseCAM:
     needs_gradients = True
     slow = False  # many forward passes per image: the pages show a progress bar
     guided = False  # ReLUs replaced by guided ReLUs in the probe model
+    uses_layer = True  # False: the map is the same whatever the layer (input-gradient methods)
 
     def __init__(self, model, layer: str | None = None, reference_input: np.ndarray | None = None):
         """``reference_input``: the model input of a black image, for methods that start from one

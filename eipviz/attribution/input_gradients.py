@@ -22,6 +22,8 @@ def channel_max_abs(attributions: np.ndarray) -> np.ndarray:
 class InputGradientMap(BaseCAM):
     """Base of the input-gradient methods: the probe taps the input image."""
 
+    uses_layer = False
+
     @property
     def probe_layer(self) -> str:
         return INPUT
@@ -113,6 +115,7 @@ class GuidedGradCAM(GuidedBackprop):
     """Selvaraju et al. 2017: guided backpropagation times the Grad-CAM of ``layer`` upsampled to the input."""
 
     name = "guided-gradcam"
+    uses_layer = True
 
     def layer_maps(self, activations, gradients, inputs, classes, eigen_smooth=False):
         if not hasattr(self, "_gradcam"):
