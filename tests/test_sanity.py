@@ -7,8 +7,17 @@ import pytest
 from eipviz.attribution.cams import BaseCAM
 from eipviz.errors import EipvizError
 from eipviz.evaluation import sample_test_images
-from eipviz.explain.sanity import IGNORES_WEIGHTS, randomisation_depths, sanity_check, spearman, ssim
+from eipviz.explain.sanity import (
+    IGNORES_WEIGHTS,
+    freshly_initialised_copy,
+    randomisation_depths,
+    sanity_check,
+    spearman,
+    ssim,
+    weighted_layers,
+)
 from eipviz.loading import load_zoo_model
+from tests.test_classifier import tiny_model
 
 
 class EdgeCAM(BaseCAM):
@@ -45,6 +54,15 @@ def test_depths_are_evenly_spaced_and_end_with_every_layer():
     assert randomisation_depths(3, 8) == [1, 2, 3]
     with pytest.raises(EipvizError, match="at least one"):
         randomisation_depths(41, 0)
+
+
+def test_a_fresh_copy_has_new_weights_drawn_the_same_way_for_the_same_seed():
+    model = tiny_model()
+    first, again, other = (freshly_initialised_copy(model, seed) for seed in (0, 0, 1))
+    kernel = [m.get_layer("features").get_weights()[0] for m in (model, first, again, other)]
+    assert [layer.name for layer in weighted_layers(first)] == ["features", "head"]
+    assert np.array_equal(kernel[1], kernel[2]) and not np.array_equal(kernel[1], kernel[3])
+    assert not np.array_equal(kernel[0], kernel[1])
 
 
 @pytest.fixture(scope="module")

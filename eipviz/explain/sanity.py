@@ -19,6 +19,8 @@ randomisation check (its maps weight the layer's activations, which change
 with the weights) and is still no explanation.
 """
 
+import copy
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -111,6 +113,21 @@ def randomisation_depths(layer_count: int, depths: int = DEPTHS) -> list[int]:
     return sorted({int(round(k)) for k in np.linspace(1, layer_count, min(depths, layer_count))})
 
 
+def freshly_initialised_copy(model: keras.Model, seed: int = 0) -> keras.Model:
+    """A copy of ``model`` (``keras.models.clone_model``, nested models too) whose layers are initialised
+    afresh by their own initialisers, each seeded from ``seed``: the same seed gives the same weights."""
+    seeds = itertools.count(seed * 100_003)
+
+    def clone(layer):
+        config = copy.deepcopy(layer.get_config())
+        for key, value in config.items():
+            if key.endswith("_initializer") and isinstance(value, dict) and "seed" in value.get("config", {}):
+                value["config"]["seed"] = next(seeds)
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(model, clone_function=clone, recursive=True)
+
+
 @dataclass(frozen=True)
 class MethodSanity:
     """One method's sanity checks. Per-depth values are means over images; the maps are of the first images."""
@@ -188,8 +205,8 @@ def sanity_check(classifier: Classifier, images: np.ndarray, methods: Sequence[M
     """The randomisation and random-logit checks of each method on uint8 ``images`` (their predicted classes).
 
     ``depths``: up to this many randomisation depths (``randomisation_depths``). ``seed`` picks the random
-    other classes; the re-initialised weights are Keras' initialisers' own draw. ``progress(done, total,
-    text)`` is called before each step and once at the end.
+    other classes and seeds the fresh weights, so a check is reproducible. ``progress(done, total, text)``
+    is called before each step and once at the end.
     """
     methods = list(methods)
     layer = layer or classifier.cam_layer
@@ -220,8 +237,8 @@ def sanity_check(classifier: Classifier, images: np.ndarray, methods: Sequence[M
         other_maps, _, _ = cam(inputs, other)
         results[name]["random_logit"] = (*mean_similarity(maps[name], other_maps), other_maps[:MAPS_KEPT])
 
-    copy = keras.models.clone_model(classifier.model)  # freshly initialised layers of the same architecture
-    copies = weighted_layers(copy)
+    model_copy = freshly_initialised_copy(classifier.model, seed)
+    copies = weighted_layers(model_copy)
     fresh = [layer_copy.get_weights() for layer_copy in copies]
     for original, layer_copy in zip(originals, copies):
         layer_copy.set_weights(original.get_weights())
@@ -233,7 +250,7 @@ def sanity_check(classifier: Classifier, images: np.ndarray, methods: Sequence[M
         for method, name in zip(methods, names):
             step(f"{name}: {cut} of {len(copies)} layers randomised")
             with _retracing_expected():
-                random_maps, _, _ = _cam(copy, method, layer, reference)(inputs, classes)
+                random_maps, _, _ = _cam(model_copy, method, layer, reference)(inputs, classes)
             spearman_mean, ssim_mean = mean_similarity(maps[name], random_maps)
             results[name]["spearman"].append(spearman_mean)
             results[name]["ssim"].append(ssim_mean)
