@@ -100,7 +100,9 @@ def compare_with_random(rows: list[dict]) -> list[dict]:
 
     The ``random`` row's own comparisons are None (it is the baseline).
     """
-    (chance,) = [row for row in rows if row["method"] == CHANCE]
+    chance = next((row for row in rows if row["method"] == CHANCE), None)
+    if chance is None:
+        raise ValueError(f"compare_with_random needs the {CHANCE!r} method's row.")
     compared = []
     for row in rows:
         extra = {name: None if row is chance else round(sign * (row[column] - chance[column]), 4)
@@ -118,7 +120,9 @@ def faithfulness(classifier: Classifier, images: np.ndarray, methods, layer: str
     once at the end.
     """
     metrics = check_metrics(metrics)
-    methods = list(methods) + ([] if CHANCE in methods else [CHANCE])
+    methods = list(methods)
+    if CHANCE not in methods:
+        methods.append(CHANCE)
     inputs = classifier.prepare(images)
     rows = []
     for done, method in enumerate(methods):
