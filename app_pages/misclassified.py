@@ -147,7 +147,7 @@ else:
                      output_format="PNG")
             c3.image(item.true_overlay, caption=f"CAM: {item.true_class}", width="stretch", output_format="PNG")
 
-with st.expander("Faithfulness of the CAM methods (deletion / insertion AUC, average drop)"):
+with st.expander("Faithfulness of the CAM methods (deletion / insertion AUC, average drop, ROAD) against chance"):
     n = st.number_input("Test images to use", 10, 500, 50, 10)
     inputs_key = (model_key, int(n), layer)  # the table stays until one of these changes
     if st.button("Compute faithfulness"):
@@ -166,4 +166,5 @@ with st.expander("Faithfulness of the CAM methods (deletion / insertion AUC, ave
     saved = st.session_state.get("mis-faithfulness")
     if saved and saved[0] == inputs_key:
         st.dataframe(pd.DataFrame(saved[1]), hide_index=True)
-        st.caption("Deletion AUC: lower is better. Insertion AUC: higher is better.")
+        st.caption("Deletion AUC: lower is better. Insertion AUC: higher is better. ROAD combined: higher is "
+                   "better. Each `*_vs_random` column is the margin over the random baseline: positive is better.")

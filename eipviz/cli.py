@@ -209,22 +209,51 @@ def cmd_methods(args) -> int:
     return 0
 
 
-def cmd_faithfulness(args) -> int:
-    from eipviz.attribution.methods import METHODS
-    from eipviz.evaluation import sample_test_images
-    from eipviz.explain.faithfulness import faithfulness
+def _names(text: str) -> list[str]:
+    """A comma-separated option as a list of names."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+
+def _method_names(text: str) -> list[str]:
+    """``--methods``, each checked against the registry before any model is loaded."""
+    from eipviz.attribution.methods import METHODS
+
+    methods = _names(text)
     unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise EipvizError(f"Unknown CAM method(s) {', '.join(unknown)}. Choose from: {', '.join(METHODS)}.")
+    if unknown or not methods:
+        raise EipvizError(f"Unknown CAM method(s) {', '.join(unknown) or '(none given)'}. "
+                          f"Choose from: {', '.join(METHODS)}.")
+    return methods
+
+
+def cmd_faithfulness(args) -> int:
+    from eipviz.evaluation import sample_test_images
+    from eipviz.explain.faithfulness import check_metrics, faithfulness
+
+    methods = _method_names(args.methods)
+    metrics = check_metrics(_names(args.metrics))
     classifier = _load_for_cli(args.model, args.weights, args.preprocessing)
     images = sample_test_images(classifier, args.n, args.seed)
-    rows = faithfulness(classifier, images, methods, layer=args.layer)
+    rows = faithfulness(classifier, images, methods, layer=args.layer, metrics=metrics)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         _print_table(rows)
+    return 0
+
+
+def cmd_sanity(args) -> int:
+    from eipviz.evaluation import sample_test_images
+    from eipviz.explain.sanity import sanity_check
+
+    methods = _method_names(args.methods)
+    classifier = _load_for_cli(args.model, args.weights, args.preprocessing)
+    images = sample_test_images(classifier, args.n, args.seed)
+    results = sanity_check(classifier, images, methods, layer=args.layer, depths=args.depths, seed=args.seed)
+    if args.json:
+        print(json.dumps([result.to_dict() for result in results], indent=2))
+    else:
+        _print_table([result.row() for result in results])
     return 0
 
 
@@ -291,16 +320,32 @@ def _register_models(sub):
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_methods)
 
-    p = sub.add_parser("faithfulness", help="deletion/insertion AUC and average drop per CAM method")
+    p = sub.add_parser("faithfulness", help="deletion/insertion AUC, average drop and ROAD per CAM method, "
+                                            "each compared with the random baseline")
     p.add_argument("--model", required=True)
     p.add_argument("--weights")
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
-    p.add_argument("--methods", default="gradcam,gradcam++,scorecam,layercam")
+    p.add_argument("--methods", default="gradcam,gradcam++,scorecam,layercam",
+                   help="comma-separated; the random baseline is always added")
+    p.add_argument("--metrics", default="deletion,insertion,drop,road",
+                   help="comma-separated, any of deletion, insertion, drop, road")
     p.add_argument("--n", type=int, default=200, help="test images to sample")
     p.add_argument("--layer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_faithfulness)
+
+    p = sub.add_parser("sanity", help="model-randomisation and random-logit sanity checks per CAM method")
+    p.add_argument("--model", required=True)
+    p.add_argument("--weights")
+    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
+    p.add_argument("--methods", default="gradcam,random", help="comma-separated")
+    p.add_argument("--n", type=int, default=16, help="test images to sample")
+    p.add_argument("--depths", type=int, default=8, help="randomisation depths, the last with every layer")
+    p.add_argument("--layer")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="also print each method's curve over the depths")
+    p.set_defaults(handler=cmd_sanity)
 
     p = sub.add_parser("import-log", help="a Keras log (console, CSVLogger, History JSON), W&B/MLflow history CSV, "
                                           "TensorBoard event file or run folder, as per-epoch CSV")
