@@ -197,6 +197,31 @@ def cmd_cam(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from eipviz.evaluation import dataset_test_split, evaluate_test_set
+    from eipviz.explain.timeline import TIMELINE_FILE, read_timeline
+    from eipviz.loading import load_run_checkpoint
+    from eipviz.report import build_report, write_report
+    from eipviz.training.store import RunStore
+
+    if bool(args.model) == bool(args.run):
+        raise EipvizError("Give --model NAME_OR_PATH or --run RUN_ID (one of them).")
+    curves, timeline = None, None
+    if args.run:
+        store = RunStore(args.runs_dir)
+        classifier = load_run_checkpoint(store, args.run)
+        curves = store.epoch_rows(args.run)
+        timeline = read_timeline(store.run_dir(args.run) / TIMELINE_FILE)
+    else:
+        classifier = _load_for_cli(args.model, args.weights, args.preprocessing)
+    images, _ = dataset_test_split(classifier)
+    html = build_report(classifier, evaluate_test_set(classifier), images, n=args.n, curves=curves,
+                        timeline=timeline, progress=lambda fraction, text: print(
+                            f"[{fraction:4.0%}] {text}", file=sys.stderr, flush=True))
+    print(write_report(args.out, html))
+    return 0
+
+
 def cmd_methods(args) -> int:
     from eipviz.attribution.methods import METHODS, SLOW_METHODS
 
@@ -315,6 +340,16 @@ def _register_models(sub):
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS), help="for a model file (default unit_scale)")
     p.add_argument("--out", required=True)
     p.set_defaults(handler=cmd_cam)
+
+    p = sub.add_parser("report", help="a self-contained HTML report of a model (opens offline)")
+    p.add_argument("--model", help="zoo name (shipped weights) or a .keras/.h5 file")
+    p.add_argument("--run", help="a trained run's best checkpoint instead (adds its curves and timeline)")
+    p.add_argument("--runs-dir")
+    p.add_argument("--weights")
+    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
+    p.add_argument("--n", type=int, default=32, help="test images for the faithfulness and sanity tables")
+    p.add_argument("--out", required=True, help="the .html file to write")
+    p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("methods", help="list the attribution methods (--method names), slow ones marked")
     p.add_argument("--json", action="store_true")

@@ -104,3 +104,28 @@ def test_an_epoch_not_in_the_timeline_is_a_clear_error(tmp_path):
     timeline = _recorded(tmp_path / TIMELINE_FILE, [1])
     with pytest.raises(EipvizError, match="Epoch 5 is not in this timeline"):
         timeline.position(5)
+
+
+def test_report_of_a_run_includes_its_curves_and_timeline(tmp_path, data_dir, capsys):
+    from eipviz.zoo import build_model
+
+    store = RunStore(tmp_path / "runs")
+    run_id = store.create_run(name="reported", model="mnist14k", status="finished")
+    keras.utils.set_random_seed(0)
+    model = build_model("mnist14k")
+    model.save(store.run_dir(run_id) / "best.keras")
+    classifier = Classifier(model, "run", "unit_scale", CLASS_NAMES["mnist"], "mnist", "class_maps1x1", "test")
+    images, labels, indices = _probe()
+    timeline = start_timeline(store.run_dir(run_id) / TIMELINE_FILE, images, labels, indices,
+                              classifier.class_names, classifier.cam_layer, 0)
+    for epoch in (1, 2):
+        timeline = record_epoch(timeline, classifier, epoch, store.run_dir(run_id) / TIMELINE_FILE)
+        store.add_epoch(run_id, epoch, {"loss": 1.0 / epoch, "val_accuracy": 0.1 * epoch})
+    out = tmp_path / "report.html"
+    assert main(["report", "--run", run_id, "--runs-dir", str(tmp_path / "runs"), "--n", "4",
+                 "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "<h2>Training curves</h2>" in text and "<h2>Explanations across epochs</h2>" in text
+    assert "<script src=" not in text and "<script>/**" in text  # plotly.js inline, nothing fetched
+    assert main(["report", "--out", str(out)]) == 2  # neither --model nor --run
+    assert "Give --model NAME_OR_PATH or --run RUN_ID" in capsys.readouterr().err
