@@ -256,3 +256,18 @@ def agreement_figure(both_wrong, names) -> go.Figure:
     fig.update_layout(height=120 + 60 * len(labels), margin={"t": 30, "b": 10, "l": 10, "r": 10},
                       yaxis={"autorange": "reversed"}, title="Test images both models get wrong")
     return fig
+
+
+def sanity_figure(curve: list[dict], threshold: float) -> go.Figure:
+    """Spearman and SSIM of the randomised maps to the original ones, as more layers are re-initialised."""
+    fig = go.Figure()
+    x = [point["randomised_layers"] for point in curve]
+    for name in ("spearman", "ssim"):
+        fig.add_trace(go.Scatter(x=x, y=[point[name] for point in curve], name=name, mode="lines+markers",
+                                 text=[f"down to {point['down_to']}" for point in curve]))
+    fig.add_hline(y=threshold, line={"color": "grey", "dash": "dash"},
+                  annotation_text=f"fails above {threshold} (Spearman, every layer random)")
+    fig.update_layout(height=300, margin={"t": 30, "b": 40, "l": 40, "r": 10}, yaxis={"range": [-0.5, 1.05]},
+                      xaxis_title="layers re-initialised, from the output down",
+                      yaxis_title="similarity to the trained model's maps")
+    return fig

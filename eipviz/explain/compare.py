@@ -9,10 +9,11 @@ from eipviz.attribution.methods import METHODS
 from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation
-from eipviz.explain.faithfulness import map_faithfulness
+from eipviz.explain.faithfulness import faithfulness, map_faithfulness
 from eipviz.explain.overlay import DISPLAY_SIZE, overlay
 
 Progress = Callable[[int, int, str], None]
+RANK_METRICS = ("deletion", "insertion", "road")  # what rank_methods can sort by
 
 
 @dataclass(frozen=True)
@@ -111,3 +112,26 @@ def disagreement_rows(classifiers: Sequence[Classifier], evaluations: Sequence[E
             row.append(ModelAnswer(classifier.class_names[cls], float(evaluation.confidence[index]),
                                    bool(cls == evaluation.labels[index]), overlay(images[index], cam, size=size)))
     return rows
+
+
+def rank_methods(classifier: Classifier, images: np.ndarray, methods: Sequence[str], layers: Sequence[str],
+                 metric: str = "deletion", progress: Progress | None = None) -> list[dict]:
+    """Every method at every layer on a sample of uint8 ``images``, best first by ``metric``'s margin over the
+    random baseline (one of ``RANK_METRICS``; a method that ignores the layer is scored once)."""
+    if metric not in RANK_METRICS:
+        raise EipvizError(f"Rank by one of {', '.join(RANK_METRICS)}. Received: {metric!r}.")
+    layer_free = [m for m in methods if not METHODS[m].uses_layer]
+    per_layer = [m for m in methods if METHODS[m].uses_layer]
+    runs = [(layer, per_layer) for layer in layers if per_layer] + ([(layers[0], layer_free)] if layer_free else [])
+    rows: dict[tuple[str, str], dict] = {}  # each layer's random row is that layer's baseline
+    for done, (layer, chosen) in enumerate(runs):
+        if progress:
+            progress(done, len(runs), f"layer {layer}")
+        for row in faithfulness(classifier, images, chosen, layer=layer, metrics=(metric,)):
+            where = layer if METHODS[row["method"]].uses_layer else "(input)"
+            rows.setdefault((row["method"], where), {"method": row["method"], "layer": where,
+                                                     **{k: v for k, v in row.items() if k != "method"}})
+    if progress:
+        progress(len(runs), len(runs), "done")
+    key = f"{metric}_vs_random"
+    return sorted(rows.values(), key=lambda r: np.inf if r.get(key) is None else -r[key])
