@@ -209,10 +209,13 @@ def hyperparameters_figure(rows: list[dict], hyperparameters: list[str], target:
                                "tickvals": list(range(len(labels))), "ticktext": labels})
     targets = [float(row[target]) for row in rows]
     dimensions.append({"label": target, "values": targets})
-    fig = go.Figure(go.Parcoords(dimensions=dimensions,
+    # Over six axes their names overlap side by side: slanted, they get the room above the plot.
+    crowded = len(dimensions) > 6
+    fig = go.Figure(go.Parcoords(dimensions=dimensions, labelangle=-30 if crowded else 0,
                                  line={"color": targets, "colorscale": "Viridis", "showscale": True,
-                                       "colorbar": {"title": {"text": target}}}))
-    fig.update_layout(height=380, margin={"t": 60, "b": 30, "l": 60, "r": 60})
+                                       "colorbar": {"title": {"text": target}, "x": 1.06, "thickness": 14}}))
+    fig.update_layout(height=480 if crowded else 380,
+                      margin={"t": 160 if crowded else 60, "b": 30, "l": 60, "r": 150})
     return fig
 
 

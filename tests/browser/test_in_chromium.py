@@ -18,7 +18,14 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402  (in requi
 from tests.conftest import ROOT, shared_data_dir
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from screenshots import CHROMIUM, CHROMIUM_FLAGS, free_port, start_streamlit, wait_until_settled  # noqa: E402
+from screenshots import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    compare_runs_on_curves,
+    free_port,
+    start_streamlit,
+    wait_until_settled,
+)
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 # Streamlit's frontend probes for a base path when opened on a page URL (/train/_stcore/health):
@@ -148,6 +155,43 @@ def test_curves_page_overlays_the_run_on_the_documented_one(page, server):
                           ".flatMap(p => p.data.map(t => t.name || ''))")
     assert any("mnist14k documented" in n or "mnist14k" in n and "ep" in n for n in names), names
     assert any("documented" in n for n in names), names
+
+
+@pytest.fixture
+def compare_server(tmp_path):
+    """A server of its own over two models' runs, two seeds each (stored, not trained), and a decoy run."""
+    from eipviz.training.store import RunStore
+
+    store = RunStore(tmp_path)
+    for model, scale in (("mnist14k", 1.0), ("sepconv59k", 0.8)):
+        for seed in (1, 2):
+            run_id = store.create_run(name=f"{model} fast seed{seed}", model=model, recipe="fast",
+                                      status="finished", hyperparameters={"learning_rate": 0.01 * scale, "seed": seed})
+            for epoch in range(1, 13):
+                accuracy = scale * (1 - 0.5 / epoch) - 0.02 * seed
+                store.add_epoch(run_id, epoch, {"val_accuracy": accuracy, "val_loss": 1 - accuracy})
+    store.create_run(name="decoy", model="resnet18", status="finished", hyperparameters={"seed": 9})
+    port = free_port()
+    process = _start_streamlit(port, tmp_path)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_curves_page_groups_filtered_runs_into_bands_and_compares_hyperparameters(compare_server, page):
+    # compare_server first, so the tab closes before its server stops (a tab left open logs disconnections)
+    open_page(page, compare_server, "curves")
+    compare_runs_on_curves(page, r"seed\d$", group_by="model", band="std")
+    plots = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                          ".map(p => p.data.map(t => [t.type || 'scatter', t.name || '', t.fill || '']))")
+    curves, parcoords = plots
+    means = sorted(name for _, name, _ in curves if "(mean of" in name)
+    assert means == ["model=mnist14k (mean of 2)"] * 2 + ["model=sepconv59k (mean of 2)"] * 2  # two panels
+    assert sum(fill == "tonexty" for *_, fill in curves) == 4 and not any("decoy" in n for _, n, _ in curves)
+    assert [kind for kind, *_ in parcoords] == ["parcoords"]
+    expect(page.locator(".js-plotly-plot").nth(1).locator(".parcoords")).to_be_visible()  # drawn, not just data
+    expect(page.get_by_role("heading", name="Hyperparameters")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_have_count(2)  # the runs' summary and the hyperparameter table
 
 
 def test_misclassified_confusion_cell_click_filters_the_gallery(page, server):
