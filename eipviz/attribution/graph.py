@@ -77,10 +77,15 @@ class _Replay:
         self.values: dict[int, object] = {}
 
     def tap(self, value):
-        """Capture ``value`` as the probed map and return ``value + delta`` for the layers after it."""
+        """Capture ``value`` as the probed map and return ``value + delta`` for the layers after it.
+
+        The sum is a named ``Add`` layer: ``keras.ops.add`` would be an operation auto-named ``add``,
+        which clashes with a loaded model's own layer of that name (Keras' default for ``Add``) in a
+        fresh process, and a functional model refuses duplicate names.
+        """
         self.captured = value
-        self.delta = keras.Input(shape=value.shape[1:], name="delta")
-        return keras.ops.add(value, self.delta)
+        self.delta = keras.Input(shape=value.shape[1:], name="eipviz_probe_delta")
+        return keras.layers.Add(name="eipviz_probe_tap")([value, self.delta])
 
     def tensor(self, tensor, prefix: str, final: bool):
         """The replayed value of ``tensor`` (``final``: the model's output, softmax to be stripped)."""
