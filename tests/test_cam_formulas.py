@@ -335,3 +335,12 @@ def test_guided_gradcam_is_guided_backprop_times_upsampled_gradcam():
     assert coarse.shape == (3, 12, 12)
     maps, _, _ = guided_gradcam(x, CLASS_OF_IMAGE)
     np.testing.assert_allclose(maps, scale_maps(np.abs(guided).max(-1) * coarse), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(3, 6, 6, 4), (3, 2, 3, 10)], ids=["more-pixels", "more-channels"])
+def test_principal_component_maps_equal_pytorch_grad_cams_svd_projection_up_to_sign(shape):
+    stacks = np.random.default_rng(8).normal(size=shape)
+    stacks[..., 0] += np.linspace(0, 3, shape[1] * shape[2]).reshape(shape[1:3])  # one dominant direction
+    projection = principal_component_maps(stacks)
+    reference = get_2d_projection(stacks)
+    np.testing.assert_allclose(projection, reference * eipviz_sign(reference, stacks), atol=1e-4)
