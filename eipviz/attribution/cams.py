@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from eipviz.attribution.backends import forward_pass, gradient_pass
-from eipviz.attribution.graph import probe_model, softmax
+from eipviz.attribution.graph import probe_model, softmax, tail_probe_model
 from eipviz.attribution.layers import default_target_layer
 from eipviz.attribution.maps import (
     EPS,
@@ -277,8 +277,11 @@ class FasterScoreCAM(ScoreCAM):
 class AblationCAM(BaseCAM):
     """Desai & Ramaswamy 2020: weight = relative drop of the class logit when the channel is zeroed.
 
-    The N x C ablated maps go through the layers after the tapped one in
-    batches (the probe model's ``delta`` input removes one channel at a time).
+    The N x C ablated maps go in batches through the layers after the tapped
+    one only (``graph.tail_probe_model``; its ``delta`` input removes one
+    channel at a time), as pytorch-grad-cam reuses the layer's activations.
+    Where a skip connection goes around the layer, the map alone does not
+    decide the logits, and the whole probe model runs per ablated channel.
     As in pytorch-grad-cam the score is the logit; a logit within 1e-7 of zero
     divides by 1e-7 instead.
     """
@@ -287,6 +290,16 @@ class AblationCAM(BaseCAM):
     needs_gradients = False
     slow = True
     ablation_batch_size = 256
+
+    def ablated_logits(self, activations, inputs, delta):
+        """Logits with ``delta`` added to the map (activations and inputs: one image, repeated as delta's rows)."""
+        if not hasattr(self, "_tail_pass"):
+            tail = tail_probe_model(self.model, self.layer)
+            self._tail_pass = None if tail is None else forward_pass(tail)
+        rows = len(delta)
+        if self._tail_pass is not None:
+            return self._tail_pass(np.repeat(activations[None], rows, axis=0), delta)[1]
+        return self.forward(np.repeat(inputs[None], rows, axis=0), delta)[1]
 
     def channel_weights(self, activations, gradients, inputs, classes):
         n, _, _, channels = activations.shape
@@ -298,7 +311,7 @@ class AblationCAM(BaseCAM):
             for start in range(0, channels, self.ablation_batch_size):
                 block = eye[start:start + self.ablation_batch_size]  # one channel per row
                 delta = -activations[i][None] * block[:, None, None, :]
-                _, ablated = self.forward(np.repeat(inputs[i][None], len(block), axis=0), delta)
+                ablated = self.ablated_logits(activations[i], inputs[i], delta)
                 denominator = original[i] if abs(original[i]) > EPS else EPS
                 weights[i, start:start + len(block)] = (original[i] - ablated[:, classes[i]]) / denominator
         return weights
