@@ -291,19 +291,24 @@ class AblationCAM(BaseCAM):
     slow = True
     ablation_batch_size = 256
 
-    def ablated_logits(self, activations, inputs, delta):
-        """Logits with ``delta`` added to the map (activations and inputs: one image, repeated as delta's rows)."""
+    def tail(self):
+        """The forward pass of the layers after the tapped one (``tail_probe_model``), or None."""
         if not hasattr(self, "_tail_pass"):
             tail = tail_probe_model(self.model, self.layer)
             self._tail_pass = None if tail is None else forward_pass(tail)
+        return self._tail_pass
+
+    def ablated_logits(self, activations, inputs, delta):
+        """Logits with ``delta`` added to the map (activations and inputs: one image, repeated as delta's rows)."""
         rows = len(delta)
-        if self._tail_pass is not None:
-            return self._tail_pass(np.repeat(activations[None], rows, axis=0), delta)[1]
+        if self.tail() is not None:
+            return self.tail()(np.repeat(activations[None], rows, axis=0), delta)[1]
         return self.forward(np.repeat(inputs[None], rows, axis=0), delta)[1]
 
     def channel_weights(self, activations, gradients, inputs, classes):
         n, _, _, channels = activations.shape
-        _, logits = self.forward(inputs)
+        # the unablated logits from the same pass as the ablated ones, so their difference is not rounding
+        _, logits = self.tail()(activations) if self.tail() is not None else self.forward(inputs)
         original = logits[np.arange(n), classes]
         weights = np.empty((n, channels), np.float32)
         eye = np.eye(channels, dtype=np.float32)
