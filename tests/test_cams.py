@@ -125,7 +125,9 @@ def test_ablation_cam_runs_the_ablated_maps_through_the_later_layers_only_when_t
     tail = make_cam(model, "ablationcam")  # the last block's output: only pooling and the head follow
     whole = make_cam(model, "ablationcam")
     whole._tail_pass = None  # the whole model per ablated channel
-    np.testing.assert_allclose(tail(x, [0, 3])[0], whole(x, [0, 3])[0], atol=1e-4)
+    # each image's top class: an untrained model's other logits can sit near zero, where the relative drop
+    # (divided by the logit) magnifies the last bits in which two differently batched passes differ
+    np.testing.assert_allclose(tail(x)[0], whole(x)[0], atol=1e-3)
     assert tail._tail_pass is not None
     # inside a residual block the skip connection reads the block's input too: the whole model runs
     assert tail_probe_model(model, "stage3_block3_conv1") is None
