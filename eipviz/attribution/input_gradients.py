@@ -101,14 +101,11 @@ class IntegratedGradients(InputGradientMap):
         return channel_max_abs(attributions)
 
 
-class GuidedBackprop(InputGradientMap):
-    """Springenberg et al. 2015: the input gradient with every ReLU passing only positive gradients."""
+class GuidedBackprop(Saliency):
+    """Springenberg et al. 2015: saliency with every ReLU passing only positive gradients."""
 
     name = "guided-backprop"
     guided = True
-
-    def layer_maps(self, activations, gradients, inputs, classes, eigen_smooth=False):
-        return channel_max_abs(gradients)
 
 
 class GuidedGradCAM(GuidedBackprop):
@@ -121,4 +118,4 @@ class GuidedGradCAM(GuidedBackprop):
         if not hasattr(self, "_gradcam"):
             self._gradcam = GradCAM(self.model, self.layer)
         coarse, _, _ = self._gradcam(inputs, classes, eigen_smooth=eigen_smooth)
-        return channel_max_abs(gradients) * coarse
+        return super().layer_maps(activations, gradients, inputs, classes) * coarse
