@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import run_store
+from app_pages.common import can_write, read_only_note, run_store
 from eipviz.curves import all_curve_runs, default_selection, import_log, runs_table, tidy_csv
 from eipviz.errors import EipvizError
 from eipviz.keraslog import parse_log, parse_log_bytes
@@ -15,7 +15,9 @@ DEFAULT_METRICS = ["val_accuracy", "val_loss"]
 st.title("Curves")
 store = run_store()
 
-with st.expander("Import a Keras log (paste or upload)"):
+
+def import_form() -> None:
+    """Paste or upload a Keras log and store it as an imported run (selected at once)."""
     pasted = st.text_area("Paste a log", height=150, key="log-text",
                           placeholder="Epoch 1/20\n60000/60000 [====] - 10s - loss: 0.41 - acc: 0.93 - ...")
     uploaded = st.file_uploader("…or upload one (console log, CSVLogger .csv, History .json)",
@@ -30,6 +32,11 @@ with st.expander("Import a Keras log (paste or upload)"):
             st.success(f"Imported {len(parsed.epochs)} epochs as run {run_id}.")
         except EipvizError as error:
             st.error(str(error))
+
+
+if can_write():
+    with st.expander("Import a Keras log (paste or upload)"):
+        import_form()
 
 runs = all_curve_runs(store)
 by_id = {run.id: run for run in runs}
@@ -67,15 +74,20 @@ def chart():
 chart()
 
 editable = [by_id[i] for i in selected_ids if by_id[i].kind != "reference"]
-if editable:
+if not can_write():
+    read_only_note("importing logs, renaming and deleting runs")
+elif editable:
     with st.expander("Rename or delete a run"):
         target = by_id[st.selectbox("Run", [r.id for r in editable], format_func=lambda i: run_label(by_id[i]),
                                     key="edit-run")]
         new_name = st.text_input("New name", value=target.name, key=f"edit-name-{target.id}")
         a, b = st.columns(2)
         if a.button("Rename", key="edit-rename"):
-            store.update_run(target.id, name=new_name)
-            st.rerun()
+            try:
+                store.rename_run(target.id, new_name)
+                st.rerun()
+            except EipvizError as error:
+                st.error(str(error))
         if b.button("Delete", key="edit-delete", type="secondary"):
             try:
                 store.delete_run(target.id)
