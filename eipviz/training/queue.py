@@ -179,6 +179,9 @@ def run_scheduler(store: RunStore, poll_s: float = POLL_S, idle_polls: int = 2) 
     handle = _lock(store)
     if handle is None:
         return
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")  # who holds it, for people (and tests) looking
+    handle.flush()
     print(f"eipviz scheduler pid {os.getpid()}: slots {', '.join(run_slots())}", flush=True)
     idle = 0
     while True:
@@ -232,7 +235,7 @@ class RunQueue:
         run = self.store.get_run(run_id)
         if run.kind != "trained" or run.model is None:
             raise EipvizError(f"Run {run_id} is a {run.kind} run; only trained runs start.")
-        if run.status == "running" or run.pid or run.claim:
+        if run.status == "running" or (run.status == "queued" and run.pid):  # a worker has it already
             raise EipvizError(f"Run {run_id} is already {run.status}.")
         self._check_memory(run)
         self.store.enqueue(run_id, {key: os.environ[key] for key in CARRIED_ENV if key in os.environ})
