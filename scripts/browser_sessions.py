@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from playwright.sync_api import expect
-from screenshots import wait_until_settled
 
 GALLERY_CAPTION = re.compile(r"^#\d+: true")
 
@@ -49,7 +48,6 @@ def upload_model(page, name: str, data: bytes) -> None:
     expect(page.get_by_text(f"Loaded {name}.")).to_be_visible(timeout=120_000)
     page.get_by_test_id("stRadio").filter(has_text="Model source").get_by_text("Uploaded model").click()
     expect(page.get_by_text(f"Uploaded: {name}")).to_be_visible(timeout=120_000)
-    wait_until_settled(page)
 
 
 def gallery_shown(page) -> bool:

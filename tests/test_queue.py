@@ -1,6 +1,8 @@
 """The run queue: slots, admission in order, cancel, claims that survive a killed scheduler, the memory guard."""
 
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
@@ -166,3 +168,17 @@ def test_an_older_run_store_gains_the_queue_columns(tmp_path):
     store = RunStore(tmp_path)
     run = store.get_run("old")
     assert run.status == "finished" and run.slot is None and run.queued is None
+
+
+def test_a_slot_frees_only_when_the_worker_process_has_exited(store):
+    """A worker that recorded its end still holds its memory while TensorFlow tears down."""
+    first, second = submitted(store, 2)
+    store.claim_queued(["cpu"])
+    lingering = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "eipviz-worker"])
+    try:
+        store.update_run(first, status="finished", ended=time.time(), pid=lingering.pid)
+        assert store.claim_queued(["cpu"]) == []
+    finally:
+        lingering.kill()
+        lingering.wait()
+    assert [run.id for run in store.claim_queued(["cpu"])] == [second]

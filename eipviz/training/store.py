@@ -23,6 +23,8 @@ ACTIVE = ("queued", "running")
 # A run the scheduler admitted but whose worker never said it started (the scheduler was killed between the
 # two) joins the queue again after this long; a worker that turns up later finds its claim gone and exits.
 CLAIM_GRACE_S = 300
+# How long after its run ends a worker process that has not exited yet still holds its slot.
+SLOT_RELEASE_S = 600
 # Columns added after the first release: an older runs.sqlite gains them when opened.
 _ADDED_COLUMNS = {"queued": "REAL", "slot": "TEXT", "claim": "TEXT", "claimed": "REAL", "env": "TEXT"}
 
@@ -215,16 +217,21 @@ class RunStore:
     def claim_queued(self, slots: list[str], refusal=None) -> list[Run]:
         """Admit the first queued runs to the free ``slots`` in one transaction; return them, claimed.
 
-        A run counts against a slot from its claim until it ends; a run trained outside the queue (a
-        worker started by hand) takes a slot too. ``refusal(run, admitted)`` may return a reason not to
+        A run counts against a slot from its claim until its worker process exits; a run trained outside
+        the queue (a worker started by hand) takes a slot too. ``refusal(run, admitted)`` may return a reason not to
         start a run (``admitted``: runs admitted earlier in this call); that run ends ``failed`` with it.
         """
         admitted: list[Run] = []
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # no other process admits between our reads and our writes
             running = db.execute("SELECT slot FROM runs WHERE status = 'running'").fetchall()
-            busy = {row[0] for row in running}
-            free = [slot for slot in slots if slot not in busy][:max(0, len(slots) - len(running))]
+            # A worker that has recorded its end still holds its memory until its process exits (TensorFlow's
+            # teardown takes seconds): its slot frees only then.
+            ending = [row[0] for row in db.execute(
+                "SELECT slot, pid FROM runs WHERE status NOT IN ('queued', 'running') AND slot IS NOT NULL"
+                " AND pid IS NOT NULL AND ended > ?", (time.time() - SLOT_RELEASE_S,)) if worker_alive(row[1])]
+            busy = {row[0] for row in running} | set(ending)
+            free = [slot for slot in slots if slot not in busy][:max(0, len(slots) - len(running) - len(ending))]
             waiting = db.execute("SELECT * FROM runs WHERE status = 'queued' AND kind = 'trained' AND pid IS NULL"
                                  " ORDER BY queued, created").fetchall()
             now = time.time()

@@ -1,7 +1,8 @@
 """Safe to leave running and to share: loopback only, a run queue, bounded memory, many sessions at once.
 
 Real servers (``scripts/serve.py``, as ``make run`` starts it), real workers and Debian's Chromium.
-Each test starts its own server: what one measures (the resident memory, the log) is its own.
+Each test starts its own server (what one measures, the resident memory or the log, is its own), so
+pytest-xdist may spread them over workers.
 """
 
 import os
@@ -33,7 +34,6 @@ from browser_sessions import (  # noqa: E402
 from screenshots import CHROMIUM, CHROMIUM_FLAGS, free_port, start_streamlit, wait_until_settled  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-pytestmark = pytest.mark.xdist_group("many-users")
 
 
 def _env(runs, **extra):
@@ -121,6 +121,12 @@ def _workers(runs_dir) -> list[int]:
     return pids
 
 
+def _training(store, runs_dir) -> list[str]:
+    """Runs whose worker process is alive and training (not one that has ended and is exiting)."""
+    alive = set(_workers(runs_dir))
+    return [run.id for run in store.list_runs() if run.status == "running" and run.pid in alive]
+
+
 class WorkerWatch(threading.Thread):
     """Counts live workers five times a second: the most seen at once."""
 
@@ -163,10 +169,12 @@ def test_start_pressed_ten_times_trains_n_at_once_and_survives_killing_the_sched
         page.screenshot(path=str(ARTIFACTS / "queue_ten_starts.png"), full_page=True)
         page.context.close()
 
-        # Mid-queue, with runs done, training and waiting: kill the scheduler, then Streamlit.
+        # Mid-queue, with runs done, N training and the rest waiting: kill the scheduler, then Streamlit.
+        # (Killed while no worker trains, it would be woken by the next submit, Train page or `runs`.)
         deadline = time.time() + 240
-        while sum(run.status == "finished" for run in store.list_runs()) < 2 and time.time() < deadline:
-            time.sleep(0.2)
+        while not (any(run.status == "finished" for run in store.list_runs())
+                   and len(_training(store, tmp_path)) == slots) and time.time() < deadline:
+            time.sleep(0.1)
         waiting = [run for run in store.list_runs() if run.status == "queued"]
         assert len(waiting) >= 3, [run.status for run in store.list_runs()]
         scheduler_pid = int((tmp_path / "scheduler.lock").read_text().split()[0])
@@ -204,7 +212,6 @@ def test_thirty_uploads_in_thirty_sessions_leave_the_servers_memory_bounded(brow
             context = browser.new_context(viewport={"width": 1400, "height": 1400})
             page = context.new_page()
             page.goto(f"http://127.0.0.1:{port}/upload")
-            wait_until_settled(page)
             upload_model(page, f"soak-{i}.keras", data)
             assert not page.locator("[data-testid='stException']").count()
             context.close()
@@ -241,6 +248,7 @@ def test_six_concurrent_sessions_see_only_their_own_filters_and_uploads_and_shar
             page.get_by_test_id("stSidebarNav").get_by_text("Upload", exact=True).click()
             wait_until_settled(page)
             upload_model(page, f"user-{i}.keras", tiny_model_bytes(100 + i))
+            wait_until_settled(page)
         for i, page in enumerate(pages):
             text = page.get_by_test_id("stMain").inner_text()
             assert f"user-{i}.keras" in text
