@@ -8,7 +8,7 @@ from app_pages.common import can_write, read_only_note, run_store
 from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
 from eipviz.recipes import RECIPES
-from eipviz.training.launcher import RunQueue, plan_summary, planned_recipe, resume_run, start_training, stop_run
+from eipviz.training.launcher import RunQueue, plan_summary, planned_recipe, resume_run, start_training
 from eipviz.training.status import run_progress
 from eipviz.training.store import run_label
 from eipviz.zoo import MODELS
@@ -100,7 +100,8 @@ def _active_panel(run):
     bar.progress(progress.epoch_fraction, text=progress.label)
     if can_write():
         with stop:
-            _action_button("Stop training", run.id, stop_run, f"Stopping {run.id} after its current batch…",
+            # Through the queue: a run admitted whose worker has not started yet is cancelled outright.
+            _action_button("Stop training", run.id, _cancel, f"Stopping {run.id} after its current batch…",
                            icon=":material/stop_circle:", width="stretch")
     _curves(run)
 

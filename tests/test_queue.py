@@ -182,3 +182,27 @@ def test_a_slot_frees_only_when_the_worker_process_has_exited(store):
         lingering.kill()
         lingering.wait()
     assert [run.id for run in store.claim_queued(["cpu"])] == [second]
+
+
+def test_the_cli_lists_queue_positions_and_cancels_a_queued_run(tmp_path):
+    """``runs`` shows each waiting run's place; ``cancel`` takes one out before it starts."""
+    import json
+
+    from tests.conftest import run_cli
+
+    store = RunStore(tmp_path)
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "eipviz-worker"])
+    try:
+        holder = store.create_run(name="training", model="mnist14k", status="running")
+        store.update_run(holder, pid=busy.pid)  # the only slot is taken
+        first, second = (create_training_run(store, "mnist14k", "fast", epochs=1, subset=64, seed=i) for i in (1, 2))
+        env = {"EIPVIZ_MAX_RUNS": "1", "EIPVIZ_RUNS_DIR": str(tmp_path)}
+        listed = {row["id"]: row for row in json.loads(run_cli("runs", "--json", env=env).stdout)}
+        assert (listed[first]["queue"], listed[second]["queue"], listed[holder]["queue"]) == (1, 2, None)
+        assert "cancelled" in run_cli("cancel", first, env=env).stdout
+        listed = {row["id"]: row for row in json.loads(run_cli("runs", "--json", env=env).stdout)}
+        assert listed[first]["status"] == "cancelled" and listed[second]["queue"] == 1
+        run_cli("cancel", second, env=env)
+    finally:
+        busy.kill()
+        busy.wait()
