@@ -85,17 +85,27 @@ def preload_shipped_models() -> None:
         logger.setLevel(level)
 
 
+def settings_from(arguments: list[str]) -> list[str]:
+    """Apply ``--viewer`` (sets ``EIPVIZ_MODE=viewer``) and check eipviz's own settings; return Streamlit's arguments.
+
+    A bad ``EIPVIZ_MODE`` or ``EIPVIZ_MAX_RUNS`` raises ``EipvizError`` before anything is served.
+    """
+    from eipviz.access import MODE_VARIABLE, VIEWER, access_mode
+    from eipviz.training.queue import run_slots
+
+    if "--viewer" in arguments:
+        os.environ[MODE_VARIABLE] = VIEWER
+    print(f"eipviz: {access_mode()} mode; at most {len(run_slots())} training run(s) at once "
+          f"({', '.join(run_slots())})", flush=True)
+    return [argument for argument in arguments if argument != "--viewer"]
+
+
 def main() -> int:
     """Warm up, then hand over to ``streamlit run app.py`` with this script's arguments."""
-    from eipviz.access import MODE_VARIABLE, VIEWER, access_mode
     from eipviz.errors import EipvizError
 
-    arguments = sys.argv[1:]
-    if "--viewer" in arguments:
-        arguments.remove("--viewer")
-        os.environ[MODE_VARIABLE] = VIEWER
     try:
-        print(f"eipviz: serving in {access_mode()} mode", flush=True)
+        arguments = settings_from(sys.argv[1:])
     except EipvizError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,5 +1,9 @@
 """Viewer mode (EIPVIZ_MODE=viewer): every write action is refused by the library and absent from the pages."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -113,3 +117,16 @@ def test_the_explanation_pages_offer_no_model_upload(store, page, data_dir):
     assert not [label for label in uploaders if "Model file" in label]
     if page == "upload.py":
         assert any(label.startswith("Images") for label in uploaders)  # image uploads still work
+
+
+def test_make_run_takes_viewer_as_a_flag_and_refuses_a_bad_mode_before_serving(monkeypatch):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from serve import settings_from
+
+    monkeypatch.delenv("EIPVIZ_MODE", raising=False)
+    assert settings_from(["--viewer", "--server.port", "8600"]) == ["--server.port", "8600"]
+    assert access_mode() == "viewer"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "serve.py")], capture_output=True, text=True,
+                            env={**os.environ, "EIPVIZ_MODE": "admin"}, timeout=120)
+    assert result.returncode == 2 and "Received: EIPVIZ_MODE='admin'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -232,6 +232,7 @@ class RunQueue:
         Its worker gets this process's backend and data settings (``CARRIED_ENV``).
         """
         require_write("Starting a run")
+        run_slots()  # a bad EIPVIZ_MAX_RUNS is an error here, not a scheduler that never starts
         run = self.store.get_run(run_id)
         if run.kind != "trained" or run.model is None:
             raise EipvizError(f"Run {run_id} is a {run.kind} run; only trained runs start.")
