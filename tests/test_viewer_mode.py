@@ -130,3 +130,16 @@ def test_make_run_takes_viewer_as_a_flag_and_refuses_a_bad_mode_before_serving(m
                             env={**os.environ, "EIPVIZ_MODE": "admin"}, timeout=120)
     assert result.returncode == 2 and "Received: EIPVIZ_MODE='admin'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_with_st_login_configured_changes_need_a_signed_in_user(store, monkeypatch, signed_in):
+    """With [auth] in secrets.toml Streamlit gives every session ``is_logged_in``; only signed-in users act."""
+    monkeypatch.delenv("EIPVIZ_MODE")
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT)
+    at.user = {"is_logged_in": signed_in, "email": "teacher@example.org"}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = {button.label for button in at.button}
+    assert ("Start" in labels) == signed_in and ("Cancel" in labels) == signed_in
+    assert any("Sign in" in caption.value for caption in at.caption) != signed_in
