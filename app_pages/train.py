@@ -86,7 +86,8 @@ def _cancel(store, run_id):
 def _queued_panel(run, position: int | None, waiting: int):
     """A run waiting for a slot: its place in line and Cancel."""
     text, cancel = st.columns([5, 1], vertical_alignment="center")
-    text.markdown(f"**{run.name}** · `{run.id}` · queued · position {position} of {waiting}")
+    place = f"position {position} of {waiting}" if position else "starting"  # admitted since the list was read
+    text.markdown(f"**{run.name}** · `{run.id}` · queued · {place}")
     if can_write():
         with cancel:
             _action_button("Cancel", run.id, _cancel, f"Cancelled {run.id} before it started.",
