@@ -4,7 +4,7 @@ import Keras logs, TensorBoard event files and W&B/MLflow CSVs."""
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import run_store
+from app_pages.common import can_write, read_only_note, run_store
 from app_pages.timeline_view import timeline_section
 from eipviz.curves import (
     DIRECTIONS,
@@ -26,7 +26,9 @@ DEFAULT_METRICS = ["val_accuracy", "val_loss"]
 st.title("Curves")
 store = run_store()
 
-with st.expander("Import a run: a Keras log, TensorBoard event files, a W&B or MLflow CSV"):
+
+def import_form() -> None:
+    """Paste or upload a log, event files or a history CSV and store it as an imported run (selected at once)."""
     pasted = st.text_area("Paste a log", height=150, key="log-text",
                           placeholder="Epoch 1/20\n60000/60000 [====] - 10s - loss: 0.41 - acc: 0.93 - ...")
     uploaded = st.file_uploader("…or upload: a console log, CSVLogger .csv, History .json, W&B/MLflow history .csv, "
@@ -48,6 +50,11 @@ with st.expander("Import a run: a Keras log, TensorBoard event files, a W&B or M
                 st.warning(warning)
         except EipvizError as error:
             st.error(str(error))
+
+
+if can_write():
+    with st.expander("Import a run: a Keras log, TensorBoard event files, a W&B or MLflow CSV"):
+        import_form()
 
 runs = all_curve_runs(store)
 by_id = {run.id: run for run in runs}
@@ -138,15 +145,20 @@ if trained:
     timeline_section(store, store.get_run(picked), "curve-timeline")
 
 editable = [by_id[i] for i in selected_ids if by_id[i].kind != "reference"]
-if editable:
+if not can_write():
+    read_only_note("importing logs, renaming and deleting runs")
+elif editable:
     with st.expander("Rename or delete a run"):
         target = by_id[st.selectbox("Run", [r.id for r in editable], format_func=lambda i: run_label(by_id[i]),
                                     key="edit-run")]
         new_name = st.text_input("New name", value=target.name, key=f"edit-name-{target.id}")
         a, b = st.columns(2)
         if a.button("Rename", key="edit-rename"):
-            store.update_run(target.id, name=new_name)
-            st.rerun()
+            try:
+                store.rename_run(target.id, new_name)
+                st.rerun()
+            except EipvizError as error:
+                st.error(str(error))
         if b.button("Delete", key="edit-delete", type="secondary"):
             try:
                 store.delete_run(target.id)

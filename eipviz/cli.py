@@ -1,8 +1,8 @@
 """``python -m eipviz``: the same library calls the pages make, from a shell.
 
-Each command imports what it needs inside its handler: ``runs`` and
-``import-log`` (unless it stores the run) never load Keras, so they start in
-a fraction of a second.
+Each command imports what it needs inside its handler: ``runs``, ``cancel``,
+``scheduler`` and ``import-log`` (unless it stores the run) never load Keras,
+so they start in a fraction of a second.
 """
 
 import argparse
@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the CLI
@@ -52,58 +53,83 @@ def cmd_layers(args) -> int:
     return 0
 
 
-class _Tee:
-    """Copy the worker's console output into its run's ``worker.log``."""
-
-    def __init__(self, stream, path):
-        self.stream, self.file = stream, open(path, "a", buffering=1)
-
-    def write(self, text):
-        self.stream.write(text)
-        self.file.write(text)
-        return len(text)
-
-    def flush(self):
-        self.stream.flush()
-        self.file.flush()
-
-    def isatty(self):
-        return self.stream.isatty()
-
-
 def cmd_train(args) -> int:
-    from eipviz.training.launcher import check_resumable, create_training_run
+    from eipviz.training.launcher import resume_run, start_training
+    from eipviz.training.queue import RunQueue
     from eipviz.training.store import RunStore
     from eipviz.training.worker import train_run
 
     store = RunStore(args.runs_dir)
-    if args.run_id:  # started by the app, output already goes to worker.log
-        run_id = args.run_id
+    if args.run_id:  # a worker started by the scheduler: its output already goes to worker.log
+        status = train_run(store, args.run_id, verbose=2, claim=args.claim)
+        RunQueue(store).wake()  # the next queued run starts even if the scheduler was killed meanwhile
+        return {"finished": 0, "cancelled": 130, "not claimed": 0}.get(status, 1)
+    if args.resume:
+        resume_run(store, args.resume)
+        run_id = args.resume
+    elif args.model:
+        run_id = start_training(store, args.model, recipe=args.recipe, epochs=args.epochs,
+                                batch_size=args.batch_size, subset=args.subset, augment=not args.no_augment)
     else:
-        if args.resume:
+        raise EipvizError("Name a model (--model NAME) or a run to resume (--resume RUN_ID).")
+    position = RunQueue(store).status().position(run_id)
+    print(f"run {run_id} in {store.root}: queued" + (f", position {position}" if position else ""), flush=True)
+    return 0 if args.detach else _follow(store, run_id)
+
+
+def _follow(store, run_id: str) -> int:
+    """Print a submitted run's worker log until it ends; Ctrl-C cancels it (or stops it after its batch)."""
+    from eipviz.training.queue import RunQueue
+
+    log = store.run_dir(run_id) / "worker.log"
+    offset = log.stat().st_size if log.exists() else 0
+    cancelled = False
+    while True:
+        try:
             store.reap_dead_workers()
-            check_resumable(store, args.resume)
-            run_id = args.resume
-        else:
-            if not args.model:
-                raise EipvizError("Name a model (--model NAME) or a run to resume (--resume RUN_ID).")
-            run_id = create_training_run(store, args.model, args.recipe, args.epochs, args.batch_size,
-                                         args.subset, augment=not args.no_augment)
-        print(f"run {run_id} in {store.root}", flush=True)
-        sys.stdout = _Tee(sys.stdout, store.run_dir(run_id) / "worker.log")
-    status = train_run(store, run_id, verbose=1 if sys.stdout.isatty() else 2)
-    return {"finished": 0, "cancelled": 130}.get(status, 1)
+            active = store.get_run(run_id).active
+            offset = _print_from(log, offset)
+            if not active:
+                break
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            if not cancelled:
+                cancelled = True
+                print("cancelling…", file=sys.stderr, flush=True)
+                try:
+                    RunQueue(store).cancel(run_id)
+                except EipvizError as error:  # it ended meanwhile
+                    print(f"error: {error}", file=sys.stderr)
+    return {"finished": 0, "cancelled": 130}.get(store.get_run(run_id).status, 1)
+
+
+def _print_from(path: Path, offset: int) -> int:
+    """Print what a file gained after ``offset``; return its new end."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            added = f.read()
+    except OSError:
+        return offset
+    sys.stdout.write(added.decode("utf-8", "replace"))
+    sys.stdout.flush()
+    return offset + len(added)
 
 
 def cmd_runs(args) -> int:
+    from eipviz.training.queue import RunQueue
     from eipviz.training.store import RunStore
 
     store = RunStore(args.runs_dir)
     store.reap_dead_workers()
+    queue = RunQueue(store)
+    queue.wake()  # runs waiting with no scheduler (it was killed) start again
+    status = queue.status()
     rows = []
     for run in store.list_runs():
         rows.append({
             "id": run.id, "kind": run.kind, "model": run.model, "recipe": run.recipe, "status": run.status,
+            "queue": status.position(run.id),
             "epochs": f"{store.completed_epochs(run.id)}/{run.hyperparameters.get('epochs', '?')}",
             "best_val_acc": None if run.best_val_accuracy is None else f"{run.best_val_accuracy:.4f}",
             "best_epoch": run.best_epoch, "device": run.device,
@@ -115,8 +141,27 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_cancel(args) -> int:
+    from eipviz.training.queue import RunQueue
+    from eipviz.training.store import RunStore
+
+    store = RunStore(args.runs_dir)
+    RunQueue(store).cancel(args.run_id)
+    print(f"cancelled {args.run_id}" if store.get_run(args.run_id).status == "cancelled"
+          else f"stopping {args.run_id} after its current batch")
+    return 0
+
+
+def cmd_scheduler(args) -> int:
+    from eipviz.training.queue import run_scheduler
+    from eipviz.training.store import RunStore
+
+    run_scheduler(RunStore(args.runs_dir))
+    return 0
+
+
 def _register_training(sub):
-    p = sub.add_parser("train", help="train a zoo model in this process (the app's worker)")
+    p = sub.add_parser("train", help="queue a training run and follow its log (Ctrl-C cancels it)")
     p.add_argument("--model", help="zoo model name (see `models`)")
     p.add_argument("--recipe", default="documented", help="documented (the seed's) or fast")
     p.add_argument("--epochs", type=int)
@@ -125,7 +170,9 @@ def _register_training(sub):
     p.add_argument("--no-augment", action="store_true", help="switch the recipe's augmentation off")
     p.add_argument("--runs-dir", help="run store folder (default runs/ or $EIPVIZ_RUNS_DIR)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue a cancelled or failed run")
-    p.add_argument("--run-id", help=argparse.SUPPRESS)  # a queued run created by the app
+    p.add_argument("--detach", action="store_true", help="queue the run and return at once")
+    p.add_argument("--run-id", help=argparse.SUPPRESS)  # the worker of a run: train it in this process
+    p.add_argument("--claim", help=argparse.SUPPRESS)  # the scheduler's admission token for that run
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("timeline", help="a run's probe images with their Grad-CAMs at every epoch, as PNGs and a GIF")
@@ -133,6 +180,15 @@ def _register_training(sub):
     p.add_argument("--out", required=True, help="folder for epoch-NNN.png and timeline.gif")
     p.add_argument("--runs-dir")
     p.set_defaults(handler=cmd_timeline)
+
+    p = sub.add_parser("cancel", help="cancel a queued run (a training one stops after its batch)")
+    p.add_argument("run_id")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_cancel)
+
+    p = sub.add_parser("scheduler", help="admit queued runs as slots free up (started on demand; exits when idle)")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_scheduler)
 
     p = sub.add_parser("runs", help="list runs in the run store")
     p.add_argument("--runs-dir")
@@ -422,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands that never touch Keras start fast and import nothing heavy.
-_LIGHT_COMMANDS = ("import-log", "runs")
+_LIGHT_COMMANDS = ("import-log", "runs", "cancel", "scheduler")
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eipviz.access import require_write
 from eipviz.keraslog import ParsedLog, parse_log
 from eipviz.recipes import get_recipe
 from eipviz.zoo import MODELS
@@ -84,7 +85,8 @@ def default_selection(runs: list[CurveRun]) -> list[str]:
 
 
 def import_log(store, parsed: ParsedLog, name: str, source: str | None = None) -> str:
-    """Save a parsed log as a finished run of kind "imported"; return its id."""
+    """Save a parsed log as a finished run of kind "imported"; return its id (refused in viewer mode)."""
+    require_write("Importing a log into the run store")
     run_id = store.create_run(name=name, kind="imported", status="finished", source=source)
     for row in canonical_rows(parsed):
         store.add_epoch(run_id, row.pop("epoch"), row)

@@ -42,12 +42,18 @@ LAUNCHERS = {
 }
 
 
-def start_streamlit(port: int, env: dict, *extra_args: str, launcher: str = "serve") -> subprocess.Popen:
-    """The app as ``make run`` serves it, headless on a loopback port; return it once it answers its health check."""
+def start_streamlit(port: int, env: dict, *extra_args: str, launcher: str = "serve", address: str | None = "127.0.0.1",
+                    log=None) -> subprocess.Popen:
+    """The app as ``make run`` serves it, headless on a loopback port; return it once it answers its health check.
+
+    ``address=None`` leaves the listening address to the project's settings; ``log`` (an open file) gets the
+    server's output.
+    """
+    where = ["--server.address", address] if address else []
     process = subprocess.Popen(
         [sys.executable, *LAUNCHERS[launcher], "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *extra_args],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         *where, "--browser.gatherUsageStats", "false", *extra_args],
+        cwd=ROOT, env=env, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
     for _ in range(120):
         try:
             if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":

@@ -117,10 +117,19 @@ def _arrays(dataset_name: str, subset: int | None, seed: int):
     return x_train, y_train, x_val, y_val
 
 
-def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
-    """Train (or resume) a stored run to the end; return its final status."""
+def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None = None) -> str:
+    """Train (or resume) a stored run to the end; return its final status.
+
+    With a ``claim`` (a worker the scheduler started) it trains only if the run still holds that
+    claim, and returns ``"not claimed"`` otherwise: the run was cancelled, or admitted again after
+    its scheduler died, and is another worker's.
+    """
     stop = StopFlag()
     stop.install()
+    if claim and not store.start_claimed(run_id, claim, os.getpid()):
+        print(f"eipviz worker pid {os.getpid()}: run {run_id} no longer holds claim {claim}; not training it.",
+              flush=True)
+        return "not claimed"
     run = store.get_run(run_id)
     hp = run.hyperparameters
     seed = int(hp.get("seed", 0))
