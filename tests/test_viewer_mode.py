@@ -123,7 +123,7 @@ def test_make_run_takes_viewer_as_a_flag_and_refuses_a_bad_mode_before_serving(m
     sys.path.insert(0, str(ROOT / "scripts"))
     from serve import settings_from
 
-    monkeypatch.delenv("EIPVIZ_MODE", raising=False)
+    monkeypatch.setenv("EIPVIZ_MODE", "editor")  # recorded, so the mode --viewer sets is undone after the test
     assert settings_from(["--viewer", "--server.port", "8600"]) == ["--server.port", "8600"]
     assert access_mode() == "viewer"
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "serve.py")], capture_output=True, text=True,
