@@ -152,7 +152,9 @@ else:
 
 FAST_METHODS = [m for m in METHODS if m not in SLOW_METHODS and m != "random"]
 
-with st.expander("Faithfulness: rank methods and layers against chance (deletion / insertion AUC, drop, ROAD)"):
+# Keyed: an unkeyed expander here closed on every rerun its own widgets caused (Streamlit 1.67).
+with st.expander("Faithfulness: rank methods and layers against chance (deletion / insertion AUC, drop, ROAD)",
+                 key="mis-faithfulness-open"):
     a, b, c = st.columns([3, 2, 1])
     chosen_methods = a.multiselect("Methods", list(METHODS), default=FAST_METHODS[:6], format_func=method_label,
                                    key="mis-f-methods", help="random, the chance baseline, is always added")
@@ -177,7 +179,7 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
         st.caption("Best first. Deletion AUC: lower is better; insertion AUC and ROAD: higher is better. Each "
                    "`*_vs_random` column is the margin over the random baseline at that layer: positive is better.")
 
-with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et al. 2018)"):
+with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et al. 2018)", key="mis-sanity-open"):
     s1, s2 = st.columns(2)
     sanity_n = s1.number_input("Test images", 2, 64, 8, 2, key="mis-s-n")
     depths = s2.number_input("Randomisation depths", 2, 12, 6, 1, key="mis-s-depths")
@@ -206,7 +208,7 @@ with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et
         st.caption("The first test image's map as layers are re-initialised from the output down. A method that "
                    "explains the model should lose its map; one whose map survives shows the image, not the model.")
 
-with st.expander("Report: one HTML file with all of the above (opens offline)"):
+with st.expander("Report: one HTML file with all of the above (opens offline)", key="mis-report-open"):
     st.caption("Model, sha256, accuracy and per-class table, confusion matrix, this gallery's first page, the "
                "faithfulness and sanity tables, and for a run its curves and timeline.")
     if st.button("Build the report", key="mis-report"):

@@ -244,7 +244,8 @@ def timeline_figure(rows: list[dict], epoch: int) -> go.Figure:
                   row=1, col=2, secondary_y=True)
     for col in (1, 2):
         fig.add_vline(x=epoch, line={"color": "grey", "dash": "dash"}, row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
+    # Whole epochs only, as on the training curves.
+    fig.update_xaxes(title_text="epoch", tick0=1, dtick=max(1, math.ceil(max(epochs, default=1) / 10)))
     fig.update_layout(height=320, margin={"t": TITLED_TOP_MARGIN, "b": 30, "l": 40, "r": 10},
                       legend={"orientation": "h", "y": -0.3})
     return fig

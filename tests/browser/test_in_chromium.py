@@ -15,14 +15,18 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright  # noqa: E402  (in requirements.txt)
 
-from tests.conftest import ROOT, shared_data_dir
+from tests.conftest import ROOT, run_with_timeline, shared_data_dir
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from screenshots import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_FLAGS,
+    compare_models,
     compare_runs_on_curves,
     free_port,
+    grid_methods,
+    open_run_timeline,
+    run_sanity_check,
     start_streamlit,
     wait_until_settled,
 )
@@ -50,17 +54,22 @@ def _stop_active_runs(store):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def runs_dir(tmp_path_factory):
+    """The runs folder of the module's server: a test may add runs to it while the server serves."""
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def server(runs_dir):
     from eipviz.training.store import RunStore
 
     assert os.path.exists(CHROMIUM), "Chromium is missing: run `apt-get install -y chromium` (make test does as root)."
     port = free_port()
-    runs = tmp_path_factory.mktemp("runs")
-    process = _start_streamlit(port, runs)
+    process = _start_streamlit(port, runs_dir)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=30)
-    _stop_active_runs(RunStore(runs))  # whatever failed, no run started from a page outlives the module
+    _stop_active_runs(RunStore(runs_dir))  # whatever failed, no run started from a page outlives the module
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +232,56 @@ def test_misclassified_gallery_changes_cam_method(page, server):
     choose(page, "CAM method", "scorecam (slow)")  # slow methods say so in the selector
     expect(page.get_by_text(re.compile(r"^#\d+: true"))).not_to_have_count(0)
     expect(images).to_have_count(before, timeout=60_000)
+
+
+MAP_CAPTION = re.compile(r"^del \d\.\d{3} · ins \d\.\d{3}$")
+
+
+def test_compare_page_grids_the_chosen_methods_by_layers_on_a_test_image(page, server):
+    open_page(page, server, "compare?model=mnist14k")
+    tab = grid_methods(page, ["gradcam", "random"])
+    expect(tab.get_by_text(re.compile(r"^test #0, true \w+: explaining"))).to_be_visible()
+    expect(tab.get_by_test_id("stImageCaption").filter(has_text=MAP_CAPTION)).to_have_count(2 * 2)  # methods x layers
+
+
+def test_compare_page_sets_two_cifar10_models_side_by_side(page, server):
+    open_page(page, server, "compare")
+    tab = compare_models(page, ["sepconv59k", "resnet20v1"])
+    expect(tab.get_by_test_id("stMetric")).to_have_count(2)
+    expect(tab.get_by_test_id("stMetric").first).to_contain_text(re.compile(r"\d+\.\d\d%"))
+    expect(tab.locator(".js-plotly-plot .heatmaplayer")).to_have_count(1)  # errors together
+    rows = tab.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"^#\d+, true "))
+    expect(rows).to_have_count(8)  # the most disputed images
+    answers = tab.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"^[✅❌] (sepconv59k|resnet20v1): "))
+    expect(answers).to_have_count(8 * 2)  # every model's prediction and CAM on each
+
+
+def test_misclassified_page_sanity_checks_the_chosen_method_in_one_click(page, server):
+    open_page(page, server, "misclassified?model=mnist14k")
+    sanity = run_sanity_check(page, n=2, depths=2)
+    expect(sanity.get_by_text(re.compile(r"^gradcam (passes|fails)"))).to_be_visible()
+    expect(sanity.locator(".js-plotly-plot")).to_have_count(1)  # similarity against depth
+    captions = sanity.get_by_test_id("stImageCaption")
+    expect(captions).to_have_count(1 + 2)  # the trained map, then one a depth
+    expect(captions.first).to_have_text("trained")
+
+
+def test_train_page_shows_a_finished_runs_explanations_across_epochs(page, server, runs_dir):
+    from eipviz.training.store import RunStore
+
+    run_id = run_with_timeline(RunStore(runs_dir))
+    open_page(page, server, "train")
+    run = open_run_timeline(page, run_id, "End")
+    probes = run.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"^[✅❌] "))
+    expect(probes).to_have_count(16)
+    expect(run.get_by_text(re.compile(r"^Epoch 3: \d+% of the 16 probe images right"))).to_be_visible()
+    run.get_by_role("slider").press("Home")  # the epoch slider, to the first epoch
+    wait_until_settled(page)
+    expect(run.get_by_text(re.compile(r"^Epoch 1: \d+% of the 16 probe images right"))).to_be_visible()
+    expect(probes).to_have_count(16)
+    charts = run.locator(".js-plotly-plot")
+    epoch_marks = charts.evaluate_all("ps => ps.map(p => (p.layout.shapes || []).map(s => s.x0))")
+    assert [1, 1] in epoch_marks, epoch_marks  # the chosen epoch marked on the accuracy and faithfulness charts
 
 
 def _png_bytes():
