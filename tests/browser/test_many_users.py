@@ -207,17 +207,20 @@ def test_thirty_uploads_in_thirty_sessions_leave_the_servers_memory_bounded(brow
     server = start_streamlit(port, _env(tmp_path), "--server.disconnectedSessionTTL", "2")
     models = [tiny_model_bytes(seed) for seed in range(30)]
     resident = []
+    # One browser profile, a new tab per session: each tab is its own Streamlit session (closing it ends
+    # that session), while the browser's cache spares re-downloading the frontend 30 times.
+    context = browser.new_context(viewport={"width": 1400, "height": 1400})
     try:
         for i, data in enumerate(models):
-            context = browser.new_context(viewport={"width": 1400, "height": 1400})
             page = context.new_page()
             page.goto(f"http://127.0.0.1:{port}/upload")
             upload_model(page, f"soak-{i}.keras", data)
             assert not page.locator("[data-testid='stException']").count()
-            context.close()
+            page.close()
             time.sleep(0.5)
             resident.append(resident_mb(server.pid))
     finally:
+        context.close()
         _stop(server)
     growth = resident[-1] - resident[0]
     print(f"server RSS after the first session {resident[0]:.0f} MB, after the 30th {resident[-1]:.0f} MB "
