@@ -125,8 +125,13 @@ with models_tab:
         shown = comparison.disagreements[:DISAGREEMENTS_SHOWN]
         st.subheader(f"Where they disagree ({len(comparison.disagreements):,} test images; the most disputed first)")
         images, labels = dataset_test_split(classifiers[0])
-        with st.spinner(f"Computing {method} maps…"):
-            rows = disagreement_rows(classifiers, evaluations, images, shown, method)
+        rows_key = (tuple(cache_key for _, cache_key in loaded), method)  # kept until the models or method change
+        saved = st.session_state.get("cmp-disagreements")
+        if saved is None or saved[0] != rows_key:
+            with st.spinner(f"Computing {method} maps…"):
+                saved = (rows_key, disagreement_rows(classifiers, evaluations, images, shown, method))
+            st.session_state["cmp-disagreements"] = saved
+        rows = saved[1]
         for index, answers in zip(shown, rows):
             cells = st.columns(len(picked) + 1)
             cells[0].image(upscale(images[index]), width="stretch",
