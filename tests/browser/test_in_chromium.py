@@ -205,6 +205,9 @@ def test_curves_page_groups_filtered_runs_into_bands_and_compares_hyperparameter
 
 def test_misclassified_confusion_cell_click_filters_the_gallery(page, server):
     open_page(page, server, "misclassified")
+    # Plotly's component loads lazily, after the page has settled: wait for the drawn chart
+    page.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot'); "
+                           "return gd && gd.data && gd._fullLayout; }", timeout=60_000)
     # the most frequent confusion, and where its cell is on screen
     true_name, pred_name, x, y = page.evaluate("""() => {
         const gd = document.querySelector('.js-plotly-plot'); const z = gd.data[0].z, names = gd.data[0].x;
