@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the CLI
 
-from eipviz.errors import EipvizError
+from eipviz.errors import EipvizError, check_names
 
 
 def _print_table(rows: list[dict], out=sys.stdout) -> None:
@@ -299,12 +299,7 @@ def _method_names(text: str) -> list[str]:
     """``--methods``, each checked against the registry before any model is loaded."""
     from eipviz.attribution.methods import METHODS
 
-    methods = _names(text)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise EipvizError(f"Unknown CAM method(s) {', '.join(unknown) or '(none given)'}. "
-                          f"Choose from: {', '.join(METHODS)}.")
-    return methods
+    return list(check_names(_names(text), METHODS, "CAM method"))
 
 
 def cmd_faithfulness(args) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 
 from eipviz.attribution.cams import BaseCAM
 from eipviz.classifier import Classifier
-from eipviz.errors import EipvizError
+from eipviz.errors import check_names
 from eipviz.explain.road import road
 
 STEPS = 16  # fractions 0, 1/16, ..., 1 of the pixels
@@ -59,12 +59,7 @@ def _auc(curves):
 
 def check_metrics(metrics) -> tuple[str, ...]:
     """``metrics`` as a tuple, after checking each is one of ``METRICS``."""
-    metrics = tuple(metrics)
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown or not metrics:
-        raise EipvizError(f"Unknown faithfulness metric(s) {', '.join(map(repr, unknown)) or '(none given)'}. "
-                          f"Choose from: {', '.join(METRICS)}.")
-    return metrics
+    return check_names(metrics, METRICS, "faithfulness metric", show=repr)
 
 
 def map_faithfulness(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes: np.ndarray,
