@@ -13,8 +13,9 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
+# Serves on 127.0.0.1 only. Options pass through: make run ARGS="--viewer --server.address 0.0.0.0"
 run: $(STAMP)
-	$(PY) scripts/serve.py
+	$(PY) scripts/serve.py $(ARGS)
 
 # The real-browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:

@@ -10,6 +10,9 @@ from eipviz.quiet import import_keras_quietly
 
 import_keras_quietly()  # TensorFlow's native start-up lines stay out of the `make run` terminal
 
+from app_pages.common import login_configured  # noqa: E402  (imports Keras: after the quiet import)
+from eipviz.access import writes_allowed  # noqa: E402
+
 # An emoji favicon: a :material: one is fetched from Google Fonts, which fails offline.
 st.set_page_config(page_title="eipviz", page_icon="🔍", layout="wide")
 
@@ -19,6 +22,17 @@ PAGES = [
     st.Page("app_pages/curves.py", title="Curves", icon=":material/show_chart:"),
     st.Page("app_pages/misclassified.py", title="Misclassified", icon=":material/image_search:"),
     st.Page("app_pages/upload.py", title="Upload", icon=":material/upload:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
 ]
+
+with st.sidebar:
+    if not writes_allowed():
+        st.caption("Viewer mode: browse runs, curves and explanations; training and model uploads are off.")
+    elif login_configured():  # [auth] in .streamlit/secrets.toml: changes need a signed-in user
+        if st.user.is_logged_in:
+            st.caption(f"Signed in as {st.user.get('email') or st.user.get('name') or 'you'}.")
+            st.button("Sign out", on_click=st.logout)
+        else:
+            st.button("Sign in to train and upload models", on_click=st.login)
 
 st.navigation(PAGES).run()

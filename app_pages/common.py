@@ -5,9 +5,12 @@ checkpoint of a live run is a new entry, and the oldest is dropped.
 """
 
 import hashlib
+import time
 
 import streamlit as st
+from streamlit.logger import get_logger
 
+from eipviz.access import writes_allowed
 from eipviz.classifier import Classifier
 from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
@@ -19,6 +22,31 @@ from eipviz.weights import shipped_models
 from eipviz.zoo import MODELS
 
 UPLOADED_MODEL_KEY = "uploaded_model"
+# In the server's log (`make run`'s terminal): each test-set evaluation, once per model however many
+# sessions ask for it at the same time (Streamlit computes a cache_resource value once per key).
+LOGGER = get_logger("eipviz.app")
+
+
+def login_configured() -> bool:
+    """True when ``.streamlit/secrets.toml`` has an ``[auth]`` section (Streamlit's ``st.login``, OIDC)."""
+    return "is_logged_in" in st.user  # Streamlit sets it for every session once [auth] is configured
+
+
+def can_write() -> bool:
+    """Whether this session may start, stop, rename or delete runs and upload models.
+
+    Never in viewer mode (the library refuses those anyway); where ``st.login`` is configured, only
+    once signed in.
+    """
+    return writes_allowed() and (not login_configured() or bool(st.user.is_logged_in))
+
+
+def read_only_note(what: str) -> None:
+    """Say why ``what`` is not offered here: viewer mode, or sign in first."""
+    if not writes_allowed():
+        st.caption(f"Viewer mode: {what} is switched off on this server.")
+    elif login_configured() and not st.user.is_logged_in:
+        st.caption(f"Sign in (sidebar) for {what}.")
 
 
 @st.cache_resource
@@ -43,11 +71,17 @@ def cached_run_model(run_id: str, mtime: float) -> Classifier:
 
 @st.cache_resource(show_spinner="Evaluating the test set (once per model)…", max_entries=4)
 def cached_evaluation(model_key: str, _classifier: Classifier) -> Evaluation:
-    return evaluate_test_set(_classifier)
+    start = time.perf_counter()
+    evaluation = evaluate_test_set(_classifier)
+    LOGGER.info("Evaluated the test set of %s in %.2f s", model_key, time.perf_counter() - start)
+    return evaluation
 
 
 def upload_model_widget(key: str) -> None:
-    """Upload a .keras/.h5 model into this browser session (shared by the pages)."""
+    """Upload a .keras/.h5 model into this browser session (shared by the pages); absent for viewers."""
+    if not can_write():
+        st.session_state.pop(UPLOADED_MODEL_KEY, None)
+        return
     with st.expander("Upload your own model (.keras or legacy .h5)"):
         file = st.file_uploader("Model file", type=["keras", "h5", "hdf5"], key=f"{key}-model-file")
         preprocessing = st.selectbox("Its preprocessing", list(PREPROCESSINGS), key=f"{key}-model-pre",

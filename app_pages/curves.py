@@ -1,13 +1,24 @@
-"""Curves page: overlay trained, imported and documented runs; import Keras logs."""
+"""Curves page: overlay trained, imported and documented runs; group them, compare their hyperparameters;
+import Keras logs, TensorBoard event files and W&B/MLflow CSVs."""
 
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import run_store
-from eipviz.curves import all_curve_runs, default_selection, import_log, runs_table, tidy_csv
+from app_pages.common import can_write, read_only_note, run_store
+from app_pages.timeline_view import timeline_section
+from eipviz.curves import (
+    DIRECTIONS,
+    all_curve_runs,
+    default_selection,
+    import_log,
+    metric_direction,
+    runs_table,
+    tidy_csv,
+)
+from eipviz.curves_import import parse_text, read_uploads
 from eipviz.errors import EipvizError
-from eipviz.keraslog import parse_log, parse_log_bytes
-from eipviz.plots import curves_figure
+from eipviz.plots import SHORT_SERIES, curves_figure, hyperparameters_figure
+from eipviz.run_compare import BANDS, filter_runs, flat_hyperparameters, group_fields, group_runs, hyperparameter_table
 from eipviz.training.store import run_label
 
 DEFAULT_METRICS = ["val_accuracy", "val_loss"]
@@ -15,21 +26,35 @@ DEFAULT_METRICS = ["val_accuracy", "val_loss"]
 st.title("Curves")
 store = run_store()
 
-with st.expander("Import a Keras log (paste or upload)"):
+
+def import_form() -> None:
+    """Paste or upload a log, event files or a history CSV and store it as an imported run (selected at once)."""
     pasted = st.text_area("Paste a log", height=150, key="log-text",
                           placeholder="Epoch 1/20\n60000/60000 [====] - 10s - loss: 0.41 - acc: 0.93 - ...")
-    uploaded = st.file_uploader("…or upload one (console log, CSVLogger .csv, History .json)",
-                                type=["txt", "log", "csv", "json", "md", "html"], key="log-file")
+    uploaded = st.file_uploader("…or upload: a console log, CSVLogger .csv, History .json, W&B/MLflow history .csv, "
+                                "or a TensorBoard run's events.out.tfevents.* files (train and validation together)",
+                                accept_multiple_files=True, key="log-file")
     name = st.text_input("Name (optional)", key="log-name", placeholder="defaults to the file name")
     if st.button("Import", key="log-import"):
         try:
-            parsed = parse_log_bytes(uploaded.getvalue()) if uploaded else parse_log(pasted)
-            source = uploaded.name if uploaded else "pasted log"
-            run_id = import_log(store, parsed, name or source, source=source)
+            if uploaded:
+                parsed = read_uploads([(file.name, file.getvalue()) for file in uploaded])
+                source = ", ".join(file.name for file in uploaded)
+            else:
+                parsed, source = parse_text(pasted), "pasted log"
+            run_id = import_log(store, parsed, name or uploaded[0].name if uploaded else name or source,
+                                source=source)
             st.session_state["curve-runs"] = [*st.session_state.get("curve-runs", []), run_id]  # show it at once
             st.success(f"Imported {len(parsed.epochs)} epochs as run {run_id}.")
+            for warning in parsed.warnings:
+                st.warning(warning)
         except EipvizError as error:
             st.error(str(error))
+
+
+if can_write():
+    with st.expander("Import a run: a Keras log, TensorBoard event files, a W&B or MLflow CSV"):
+        import_form()
 
 runs = all_curve_runs(store)
 by_id = {run.id: run for run in runs}
@@ -39,43 +64,101 @@ if "curve-runs" in st.session_state:  # drop runs deleted since (a stale id woul
     defaults = None
 # Values are run ids and labels are unique: Streamlit matches options by label, so two runs with the
 # same name would collapse into one.
+pattern = st.text_input("Filter runs by name (regular expression)", key="curve-filter",
+                        placeholder=r"e.g. seed\d or ^mnist14k fast")
+try:
+    matching = filter_runs(runs, pattern)
+except EipvizError as error:
+    st.error(str(error))
+    matching = runs
+
+
+def select_matching():
+    st.session_state["curve-runs"] = [run.id for run in matching]
+
+
+if pattern:
+    st.button(f"Select the {len(matching)} matching runs", key="curve-select-matching", on_click=select_matching)
 selected_ids = st.multiselect("Runs", list(by_id), default=defaults, key="curve-runs",
                               format_func=lambda i: f"{run_label(by_id[i])} [{by_id[i].kind}]")
-metrics_available = sorted({m for i in selected_ids for m in by_id[i].metric_names})
+matching_ids = {run.id for run in matching}
+shown_ids = [i for i in selected_ids if i in matching_ids]
+if pattern and len(shown_ids) < len(selected_ids):
+    st.caption(f"{len(shown_ids)} of the {len(selected_ids)} selected runs match the filter and are shown.")
+metrics_available = sorted({m for i in shown_ids for m in by_id[i].metric_names})
 c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
 metrics = c1.multiselect("Metrics", metrics_available, key="curve-metrics",
                          default=[m for m in DEFAULT_METRICS if m in metrics_available] or metrics_available[:1])
-smoothing = c2.slider("Smoothing (debiased EMA)", 0.0, 0.95, 0.0, 0.05, key="curve-smoothing")
+smoothing = c2.slider("Smoothing (debiased EMA)", 0.0, 0.95, 0.0, 0.05, key="curve-smoothing",
+                      help=f"Series of fewer than {SHORT_SERIES} epochs are drawn raw, points shown, never smoothed.")
 log_y = c3.toggle("log y", key="curve-log")
 x_axis = c4.radio("x axis", ["epoch", "wall time"], key="curve-x")
+g1, g2, g3, g4 = st.columns([2, 1, 2, 1])
+chosen_runs = [by_id[i] for i in shown_ids]
+group_by = g1.selectbox("Group runs by", ["(no grouping)", *group_fields(chosen_runs)], key="curve-group")
+band = g2.radio("Band", BANDS, key="curve-band", horizontal=True, disabled=group_by == "(no grouping)")
+best_options = metrics_available or ["val_accuracy"]
+best_metric = g3.selectbox("Best epoch by", best_options, key="curve-best",
+                           index=best_options.index("val_accuracy") if "val_accuracy" in best_options else 0)
+direction = g4.radio("Better is", DIRECTIONS, key=f"curve-direction-{best_metric}", horizontal=True,
+                     index=DIRECTIONS.index(metric_direction(best_metric)))
 
 
 @st.fragment(run_every=3)
 def chart():
     fresh = {run.id: run for run in all_curve_runs(store)}
-    chosen = [fresh[i] for i in selected_ids if i in fresh]
+    chosen = [fresh[i] for i in shown_ids if i in fresh]
     if not chosen or not metrics:
         st.info("Select runs and metrics to compare.")
         return
-    st.plotly_chart(curves_figure(chosen, metrics, smoothing, log_y, x_axis), key="curves")
+    groups = None if group_by == "(no grouping)" else group_runs(chosen, group_by)
+    st.plotly_chart(curves_figure(chosen, metrics, smoothing, log_y, x_axis, groups=groups, band=band,
+                                  best_metric=best_metric, direction=direction), key="curves")
     if x_axis == "wall time" and any(not any("wall_time" in r for r in run.rows) for run in chosen):
         st.caption("Runs without wall-clock times (imported and documented logs) are left out on this axis.")
-    st.dataframe(pd.DataFrame(runs_table(chosen)), hide_index=True)
+    st.dataframe(pd.DataFrame(runs_table(chosen, best_metric, direction)), hide_index=True, key="curve-summary")
     st.download_button("Download selected runs as CSV", tidy_csv(chosen), file_name="curves.csv", mime="text/csv")
 
 
+def hyperparameters():
+    chosen = [by_id[i] for i in shown_ids]
+    if not chosen:
+        return
+    st.subheader("Hyperparameters")
+    rows = hyperparameter_table(chosen, best_metric, direction)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="curve-hparams")  # click a header to sort
+    names = sorted({key for run in chosen for key in flat_hyperparameters(run)})
+    target = f"best {best_metric}"
+    if len(chosen) >= 2 and names:
+        st.plotly_chart(hyperparameters_figure(rows, names, target), key="curve-parcoords")
+        st.caption(f"One axis per hyperparameter that differs between the selected runs, then {target}; "
+                   "drag along an axis to pick a range.")
+
+
 chart()
+hyperparameters()
+
+trained = [i for i in shown_ids if by_id[i].kind == "trained"]
+if trained:
+    st.subheader("Explanations across epochs")
+    picked = st.selectbox("Run", trained, format_func=lambda i: run_label(by_id[i]), key="curve-timeline-run")
+    timeline_section(store, store.get_run(picked), "curve-timeline")
 
 editable = [by_id[i] for i in selected_ids if by_id[i].kind != "reference"]
-if editable:
+if not can_write():
+    read_only_note("importing logs, renaming and deleting runs")
+elif editable:
     with st.expander("Rename or delete a run"):
         target = by_id[st.selectbox("Run", [r.id for r in editable], format_func=lambda i: run_label(by_id[i]),
                                     key="edit-run")]
         new_name = st.text_input("New name", value=target.name, key=f"edit-name-{target.id}")
         a, b = st.columns(2)
         if a.button("Rename", key="edit-rename"):
-            store.update_run(target.id, name=new_name)
-            st.rerun()
+            try:
+                store.rename_run(target.id, new_name)
+                st.rerun()
+            except EipvizError as error:
+                st.error(str(error))
         if b.button("Delete", key="edit-delete", type="secondary"):
             try:
                 store.delete_run(target.id)

@@ -3,11 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import cached_evaluation, model_picker, upload_model_widget
-from eipviz.attribution.methods import METHODS, SMOOTHING, method_label
+from app_pages.common import cached_evaluation, model_picker, run_store, upload_model_widget
+from eipviz.attribution.methods import METHODS, SLOW_METHODS, SMOOTHING, method_label
 from eipviz.errors import EipvizError
 from eipviz.evaluation import dataset_test_split, sample_test_images
-from eipviz.explain.faithfulness import faithfulness
+from eipviz.explain.compare import RANK_METRICS, rank_methods
 from eipviz.explain.gallery import (
     COLUMN_LABELS,
     ENLARGED_SIZE,
@@ -17,8 +17,11 @@ from eipviz.explain.gallery import (
     gallery_png_sheet,
     sheet_header,
 )
-from eipviz.explain.overlay import colormap_legend, png_bytes
-from eipviz.plots import CONFUSION_VIEWS, confusion_figure
+from eipviz.explain.overlay import colormap_legend, overlay, png_bytes
+from eipviz.explain.sanity import IGNORES_WEIGHTS, sanity_check
+from eipviz.explain.timeline import TIMELINE_FILE, read_timeline
+from eipviz.plots import CONFUSION_VIEWS, confusion_figure, sanity_figure
+from eipviz.report import build_report
 
 PAGE_SIZE = 12
 GRID_COLUMNS = 2  # items side by side: three across left each image about 80 px wide
@@ -147,18 +150,25 @@ else:
                      output_format="PNG")
             c3.image(item.true_overlay, caption=f"CAM: {item.true_class}", width="stretch", output_format="PNG")
 
-with st.expander("Faithfulness of the CAM methods (deletion / insertion AUC, average drop)"):
-    n = st.number_input("Test images to use", 10, 500, 50, 10)
-    inputs_key = (model_key, int(n), layer)  # the table stays until one of these changes
-    if st.button("Compute faithfulness"):
+FAST_METHODS = [m for m in METHODS if m not in SLOW_METHODS and m != "random"]
+
+# Keyed: an unkeyed expander here closed on every rerun its own widgets caused (Streamlit 1.67).
+with st.expander("Faithfulness: rank methods and layers against chance (deletion / insertion AUC, drop, ROAD)",
+                 key="mis-faithfulness-open"):
+    a, b, c = st.columns([3, 2, 1])
+    chosen_methods = a.multiselect("Methods", list(METHODS), default=FAST_METHODS[:6], format_func=method_label,
+                                   key="mis-f-methods", help="random, the chance baseline, is always added")
+    chosen_layers = b.multiselect("Layers", classifier.cam_layers, default=[layer], key="mis-f-layers")
+    n = c.number_input("Test images", 10, 500, 50, 10, key="mis-f-n")
+    metric = st.radio("Rank by", RANK_METRICS, horizontal=True, key="mis-f-metric",
+                      help="ROAD costs about 9 s per method and layer at 50 images on a 2-core CPU")
+    inputs_key = (model_key, tuple(chosen_methods), tuple(chosen_layers), int(n), metric)  # kept until one changes
+    if st.button("Compute and rank", disabled=not (chosen_methods and chosen_layers)):
         bar = st.progress(0.0, text="Starting…")
         try:
-            def report(done, total, method):
-                text = f"{method}: deleting and inserting pixels ({done}/{total} done)" if method else "done"
-                bar.progress(done / total, text=text)
-
-            table = faithfulness(classifier, sample_test_images(classifier, n), list(METHODS), layer=layer,
-                                 progress=report)
+            table = rank_methods(classifier, sample_test_images(classifier, n), chosen_methods, chosen_layers, metric,
+                                 progress=lambda done, total, what: bar.progress(done / total, text=f"{what} "
+                                                                                 f"({done}/{total} done)"))
             st.session_state["mis-faithfulness"] = (inputs_key, table)
         except EipvizError as error:
             st.error(str(error))
@@ -166,4 +176,55 @@ with st.expander("Faithfulness of the CAM methods (deletion / insertion AUC, ave
     saved = st.session_state.get("mis-faithfulness")
     if saved and saved[0] == inputs_key:
         st.dataframe(pd.DataFrame(saved[1]), hide_index=True)
-        st.caption("Deletion AUC: lower is better. Insertion AUC: higher is better.")
+        st.caption("Best first. Deletion AUC: lower is better; insertion AUC and ROAD: higher is better. Each "
+                   "`*_vs_random` column is the margin over the random baseline at that layer: positive is better.")
+
+with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et al. 2018)", key="mis-sanity-open"):
+    s1, s2 = st.columns(2)
+    sanity_n = s1.number_input("Test images", 2, 64, 8, 2, key="mis-s-n")
+    depths = s2.number_input("Randomisation depths", 2, 12, 6, 1, key="mis-s-depths")
+    sanity_key = (model_key, method, layer, int(sanity_n), int(depths))
+    if st.button(f"Randomise the model's weights and recompute {method}", key="mis-sanity"):
+        bar = st.progress(0.0, text="Starting…")
+        try:
+            (result,) = sanity_check(classifier, sample_test_images(classifier, sanity_n), [method], layer,
+                                     depths=depths, progress=lambda done, total, text: bar.progress(
+                                         done / total, text=text))
+            st.session_state["mis-sanity-result"] = (sanity_key, result)
+        except EipvizError as error:
+            st.error(str(error))
+        bar.empty()
+    saved = st.session_state.get("mis-sanity-result")
+    if saved and saved[0] == sanity_key:
+        result = saved[1]
+        (st.success if result.passed else st.error)(f"{method} {result.verdict}.")
+        st.plotly_chart(sanity_figure(result.curve(), IGNORES_WEIGHTS), key="mis-sanity-curve")
+        sample = sample_test_images(classifier, sanity_n)[0]
+        strip = [("trained", result.original_maps[0])] + [
+            (f"{k} random (to {name})", maps[0]) for k, name, maps in
+            zip(result.randomised, result.deepest, result.randomised_maps)]
+        for column, (caption, cam) in zip(st.columns(len(strip)), strip):
+            column.image(overlay(classifier.fit(sample[None])[0], cam), caption=caption, width="stretch")
+        st.caption("The first test image's map as layers are re-initialised from the output down. A method that "
+                   "explains the model should lose its map; one whose map survives shows the image, not the model.")
+
+with st.expander("Report: one HTML file with all of the above (opens offline)", key="mis-report-open"):
+    st.caption("Model, sha256, accuracy and per-class table, confusion matrix, this gallery's first page, the "
+               "faithfulness and sanity tables, and for a run its curves and timeline.")
+    if st.button("Build the report", key="mis-report"):
+        bar = st.progress(0.0, text="Starting…")
+        run_id = model_key.split(":")[1] if model_key and model_key.startswith("run:") else None
+        try:
+            store = run_store()
+            html = build_report(
+                classifier, evaluation, images, curves=store.epoch_rows(run_id) if run_id else None,
+                timeline=read_timeline(store.run_dir(run_id) / TIMELINE_FILE) if run_id else None,
+                progress=lambda fraction, text: bar.progress(fraction, text=text))
+            st.session_state["mis-report-html"] = (model_key, html)
+        except EipvizError as error:
+            st.error(str(error))
+        bar.empty()
+    saved = st.session_state.get("mis-report-html")
+    if saved and saved[0] == model_key:
+        st.download_button("Download report.html", saved[1], file_name=f"eipviz-report-{classifier.name}.html"
+                           .replace(" ", "_").replace("(", "").replace(")", ""), mime="text/html", key="mis-report-dl")

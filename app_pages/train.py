@@ -4,11 +4,12 @@ import time
 
 import streamlit as st
 
-from app_pages.common import run_store
+from app_pages.common import can_write, read_only_note, run_store
+from app_pages.timeline_view import timeline_section
 from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
 from eipviz.recipes import RECIPES
-from eipviz.training.launcher import plan_summary, planned_recipe, resume_run, start_training, stop_run
+from eipviz.training.launcher import RunQueue, plan_summary, planned_recipe, resume_run, start_training
 from eipviz.training.status import run_progress
 from eipviz.training.store import run_label
 from eipviz.zoo import MODELS
@@ -18,7 +19,8 @@ SHOWN_RUNS = 6  # finished runs listed here; the Curves page has them all
 
 
 st.title("Train")
-st.caption("Training runs in a separate worker process: it keeps going if you reload or close this page.")
+st.caption("Training runs in a separate worker process: it keeps going if you reload or close this page. "
+           "Runs beyond the free slots wait in a queue and start in order.")
 
 try:
     store = run_store()
@@ -26,21 +28,36 @@ except EipvizError as error:
     st.error(str(error))
     st.stop()
 
-# Plain widgets, not a form: the caption below describes what Start will run as the inputs change.
-cols = st.columns([2, 1, 1, 1, 1])
-model = cols[0].selectbox("Model", list(MODELS), format_func=lambda n: f"{n} — {MODELS[n].title}")
-recipe = cols[1].radio("Recipe", list(RECIPES), horizontal=True)
-epochs = cols[2].number_input("Epochs (0 = recipe's)", min_value=0, max_value=500, value=0)
-batch_size = cols[3].number_input("Batch size (0 = recipe's)", min_value=0, max_value=4096, value=0)
-subset = cols[4].number_input("Subset (0 = all images)", min_value=0, max_value=60000, value=0, step=256)
-st.caption(plan_summary(planned_recipe(model, recipe, epochs or None, batch_size or None), subset or None))
-if st.button("Start", type="primary"):
-    try:
-        run_id = start_training(store, model, recipe=recipe, epochs=epochs or None,
-                                batch_size=batch_size or None, subset=subset or None)
-        st.toast(f"Started run {run_id}.")  # the run's own panel below says the rest
-    except EipvizError as error:
-        st.error(str(error))
+
+def start_form() -> None:
+    """Model, recipe and overrides, a caption saying what Start will run, and Start (which queues the run)."""
+    # Plain widgets, not a form: the caption below describes what Start will run as the inputs change.
+    cols = st.columns([2, 1, 1, 1, 1])
+    model = cols[0].selectbox("Model", list(MODELS), format_func=lambda n: f"{n} — {MODELS[n].title}")
+    recipe = cols[1].radio("Recipe", list(RECIPES), horizontal=True)
+    epochs = cols[2].number_input("Epochs (0 = recipe's)", min_value=0, max_value=500, value=0)
+    batch_size = cols[3].number_input("Batch size (0 = recipe's)", min_value=0, max_value=4096, value=0)
+    subset = cols[4].number_input("Subset (0 = all images)", min_value=0, max_value=60000, value=0, step=256)
+    st.caption(plan_summary(planned_recipe(model, recipe, epochs or None, batch_size or None), subset or None))
+    if st.button("Start", type="primary"):
+        try:
+            run_id = start_training(store, model, recipe=recipe, epochs=epochs or None,
+                                    batch_size=batch_size or None, subset=subset or None)
+            waiting = queue.status()
+            position = waiting.position(run_id)
+            if position is None or (position == 1 and len(waiting.running) < len(waiting.slots)):
+                st.toast(f"Started run {run_id}.")  # the run's own panel below says the rest
+            else:
+                st.toast(f"Queued run {run_id}: position {position}; it starts when a slot frees.")
+        except EipvizError as error:
+            st.error(str(error))
+
+
+queue = RunQueue(store)
+if can_write():
+    start_form()
+else:
+    read_only_note("starting, stopping and changing runs")
 
 
 def _action_button(label, run_id, action, done_message, **options) -> bool:
@@ -63,15 +80,34 @@ def _curves(run):
         st.caption("No completed epoch yet.")
 
 
+def _cancel(store, run_id):
+    queue.cancel(run_id)
+
+
+def _queued_panel(run, position: int | None, waiting: int):
+    """A run waiting for a slot: its place in line and Cancel."""
+    text, cancel = st.columns([5, 1], vertical_alignment="center")
+    place = f"position {position} of {waiting}" if position else "starting"  # admitted since the list was read
+    text.markdown(f"**{run.name}** · `{run.id}` · queued · {place}")
+    if can_write():
+        with cancel:
+            _action_button("Cancel", run.id, _cancel, f"Cancelled {run.id} before it started.",
+                           icon=":material/cancel:", width="stretch")
+
+
 def _active_panel(run):
     progress = run_progress(store, run)
-    st.markdown(f"**{run.name}** · `{run.id}` · {run.status}")
+    st.markdown(f"**{run.name}** · `{run.id}` · {run.status}" + ("" if run.pid else " · starting its worker…"))
     bar, stop = st.columns([5, 1], vertical_alignment="bottom")
     bar.progress(progress.epoch_fraction, text=progress.label)
-    with stop:
-        _action_button("Stop training", run.id, stop_run, f"Stopping {run.id} after its current batch…",
-                       icon=":material/stop_circle:", width="stretch")
+    if can_write():
+        with stop:
+            # Through the queue: a run admitted whose worker has not started yet is cancelled outright.
+            _action_button("Stop training", run.id, _cancel, f"Stopping {run.id} after its current batch…",
+                           icon=":material/stop_circle:", width="stretch")
     _curves(run)
+    with st.expander("Explanations across epochs"):
+        timeline_section(store, run, f"timeline-{run.id}")
 
 
 def _finished_label(run) -> str:
@@ -82,7 +118,7 @@ def _finished_label(run) -> str:
 
 
 def _rename(store, run_id):
-    store.update_run(run_id, name=st.session_state[f"name-{run_id}"].strip() or store.get_run(run_id).name)
+    store.rename_run(run_id, st.session_state[f"name-{run_id}"])
 
 
 def _delete(store, run_id):
@@ -95,6 +131,10 @@ def _finished_panel(run) -> bool:
         if run.status == "failed":
             st.error(f"Run failed. {run.error or ''}".strip())
         _curves(run)
+        if st.toggle("Explanations across epochs", key=f"show-timeline-{run.id}"):
+            timeline_section(store, run, f"timeline-{run.id}")
+        if not can_write():
+            return False
         resume, name, rename, delete = st.columns([1, 3, 1, 1], vertical_alignment="bottom")
         changed = False
         with resume:
@@ -112,15 +152,20 @@ def _finished_panel(run) -> bool:
 def live_runs(shown_active: tuple[str, ...]):
     """Active runs, refreshed; when one ends or starts, the whole page reruns to move it."""
     store.reap_dead_workers()
+    queue.wake()  # runs wait but the scheduler is gone (killed): start it again
     active = [run for run in store.list_runs(kinds=("trained",)) if run.active]
     if tuple(run.id for run in active) != shown_active:
         st.rerun()  # scope "app": the run moves between the live and the finished lists
     if not active:
-        st.caption("No run is training now: pick a model and press Start.")
+        st.caption("No run is training now." + (" Pick a model and press Start." if can_write() else ""))
         return
-    for run in active:
+    status = queue.status()
+    for run in sorted(active, key=lambda r: (r.status != "running", status.position(r.id) or 0)):
         with st.container(border=True):
-            _active_panel(run)
+            if run.status == "queued":
+                _queued_panel(run, status.position(run.id), len(status.queued))
+            else:
+                _active_panel(run)
     st.caption(f"Refreshed {time.strftime('%H:%M:%S')}; every {REFRESH_S} s.")
 
 
@@ -134,4 +179,4 @@ if finished:
     if any([_finished_panel(run) for run in finished]):
         st.rerun()
 elif not runs:
-    st.info("No runs yet: pick a model and press Start.")
+    st.info("No runs yet." + (" Pick a model and press Start." if can_write() else ""))

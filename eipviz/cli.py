@@ -1,8 +1,8 @@
 """``python -m eipviz``: the same library calls the pages make, from a shell.
 
-Each command imports what it needs inside its handler: ``runs`` and
-``import-log`` (unless it stores the run) never load Keras, so they start in
-a fraction of a second.
+Each command imports what it needs inside its handler: ``runs``, ``cancel``,
+``scheduler`` and ``import-log`` (unless it stores the run) never load Keras,
+so they start in a fraction of a second.
 """
 
 import argparse
@@ -10,11 +10,12 @@ import csv
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the CLI
 
-from eipviz.errors import EipvizError
+from eipviz.errors import EipvizError, check_names
 
 
 def _print_table(rows: list[dict], out=sys.stdout) -> None:
@@ -52,73 +53,94 @@ def cmd_layers(args) -> int:
     return 0
 
 
-class _Tee:
-    """Copy the worker's console output into its run's ``worker.log``."""
-
-    def __init__(self, stream, path):
-        self.stream, self.file = stream, open(path, "a", buffering=1)
-
-    def write(self, text):
-        self.stream.write(text)
-        self.file.write(text)
-        return len(text)
-
-    def flush(self):
-        self.stream.flush()
-        self.file.flush()
-
-    def isatty(self):
-        return self.stream.isatty()
-
-
 def cmd_train(args) -> int:
-    from eipviz.training.launcher import check_resumable, create_training_run
+    from eipviz.training.launcher import resume_run, start_training
+    from eipviz.training.queue import RunQueue
     from eipviz.training.store import RunStore
     from eipviz.training.worker import train_run
 
     store = RunStore(args.runs_dir)
-    if args.run_id:  # started by the app, output already goes to worker.log
-        run_id = args.run_id
+    if args.run_id:  # a worker started by the scheduler: its output already goes to worker.log
+        status = train_run(store, args.run_id, verbose=2, claim=args.claim)
+        RunQueue(store).wake()  # the next queued run starts even if the scheduler was killed meanwhile
+        return {"finished": 0, "cancelled": 130, "not claimed": 0}.get(status, 1)
+    if args.resume:
+        resume_run(store, args.resume)
+        run_id = args.resume
+    elif args.model:
+        run_id = start_training(store, args.model, recipe=args.recipe, epochs=args.epochs,
+                                batch_size=args.batch_size, subset=args.subset, augment=not args.no_augment,
+                                **_speed_options(args))
     else:
-        if args.resume:
+        raise EipvizError("Name a model (--model NAME) or a run to resume (--resume RUN_ID).")
+    position = RunQueue(store).status().position(run_id)
+    print(f"run {run_id} in {store.root}: queued" + (f", position {position}" if position else ""), flush=True)
+    return 0 if args.detach else _follow(store, run_id)
+
+
+def _follow(store, run_id: str) -> int:
+    """Print a submitted run's worker log until it ends; Ctrl-C cancels it (or stops it after its batch)."""
+    from eipviz.training.queue import RunQueue
+
+    log = store.run_dir(run_id) / "worker.log"
+    offset = log.stat().st_size if log.exists() else 0
+    cancelled = False
+    while True:
+        try:
             store.reap_dead_workers()
-            check_resumable(store, args.resume)
-            run_id = args.resume
-        else:
-            if not args.model:
-                raise EipvizError("Name a model (--model NAME) or a run to resume (--resume RUN_ID).")
-            speed = _speed_options(args)  # refused before a run is created
-            run_id = create_training_run(store, args.model, args.recipe, args.epochs, args.batch_size,
-                                         args.subset, augment=not args.no_augment)
-            if speed:
-                store.update_run(run_id, hyperparameters={**store.get_run(run_id).hyperparameters, **speed})
-        print(f"run {run_id} in {store.root}", flush=True)
-        sys.stdout = _Tee(sys.stdout, store.run_dir(run_id) / "worker.log")
-    status = train_run(store, run_id, verbose=1 if sys.stdout.isatty() else 2)
-    return {"finished": 0, "cancelled": 130}.get(status, 1)
+            active = store.get_run(run_id).active
+            offset = _print_from(log, offset)
+            if not active:
+                break
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            if not cancelled:
+                cancelled = True
+                print("cancelling…", file=sys.stderr, flush=True)
+                try:
+                    RunQueue(store).cancel(run_id)
+                except EipvizError as error:  # it ended meanwhile
+                    print(f"error: {error}", file=sys.stderr)
+    return {"finished": 0, "cancelled": 130}.get(store.get_run(run_id).status, 1)
+
+
+def _print_from(path: Path, offset: int) -> int:
+    """Print what a file gained after ``offset``; return its new end."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            added = f.read()
+    except OSError:
+        return offset
+    sys.stdout.write(added.decode("utf-8", "replace"))
+    sys.stdout.flush()
+    return offset + len(added)
 
 
 def _speed_options(args) -> dict:
-    """--devices, --mixed-precision and --steps-per-execution as given (the recipe's values otherwise), checked."""
-    from eipviz.recipes import get_recipe, parse_devices
+    """--devices, --mixed-precision and --steps-per-execution as given; the recipe checks their values."""
+    from eipviz.recipes import parse_devices
 
     chosen = {"devices": None if args.devices is None else parse_devices(args.devices),
               "mixed_precision": True if args.mixed_precision else None,
               "steps_per_execution": args.steps_per_execution}
-    chosen = {name: value for name, value in chosen.items() if value is not None}
-    get_recipe(args.model, args.recipe).with_overrides(**chosen)  # a bad value raises, naming it
-    return chosen
+    return {name: value for name, value in chosen.items() if value is not None}
 
 
 def cmd_runs(args) -> int:
+    from eipviz.training.queue import RunQueue
     from eipviz.training.store import RunStore
 
     store = RunStore(args.runs_dir)
     store.reap_dead_workers()
+    queue = RunQueue(store)
+    queue.wake()  # runs waiting with no scheduler (it was killed) start again
+    status = queue.status()
     rows = []
     for run in store.list_runs():
         rows.append({
             "id": run.id, "kind": run.kind, "model": run.model, "recipe": run.recipe, "status": run.status,
+            "queue": status.position(run.id),
             "epochs": f"{store.completed_epochs(run.id)}/{run.hyperparameters.get('epochs', '?')}",
             "best_val_acc": None if run.best_val_accuracy is None else f"{run.best_val_accuracy:.4f}",
             "best_epoch": run.best_epoch, "device": run.device,
@@ -130,8 +152,27 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_cancel(args) -> int:
+    from eipviz.training.queue import RunQueue
+    from eipviz.training.store import RunStore
+
+    store = RunStore(args.runs_dir)
+    RunQueue(store).cancel(args.run_id)
+    print(f"cancelled {args.run_id}" if store.get_run(args.run_id).status == "cancelled"
+          else f"stopping {args.run_id} after its current batch")
+    return 0
+
+
+def cmd_scheduler(args) -> int:
+    from eipviz.training.queue import run_scheduler
+    from eipviz.training.store import RunStore
+
+    run_scheduler(RunStore(args.runs_dir))
+    return 0
+
+
 def _register_training(sub):
-    p = sub.add_parser("train", help="train a zoo model in this process (the app's worker)")
+    p = sub.add_parser("train", help="queue a training run and follow its log (Ctrl-C cancels it)")
     p.add_argument("--model", help="zoo model name (see `models`)")
     p.add_argument("--recipe", default="documented", help="documented (the seed's) or fast")
     p.add_argument("--epochs", type=int)
@@ -145,13 +186,46 @@ def _register_training(sub):
     p.add_argument("--steps-per-execution", type=int, metavar="N", help="training steps per compiled call")
     p.add_argument("--runs-dir", help="run store folder (default runs/ or $EIPVIZ_RUNS_DIR)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue a cancelled or failed run")
-    p.add_argument("--run-id", help=argparse.SUPPRESS)  # a queued run created by the app
+    p.add_argument("--detach", action="store_true", help="queue the run and return at once")
+    p.add_argument("--run-id", help=argparse.SUPPRESS)  # the worker of a run: train it in this process
+    p.add_argument("--claim", help=argparse.SUPPRESS)  # the scheduler's admission token for that run
     p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("timeline", help="a run's probe images with their Grad-CAMs at every epoch, as PNGs and a GIF")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--out", required=True, help="folder for epoch-NNN.png and timeline.gif")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_timeline)
+
+    p = sub.add_parser("cancel", help="cancel a queued run (a training one stops after its batch)")
+    p.add_argument("run_id")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_cancel)
+
+    p = sub.add_parser("scheduler", help="admit queued runs as slots free up (started on demand; exits when idle)")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_scheduler)
 
     p = sub.add_parser("runs", help="list runs in the run store")
     p.add_argument("--runs-dir")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_runs)
+
+
+def cmd_timeline(args) -> int:
+    from eipviz.explain.timeline import TIMELINE_FILE, export_timeline, read_timeline
+    from eipviz.training.store import RunStore
+
+    store = RunStore(args.runs_dir)
+    run = store.get_run(args.run_id)
+    timeline = read_timeline(store.run_dir(run.id) / TIMELINE_FILE)
+    if timeline is None:
+        raise EipvizError(f"Run {run.id} has no explanation timeline: it is {run.kind}, or was trained before "
+                          f"eipviz recorded timelines.")
+    paths = export_timeline(timeline, Path(args.out))
+    print(json.dumps({"run": run.id, "epochs": timeline.epochs.tolist(), "files": [str(p) for p in paths]},
+                     indent=2))
+    return 0
 
 
 def _load_for_cli(model: str, weights: str | None = None, preprocessing: str | None = None):
@@ -195,6 +269,31 @@ def cmd_cam(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from eipviz.evaluation import dataset_test_split, evaluate_test_set
+    from eipviz.explain.timeline import TIMELINE_FILE, read_timeline
+    from eipviz.loading import load_run_checkpoint
+    from eipviz.report import build_report, write_report
+    from eipviz.training.store import RunStore
+
+    if bool(args.model) == bool(args.run):
+        raise EipvizError("Give --model NAME_OR_PATH or --run RUN_ID (one of them).")
+    curves, timeline = None, None
+    if args.run:
+        store = RunStore(args.runs_dir)
+        classifier = load_run_checkpoint(store, args.run)
+        curves = store.epoch_rows(args.run)
+        timeline = read_timeline(store.run_dir(args.run) / TIMELINE_FILE)
+    else:
+        classifier = _load_for_cli(args.model, args.weights, args.preprocessing)
+    images, _ = dataset_test_split(classifier)
+    html = build_report(classifier, evaluate_test_set(classifier), images, n=args.n, curves=curves,
+                        timeline=timeline, progress=lambda fraction, text: print(
+                            f"[{fraction:4.0%}] {text}", file=sys.stderr, flush=True))
+    print(write_report(args.out, html))
+    return 0
+
+
 def cmd_methods(args) -> int:
     from eipviz.attribution.methods import METHODS, SLOW_METHODS
 
@@ -207,22 +306,46 @@ def cmd_methods(args) -> int:
     return 0
 
 
-def cmd_faithfulness(args) -> int:
-    from eipviz.attribution.methods import METHODS
-    from eipviz.evaluation import sample_test_images
-    from eipviz.explain.faithfulness import faithfulness
+def _names(text: str) -> list[str]:
+    """A comma-separated option as a list of names."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise EipvizError(f"Unknown CAM method(s) {', '.join(unknown)}. Choose from: {', '.join(METHODS)}.")
+
+def _method_names(text: str) -> list[str]:
+    """``--methods``, each checked against the registry before any model is loaded."""
+    from eipviz.attribution.methods import METHODS
+
+    return list(check_names(_names(text), METHODS, "CAM method"))
+
+
+def cmd_faithfulness(args) -> int:
+    from eipviz.evaluation import sample_test_images
+    from eipviz.explain.faithfulness import check_metrics, faithfulness
+
+    methods = _method_names(args.methods)
+    metrics = check_metrics(_names(args.metrics))
     classifier = _load_for_cli(args.model, args.weights, args.preprocessing)
     images = sample_test_images(classifier, args.n, args.seed)
-    rows = faithfulness(classifier, images, methods, layer=args.layer)
+    rows = faithfulness(classifier, images, methods, layer=args.layer, metrics=metrics)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         _print_table(rows)
+    return 0
+
+
+def cmd_sanity(args) -> int:
+    from eipviz.evaluation import sample_test_images
+    from eipviz.explain.sanity import sanity_check
+
+    methods = _method_names(args.methods)
+    classifier = _load_for_cli(args.model, args.weights, args.preprocessing)
+    images = sample_test_images(classifier, args.n, args.seed)
+    results = sanity_check(classifier, images, methods, layer=args.layer, depths=args.depths, seed=args.seed)
+    if args.json:
+        print(json.dumps([result.to_dict() for result in results], indent=2))
+    else:
+        _print_table([result.row() for result in results])
     return 0
 
 
@@ -240,14 +363,14 @@ def cmd_ship(args) -> int:
 
 
 def cmd_import_log(args) -> int:
-    from eipviz.keraslog import MAX_LOG_BYTES, parse_log_bytes
+    from eipviz.curves_import import read_run_path
 
     path = Path(args.file)
-    if not path.is_file():
+    if not path.exists():
         raise EipvizError(f"Log file {args.file} not found.")
-    if path.stat().st_size > MAX_LOG_BYTES:
-        raise EipvizError(f"{path.name} is larger than {MAX_LOG_BYTES // 2**20} MB; that is not a training log.")
-    parsed = parse_log_bytes(path.read_bytes())
+    parsed = read_run_path(path)
+    for warning in parsed.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(parsed.to_csv())
     if args.store:
         from eipviz.curves import import_log
@@ -285,23 +408,50 @@ def _register_models(sub):
     p.add_argument("--out", required=True)
     p.set_defaults(handler=cmd_cam)
 
+    p = sub.add_parser("report", help="a self-contained HTML report of a model (opens offline)")
+    p.add_argument("--model", help="zoo name (shipped weights) or a .keras/.h5 file")
+    p.add_argument("--run", help="a trained run's best checkpoint instead (adds its curves and timeline)")
+    p.add_argument("--runs-dir")
+    p.add_argument("--weights")
+    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
+    p.add_argument("--n", type=int, default=32, help="test images for the faithfulness and sanity tables")
+    p.add_argument("--out", required=True, help="the .html file to write")
+    p.set_defaults(handler=cmd_report)
+
     p = sub.add_parser("methods", help="list the attribution methods (--method names), slow ones marked")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_methods)
 
-    p = sub.add_parser("faithfulness", help="deletion/insertion AUC and average drop per CAM method")
+    p = sub.add_parser("faithfulness", help="deletion/insertion AUC, average drop and ROAD per CAM method, "
+                                            "each compared with the random baseline")
     p.add_argument("--model", required=True)
     p.add_argument("--weights")
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
-    p.add_argument("--methods", default="gradcam,gradcam++,scorecam,layercam")
+    p.add_argument("--methods", default="gradcam,gradcam++,scorecam,layercam",
+                   help="comma-separated; the random baseline is always added")
+    p.add_argument("--metrics", default="deletion,insertion,drop,road",
+                   help="comma-separated, any of deletion, insertion, drop, road")
     p.add_argument("--n", type=int, default=200, help="test images to sample")
     p.add_argument("--layer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_faithfulness)
 
-    p = sub.add_parser("import-log", help="parse a Keras log (console, CSVLogger or History JSON) to per-epoch CSV")
-    p.add_argument("file")
+    p = sub.add_parser("sanity", help="model-randomisation and random-logit sanity checks per CAM method")
+    p.add_argument("--model", required=True)
+    p.add_argument("--weights")
+    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
+    p.add_argument("--methods", default="gradcam,random", help="comma-separated")
+    p.add_argument("--n", type=int, default=16, help="test images to sample")
+    p.add_argument("--depths", type=int, default=8, help="randomisation depths, the last with every layer")
+    p.add_argument("--layer")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="also print each method's curve over the depths")
+    p.set_defaults(handler=cmd_sanity)
+
+    p = sub.add_parser("import-log", help="a Keras log (console, CSVLogger, History JSON), W&B/MLflow history CSV, "
+                                          "TensorBoard event file or run folder, as per-epoch CSV")
+    p.add_argument("file", help="a log file, an events.out.tfevents.* file or a TensorBoard run folder")
     p.add_argument("--name", help="run name when stored (default: the file name)")
     p.add_argument("--store", action="store_true", help="also save it as an imported run")
     p.add_argument("--runs-dir")
@@ -339,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands that never touch Keras start fast and import nothing heavy.
-_LIGHT_COMMANDS = ("import-log", "runs")
+_LIGHT_COMMANDS = ("import-log", "runs", "cancel", "scheduler")
 
 
 def main(argv=None) -> int:

@@ -4,10 +4,12 @@ import csv
 import hashlib
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from eipviz.access import require_write
 from eipviz.keraslog import ParsedLog, parse_log
+from eipviz.recipes import get_recipe
 from eipviz.zoo import MODELS
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference_runs"
@@ -26,6 +28,9 @@ class CurveRun:
     model: str | None = None
     status: str = "finished"
     source: str | None = None
+    recipe: str | None = None
+    hyperparameters: dict = field(default_factory=dict)
+    duration_s: float | None = None  # training time: the run's start to end, else its last wall_time
 
     @property
     def metric_names(self) -> list[str]:
@@ -52,14 +57,21 @@ def reference_runs() -> list[CurveRun]:
         text = "".join(line for line in path.read_text().splitlines(True) if not line.startswith("#"))
         runs.append(CurveRun(id=f"reference-{name}", name=f"{name} (documented, seed {spec.seed_file[:3]})",
                              kind="reference", rows=canonical_rows(parse_log(text)), model=name,
-                             source=f"../shared/seeds/{spec.seed_file}"))
+                             source=f"../shared/seeds/{spec.seed_file}", recipe="documented",
+                             hyperparameters=get_recipe(name, "documented").hyperparameters()))
     return runs
 
 
 def store_runs(store) -> list[CurveRun]:
     store.reap_dead_workers()
-    return [CurveRun(run.id, run.name, run.kind, store.epoch_rows(run.id), run.model, run.status, run.source)
-            for run in store.list_runs(kinds=("trained", "imported"))]
+    runs = []
+    for run in store.list_runs(kinds=("trained", "imported")):
+        rows = store.epoch_rows(run.id)
+        duration = (run.ended - run.started if run.started and run.ended
+                    else rows[-1].get("wall_time") if rows else None)
+        runs.append(CurveRun(run.id, run.name, run.kind, rows, run.model, run.status, run.source, run.recipe,
+                             run.hyperparameters, duration))
+    return runs
 
 
 def all_curve_runs(store) -> list[CurveRun]:
@@ -73,7 +85,8 @@ def default_selection(runs: list[CurveRun]) -> list[str]:
 
 
 def import_log(store, parsed: ParsedLog, name: str, source: str | None = None) -> str:
-    """Save a parsed log as a finished run of kind "imported"; return its id."""
+    """Save a parsed log as a finished run of kind "imported"; return its id (refused in viewer mode)."""
+    require_write("Importing a log into the run store")
     run_id = store.create_run(name=name, kind="imported", status="finished", source=source)
     for row in canonical_rows(parsed):
         store.add_epoch(run_id, row.pop("epoch"), row)
@@ -98,22 +111,42 @@ def debiased_ema(values: list, smoothing: float) -> list:
     return out
 
 
-def best_epoch(run: CurveRun) -> tuple | None:
-    """(epoch, metric, value): max val_accuracy, else min val_loss, else None."""
-    for metric, pick in (("val_accuracy", max), ("val_loss", min)):
-        points = [(row["epoch"], row[metric]) for row in run.rows
-                  if row.get(metric) is not None and math.isfinite(row[metric])]
+# Metrics where lower is better; every other metric (accuracy, AUC, IoU, F1 ...) is better higher.
+LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "rmse", "mape", "msle", "hinge", "crossentropy", "divergence",
+                   "poisson", "perplexity", "learning_rate", "wall_time")
+DIRECTIONS = ("max", "min")
+
+
+def metric_direction(metric: str) -> str:
+    """``"min"`` for loss-like metrics (``val_loss``, ``mae``, ``binary_crossentropy``), else ``"max"``."""
+    name = metric.lower().removeprefix("val_")
+    return "min" if any(part in name for part in LOWER_IS_BETTER) else "max"
+
+
+def best_epoch(run: CurveRun, metric: str | None = None, direction: str | None = None) -> tuple | None:
+    """(epoch, metric, value) of the run's best epoch, the earliest of ties; None without finite values.
+
+    ``metric`` defaults to val_accuracy, else val_loss; ``direction`` (``"max"`` or ``"min"``) to the
+    metric's own (``metric_direction``).
+    """
+    if direction is not None and direction not in DIRECTIONS:
+        raise ValueError(f"Unknown direction. Received: direction={direction!r}; choose max or min.")
+    for name in [metric] if metric else ["val_accuracy", "val_loss"]:
+        points = [(row["epoch"], row[name]) for row in run.rows
+                  if row.get(name) is not None and math.isfinite(row[name])]
         if points:
+            pick = max if (direction or metric_direction(name)) == "max" else min
             epoch, value = pick(points, key=lambda p: p[1])
-            return epoch, metric, value
+            return epoch, name, value
     return None
 
 
-def runs_table(runs: list[CurveRun]) -> list[dict]:
-    """Best value and epoch, final value, epochs and duration per run."""
+def runs_table(runs: list[CurveRun], metric: str | None = None, direction: str | None = None) -> list[dict]:
+    """Best value and epoch (of ``metric`` in ``direction``, see ``best_epoch``), final value, epochs and
+    duration per run."""
     rows = []
     for run in runs:
-        best = best_epoch(run)
+        best = best_epoch(run, metric, direction)
         last = run.rows[-1] if run.rows else {}
         final_metric = best[1] if best else None
         duration = last.get("wall_time")

@@ -7,3 +7,14 @@ class EipvizError(Exception):
     The message says what went wrong and what to do; the CLI and the pages
     show it as it is, never a traceback.
     """
+
+
+def check_names(names, choices, what: str, show=str) -> tuple[str, ...]:
+    """``names`` as a tuple, after checking each is one of ``choices``: otherwise one ``EipvizError`` naming the
+    unknown ones (each written by ``show``) and the choices, e.g. ``what="CAM method"``."""
+    names = tuple(names)
+    unknown = [name for name in names if name not in choices]
+    if unknown or not names:
+        raise EipvizError(f"Unknown {what}(s) {', '.join(map(show, unknown)) or '(none given)'}. "
+                          f"Choose from: {', '.join(choices)}.")
+    return names

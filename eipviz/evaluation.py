@@ -5,14 +5,13 @@ keyed by the file's sha256), so a page opens on a stored evaluation instead of
 running 10,000 images through the model again.
 """
 
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from eipviz.atomic import write_npz_atomically
 from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import load_test_split, sample_images
 from eipviz.errors import EipvizError
@@ -118,12 +117,8 @@ def evaluate_test_set(classifier: Classifier) -> Evaluation:
 def write_predictions(path: Path, probabilities: np.ndarray, model_sha256: str, classifier: Classifier) -> None:
     """Store test-set probabilities (float32) with what they belong to, atomically (a unique temporary file,
     then a rename), so two writers at once or a kill mid-write never leave a broken file."""
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        np.savez_compressed(f, probabilities=probabilities.astype(np.float32), model_sha256=model_sha256,
-                            preprocessing=classifier.preprocessing, dataset=str(classifier.dataset))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
+    write_npz_atomically(path, probabilities=probabilities.astype(np.float32), model_sha256=model_sha256,
+                         preprocessing=classifier.preprocessing, dataset=str(classifier.dataset))
 
 
 def read_predictions(stored: StoredPredictions, model_sha256: str, classifier: Classifier,

@@ -9,6 +9,16 @@ truncated epoch is not an epoch); a repeated epoch replaces the earlier
 one; learning rates come from ``LearningRateScheduler`` lines (that
 epoch), ``ReduceLROnPlateau`` lines (the following epochs) or an ``lr`` /
 ``learning_rate`` metric, and form the ``lr`` column, last.
+
+Logs as people paste them (the corpus in tests/data/real_logs/): lines
+glued together (``acc: 0.9933Epoch 00015: val_loss did not improve``, or a
+whole log on one line), markdown headings or comments in front of lines
+(``# Epoch 16/20``), an excerpt that starts mid-run (its first metrics line
+is the epoch before the first ``Epoch k/N``), Keras 3's last progress line
+printed before a callback message and the epoch's final line after it,
+``evaluate`` lines after training, several ``fit()`` calls in one log (the
+last is read). Wherever the parser guesses or skips, ``ParsedLog.warnings``
+says so, quoting the lines.
 """
 
 import csv
@@ -28,6 +38,13 @@ _CALLBACK = re.compile(r"^\s*Epoch\s+0*(\d+)\s*:\s*(.*)$")
 _SCHEDULER = re.compile(rf"LearningRateScheduler setting learning rate to\s*({_NUMBER})", re.IGNORECASE)
 _PLATEAU = re.compile(rf"ReduceLROnPlateau reducing learning rate to\s*({_NUMBER})", re.IGNORECASE)
 _COUNTER = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\b")
+# Lost line breaks glue Keras lines together: break before an epoch header or callback message that
+# follows text on its line, after an epoch header, and before a progress counter (``1875/1875 [==``).
+_BEFORE_EPOCH = re.compile(r"(?<=\S)[ \t]*(?=Epoch\s+\d+\s*(?:/\s*\d+|:))")
+_AFTER_HEADER = re.compile(r"(Epoch\s+\d+\s*/\s*\d+)[ \t]+(?=\S)")
+_BEFORE_COUNTER = re.compile(r"(?<=\S)[ \t]+(?=\d+\s*/\s*\d+\s*(?:\[|━))")
+_LEADING_MARKS = "#>•`* \t"  # markdown headings and quotes, comment signs, bullets, code ticks
+MAX_QUOTED = 12  # lines a warning quotes before it summarises
 _BLOCK_TAGS = re.compile(r"<\s*(?:br|/?p|/?div|/?tr|/?td|/?th|/?li|/?pre|/?table|/?h\d)\b[^>]*>", re.IGNORECASE)
 _ANY_TAG = re.compile(r"<[^>]+>")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # Keras 3 colours its progress bar in terminals
@@ -42,6 +59,7 @@ class ParsedLog:
     epochs: dict = field(default_factory=dict)  # epoch (1-based) -> {metric: value}
     metric_names: list = field(default_factory=list)  # as printed, first appearance
     learning_rates: dict = field(default_factory=dict)  # epoch -> lr
+    warnings: list = field(default_factory=list)  # what the parser guessed or skipped, for the user
 
     def add_epoch(self, epoch: int, metrics: dict) -> None:
         lr = next((metrics.pop(name) for name in LR_NAMES if name in metrics), None)
@@ -107,15 +125,19 @@ def parse_log(text: str) -> ParsedLog:
 
 def parse_log_bytes(data: bytes) -> ParsedLog:
     """Decode uploaded bytes as UTF-8 (or Latin-1) and parse them."""
+    return parse_log(decode_log(data))
+
+
+def decode_log(data: bytes) -> str:
+    """Uploaded bytes as text (UTF-8, else Latin-1); raise ``EipvizError`` for binary or huge files."""
     if len(data) > MAX_LOG_BYTES:
         raise EipvizError(f"The file is larger than {MAX_LOG_BYTES // 2**20} MB; that is not a training log.")
     if b"\x00" in data[:4096]:
         raise EipvizError("This is a binary file, not a training log.")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return parse_log(text)
+        return data.decode("latin-1")
 
 
 def _clean_lines(text: str) -> list[str]:
@@ -125,18 +147,17 @@ def _clean_lines(text: str) -> list[str]:
     text = _ANY_TAG.sub("", text)
     text = html.unescape(text).replace("\\_", "_")
     text = text.replace("|", "\n").replace("\r", "\n").replace("\x08", "\n")
+    text = _BEFORE_COUNTER.sub("\n", _AFTER_HEADER.sub("\\1\n", _BEFORE_EPOCH.sub("\n", text)))
     lines = []
     for line in text.split("\n"):
-        line = line.strip().strip("`*").strip()
-        if line.startswith(">"):
-            line = line.lstrip("> ").strip()
+        line = line.strip(_LEADING_MARKS).strip()
         if line:
             lines.append(line)
     return lines
 
 
-def _metrics_of(line: str) -> dict | None:
-    """``name: value`` pairs of a final epoch metrics line, or None for any other line."""
+def _metrics_of(line: str) -> tuple[dict, int | None] | None:
+    """(``name: value`` pairs, steps per epoch or None) of a final epoch metrics line; None for other lines."""
     if "ETA:" in line or _CALLBACK.match(line):
         return None
     counter = _COUNTER.match(line)
@@ -149,44 +170,130 @@ def _metrics_of(line: str) -> dict | None:
             pairs[match.group(1)] = _number(match.group(2))
     if not any("loss" in name for name in pairs):  # fit always reports a loss; noise does not
         return None
-    return pairs
+    return pairs, int(counter.group(2)) if counter else None
+
+
+def _quote(lines: list[str]) -> str:
+    shown = [f"'{line[:100]}'" for line in lines[:MAX_QUOTED]]
+    more = f" and {len(lines) - MAX_QUOTED} more" if len(lines) > MAX_QUOTED else ""
+    return "; ".join(shown) + more
+
+
+def _last_fit(lines: list[str], parsed: ParsedLog) -> list[str]:
+    """The lines of the last ``fit()`` call: a header ``Epoch 1/N`` after a later epoch starts a new one."""
+    starts, highest = [], 0
+    for index, line in enumerate(lines):
+        if header := _EPOCH_HEADER.match(line):
+            epoch = int(header.group(1))
+            if epoch == 1 and highest > 1:
+                starts.append(index)
+            highest = max(highest, epoch)
+    if not starts:
+        return lines
+    parsed.warnings.append(
+        f"The log holds {len(starts) + 1} trainings (its epoch count restarts at 'Epoch 1/N' {len(starts)} "
+        f"time(s)); only the last one was read. Split the log to import the others.")
+    return lines[starts[-1]:]
 
 
 def _parse_console(text: str) -> ParsedLog:
     parsed = ParsedLog()
-    lines = _clean_lines(text)
-    has_headers = any(_EPOCH_HEADER.match(line) for line in lines)
-    current = None  # the epoch whose metrics line we expect next
-    plateau = {}  # first epoch -> rate announced by ReduceLROnPlateau
-    for line in lines:
-        header = _EPOCH_HEADER.match(line)
-        if header:
-            current = int(header.group(1))
+    lines = _last_fit(_clean_lines(text), parsed)
+    header_at = [(i, int(m.group(1))) for i, line in enumerate(lines) if (m := _EPOCH_HEADER.match(line))]
+    first_header, first_epoch = header_at[0] if header_at else (None, 0)
+    current = None  # the epoch whose metrics we expect: set by its header (or scheduler line)
+    block: tuple | None = None  # (metric names, steps) of the line taken for ``current`` since its header
+    headers: dict[int, str] = {}  # epoch -> header line, to report epochs that never got metrics
+    orphans: list[tuple[dict, int | None, str]] = []  # metrics lines above the first header
+    callbacks_before_header: set[int] = set()
+    plateau: dict[int, float] = {}  # first epoch -> rate announced by ReduceLROnPlateau
+    skipped: list[str] = []
+    unnumbered = 0
+    for index, line in enumerate(lines):
+        if header := _EPOCH_HEADER.match(line):
+            current, block = int(header.group(1)), None
+            headers[current] = line
             continue
-        callback = _CALLBACK.match(line)
-        if callback:
+        if callback := _CALLBACK.match(line):
             epoch, message = int(callback.group(1)), callback.group(2)
+            if first_header is not None and index < first_header:
+                callbacks_before_header.add(epoch)
             if match := _SCHEDULER.search(message):
                 parsed.learning_rates[epoch] = _number(match.group(1))
-                current = epoch  # printed as the epoch begins
+                if current != epoch:
+                    current, block = epoch, None  # printed as the epoch begins
             elif match := _PLATEAU.search(message):
                 plateau[epoch + 1] = _number(match.group(1))
             continue
-        metrics = _metrics_of(line)
-        if metrics is None:
+        found = _metrics_of(line)
+        if found is None:
+            continue
+        metrics, steps = found
+        if first_header is None:  # no headers at all: number the metrics lines in order
+            unnumbered += 1
+            parsed.add_epoch(max(parsed.epochs, default=0) + 1, metrics)
             continue
         if current is None:
-            if has_headers:
-                continue  # e.g. a model.evaluate line after training
-            current = max(parsed.epochs, default=0) + 1
-        scheduled = parsed.learning_rates.get(current)
-        parsed.add_epoch(current, metrics)
-        if scheduled is not None and current not in parsed.learning_rates:
-            parsed.learning_rates[current] = scheduled
-        current = None
+            if index < first_header:
+                orphans.append((metrics, steps, line))
+            else:
+                skipped.append(line)
+            continue
+        if block is None:
+            if current in parsed.epochs and parsed.epochs[current] != {
+                    k: v for k, v in metrics.items() if k not in LR_NAMES}:
+                parsed.warnings.append(f"Epoch {current} appears twice with different values; "
+                                       f"the later ones were kept: '{line[:100]}'.")
+            _add_with_schedule(parsed, current, metrics)
+            block = (set(metrics), steps)
+        elif set(metrics) >= block[0] and (steps is None or block[1] is None or steps == block[1]):
+            # Keras 3 prints the last progress line, then callback messages, then the epoch's final line.
+            _add_with_schedule(parsed, current, metrics)
+            block = (set(metrics), steps)
+        else:
+            skipped.append(line)  # e.g. an evaluate() line after training
+    if orphans and first_header is not None:
+        _place_orphans(parsed, orphans, first_epoch, callbacks_before_header, skipped)
+    if unnumbered:
+        parsed.warnings.append(f"The log has no 'Epoch k/N' lines: its {unnumbered} metrics lines were "
+                               f"numbered 1 to {unnumbered} in the order printed.")
+    if skipped:
+        parsed.warnings.append(f"{len(skipped)} metrics line(s) belong to no epoch and were skipped: "
+                               f"{_quote(skipped)}.")
+    missing = [line for epoch, line in sorted(headers.items()) if epoch not in parsed.epochs]
+    if missing:
+        parsed.warnings.append(f"{len(missing)} epoch(s) have a header but no final metrics line and were "
+                               f"not counted: {_quote(missing)}.")
     _apply_plateau_rates(parsed, plateau)
     parsed.learning_rates = {e: lr for e, lr in parsed.learning_rates.items() if e in parsed.epochs}
     return parsed
+
+
+def _add_with_schedule(parsed: ParsedLog, epoch: int, metrics: dict) -> None:
+    """Add an epoch, keeping the rate a scheduler line announced for it unless the line reports one."""
+    scheduled = parsed.learning_rates.get(epoch)
+    parsed.add_epoch(epoch, dict(metrics))
+    if scheduled is not None and epoch not in parsed.learning_rates:
+        parsed.learning_rates[epoch] = scheduled
+
+
+def _place_orphans(parsed: ParsedLog, orphans: list, first_epoch: int, callbacks: set, skipped: list) -> None:
+    """An excerpt that starts mid-run: its metrics above the first ``Epoch k/N`` are epoch k - 1's.
+
+    Keras 3 may print the epoch's last progress line and then its final line: the last line whose metrics
+    include all the others' is the epoch's. Confirmed by a callback line naming epoch k - 1, it is not
+    reported; otherwise the guess is.
+    """
+    epoch = first_epoch - 1
+    if epoch < 1 or epoch in parsed.epochs:
+        skipped.extend(line for _, _, line in orphans)
+        return
+    chosen = orphans[-1]
+    skipped.extend(line for metrics, _, line in orphans[:-1] if not set(chosen[0]) >= set(metrics))
+    _add_with_schedule(parsed, epoch, chosen[0])
+    if epoch not in callbacks:
+        parsed.warnings.append(f"The log starts mid-run: the metrics line above 'Epoch {first_epoch}/N' was "
+                               f"taken as epoch {epoch} (a guess): '{chosen[2][:100]}'.")
 
 
 def _apply_plateau_rates(parsed: ParsedLog, plateau: dict) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import keras
 
+from eipviz.access import require_write
 from eipviz.attribution.layers import MIN_CAM_SIZE, conv_feature_layers, default_target_layer
 from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import CLASS_NAMES
@@ -91,7 +92,11 @@ def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", nam
 
 
 def load_uploaded_bytes(data: bytes, filename: str, preprocessing: str = "unit_scale") -> Classifier:
-    """``load_uploaded_model`` for a file's bytes (a browser upload); the temporary copy is removed."""
+    """``load_uploaded_model`` for a file's bytes (a browser upload); the temporary copy is removed.
+
+    Refused in viewer mode: a model file is code-like input only editors may hand the server.
+    """
+    require_write("Uploading a model file")
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / Path(filename).name  # error messages name the user's file
         path.write_bytes(data)

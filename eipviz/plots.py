@@ -5,7 +5,8 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from eipviz.curves import CurveRun, best_epoch, debiased_ema
+from eipviz.curves import PALETTE, CurveRun, best_epoch, debiased_ema
+from eipviz.run_compare import group_band
 from eipviz.training.store import run_label
 
 # Plotly's toolbar sits in the top margin on hover: subplot titles need a margin that holds both.
@@ -99,41 +100,122 @@ def confusion_figure(matrix, class_names, view: str = "counts",
     return fig
 
 
+# Below this many points a series is drawn raw, dots on every epoch, and never smoothed: TensorBoard's
+# debiased EMA does not pass through a 2-point series' last point (its issue #1127).
+SHORT_SERIES = 10
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _xs_and_points(run: CurveRun, metric: str, x_axis: str) -> tuple[list, list[dict]]:
+    points = [row for row in run.rows if row.get(metric) is not None]
+    if x_axis == "wall time":
+        points = [row for row in points if row.get("wall_time") is not None]
+        return [row["wall_time"] for row in points], points
+    return [row["epoch"] for row in points], points
+
+
 def curves_figure(runs: list[CurveRun], metrics: list[str], smoothing: float = 0.0, log_y: bool = False,
-                  x_axis: str = "epoch") -> go.Figure:
-    """One panel per metric; a colour per run; smoothed curve over its faded raw curve; best-epoch markers."""
+                  x_axis: str = "epoch", groups: dict[str, list[CurveRun]] | None = None, band: str = "min-max",
+                  best_metric: str | None = None, direction: str | None = None) -> go.Figure:
+    """One panel per metric; a colour per run; smoothed curve over its faded raw curve; best-epoch markers.
+
+    A series shorter than ``SHORT_SERIES`` is drawn raw with its points and not smoothed. With ``groups``
+    (label -> runs, see ``run_compare.group_runs``) each group is drawn as its mean over a shaded ``band``
+    (``"min-max"`` or ``"std"``), its members faded underneath. The star marks each run's best epoch of
+    ``best_metric`` in ``direction`` (see ``curves.best_epoch``).
+    """
     fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics or [""])
     for col, metric in enumerate(metrics, start=1):
-        for run in runs:
-            points = [row for row in run.rows if row.get(metric) is not None]
-            if x_axis == "wall time":
-                points = [row for row in points if row.get("wall_time") is not None]
-                xs = [row["wall_time"] for row in points]
-            else:
-                xs = [row["epoch"] for row in points]
-            if not points:
-                continue
-            ys = [row[metric] for row in points]
-            show_legend = col == 1
-            if smoothing > 0:
-                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": run.color, "width": 1},
-                                         opacity=0.25, showlegend=False, hoverinfo="skip"), row=1, col=col)
-                ys = debiased_ema(ys, smoothing)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=run_label(run), legendgroup=run.id,
-                                     line={"color": run.color}, showlegend=show_legend), row=1, col=col)
-            best = best_epoch(run)
-            if best:
-                at = next((i for i, row in enumerate(points) if row["epoch"] == best[0]), None)
-                if at is not None:
-                    fig.add_trace(go.Scatter(x=[xs[at]], y=[ys[at]], mode="markers", legendgroup=run.id,
-                                             marker={"color": run.color, "size": 10, "symbol": "star"},
-                                             name=f"best epoch {best[0]}", showlegend=False,
-                                             hovertemplate=f"{run.name}: best epoch {best[0]} ({best[1]})"),
-                                  row=1, col=col)
+        if groups:
+            for index, (label, members) in enumerate(groups.items()):
+                _add_group(fig, col, metric, label, members, PALETTE[index % len(PALETTE)], x_axis, band)
+        else:
+            for run in runs:
+                _add_run(fig, col, metric, run, smoothing, x_axis, best_metric, direction)
         if log_y:
             fig.update_yaxes(type="log", row=1, col=col)
     fig.update_xaxes(title_text="wall time (s)" if x_axis == "wall time" else "epoch")
     fig.update_layout(height=440, margin={"t": TITLED_TOP_MARGIN, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def _add_run(fig, col, metric, run, smoothing, x_axis, best_metric, direction):
+    xs, points = _xs_and_points(run, metric, x_axis)
+    if not points:
+        return
+    ys = [row[metric] for row in points]
+    short = len(points) < SHORT_SERIES
+    if smoothing > 0 and not short:
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": run.color, "width": 1},
+                                 opacity=0.25, showlegend=False, hoverinfo="skip"), row=1, col=col)
+        ys = debiased_ema(ys, smoothing)
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if short else "lines", name=run_label(run),
+                             legendgroup=run.id, line={"color": run.color}, showlegend=col == 1),
+                  row=1, col=col)
+    best = best_epoch(run, best_metric, direction)
+    if best:
+        at = next((i for i, row in enumerate(points) if row["epoch"] == best[0]), None)
+        if at is not None:
+            fig.add_trace(go.Scatter(x=[xs[at]], y=[ys[at]], mode="markers", legendgroup=run.id,
+                                     marker={"color": run.color, "size": 10, "symbol": "star"},
+                                     name=f"best epoch {best[0]}", showlegend=False,
+                                     hovertemplate=f"{run.name}: best epoch {best[0]} ({best[1]})"),
+                          row=1, col=col)
+
+
+def _add_group(fig, col, metric, label, members, color, x_axis, band):
+    for run in members:  # faded, so the band's spread can be traced to its runs
+        xs, points = _xs_and_points(run, metric, x_axis)
+        if points:
+            fig.add_trace(go.Scatter(x=xs, y=[row[metric] for row in points], mode="lines",
+                                     line={"color": color, "width": 1}, opacity=0.2, showlegend=False,
+                                     hovertemplate=f"{run.name}: %{{y}}<extra></extra>"), row=1, col=col)
+    stats = group_band(members, metric, "epoch" if x_axis == "epoch" else "wall time", band)
+    if not stats["x"]:
+        return
+    fig.add_trace(go.Scatter(x=stats["x"], y=stats["upper"], mode="lines", line={"width": 0}, showlegend=False,
+                             legendgroup=label, hoverinfo="skip"), row=1, col=col)
+    fig.add_trace(go.Scatter(x=stats["x"], y=stats["lower"], mode="lines", line={"width": 0}, fill="tonexty",
+                             fillcolor=_rgba(color, 0.2), showlegend=False, legendgroup=label,
+                             name=f"{label} {band}", hoverinfo="skip"), row=1, col=col)
+    fig.add_trace(go.Scatter(x=stats["x"], y=stats["mean"], mode="lines+markers" if len(stats["x"]) < SHORT_SERIES
+                             else "lines", line={"color": color, "width": 3}, name=f"{label} (mean of {len(members)})",
+                             legendgroup=label, showlegend=col == 1, customdata=stats["count"],
+                             hovertemplate="%{y} (mean of %{customdata} runs)<extra>" + label + "</extra>"),
+                  row=1, col=col)
+
+
+def hyperparameters_figure(rows: list[dict], hyperparameters: list[str], target: str) -> go.Figure:
+    """Plotly's parallel coordinates: one axis per hyperparameter that varies between the runs, then ``target``.
+
+    ``rows`` are ``run_compare.hyperparameter_table`` rows; runs without a ``target`` value are left out. Text
+    and true/false settings get an axis of their values (ticks named), numbers a numeric one.
+    """
+    rows = [row for row in rows if row.get(target) is not None and math.isfinite(row[target])]
+    dimensions = []
+    for name in hyperparameters:
+        values = [row.get(name) for row in rows]
+        if len({repr(v) for v in values}) < 2:
+            continue  # a setting all runs share says nothing about the target
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            dimensions.append({"label": name, "values": [float(v) for v in values if v is not None]})
+        else:
+            labels = sorted({str(v) for v in values})
+            dimensions.append({"label": name, "values": [labels.index(str(v)) for v in values],
+                               "tickvals": list(range(len(labels))), "ticktext": labels})
+    targets = [float(row[target]) for row in rows]
+    dimensions.append({"label": target, "values": targets})
+    # Over six axes their names overlap side by side: slanted, they get the room above the plot.
+    crowded = len(dimensions) > 6
+    fig = go.Figure(go.Parcoords(dimensions=dimensions, labelangle=-30 if crowded else 0,
+                                 line={"color": targets, "colorscale": "Viridis", "showscale": True,
+                                       "colorbar": {"title": {"text": target}, "x": 1.06, "thickness": 14}}))
+    fig.update_layout(height=480 if crowded else 380,
+                      margin={"t": 160 if crowded else 60, "b": 30, "l": 60, "r": 150})
     return fig
 
 
@@ -144,4 +226,52 @@ def top_classes_figure(top: list[dict]) -> go.Figure:
                            hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
     fig.update_layout(height=220, margin={"t": 10, "b": 10}, xaxis={"range": [0, 1], "tickformat": ".0%"},
                       yaxis={"autorange": "reversed", "type": "category"})
+    return fig
+
+
+def timeline_figure(rows: list[dict], epoch: int) -> go.Figure:
+    """Accuracy (validation and probe set) and the probe set's faithfulness by epoch, ``epoch`` marked."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "probe-set faithfulness"),
+                        specs=[[{}, {"secondary_y": True}]])
+    epochs = [row["epoch"] for row in rows]
+    for name, dash in (("val_accuracy", "solid"), ("probe_accuracy", "dot")):
+        fig.add_trace(go.Scatter(x=epochs, y=[row.get(name) for row in rows], name=name, mode="lines+markers",
+                                 line={"dash": dash}), row=1, col=1)
+    fig.add_trace(go.Scatter(x=epochs, y=[row.get("probe_deletion_auc") for row in rows], mode="lines+markers",
+                             name="deletion AUC (lower is better)"), row=1, col=2)
+    fig.add_trace(go.Scatter(x=epochs, y=[row.get("probe_average_drop_pct") for row in rows], mode="lines+markers",
+                             name="average drop % (lower is better)", line={"dash": "dot"}),
+                  row=1, col=2, secondary_y=True)
+    for col in (1, 2):
+        fig.add_vline(x=epoch, line={"color": "grey", "dash": "dash"}, row=1, col=col)
+    # Whole epochs only, as on the training curves.
+    fig.update_xaxes(title_text="epoch", tick0=1, dtick=max(1, math.ceil(max(epochs, default=1) / 10)))
+    fig.update_layout(height=320, margin={"t": TITLED_TOP_MARGIN, "b": 30, "l": 40, "r": 10},
+                      legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
+def agreement_figure(both_wrong, names) -> go.Figure:
+    """Heatmap of test images each pair of models gets wrong together (the diagonal: each model's errors)."""
+    labels = list(names)
+    fig = go.Figure(go.Heatmap(z=both_wrong, x=labels, y=labels, colorscale="Reds", text=both_wrong,
+                               texttemplate="%{text}",
+                               hovertemplate="%{y} and %{x}: %{z} wrong together<extra></extra>"))
+    fig.update_layout(height=120 + 60 * len(labels), margin={"t": 30, "b": 10, "l": 10, "r": 10},
+                      yaxis={"autorange": "reversed"}, title="Test images both models get wrong")
+    return fig
+
+
+def sanity_figure(curve: list[dict], threshold: float) -> go.Figure:
+    """Spearman and SSIM of the randomised maps to the original ones, as more layers are re-initialised."""
+    fig = go.Figure()
+    x = [point["randomised_layers"] for point in curve]
+    for name in ("spearman", "ssim"):
+        fig.add_trace(go.Scatter(x=x, y=[point[name] for point in curve], name=name, mode="lines+markers",
+                                 text=[f"down to {point['down_to']}" for point in curve]))
+    fig.add_hline(y=threshold, line={"color": "grey", "dash": "dash"},
+                  annotation_text=f"fails above {threshold} (Spearman, every layer random)")
+    fig.update_layout(height=300, margin={"t": 30, "b": 40, "l": 40, "r": 10}, yaxis={"range": [-0.5, 1.05]},
+                      xaxis_title="layers re-initialised, from the output down",
+                      yaxis_title="similarity to the trained model's maps")
     return fig

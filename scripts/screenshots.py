@@ -1,13 +1,21 @@
-"""Screenshot every page of a running eipviz in Debian's Chromium (for the README and for review).
+"""Screenshot every page and view of a running eipviz in Debian's Chromium (for the README and for review).
 
-    .venv/bin/python scripts/screenshots.py [--port 8599] [--out docs]
+    .venv/bin/python scripts/screenshots.py [--out docs] [--runs-dir DIR] [--pages curves timeline ...]
 
 Starts ``streamlit run app.py`` on a free loopback port, opens each page
 headless, waits until Streamlit stops running the script, and saves a PNG.
+The app shows the runs in ``--runs-dir`` (default test-artifacts/screenshot-runs/): for the Train and
+Curves shots, the six demo runs missing there are trained first (mnist14k, both recipes, three seeds each: real tiny
+trainings, about 1 min each on two cores), and the Curves shot picks them with a regex, groups them by
+recipe over a min-max band and shows their hyperparameter table and parallel coordinates.
+The views are driven with their widgets first and shot alone: ``timeline`` (a real 4-epoch mnist14k run,
+trained there when missing, about 1 min), ``compare-methods``, ``compare-models`` and ``sanity``.
+Emoji captions need a colour-emoji font (Debian: ``apt-get install -y fonts-noto-color-emoji``).
 """
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,6 +28,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["models", "train", "curves", "misclassified", "upload"]
+VIEWS = ["timeline", "compare-methods", "compare-models", "sanity"]  # one part of a page, driven, then shot
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
@@ -37,12 +46,18 @@ LAUNCHERS = {
 }
 
 
-def start_streamlit(port: int, env: dict, *extra_args: str, launcher: str = "serve") -> subprocess.Popen:
-    """The app as ``make run`` serves it, headless on a loopback port; return it once it answers its health check."""
+def start_streamlit(port: int, env: dict, *extra_args: str, launcher: str = "serve", address: str | None = "127.0.0.1",
+                    log=None) -> subprocess.Popen:
+    """The app as ``make run`` serves it, headless on a loopback port; return it once it answers its health check.
+
+    ``address=None`` leaves the listening address to the project's settings; ``log`` (an open file) gets the
+    server's output.
+    """
+    where = ["--server.address", address] if address else []
     process = subprocess.Popen(
         [sys.executable, *LAUNCHERS[launcher], "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *extra_args],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         *where, "--browser.gatherUsageStats", "false", *extra_args],
+        cwd=ROOT, env=env, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
     for _ in range(120):
         try:
             if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
@@ -89,23 +104,204 @@ def wait_until_settled(page, timeout_s=180, quiet_s=3, short_run_s=0.5):
     raise TimeoutError("page never settled")
 
 
+# Real trainings, not made-up curves: 10 epochs on 1,024 images, a seed each. One MNIST model, as a CIFAR-10
+# one takes about 10 min a run on two shared cores; its two recipes (Adam, one-cycle SGD) make the groups.
+DEMO_RUNS = [("mnist14k", recipe, seed) for recipe in ("documented", "fast") for seed in (1, 2, 3)]
+DEMO_PATTERN = r"seed\d$"
+# Window heights (px) over the default 2200; each view is cut at 2400 px below its top.
+TALL = {"curves": 2500, "timeline": 2800, "compare-methods": 2800, "compare-models": 2800, "sanity": 2800}
+
+
+# The timeline shot's run: what `python -m eipviz train --model mnist14k --recipe fast --epochs 4 --subset 2048`
+# trains (its worker records the timeline), found by the name that command gives it.
+TIMELINE_RUN = {"model": "mnist14k", "recipe": "fast", "epochs": 4, "subset": 2048,
+                "name": "mnist14k fast (4 ep, 2048 img)"}
+
+
+def fill_timeline_run(runs_dir: Path) -> str:
+    """The id of ``runs_dir``'s finished ``TIMELINE_RUN``, trained there first when it has none."""
+    sys.path.insert(0, str(ROOT))
+    from eipviz.training.launcher import create_training_run
+    from eipviz.training.store import RunStore
+    from eipviz.training.worker import train_run
+
+    store = RunStore(runs_dir)
+    for run in store.list_runs():
+        if run.name == TIMELINE_RUN["name"] and run.status == "finished":
+            return run.id
+    run_id = create_training_run(store, **TIMELINE_RUN)
+    print(f"training {run_id}", flush=True)
+    status = train_run(store, run_id, verbose=0)
+    assert status == "finished", (run_id, status)
+    return run_id
+
+
+def fill_demo_runs(runs_dir: Path) -> None:
+    """Train the ``DEMO_RUNS`` that ``runs_dir`` lacks (by name) into it; its other runs are left as they are."""
+    sys.path.insert(0, str(ROOT))
+    from eipviz.training.launcher import create_training_run
+    from eipviz.training.store import RunStore
+    from eipviz.training.worker import train_run
+
+    store = RunStore(runs_dir)
+    have = {run.name for run in store.list_runs() if run.status == "finished"}
+    for model, recipe, seed in DEMO_RUNS:
+        name = f"{model} {recipe} seed{seed}"
+        if name in have:
+            continue
+        run_id = create_training_run(store, model, recipe, epochs=10, subset=1024, seed=seed, name=name)
+        print(f"training {run_id}", flush=True)
+        status = train_run(store, run_id, verbose=0)
+        assert status == "finished", (run_id, status)
+
+
+def choose(page, label, option):
+    page.get_by_test_id("stSelectbox").filter(has_text=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_until_settled(page)
+
+
+def compare_runs_on_curves(page, pattern: str, group_by: str = "model", band: str = "min-max"):
+    """On the open Curves page: filter runs by ``pattern``, select every match, group them with a band."""
+    page.get_by_label("Filter runs by name (regular expression)").fill(pattern)
+    page.keyboard.press("Enter")
+    wait_until_settled(page)
+    page.get_by_role("button", name=re.compile(r"^Select the \d+ matching runs$")).click()
+    wait_until_settled(page)
+    choose(page, "Group runs by", group_by)
+    page.get_by_test_id("stRadio").filter(has_text="Band").get_by_text(band, exact=True).click()
+    wait_until_settled(page)
+    # The chart is drawn by a fragment, Plotly after it: wait for the bands and the parallel coordinates.
+    page.wait_for_function("""() => {
+        const data = Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(p => p.data || []);
+        return data.some(t => t.fill === 'tonexty') && data.some(t => t.type === 'parcoords'); }""",
+                           timeout=60_000)
+
+
+def pick(page, multiselect, option):
+    """Add ``option`` to a multiselect: typed, as its dropdown lists only the first options it has."""
+    multiselect.get_by_role("combobox").fill(option)
+    page.get_by_role("option", name=option, exact=True).click()
+    page.keyboard.press("Escape")  # closed, so a screenshot shows what is under it
+    wait_until_settled(page)
+
+
+def open_run_timeline(page, run_id: str, epoch_key: str = "Home"):
+    """On the open Train page: open finished run ``run_id``, its timeline, and press ``epoch_key`` on the
+    epoch slider (Home: the first epoch); return the run's expander."""
+    run = page.get_by_test_id("stExpander").filter(has_text=run_id)
+    run.locator("summary").click()
+    run.get_by_test_id("stCheckbox").filter(has_text="Explanations across epochs").locator("label").click()
+    wait_until_settled(page)
+    run.get_by_role("slider").press(epoch_key, timeout=60_000)
+    wait_until_settled(page)
+    return run
+
+
+def grid_methods(page, methods, layers=None):
+    """On the open Compare page: set the methods grid's rows to ``methods`` (and its columns to ``layers``,
+    when given); return its tab."""
+    tab = page.get_by_role("tabpanel", name="Methods on one image")
+    for label, options in (("Methods (rows)", methods), ("Layers (columns)", layers)):
+        if options is None:
+            continue
+        chosen = tab.get_by_test_id("stMultiSelect").filter(has_text=label)
+        chosen.get_by_role("button", name="Clear all").click()
+        wait_until_settled(page)
+        for option in options:
+            pick(page, chosen, option)
+    return tab
+
+
+def compare_models(page, names):
+    """On the open Compare page: set shipped models ``names`` side by side; return their tab."""
+    page.get_by_role("tab", name="Models side by side").click()
+    tab = page.get_by_role("tabpanel", name="Models side by side")
+    models = tab.get_by_test_id("stMultiSelect").filter(has_text="Models (2 to 5, one dataset)")
+    for name in names:
+        pick(page, models, f"{name} (shipped, {'MNIST' if name == 'mnist14k' else 'CIFAR-10'})")
+    tab.get_by_role("heading", name=re.compile(r"^Where they disagree")).wait_for(timeout=120_000)
+    return tab
+
+
+def run_sanity_check(page, n: int | None = None, depths: int | None = None):
+    """On the open Misclassified page: open the sanity check, set its images and depths, press its button;
+    return its expander."""
+    sanity = page.get_by_test_id("stExpander").filter(has_text="Sanity check of")
+    sanity.locator("summary").click()
+    for label, value in (("Test images", n), ("Randomisation depths", depths)):
+        if value is not None:
+            sanity.get_by_label(label).fill(str(value))
+            sanity.get_by_label(label).press("Enter")
+            wait_until_settled(page)
+    sanity.get_by_role("button", name=re.compile(r"^Randomise the model's weights")).click()
+    wait_until_settled(page)
+    sanity.locator(".js-plotly-plot").wait_for(timeout=120_000)
+    return sanity
+
+
+def shoot_part(page, part, target: Path, max_height: int = 2400) -> None:
+    """Save the top ``max_height`` px of ``part`` (a locator) as a PNG."""
+    part.scroll_into_view_if_needed()
+    box = part.bounding_box()
+    page.screenshot(path=str(target), clip={"x": box["x"] - 10, "y": box["y"] - 10, "width": box["width"] + 20,
+                                            "height": min(box["height"], max_height) + 20})
+
+
+def shoot_page(page, base_url: str, name: str, target: Path) -> None:
+    """Open page ``name`` (the Curves page comparing the demo runs) and save all of it."""
+    page.goto(f"{base_url}/{'' if name == 'models' else name}")  # the default page is served at /
+    wait_until_settled(page)
+    if name == "curves":
+        compare_runs_on_curves(page, DEMO_PATTERN, group_by="recipe")
+    page.screenshot(path=str(target), full_page=True)
+
+
+def shoot_view(page, base_url: str, name: str, target: Path, timeline_run: str | None) -> None:
+    """Open the page of view ``name``, drive its widgets, and save that part of the page."""
+    path = {"timeline": "train", "compare-methods": "compare?model=mnist14k", "compare-models": "compare",
+            "sanity": "misclassified?model=mnist14k"}[name]
+    page.goto(f"{base_url}/{path}")
+    wait_until_settled(page)
+    if name == "timeline":
+        part = open_run_timeline(page, timeline_run)
+    elif name == "compare-methods":
+        grid_methods(page, ["gradcam", "gradcam++", "layercam", "eigencam", "random"], ["conv3", "conv5", "conv7"])
+        part = page.get_by_test_id("stTabs")  # with the tab names, so the shot says which tab it is
+    elif name == "compare-models":
+        compare_models(page, ["sepconv59k", "sepconv65k", "resnet20v1"])
+        part = page.get_by_test_id("stTabs")
+    else:
+        part = run_sanity_check(page)
+    shoot_part(page, part, target)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "docs"))
+    parser.add_argument("--runs-dir", default=str(ROOT / "test-artifacts" / "screenshot-runs"),
+                        help="the runs the app shows; the demo runs it lacks are trained there first")
+    parser.add_argument("--pages", nargs="+", choices=PAGES + VIEWS, default=PAGES + VIEWS,
+                        help="shoot only these pages and views")
     args = parser.parse_args()
+    if {"train", "curves"} & set(args.pages):
+        fill_demo_runs(Path(args.runs_dir))
+    timeline_run = fill_timeline_run(Path(args.runs_dir)) if "timeline" in args.pages else None
     port = free_port()
-    server = start_streamlit(port, os.environ.copy())
+    server = start_streamlit(port, {**os.environ, "EIPVIZ_RUNS_DIR": str(Path(args.runs_dir).resolve())})
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            for name in PAGES:
-                path = "" if name == "models" else name  # the default page is served at /
-                page.goto(f"http://127.0.0.1:{port}/{path}")
-                wait_until_settled(page)
-                exceptions = page.query_selector_all("[data-testid='stException']")
+            for name in args.pages:
+                # Streamlit's main area scrolls inside the window: the window must hold the whole page.
+                page.set_viewport_size({"width": 1400, "height": TALL.get(name, 2200)})
                 target = Path(args.out) / f"{name}.png"
-                page.screenshot(path=str(target), full_page=True)
+                if name in VIEWS:
+                    shoot_view(page, f"http://127.0.0.1:{port}", name, target, timeline_run)
+                else:
+                    shoot_page(page, f"http://127.0.0.1:{port}", name, target)
+                exceptions = page.query_selector_all("[data-testid='stException']")
                 print(f"{target}{' (EXCEPTION SHOWN)' if exceptions else ''}", flush=True)
             browser.close()
     finally:

@@ -8,7 +8,10 @@ explanation pages open on. Every shipped model is then loaded into the pages'
 own model cache and its default Grad-CAM traced (about 4 s for all five), so
 the first gallery of any shipped model skips its 0.5-1.3 s of load and trace.
 Every argument is passed to ``streamlit run app.py``
-as it is (``scripts/serve.py --server.port 8600``).
+as it is (``scripts/serve.py --server.port 8600``), except ``--viewer``, which
+serves the read-only viewer mode (``EIPVIZ_MODE=viewer``). The server listens
+on 127.0.0.1 only (``.streamlit/config.toml``) unless given
+``--server.address 0.0.0.0``.
 """
 
 import os
@@ -82,10 +85,37 @@ def preload_shipped_models() -> None:
         logger.setLevel(level)
 
 
-if __name__ == "__main__":
+def settings_from(arguments: list[str]) -> list[str]:
+    """Apply ``--viewer`` (sets ``EIPVIZ_MODE=viewer``) and check eipviz's own settings; return Streamlit's arguments.
+
+    A bad ``EIPVIZ_MODE`` or ``EIPVIZ_MAX_RUNS`` raises ``EipvizError`` before anything is served.
+    """
+    from eipviz.access import MODE_VARIABLE, VIEWER, access_mode
+    from eipviz.training.queue import run_slots
+
+    if "--viewer" in arguments:
+        os.environ[MODE_VARIABLE] = VIEWER
+    print(f"eipviz: {access_mode()} mode; at most {len(run_slots())} training run(s) at once "
+          f"({', '.join(run_slots())})", flush=True)
+    return [argument for argument in arguments if argument != "--viewer"]
+
+
+def main() -> int:
+    """Warm up, then hand over to ``streamlit run app.py`` with this script's arguments."""
+    from eipviz.errors import EipvizError
+
+    try:
+        arguments = settings_from(sys.argv[1:])
+    except EipvizError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     import_keras_quietly()
     warm_up()
     preload_shipped_models()
     os.chdir(ROOT)
-    sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *sys.argv[1:]]
-    sys.exit(streamlit_cli.main())
+    sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *arguments]
+    return streamlit_cli.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -56,6 +56,34 @@ def run_cli(*args, env=None, timeout=600, check=True):
     return result
 
 
+def run_with_timeline(store, epochs=(1, 2, 3)) -> str:
+    """A finished run whose timeline.npz was recorded by a small untrained model (no training needed); return its id."""
+    import keras  # here, not at the top: most tests never build a model
+    import numpy as np
+
+    from eipviz.classifier import Classifier
+    from eipviz.data import CLASS_NAMES
+    from eipviz.explain.timeline import TIMELINE_FILE, record_epoch, start_timeline
+
+    run_id = store.create_run(name="probe", model="mnist14k", recipe="fast", status="finished")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((28, 28, 1))
+    features = keras.layers.Conv2D(4, 3, activation="relu", name="features")(inputs)
+    outputs = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(features))
+    classifier = Classifier(keras.Model(inputs, outputs), "tiny", "unit_scale", CLASS_NAMES["mnist"], "mnist",
+                            "features", "test")
+    images = np.random.default_rng(0).integers(0, 255, (16, 28, 28, 1), dtype=np.uint8)
+    path = store.run_dir(run_id) / TIMELINE_FILE
+    timeline = start_timeline(path, images, np.arange(16) % 10, np.arange(16), CLASS_NAMES["mnist"], "features", 0)
+    for epoch in epochs:
+        timeline = record_epoch(timeline, classifier, epoch, path)
+        store.add_epoch(run_id, epoch, {"val_accuracy": 0.2 * epoch,
+                                        "probe_deletion_auc": float(timeline.deletion_auc[-1]),
+                                        "probe_average_drop_pct": float(timeline.average_drop_pct[-1]),
+                                        "probe_accuracy": float(timeline.accuracy()[-1])})
+    return run_id
+
+
 @pytest.fixture
 def weights_dir(tmp_path, monkeypatch):
     """An empty weights/ folder (not created) for this test, in place of the shipped one."""

@@ -115,3 +115,22 @@ def test_legacy_h5_model_loads_and_explains(tmp_path):
     loaded = keras.models.load_model(path)
     cams = cams_of(loaded, quadrant_images(), layer="features", classes=0)
     assert quadrant_means(cams).argmax() == 0
+
+
+def test_ablation_cam_runs_the_ablated_maps_through_the_later_layers_only_when_they_decide_the_logits():
+    from eipviz.attribution.graph import tail_probe_model
+
+    keras.utils.set_random_seed(0)  # an unseeded untrained model may give an all-zero map at the inner layer
+    model = build_model("resnet20v1")
+    x = np.random.default_rng(3).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    tail = make_cam(model, "ablationcam")  # the last block's output: only pooling and the head follow
+    whole = make_cam(model, "ablationcam")
+    whole._tail_pass = None  # the whole model per ablated channel
+    # each image's top class: an untrained model's other logits can sit near zero, where the relative drop
+    # (divided by the logit) magnifies the last bits in which two differently batched passes differ
+    np.testing.assert_allclose(tail(x)[0], whole(x)[0], atol=1e-3)
+    assert tail._tail_pass is not None
+    # inside a residual block the skip connection reads the block's input too: the whole model runs
+    assert tail_probe_model(model, "stage3_block3_conv1") is None
+    maps, _, _ = make_cam(model, "ablationcam", "stage3_block3_conv1")(x)
+    assert np.isfinite(maps).all() and maps.max() > 0.9  # upsampled from 8x8

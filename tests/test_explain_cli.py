@@ -38,14 +38,37 @@ def test_evaluate_without_shipped_weights_says_what_to_do(weights_dir, capsys):
     assert "Train" in capsys.readouterr().err
 
 
-def test_faithfulness_cli_prints_a_table_and_json(data_dir):
+def test_faithfulness_cli_prints_a_table_and_json_with_the_random_baseline(data_dir):
     result = run_cli("faithfulness", "--model", "mnist14k", "--methods", "gradcam,layercam", "--n", "8", "--json")
     rows = json.loads(result.stdout)
-    assert [row["method"] for row in rows] == ["gradcam", "layercam"]
+    assert [row["method"] for row in rows] == ["gradcam", "layercam", "random"]
     for row in rows:
         assert 0 <= row["deletion_auc"] <= 1 and 0 <= row["insertion_auc"] <= 1 and row["n"] == 8
-    table = run_cli("faithfulness", "--model", "mnist14k", "--methods", "gradcam", "--n", "4").stdout
-    assert "deletion_auc" in table.splitlines()[0]
+        assert "road_combined" in row and "road_vs_random" in row
+    table = run_cli("faithfulness", "--model", "mnist14k", "--methods", "gradcam", "--n", "4",
+                    "--metrics", "deletion,drop").stdout
+    header = table.splitlines()[0].split()
+    assert header == ["method", "deletion_auc", "average_drop_pct", "increase_in_confidence_pct", "n",
+                      "deletion_vs_random", "average_drop_vs_random", "increase_in_confidence_vs_random"]
+
+
+def test_unknown_metrics_and_methods_are_one_message_each():
+    result = run_cli("faithfulness", "--model", "mnist14k", "--metrics", "deletion,roads", check=False)
+    assert result.returncode == 2 and "'roads'" in result.stderr and "deletion, insertion, drop, road" in result.stderr
+    result = run_cli("sanity", "--model", "mnist14k", "--methods", "gradcam,gradkam", check=False)
+    assert result.returncode == 2 and "gradkam" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sanity_cli_prints_a_table_and_json(data_dir):
+    table = run_cli("sanity", "--model", "mnist14k", "--methods", "gradcam", "--n", "4", "--depths", "2").stdout
+    header, row = table.splitlines()
+    assert header.split() == ["method", "spearman_randomised", "ssim_randomised", "random_logit_spearman",
+                              "random_logit_ssim", "verdict"]
+    assert row.startswith("gradcam") and ("passes" in row or "fails" in row)
+    (report,) = json.loads(run_cli("sanity", "--model", "mnist14k", "--methods", "random", "--n", "4",
+                                   "--depths", "2", "--json").stdout)
+    assert report["method"] == "random" and isinstance(report["passed"], bool)
+    assert [point["randomised_layers"] for point in report["curve"]] == [1, report["layers_with_weights"]]
 
 
 def test_import_log_prints_csv_and_stores_a_run(tmp_path):

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 
 from eipviz.attribution.methods import make_cam
-from eipviz.explain.faithfulness import faithfulness, map_faithfulness
+from eipviz.errors import EipvizError
+from eipviz.explain.faithfulness import compare_with_random, faithfulness, map_faithfulness
 from tests.test_cams import quadrant_images, quadrant_model
 from tests.test_classifier import classifier_of, tiny_model
 
@@ -33,10 +35,45 @@ def test_random_and_inverted_maps_score_worse_than_gradcam():
     assert gradcam["insertion_auc"] > random["insertion_auc"] > inverted["insertion_auc"]
 
 
-def test_faithfulness_reports_each_method_for_uint8_images_with_progress():
+def test_faithfulness_reports_each_method_and_chance_for_uint8_images_with_progress():
     images = np.random.default_rng(1).integers(0, 255, (6, 8, 8, 3), dtype=np.uint8)
     calls = []
     rows = faithfulness(classifier_of(tiny_model()), images, ["gradcam", "layercam"],
                         progress=lambda done, total, method: calls.append((done, total, method)))
-    assert [row["method"] for row in rows] == ["gradcam", "layercam"] and all(row["n"] == 6 for row in rows)
-    assert calls == [(0, 2, "gradcam"), (1, 2, "layercam"), (2, 2, None)]
+    assert [row["method"] for row in rows] == ["gradcam", "layercam", "random"] and all(row["n"] == 6 for row in rows)
+    assert calls == [(0, 3, "gradcam"), (1, 3, "layercam"), (2, 3, "random"), (3, 3, None)]
+
+
+def test_every_metric_has_its_columns_and_a_margin_over_random_that_is_positive_when_better():
+    images = np.random.default_rng(1).integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
+    gradcam, random = faithfulness(classifier_of(tiny_model()), images, ["gradcam"])
+    for column in ("deletion_auc", "insertion_auc", "average_drop_pct", "increase_in_confidence_pct",
+                   "road_combined", "road_morf", "road_lerf"):
+        assert column in gradcam and column in random
+    assert gradcam["deletion_vs_random"] == round(random["deletion_auc"] - gradcam["deletion_auc"], 4)
+    assert gradcam["insertion_vs_random"] == round(gradcam["insertion_auc"] - random["insertion_auc"], 4)
+    assert gradcam["average_drop_vs_random"] == round(random["average_drop_pct"] - gradcam["average_drop_pct"], 4)
+    assert gradcam["road_vs_random"] == round(gradcam["road_combined"] - random["road_combined"], 4)
+    assert random["deletion_vs_random"] is None  # the baseline is not compared with itself
+
+
+def test_chosen_metrics_only_and_unknown_ones_are_refused():
+    images = np.random.default_rng(1).integers(0, 255, (3, 8, 8, 3), dtype=np.uint8)
+    classifier = classifier_of(tiny_model())
+    rows = faithfulness(classifier, images, ["random", "gradcam"], metrics=["deletion"])
+    assert [row["method"] for row in rows] == ["random", "gradcam"]  # random where the caller put it
+    assert set(rows[1]) == {"method", "deletion_auc", "n", "deletion_vs_random"}
+    with pytest.raises(EipvizError, match="Unknown faithfulness metric.*'auc'.*Choose from: deletion"):
+        faithfulness(classifier, images, ["gradcam"], metrics=["deletion", "auc"])
+
+
+def test_on_the_quadrant_model_gradcam_beats_random_on_every_metric():
+    cam, inputs, maps, classes = gradcam_and_scores()
+    random_cam = make_cam(cam.model, "random", "features")
+    random_maps, _, _ = random_cam(inputs, classes)
+    rows = compare_with_random([{"method": "gradcam", **map_faithfulness(cam, inputs, maps, classes)},
+                                {"method": "random", **map_faithfulness(cam, inputs, random_maps, classes)}])
+    margins = {k: v for k, v in rows[0].items() if k.endswith("_vs_random")}
+    assert set(margins) == {"deletion_vs_random", "insertion_vs_random", "average_drop_vs_random",
+                            "increase_in_confidence_vs_random", "road_vs_random"}
+    assert all(margins[k] > 0 for k in ("deletion_vs_random", "insertion_vs_random", "road_vs_random")), margins

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from eipviz.cli import main
 from eipviz.errors import EipvizError
 from eipviz.images import read_image
 from eipviz.keraslog import parse_log_bytes
@@ -148,23 +149,39 @@ def test_every_input_of_the_corpus_has_an_expected_message_or_result():
     assert set(ACCEPTED) == {name for _, name, _, outcome in CORPUS if outcome == "ok"}
 
 
-@pytest.mark.parametrize("kind, name, make, outcome", CORPUS, ids=IDS)
-def test_cli(kind, name, make, outcome, corpus_files, tmp_path, data_dir):
-    folder, paths = corpus_files
-    path = str(paths[name])
-    args = {
-        "image": ["cam", "--model", "mnist14k", "--image", path, "--out", str(tmp_path)],
-        "model": ["cam", "--model", path, "--image", str(folder / "good.png"), "--out", str(tmp_path)],
+def _cli_args(kind, path, folder, out):
+    return {
+        "image": ["cam", "--model", "mnist14k", "--image", path, "--out", str(out)],
+        "model": ["cam", "--model", path, "--image", str(folder / "good.png"), "--out", str(out)],
         "log": ["import-log", path],
     }[kind]
-    result = run_cli(*args, check=False)
-    assert "Traceback" not in result.stderr, result.stderr
+
+
+def _check_cli_outcome(name, outcome, code, stderr):
+    assert "Traceback" not in stderr, stderr
     if outcome == "error":
-        assert result.returncode == 2, result.stderr
-        assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
-        assert REFUSALS[name] in result.stderr
+        assert code == 2, stderr
+        assert stderr.startswith("error: ") and len(stderr.strip().splitlines()) == 1, stderr
+        assert REFUSALS[name] in stderr
     else:
-        assert result.returncode == 0, result.stderr
+        assert code == 0, stderr
+
+
+@pytest.mark.parametrize("kind, name, make, outcome", CORPUS, ids=IDS)
+def test_cli(kind, name, make, outcome, corpus_files, tmp_path, data_dir, capsys):
+    """``main()`` in this process: the same code path as the command without a TensorFlow start-up per input."""
+    folder, paths = corpus_files
+    code = main(_cli_args(kind, str(paths[name]), folder, tmp_path))
+    _check_cli_outcome(name, outcome, code, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("name", ["cmyk.jpg", "truncated.png"])
+def test_cli_as_a_real_process(name, corpus_files, tmp_path, data_dir):
+    """Two inputs through ``python -m eipviz`` itself: exit status and stderr as a shell sees them."""
+    folder, paths = corpus_files
+    (kind, _, _, outcome), = [case for case in CORPUS if case[1] == name]
+    result = run_cli(*_cli_args(kind, str(paths[name]), folder, tmp_path), check=False)
+    _check_cli_outcome(name, outcome, result.returncode, result.stderr)
 
 
 def _page(script):

@@ -160,7 +160,7 @@ def test_the_gallery_is_computed_once_until_its_inputs_change(data_dir, monkeypa
     monkeypatch.setattr(gallery, "gallery_items", counted)
     at = open_on()
     before = len(calls)
-    at.number_input[-1].set_value(20).run()  # the faithfulness expander's input: not the gallery's
+    at.number_input(key="mis-f-n").set_value(20).run()  # the faithfulness expander's input: not the gallery's
     assert len(calls) == before
     first = item_captions(at.main)[0].split(":")[0][1:]
     at.button(key=f"mis-enlarge-{first}").click().run()
@@ -168,3 +168,39 @@ def test_the_gallery_is_computed_once_until_its_inputs_change(data_dir, monkeypa
     at.selectbox(key="mis-method").select("layercam").run()
     assert not at.exception
     assert calls[-1] == "layercam" and len(calls) == before + 1
+
+
+def test_faithfulness_ranks_methods_and_layers_against_the_random_baseline(data_dir):
+    at = open_on()
+    layers = at.multiselect(key="mis-f-layers").options[-2:]
+    at.multiselect(key="mis-f-methods").set_value(["gradcam", "saliency"])
+    at.multiselect(key="mis-f-layers").set_value(layers)
+    at.number_input(key="mis-f-n").set_value(10).run()
+    at.button[[b.label for b in at.button].index("Compute and rank")].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[-1].value
+    assert sorted(zip(table["method"], table["layer"])) == sorted(
+        [("gradcam", layers[0]), ("gradcam", layers[1]), ("saliency", "(input)"),
+         ("random", layers[0]), ("random", layers[1])])
+    margins = table["deletion_vs_random"].dropna().tolist()
+    assert margins == sorted(margins, reverse=True) and table["method"].iloc[-1] == "random"
+
+
+def test_one_click_sanity_check_shows_the_verdict_curve_and_strip_of_maps(data_dir):
+    at = open_on()
+    at.number_input(key="mis-s-n").set_value(2)
+    at.number_input(key="mis-s-depths").set_value(2)
+    at.button(key="mis-sanity").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    verdicts = [m.value for m in [*at.success, *at.error] if m.value.startswith("gradcam ")]
+    assert len(verdicts) == 1 and ("passes" in verdicts[0] or "fails" in verdicts[0])
+    assert any(chart.key == "mis-sanity-curve" for chart in at.get("plotly_chart"))
+    strip = [c for image in at.get("image") for c in image.captions if c == "trained" or " random (to " in c]
+    assert strip[0] == "trained" and len(strip) == 3
+
+
+def test_the_report_button_offers_a_self_contained_html_file(data_dir):
+    at = open_on()
+    at.button(key="mis-report").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.get("download_button")[-1].proto.label == "Download report.html"

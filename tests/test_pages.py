@@ -153,7 +153,9 @@ def test_curves_page_smoothing_log_axis_and_wall_time_do_not_break(tmp_path, mon
     monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
     store = RunStore(tmp_path)
     trained = store.create_run(name="trained", model="mnist14k", status="finished")
-    accuracy, wall_time = [0.2, 0.6, 0.4, 0.8], [10.0, 25.0, 40.0, 55.0]
+    # 12 epochs: a series shorter than SHORT_SERIES (10) is drawn raw and never smoothed
+    accuracy = [0.2, 0.6, 0.4, 0.8, 0.5, 0.7, 0.65, 0.75, 0.72, 0.8, 0.78, 0.82]
+    wall_time = [10.0 + 15 * i for i in range(12)]
     for epoch, (value, seconds) in enumerate(zip(accuracy, wall_time), start=1):
         store.add_epoch(trained, epoch, {"val_accuracy": value, "val_loss": 1.0 / epoch, "wall_time": seconds})
     documented = [row["val_accuracy"] for row in next(r for r in reference_runs() if r.id == "reference-resnet18").rows]
@@ -174,7 +176,7 @@ def test_curves_page_smoothing_log_axis_and_wall_time_do_not_break(tmp_path, mon
     assert spec["layout"]["yaxis"]["type"] == "log" and spec["layout"]["yaxis2"]["type"] == "log"
     assert spec["layout"]["xaxis"]["title"]["text"] == "epoch"
     curves = {name: (x, y) for name, x, y in traces if name}
-    assert curves[f"trained · {trained}"][0] == [1, 2, 3, 4]
+    assert curves[f"trained · {trained}"][0] == list(range(1, 13))
     assert curves[f"trained · {trained}"][1] == pytest.approx(debiased_ema(accuracy, 0.6))
     reference = next(y for name, _, y in traces if name and "resnet18" in name)
     assert len(documented) == 50 and reference == pytest.approx(debiased_ema(documented, 0.6))
@@ -264,3 +266,58 @@ def test_new_runs_never_share_a_name(tmp_path):
     ids = [create_training_run(store, "mnist14k", "fast", epochs=8, subset=2048) for _ in range(3)]
     assert [store.get_run(i).name for i in ids] == [
         "mnist14k fast (8 ep, 2048 img)", "mnist14k fast (8 ep, 2048 img) (2)", "mnist14k fast (8 ep, 2048 img) (3)"]
+
+
+def test_curves_page_groups_seeds_into_bands_filters_by_regex_and_compares_hyperparameters(tmp_path, monkeypatch):
+    """Three seeds of two learning rates: grouped by learning rate, each group is a mean over a band; the regex
+    filter narrows the runs; the hyperparameter table and the parallel-coordinates plot cover the runs shown."""
+    import json
+
+    from eipviz.training.store import RunStore
+
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    store = RunStore(tmp_path)
+    ids = []
+    for seed, lr, accuracy in ((1, 0.1, [0.2, 0.5, 0.6]), (2, 0.1, [0.4, 0.7, 0.8]), (3, 0.01, [0.1, 0.2, 0.3])):
+        run_id = store.create_run(name=f"lr{lr} seed{seed}", model="mnist14k", recipe="fast", status="finished",
+                                  hyperparameters={"learning_rate": lr, "seed": seed})
+        for epoch, value in enumerate(accuracy, start=1):
+            store.add_epoch(run_id, epoch, {"val_accuracy": value, "val_loss": 1 - value})
+        ids.append(run_id)
+
+    at = open_page("curves.py")
+    at.multiselect(key="curve-runs").set_value(ids).run()
+    at.selectbox(key="curve-group").select("learning_rate").run()
+    assert not at.exception
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    means = {t["name"]: t["y"] for t in spec["data"]
+             if "mean of" in (t.get("name") or "") and t.get("xaxis", "x") == "x"}
+    assert list(means) == ["learning_rate=0.1 (mean of 2)", "learning_rate=0.01 (mean of 1)"]
+    assert means["learning_rate=0.1 (mean of 2)"] == pytest.approx([0.3, 0.6, 0.7])
+    assert any(t.get("fill") == "tonexty" for t in spec["data"])
+
+    hparams = at.dataframe[1].value
+    assert list(hparams["learning_rate"]) == [0.1, 0.1, 0.01] and list(hparams["best val_accuracy"]) == [0.6, 0.8, 0.3]
+    parcoords = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]
+    assert parcoords["type"] == "parcoords"
+    assert [d["label"] for d in parcoords["dimensions"]] == ["learning_rate", "seed", "best val_accuracy"]
+
+    at.radio(key="curve-direction-val_accuracy").set_value("min").run()  # flip: the worst epoch is the best
+    assert list(at.dataframe[1].value["best val_accuracy"]) == [0.2, 0.4, 0.1]
+
+    at.text_input(key="curve-filter").set_value(r"seed[12]$").run()
+    assert not at.exception
+    assert list(at.dataframe[1].value["id"]) == ids[:2]
+    assert any("2 of the 3 selected runs" in c.value for c in at.caption)
+    at.text_input(key="curve-filter").set_value("seed(").run()
+    assert any("not a valid regular expression" in e.value for e in at.error)
+
+
+def test_curves_page_imports_a_mid_run_excerpt_and_shows_the_parsers_guess(tmp_path, monkeypatch):
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    at = open_page("curves.py")
+    log = b"50000/50000 [====] - 678s - loss: 1.7 - val_acc: 0.51\nEpoch 2/200\n50000/50000 [====] - 701s - loss: 1.3\n"
+    at.file_uploader(key="log-file").set_value([("excerpt.txt", log, "text/plain")]).run()
+    at.button(key="log-import").click().run()
+    assert any("Imported 2 epochs" in s.value for s in at.success)
+    assert any("a guess" in w.value for w in at.warning)

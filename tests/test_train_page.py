@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from eipviz.plots import training_curves_figure
-from eipviz.training import launcher
+from eipviz.training import queue
 from eipviz.training.launcher import create_training_run, launch_worker, resume_run
 from eipviz.training.status import run_progress
 from eipviz.training.store import RunStore
@@ -25,8 +25,8 @@ def store(tmp_path, monkeypatch):
 
 @pytest.fixture
 def no_workers(monkeypatch):
-    """Start nothing: runs stay queued with no worker."""
-    monkeypatch.setattr(launcher, "launch_worker", lambda store, run_id: 0)
+    """Start no scheduler: runs stay queued with no worker."""
+    monkeypatch.setattr(queue, "ensure_scheduler", lambda store: None)
 
 
 def open_page() -> AppTest:
@@ -70,6 +70,7 @@ def test_start_announces_the_run_in_a_toast_not_a_lasting_banner(store, no_worke
 
 def test_an_active_run_has_a_labelled_stop_button(store, no_workers):
     run_id = create_training_run(store, "mnist14k", "fast", epochs=2, subset=256)
+    store.update_run(run_id, status="running")  # admitted; its worker is starting
     at = open_page()
     assert at.button(key=f"stop training-{run_id}").label == "Stop training"
 

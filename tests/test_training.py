@@ -9,8 +9,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
+from eipviz.data import load_test_split
+from eipviz.explain.timeline import METRICS, TIMELINE_FILE, probe_indices, read_timeline
 from eipviz.training.launcher import create_training_run, launch_worker, resume_run, stop_run
 from eipviz.training.store import RunStore
 from tests.conftest import ROOT, run_cli
@@ -50,6 +53,21 @@ def test_cli_train_end_to_end_records_metrics_checkpoints_and_csv(tmp_path, data
     assert run.best_val_accuracy == max(r["val_accuracy"] for r in rows)
     listing = run_cli("runs", "--runs-dir", str(tmp_path)).stdout
     assert run.id in listing and "finished" in listing
+    _assert_timeline(store, run.id, [1, 2])
+
+
+def _assert_timeline(store, run_id, epochs):
+    """One probe map set per epoch in timeline.npz, and the probe set's faithfulness in the run store."""
+    timeline = read_timeline(store.run_dir(run_id) / TIMELINE_FILE)
+    assert timeline.epochs.tolist() == epochs
+    assert len(timeline.indices) == 16 and set(timeline.labels.tolist()) == set(range(10))  # stratified
+    assert timeline.maps.shape[:2] == (len(epochs), 16) and timeline.maps.dtype == np.uint8
+    assert timeline.probabilities.shape == (len(epochs), 16, 10)
+    rows = store.epoch_rows(run_id)
+    for name in METRICS:
+        assert [row[name] for row in rows] == pytest.approx(
+            getattr(timeline, name.removeprefix("probe_")).tolist(), rel=1e-6), name
+    return timeline
 
 
 def _slow_run(store):
@@ -80,6 +98,8 @@ def test_stop_cancels_after_the_batch_and_resume_keeps_the_epoch_counter(tmp_pat
     assert rows[1]["learning_rate"] == pytest.approx(0.003 / (1 + 0.319 * 1), rel=1e-5)
     assert rows[2]["learning_rate"] == pytest.approx(0.003 / (1 + 0.319 * 2), rel=1e-5)
     assert "Resuming from" in (store.run_dir(run_id) / "worker.log").read_text()
+    timeline = _assert_timeline(store, run_id, [1, 2, 3])  # one continuous timeline across the resume
+    assert timeline.indices.tolist() == probe_indices(load_test_split("mnist")[1]).tolist()
 
 
 def test_sigkill_is_detected_as_failed_and_no_completed_epoch_is_lost(tmp_path, data_dir):
@@ -101,6 +121,7 @@ def test_jax_backend_trains_and_its_checkpoint_loads_under_tensorflow(tmp_path, 
     store = RunStore(tmp_path)
     (run,) = store.list_runs()
     assert run.status == "finished" and run.backend == "jax"
+    _assert_timeline(store, run.id, [1, 2])  # Grad-CAM through JAX's gradients, at each epoch end
     checkpoint = store.run_dir(run.id) / "last.keras"
     assert _load_under_tensorflow(checkpoint) == ["tensorflow", "14840", "(2,", "10)"]
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from eipviz.attribution.backends import forward_pass, gradient_pass
-from eipviz.attribution.graph import probe_model, softmax
+from eipviz.attribution.graph import probe_model, softmax, tail_probe_model
 from eipviz.attribution.layers import default_target_layer
 from eipviz.attribution.maps import (
     EPS,
@@ -37,6 +37,7 @@ class BaseCAM:
     needs_gradients = True
     slow = False  # many forward passes per image: the pages show a progress bar
     guided = False  # ReLUs replaced by guided ReLUs in the probe model
+    uses_layer = True  # False: the map is the same whatever the layer (input-gradient methods)
 
     def __init__(self, model, layer: str | None = None, reference_input: np.ndarray | None = None):
         """``reference_input``: the model input of a black image, for methods that start from one
@@ -277,8 +278,11 @@ class FasterScoreCAM(ScoreCAM):
 class AblationCAM(BaseCAM):
     """Desai & Ramaswamy 2020: weight = relative drop of the class logit when the channel is zeroed.
 
-    The N x C ablated maps go through the layers after the tapped one in
-    batches (the probe model's ``delta`` input removes one channel at a time).
+    The N x C ablated maps go in batches through the layers after the tapped
+    one only (``graph.tail_probe_model``; its ``delta`` input removes one
+    channel at a time), as pytorch-grad-cam reuses the layer's activations.
+    Where a skip connection goes around the layer, the map alone does not
+    decide the logits, and the whole probe model runs per ablated channel.
     As in pytorch-grad-cam the score is the logit; a logit within 1e-7 of zero
     divides by 1e-7 instead.
     """
@@ -288,9 +292,24 @@ class AblationCAM(BaseCAM):
     slow = True
     ablation_batch_size = 256
 
+    def tail(self):
+        """The forward pass of the layers after the tapped one (``tail_probe_model``), or None."""
+        if not hasattr(self, "_tail_pass"):
+            tail = tail_probe_model(self.model, self.layer)
+            self._tail_pass = None if tail is None else forward_pass(tail)
+        return self._tail_pass
+
+    def ablated_logits(self, activations, inputs, delta):
+        """Logits with ``delta`` added to the map (activations and inputs: one image, repeated as delta's rows)."""
+        rows = len(delta)
+        if self.tail() is not None:
+            return self.tail()(np.repeat(activations[None], rows, axis=0), delta)[1]
+        return self.forward(np.repeat(inputs[None], rows, axis=0), delta)[1]
+
     def channel_weights(self, activations, gradients, inputs, classes):
         n, _, _, channels = activations.shape
-        _, logits = self.forward(inputs)
+        # the unablated logits from the same pass as the ablated ones, so their difference is not rounding
+        _, logits = self.tail()(activations) if self.tail() is not None else self.forward(inputs)
         original = logits[np.arange(n), classes]
         weights = np.empty((n, channels), np.float32)
         eye = np.eye(channels, dtype=np.float32)
@@ -298,7 +317,7 @@ class AblationCAM(BaseCAM):
             for start in range(0, channels, self.ablation_batch_size):
                 block = eye[start:start + self.ablation_batch_size]  # one channel per row
                 delta = -activations[i][None] * block[:, None, None, :]
-                _, ablated = self.forward(np.repeat(inputs[i][None], len(block), axis=0), delta)
+                ablated = self.ablated_logits(activations[i], inputs[i], delta)
                 denominator = original[i] if abs(original[i]) > EPS else EPS
                 weights[i, start:start + len(block)] = (original[i] - ablated[:, classes[i]]) / denominator
         return weights

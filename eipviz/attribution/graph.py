@@ -68,19 +68,27 @@ def _is_relu(layer) -> bool:
 
 
 class _Replay:
-    def __init__(self, target: str | None, guided: bool = False):
+    def __init__(self, target: str | None, guided: bool = False, cut: bool = False):
         self.target = target
         self.guided = guided
+        self.cut = cut  # the tapped map becomes an input of its own: only the layers after it depend on it
         self.captured = None
         self.delta = None  # the probe input added to the tapped map
         self.logits = None
         self.values: dict[int, object] = {}
 
     def tap(self, value):
-        """Capture ``value`` as the probed map and return ``value + delta`` for the layers after it."""
+        """Capture ``value`` as the probed map and return ``value + delta`` for the layers after it.
+
+        The sum is a named ``Add`` layer: ``keras.ops.add`` would be an operation auto-named ``add``,
+        which clashes with a loaded model's own layer of that name (Keras' default for ``Add``) in a
+        fresh process, and a functional model refuses duplicate names.
+        """
+        if self.cut:
+            value = keras.Input(shape=value.shape[1:], name="eipviz_probe_map")
         self.captured = value
-        self.delta = keras.Input(shape=value.shape[1:], name="delta")
-        return keras.ops.add(value, self.delta)
+        self.delta = keras.Input(shape=value.shape[1:], name="eipviz_probe_delta")
+        return keras.layers.Add(name="eipviz_probe_tap")([value, self.delta])
 
     def tensor(self, tensor, prefix: str, final: bool):
         """The replayed value of ``tensor`` (``final``: the model's output, softmax to be stripped)."""
@@ -122,11 +130,11 @@ class _Replay:
         return GuidedReLU()(_call_linear_twin(layer, args, kwargs))
 
 
-def _replayed(model, layer_path: str | None, guided: bool = False) -> tuple:
+def _replayed(model, layer_path: str | None, guided: bool = False, cut: bool = False) -> tuple:
     """(new input, replay) of the model replayed without its softmax, ``layer_path`` tapped; ``replay.logits``."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise EipvizError("eipviz explains models with one image input and one class output.")
-    replay = _Replay(layer_path, guided)
+    replay = _Replay(layer_path, guided, cut)
     (original_input,) = model.inputs
     new_input = keras.Input(shape=original_input.shape[1:], dtype=original_input.dtype)
     replay.values[id(original_input)] = replay.tap(new_input) if layer_path == INPUT else new_input
@@ -147,3 +155,17 @@ def probe_model(model, layer_path: str, guided: bool = False) -> keras.Model:
     if replay.captured is None:
         raise EipvizError(f"Layer {layer_path!r} is not on the path to the model's output.")
     return keras.Model([new_input, replay.delta], [replay.captured, replay.logits])
+
+
+def tail_probe_model(model, layer_path: str) -> keras.Model | None:
+    """``keras.Model`` mapping ``[map, delta]`` to ``[map, logits]`` through only the layers after ``layer_path``
+    (Ablation-CAM runs every ablated map through them, not the whole model again). None when a later layer
+    also reads a tensor from before the layer (a skip connection around it): then the map alone does not
+    decide the logits."""
+    _, replay = _replayed(model, layer_path, cut=True)
+    if replay.captured is None:
+        raise EipvizError(f"Layer {layer_path!r} is not on the path to the model's output.")
+    try:
+        return keras.Model([replay.captured, replay.delta], [replay.captured, replay.logits])
+    except ValueError:  # the graph needs the image input too
+        return None

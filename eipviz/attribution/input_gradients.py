@@ -22,6 +22,8 @@ def channel_max_abs(attributions: np.ndarray) -> np.ndarray:
 class InputGradientMap(BaseCAM):
     """Base of the input-gradient methods: the probe taps the input image."""
 
+    uses_layer = False
+
     @property
     def probe_layer(self) -> str:
         return INPUT
@@ -99,23 +101,21 @@ class IntegratedGradients(InputGradientMap):
         return channel_max_abs(attributions)
 
 
-class GuidedBackprop(InputGradientMap):
-    """Springenberg et al. 2015: the input gradient with every ReLU passing only positive gradients."""
+class GuidedBackprop(Saliency):
+    """Springenberg et al. 2015: saliency with every ReLU passing only positive gradients."""
 
     name = "guided-backprop"
     guided = True
-
-    def layer_maps(self, activations, gradients, inputs, classes, eigen_smooth=False):
-        return channel_max_abs(gradients)
 
 
 class GuidedGradCAM(GuidedBackprop):
     """Selvaraju et al. 2017: guided backpropagation times the Grad-CAM of ``layer`` upsampled to the input."""
 
     name = "guided-gradcam"
+    uses_layer = True
 
     def layer_maps(self, activations, gradients, inputs, classes, eigen_smooth=False):
         if not hasattr(self, "_gradcam"):
             self._gradcam = GradCAM(self.model, self.layer)
         coarse, _, _ = self._gradcam(inputs, classes, eigen_smooth=eigen_smooth)
-        return channel_max_abs(gradients) * coarse
+        return super().layer_maps(activations, gradients, inputs, classes) * coarse

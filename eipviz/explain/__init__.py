@@ -1,1 +1,1 @@
-"""Explanations of a ``Classifier``'s answers: gallery, uploaded images, overlays, faithfulness metrics."""
+"""Explanations of a ``Classifier``'s answers: gallery, uploads, overlays, faithfulness metrics, sanity checks."""

@@ -1,11 +1,17 @@
-"""How faithful a CAM is to the model: RISE deletion/insertion AUC, average drop, increase in confidence.
+"""How faithful a CAM is to the model, measured against chance: deletion, insertion, average drop, ROAD.
 
 Deletion (Petsiuk et al. 2018): remove the most salient pixels first (set
 to the baseline); a faithful map makes the class probability fall fast
 (lower AUC is better). Insertion: start from a blurred image and restore
 the most salient pixels first (higher AUC is better). Average drop and
 increase in confidence (Chattopadhay et al. 2018) compare the probability
-on the image masked by the CAM with the probability on the image.
+on the image masked by the CAM with the probability on the image. ROAD
+(``eipviz.explain.road``) removes pixels by noisy linear imputation instead.
+
+Every table holds the ``random`` method's row (random channel weights,
+pytorch-grad-cam's baseline for metrics), and each other row says by how
+much it beats it: every ``*_vs_random`` column is signed so that positive
+means better than chance.
 """
 
 import cv2
@@ -13,8 +19,17 @@ import numpy as np
 
 from eipviz.attribution.cams import BaseCAM
 from eipviz.classifier import Classifier
+from eipviz.errors import check_names
+from eipviz.explain.road import road
 
 STEPS = 16  # fractions 0, 1/16, ..., 1 of the pixels
+METRICS = ("deletion", "insertion", "drop", "road")
+CHANCE = "random"  # the method every table compares against
+# metric column -> (its comparison column, +1 where higher is better or -1 where lower is): positive is better
+VS_RANDOM = {"deletion_auc": ("deletion_vs_random", -1), "insertion_auc": ("insertion_vs_random", 1),
+             "average_drop_pct": ("average_drop_vs_random", -1),
+             "increase_in_confidence_pct": ("increase_in_confidence_vs_random", 1),
+             "road_combined": ("road_vs_random", 1)}
 
 
 def _blurred(x):
@@ -42,32 +57,67 @@ def _auc(curves):
     return float(np.trapezoid(curves, dx=1.0 / STEPS, axis=1).mean())
 
 
-def map_faithfulness(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes: np.ndarray,
-                     baseline: float = 0.0) -> dict:
-    """Deletion AUC, insertion AUC, average drop % and increase in confidence % of ``maps`` (N, H, W) in [0, 1].
+def check_metrics(metrics) -> tuple[str, ...]:
+    """``metrics`` as a tuple, after checking each is one of ``METRICS``."""
+    return check_names(metrics, METRICS, "faithfulness metric", show=repr)
 
-    Any maps can be scored this way (a method's, a random one), so a table reads against chance.
+
+def map_faithfulness(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes: np.ndarray,
+                     baseline: float = 0.0, metrics=METRICS) -> dict:
+    """The chosen ``metrics`` of ``maps`` (N, H, W) in [0, 1] for ``classes``, as one row.
+
+    ``deletion``: deletion_auc; ``insertion``: insertion_auc; ``drop``: average_drop_pct and
+    increase_in_confidence_pct; ``road``: road_combined, road_morf, road_lerf. Any maps can be scored
+    this way (a method's, a random one), so a table reads against chance.
     """
+    metrics = check_metrics(metrics)
     inputs = np.asarray(inputs, np.float32)
     order = np.argsort(-maps.reshape(len(maps), -1), axis=1, kind="stable")
-    original = cam.scores(inputs, classes)
-    masked = cam.scores(inputs * maps[..., None], classes)
-    drop = np.maximum(0.0, original - masked) / np.maximum(original, 1e-12)
-    return {
-        "deletion_auc": round(_auc(_curve(cam, inputs, np.full_like(inputs, baseline), order, classes)), 4),
-        "insertion_auc": round(_auc(_curve(cam, _blurred(inputs), inputs, order, classes)), 4),
-        "average_drop_pct": round(float(drop.mean() * 100), 2),
-        "increase_in_confidence_pct": round(float((masked > original).mean() * 100), 2),
-        "n": int(len(inputs)),
-    }
+    row: dict = {}
+    if "deletion" in metrics:
+        row["deletion_auc"] = round(_auc(_curve(cam, inputs, np.full_like(inputs, baseline), order, classes)), 4)
+    if "insertion" in metrics:
+        row["insertion_auc"] = round(_auc(_curve(cam, _blurred(inputs), inputs, order, classes)), 4)
+    if "drop" in metrics:
+        original = cam.scores(inputs, classes)
+        masked = cam.scores(inputs * maps[..., None], classes)
+        drop = np.maximum(0.0, original - masked) / np.maximum(original, 1e-12)
+        row["average_drop_pct"] = round(float(drop.mean() * 100), 2)
+        row["increase_in_confidence_pct"] = round(float((masked > original).mean() * 100), 2)
+    if "road" in metrics:
+        row.update(road(cam, inputs, maps, classes).summary())
+    row["n"] = int(len(inputs))
+    return row
+
+
+def compare_with_random(rows: list[dict]) -> list[dict]:
+    """``rows`` with a ``*_vs_random`` column per headline metric (``VS_RANDOM``): positive means better than chance.
+
+    The ``random`` row's own comparisons are None (it is the baseline).
+    """
+    chance = next((row for row in rows if row["method"] == CHANCE), None)
+    if chance is None:
+        raise ValueError(f"compare_with_random needs the {CHANCE!r} method's row.")
+    compared = []
+    for row in rows:
+        extra = {name: None if row is chance else round(sign * (row[column] - chance[column]), 4)
+                 for column, (name, sign) in VS_RANDOM.items() if column in row}
+        compared.append({**row, **extra})
+    return compared
 
 
 def faithfulness(classifier: Classifier, images: np.ndarray, methods, layer: str | None = None,
-                 baseline: float = 0.0, progress=None) -> list[dict]:
-    """One row per method for uint8 ``images``, each explained for its predicted class.
+                 metrics=METRICS, baseline: float = 0.0, progress=None) -> list[dict]:
+    """One row per method for uint8 ``images``, each explained for its predicted class, with ``random``'s row
+    (added last when ``methods`` lacks it) and every method's margin over it (``compare_with_random``).
 
-    ``progress(done, total, method)`` is called before each method and once at the end.
+    ``metrics``: any of ``METRICS``. ``progress(done, total, method)`` is called before each method and
+    once at the end.
     """
+    metrics = check_metrics(metrics)
+    methods = list(methods)
+    if CHANCE not in methods:
+        methods.append(CHANCE)
     inputs = classifier.prepare(images)
     rows = []
     for done, method in enumerate(methods):
@@ -75,7 +125,7 @@ def faithfulness(classifier: Classifier, images: np.ndarray, methods, layer: str
             progress(done, len(methods), method)
         cam = classifier.cam(method, layer)
         maps, classes, _ = cam(inputs)
-        rows.append({"method": method, **map_faithfulness(cam, inputs, maps, classes, baseline)})
+        rows.append({"method": method, **map_faithfulness(cam, inputs, maps, classes, baseline, metrics)})
     if progress:
         progress(len(methods), len(methods), None)
-    return rows
+    return compare_with_random(rows)

@@ -1,8 +1,6 @@
-"""Which devices a run trains on, on whichever backend Keras runs, and which GPUs the next run may take."""
+"""Which devices a run trains on, on whichever backend Keras runs, and in which precision."""
 
 import contextlib
-import os
-from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -115,41 +113,3 @@ def _gpu_compute_capability() -> tuple[int, int]:
                 major, _, minor = str(getattr(device, "compute_capability", "0.0")).partition(".")
                 return int(major), int(minor or 0)
     return (0, 0)
-
-
-def visible_gpus(environ: Mapping[str, str] = os.environ, installed: Sequence[str] = ()) -> list[str]:
-    """GPU ids runs may be pinned to: ``CUDA_VISIBLE_DEVICES`` when set, else ``installed``
-    (e.g. the indexes ``nvidia-smi --query-gpu=index --format=csv,noheader`` prints).
-
-    >>> visible_gpus({"CUDA_VISIBLE_DEVICES": "0, 2"})
-    ['0', '2']
-    """
-    listed = environ.get("CUDA_VISIBLE_DEVICES")
-    if listed is None:
-        return [str(gpu).strip() for gpu in installed if str(gpu).strip()]
-    return [gpu.strip() for gpu in listed.split(",") if gpu.strip() and gpu.strip() != "-1"]
-
-
-def devices_for_next_run(visible: Sequence[str], held: Iterable[Iterable[str]],
-                         devices: int | str = 1) -> list[str] | None:
-    """The GPU ids to pin the next run to, or None when it must wait in the queue.
-
-    ``visible``: the machine's GPU ids in order; ``held``: the ids each running run was pinned to;
-    ``devices``: how many the run asks for (its recipe's ``devices``; ``"all"`` waits until every
-    visible GPU is free). With no GPU at all every run gets ``[]`` (the CPU) and none waits.
-    The launcher starts the run with ``CUDA_VISIBLE_DEVICES=",".join(ids)``.
-
-    >>> devices_for_next_run(["0", "1"], [["0"]])
-    ['1']
-    >>> devices_for_next_run(["0", "1"], [["0"], ["1"]]) is None
-    True
-    """
-    check_devices(devices)
-    if not visible:
-        return []
-    wanted = len(visible) if devices == "all" else int(devices)
-    if wanted > len(visible):
-        raise EipvizError(f"The run asks for {wanted} GPUs but this machine has {len(visible)}.")
-    taken = {gpu for ids in held for gpu in ids}
-    free = [gpu for gpu in visible if gpu not in taken]
-    return free[:wanted] if len(free) >= wanted else None

@@ -1,26 +1,29 @@
-"""Start, stop and resume training workers as detached OS processes."""
+"""Plan, create, start (through the run queue), stop and resume training runs."""
 
 import math
-import os
-import signal
-import subprocess
-import sys
-import threading
 from dataclasses import replace
-from pathlib import Path
+from typing import Any
 
+from eipviz.access import require_write
 from eipviz.errors import EipvizError
 from eipviz.recipes import Augmentation, Recipe, get_recipe
 from eipviz.training.builders import precise_bn_batches
-from eipviz.training.store import RunStore, worker_alive
+from eipviz.training.memory import check_memory, training_memory_mb
+from eipviz.training.queue import RunQueue, launch_worker, stop_run
+from eipviz.training.store import RunStore
+from eipviz.zoo import get_spec
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["RunQueue", "check_resumable", "create_training_run", "launch_worker", "memory_estimate_mb",
+           "plan_summary", "planned_recipe", "resume_run", "start_training", "stop_run"]
 
 
 def planned_recipe(model: str, recipe: str = "documented", epochs: int | None = None,
-                   batch_size: int | None = None, augment: bool = True) -> Recipe:
-    """The recipe a run started with these choices trains with: the named one with the overrides applied."""
-    chosen = get_recipe(model, recipe).with_overrides(epochs=epochs, batch_size=batch_size)
+                   batch_size: int | None = None, augment: bool = True, **speed: Any) -> Recipe:
+    """The recipe a run started with these choices trains with: the named one with the overrides applied.
+
+    ``speed``: ``devices``, ``mixed_precision``, ``steps_per_execution`` (see ``Recipe.with_overrides``).
+    """
+    chosen = get_recipe(model, recipe).with_overrides(epochs=epochs, batch_size=batch_size, **speed)
     return chosen if augment else replace(chosen, augmentation=Augmentation())
 
 
@@ -41,51 +44,38 @@ def plan_summary(recipe: Recipe, subset: int | None = None) -> str:
     return f"{text}. {recipe.assumptions}".strip()
 
 
+def memory_estimate_mb(model: str, recipe: Recipe) -> float:
+    """Estimated peak memory in MB of training ``model`` with ``recipe`` (``eipviz.training.memory``)."""
+    spec = get_spec(model)
+    return round(training_memory_mb(spec.documented_params.total, recipe.batch_size, math.prod(spec.input_shape)))
+
+
 def create_training_run(store: RunStore, model: str, recipe: str = "documented", epochs: int | None = None,
                         batch_size: int | None = None, subset: int | None = None, seed: int = 0,
-                        augment: bool = True, name: str | None = None) -> str:
-    """Record a queued run with every hyperparameter; return its id."""
-    chosen = planned_recipe(model, recipe, epochs, batch_size, augment)
+                        augment: bool = True, name: str | None = None, **speed: Any) -> str:
+    """Record a queued run with every hyperparameter; return its id. ``RunQueue.submit`` has it started."""
+    require_write("Starting a run")
+    chosen = planned_recipe(model, recipe, epochs, batch_size, augment, **speed)
     if subset is not None and subset < 1:
         raise EipvizError("--subset must be a positive number of training images.")
-    hyperparameters = {**chosen.hyperparameters(), "subset": subset, "seed": seed}
+    hyperparameters = {**chosen.hyperparameters(), "subset": subset, "seed": seed,
+                       "memory_estimate_mb": memory_estimate_mb(model, chosen)}
     label = name or f"{model} {recipe} ({chosen.epochs} ep" + (f", {subset} img" if subset else "") + ")"
     return store.create_run(name=label, model=model, recipe=recipe, hyperparameters=hyperparameters)
 
 
-def launch_worker(store: RunStore, run_id: str) -> int:
-    """Start ``python -m eipviz train --run-id`` in its own session; return its pid.
-
-    The worker resumes by itself when the run already has ``last.keras``.
-    """
-    log = open(store.run_dir(run_id) / "worker.log", "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "eipviz", "train", "--run-id", run_id, "--runs-dir", str(store.root.resolve())],
-        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: survives the app's restarts
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    log.close()
-    # A finished child stays a zombie until its parent waits for it (Popen only reaps others at the
-    # next Popen): a thread blocked in wait() reaps it the moment it exits, at no cost meanwhile.
-    threading.Thread(target=process.wait, name=f"wait-worker-{process.pid}", daemon=True).start()
-    store.update_run(run_id, pid=process.pid)
-    return process.pid
-
-
 def start_training(store: RunStore, model: str, **options) -> str:
-    """Create a run and start its worker; return the run id."""
+    """Create a run and queue it (it starts when a slot is free); return the run id.
+
+    Refused, creating nothing, when the machine lacks the memory the run needs.
+    """
+    require_write("Starting a run")
+    planning = {key: value for key, value in options.items() if key not in ("subset", "seed", "name")}
+    chosen = planned_recipe(model, **planning)
+    check_memory(model, memory_estimate_mb(model, chosen))
     run_id = create_training_run(store, model, **options)
-    launch_worker(store, run_id)
+    RunQueue(store).submit(run_id)
     return run_id
-
-
-def stop_run(store: RunStore, run_id: str) -> None:
-    """Ask a worker to finish its batch, save ``last.keras`` and mark the run cancelled."""
-    run = store.get_run(run_id)
-    if not run.active or not run.pid or not worker_alive(run.pid):
-        raise EipvizError(f"Run {run_id} is {run.status}; there is no worker to stop.")
-    os.kill(run.pid, signal.SIGTERM)
 
 
 def check_resumable(store: RunStore, run_id: str) -> None:
@@ -96,10 +86,9 @@ def check_resumable(store: RunStore, run_id: str) -> None:
         raise EipvizError(f"Run {run_id} is {run.status}; only cancelled or failed runs resume.")
 
 
-def resume_run(store: RunStore, run_id: str) -> int:
-    """Continue a cancelled or failed run from ``last.keras`` in a new worker; return its pid."""
+def resume_run(store: RunStore, run_id: str) -> None:
+    """Queue a cancelled or failed run again; its worker continues from ``last.keras``."""
+    require_write("Resuming a run")
     store.reap_dead_workers()
     check_resumable(store, run_id)
-    store.update_run(run_id, status="queued", error=None)
-    store.clear_progress(run_id)  # the batch it stopped at is no progress of the new worker
-    return launch_worker(store, run_id)
+    RunQueue(store).submit(run_id)

@@ -14,11 +14,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from eipviz.access import require_write
 from eipviz.errors import EipvizError
 
 DEFAULT_RUNS_DIR = "runs"
 RUNS_DIR_VARIABLE = "EIPVIZ_RUNS_DIR"
 ACTIVE = ("queued", "running")
+# A run the scheduler admitted but whose worker never said it started (the scheduler was killed between the
+# two) joins the queue again after this long; a worker that turns up later finds its claim gone and exits.
+CLAIM_GRACE_S = 300
+# How long after its run ends a worker process that has not exited yet still holds its slot.
+SLOT_RELEASE_S = 600
+# Columns added after the first release: an older runs.sqlite gains them when opened.
+_ADDED_COLUMNS = {"queued": "REAL", "slot": "TEXT", "claim": "TEXT", "claimed": "REAL", "env": "TEXT"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -38,7 +46,12 @@ CREATE TABLE IF NOT EXISTS runs (
     best_val_accuracy REAL,
     best_epoch INTEGER,
     error TEXT,
-    source TEXT
+    source TEXT,
+    queued REAL,                                -- when it last joined the queue: its place in line
+    slot TEXT,                                  -- the device slot the scheduler admitted it to
+    claim TEXT,                                 -- the admission token its worker must present
+    claimed REAL,
+    env TEXT                                    -- JSON: the submitter's backend and data settings
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -75,6 +88,11 @@ class Run:
     best_epoch: int | None
     error: str | None
     source: str | None
+    queued: float | None = None
+    slot: str | None = None
+    claim: str | None = None
+    claimed: float | None = None
+    env: str | None = None
 
     @property
     def active(self) -> bool:
@@ -94,6 +112,10 @@ class RunStore:
             self.root.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                present = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+                for column, kind in _ADDED_COLUMNS.items():
+                    if column not in present:
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         except (OSError, sqlite3.Error) as error:
             raise EipvizError(f"Cannot use the runs folder {self.root}: {error}. "
                               f"Choose a writable folder (--runs-dir or {RUNS_DIR_VARIABLE}).") from error
@@ -128,10 +150,12 @@ class RunStore:
         with self._connect() as db:
             taken = {row[0] for row in db.execute("SELECT name FROM runs")}
             name = unique_name(name, taken)
+            now = time.time()
             db.execute(
-                "INSERT INTO runs (id, kind, name, model, recipe, hyperparameters, status, created, source)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, kind, name, model, recipe, json.dumps(hyperparameters or {}), status, time.time(), source),
+                "INSERT INTO runs (id, kind, name, model, recipe, hyperparameters, status, created, source, queued)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, kind, name, model, recipe, json.dumps(hyperparameters or {}), status, now, source,
+                 now if status == "queued" else None),
             )
         return run_id
 
@@ -157,13 +181,111 @@ class RunStore:
         runs = [_to_run(row) for row in rows]
         return [run for run in runs if kinds is None or run.kind in kinds]
 
+    def rename_run(self, run_id: str, name: str) -> None:
+        """Give a run a new name (blank keeps the old one)."""
+        require_write("Renaming a run")
+        run = self.get_run(run_id)
+        self.update_run(run_id, name=name.strip() or run.name)
+
     def delete_run(self, run_id: str) -> None:
+        """Remove a run that is not queued or training, with its folder."""
+        require_write("Deleting a run")
         run = self.get_run(run_id)
         if run.active:
             raise EipvizError(f"Run {run_id} is still {run.status}; stop it before deleting.")
         with self._connect() as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    # -- the queue: every state change below is one transaction ---------------
+
+    def enqueue(self, run_id: str, env: dict) -> None:
+        """Put a run at the end of the queue (one already waiting keeps its place) with its worker's environment."""
+        with self._connect() as db:
+            db.execute("UPDATE runs SET queued = CASE WHEN status = 'queued' AND queued IS NOT NULL THEN queued"
+                       " ELSE ? END, status = 'queued', env = ?, pid = NULL, slot = NULL,"
+                       " claim = NULL, claimed = NULL, error = NULL, ended = NULL WHERE id = ?",
+                       (time.time(), json.dumps(env), run_id))
+
+    def queued_runs(self) -> list[Run]:
+        """Runs waiting for a slot, first in line first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs WHERE status = 'queued' AND kind = 'trained' AND pid IS NULL"
+                              " ORDER BY queued, created").fetchall()
+        return [_to_run(row) for row in rows]
+
+    def claim_queued(self, slots: list[str], refusal=None, slots_needed=None) -> list[Run]:
+        """Admit the first queued runs to the free ``slots`` in one transaction; return them, claimed.
+
+        A run counts against a slot from its claim until its worker process exits; a run trained outside
+        the queue (a worker started by hand) takes a slot too. ``refusal(run, admitted)`` may return a reason not to
+        start a run (``admitted``: runs admitted earlier in this call); that run ends ``failed`` with it.
+        ``slots_needed(run)`` (default 1): a run on several GPUs holds that many slots, stored comma-joined
+        (``"gpu:0,gpu:1"``); it waits, and the runs behind it with it, until that many are free.
+        """
+        admitted: list[Run] = []
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # no other process admits between our reads and our writes
+            running = [row[0] for row in db.execute("SELECT slot FROM runs WHERE status = 'running'")]
+            # A worker that has recorded its end still holds its memory until its process exits (TensorFlow's
+            # teardown takes seconds): its slot frees only then.
+            ending = [row[0] for row in db.execute(
+                "SELECT slot, pid FROM runs WHERE status NOT IN ('queued', 'running') AND slot IS NOT NULL"
+                " AND pid IS NOT NULL AND ended > ?", (time.time() - SLOT_RELEASE_S,)) if worker_alive(row[1])]
+            held = [part for slot in running + ending for part in (slot or "").split(",")]  # by hand: one
+            free = [slot for slot in slots if slot not in set(held)][:max(0, len(slots) - len(held))]
+            waiting = db.execute("SELECT * FROM runs WHERE status = 'queued' AND kind = 'trained' AND pid IS NULL"
+                                 " ORDER BY queued, created").fetchall()
+            now = time.time()
+            for row in waiting:
+                run = _to_run(row)
+                reason = refusal(run, admitted) if refusal else None
+                if reason:
+                    db.execute("UPDATE runs SET status = 'failed', ended = ?, error = ? WHERE id = ?",
+                               (now, reason, run.id))
+                    continue
+                needed = slots_needed(run) if slots_needed else 1
+                if needed > len(free):
+                    break  # first come, first served: a run waiting for two GPUs is not overtaken
+                slot, token = ",".join(free[:needed]), secrets.token_hex(8)
+                del free[:needed]
+                db.execute("UPDATE runs SET status = 'running', slot = ?, claim = ?, claimed = ? WHERE id = ?",
+                           (slot, token, now, run.id))
+                run.status, run.slot, run.claim, run.claimed = "running", slot, token, now
+                admitted.append(run)
+        return admitted
+
+    def record_launch(self, run_id: str, claim: str, pid: int) -> None:
+        """Note the pid of the worker started for a claim (unless the claim was cancelled meanwhile)."""
+        with self._connect() as db:
+            db.execute("UPDATE runs SET pid = ? WHERE id = ? AND claim = ? AND status = 'running'",
+                       (pid, run_id, claim))
+
+    def start_claimed(self, run_id: str, claim: str, pid: int) -> bool:
+        """A worker takes up its claim; False when the claim is no longer the run's (cancelled or re-admitted)."""
+        with self._connect() as db:
+            taken = db.execute("UPDATE runs SET pid = ? WHERE id = ? AND claim = ? AND status = 'running'",
+                               (pid, run_id, claim)).rowcount
+        return taken == 1
+
+    def cancel_queued(self, run_id: str) -> bool:
+        """Cancel a run that has not started; False when it is no longer waiting."""
+        with self._connect() as db:
+            cancelled = db.execute("UPDATE runs SET status = 'cancelled', ended = ?, claim = NULL WHERE id = ?"
+                                   " AND (status = 'queued' OR (status = 'running' AND pid IS NULL))",
+                                   (time.time(), run_id)).rowcount
+        return cancelled == 1
+
+    def requeue_lost_claims(self, grace_s: float = CLAIM_GRACE_S) -> list[str]:
+        """Return runs admitted over ``grace_s`` ago that never got a worker to the queue, first in line."""
+        with self._connect() as db:
+            lost = [row[0] for row in db.execute(
+                "SELECT id FROM runs WHERE status = 'running' AND pid IS NULL AND claimed < ?",
+                (time.time() - grace_s,))]
+            for run_id in lost:
+                db.execute("UPDATE runs SET status = 'queued', slot = NULL, claim = NULL, claimed = NULL"
+                           " WHERE id = ? AND status = 'running' AND pid IS NULL", (run_id,))
+        return lost
 
     # -- metrics ------------------------------------------------------------
 
@@ -209,7 +331,11 @@ class RunStore:
     # -- liveness -----------------------------------------------------------
 
     def reap_dead_workers(self) -> list[str]:
-        """Mark active runs whose worker process is gone as failed; return their ids."""
+        """Mark active runs whose worker process is gone as failed; return their ids.
+
+        Runs admitted long ago whose worker never started go back to the queue (``requeue_lost_claims``).
+        """
+        self.requeue_lost_claims()
         dead = []
         for run in self.list_runs(kinds=("trained",)):
             if run.active and run.pid and not worker_alive(run.pid):

@@ -10,7 +10,8 @@ import traceback
 import keras
 import numpy as np
 
-from eipviz.data import load_dataset
+from eipviz.classifier import Classifier
+from eipviz.data import CLASS_NAMES, load_dataset
 from eipviz.errors import EipvizError
 from eipviz.recipes import Recipe
 from eipviz.training.batches import ImageBatches
@@ -25,6 +26,7 @@ from eipviz.training.builders import (
 from eipviz.training.devices import training_precision, training_scope
 from eipviz.training.pipeline import TrainingModel, one_hot, saved_model, with_channel_axis
 from eipviz.training.store import Run, RunStore
+from eipviz.training.timeline import ExplanationTimeline
 from eipviz.zoo import build_model, get_spec
 
 PROGRESS_INTERVAL_S = 0.5
@@ -117,10 +119,19 @@ def _arrays(dataset_name: str, subset: int | None, seed: int):
     return x_train, y_train, x_val, y_val
 
 
-def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
-    """Train (or resume) a stored run to the end; return its final status."""
+def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None = None) -> str:
+    """Train (or resume) a stored run to the end; return its final status.
+
+    With a ``claim`` (a worker the scheduler started) it trains only if the run still holds that
+    claim, and returns ``"not claimed"`` otherwise: the run was cancelled, or admitted again after
+    its scheduler died, and is another worker's.
+    """
     stop = StopFlag()
     stop.install()
+    if claim and not store.start_claimed(run_id, claim, os.getpid()):
+        print(f"eipviz worker pid {os.getpid()}: run {run_id} no longer holds claim {claim}; not training it.",
+              flush=True)
+        return "not claimed"
     run = store.get_run(run_id)
     hp = run.hyperparameters
     seed = int(hp.get("seed", 0))
@@ -164,6 +175,10 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
                 compile_model(model, recipe, steps_per_epoch)
             keras.config.set_dtype_policy("float32")
         recorder = RunRecorder(store, run_id, steps_per_epoch, stop, run.best_val_accuracy, wall_before)
+        timeline = ExplanationTimeline(Classifier(model.classifier, run_id, recipe.preprocessing,
+                                                  CLASS_NAMES[spec.dataset], spec.dataset, spec.cam_layer,
+                                                  source=str(last_path)),
+                                       run_dir, initial_epoch)
         # Short runs only: recorded with the run, so its hyperparameters say how it was validated.
         bn_batches = precise_bn_batches(recipe, steps_per_epoch)
         store.update_run(run_id, hyperparameters={**hp, "precise_bn_batches": bn_batches, "dtype_policy": precision})
@@ -172,6 +187,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2) -> str:
         callbacks = [
             *schedule_callbacks(recipe),
             *precise_bn,  # before validation, so the checkpoints below keep the statistics it validated
+            timeline,  # before the recorder: it adds the probe set's metrics to the epoch's logs
             recorder,
             # Resumed runs must beat the best completed epoch, by the recipe's monitor and direction.
             best_checkpoint(recipe, run_dir / "best.keras", completed),

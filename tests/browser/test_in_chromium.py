@@ -15,10 +15,21 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright  # noqa: E402  (in requirements.txt)
 
-from tests.conftest import ROOT, shared_data_dir
+from tests.conftest import ROOT, run_with_timeline, shared_data_dir
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from screenshots import CHROMIUM, CHROMIUM_FLAGS, free_port, start_streamlit, wait_until_settled  # noqa: E402
+from screenshots import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    compare_models,
+    compare_runs_on_curves,
+    free_port,
+    grid_methods,
+    open_run_timeline,
+    run_sanity_check,
+    start_streamlit,
+    wait_until_settled,
+)
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 # Streamlit's frontend probes for a base path when opened on a page URL (/train/_stcore/health):
@@ -43,17 +54,22 @@ def _stop_active_runs(store):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def runs_dir(tmp_path_factory):
+    """The runs folder of the module's server: a test may add runs to it while the server serves."""
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def server(runs_dir):
     from eipviz.training.store import RunStore
 
     assert os.path.exists(CHROMIUM), "Chromium is missing: run `apt-get install -y chromium` (make test does as root)."
     port = free_port()
-    runs = tmp_path_factory.mktemp("runs")
-    process = _start_streamlit(port, runs)
+    process = _start_streamlit(port, runs_dir)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=30)
-    _stop_active_runs(RunStore(runs))  # whatever failed, no run started from a page outlives the module
+    _stop_active_runs(RunStore(runs_dir))  # whatever failed, no run started from a page outlives the module
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +104,11 @@ def open_page(page, server, name):
 
 def choose(page, label, option):
     page.get_by_test_id("stSelectbox").filter(has_text=label).click()
-    page.get_by_role("option", name=option).click()
+    page.get_by_role("option", name=option, exact=True).click()
     wait_until_settled(page)
 
 
-@pytest.mark.parametrize("name", ["models", "train", "curves", "misclassified", "upload"])
+@pytest.mark.parametrize("name", ["models", "train", "curves", "misclassified", "upload", "compare"])
 def test_every_page_opens_cleanly(page, server, name):
     open_page(page, server, "" if name == "models" else name)  # the default page is served at /
     expect(page.get_by_test_id("stSidebarNav")).to_contain_text("Misclassified")
@@ -150,8 +166,48 @@ def test_curves_page_overlays_the_run_on_the_documented_one(page, server):
     assert any("documented" in n for n in names), names
 
 
+@pytest.fixture
+def compare_server(tmp_path):
+    """A server of its own over two models' runs, two seeds each (stored, not trained), and a decoy run."""
+    from eipviz.training.store import RunStore
+
+    store = RunStore(tmp_path)
+    for model, scale in (("mnist14k", 1.0), ("sepconv59k", 0.8)):
+        for seed in (1, 2):
+            run_id = store.create_run(name=f"{model} fast seed{seed}", model=model, recipe="fast",
+                                      status="finished", hyperparameters={"learning_rate": 0.01 * scale, "seed": seed})
+            for epoch in range(1, 13):
+                accuracy = scale * (1 - 0.5 / epoch) - 0.02 * seed
+                store.add_epoch(run_id, epoch, {"val_accuracy": accuracy, "val_loss": 1 - accuracy})
+    store.create_run(name="decoy", model="resnet18", status="finished", hyperparameters={"seed": 9})
+    port = free_port()
+    process = _start_streamlit(port, tmp_path)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_curves_page_groups_filtered_runs_into_bands_and_compares_hyperparameters(compare_server, page):
+    # compare_server first, so the tab closes before its server stops (a tab left open logs disconnections)
+    open_page(page, compare_server, "curves")
+    compare_runs_on_curves(page, r"seed\d$", group_by="model", band="std")
+    plots = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                          ".map(p => p.data.map(t => [t.type || 'scatter', t.name || '', t.fill || '']))")
+    curves, parcoords = plots
+    means = sorted(name for _, name, _ in curves if "(mean of" in name)
+    assert means == ["model=mnist14k (mean of 2)"] * 2 + ["model=sepconv59k (mean of 2)"] * 2  # two panels
+    assert sum(fill == "tonexty" for *_, fill in curves) == 4 and not any("decoy" in n for _, n, _ in curves)
+    assert [kind for kind, *_ in parcoords] == ["parcoords"]
+    expect(page.locator(".js-plotly-plot").nth(1).locator(".parcoords")).to_be_visible()  # drawn, not just data
+    expect(page.get_by_role("heading", name="Hyperparameters")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_have_count(2)  # the runs' summary and the hyperparameter table
+
+
 def test_misclassified_confusion_cell_click_filters_the_gallery(page, server):
     open_page(page, server, "misclassified")
+    # Plotly's component loads lazily, after the page has settled: wait for the drawn chart
+    page.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot'); "
+                           "return gd && gd.data && gd._fullLayout; }", timeout=60_000)
     # the most frequent confusion, and where its cell is on screen
     true_name, pred_name, x, y = page.evaluate("""() => {
         const gd = document.querySelector('.js-plotly-plot'); const z = gd.data[0].z, names = gd.data[0].x;
@@ -176,9 +232,59 @@ def test_misclassified_gallery_changes_cam_method(page, server):
     wait_until_settled(page)  # the gallery streams in image by image
     before = images.count()
     assert before % 3 == 0  # image, CAM for the prediction, CAM for the truth
-    choose(page, "CAM method", "scorecam")
+    choose(page, "CAM method", "scorecam (slow)")  # slow methods say so in the selector
     expect(page.get_by_text(re.compile(r"^#\d+: true"))).not_to_have_count(0)
     expect(images).to_have_count(before, timeout=60_000)
+
+
+MAP_CAPTION = re.compile(r"^del \d\.\d{3} · ins \d\.\d{3}$")
+
+
+def test_compare_page_grids_the_chosen_methods_by_layers_on_a_test_image(page, server):
+    open_page(page, server, "compare?model=mnist14k")
+    tab = grid_methods(page, ["gradcam", "random"])
+    expect(tab.get_by_text(re.compile(r"^test #0, true \w+: explaining"))).to_be_visible()
+    expect(tab.get_by_test_id("stImageCaption").filter(has_text=MAP_CAPTION)).to_have_count(2 * 2)  # methods x layers
+
+
+def test_compare_page_sets_two_cifar10_models_side_by_side(page, server):
+    open_page(page, server, "compare")
+    tab = compare_models(page, ["sepconv59k", "resnet20v1"])
+    expect(tab.get_by_test_id("stMetric")).to_have_count(2)
+    expect(tab.get_by_test_id("stMetric").first).to_contain_text(re.compile(r"\d+\.\d\d%"))
+    expect(tab.locator(".js-plotly-plot .heatmaplayer")).to_have_count(1)  # errors together
+    rows = tab.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"^#\d+, true "))
+    expect(rows).to_have_count(8)  # the most disputed images
+    answers = tab.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"^[✅❌] (sepconv59k|resnet20v1): "))
+    expect(answers).to_have_count(8 * 2)  # every model's prediction and CAM on each
+
+
+def test_misclassified_page_sanity_checks_the_chosen_method_in_one_click(page, server):
+    open_page(page, server, "misclassified?model=mnist14k")
+    sanity = run_sanity_check(page, n=2, depths=2)
+    expect(sanity.get_by_text(re.compile(r"^gradcam (passes|fails)"))).to_be_visible()
+    expect(sanity.locator(".js-plotly-plot")).to_have_count(1)  # similarity against depth
+    captions = sanity.get_by_test_id("stImageCaption")
+    expect(captions).to_have_count(1 + 2)  # the trained map, then one a depth
+    expect(captions.first).to_have_text("trained")
+
+
+def test_train_page_shows_a_finished_runs_explanations_across_epochs(page, server, runs_dir):
+    from eipviz.training.store import RunStore
+
+    run_id = run_with_timeline(RunStore(runs_dir))
+    open_page(page, server, "train")
+    run = open_run_timeline(page, run_id, "End")
+    probes = run.get_by_test_id("stImageCaption").filter(has_text=re.compile(r"^[✅❌] "))
+    expect(probes).to_have_count(16)
+    expect(run.get_by_text(re.compile(r"^Epoch 3: \d+% of the 16 probe images right"))).to_be_visible()
+    run.get_by_role("slider").press("Home")  # the epoch slider, to the first epoch
+    wait_until_settled(page)
+    expect(run.get_by_text(re.compile(r"^Epoch 1: \d+% of the 16 probe images right"))).to_be_visible()
+    expect(probes).to_have_count(16)
+    charts = run.locator(".js-plotly-plot")
+    epoch_marks = charts.evaluate_all("ps => ps.map(p => (p.layout.shapes || []).map(s => s.x0))")
+    assert [1, 1] in epoch_marks, epoch_marks  # the chosen epoch marked on the accuracy and faithfulness charts
 
 
 def _png_bytes():

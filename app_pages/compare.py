@@ -1,0 +1,142 @@
+"""Compare page: every method and layer on one image, and several models on one test set."""
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+
+from app_pages.common import cached_evaluation, cached_run_model, cached_zoo_model, model_picker, run_store
+from eipviz.attribution.methods import METHODS, method_label
+from eipviz.data import dataset_label
+from eipviz.errors import EipvizError
+from eipviz.evaluation import dataset_test_split
+from eipviz.explain.compare import compare_models, disagreement_rows, method_grid
+from eipviz.explain.overlay import overlay, upscale
+from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, read_image
+from eipviz.loading import CHECKPOINT, runs_with_checkpoint
+from eipviz.plots import agreement_figure
+from eipviz.training.store import run_label
+from eipviz.weights import shipped_models
+from eipviz.zoo import MODELS
+
+DEFAULT_METHODS = ["gradcam", "gradcam++", "xgradcam", "layercam", "eigencam", "saliency", "random"]
+DISAGREEMENTS_SHOWN = 8
+
+st.title("Compare")
+methods_tab, models_tab = st.tabs(["Methods on one image", "Models side by side"])
+
+with methods_tab:
+    classifier, model_key = model_picker("cmp")
+    if classifier is not None:
+        source = st.radio("Image", ["Test image", "Upload"], horizontal=True, key="cmp-image-source")
+        image, image_name = None, ""
+        try:
+            if source == "Test image":
+                images, labels = dataset_test_split(classifier)
+                index = st.number_input(f"Test image index (0-{len(images) - 1})", 0, len(images) - 1,
+                                        int(st.query_params.get("image", 0)), key="cmp-index")
+                image, image_name = images[index], f"test #{index}, true {classifier.class_names[labels[index]]}"
+            else:
+                file = st.file_uploader("An image", type=IMAGE_TYPES, key="cmp-upload",
+                                        max_upload_size=MAX_IMAGE_BYTES // 2**20)
+                if file is not None:
+                    image, image_name = read_image(file.getvalue(), file.name), file.name
+        except EipvizError as error:
+            st.error(str(error))
+        c1, c2, c3 = st.columns([3, 2, 1])
+        methods = c1.multiselect("Methods (rows)", list(METHODS), default=DEFAULT_METHODS, format_func=method_label,
+                                 key="cmp-methods")
+        layers = classifier.cam_layers
+        default_layers = layers[-3:-1] + [classifier.cam_layer] if classifier.cam_layer in layers else layers[-1:]
+        chosen_layers = c2.multiselect("Layers (columns)", layers, default=list(dict.fromkeys(default_layers))[-2:],
+                                       key="cmp-layers")
+        explained = c3.selectbox("Explain", ["predicted class", *classifier.class_names], key="cmp-class")
+        if image is not None and methods and chosen_layers:
+            class_index = None if explained == "predicted class" else classifier.class_index(explained)
+            grid_key = (model_key, hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest(),
+                        tuple(methods), tuple(chosen_layers), class_index)
+            saved = st.session_state.get("cmp-grid")
+            if saved is None or saved[0] != grid_key:
+                bar = st.progress(0.0, text="Starting…")
+                try:
+                    result = method_grid(classifier, image, methods, chosen_layers, class_index,
+                                         progress=lambda done, total, what: bar.progress(
+                                             done / total, text=f"{what} ({done}/{total} maps)"))
+                except EipvizError as error:
+                    bar.empty()
+                    st.error(str(error))
+                    st.stop()
+                bar.empty()
+                st.session_state["cmp-grid"] = saved = (grid_key, result)
+            target, scores = saved[1]
+            fitted = classifier.fit(np.asarray(image)[None])[0]
+            st.caption(f"{image_name}: explaining **{classifier.class_names[target]}**. Under each map: deletion AUC "
+                       f"(lower is better) and insertion AUC (higher is better); `random` is the chance baseline.")
+            header = st.columns([1] + [2] * len(chosen_layers))
+            header[0].image(upscale(fitted), caption="image", width="stretch")
+            for column, layer in zip(header[1:], chosen_layers):
+                column.markdown(f"**{layer}**")
+            for row in range(len(methods)):
+                cells = st.columns([1] + [2] * len(chosen_layers))
+                cells[0].markdown(f"**{method_label(methods[row])}**")
+                for column, score in zip(cells[1:], scores[row * len(chosen_layers):(row + 1) * len(chosen_layers)]):
+                    column.image(overlay(fitted, score.map), width="stretch",
+                                 caption=f"del {score.deletion_auc:.3f} · ins {score.insertion_auc:.3f}")
+        elif image is None:
+            st.info("Choose a test image or upload one.")
+
+
+def _model_options() -> dict[str, str]:
+    """Key -> label of every model the comparison can load: shipped weights and run checkpoints."""
+    options = {f"zoo:{name}": f"{name} (shipped, {dataset_label(MODELS[name].dataset)})" for name in shipped_models()}
+    for run in runs_with_checkpoint(run_store()):
+        options[f"run:{run.id}"] = f"{run_label(run)} (run, {dataset_label(MODELS[run.model].dataset)})"
+    return options
+
+
+def _load(key: str):
+    kind, name = key.split(":", 1)
+    if kind == "zoo":
+        return cached_zoo_model(name), key
+    mtime = (run_store().run_dir(name) / CHECKPOINT).stat().st_mtime
+    return cached_run_model(name, mtime), f"run:{name}:{mtime}"
+
+
+with models_tab:
+    options = _model_options()
+    picked = st.multiselect("Models (2 to 5, one dataset)", list(options), format_func=options.get,
+                            max_selections=5, key="cmp-models")
+    method = st.selectbox("CAM method", list(METHODS), format_func=method_label, key="cmp-models-method")
+    if len(picked) < 2:
+        st.info("Choose two to five models of one dataset.")
+    else:
+        try:
+            with st.spinner("Loading the models and their test-set predictions…"):
+                loaded = [_load(key) for key in picked]
+                classifiers = [classifier for classifier, _ in loaded]
+                evaluations = [cached_evaluation(cache_key, classifier) for classifier, cache_key in loaded]
+            comparison = compare_models([options[key].split(" (")[0] for key in picked], evaluations)
+        except EipvizError as error:
+            st.error(str(error))
+            st.stop()
+        for column, name, accuracy in zip(st.columns(len(picked)), comparison.names, comparison.accuracies):
+            column.metric(name, f"{accuracy:.2%}")
+        st.plotly_chart(agreement_figure(comparison.both_wrong, comparison.names), key="cmp-agreement")
+        shown = comparison.disagreements[:DISAGREEMENTS_SHOWN]
+        st.subheader(f"Where they disagree ({len(comparison.disagreements):,} test images; the most disputed first)")
+        images, labels = dataset_test_split(classifiers[0])
+        rows_key = (tuple(cache_key for _, cache_key in loaded), method)  # kept until the models or method change
+        saved = st.session_state.get("cmp-disagreements")
+        if saved is None or saved[0] != rows_key:
+            with st.spinner(f"Computing {method} maps…"):
+                saved = (rows_key, disagreement_rows(classifiers, evaluations, images, shown, method))
+            st.session_state["cmp-disagreements"] = saved
+        rows = saved[1]
+        for index, answers in zip(shown, rows):
+            cells = st.columns(len(picked) + 1)
+            cells[0].image(upscale(images[index]), width="stretch",
+                           caption=f"#{index}, true {classifiers[0].class_names[labels[index]]}")
+            for cell, name, answer in zip(cells[1:], comparison.names, answers):
+                mark = "✅" if answer.right else "❌"
+                cell.image(answer.overlay, width="stretch",
+                           caption=f"{mark} {name}: {answer.predicted_class} ({answer.confidence:.0%})")

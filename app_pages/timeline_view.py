@@ -1,0 +1,36 @@
+"""The explanation timeline of one run (not a page itself): an epoch slider over its probe images' Grad-CAMs,
+and its curves with that epoch marked. The Train page shows it for live and finished runs, Curves for any."""
+
+import streamlit as st
+
+from eipviz.errors import EipvizError
+from eipviz.explain.timeline import TIMELINE_FILE, read_timeline, timeline_tiles
+from eipviz.plots import timeline_figure
+
+COLUMNS = 8
+
+
+def timeline_section(store, run, key: str) -> None:
+    """Draw ``run``'s timeline, or say why it has none."""
+    try:
+        timeline = read_timeline(store.run_dir(run.id) / TIMELINE_FILE)
+    except EipvizError as error:
+        st.error(str(error))
+        return
+    if timeline is None or not len(timeline.epochs):
+        st.caption("No explanation timeline: the run has not finished an epoch yet, or it was trained before "
+                   "eipviz recorded timelines." if run.kind == "trained" else "Only trained runs have a timeline.")
+        return
+    epochs = [int(e) for e in timeline.epochs]
+    epoch = st.select_slider("Epoch", epochs, value=epochs[-1], key=f"{key}-epoch") if len(epochs) > 1 else epochs[0]
+    row = timeline.position(epoch)
+    st.caption(f"Epoch {epoch}: {timeline.accuracy()[row]:.0%} of the 16 probe images right; Grad-CAM of the "
+               f"predicted class at {timeline.layer}. ✅ right, ❌ wrong (true class in brackets).")
+    tiles = timeline_tiles(timeline, epoch)
+    for start in range(0, len(tiles), COLUMNS):
+        for column, (image, caption, right), i in zip(st.columns(COLUMNS), tiles[start:start + COLUMNS],
+                                                      range(start, start + COLUMNS)):
+            truth = timeline.class_names[int(timeline.labels[i])]
+            column.image(image, caption=f"{'✅' if right else '❌'} {caption.split(': ', 1)[1]} ({truth})",
+                         width="stretch")
+    st.plotly_chart(timeline_figure(store.epoch_rows(run.id), epoch), key=f"{key}-chart")

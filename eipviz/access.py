@@ -1,0 +1,39 @@
+"""Who may change things: the editor mode (the default) or a read-only viewer mode for sharing.
+
+``EIPVIZ_MODE=viewer`` (or ``scripts/serve.py --viewer``) serves eipviz to people
+who may look but not act: browsing runs, curves, galleries and explaining
+their own images work; starting, stopping, resuming, renaming and deleting
+runs, importing logs into the run store and loading uploaded model files are
+refused here, in the library, whatever the pages show.
+
+    >>> require_write("Deleting a run")   # raises EipvizError in viewer mode
+"""
+
+import os
+
+from eipviz.errors import EipvizError
+
+MODE_VARIABLE = "EIPVIZ_MODE"
+EDITOR, VIEWER = "editor", "viewer"
+MODES = (EDITOR, VIEWER)
+
+
+def access_mode() -> str:
+    """``"editor"`` (the default) or ``"viewer"``, from ``EIPVIZ_MODE``; any other value raises."""
+    mode = os.environ.get(MODE_VARIABLE, "").strip().lower() or EDITOR
+    if mode not in MODES:
+        raise EipvizError(f"Unknown mode. Received: {MODE_VARIABLE}={mode!r}. Choose one of: "
+                          f"{', '.join(repr(m) for m in MODES)}.")
+    return mode
+
+
+def writes_allowed() -> bool:
+    """True unless eipviz serves in viewer mode."""
+    return access_mode() == EDITOR
+
+
+def require_write(action: str) -> None:
+    """Raise ``EipvizError`` saying ``action`` is refused when eipviz runs in viewer mode."""
+    if not writes_allowed():
+        raise EipvizError(f"{action} is not allowed: this eipviz is shared read-only "
+                          f"({MODE_VARIABLE}={VIEWER}). Runs, curves and explanations can be viewed.")

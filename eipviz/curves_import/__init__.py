@@ -1,0 +1,51 @@
+"""Import curves people already have: Keras console logs, CSVLogger and History JSON (``eipviz.keraslog``),
+TensorBoard event files and folders (``tbevents``), W&B and MLflow history CSVs (``history_csv``).
+
+Each reader returns a ``ParsedLog``; its ``warnings`` say what was guessed, skipped or unreadable.
+"""
+
+import tempfile
+from pathlib import Path
+
+from eipviz.curves_import.history_csv import is_history_csv, parse_history_csv
+from eipviz.curves_import.tbevents import event_files_under, is_event_file, read_event_files, read_run_folder
+from eipviz.errors import EipvizError
+from eipviz.keraslog import MAX_LOG_BYTES, ParsedLog, decode_log, parse_log
+
+__all__ = ["read_run_path", "read_uploads", "parse_text"]
+
+
+def parse_text(text: str) -> ParsedLog:
+    """A pasted or uploaded text: a W&B/MLflow history CSV, else anything ``parse_log`` reads."""
+    return parse_history_csv(text) if is_history_csv(text) else parse_log(text)
+
+
+def read_run_path(path: str | Path) -> ParsedLog:
+    """A log file, an event file, or a TensorBoard run folder (``train/`` and ``validation/`` merged)."""
+    path = Path(path)
+    if path.is_dir():
+        return read_run_folder(path)
+    if not path.is_file():
+        raise EipvizError(f"{path} not found.")
+    if is_event_file(path):
+        return read_event_files([path])
+    if path.stat().st_size > MAX_LOG_BYTES:
+        raise EipvizError(f"{path.name} is larger than {MAX_LOG_BYTES // 2**20} MB; that is not a training log.")
+    return parse_text(decode_log(path.read_bytes()))
+
+
+def read_uploads(files: list[tuple[str, bytes]]) -> ParsedLog:
+    """Uploaded files as one run: event files together (their names may carry ``train/``, ``validation/``),
+    or a single text log."""
+    events = [(name, data) for name, data in files if "tfevents" in name]
+    if events:
+        with tempfile.TemporaryDirectory() as folder:
+            for index, (name, data) in enumerate(events):
+                parts = [p for p in Path(name).parts if p not in ("", "/", "..")]
+                target = Path(folder, str(index), *parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            return read_event_files(event_files_under(Path(folder)))
+    if len(files) != 1:
+        raise EipvizError("Upload one log file, or TensorBoard event files (events.out.tfevents.*).")
+    return parse_text(decode_log(files[0][1]))

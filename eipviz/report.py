@@ -1,0 +1,148 @@
+"""A self-contained HTML report of one model: what it is, how accurate, where it is wrong and why, and how far
+its explanations can be trusted. Images are embedded as PNG and Plotly's script is inlined once, so the file
+opens in a browser with no network."""
+
+import base64
+import html
+import importlib.metadata
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import plotly.graph_objects as go
+
+import eipviz
+from eipviz.classifier import Classifier
+from eipviz.evaluation import Evaluation, sample_test_images
+from eipviz.explain.faithfulness import faithfulness
+from eipviz.explain.gallery import gallery_items, gallery_page, gallery_png_sheet, sheet_header
+from eipviz.explain.overlay import png_bytes
+from eipviz.explain.sanity import sanity_check
+from eipviz.explain.timeline import Timeline, timeline_sheet
+from eipviz.plots import confusion_figure, timeline_figure, training_curves_figure
+from eipviz.weights import sha256_of
+
+REPORT_METHODS = ("gradcam", "gradcam++", "layercam", "saliency")  # fast ones; random is added as the baseline
+SANITY_METHODS = ("gradcam", "saliency")
+GALLERY_SIZE = 12
+Progress = Callable[[float, str], None]
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0;display:block;overflow-x:auto;max-width:100%}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+.note{color:#555;font-size:.9em}"""
+
+
+def versions() -> dict[str, str]:
+    """eipviz, Keras and the backend's versions, as the report prints them."""
+    backend = keras.backend.backend()
+    try:
+        backend_version = importlib.metadata.version(backend)
+    except importlib.metadata.PackageNotFoundError:
+        backend_version = "unknown"
+    return {"eipviz": eipviz.__version__, "keras": keras.__version__, backend: backend_version}
+
+
+def build_report(classifier: Classifier, evaluation: Evaluation, images: np.ndarray, n: int = 32,
+                 methods: Sequence[str] = REPORT_METHODS, sanity_methods: Sequence[str] = SANITY_METHODS,
+                 curves: list[dict] | None = None, timeline: Timeline | None = None,
+                 progress: Progress | None = None) -> str:
+    """The report as one HTML string. ``images``: the test images ``evaluation`` is of; ``n``: test images the
+    faithfulness and sanity tables use; ``curves`` (epoch rows) and ``timeline``: a trained run's, when known.
+    ``progress(fraction, text)`` is called as the slow parts go."""
+    def report(fraction, text):
+        if progress:
+            progress(fraction, text)
+
+    figures = _Figures()
+    source = Path(classifier.source)
+    sample = sample_test_images(classifier, n)
+    sections = [
+        f"<h1>eipviz report: {html.escape(classifier.name)}</h1>",
+        _table([{"": key, "value": value} for key, value in {
+            "model": classifier.name, "source": str(source),
+            "sha256": sha256_of(source) if source.is_file() else "(not a file)",
+            "dataset": classifier.dataset or "unknown", "preprocessing": classifier.preprocessing,
+            "CAM layer": classifier.cam_layer, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            **{f"{name} version": version for name, version in versions().items()}}.items()]),
+        "<h2>Accuracy</h2>",
+        f"<p>Test accuracy <b>{evaluation.accuracy:.2%}</b> on {len(evaluation.labels):,} images; "
+        f"{evaluation.misclassified_count:,} misclassified.</p>",
+        _table([{"class": name, "accuracy": f"{value:.2%}"}
+                for name, value in evaluation.per_class_accuracy().items()]),
+        figures.html(confusion_figure(evaluation.confusion_matrix(), classifier.class_names)),
+    ]
+    report(0.05, "gallery of the most confident mistakes")
+    shown, _ = gallery_page(evaluation.misclassified_indices(), 1, GALLERY_SIZE)
+    items = gallery_items(classifier, evaluation, images, shown, method="gradcam")
+    sections += ["<h2>Most confident mistakes (Grad-CAM)</h2>",
+                 _png(gallery_png_sheet(items, header=sheet_header(classifier, "gradcam", None)))
+                 if items else "<p>No misclassified image.</p>"]
+    rows = faithfulness(classifier, sample, list(methods), progress=lambda done, total, method: report(
+        0.1 + 0.45 * done / total, f"faithfulness: {method or 'done'}"))
+    sections += [f"<h2>Faithfulness ({len(sample)} test images)</h2>",
+                 "<p class=note>Deletion AUC: lower is better; insertion AUC and ROAD: higher is better. The "
+                 "<code>*_vs_random</code> columns are the margin over the random baseline (positive is better)."
+                 "</p>", _table(rows)]
+    checks = sanity_check(classifier, sample[:min(8, len(sample))], list(sanity_methods),
+                          progress=lambda done, total, text: report(0.55 + 0.4 * done / total, f"sanity: {text}"))
+    sections += ["<h2>Sanity checks (Adebayo et al. 2018)</h2>",
+                 "<p class=note>Cascading randomisation: the layers' weights are re-initialised from the output "
+                 "down and the maps recomputed; a method whose maps stay the same ignores the model.</p>",
+                 _table([check.row() for check in checks])]
+    if curves:
+        sections += ["<h2>Training curves</h2>", figures.html(training_curves_figure(curves))]
+    if timeline is not None and len(timeline.epochs):
+        last = int(timeline.epochs[-1])
+        sections += ["<h2>Explanations across epochs</h2>", _png(timeline_sheet(timeline, last))]
+        if curves:
+            sections.append(figures.html(timeline_figure(curves, last)))
+    report(1.0, "done")
+    body = "\n".join(sections)
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>eipviz report: {html.escape(classifier.name)}"
+            f"</title><style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+def write_report(path: str | Path, text: str) -> Path:
+    """Write the report's HTML (UTF-8) and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class _Figures:
+    """Plotly figures as HTML: the first carries plotly.js inline, so the file needs no network."""
+
+    def __init__(self):
+        self.script_included = False
+
+    def html(self, figure: go.Figure) -> str:
+        text = figure.to_html(full_html=False, include_plotlyjs=not self.script_included)
+        self.script_included = True
+        return text
+
+
+def _png(image: np.ndarray) -> str:
+    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(png_bytes(image)).decode()}">'
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "<p>(none)</p>"
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,304 @@
+"""The run queue: at most one run per slot trains at once; the others wait, in order, as ``queued``.
+
+Pages and the CLI ask three things of it, through ``RunQueue``: ``submit``,
+``cancel`` and ``status``. Behind it a small scheduler process
+(``python -m eipviz scheduler``, started on demand by ``submit``, one per run
+store, holding ``scheduler.lock``) admits queued runs to free slots and starts
+their workers, whether or not any page is open; it exits when nothing is
+queued or training. It lives beside the workers, not in a Streamlit session,
+so a Streamlit restart loses nothing. Admission is one SQLite transaction
+that hands each run a claim token; the worker must present it to start, so a
+scheduler killed at any moment neither loses a run (a claim that never got a
+worker is queued again, see ``RunStore.requeue_lost_claims``) nor starts one
+twice. Every worker wakes the scheduler again when it exits.
+
+A slot is a device id: ``gpu:0``, ``gpu:1``… (one per visible GPU, the
+worker pinned to it with ``CUDA_VISIBLE_DEVICES``), else ``cpu``.
+``EIPVIZ_MAX_RUNS=N`` sets how many runs train at once (more than one per
+device: ``cpu``, ``cpu#2``…). This module imports no Keras: the scheduler
+starts in a fraction of a second.
+"""
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from eipviz.access import require_write
+from eipviz.errors import EipvizError
+from eipviz.training.memory import available_memory_mb, memory_shortfall
+from eipviz.training.store import Run, RunStore, worker_alive
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MAX_RUNS_VARIABLE = "EIPVIZ_MAX_RUNS"
+SCHEDULER_LOCK = "scheduler.lock"
+POLL_S = 1.0
+# What a run takes from whoever submitted it, whichever process starts its worker: the backend it trains
+# under, where the data is, TensorFlow's thread pools.
+CARRIED_ENV = ("KERAS_BACKEND", "EIPVIZ_DATA_DIR", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+               "TF_CPP_MIN_LOG_LEVEL")
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids a worker may use: ``CUDA_VISIBLE_DEVICES`` when set, else the ``/dev/nvidiaN`` devices."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        ids = [part.strip() for part in listed.split(",") if part.strip()]
+        return [] if not ids or ids[0] == "-1" else ids
+    return sorted((path.name[len("nvidia"):] for path in Path("/dev").glob("nvidia[0-9]*")), key=int)
+
+
+def run_slots() -> list[str]:
+    """Device slots runs are admitted to: one per visible GPU, else ``["cpu"]``; ``EIPVIZ_MAX_RUNS`` sets how many."""
+    devices = [f"gpu:{gpu}" for gpu in visible_gpus()] or ["cpu"]
+    wanted = os.environ.get(MAX_RUNS_VARIABLE, "").strip()
+    if not wanted:
+        return devices
+    try:
+        count = int(wanted)
+        if count < 1:
+            raise ValueError
+    except ValueError:
+        raise EipvizError(f"{MAX_RUNS_VARIABLE} must be a whole number of runs, 1 or more. "
+                          f"Received: {MAX_RUNS_VARIABLE}={wanted!r}.") from None
+    return [devices[i % len(devices)] + (f"#{i // len(devices) + 1}" if i >= len(devices) else "")
+            for i in range(count)]
+
+
+def slot_env(slot: str | None) -> dict:
+    """Environment pinning a worker to its slot's GPUs (nothing for a CPU slot).
+
+    >>> slot_env("gpu:0,gpu:1")
+    {'CUDA_VISIBLE_DEVICES': '0,1'}
+    """
+    devices = [part.split("#")[0] for part in (slot or "cpu").split(",")]
+    gpus = [device.split(":")[1] for device in devices if device.startswith("gpu:")]
+    return {"CUDA_VISIBLE_DEVICES": ",".join(dict.fromkeys(gpus))} if gpus else {}  # once each
+
+
+def gpus_wanted(run: Run, slots: list[str]) -> int:
+    """How many GPU slots a run holds: its recipe's ``devices`` (``"all"``: every GPU); 1 on a CPU.
+
+    Several host devices on a CPU are one process in one slot.
+    """
+    gpus = {slot.split("#")[0] for slot in slots if slot.startswith("gpu:")}
+    devices = run.hyperparameters.get("devices", 1)
+    if not gpus:
+        return 1
+    return len(gpus) if devices == "all" else int(devices)
+
+
+def _refusal(available_mb: float | None, slots: list[str]):
+    """A ``claim_queued`` refusal: a run asking for more GPUs than there are, or more memory than is free."""
+    short_of_memory = _memory_refusal(available_mb)
+
+    def refusal(run: Run, admitted: list[Run]) -> str | None:
+        wanted, gpus = gpus_wanted(run, slots), len({slot.split("#")[0] for slot in slots})
+        if wanted > gpus:
+            return f"Run {run.id} asks for {wanted} GPUs but this machine has {gpus}."
+        return short_of_memory(run, admitted)
+    return refusal
+
+
+def _wait_in_background(process: subprocess.Popen) -> None:
+    # A finished child stays a zombie until its parent waits for it (Popen only reaps others at the next
+    # Popen): a thread blocked in wait() reaps it the moment it exits, at no cost meanwhile.
+    threading.Thread(target=process.wait, name=f"wait-{process.pid}", daemon=True).start()
+
+
+def launch_worker(store: RunStore, run_id: str, claim: str | None = None, slot: str | None = None,
+                  env: dict | None = None) -> int:
+    """Start ``python -m eipviz train --run-id`` in its own session; return its pid.
+
+    The worker resumes by itself when the run already has ``last.keras``. With a ``claim`` it trains
+    only if the run still holds that claim when it starts.
+    """
+    command = [sys.executable, "-m", "eipviz", "train", "--run-id", run_id, "--runs-dir", str(store.root.resolve())]
+    if claim:
+        command += ["--claim", claim]
+    inherited = {key: value for key, value in os.environ.items() if env is None or key not in CARRIED_ENV}
+    with open(store.run_dir(run_id) / "worker.log", "ab") as log:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: survives the app's and the scheduler's restarts
+            env={**inherited, **(env or {}), **slot_env(slot), "PYTHONUNBUFFERED": "1"},
+        )
+    _wait_in_background(process)
+    if claim:
+        store.record_launch(run_id, claim, process.pid)
+    else:
+        store.update_run(run_id, pid=process.pid)
+    return process.pid
+
+
+def stop_run(store: RunStore, run_id: str) -> None:
+    """Ask a worker to finish its batch, save ``last.keras`` and mark the run cancelled."""
+    require_write("Stopping a run")
+    run = store.get_run(run_id)
+    if not run.active or not run.pid or not worker_alive(run.pid):
+        raise EipvizError(f"Run {run_id} is {run.status}; there is no worker to stop.")
+    os.kill(run.pid, signal.SIGTERM)
+
+
+def _memory_refusal(available_mb: float | None):
+    """A ``claim_queued`` refusal: a run whose estimate exceeds what is free, less what this round admitted."""
+    def refusal(run: Run, admitted: list[Run]) -> str | None:
+        if available_mb is None:
+            return None
+        taken = sum(other.hyperparameters.get("memory_estimate_mb") or 0 for other in admitted)
+        return memory_shortfall(f"run {run.id} ({run.model})", run.hyperparameters.get("memory_estimate_mb"),
+                                available_mb - taken)
+    return refusal
+
+
+def admit_queued(store: RunStore, slots: list[str] | None = None, launch=launch_worker) -> list[str]:
+    """Admit queued runs to free slots and start their workers; return the admitted run ids.
+
+    A run that needs more memory than is free when its turn comes ends ``failed``, saying so, and so does
+    one asking for more GPUs than the machine has. A run on several GPUs holds a slot for each.
+    """
+    slots = run_slots() if slots is None else slots
+    admitted = store.claim_queued(slots, _refusal(available_memory_mb(), slots),
+                                  lambda run: gpus_wanted(run, slots))
+    for run in admitted:
+        launch(store, run.id, claim=run.claim, slot=run.slot, env=json.loads(run.env or "{}"))
+    return [run.id for run in admitted]
+
+
+def _lock(store: RunStore):
+    """The store's scheduler lock file, held (exclusively, by this process) or None when another holds it."""
+    handle = open(store.root / SCHEDULER_LOCK, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def scheduler_running(store: RunStore) -> bool:
+    """True while a scheduler process serves this store (it holds the lock; the kernel drops it if killed)."""
+    handle = _lock(store)
+    if handle is None:
+        return True
+    handle.close()  # closing releases it
+    return False
+
+
+def ensure_scheduler(store: RunStore) -> None:
+    """Start the store's scheduler process unless one is running (a second one would exit at once)."""
+    if scheduler_running(store):
+        return
+    with open(store.root / "scheduler.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "eipviz", "scheduler", "--runs-dir", str(store.root.resolve())],
+            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    _wait_in_background(process)
+
+
+def run_scheduler(store: RunStore, poll_s: float = POLL_S, idle_polls: int = 2) -> None:
+    """The scheduler loop: admit queued runs whenever a slot is free; return when nothing is queued or training.
+
+    Returns at once when another scheduler holds this store's lock.
+    """
+    handle = _lock(store)
+    if handle is None:
+        return
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")  # who holds it, for people (and tests) looking
+    handle.flush()
+    print(f"eipviz scheduler pid {os.getpid()}: slots {', '.join(run_slots())}", flush=True)
+    idle = 0
+    while True:
+        store.reap_dead_workers()  # a dead worker frees its slot; an abandoned claim is queued again
+        for run_id in admit_queued(store):
+            print(f"admitted {run_id}", flush=True)
+        busy = any(run.active for run in store.list_runs(kinds=("trained",)))
+        idle = 0 if busy else idle + 1
+        if idle >= idle_polls:
+            handle.close()  # release, then look once more: a run submitted meanwhile saw the lock held
+            if not store.queued_runs() or (handle := _lock(store)) is None:
+                print("queue empty; exiting", flush=True)
+                return
+            idle = 0
+        time.sleep(poll_s)
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """What the queue holds: its slots, the runs in them and the runs waiting, first in line first."""
+
+    slots: tuple[str, ...]
+    running: tuple[str, ...]
+    queued: tuple[str, ...]
+
+    def position(self, run_id: str) -> int | None:
+        """1 for the next run to start; None for a run that is not waiting."""
+        return self.queued.index(run_id) + 1 if run_id in self.queued else None
+
+
+class RunQueue:
+    """Submit, cancel and inspect runs; the scheduler behind it decides when each starts.
+
+    A cluster engine could stand behind these three methods without the pages noticing.
+
+        >>> queue = RunQueue(RunStore("runs"))
+        >>> queue.submit(run_id)          # queued; starts when a slot is free
+        >>> queue.status().position(run_id)
+        >>> queue.cancel(run_id)          # before it starts, or stops it if it has
+    """
+
+    def __init__(self, store: RunStore):
+        self.store = store
+
+    def submit(self, run_id: str) -> None:
+        """Queue a run (new, cancelled or failed) and make sure the scheduler will start it.
+
+        Its worker gets this process's backend and data settings (``CARRIED_ENV``).
+        """
+        require_write("Starting a run")
+        run_slots()  # a bad EIPVIZ_MAX_RUNS is an error here, not a scheduler that never starts
+        run = self.store.get_run(run_id)
+        if run.kind != "trained" or run.model is None:
+            raise EipvizError(f"Run {run_id} is a {run.kind} run; only trained runs start.")
+        if run.status == "running" or (run.status == "queued" and run.pid):  # a worker has it already
+            raise EipvizError(f"Run {run_id} is already {run.status}.")
+        self._check_memory(run)
+        self.store.enqueue(run_id, {key: os.environ[key] for key in CARRIED_ENV if key in os.environ})
+        self.store.clear_progress(run_id)  # the batch it stopped at is no progress of the new worker
+        ensure_scheduler(self.store)
+
+    def _check_memory(self, run: Run) -> None:
+        """Refuse a run that could not fit even once the running ones give their memory back."""
+        available = available_memory_mb()
+        if available is None:
+            return
+        running = sum(other.hyperparameters.get("memory_estimate_mb") or 0
+                      for other in self.store.list_runs(kinds=("trained",)) if other.status == "running")
+        reason = memory_shortfall(f"{run.model}", run.hyperparameters.get("memory_estimate_mb"), available + running)
+        if reason:
+            raise EipvizError(reason)
+
+    def cancel(self, run_id: str) -> None:
+        """Cancel a queued run before it starts; a training one is stopped after its batch."""
+        require_write("Cancelling a run")
+        if not self.store.cancel_queued(run_id):
+            stop_run(self.store, run_id)
+
+    def status(self) -> QueueStatus:
+        """The slots, the runs training and the runs waiting (read-only)."""
+        runs = self.store.list_runs(kinds=("trained",))
+        return QueueStatus(tuple(run_slots()), tuple(run.id for run in runs if run.status == "running"),
+                           tuple(run.id for run in self.store.queued_runs()))
+
+    def wake(self) -> None:
+        """Start the scheduler if runs wait and none is running (after it was killed, say)."""
+        if self.store.queued_runs():
+            ensure_scheduler(self.store)

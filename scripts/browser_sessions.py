@@ -1,0 +1,91 @@
+"""Helpers for driving many browser sessions against one eipviz server (tests/browser/, benchmarks/).
+
+A session here is one Chromium context (its own cookies, so its own Streamlit
+session); what the server holds is measured from outside, in ``/proc``.
+"""
+
+import io
+import re
+import statistics
+import time
+from pathlib import Path
+
+from playwright.sync_api import expect
+
+GALLERY_CAPTION = re.compile(r"^#\d+: true")
+
+
+def tiny_model_bytes(seed: int) -> bytes:
+    """A small CIFAR-shaped ``.keras`` classifier (one 3x3 conv, about 20 KB), different for every seed."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(4, 3, activation="relu", name="features")(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features))
+    scratch = Path(f"/tmp/eipviz-tiny-{seed}-{time.time_ns()}.keras")
+    keras.Model(inputs, outputs).save(scratch)
+    try:
+        return scratch.read_bytes()
+    finally:
+        scratch.unlink()
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory (VmRSS) of a process in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def upload_model(page, name: str, data: bytes) -> None:
+    """Upload a model file on an explanation page, use it, and pick it as the page's model."""
+    page.get_by_test_id("stExpander").filter(has_text="Upload your own model").locator("summary").click()
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model file").locator("input[type=file]")
+    uploader.set_input_files({"name": name, "mimeType": "application/octet-stream", "buffer": data})
+    page.get_by_role("button", name="Use this model").click()
+    expect(page.get_by_text(f"Loaded {name}.")).to_be_visible(timeout=120_000)
+    page.get_by_test_id("stRadio").filter(has_text="Model source").get_by_text("Uploaded model").click()
+    expect(page.get_by_text(f"Uploaded: {name}")).to_be_visible(timeout=120_000)
+
+
+def gallery_shown(page) -> bool:
+    """True once the Misclassified gallery's first row (image and both CAMs) is on screen."""
+    return (page.get_by_text(GALLERY_CAPTION).count() > 0
+            and page.locator("[data-testid='stImage'] img").count() >= 4)  # the colour legend, then a row
+
+
+def open_galleries_at_once(browser, url: str, sessions: int, timeout_s: float = 300) -> tuple[list, list[float]]:
+    """Open ``url`` (a Misclassified page) in ``sessions`` new contexts at once; return the pages and, for each,
+    the seconds from its navigation to a rendered gallery. The server handles them concurrently."""
+    pages, started = [], []
+    for _ in range(sessions):
+        page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+        started.append(time.perf_counter())
+        page.goto(url, wait_until="commit")
+        pages.append(page)
+    seconds: list[float | None] = [None] * sessions
+    deadline = time.perf_counter() + timeout_s
+    while None in seconds:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"galleries never rendered: {seconds}")
+        for i, page in enumerate(pages):
+            if seconds[i] is None and gallery_shown(page):
+                seconds[i] = time.perf_counter() - started[i]
+        time.sleep(0.05)
+    return pages, [s for s in seconds if s is not None]
+
+
+def summary(seconds: list[float]) -> str:
+    """``median 4.10 s, worst 6.20 s (6 sessions)``"""
+    return f"median {statistics.median(seconds):.2f} s, worst {max(seconds):.2f} s ({len(seconds)} sessions)"
+
+
+def png_bytes(value: int) -> bytes:
+    """A small grey PNG, different for every value."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (value % 256,) * 3).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,79 @@
+"""Compare views: every method and layer on one image, several models on one test set (library and AppTest)."""
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from eipviz.errors import EipvizError
+from eipviz.evaluation import Evaluation
+from eipviz.explain.compare import compare_models, disagreement_rows, method_grid
+from eipviz.loading import load_zoo_model
+from tests.conftest import ROOT
+
+TIMEOUT = 240
+
+
+def _evaluation(predictions, labels, k=3):
+    probabilities = np.full((len(labels), k), 0.1)
+    probabilities[np.arange(len(labels)), predictions] = 0.8
+    return Evaluation(np.asarray(labels), probabilities, tuple("abc"[:k]))
+
+
+def test_compare_models_counts_errors_made_together_and_orders_disputes():
+    labels = [0, 1, 2, 0, 1]
+    first = _evaluation([0, 1, 2, 1, 2], labels)  # wrong on 3 and 4
+    second = _evaluation([0, 2, 2, 1, 1], labels)  # wrong on 1 and 3
+    third = _evaluation([1, 0, 2, 1, 1], labels)  # wrong on 0, 1 and 3
+    comparison = compare_models(["a", "b", "c"], [first, second, third])
+    assert comparison.both_wrong.tolist() == [[2, 1, 1], [1, 2, 2], [1, 2, 3]]
+    assert comparison.accuracies == pytest.approx((0.6, 0.6, 0.4))
+    # image 1 gets three different answers, images 0 and 4 two; image 2 and 3 none in dispute
+    assert comparison.disagreements.tolist() == [1, 0, 4]
+
+
+def test_models_of_different_test_sets_or_too_many_are_refused():
+    a = _evaluation([0, 1], [0, 1])
+    with pytest.raises(EipvizError, match="different test sets"):
+        compare_models(["a", "b"], [a, _evaluation([0, 1, 2], [0, 1, 2])])
+    with pytest.raises(EipvizError, match="2 to 5"):
+        compare_models(["a"], [a])
+
+
+def test_method_grid_scores_every_map_and_shares_layer_free_maps(data_dir):
+    classifier = load_zoo_model("mnist14k")
+    image = np.random.default_rng(0).integers(0, 255, (28, 28, 1), dtype=np.uint8)
+    layers = classifier.cam_layers[-2:]
+    seen = []
+    target, scores = method_grid(classifier, image, ["gradcam", "saliency", "random"], layers,
+                                 progress=lambda done, total, what: seen.append(done))
+    assert target == int(classifier.predict(image[None])[0])
+    assert [(s.method, s.layer) for s in scores] == [(m, layer) for m in ("gradcam", "saliency", "random")
+                                                      for layer in layers]
+    assert all(s.map.shape == (28, 28) and 0 <= s.deletion_auc <= 1 for s in scores)
+    assert scores[2].map is scores[3].map  # saliency reads the input gradient whatever the layer
+    assert seen == list(range(len(scores) + 1))
+
+
+def test_disagreement_rows_hold_every_models_prediction_and_cam(data_dir):
+    classifier = load_zoo_model("mnist14k")
+    images = np.random.default_rng(0).integers(0, 255, (4, 28, 28, 1), dtype=np.uint8)
+    evaluations = [Evaluation(np.zeros(4, np.int64), classifier.probabilities(images), classifier.class_names)] * 2
+    rows = disagreement_rows([classifier, classifier], evaluations, images, [2, 0])
+    assert len(rows) == 2 and all(len(row) == 2 for row in rows)
+    assert rows[0][0].overlay.shape == (128, 128, 3) and rows[0][0].predicted_class in classifier.class_names
+
+
+def test_the_compare_page_draws_a_method_grid_and_a_model_comparison(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=TIMEOUT).run()
+    at.selectbox(key="cmp-zoo").select("mnist14k").run()
+    at.multiselect(key="cmp-methods").set_value(["gradcam", "random"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    maps = [c for image in at.get("image") for c in image.captions if c.startswith("del ")]
+    assert len(maps) == 2 * len(at.multiselect(key="cmp-layers").value)
+
+    at.multiselect(key="cmp-models").set_value(["zoo:sepconv59k", "zoo:resnet20v1"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [m.label for m in at.metric][:2] == ["sepconv59k", "resnet20v1"]
+    answers = [c for image in at.get("image") for c in image.captions if c[:1] in "✅❌"]
+    assert len(answers) == 2 * 8

@@ -1,0 +1,258 @@
+"""The run queue: slots, admission in order, cancel, claims that survive a killed scheduler, the memory guard."""
+
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from eipviz.errors import EipvizError
+from eipviz.training import memory, queue
+from eipviz.training.launcher import create_training_run, start_training
+from eipviz.training.queue import RunQueue, admit_queued, run_slots, slot_env
+from eipviz.training.store import RunStore
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setattr(queue, "ensure_scheduler", lambda store: None)  # admission is called by hand here
+    return RunStore(tmp_path)
+
+
+class Launches:
+    """A stand-in for starting workers: records what would have started, on which slot."""
+
+    def __init__(self):
+        self.started: list[tuple[str, str]] = []
+
+    def __call__(self, store, run_id, claim, slot, env):
+        self.started.append((run_id, slot))
+        store.start_claimed(run_id, claim, 4242)
+        return 4242
+
+
+def submitted(store, count):
+    ids = []
+    for i in range(count):
+        run_id = create_training_run(store, "mnist14k", "fast", epochs=1, subset=64, seed=i)
+        RunQueue(store).submit(run_id)
+        ids.append(run_id)
+        time.sleep(0.002)  # distinct queue times
+    return ids
+
+
+def test_slots_are_one_per_visible_gpu_else_the_cpu(monkeypatch):
+    monkeypatch.delenv("EIPVIZ_MAX_RUNS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert run_slots() == ["cpu"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert run_slots() == ["gpu:0", "gpu:1"]
+    assert slot_env("gpu:1") == {"CUDA_VISIBLE_DEVICES": "1"} and slot_env("cpu") == {}
+
+
+def gpu_runs(store, *devices):
+    """Runs queued in order on a simulated 2-GPU machine, each asking for ``devices`` GPUs."""
+    ids = []
+    for i, wanted in enumerate(devices):
+        ids.append(create_training_run(store, "mnist14k", "fast", epochs=1, subset=64, seed=i, devices=wanted))
+        RunQueue(store).submit(ids[-1])
+        time.sleep(0.002)
+    return ids
+
+
+def test_on_two_simulated_gpus_two_runs_get_distinct_devices_and_a_third_waits_queued(store, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    first, second, third = gpu_runs(store, 1, 1, 1)
+    launches = Launches()
+    assert admit_queued(store, launch=launches) == [first, second]
+    assert [slot_env(slot) for _, slot in launches.started] == [{"CUDA_VISIBLE_DEVICES": "0"},
+                                                                {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert RunQueue(store).status().position(third) == 1
+    store.update_run(first, status="finished")  # its GPU frees; the queued run takes it
+    assert admit_queued(store, launch=launches) == [third] and launches.started[-1] == (third, "gpu:0")
+
+
+def test_a_run_on_all_gpus_waits_until_each_is_free_and_holds_them_all(store, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    single, both, after = gpu_runs(store, 1, "all", 1)
+    launches = Launches()
+    assert admit_queued(store, launch=launches) == [single]  # the "all" run waits; the one behind it too
+    store.update_run(single, status="finished")
+    assert admit_queued(store, launch=launches) == [both]
+    assert launches.started[-1] == (both, "gpu:0,gpu:1") and slot_env("gpu:0,gpu:1") == {"CUDA_VISIBLE_DEVICES": "0,1"}
+    assert admit_queued(store, launch=launches) == []
+    store.update_run(both, status="finished")
+    assert admit_queued(store, launch=launches) == [after]
+
+
+def test_a_run_asking_for_more_gpus_than_the_machine_has_fails_saying_so(store, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    greedy, modest = gpu_runs(store, 3, 1)
+    assert admit_queued(store, launch=Launches()) == [modest]
+    assert store.get_run(greedy).status == "failed"
+    assert store.get_run(greedy).error == f"Run {greedy} asks for 3 GPUs but this machine has 2."
+
+
+def test_several_host_devices_on_a_cpu_are_one_process_in_one_slot(store, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    (run_id,) = gpu_runs(store, 2)
+    launches = Launches()
+    assert admit_queued(store, launch=launches) == [run_id] and launches.started == [(run_id, "cpu")]
+
+
+def test_max_runs_sets_how_many_train_at_once_and_is_validated(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setenv("EIPVIZ_MAX_RUNS", "3")
+    assert run_slots() == ["cpu", "cpu#2", "cpu#3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert run_slots() == ["gpu:0", "gpu:1", "gpu:0#2"]
+    assert slot_env("gpu:0#2") == {"CUDA_VISIBLE_DEVICES": "0"}
+    monkeypatch.setenv("EIPVIZ_MAX_RUNS", "zero")
+    with pytest.raises(EipvizError, match="Received: EIPVIZ_MAX_RUNS='zero'"):
+        run_slots()
+
+
+def test_runs_beyond_the_slots_wait_and_start_in_order_as_slots_free(store):
+    ids = submitted(store, 5)
+    launches = Launches()
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == ids[:2]
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == []  # no slot is free
+    status = RunQueue(store).status()
+    assert status.queued == tuple(ids[2:]) and [status.position(i) for i in ids[2:]] == [1, 2, 3]
+    store.update_run(ids[1], status="finished")
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == [ids[2]]
+    assert launches.started == [(ids[0], "cpu"), (ids[1], "cpu#2"), (ids[2], "cpu#2")]
+
+
+def test_a_queued_run_is_cancelled_before_it_starts(store):
+    first, second, third = submitted(store, 3)
+    RunQueue(store).cancel(second)
+    assert store.get_run(second).status == "cancelled"
+    assert RunQueue(store).status().queued == (first, third)
+    launches = Launches()
+    admit_queued(store, ["cpu"], launch=launches)
+    store.update_run(first, status="finished")
+    admit_queued(store, ["cpu"], launch=launches)
+    assert [run_id for run_id, _ in launches.started] == [first, third]
+
+
+def test_a_worker_trains_only_with_the_claim_it_was_admitted_with(store):
+    (run_id,) = submitted(store, 1)
+    (admitted,) = store.claim_queued(["cpu"])
+    assert not store.start_claimed(run_id, "not-the-token", 1)
+    assert store.start_claimed(run_id, admitted.claim, 1)
+
+
+def test_a_claim_whose_scheduler_died_before_the_worker_started_is_queued_again_and_starts_once(store):
+    """The scheduler claimed the run and was killed before its worker registered: nothing is lost or doubled."""
+    first, second = submitted(store, 2)
+    (lost,) = store.claim_queued(["cpu"])  # ... and then the scheduler is killed
+    assert store.requeue_lost_claims(grace_s=60) == []  # within the grace period its worker may still come
+    store.update_run(first, claimed=time.time() - 120)
+    assert store.requeue_lost_claims(grace_s=60) == [first]
+    assert RunQueue(store).status().queued == (first, second)  # back at the front of the line
+    launches = Launches()
+    admit_queued(store, ["cpu"], launch=launches)
+    assert launches.started == [(first, "cpu")]
+    assert not store.start_claimed(first, lost.claim, 99)  # the late worker of the old claim does not train
+    assert store.get_run(first).pid == 4242
+
+
+def test_cancelling_an_admitted_run_before_its_worker_starts_keeps_the_worker_from_training(store):
+    (run_id,) = submitted(store, 1)
+    (admitted,) = store.claim_queued(["cpu"])
+    RunQueue(store).cancel(run_id)
+    assert store.get_run(run_id).status == "cancelled"
+    assert not store.start_claimed(run_id, admitted.claim, 1)
+
+
+def test_a_run_already_waiting_keeps_its_place_when_submitted_again(store):
+    first, second = submitted(store, 2)
+    RunQueue(store).submit(first)
+    assert RunQueue(store).status().queued == (first, second)
+
+
+def test_a_run_waits_with_the_backend_and_data_folder_of_whoever_submitted_it(store, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    (run_id,) = submitted(store, 1)
+    seen = {}
+    admit_queued(store, ["cpu"], launch=lambda store, run_id, claim, slot, env: seen.update(env))
+    assert seen["KERAS_BACKEND"] == "jax"
+
+
+def test_start_is_refused_creating_nothing_when_memory_is_short(store, monkeypatch):
+    monkeypatch.setattr(memory, "available_memory_mb", lambda: 500.0)
+    with pytest.raises(EipvizError, match=r"Not enough free memory to start mnist14k: it needs about 1\.\d GB "
+                                          r"and 0\.5 GB is free"):
+        start_training(store, "mnist14k", recipe="fast", epochs=1, subset=64)
+    assert store.list_runs() == []
+
+
+def test_a_queued_run_is_refused_at_its_turn_when_memory_is_short_then(store, monkeypatch):
+    first, second = submitted(store, 2)
+    monkeypatch.setattr(queue, "available_memory_mb", lambda: 2000.0)  # room for one mnist14k (~1.4 GB)
+    launches = Launches()
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == [first]
+    refused = store.get_run(second)
+    assert refused.status == "failed" and "Not enough free memory to start run" in refused.error
+    assert "GB is free" in refused.error
+
+
+def test_the_memory_estimate_grows_with_the_model_and_the_batch():
+    from eipviz.training.launcher import memory_estimate_mb, planned_recipe
+
+    small = memory_estimate_mb("mnist14k", planned_recipe("mnist14k", "fast"))
+    large = memory_estimate_mb("resnet18", planned_recipe("resnet18", "fast"))
+    assert 1300 < small < 1600 < large < 2700  # the measured peaks were 1.3-2.6 GB a process
+    assert memory_estimate_mb("resnet18", planned_recipe("resnet18", "fast", batch_size=256)) > large
+
+
+def test_an_older_run_store_gains_the_queue_columns(tmp_path):
+    with sqlite3.connect(tmp_path / "runs.sqlite") as db:
+        db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'trained', name TEXT NOT NULL,"
+                   " model TEXT, recipe TEXT, hyperparameters TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL,"
+                   " pid INTEGER, backend TEXT, device TEXT, created REAL NOT NULL, started REAL, ended REAL,"
+                   " best_val_accuracy REAL, best_epoch INTEGER, error TEXT, source TEXT)")
+        db.execute("INSERT INTO runs (id, name, status, created) VALUES ('old', 'old run', 'finished', 1.0)")
+    store = RunStore(tmp_path)
+    run = store.get_run("old")
+    assert run.status == "finished" and run.slot is None and run.queued is None
+
+
+def test_a_slot_frees_only_when_the_worker_process_has_exited(store):
+    """A worker that recorded its end still holds its memory while TensorFlow tears down."""
+    first, second = submitted(store, 2)
+    store.claim_queued(["cpu"])
+    lingering = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "eipviz-worker"])
+    try:
+        store.update_run(first, status="finished", ended=time.time(), pid=lingering.pid)
+        assert store.claim_queued(["cpu"]) == []
+    finally:
+        lingering.kill()
+        lingering.wait()
+    assert [run.id for run in store.claim_queued(["cpu"])] == [second]
+
+
+def test_the_cli_lists_queue_positions_and_cancels_a_queued_run(tmp_path):
+    """``runs`` shows each waiting run's place; ``cancel`` takes one out before it starts."""
+    import json
+
+    from tests.conftest import run_cli
+
+    store = RunStore(tmp_path)
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "eipviz-worker"])
+    try:
+        holder = store.create_run(name="training", model="mnist14k", status="running")
+        store.update_run(holder, pid=busy.pid)  # the only slot is taken
+        first, second = (create_training_run(store, "mnist14k", "fast", epochs=1, subset=64, seed=i) for i in (1, 2))
+        env = {"EIPVIZ_MAX_RUNS": "1", "EIPVIZ_RUNS_DIR": str(tmp_path)}
+        listed = {row["id"]: row for row in json.loads(run_cli("runs", "--json", env=env).stdout)}
+        assert (listed[first]["queue"], listed[second]["queue"], listed[holder]["queue"]) == (1, 2, None)
+        assert "cancelled" in run_cli("cancel", first, env=env).stdout
+        listed = {row["id"]: row for row in json.loads(run_cli("runs", "--json", env=env).stdout)}
+        assert listed[first]["status"] == "cancelled" and listed[second]["queue"] == 1
+        run_cli("cancel", second, env=env)
+    finally:
+        busy.kill()
+        busy.wait()

@@ -1,0 +1,105 @@
+"""Many runs at once: regex filter, groups with bands, the hyperparameter table, honest smoothing and best epochs."""
+
+import json
+
+import pytest
+
+from eipviz.curves import CurveRun, best_epoch, debiased_ema, metric_direction
+from eipviz.errors import EipvizError
+from eipviz.plots import SHORT_SERIES, curves_figure, hyperparameters_figure
+from eipviz.run_compare import filter_runs, group_band, group_fields, group_runs, hyperparameter_table
+
+
+def run(run_id, values, model="mnist14k", lr=0.1, name=None):
+    rows = [{"epoch": e, "val_accuracy": v, "val_loss": 1 - v} for e, v in enumerate(values, start=1)]
+    return CurveRun(run_id, name or run_id, "trained", rows, model=model, recipe="fast",
+                    hyperparameters={"learning_rate": lr, "seed": int(run_id[-1]), "plateau": {"factor": 0.5}},
+                    duration_s=12.34)
+
+
+SEEDS = [run("a-seed1", [0.2, 0.5, 0.6]), run("a-seed2", [0.4, 0.7, 0.8]), run("b-seed3", [0.1, 0.2, 0.3], lr=0.01)]
+
+
+def test_the_regex_filter_searches_run_names_and_rejects_a_bad_pattern():
+    assert [r.id for r in filter_runs(SEEDS, r"^a-seed\d")] == ["a-seed1", "a-seed2"]
+    assert filter_runs(SEEDS, "") == SEEDS
+    with pytest.raises(EipvizError, match="not a valid regular expression"):
+        filter_runs(SEEDS, "seed(")
+
+
+def test_runs_group_by_a_hyperparameter_in_order_of_first_appearance():
+    assert "learning_rate" in group_fields(SEEDS) and "plateau.factor" in group_fields(SEEDS)
+    groups = group_runs(SEEDS, "learning_rate")
+    assert {label: [r.id for r in members] for label, members in groups.items()} == {
+        "learning_rate=0.1": ["a-seed1", "a-seed2"], "learning_rate=0.01": ["b-seed3"]}
+
+
+def test_a_group_band_is_the_mean_with_its_min_max_or_standard_deviation():
+    minmax = group_band(SEEDS[:2], "val_accuracy")
+    assert minmax["x"] == [1, 2, 3] and minmax["mean"] == pytest.approx([0.3, 0.6, 0.7])
+    assert minmax["lower"] == [0.2, 0.5, 0.6] and minmax["upper"] == [0.4, 0.7, 0.8] and minmax["count"] == [2, 2, 2]
+    std = group_band(SEEDS[:2], "val_accuracy", band="std")
+    assert std["upper"] == pytest.approx([0.4, 0.7, 0.8]) and std["lower"] == pytest.approx([0.2, 0.5, 0.6])
+
+
+def test_a_band_counts_only_the_members_that_reached_an_epoch():
+    band = group_band([run("x1", [0.2, 0.4]), run("x2", [0.4])], "val_accuracy")
+    assert band["mean"] == pytest.approx([0.3, 0.4]) and band["count"] == [2, 1]
+
+
+def test_the_grouped_figure_draws_members_faded_a_band_and_a_mean_per_group():
+    groups = group_runs(SEEDS, "learning_rate")
+    spec = json.loads(curves_figure(SEEDS, ["val_accuracy"], groups=groups).to_json())
+    means = {t["name"]: t["y"] for t in spec["data"] if "mean of" in (t.get("name") or "")}
+    assert list(means) == ["learning_rate=0.1 (mean of 2)", "learning_rate=0.01 (mean of 1)"]
+    assert means["learning_rate=0.1 (mean of 2)"] == pytest.approx([0.3, 0.6, 0.7])
+    assert sum(t.get("fill") == "tonexty" for t in spec["data"]) == 2
+    assert sum(t.get("opacity") == 0.2 for t in spec["data"]) == 3  # every member, faded
+
+
+def test_the_hyperparameter_table_has_every_hyperparameter_best_final_and_duration():
+    rows = hyperparameter_table(SEEDS)
+    assert rows[1] == {"run": "a-seed2", "id": "a-seed2", "kind": "trained", "model": "mnist14k", "recipe": "fast",
+                       "learning_rate": 0.1, "plateau.factor": 0.5, "seed": 2, "best val_accuracy": 0.8,
+                       "best epoch": 3, "final val_accuracy": 0.8, "epochs": 3, "duration_s": 12.3}
+
+
+def test_parallel_coordinates_has_an_axis_per_varying_hyperparameter_then_the_target():
+    rows = hyperparameter_table(SEEDS)
+    fig = hyperparameters_figure(rows, ["learning_rate", "plateau.factor", "seed"], "best val_accuracy")
+    (trace,) = fig.data
+    assert trace.type == "parcoords"
+    assert [d.label for d in trace.dimensions] == ["learning_rate", "seed", "best val_accuracy"]  # factor is shared
+    assert list(trace.dimensions[-1].values) == [0.6, 0.8, 0.3]
+
+
+def test_metric_direction_and_a_flipped_best_epoch():
+    assert metric_direction("val_loss") == "min" and metric_direction("val_mae") == "min"
+    assert metric_direction("val_accuracy") == "max" and metric_direction("auc") == "max"
+    r = run("d1", [0.2, 0.9, 0.5])
+    assert best_epoch(r, "val_loss") == (2, "val_loss", pytest.approx(0.1))
+    assert best_epoch(r, "val_accuracy", "min") == (1, "val_accuracy", 0.2)
+
+
+def test_smoothing_never_moves_a_past_point_as_new_epochs_arrive():
+    """TensorBoard's issue #3493: its smoothed curve changed for past steps as training went on."""
+    values = [0.9, 0.5, 0.7, 0.3, 0.4, 0.2, 0.25, 0.1, 0.15, 0.12, 0.11, 0.08]
+    full = debiased_ema(values, 0.8)
+    for k in range(1, len(values)):
+        assert debiased_ema(values[:k], 0.8) == pytest.approx(full[:k])
+
+
+def test_a_two_point_series_is_drawn_raw_not_smoothed():
+    """TensorBoard's issue #1127: its smoothed 2-point line does not end at the second point."""
+    assert debiased_ema([1.0, 0.0], 0.6)[-1] != 0.0  # what TensorBoard's (and our) EMA does
+    spec = json.loads(curves_figure([run("s1", [0.4, 0.9])], ["val_accuracy"], smoothing=0.6).to_json())
+    (curve,) = [t for t in spec["data"] if t.get("name") == "s1 · s1"]
+    assert curve["y"] == [0.4, 0.9] and "markers" in curve["mode"]
+    assert not [t for t in spec["data"] if t.get("opacity") == 0.25]  # no faded raw copy: nothing was smoothed
+
+
+def test_a_series_of_ten_points_or_more_is_smoothed_over_its_faded_raw_curve():
+    values = [0.1 * (i % 3) + 0.05 * i for i in range(SHORT_SERIES)]
+    spec = json.loads(curves_figure([run("l1", values)], ["val_accuracy"], smoothing=0.6).to_json())
+    (curve,) = [t for t in spec["data"] if t.get("name") == "l1 · l1"]
+    assert curve["y"] == pytest.approx(debiased_ema(values, 0.6)) and curve["mode"] == "lines"

@@ -1,0 +1,107 @@
+"""Sanity checks (Adebayo et al. 2018): a method that ignores the model fails, Grad-CAM passes."""
+
+import cv2
+import numpy as np
+import pytest
+
+from eipviz.attribution.cams import BaseCAM
+from eipviz.errors import EipvizError
+from eipviz.evaluation import sample_test_images
+from eipviz.explain.sanity import (
+    IGNORES_WEIGHTS,
+    freshly_initialised_copy,
+    randomisation_depths,
+    sanity_check,
+    spearman,
+    ssim,
+    weighted_layers,
+)
+from eipviz.loading import load_zoo_model
+from tests.test_classifier import tiny_model
+
+
+class EdgeCAM(BaseCAM):
+    """An edge detector posing as an explanation: the Sobel magnitude of the image, whatever the model."""
+
+    name = "edges"
+    needs_gradients = False
+
+    def layer_maps(self, activations, gradients, inputs, classes, eigen_smooth=False):
+        gray = inputs.mean(axis=-1)
+        return np.stack([np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)) for g in gray])
+
+
+def test_ssim_is_one_for_the_same_map_and_low_for_unrelated_ones():
+    rng = np.random.default_rng(0)
+    a, b = rng.random((32, 32)), rng.random((32, 32))
+    assert ssim(a, a) == pytest.approx(1.0)
+    assert ssim(a, b) < 0.2
+    assert ssim(a, 0.5 * a + 0.5 * b) < ssim(a, 0.9 * a + 0.1 * b) < 1.0
+
+
+def test_spearman_reads_ranks_only_and_handles_flat_maps():
+    rng = np.random.default_rng(0)
+    maps = rng.random((2, 8, 8))
+    np.testing.assert_allclose(spearman(maps, maps ** 3), 1.0)  # a monotone change keeps the ranking
+    np.testing.assert_allclose(spearman(maps, -maps), -1.0)
+    flat = np.zeros((2, 8, 8))
+    np.testing.assert_array_equal(spearman(flat, flat), 1.0)
+    np.testing.assert_array_equal(spearman(maps, flat), 0.0)
+
+
+def test_depths_are_evenly_spaced_and_end_with_every_layer():
+    assert randomisation_depths(41, 8) == [1, 7, 12, 18, 24, 30, 35, 41]
+    assert randomisation_depths(3, 8) == [1, 2, 3]
+    with pytest.raises(EipvizError, match="at least one"):
+        randomisation_depths(41, 0)
+
+
+def test_a_fresh_copy_has_new_weights_drawn_the_same_way_for_the_same_seed():
+    model = tiny_model()
+    first, again, other = (freshly_initialised_copy(model, seed) for seed in (0, 0, 1))
+    kernel = [m.get_layer("features").get_weights()[0] for m in (model, first, again, other)]
+    assert [layer.name for layer in weighted_layers(first)] == ["features", "head"]
+    assert np.array_equal(kernel[1], kernel[2]) and not np.array_equal(kernel[1], kernel[3])
+    assert not np.array_equal(kernel[0], kernel[1])
+
+
+@pytest.fixture(scope="module")
+def resnet_checks(data_dir):
+    classifier = load_zoo_model("resnet20v1")
+    before = [w.copy() for w in classifier.model.get_weights()]
+    calls = []
+    results = sanity_check(classifier, sample_test_images(classifier, 8), ["gradcam", EdgeCAM], depths=3,
+                           progress=lambda done, total, text: calls.append((done, total, text)))
+    return classifier, before, {r.method: r for r in results}, calls
+
+
+def test_an_edge_detector_fails_the_randomisation_check(resnet_checks):
+    _, _, results, _ = resnet_checks
+    edges = results["edges"]
+    assert edges.spearman[-1] > IGNORES_WEIGHTS and not edges.passed
+    assert edges.verdict.startswith("fails: ignores the model's weights")
+    assert edges.random_logit_spearman == pytest.approx(1.0)  # and it is blind to the class
+    assert "class-insensitive" in edges.verdict
+
+
+def test_gradcam_passes_the_randomisation_check_on_resnet20v1(resnet_checks):
+    _, _, results, _ = resnet_checks
+    gradcam = results["gradcam"]
+    assert gradcam.passed and gradcam.verdict.startswith("passes")
+    assert gradcam.spearman[-1] < IGNORES_WEIGHTS and gradcam.ssim[-1] < 0.5
+    assert gradcam.random_logit_spearman < 0.9  # another class gives another map
+    assert gradcam.randomised == (1, 21, 41) and gradcam.deepest[0] == "predictions"
+    assert gradcam.original_maps.shape == (2, 32, 32) and gradcam.randomised_maps.shape == (3, 2, 32, 32)
+    assert [row["randomised_layers"] for row in gradcam.curve()] == [1, 21, 41]
+
+
+def test_the_callers_model_is_unchanged(resnet_checks):
+    classifier, before, _, _ = resnet_checks
+    after = classifier.model.get_weights()
+    assert len(after) == len(before) and all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_progress_counts_every_step(resnet_checks):
+    _, _, _, calls = resnet_checks
+    assert [done for done, _, _ in calls] == list(range(11)) and {total for _, total, _ in calls} == {10}
+    assert calls[0][2] == "gradcam: maps of the trained model" and calls[-1][2] == "done"

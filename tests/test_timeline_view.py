@@ -1,0 +1,58 @@
+"""The explanation timeline on the Train and Curves pages (AppTest), and its figure."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from eipviz.plots import timeline_figure
+from eipviz.training.store import RunStore
+from tests.conftest import ROOT, run_with_timeline
+
+TIMEOUT = 180
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    return RunStore(tmp_path)
+
+
+def _captions(at):
+    return [c for image in at.get("image") for c in image.captions]
+
+
+def test_the_train_page_shows_a_finished_runs_probe_images_at_the_chosen_epoch(store):
+    run_id = run_with_timeline(store)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT).run()
+    at.toggle(key=f"show-timeline-{run_id}").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    slider = at.select_slider(key=f"timeline-{run_id}-epoch")
+    assert slider.options == ["1", "2", "3"] and slider.value == 3
+    assert len([c for c in _captions(at) if c[0] in "✅❌"]) == 16
+    slider.set_value(1).run()
+    assert not at.exception and any("Epoch 1:" in c.value for c in at.caption)
+
+
+def test_the_curves_page_shows_the_timeline_of_a_selected_trained_run(store):
+    run_id = run_with_timeline(store, (1, 2))
+    at = AppTest.from_file(str(ROOT / "app_pages" / "curves.py"), default_timeout=TIMEOUT).run()
+    at.multiselect(key="curve-runs").set_value([run_id]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="curve-timeline-run").value == run_id
+    assert len([c for c in _captions(at) if c[0] in "✅❌"]) == 16
+
+
+def test_a_run_from_before_timelines_says_so(store):
+    run_id = store.create_run(name="old", model="mnist14k", status="finished")
+    store.add_epoch(run_id, 1, {"val_accuracy": 0.5})
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT).run()
+    at.toggle(key=f"show-timeline-{run_id}").set_value(True).run()
+    assert not at.exception
+    assert any("trained before eipviz recorded timelines" in c.value for c in at.caption)
+
+
+def test_the_timeline_figure_marks_the_chosen_epoch_on_both_charts():
+    rows = [{"epoch": e, "val_accuracy": 0.1 * e, "probe_accuracy": 0.1, "probe_deletion_auc": 0.3,
+             "probe_average_drop_pct": 40.0} for e in (1, 2, 3)]
+    fig = timeline_figure(rows, 2)
+    assert [shape.x0 for shape in fig.layout.shapes] == [2, 2]
+    assert {trace.name for trace in fig.data} >= {"val_accuracy", "probe_accuracy"}

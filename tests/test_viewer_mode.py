@@ -1,0 +1,145 @@
+"""Viewer mode (EIPVIZ_MODE=viewer): every write action is refused by the library and absent from the pages."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from eipviz.access import access_mode
+from eipviz.curves import import_log
+from eipviz.errors import EipvizError
+from eipviz.keraslog import parse_log
+from eipviz.loading import load_uploaded_bytes
+from eipviz.training import queue
+from eipviz.training.launcher import RunQueue, create_training_run, resume_run, start_training, stop_run
+from eipviz.training.store import RunStore
+from tests.conftest import ROOT
+
+TIMEOUT = 180
+LOG = "Epoch 1/1\n10/10 - 1s - loss: 0.5 - accuracy: 0.8 - val_loss: 0.6 - val_accuracy: 0.7\n"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A store with a finished, a cancelled, a training and a queued run, made before viewer mode is on."""
+    monkeypatch.setattr(queue, "ensure_scheduler", lambda store: None)
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    monkeypatch.delenv("EIPVIZ_MODE", raising=False)
+    store = RunStore(tmp_path)
+    ids = {}
+    for status in ("finished", "cancelled", "running", "queued"):
+        ids[status] = create_training_run(store, "mnist14k", "fast", epochs=1, subset=64, name=status)
+        store.add_epoch(ids[status], 1, {"val_accuracy": 0.5, "loss": 1.0})
+        store.update_run(ids[status], status=status)
+    store.ids = ids
+    monkeypatch.setenv("EIPVIZ_MODE", "viewer")
+    return store
+
+
+def tiny_model_bytes(tmp_path) -> bytes:
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(2, 3, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(features)))
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    return path.read_bytes()
+
+
+WRITES = {
+    "start": lambda s: start_training(s, "mnist14k", recipe="fast", epochs=1, subset=64),
+    "create": lambda s: create_training_run(s, "mnist14k"),
+    "submit": lambda s: RunQueue(s).submit(s.ids["cancelled"]),
+    "cancel a queued run": lambda s: RunQueue(s).cancel(s.ids["queued"]),
+    "stop": lambda s: stop_run(s, s.ids["running"]),
+    "resume": lambda s: resume_run(s, s.ids["cancelled"]),
+    "rename": lambda s: s.rename_run(s.ids["finished"], "renamed"),
+    "delete": lambda s: s.delete_run(s.ids["finished"]),
+    "import a log": lambda s: import_log(s, parse_log(LOG), "imported"),
+}
+
+
+@pytest.mark.parametrize("action", list(WRITES))
+def test_every_write_action_is_refused_by_the_library(store, action):
+    before = [(run.id, run.name, run.status) for run in store.list_runs()]
+    with pytest.raises(EipvizError, match="not allowed: this eipviz is shared read-only"):
+        WRITES[action](store)
+    assert [(run.id, run.name, run.status) for run in store.list_runs()] == before
+
+
+def test_an_uploaded_model_file_is_refused_by_the_library(tmp_path, monkeypatch):
+    data = tiny_model_bytes(tmp_path)
+    assert load_uploaded_bytes(data, "tiny.keras").dataset == "cifar10"  # an editor may load it
+    monkeypatch.setenv("EIPVIZ_MODE", "viewer")
+    with pytest.raises(EipvizError, match="Uploading a model file is not allowed"):
+        load_uploaded_bytes(data, "tiny.keras")
+
+
+def test_an_unknown_mode_is_an_error_naming_what_it_received(monkeypatch):
+    monkeypatch.setenv("EIPVIZ_MODE", "admin")
+    with pytest.raises(EipvizError, match="Received: EIPVIZ_MODE='admin'"):
+        access_mode()
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app_pages" / page), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_train_page_shows_runs_without_any_control_that_changes_them(store):
+    at = open_page("train.py")
+    assert [button.label for button in at.button] == []  # no Start, Stop, Cancel, Resume, Rename or Delete
+    assert not at.text_input and not at.number_input
+    assert any("Viewer mode" in caption.value for caption in at.caption)
+    page = " ".join(m.value for m in at.markdown) + " ".join(e.label for e in at.expander)
+    assert all(run_id in page for run_id in store.ids.values())  # every run is still shown
+    assert "position 1 of 1" in page
+
+
+def test_the_curves_page_has_no_log_import_rename_or_delete(store):
+    at = open_page("curves.py")
+    assert at.get("plotly_chart")  # the curves themselves show
+    assert [button.label for button in at.button if button.label != "Download selected runs as CSV"] == []
+    assert not [e for e in at.expander if "Import" in e.label or "Rename" in e.label]
+
+
+@pytest.mark.parametrize("page", ["upload.py", "misclassified.py"])
+def test_the_explanation_pages_offer_no_model_upload(store, page, data_dir):
+    at = open_page(page)
+    assert not [e for e in at.expander if "Upload your own model" in e.label]
+    uploaders = [element.proto.label for element in at.get("file_uploader")]
+    assert not [label for label in uploaders if "Model file" in label]
+    if page == "upload.py":
+        assert any(label.startswith("Images") for label in uploaders)  # image uploads still work
+
+
+def test_make_run_takes_viewer_as_a_flag_and_refuses_a_bad_mode_before_serving(monkeypatch):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from serve import settings_from
+
+    monkeypatch.setenv("EIPVIZ_MODE", "editor")  # recorded, so the mode --viewer sets is undone after the test
+    assert settings_from(["--viewer", "--server.port", "8600"]) == ["--server.port", "8600"]
+    assert access_mode() == "viewer"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "serve.py")], capture_output=True, text=True,
+                            env={**os.environ, "EIPVIZ_MODE": "admin"}, timeout=120)
+    assert result.returncode == 2 and "Received: EIPVIZ_MODE='admin'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_with_st_login_configured_changes_need_a_signed_in_user(store, monkeypatch, signed_in):
+    """With [auth] in secrets.toml Streamlit gives every session ``is_logged_in``; only signed-in users act."""
+    monkeypatch.delenv("EIPVIZ_MODE")
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT)
+    at.user = {"is_logged_in": signed_in, "email": "teacher@example.org"}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = {button.label for button in at.button}
+    assert ("Start" in labels) == signed_in and ("Cancel" in labels) == signed_in
+    assert any("Sign in" in caption.value for caption in at.caption) != signed_in
