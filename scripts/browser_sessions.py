@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from playwright.sync_api import expect
+from screenshots import wait_until_settled
 
 GALLERY_CAPTION = re.compile(r"^#\d+: true")
 
@@ -44,6 +45,8 @@ def upload_model(page, name: str, data: bytes) -> None:
     page.get_by_test_id("stExpander").filter(has_text="Upload your own model").locator("summary").click()
     uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model file").locator("input[type=file]")
     uploader.set_input_files({"name": name, "mimeType": "application/octet-stream", "buffer": data})
+    # The upload reruns the script: a click before that rerun has the file can be lost (a flaky soak).
+    wait_until_settled(page)
     page.get_by_role("button", name="Use this model").click()
     expect(page.get_by_text(f"Loaded {name}.")).to_be_visible(timeout=120_000)
     page.get_by_test_id("stRadio").filter(has_text="Model source").get_by_text("Uploaded model").click()

@@ -79,27 +79,38 @@ SCRIPT_STATE = """() => {
 BUSY_STATES = (None, "initial", "running", "rerunRequested", "stopRequested")
 
 
-def wait_until_settled(page, timeout_s=180, quiet_s=3, short_run_s=0.5):
+def wait_until_settled(page, timeout_s=180, quiet_s=1.0, short_run_s=0.5):
     """Wait until the page script has started and no run has lasted over ``short_run_s`` for ``quiet_s``.
 
     Every page opens with ``st.title``: before its ``h1`` shows, the session may not have started
     yet. A run shorter than ``short_run_s`` (a fragment's refresh, every 2 s on the Train page) does not
     count, as it never showed Streamlit's running indicator either; the script is idle when this returns.
     """
+    wait_until_all_settled([page], timeout_s, quiet_s, short_run_s)
+
+
+def wait_until_all_settled(pages, timeout_s=180, quiet_s=1.0, short_run_s=0.5):
+    """``wait_until_settled`` for several sessions at once: their quiet periods overlap instead of adding up."""
     deadline = time.time() + timeout_s
-    page.wait_for_selector("h1", timeout=timeout_s * 1000)
-    quiet_since = running_since = None
+    for page in pages:
+        page.wait_for_selector("h1", timeout=timeout_s * 1000)
+    quiet_since: list[float | None] = [None] * len(pages)
+    running_since: list[float | None] = [None] * len(pages)
     while time.time() < deadline:
-        state, indicator = page.evaluate(SCRIPT_STATE)
-        now = time.time()
-        idle = state not in BUSY_STATES and not indicator
-        running_since = None if idle else (running_since or now)
-        if indicator or (running_since is not None and now - running_since > short_run_s):
-            quiet_since = None
-        else:
-            quiet_since = quiet_since or now
-            if idle and now - quiet_since > quiet_s:
-                return
+        settled = 0
+        for i, page in enumerate(pages):
+            state, indicator = page.evaluate(SCRIPT_STATE)
+            now = time.time()
+            idle = state not in BUSY_STATES and not indicator
+            running_since[i] = None if idle else (running_since[i] or now)
+            if indicator or (running_since[i] is not None and now - running_since[i] > short_run_s):
+                quiet_since[i] = None
+            else:
+                quiet_since[i] = quiet_since[i] or now
+                if idle and now - quiet_since[i] > quiet_s:
+                    settled += 1
+        if settled == len(pages):
+            return
         time.sleep(0.1)
     raise TimeoutError("page never settled")
 

@@ -1,5 +1,6 @@
 """The run queue: slots, admission in order, cancel, claims that survive a killed scheduler, the memory guard."""
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -125,6 +126,18 @@ def test_runs_beyond_the_slots_wait_and_start_in_order_as_slots_free(store):
     assert launches.started == [(ids[0], "cpu"), (ids[1], "cpu#2"), (ids[2], "cpu#2")]
 
 
+def test_a_run_being_created_is_admitted_only_once_submitted_with_its_environment(store, monkeypatch):
+    # The Train page creates a run, then submits it: a scheduler admitting in between must not start it
+    # without the submitter's data folder (found when Start was pressed ten times in quick succession).
+    monkeypatch.setenv("EIPVIZ_DATA_DIR", "/data/here")
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=1, subset=64)
+    launches = Launches()
+    assert admit_queued(store, ["cpu"], launch=launches) == []
+    RunQueue(store).submit(run_id)
+    assert admit_queued(store, ["cpu"], launch=launches) == [run_id]
+    assert json.loads(store.get_run(run_id).env)["EIPVIZ_DATA_DIR"] == "/data/here"
+
+
 def test_a_queued_run_is_cancelled_before_it_starts(store):
     first, second, third = submitted(store, 3)
     RunQueue(store).cancel(second)
@@ -246,6 +259,8 @@ def test_the_cli_lists_queue_positions_and_cancels_a_queued_run(tmp_path):
         holder = store.create_run(name="training", model="mnist14k", status="running")
         store.update_run(holder, pid=busy.pid)  # the only slot is taken
         first, second = (create_training_run(store, "mnist14k", "fast", epochs=1, subset=64, seed=i) for i in (1, 2))
+        for run_id in (first, second):
+            store.enqueue(run_id, {})  # submitted (no scheduler started here: the slot is taken anyway)
         env = {"EIPVIZ_MAX_RUNS": "1", "EIPVIZ_RUNS_DIR": str(tmp_path)}
         listed = {row["id"]: row for row in json.loads(run_cli("runs", "--json", env=env).stdout)}
         assert (listed[first]["queue"], listed[second]["queue"], listed[holder]["queue"]) == (1, 2, None)

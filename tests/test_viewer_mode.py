@@ -33,6 +33,7 @@ def store(tmp_path, monkeypatch):
         ids[status] = create_training_run(store, "mnist14k", "fast", epochs=1, subset=64, name=status)
         store.add_epoch(ids[status], 1, {"val_accuracy": 0.5, "loss": 1.0})
         store.update_run(ids[status], status=status)
+    store.enqueue(ids["queued"], {})  # submitted, so it waits in the queue
     store.ids = ids
     monkeypatch.setenv("EIPVIZ_MODE", "viewer")
     return store

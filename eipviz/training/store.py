@@ -23,6 +23,9 @@ ACTIVE = ("queued", "running")
 # A run the scheduler admitted but whose worker never said it started (the scheduler was killed between the
 # two) joins the queue again after this long; a worker that turns up later finds its claim gone and exits.
 CLAIM_GRACE_S = 300
+# Runs waiting for a slot: submitted (``enqueue`` records the worker's environment, so a run that is still
+# being created, between ``create_run`` and its submit, is never admitted without it) and not yet started.
+WAITING = "status = 'queued' AND kind = 'trained' AND pid IS NULL AND env IS NOT NULL"
 # How long after its run ends a worker process that has not exited yet still holds its slot.
 SLOT_RELEASE_S = 600
 # Columns added after the first release: an older runs.sqlite gains them when opened.
@@ -210,8 +213,7 @@ class RunStore:
     def queued_runs(self) -> list[Run]:
         """Runs waiting for a slot, first in line first."""
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM runs WHERE status = 'queued' AND kind = 'trained' AND pid IS NULL"
-                              " ORDER BY queued, created").fetchall()
+            rows = db.execute(f"SELECT * FROM runs WHERE {WAITING} ORDER BY queued, created").fetchall()
         return [_to_run(row) for row in rows]
 
     def claim_queued(self, slots: list[str], refusal=None, slots_needed=None) -> list[Run]:
@@ -234,8 +236,7 @@ class RunStore:
                 " AND pid IS NOT NULL AND ended > ?", (time.time() - SLOT_RELEASE_S,)) if worker_alive(row[1])]
             held = [part for slot in running + ending for part in (slot or "").split(",")]  # by hand: one
             free = [slot for slot in slots if slot not in set(held)][:max(0, len(slots) - len(held))]
-            waiting = db.execute("SELECT * FROM runs WHERE status = 'queued' AND kind = 'trained' AND pid IS NULL"
-                                 " ORDER BY queued, created").fetchall()
+            waiting = db.execute(f"SELECT * FROM runs WHERE {WAITING} ORDER BY queued, created").fetchall()
             now = time.time()
             for row in waiting:
                 run = _to_run(row)

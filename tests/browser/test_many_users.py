@@ -31,7 +31,14 @@ from browser_sessions import (  # noqa: E402
     tiny_model_bytes,
     upload_model,
 )
-from screenshots import CHROMIUM, CHROMIUM_FLAGS, free_port, start_streamlit, wait_until_settled  # noqa: E402
+from screenshots import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    free_port,
+    start_streamlit,
+    wait_until_all_settled,
+    wait_until_settled,
+)
 
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 
@@ -240,18 +247,21 @@ def test_six_concurrent_sessions_see_only_their_own_filters_and_uploads_and_shar
     try:
         pages, seconds = open_galleries_at_once(browser, f"http://127.0.0.1:{port}/misclassified", 6)
         print(f"6 concurrent Misclassified sessions to a rendered gallery: {summary(seconds)}")
-        for i, page in enumerate(pages):  # each session filters on its own true class
-            wait_until_settled(page)
-            choose(page, "True class", names[i])
+        wait_until_all_settled(pages)
+        for i, page in enumerate(pages):  # each session filters on its own true class, all at once
+            page.get_by_test_id("stSelectbox").filter(has_text="True class").click()
+            page.get_by_role("option", name=names[i], exact=True).click()
+        wait_until_all_settled(pages)
         for i, page in enumerate(pages):
             captions = page.get_by_text(GALLERY_CAPTION)
             expect(captions.first).to_be_visible(timeout=120_000)
             assert all(f"true {names[i]}," in text for text in captions.all_inner_texts()), names[i]
-        for i, page in enumerate(pages):  # each session loads its own model on the Upload page
+        for page in pages:  # each session loads its own model on the Upload page
             page.get_by_test_id("stSidebarNav").get_by_text("Upload", exact=True).click()
-            wait_until_settled(page)
+        wait_until_all_settled(pages)
+        for i, page in enumerate(pages):
             upload_model(page, f"user-{i}.keras", tiny_model_bytes(100 + i))
-            wait_until_settled(page)
+        wait_until_all_settled(pages)
         for i, page in enumerate(pages):
             text = page.get_by_test_id("stMain").inner_text()
             assert f"user-{i}.keras" in text
