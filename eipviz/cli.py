@@ -18,8 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 from eipviz.errors import EipvizError, check_names
 
 
-def _print_table(rows: list[dict], out=sys.stdout) -> None:
-    """Print dict rows as an aligned text table."""
+def _print_table(rows: list[dict], out=None) -> None:
+    """Print dict rows as an aligned text table (to ``sys.stdout`` as it is when called, so a redirect takes it)."""
+    out = out or sys.stdout
     if not rows:
         print("(nothing)", file=out)
         return
@@ -31,9 +32,9 @@ def _print_table(rows: list[dict], out=sys.stdout) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)), file=out)
 
 
-def _print_csv(rows: list[dict], out=sys.stdout) -> None:
+def _print_csv(rows: list[dict], out=None) -> None:
     if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer = csv.DictWriter(out or sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 

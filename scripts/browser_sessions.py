@@ -40,8 +40,9 @@ def resident_mb(pid: int) -> float:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-def upload_model(page, name: str, data: bytes) -> None:
-    """Upload a model file on an explanation page, use it, and pick it as the page's model."""
+def upload_model(page, name: str, data: bytes, pick: bool = True) -> None:
+    """Upload a model file on an explanation page and use it (the session holds it); ``pick``: also choose it
+    as the page's model."""
     page.get_by_test_id("stExpander").filter(has_text="Upload your own model").locator("summary").click()
     uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model file").locator("input[type=file]")
     uploader.set_input_files({"name": name, "mimeType": "application/octet-stream", "buffer": data})
@@ -49,6 +50,8 @@ def upload_model(page, name: str, data: bytes) -> None:
     wait_until_settled(page)
     page.get_by_role("button", name="Use this model").click()
     expect(page.get_by_text(f"Loaded {name}.")).to_be_visible(timeout=120_000)
+    if not pick:
+        return
     page.get_by_test_id("stRadio").filter(has_text="Model source").get_by_text("Uploaded model").click()
     expect(page.get_by_text(f"Uploaded: {name}")).to_be_visible(timeout=120_000)
 

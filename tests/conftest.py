@@ -56,6 +56,23 @@ def run_cli(*args, env=None, timeout=600, check=True):
     return result
 
 
+def main_in_process(*args, check=True) -> subprocess.CompletedProcess:
+    """``eipviz.cli.main(ARGS)`` in this process, as ``run_cli`` would report it: the same code as the command,
+    without a TensorFlow start-up (4-5 s of CPU) per call. ``run_cli`` keeps testing the real entry point."""
+    import contextlib
+    import io
+
+    from eipviz.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(arg) for arg in args])
+    result = subprocess.CompletedProcess(["eipviz", *args], code, out.getvalue(), err.getvalue())
+    if check:
+        assert code == 0, f"exit {code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
 def run_with_timeline(store, epochs=(1, 2, 3)) -> str:
     """A finished run whose timeline.npz was recorded by a small untrained model (no training needed); return its id."""
     import keras  # here, not at the top: most tests never build a model

@@ -48,6 +48,10 @@ def residual_model():
     return model
 
 
+# One worker runs the whole module, so its module fixture is built once, not once per xdist worker.
+pytestmark = pytest.mark.xdist_group("backends")
+
+
 @pytest.fixture(scope="module")
 def both_backends(tmp_path_factory):
     """({case: maps} under TensorFlow, the same under JAX)."""

@@ -1,8 +1,8 @@
-from tests.conftest import run_cli
+from tests.conftest import main_in_process, run_cli
 
 
 def test_models_lists_every_model_with_matching_counts():
-    out = run_cli("models").stdout
+    out = main_in_process("models").stdout
     for name in ("resnet18", "sepconv59k", "mnist14k", "sepconv65k", "resnet20v1"):
         line = next(line for line in out.splitlines() if line.startswith(name))
         assert "True" in line.split()
@@ -10,7 +10,7 @@ def test_models_lists_every_model_with_matching_counts():
 
 
 def test_summary_csv_has_the_receptive_field_columns():
-    lines = run_cli("summary", "sepconv65k", "--format", "csv").stdout.splitlines()
+    lines = main_in_process("summary", "sepconv65k", "--format", "csv").stdout.splitlines()
     assert lines[0] == "layer,type,output_shape,kernel,stride,dilation,jump,rf,documented_rf,rf_differs,params"
     row = next(line for line in lines if line.startswith("sepconv7,"))
     assert ",34,34,False," in row

@@ -8,6 +8,9 @@ from eipviz.curves_import import parse_text, read_run_path, read_uploads
 from eipviz.errors import EipvizError
 from tests.conftest import run_cli
 
+# One worker runs the whole module, so its module fixture is built once, not once per xdist worker.
+pytestmark = pytest.mark.xdist_group("tensorboard")
+
 
 @pytest.fixture(scope="module")
 def tensorboard_run(tmp_path_factory):

@@ -3,14 +3,14 @@ import json
 import numpy as np
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.conftest import main_in_process, run_cli
 
 
 def test_cam_writes_overlays_and_prints_top3(tmp_path, data_dir):
     image = tmp_path / "seven.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 30), dtype=np.uint8)).save(image)
     out = tmp_path / "out"
-    result = run_cli("cam", "--model", "mnist14k", "--image", str(image), "--method", "layercam",
+    result = main_in_process("cam", "--model", "mnist14k", "--image", str(image), "--method", "layercam",
                      "--class", "7", "--out", str(out))
     (report,) = json.loads(result.stdout)
     assert report["explained_class"] == "7" and len(report["top3"]) == 3
@@ -21,12 +21,13 @@ def test_cam_writes_overlays_and_prints_top3(tmp_path, data_dir):
 def test_cam_on_a_bad_image_is_one_message(tmp_path, data_dir):
     bad = tmp_path / "bad.png"
     bad.write_text("nope")
-    result = run_cli("cam", "--model", "mnist14k", "--image", str(bad), "--out", str(tmp_path), check=False)
+    result = run_cli(  # the real command: one process start in this file
+        "cam", "--model", "mnist14k", "--image", str(bad), "--out", str(tmp_path), check=False)
     assert result.returncode == 2 and "bad.png" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_evaluate_prints_accuracy_and_per_class_json(data_dir):
-    report = json.loads(run_cli("evaluate", "--model", "mnist14k").stdout)
+    report = json.loads(main_in_process("evaluate", "--model", "mnist14k").stdout)
     assert report["n"] == 10000 and report["accuracy"] >= 0.9946
     assert set(report["per_class_accuracy"]) == {str(d) for d in range(10)}
 
@@ -39,13 +40,14 @@ def test_evaluate_without_shipped_weights_says_what_to_do(weights_dir, capsys):
 
 
 def test_faithfulness_cli_prints_a_table_and_json_with_the_random_baseline(data_dir):
-    result = run_cli("faithfulness", "--model", "mnist14k", "--methods", "gradcam,layercam", "--n", "8", "--json")
+    result = main_in_process("faithfulness", "--model", "mnist14k", "--methods", "gradcam,layercam", "--n", "8",
+                             "--json")
     rows = json.loads(result.stdout)
     assert [row["method"] for row in rows] == ["gradcam", "layercam", "random"]
     for row in rows:
         assert 0 <= row["deletion_auc"] <= 1 and 0 <= row["insertion_auc"] <= 1 and row["n"] == 8
         assert "road_combined" in row and "road_vs_random" in row
-    table = run_cli("faithfulness", "--model", "mnist14k", "--methods", "gradcam", "--n", "4",
+    table = main_in_process("faithfulness", "--model", "mnist14k", "--methods", "gradcam", "--n", "4",
                     "--metrics", "deletion,drop").stdout
     header = table.splitlines()[0].split()
     assert header == ["method", "deletion_auc", "average_drop_pct", "increase_in_confidence_pct", "n",
@@ -53,19 +55,19 @@ def test_faithfulness_cli_prints_a_table_and_json_with_the_random_baseline(data_
 
 
 def test_unknown_metrics_and_methods_are_one_message_each():
-    result = run_cli("faithfulness", "--model", "mnist14k", "--metrics", "deletion,roads", check=False)
+    result = main_in_process("faithfulness", "--model", "mnist14k", "--metrics", "deletion,roads", check=False)
     assert result.returncode == 2 and "'roads'" in result.stderr and "deletion, insertion, drop, road" in result.stderr
-    result = run_cli("sanity", "--model", "mnist14k", "--methods", "gradcam,gradkam", check=False)
+    result = main_in_process("sanity", "--model", "mnist14k", "--methods", "gradcam,gradkam", check=False)
     assert result.returncode == 2 and "gradkam" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_sanity_cli_prints_a_table_and_json(data_dir):
-    table = run_cli("sanity", "--model", "mnist14k", "--methods", "gradcam", "--n", "4", "--depths", "2").stdout
+    table = main_in_process("sanity", "--model", "mnist14k", "--methods", "gradcam", "--n", "4", "--depths", "2").stdout
     header, row = table.splitlines()
     assert header.split() == ["method", "spearman_randomised", "ssim_randomised", "random_logit_spearman",
                               "random_logit_ssim", "verdict"]
     assert row.startswith("gradcam") and ("passes" in row or "fails" in row)
-    (report,) = json.loads(run_cli("sanity", "--model", "mnist14k", "--methods", "random", "--n", "4",
+    (report,) = json.loads(main_in_process("sanity", "--model", "mnist14k", "--methods", "random", "--n", "4",
                                    "--depths", "2", "--json").stdout)
     assert report["method"] == "random" and isinstance(report["passed"], bool)
     assert [point["randomised_layers"] for point in report["curve"]] == [1, report["layers_with_weights"]]
@@ -76,7 +78,7 @@ def test_import_log_prints_csv_and_stores_a_run(tmp_path):
     from tests.conftest import seed_file
 
     seed = seed_file("002")
-    result = run_cli("import-log", str(seed), "--store", "--name", "seed two", "--runs-dir", str(tmp_path))
+    result = main_in_process("import-log", str(seed), "--store", "--name", "seed two", "--runs-dir", str(tmp_path))
     lines = result.stdout.splitlines()
     assert lines[0] == "epoch,loss,acc,val_loss,val_acc,lr" and len(lines) == 21
     (run,) = RunStore(tmp_path).list_runs()
@@ -86,7 +88,7 @@ def test_import_log_prints_csv_and_stores_a_run(tmp_path):
 def test_import_log_of_noise_is_one_message(tmp_path):
     noise = tmp_path / "noise.log"
     noise.write_bytes(b"\x89PNG\x00\x00 not a log")
-    result = run_cli("import-log", str(noise), check=False)
+    result = main_in_process("import-log", str(noise), check=False)
     assert result.returncode == 2 and "binary" in result.stderr and "Traceback" not in result.stderr
 
 

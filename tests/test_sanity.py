@@ -65,6 +65,10 @@ def test_a_fresh_copy_has_new_weights_drawn_the_same_way_for_the_same_seed():
     assert not np.array_equal(kernel[0], kernel[1])
 
 
+# One worker runs the whole module, so its module fixture is built once, not once per xdist worker.
+pytestmark = pytest.mark.xdist_group("sanity")
+
+
 @pytest.fixture(scope="module")
 def resnet_checks(data_dir):
     classifier = load_zoo_model("resnet20v1")

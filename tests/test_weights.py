@@ -1,4 +1,5 @@
-"""The shipped weights: intact, and at or above the documented accuracy on the full test set."""
+"""The shipped weights: intact, and at or above the documented accuracy on the full test set (their shipped
+predictions, spot-checked against a fresh pass)."""
 
 import json
 import shutil
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from eipviz.errors import EipvizError
-from eipviz.evaluation import evaluate, evaluate_test_set
+from eipviz.evaluation import dataset_test_split, evaluate_test_set
 from eipviz.loading import load_zoo_model
 from eipviz.shipping import WEIGHTS_ENTRY, ship_run, write_inference_copy
 from eipviz.weights import MANIFEST, read_manifest, sha256_of, shipped_weights_path
@@ -18,6 +19,7 @@ from eipviz.zoo import MODELS, build_model
 
 SHIPPED_ENTRIES = read_manifest()  # the real manifest, before any test points weights/ elsewhere
 SHIPPED = list(SHIPPED_ENTRIES)
+SPOT_CHECK = 1024  # test images each shipped model is run on afresh
 
 
 def test_the_manifest_lists_shipped_weights():
@@ -32,16 +34,17 @@ def test_shipped_model_matches_its_manifest_and_beats_the_documented_accuracy(na
                 "training_seconds", "device", "date", "curves"):
         assert key in entry, key
     classifier = load_zoo_model(name)
-    result = evaluate(classifier)  # afresh, never from the stored predictions
-    assert len(result.labels) == 10000
-    assert abs(result.accuracy - entry["test_accuracy"]) <= 0.0005
-    assert result.accuracy * 100 >= MODELS[name].documented_accuracy
-    # The predictions shipped beside it are this file's (verified by the manifest) and agree with the fresh ones.
+    # The full test set's probabilities shipped beside the file, read only when their sha256 is this file's
+    # (the Misclassified page reads the same), scored against the genuine labels of ../shared/data.
     stored = evaluate_test_set(classifier)
-    np.testing.assert_allclose(stored.probabilities, result.probabilities, atol=1e-4)
-    flipped = np.flatnonzero(stored.predictions != result.predictions)  # only a tie within rounding may differ
-    rows = result.probabilities[flipped]
-    assert (np.abs(rows[np.arange(len(flipped)), stored.predictions[flipped]] - rows.max(axis=1)) < 1e-4).all()
+    assert len(stored.labels) == 10000
+    assert abs(stored.accuracy - entry["test_accuracy"]) <= 0.0005
+    assert stored.accuracy * 100 >= MODELS[name].documented_accuracy
+    # They are this model's: a fresh pass over 1,024 random test images (a tenth of the evaluation's
+    # time; resnet18's full pass took 38 s in the suite) gives the same probabilities.
+    images, _ = dataset_test_split(classifier)
+    sample = np.sort(np.random.default_rng(0).choice(len(images), SPOT_CHECK, replace=False))
+    np.testing.assert_allclose(classifier.probabilities(images[sample]), stored.probabilities[sample], atol=1e-4)
 
 
 def test_a_corrupt_weights_file_is_a_clear_message(weights_dir):
