@@ -1,8 +1,11 @@
 """Images/s of the eipviz worker (augmentation in the step) against a bare ``model.fit`` and the previous worker.
 
-resnet20v1 with its fast recipe, batch 512, IMAGES in-memory CIFAR-10 images, EPOCHS epochs with
-validation on as many images, the first epoch (tracing) dropped. Three sides, each in its own
-process, alternating, ROUNDS times per backend (medians printed):
+resnet20v1 with its fast recipe, batch 512, IMAGES in-memory CIFAR-10 images, EPOCHS epochs, the
+first (tracing) dropped. What is timed is the training steps of an epoch (its start to its last
+batch's end): validation and the worker's end-of-epoch work (checkpoints, the explanation timeline)
+cost the same whatever the input pipeline, per epoch rather than per image, and would swamp a short
+benchmark epoch. Three sides, each in its own process, alternating, ROUNDS times per backend
+(medians of the timed epochs printed):
 
 - bare fit: the zoo model on preprocessed float32 arrays, no augmentation, no callbacks;
 - worker: ``train_run`` as the app starts it, augmenting inside the compiled step;
@@ -34,8 +37,31 @@ BATCH = 512
 MODEL, RECIPE = "resnet20v1", "fast"
 
 
-def bare_fit() -> float:
+def step_timer():
+    """A Keras callback timing each epoch's training steps: ``rate()`` is images/s over epochs 2..EPOCHS."""
     import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.last = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(self.last - self.start)
+
+        def rate(self) -> float:
+            return IMAGES / statistics.median(self.seconds[1:])
+
+    return StepTimer()
+
+
+def bare_fit() -> float:
     import numpy as np
 
     from eipviz.data import load_dataset
@@ -49,38 +75,29 @@ def bare_fit() -> float:
     picked = np.random.default_rng(0).permutation(len(ds.x_train))[:IMAGES]
     x = preprocess(ds.x_train[picked], recipe.preprocessing)
     y = np.eye(10, dtype=np.float32)[ds.y_train[picked]]
-    xv = preprocess(ds.x_test[:IMAGES], recipe.preprocessing)
-    yv = np.eye(10, dtype=np.float32)[ds.y_test[:IMAGES]]
     model = build_model(MODEL)
     compile_model(model, recipe, steps_per_epoch=len(x) // BATCH)
-    seconds = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            seconds.append(time.perf_counter() - self.start)
-
-    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, validation_data=(xv, yv), verbose=0,
-              callbacks=[EpochTimer()], validation_batch_size=256)
-    return IMAGES / statistics.mean(seconds[1:])
+    timer = step_timer()
+    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=[timer])
+    return timer.rate()
 
 
 def worker() -> float:
-    """The worker of whichever eipviz is first on sys.path (this one, or the baseline's)."""
+    """The worker of whichever eipviz is first on sys.path (this one, or the baseline's), its steps timed."""
+    import eipviz.training.worker as worker_module
     from eipviz.training.launcher import create_training_run
     from eipviz.training.store import RunStore
-    from eipviz.training.worker import train_run
 
+    timer = step_timer()
+    scheduled = worker_module.schedule_callbacks  # the timer joins the worker's own callbacks
+    worker_module.schedule_callbacks = lambda recipe: [*scheduled(recipe), timer]
     with tempfile.TemporaryDirectory() as folder:
         store = RunStore(folder)
         run_id = create_training_run(store, MODEL, RECIPE, epochs=EPOCHS, batch_size=BATCH, subset=IMAGES)
         hp = store.get_run(run_id).hyperparameters
         store.update_run(run_id, hyperparameters={**hp, "precise_bn_below_steps": 0})
-        assert train_run(store, run_id, verbose=0) == "finished", store.get_run(run_id).error
-        seconds = [row["epoch_seconds"] for row in store.epoch_rows(run_id)]
-    return IMAGES / statistics.mean(seconds[1:])
+        assert worker_module.train_run(store, run_id, verbose=0) == "finished", store.get_run(run_id).error
+    return timer.rate()
 
 
 def child(side: str, backend: str, cwd: Path) -> float:
@@ -99,7 +116,7 @@ def main():
     if baseline:
         sides.append(("previous worker", "worker", Path(baseline)))
     print(f"{MODEL} ({RECIPE} recipe, its augmentation in the workers), batch {BATCH}, {IMAGES} images, epochs "
-          f"2..{EPOCHS} timed with validation, medians of {ROUNDS} alternating rounds (CPU, {os.cpu_count()} cores)\n")
+          f"2..{EPOCHS}, training steps timed, medians of {ROUNDS} alternating rounds (CPU, {os.cpu_count()} cores)\n")
     print("| backend | device | bare fit img/s (no augmentation) | worker img/s | ratio | previous worker img/s |")
     print("| --- | --- | --- | --- | --- | --- |")
     for backend in ("tensorflow", "jax"):

@@ -18,7 +18,7 @@ from eipviz.preprocessing import preprocess
 from eipviz.recipes import DOCUMENTED, FAST
 from eipviz.training.builders import augmentation_layers, make_optimizer
 from eipviz.training.launcher import create_training_run
-from eipviz.training.pipeline import Preprocess, TrainingModel, saved_model
+from eipviz.training.pipeline import Preprocess, RandomShift, TrainingModel, saved_model, shift_images
 from eipviz.training.store import RunStore
 from eipviz.training.worker import RunRecorder, TrainingCancelled, train_run
 from eipviz.zoo import build_model
@@ -42,6 +42,38 @@ def test_the_training_model_validates_on_preprocessed_images_and_saves_the_plain
     np.testing.assert_allclose(keras.ops.convert_to_numpy(trainer(images)),
                                keras.ops.convert_to_numpy(model(preprocess(images, "unit_scale"))), rtol=1e-5)
     assert saved_model(trainer) is model and saved_model(model) is model
+
+
+@pytest.mark.parametrize("fill_mode, numpy_mode", [("reflect", "symmetric"), ("nearest", "edge"),
+                                                   ("constant", "constant")])
+def test_whole_pixel_shifts_are_pad_and_crop_and_what_random_translation_does(fill_mode, numpy_mode):
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 2)).astype(np.float32)
+    down, right = np.array([2, -2, 0, 1]), np.array([-1, 2, 0, -2])
+    moved = keras.ops.convert_to_numpy(shift_images(images, down, right, fill_mode))
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode=numpy_mode)
+    for n in range(4):  # output pixel (i, j) is input pixel (i - down, j - right), filled as numpy pads
+        np.testing.assert_array_equal(moved[n], padded[n, 2 - down[n]:10 - down[n], 2 - right[n]:10 - right[n]])
+    # Keras' own layer, its random factor pinned to 2 px down and 1 px left, moves pixels the same way.
+    translation = keras.layers.RandomTranslation((2 / 8, 2 / 8), (-1 / 8, -1 / 8), fill_mode=fill_mode,
+                                                 interpolation="nearest")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(shift_images(images, [2] * 4, [-1] * 4, fill_mode)),
+                                  keras.ops.convert_to_numpy(translation(images, training=True)))
+
+
+def test_random_shifts_stay_within_the_factor_differ_per_image_and_are_off_at_inference():
+    layer = RandomShift(0.125, 0.125, fill_mode="constant", seed=3)
+    images = np.zeros((64, 32, 32, 1), np.float32)
+    images[:, 16, 16] = 1.0  # one lit pixel: where it lands is the shift
+    moved = keras.ops.convert_to_numpy(layer(images, training=True))
+    rows, columns = np.nonzero(moved[..., 0])[1:]
+    assert len(rows) == 64 and set(rows - 16) <= set(range(-4, 5)) and set(columns - 16) <= set(range(-4, 5))
+    assert len(set(zip(rows, columns))) > 20  # each image its own shift
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images, training=False)), images)
+
+
+def test_the_fast_recipes_whole_pixel_shifts_use_random_shift_and_interpolated_ones_keras():
+    assert isinstance(augmentation_layers(FAST["resnet20v1"], seed=0)[0], RandomShift)
+    assert isinstance(augmentation_layers(FAST["sepconv59k"], seed=0)[0], keras.layers.RandomTranslation)
 
 
 def test_augmentation_layers_draw_from_their_own_seeds():

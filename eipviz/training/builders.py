@@ -8,7 +8,7 @@ from typing import Any
 import keras
 
 from eipviz.recipes import OPTIMIZERS, Recipe, monitor_mode
-from eipviz.training.pipeline import TrainingModel, saved_model
+from eipviz.training.pipeline import RandomShift, TrainingModel, saved_model
 
 # One Keras class per recipe optimizer name; Recipe has already refused any other name.
 OPTIMIZER_CLASSES: dict[str, type[keras.optimizers.Optimizer]] = {
@@ -53,6 +53,8 @@ def augmentation_layers(recipe: Recipe, seed: int | None = None) -> list[keras.l
     Each layer draws from its own seed generator (``seed``, ``seed + 1``, ...; None: Keras' global
     seed), so a run's augmentation is reproducible inside a traced or jitted training step. They
     compute in float32 whatever the policy: uint8 pixel values and whole-pixel shifts stay exact.
+    Whole-pixel shifts (``interpolation="nearest"``) are ``RandomShift``, the same meaning as
+    ``RandomTranslation`` computed several times faster; interpolated ones stay ``RandomTranslation``.
     """
     a = recipe.augmentation
     layers: list[keras.layers.Layer] = []
@@ -60,7 +62,9 @@ def augmentation_layers(recipe: Recipe, seed: int | None = None) -> list[keras.l
     def options() -> dict[str, Any]:
         return {"seed": None if seed is None else seed + len(layers), "dtype": "float32"}
 
-    if a.width_shift or a.height_shift:
+    if (a.width_shift or a.height_shift) and a.interpolation == "nearest" and a.fill_mode in RandomShift.FILL_MODES:
+        layers.append(RandomShift(a.height_shift, a.width_shift, fill_mode=a.fill_mode, **options()))
+    elif a.width_shift or a.height_shift:
         layers.append(keras.layers.RandomTranslation(a.height_shift, a.width_shift, fill_mode=a.fill_mode,
                                                      interpolation=a.interpolation, **options()))
     if a.zoom:
