@@ -70,7 +70,8 @@ def cmd_train(args) -> int:
         run_id = args.resume
     elif args.model:
         run_id = start_training(store, args.model, recipe=args.recipe, epochs=args.epochs,
-                                batch_size=args.batch_size, subset=args.subset, augment=not args.no_augment)
+                                batch_size=args.batch_size, subset=args.subset, augment=not args.no_augment,
+                                **_speed_options(args))
     else:
         raise EipvizError("Name a model (--model NAME) or a run to resume (--resume RUN_ID).")
     position = RunQueue(store).status().position(run_id)
@@ -115,6 +116,16 @@ def _print_from(path: Path, offset: int) -> int:
     sys.stdout.write(added.decode("utf-8", "replace"))
     sys.stdout.flush()
     return offset + len(added)
+
+
+def _speed_options(args) -> dict:
+    """--devices, --mixed-precision and --steps-per-execution as given; the recipe checks their values."""
+    from eipviz.recipes import parse_devices
+
+    chosen = {"devices": None if args.devices is None else parse_devices(args.devices),
+              "mixed_precision": True if args.mixed_precision else None,
+              "steps_per_execution": args.steps_per_execution}
+    return {name: value for name, value in chosen.items() if value is not None}
 
 
 def cmd_runs(args) -> int:
@@ -169,6 +180,11 @@ def _register_training(sub):
     p.add_argument("--batch-size", type=int)
     p.add_argument("--subset", type=int, help="train on N images (and validate on up to N)")
     p.add_argument("--no-augment", action="store_true", help="switch the recipe's augmentation off")
+    p.add_argument("--devices", metavar="N|all",
+                   help="train one run on N devices or all (GPUs, else host devices), data-parallel")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="bfloat16 compute on a GPU that has it (float32 elsewhere)")
+    p.add_argument("--steps-per-execution", type=int, metavar="N", help="training steps per compiled call")
     p.add_argument("--runs-dir", help="run store folder (default runs/ or $EIPVIZ_RUNS_DIR)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue a cancelled or failed run")
     p.add_argument("--detach", action="store_true", help="queue the run and return at once")

@@ -29,6 +29,20 @@ def check_choice(argument: str, received: Any, choices: Collection[Any], where: 
         raise EipvizError(f"{where}Unknown {argument}. Received: {argument}={received!r}. Choose one of: {listed}.")
 
 
+def check_devices(devices: Any, where: str = "") -> None:
+    """Raise ``EipvizError`` unless ``devices`` is a positive integer or ``"all"``."""
+    if devices != "all" and not (isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1):
+        raise EipvizError(f"{where}Unknown devices. Received: devices={devices!r}. "
+                          "Choose a positive number of devices or 'all'.")
+
+
+def parse_devices(text: str) -> int | str:
+    """``"all"`` or a positive integer from a command-line value such as ``"2"``."""
+    devices: int | str = int(text) if text.strip().isdigit() else text.strip()
+    check_devices(devices)
+    return devices
+
+
 def monitor_mode(monitor: str) -> MonitorMode:
     """``"min"`` for a loss-like metric, ``"max"`` for an accuracy-like one (the better direction).
 
@@ -107,6 +121,12 @@ class Recipe:
     # epoch has fewer steps than this (0: never). 2,048 mnist14k images (16 steps an epoch) reached
     # 0.98 train accuracy with 0.09 val accuracy: momentum 0.99 never caught up with the weights.
     precise_bn_below_steps: int = 100
+    # Speed only, never the result's meaning: bfloat16 compute with float32 weights where the GPU
+    # has bfloat16 units (float32 on a CPU; the run records what it used), several training steps
+    # per compiled call, and how many devices one run trains on (an integer, or "all").
+    mixed_precision: bool = False
+    steps_per_execution: int = 1
+    devices: int | str = 1
     assumptions: str = ""
 
     def __post_init__(self):
@@ -114,6 +134,10 @@ class Recipe:
         check_choice("optimizer", self.optimizer, OPTIMIZERS, where)
         check_choice("schedule", self.schedule, SCHEDULES, where)
         check_choice("checkpoint_monitor", self.checkpoint_monitor, MONITOR_MODES, where)
+        check_devices(self.devices, where)
+        if not (isinstance(self.steps_per_execution, int) and self.steps_per_execution >= 1):
+            raise EipvizError(f"{where}steps_per_execution must be a positive integer. "
+                              f"Received: steps_per_execution={self.steps_per_execution!r}.")
 
     def learning_rate_at_epoch(self, epoch: int) -> float:
         """The per-epoch rate of an ``inverse_time`` schedule (epoch counts from 0)."""
@@ -121,9 +145,15 @@ class Recipe:
             raise ValueError(f"Recipe {self.model}/{self.name} has no per-epoch schedule.")
         return self.learning_rate / (1.0 + self.decay * epoch)
 
-    def with_overrides(self, epochs: int | None = None, batch_size: int | None = None) -> "Recipe":
-        """A copy with the user's epochs and batch size."""
-        return replace(self, epochs=epochs or self.epochs, batch_size=batch_size or self.batch_size)
+    def with_overrides(self, epochs: int | None = None, batch_size: int | None = None,
+                       devices: int | str | None = None, mixed_precision: bool | None = None,
+                       steps_per_execution: int | None = None) -> "Recipe":
+        """A copy with the user's epochs, batch size and speed options (None keeps the recipe's)."""
+        return replace(self, epochs=epochs or self.epochs, batch_size=batch_size or self.batch_size,
+                       devices=self.devices if devices is None else devices,
+                       mixed_precision=self.mixed_precision if mixed_precision is None else mixed_precision,
+                       steps_per_execution=self.steps_per_execution if steps_per_execution is None
+                       else steps_per_execution)
 
     def hyperparameters(self) -> dict[str, Any]:
         """Every hyperparameter as plain JSON-ready data."""

@@ -52,6 +52,56 @@ def test_slots_are_one_per_visible_gpu_else_the_cpu(monkeypatch):
     assert slot_env("gpu:1") == {"CUDA_VISIBLE_DEVICES": "1"} and slot_env("cpu") == {}
 
 
+def gpu_runs(store, *devices):
+    """Runs queued in order on a simulated 2-GPU machine, each asking for ``devices`` GPUs."""
+    ids = []
+    for i, wanted in enumerate(devices):
+        ids.append(create_training_run(store, "mnist14k", "fast", epochs=1, subset=64, seed=i, devices=wanted))
+        RunQueue(store).submit(ids[-1])
+        time.sleep(0.002)
+    return ids
+
+
+def test_on_two_simulated_gpus_two_runs_get_distinct_devices_and_a_third_waits_queued(store, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    first, second, third = gpu_runs(store, 1, 1, 1)
+    launches = Launches()
+    assert admit_queued(store, launch=launches) == [first, second]
+    assert [slot_env(slot) for _, slot in launches.started] == [{"CUDA_VISIBLE_DEVICES": "0"},
+                                                                {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert RunQueue(store).status().position(third) == 1
+    store.update_run(first, status="finished")  # its GPU frees; the queued run takes it
+    assert admit_queued(store, launch=launches) == [third] and launches.started[-1] == (third, "gpu:0")
+
+
+def test_a_run_on_all_gpus_waits_until_each_is_free_and_holds_them_all(store, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    single, both, after = gpu_runs(store, 1, "all", 1)
+    launches = Launches()
+    assert admit_queued(store, launch=launches) == [single]  # the "all" run waits; the one behind it too
+    store.update_run(single, status="finished")
+    assert admit_queued(store, launch=launches) == [both]
+    assert launches.started[-1] == (both, "gpu:0,gpu:1") and slot_env("gpu:0,gpu:1") == {"CUDA_VISIBLE_DEVICES": "0,1"}
+    assert admit_queued(store, launch=launches) == []
+    store.update_run(both, status="finished")
+    assert admit_queued(store, launch=launches) == [after]
+
+
+def test_a_run_asking_for_more_gpus_than_the_machine_has_fails_saying_so(store, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    greedy, modest = gpu_runs(store, 3, 1)
+    assert admit_queued(store, launch=Launches()) == [modest]
+    assert store.get_run(greedy).status == "failed"
+    assert store.get_run(greedy).error == f"Run {greedy} asks for 3 GPUs but this machine has 2."
+
+
+def test_several_host_devices_on_a_cpu_are_one_process_in_one_slot(store, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    (run_id,) = gpu_runs(store, 2)
+    launches = Launches()
+    assert admit_queued(store, launch=launches) == [run_id] and launches.started == [(run_id, "cpu")]
+
+
 def test_max_runs_sets_how_many_train_at_once_and_is_validated(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setenv("EIPVIZ_MAX_RUNS", "3")

@@ -8,6 +8,7 @@ from typing import Any
 import keras
 
 from eipviz.recipes import OPTIMIZERS, Recipe, monitor_mode
+from eipviz.training.pipeline import RandomShift, TrainingModel, saved_model
 
 # One Keras class per recipe optimizer name; Recipe has already refused any other name.
 OPTIMIZER_CLASSES: dict[str, type[keras.optimizers.Optimizer]] = {
@@ -46,22 +47,36 @@ def schedule_callbacks(recipe: Recipe) -> list[keras.callbacks.Callback]:
     return callbacks
 
 
-def augmentation_layers(recipe: Recipe) -> list[keras.layers.Layer]:
-    """Keras preprocessing layers for the recipe's augmentation, in a fixed order."""
+def augmentation_layers(recipe: Recipe, seed: int | None = None) -> list[keras.layers.Layer]:
+    """Keras preprocessing layers for the recipe's augmentation, in a fixed order.
+
+    Each layer draws from its own seed generator (``seed``, ``seed + 1``, ...; None: Keras' global
+    seed), so a run's augmentation is reproducible inside a traced or jitted training step. They
+    compute in float32 whatever the policy: uint8 pixel values and whole-pixel shifts stay exact.
+    Whole-pixel shifts (``interpolation="nearest"``) are ``RandomShift``, the same meaning as
+    ``RandomTranslation`` computed several times faster; interpolated ones stay ``RandomTranslation``.
+    """
     a = recipe.augmentation
-    layers = []
-    if a.width_shift or a.height_shift:
+    layers: list[keras.layers.Layer] = []
+
+    def options() -> dict[str, Any]:
+        return {"seed": None if seed is None else seed + len(layers), "dtype": "float32"}
+
+    if (a.width_shift or a.height_shift) and a.interpolation == "nearest" and a.fill_mode in RandomShift.FILL_MODES:
+        layers.append(RandomShift(a.height_shift, a.width_shift, fill_mode=a.fill_mode, **options()))
+    elif a.width_shift or a.height_shift:
         layers.append(keras.layers.RandomTranslation(a.height_shift, a.width_shift, fill_mode=a.fill_mode,
-                                                     interpolation=a.interpolation))
+                                                     interpolation=a.interpolation, **options()))
     if a.zoom:
-        layers.append(keras.layers.RandomZoom(a.zoom, fill_mode=a.fill_mode))
+        layers.append(keras.layers.RandomZoom(a.zoom, fill_mode=a.fill_mode, **options()))
     if a.rotation_degrees:
-        layers.append(keras.layers.RandomRotation(a.rotation_degrees / 360.0, fill_mode=a.fill_mode))
+        layers.append(keras.layers.RandomRotation(a.rotation_degrees / 360.0, fill_mode=a.fill_mode, **options()))
     if a.horizontal_flip:
-        layers.append(keras.layers.RandomFlip("horizontal"))
+        layers.append(keras.layers.RandomFlip("horizontal", **options()))
     if a.erasing_probability:
         p = a.erasing_probability
-        layers.append(keras.layers.RandomErasing(factor=(p, p), scale=a.erasing_scale, value_range=(0, 255)))
+        layers.append(keras.layers.RandomErasing(factor=(p, p), scale=a.erasing_scale, value_range=(0, 255),
+                                                 **options()))
     return layers
 
 
@@ -74,17 +89,29 @@ def best_value(epoch_rows: Iterable[Mapping[str, Any]], monitor: str) -> float |
     return min(values) if monitor_mode(monitor) == "min" else max(values)
 
 
+class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` that saves the zoo model inside a ``TrainingModel``, never the training-only layers.
+
+    Reads the model through ``Callback.model``, which under JAX first copies the training state
+    back into the variables, then saves ``saved_model`` of it.
+    """
+
+    @property
+    def model(self):
+        return saved_model(super().model)
+
+
 def best_checkpoint(recipe: Recipe, filepath: str | os.PathLike,
                     completed_epochs: Iterable[Mapping[str, Any]] = ()) -> keras.callbacks.ModelCheckpoint:
-    """A ``ModelCheckpoint`` that keeps the best epoch by the recipe's ``checkpoint_monitor``.
+    """A checkpoint callback that keeps the best epoch by the recipe's ``checkpoint_monitor``.
 
     ``completed_epochs`` are a resumed run's stored rows: their best value is the bar a new
     epoch must beat, so resuming never overwrites a better ``best.keras``. For example, with
     ``checkpoint_monitor="val_loss"`` and stored val_loss 0.9 then 0.6, the callback is in
-    ``"min"`` mode and saves only an epoch below 0.6.
+    ``"min"`` mode and saves only an epoch below 0.6. A ``TrainingModel`` saves its classifier.
     """
     monitor = recipe.checkpoint_monitor
-    return keras.callbacks.ModelCheckpoint(
+    return ClassifierCheckpoint(
         filepath, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True,
         initial_value_threshold=best_value(completed_epochs, monitor),
     )
@@ -172,13 +199,27 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         return reestimate_batch_norm(self.model, (self.batches[i] for i in range(self.num_batches)))
 
 
-def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int) -> None:
-    """Compile with the recipe's optimizer and label-smoothed cross-entropy, reporting accuracy."""
-    model.compile(
-        optimizer=make_optimizer(recipe, steps_per_epoch),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-        metrics=["accuracy"],
-    )
+def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int,
+                  optimizer: keras.optimizers.Optimizer | None = None) -> None:
+    """Compile with the recipe's optimizer and label-smoothed cross-entropy, reporting accuracy.
+
+    A ``TrainingModel`` also runs the recipe's ``steps_per_execution``, and its classifier is
+    compiled with the same optimizer object, so a saved classifier carries the optimizer's state
+    (momentum, step count) and a resumed run continues the same per-step schedule. ``optimizer``:
+    a resumed model's own, instead of a fresh one.
+    """
+    optimizer = optimizer or make_optimizer(recipe, steps_per_epoch)
+
+    def compile_one(target: keras.Model, **options: Any) -> None:
+        target.compile(optimizer=optimizer,
+                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+                       metrics=["accuracy"], **options)
+
+    if isinstance(model, TrainingModel):
+        compile_one(model.classifier)
+        compile_one(model, steps_per_execution=recipe.steps_per_execution)
+    else:
+        compile_one(model)
 
 
 assert set(OPTIMIZER_CLASSES) == set(OPTIMIZERS)

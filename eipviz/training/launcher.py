@@ -2,6 +2,7 @@
 
 import math
 from dataclasses import replace
+from typing import Any
 
 from eipviz.access import require_write
 from eipviz.errors import EipvizError
@@ -17,9 +18,12 @@ __all__ = ["RunQueue", "check_resumable", "create_training_run", "launch_worker"
 
 
 def planned_recipe(model: str, recipe: str = "documented", epochs: int | None = None,
-                   batch_size: int | None = None, augment: bool = True) -> Recipe:
-    """The recipe a run started with these choices trains with: the named one with the overrides applied."""
-    chosen = get_recipe(model, recipe).with_overrides(epochs=epochs, batch_size=batch_size)
+                   batch_size: int | None = None, augment: bool = True, **speed: Any) -> Recipe:
+    """The recipe a run started with these choices trains with: the named one with the overrides applied.
+
+    ``speed``: ``devices``, ``mixed_precision``, ``steps_per_execution`` (see ``Recipe.with_overrides``).
+    """
+    chosen = get_recipe(model, recipe).with_overrides(epochs=epochs, batch_size=batch_size, **speed)
     return chosen if augment else replace(chosen, augmentation=Augmentation())
 
 
@@ -48,10 +52,10 @@ def memory_estimate_mb(model: str, recipe: Recipe) -> float:
 
 def create_training_run(store: RunStore, model: str, recipe: str = "documented", epochs: int | None = None,
                         batch_size: int | None = None, subset: int | None = None, seed: int = 0,
-                        augment: bool = True, name: str | None = None) -> str:
+                        augment: bool = True, name: str | None = None, **speed: Any) -> str:
     """Record a queued run with every hyperparameter; return its id. ``RunQueue.submit`` has it started."""
     require_write("Starting a run")
-    chosen = planned_recipe(model, recipe, epochs, batch_size, augment)
+    chosen = planned_recipe(model, recipe, epochs, batch_size, augment, **speed)
     if subset is not None and subset < 1:
         raise EipvizError("--subset must be a positive number of training images.")
     hyperparameters = {**chosen.hyperparameters(), "subset": subset, "seed": seed,
@@ -66,8 +70,8 @@ def start_training(store: RunStore, model: str, **options) -> str:
     Refused, creating nothing, when the machine lacks the memory the run needs.
     """
     require_write("Starting a run")
-    chosen = planned_recipe(model, options.get("recipe", "documented"), options.get("epochs"),
-                            options.get("batch_size"), options.get("augment", True))
+    planning = {key: value for key, value in options.items() if key not in ("subset", "seed", "name")}
+    chosen = planned_recipe(model, **planning)
     check_memory(model, memory_estimate_mb(model, chosen))
     run_id = create_training_run(store, model, **options)
     RunQueue(store).submit(run_id)

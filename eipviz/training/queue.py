@@ -72,9 +72,38 @@ def run_slots() -> list[str]:
 
 
 def slot_env(slot: str | None) -> dict:
-    """Environment pinning a worker to its slot's GPU (nothing for a CPU slot)."""
-    device = (slot or "cpu").split("#")[0]
-    return {"CUDA_VISIBLE_DEVICES": device.split(":")[1]} if device.startswith("gpu:") else {}
+    """Environment pinning a worker to its slot's GPUs (nothing for a CPU slot).
+
+    >>> slot_env("gpu:0,gpu:1")
+    {'CUDA_VISIBLE_DEVICES': '0,1'}
+    """
+    devices = [part.split("#")[0] for part in (slot or "cpu").split(",")]
+    gpus = [device.split(":")[1] for device in devices if device.startswith("gpu:")]
+    return {"CUDA_VISIBLE_DEVICES": ",".join(dict.fromkeys(gpus))} if gpus else {}  # once each
+
+
+def gpus_wanted(run: Run, slots: list[str]) -> int:
+    """How many GPU slots a run holds: its recipe's ``devices`` (``"all"``: every GPU); 1 on a CPU.
+
+    Several host devices on a CPU are one process in one slot.
+    """
+    gpus = {slot.split("#")[0] for slot in slots if slot.startswith("gpu:")}
+    devices = run.hyperparameters.get("devices", 1)
+    if not gpus:
+        return 1
+    return len(gpus) if devices == "all" else int(devices)
+
+
+def _refusal(available_mb: float | None, slots: list[str]):
+    """A ``claim_queued`` refusal: a run asking for more GPUs than there are, or more memory than is free."""
+    short_of_memory = _memory_refusal(available_mb)
+
+    def refusal(run: Run, admitted: list[Run]) -> str | None:
+        wanted, gpus = gpus_wanted(run, slots), len({slot.split("#")[0] for slot in slots})
+        if wanted > gpus:
+            return f"Run {run.id} asks for {wanted} GPUs but this machine has {gpus}."
+        return short_of_memory(run, admitted)
+    return refusal
 
 
 def _wait_in_background(process: subprocess.Popen) -> None:
@@ -131,9 +160,12 @@ def _memory_refusal(available_mb: float | None):
 def admit_queued(store: RunStore, slots: list[str] | None = None, launch=launch_worker) -> list[str]:
     """Admit queued runs to free slots and start their workers; return the admitted run ids.
 
-    A run that needs more memory than is free when its turn comes ends ``failed``, saying so.
+    A run that needs more memory than is free when its turn comes ends ``failed``, saying so, and so does
+    one asking for more GPUs than the machine has. A run on several GPUs holds a slot for each.
     """
-    admitted = store.claim_queued(run_slots() if slots is None else slots, _memory_refusal(available_memory_mb()))
+    slots = run_slots() if slots is None else slots
+    admitted = store.claim_queued(slots, _refusal(available_memory_mb(), slots),
+                                  lambda run: gpus_wanted(run, slots))
     for run in admitted:
         launch(store, run.id, claim=run.claim, slot=run.slot, env=json.loads(run.env or "{}"))
     return [run.id for run in admitted]

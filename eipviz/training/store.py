@@ -216,36 +216,40 @@ class RunStore:
             rows = db.execute(f"SELECT * FROM runs WHERE {WAITING} ORDER BY queued, created").fetchall()
         return [_to_run(row) for row in rows]
 
-    def claim_queued(self, slots: list[str], refusal=None) -> list[Run]:
+    def claim_queued(self, slots: list[str], refusal=None, slots_needed=None) -> list[Run]:
         """Admit the first queued runs to the free ``slots`` in one transaction; return them, claimed.
 
         A run counts against a slot from its claim until its worker process exits; a run trained outside
         the queue (a worker started by hand) takes a slot too. ``refusal(run, admitted)`` may return a reason not to
         start a run (``admitted``: runs admitted earlier in this call); that run ends ``failed`` with it.
+        ``slots_needed(run)`` (default 1): a run on several GPUs holds that many slots, stored comma-joined
+        (``"gpu:0,gpu:1"``); it waits, and the runs behind it with it, until that many are free.
         """
         admitted: list[Run] = []
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # no other process admits between our reads and our writes
-            running = db.execute("SELECT slot FROM runs WHERE status = 'running'").fetchall()
+            running = [row[0] for row in db.execute("SELECT slot FROM runs WHERE status = 'running'")]
             # A worker that has recorded its end still holds its memory until its process exits (TensorFlow's
             # teardown takes seconds): its slot frees only then.
             ending = [row[0] for row in db.execute(
                 "SELECT slot, pid FROM runs WHERE status NOT IN ('queued', 'running') AND slot IS NOT NULL"
                 " AND pid IS NOT NULL AND ended > ?", (time.time() - SLOT_RELEASE_S,)) if worker_alive(row[1])]
-            busy = {row[0] for row in running} | set(ending)
-            free = [slot for slot in slots if slot not in busy][:max(0, len(slots) - len(running) - len(ending))]
+            held = [part for slot in running + ending for part in (slot or "").split(",")]  # by hand: one
+            free = [slot for slot in slots if slot not in set(held)][:max(0, len(slots) - len(held))]
             waiting = db.execute(f"SELECT * FROM runs WHERE {WAITING} ORDER BY queued, created").fetchall()
             now = time.time()
             for row in waiting:
-                if not free:
-                    break
                 run = _to_run(row)
                 reason = refusal(run, admitted) if refusal else None
                 if reason:
                     db.execute("UPDATE runs SET status = 'failed', ended = ?, error = ? WHERE id = ?",
                                (now, reason, run.id))
                     continue
-                slot, token = free.pop(0), secrets.token_hex(8)
+                needed = slots_needed(run) if slots_needed else 1
+                if needed > len(free):
+                    break  # first come, first served: a run waiting for two GPUs is not overtaken
+                slot, token = ",".join(free[:needed]), secrets.token_hex(8)
+                del free[:needed]
                 db.execute("UPDATE runs SET status = 'running', slot = ?, claim = ?, claimed = ? WHERE id = ?",
                            (slot, token, now, run.id))
                 run.status, run.slot, run.claim, run.claimed = "running", slot, token, now

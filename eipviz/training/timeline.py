@@ -25,6 +25,7 @@ class ExplanationTimeline(keras.callbacks.Callback):
                                                  classifier.class_names, classifier.cam_layer, initial_epoch)
 
     def on_epoch_end(self, epoch, logs=None):
+        _ = self.model  # under JAX, reading Callback.model copies the training state into the classifier's variables
         self.timeline = record_epoch(self.timeline, self.classifier, epoch + 1, self.path)
         if logs is not None:
             logs["probe_deletion_auc"] = float(self.timeline.deletion_auc[-1])

@@ -1,6 +1,7 @@
 """The training worker: one OS process per run, recording everything in the run store."""
 
 import importlib.util
+import math
 import os
 import signal
 import time
@@ -22,7 +23,8 @@ from eipviz.training.builders import (
     precise_bn_batches,
     schedule_callbacks,
 )
-from eipviz.training.devices import training_scope
+from eipviz.training.devices import training_precision, training_scope
+from eipviz.training.pipeline import TrainingModel, one_hot, saved_model, with_channel_axis
 from eipviz.training.store import Run, RunStore
 from eipviz.training.timeline import ExplanationTimeline
 from eipviz.zoo import build_model, get_spec
@@ -94,7 +96,7 @@ class RunRecorder(keras.callbacks.Callback):
         metrics["learning_rate"] = self.learning_rate
         metrics["epoch_seconds"] = time.time() - self.epoch_start
         metrics["wall_time"] = self.wall_before + time.time() - self.train_start
-        save_atomically(self.model, self.last_path)  # before the epoch counts as done
+        save_atomically(saved_model(self.model), self.last_path)  # before the epoch counts as done
         self.store.add_epoch(self.run_id, epoch + 1, metrics)
         val_accuracy = metrics.get("val_accuracy")
         if val_accuracy is not None and (self.best is None or val_accuracy > self.best):
@@ -139,39 +141,49 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
     completed = [row for row in store.epoch_rows(run_id) if row["epoch"] <= initial_epoch]
     wall_before = completed[-1].get("wall_time", 0.0) if completed else 0.0
 
-    scope, device = training_scope()
-    print(f"eipviz worker pid {os.getpid()}: run {run_id}, {run.model}/{run.recipe}, "
-          f"backend {keras.backend.backend()}, devices: {device}", flush=True)
     store.update_run(run_id, status="running", pid=os.getpid(), backend=keras.backend.backend(),
-                     device=device, started=run.started or time.time(), ended=None, error=None)
+                     started=run.started or time.time(), ended=None, error=None)
     store.clear_progress(run_id)  # a resumed run's row is where its last worker stopped
     precise_bn: list[PreciseBatchNorm] = []
     try:
         if run.model is None:
             raise EipvizError(f"Run {run_id} is a {run.kind} run with no model; only trained runs train.")
         recipe = recipe_of(run)  # inside the try: a stored recipe we cannot use fails the run, saying why
+        # First: TensorFlow can only split a CPU into several devices before it runs anything.
+        scope, device = training_scope(recipe.devices)
+        print(f"eipviz worker pid {os.getpid()}: run {run_id}, {run.model}/{run.recipe}, "
+              f"backend {keras.backend.backend()}, devices: {device}", flush=True)
+        store.update_run(run_id, backend=keras.backend.backend(), device=device)
         spec = get_spec(run.model)
         keras.utils.set_random_seed(seed + initial_epoch)
         x_train, y_train, x_val, y_val = _arrays(spec.dataset, hp.get("subset"), seed)
-        train = ImageBatches(x_train, y_train, recipe.batch_size, recipe.preprocessing,
-                             augmentation=augmentation_layers(recipe), shuffle=True, seed=seed + initial_epoch,
-                             workers=2 if recipe.augmentation.enabled else 1)
-        val = ImageBatches(x_val, y_val, VALIDATION_BATCH, recipe.preprocessing)
+        x_train, x_val = with_channel_axis(x_train), with_channel_axis(x_val)
+        y_train, y_val = one_hot(y_train), one_hot(y_val)  # every zoo dataset has 10 classes
+        steps_per_epoch = math.ceil(len(x_train) / recipe.batch_size)
+        precision = training_precision(recipe.mixed_precision)
+        # Augmentation seeds move on with the epoch a run resumes at, like the global seed above.
+        augmentation = augmentation_layers(recipe, seed=(seed + initial_epoch) * 100)
         with scope:
+            keras.config.set_dtype_policy(precision)  # for the zoo model built (or loaded) below
             if initial_epoch:
                 print(f"Resuming from {last_path} after epoch {initial_epoch}.", flush=True)
-                model = keras.models.load_model(last_path)
+                classifier = keras.models.load_model(last_path)
+                model = TrainingModel(classifier, augmentation, recipe.preprocessing)
+                compile_model(model, recipe, steps_per_epoch, optimizer=classifier.optimizer)
             else:
-                model = build_model(run.model)
-                compile_model(model, recipe, steps_per_epoch=len(train))
-        recorder = RunRecorder(store, run_id, len(train), stop, run.best_val_accuracy, wall_before)
-        timeline = ExplanationTimeline(Classifier(model, run_id, recipe.preprocessing, CLASS_NAMES[spec.dataset],
-                                                  spec.dataset, spec.cam_layer, source=str(last_path)),
+                model = TrainingModel(build_model(run.model), augmentation, recipe.preprocessing)
+                compile_model(model, recipe, steps_per_epoch)
+            keras.config.set_dtype_policy("float32")
+        recorder = RunRecorder(store, run_id, steps_per_epoch, stop, run.best_val_accuracy, wall_before)
+        timeline = ExplanationTimeline(Classifier(model.classifier, run_id, recipe.preprocessing,
+                                                  CLASS_NAMES[spec.dataset], spec.dataset, spec.cam_layer,
+                                                  source=str(last_path)),
                                        run_dir, initial_epoch)
         # Short runs only: recorded with the run, so its hyperparameters say how it was validated.
-        bn_batches = precise_bn_batches(recipe, len(train))
-        store.update_run(run_id, hyperparameters={**hp, "precise_bn_batches": bn_batches})
-        precise_bn = [PreciseBatchNorm(train, bn_batches)] if bn_batches else []
+        bn_batches = precise_bn_batches(recipe, steps_per_epoch)
+        store.update_run(run_id, hyperparameters={**hp, "precise_bn_batches": bn_batches, "dtype_policy": precision})
+        batches = ImageBatches(x_train, y_train, recipe.batch_size, seed=seed + initial_epoch)
+        precise_bn = [PreciseBatchNorm(batches, bn_batches)] if bn_batches else []
         callbacks = [
             *schedule_callbacks(recipe),
             *precise_bn,  # before validation, so the checkpoints below keep the statistics it validated
@@ -183,12 +195,14 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
         ]
         if importlib.util.find_spec("tensorboard") and importlib.util.find_spec("tensorflow"):
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False))
-        model.fit(train, validation_data=val, epochs=recipe.epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, verbose=verbose)
+        # uint8 arrays whole: Keras batches and shuffles them; augmentation and preprocessing run in the step.
+        model.fit(x_train, y_train, batch_size=recipe.batch_size, shuffle=True,
+                  validation_data=(x_val, y_val), validation_batch_size=VALIDATION_BATCH,
+                  epochs=recipe.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
     except TrainingCancelled:
         for callback in precise_bn:  # the stopped model is evaluated and resumed as it would be at an epoch end
             callback.reestimate()
-        save_atomically(model, last_path)
+        save_atomically(saved_model(model), last_path)
         store.update_run(run_id, status="cancelled", ended=time.time())
         print("Stopped on request; saved last.keras.", flush=True)
         return "cancelled"

@@ -1,0 +1,162 @@
+"""What ``fit`` trains: uint8 images in, augmented and preprocessed inside the compiled training step.
+
+The augmentation layers and the preprocessing run in the same traced (TensorFlow) or jitted (JAX)
+function as the forward and backward pass, so the host only hands over uint8 batches. The zoo model
+inside stays the plain model that is saved, shipped and explained.
+"""
+
+import keras
+import numpy as np
+
+from eipviz.errors import EipvizError
+from eipviz.preprocessing import CIFAR10_MEAN, CIFAR10_STD, PREPROCESSINGS, cifar10_pixel_mean
+
+
+class Preprocess(keras.layers.Layer):
+    """``eipviz.preprocessing.preprocess`` as a Keras layer: uint8-range floats in, model inputs out.
+
+    Always float32, also under a mixed-precision policy: the model's first layer casts its input.
+
+    Example:
+        Preprocess("channel_standardize")(images)  # (x / 255 - mean) / std per channel
+    """
+
+    def __init__(self, kind: str, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        if kind not in PREPROCESSINGS:
+            raise EipvizError(f"Unknown preprocessing {kind!r}. Choose one of: {', '.join(PREPROCESSINGS)}.")
+        self.kind = kind
+        self.offset, self.divisor = self._affine(kind)
+
+    @staticmethod
+    def _affine(kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(offset, divisor)``: input = (x / 255 - offset) / divisor, the float32 steps of ``preprocess``."""
+        if kind == "channel_standardize":
+            return CIFAR10_MEAN, CIFAR10_STD
+        if kind == "pixel_mean":
+            return cifar10_pixel_mean(), np.ones((1,), np.float32)
+        return np.zeros((1,), np.float32), np.ones((1,), np.float32)
+
+    def call(self, images):
+        x = keras.ops.cast(images, "float32") / 255.0
+        return (x - self.offset) / self.divisor
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind}
+
+
+class RandomShift(keras.layers.Layer):
+    """Shift each image by its own whole number of pixels, filling what is uncovered like
+    ``keras.layers.RandomTranslation(interpolation="nearest")`` does: ``"reflect"`` (``d c b a | a b c d``),
+    ``"nearest"`` (the edge pixel repeated) or ``"constant"`` (zeros).
+
+    The same meaning as that layer (whole-pixel shifts of at most ``factor`` of the side, the usual
+    pad-and-crop augmentation), computed as two one-hot matrix products per image instead of an
+    interpolated projective transform, which was the slowest part of the compiled step on a CPU
+    (``benchmarks/input_pipeline.py``). Shifts are drawn uniformly from the whole numbers in
+    ``[-round(factor * side), round(factor * side)]``.
+
+    Example:
+        RandomShift(0.125, 0.125, fill_mode="reflect", seed=0)(images, training=True)  # up to 4 px on 32x32
+    """
+
+    FILL_MODES = ("reflect", "nearest", "constant")
+
+    def __init__(self, height_factor: float, width_factor: float, fill_mode: str = "reflect",
+                 seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if fill_mode not in self.FILL_MODES:
+            raise EipvizError(f"Unknown fill_mode {fill_mode!r} for whole-pixel shifts. "
+                              f"Choose one of: {', '.join(self.FILL_MODES)}.")
+        self.height_factor, self.width_factor, self.fill_mode, self.seed = height_factor, width_factor, fill_mode, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _shifts(self, count, factor: float, side: int):
+        limit = int(round(factor * side))
+        if not limit:
+            return keras.ops.zeros((count,), dtype="int32")
+        return keras.random.randint((count,), -limit, limit + 1, seed=self.seed_generator, dtype="int32")
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        count, height, width = keras.ops.shape(images)[0], images.shape[1], images.shape[2]
+        return shift_images(images, self._shifts(count, self.height_factor, height),
+                            self._shifts(count, self.width_factor, width), self.fill_mode)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "height_factor": self.height_factor, "width_factor": self.width_factor,
+                "fill_mode": self.fill_mode, "seed": self.seed}
+
+
+def _source_rows(shifts, side: int, fill_mode: str, dtype: str):
+    """(N, side, side) one-hot matrices: output row i of image n reads input row i - shifts[n], filled."""
+    source = keras.ops.arange(side, dtype="int32")[None, :] - keras.ops.cast(shifts, "int32")[:, None]
+    if fill_mode == "reflect":  # period 2 * side: rows 0..side-1, then side-1..0
+        folded = keras.ops.mod(source, 2 * side)
+        source = keras.ops.where(folded >= side, 2 * side - 1 - folded, folded)
+    elif fill_mode == "nearest":
+        source = keras.ops.clip(source, 0, side - 1)
+    return keras.ops.one_hot(source, side, dtype=dtype)  # out of range ("constant"): a zero row
+
+
+def shift_images(images, down, right, fill_mode: str = "reflect"):
+    """Images (N, H, W, C) moved ``down[n]`` rows and ``right[n]`` columns (whole pixels; negative: up, left).
+
+    Example:
+        shift_images(np.arange(4.0).reshape(1, 1, 4, 1), [0], [1])  # one row a b c d -> a a b c (reflect)
+    """
+    rows = _source_rows(down, images.shape[1], fill_mode, "float32")
+    columns = _source_rows(right, images.shape[2], fill_mode, "float32")
+    moved = keras.ops.einsum("nij,njwc->niwc", rows, keras.ops.cast(images, "float32"))
+    return keras.ops.einsum("nkw,niwc->nikc", columns, moved)
+
+
+class TrainingModel(keras.Model):
+    """Augmentation, preprocessing, then ``classifier``: what ``fit`` trains; only ``classifier`` is saved.
+
+    Takes uint8 images (N, H, W, C); augmentation runs only in training mode, so validation sees the
+    preprocessed images unchanged. The output is float32 whatever the classifier computes in, so the
+    loss is always computed in float32.
+
+    Example:
+        trainer = TrainingModel(build_model("resnet20v1"), augmentation_layers(recipe, seed=0),
+                                "channel_standardize")
+        trainer.compile(...); trainer.fit(x_uint8, y_one_hot, batch_size=512)
+        trainer.classifier.save("best.keras")  # the plain zoo model
+    """
+
+    def __init__(self, classifier: keras.Model, augmentation: list[keras.layers.Layer], preprocessing: str,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.augmentation = list(augmentation)
+        self.preprocess = Preprocess(preprocessing)
+        self.classifier = classifier
+
+    def call(self, images, training=False):
+        x = keras.ops.cast(images, "float32")
+        for layer in self.augmentation:
+            x = layer(x, training=training)
+        x = self.preprocess(x)
+        return keras.ops.cast(self.classifier(x, training=training), "float32")
+
+
+def saved_model(model: keras.Model) -> keras.Model:
+    """The model to save for ``model``: a ``TrainingModel``'s classifier, any other model itself."""
+    return model.classifier if isinstance(model, TrainingModel) else model
+
+
+def with_channel_axis(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, H, W, C): grayscale (N, H, W) gets a channel axis (a view, no copy)."""
+    return images[..., None] if images.ndim == 3 else images
+
+
+def one_hot(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """float32 one-hot rows for integer class labels."""
+    return np.eye(num_classes, dtype=np.float32)[labels]

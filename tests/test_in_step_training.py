@@ -1,0 +1,181 @@
+"""Augmentation and preprocessing inside the compiled training step; several devices (issue #24).
+
+The worker hands ``fit`` uint8 arrays and trains a ``TrainingModel`` (augmentation layers, the
+recipe's preprocessing, the zoo model); only the zoo model is saved. Several devices are simulated
+on the CPU: JAX host devices through ``XLA_FLAGS``, TensorFlow logical CPU devices.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from eipviz.preprocessing import preprocess
+from eipviz.recipes import DOCUMENTED, FAST
+from eipviz.training.builders import augmentation_layers, make_optimizer
+from eipviz.training.launcher import create_training_run
+from eipviz.training.pipeline import Preprocess, RandomShift, TrainingModel, saved_model, shift_images
+from eipviz.training.store import RunStore
+from eipviz.training.worker import RunRecorder, TrainingCancelled, train_run
+from eipviz.zoo import build_model
+from tests.conftest import ROOT
+
+# mnist14k's fast recipe augments (whole-pixel shifts and rotation): 256 images at batch 64, 4 steps.
+SMALL = {"model": "mnist14k", "recipe": "fast", "epochs": 2, "batch_size": 64, "subset": 256}
+
+
+def test_the_preprocess_layer_computes_what_preprocess_does(data_dir):
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+    for kind in ("unit_scale", "channel_standardize", "pixel_mean"):
+        in_step = keras.ops.convert_to_numpy(Preprocess(kind)(images))
+        np.testing.assert_allclose(in_step, preprocess(images, kind), rtol=1e-6, atol=1e-6, err_msg=kind)
+
+
+def test_the_training_model_validates_on_preprocessed_images_and_saves_the_plain_zoo_model():
+    model = build_model("resnet20v1")
+    trainer = TrainingModel(model, augmentation_layers(DOCUMENTED["resnet20v1"], seed=0), "unit_scale")
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(trainer(images)),
+                               keras.ops.convert_to_numpy(model(preprocess(images, "unit_scale"))), rtol=1e-5)
+    assert saved_model(trainer) is model and saved_model(model) is model
+
+
+@pytest.mark.parametrize("fill_mode, numpy_mode", [("reflect", "symmetric"), ("nearest", "edge"),
+                                                   ("constant", "constant")])
+def test_whole_pixel_shifts_are_pad_and_crop_and_what_random_translation_does(fill_mode, numpy_mode):
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 2)).astype(np.float32)
+    down, right = np.array([2, -2, 0, 1]), np.array([-1, 2, 0, -2])
+    moved = keras.ops.convert_to_numpy(shift_images(images, down, right, fill_mode))
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode=numpy_mode)
+    for n in range(4):  # output pixel (i, j) is input pixel (i - down, j - right), filled as numpy pads
+        np.testing.assert_array_equal(moved[n], padded[n, 2 - down[n]:10 - down[n], 2 - right[n]:10 - right[n]])
+    # Keras' own layer, its random factor pinned to 2 px down and 1 px left, moves pixels the same way.
+    translation = keras.layers.RandomTranslation((2 / 8, 2 / 8), (-1 / 8, -1 / 8), fill_mode=fill_mode,
+                                                 interpolation="nearest")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(shift_images(images, [2] * 4, [-1] * 4, fill_mode)),
+                                  keras.ops.convert_to_numpy(translation(images, training=True)))
+
+
+def test_random_shifts_stay_within_the_factor_differ_per_image_and_are_off_at_inference():
+    layer = RandomShift(0.125, 0.125, fill_mode="constant", seed=3)
+    images = np.zeros((64, 32, 32, 1), np.float32)
+    images[:, 16, 16] = 1.0  # one lit pixel: where it lands is the shift
+    moved = keras.ops.convert_to_numpy(layer(images, training=True))
+    rows, columns = np.nonzero(moved[..., 0])[1:]
+    assert len(rows) == 64 and set(rows - 16) <= set(range(-4, 5)) and set(columns - 16) <= set(range(-4, 5))
+    assert len(set(zip(rows, columns))) > 20  # each image its own shift
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images, training=False)), images)
+
+
+def test_the_fast_recipes_whole_pixel_shifts_use_random_shift_and_interpolated_ones_keras():
+    assert isinstance(augmentation_layers(FAST["resnet20v1"], seed=0)[0], RandomShift)
+    assert isinstance(augmentation_layers(FAST["sepconv59k"], seed=0)[0], keras.layers.RandomTranslation)
+
+
+def test_augmentation_layers_draw_from_their_own_seeds():
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
+
+    def augmented(seed):
+        x = images
+        for layer in augmentation_layers(DOCUMENTED["resnet20v1"], seed=seed):
+            x = layer(x, training=True)
+        return keras.ops.convert_to_numpy(x)
+
+    np.testing.assert_array_equal(augmented(3), augmented(3))
+    assert not np.array_equal(augmented(3), augmented(4))
+
+
+def _layer_types(checkpoint):
+    return {type(layer).__name__ for layer in keras.models.load_model(checkpoint).layers}
+
+
+def test_a_resumed_run_continues_the_per_step_schedule_and_checkpoints_hold_no_augmentation(
+        tmp_path, data_dir, monkeypatch):
+    """Stopped right after epoch 1 (4 of 8 one-cycle steps), then resumed, with 2 steps per execution."""
+    store = RunStore(tmp_path)
+    run_id = create_training_run(store, **SMALL)
+    run = store.get_run(run_id)
+    store.update_run(run_id, hyperparameters={**run.hyperparameters, "steps_per_execution": 2})
+    record_epoch = RunRecorder.on_epoch_end
+
+    def stop_after_the_first_epoch(recorder, epoch, logs=None):
+        record_epoch(recorder, epoch, logs)
+        raise TrainingCancelled()
+
+    monkeypatch.setattr(RunRecorder, "on_epoch_end", stop_after_the_first_epoch)
+    assert train_run(store, run_id, verbose=0) == "cancelled"
+    assert store.completed_epochs(run_id) == 1
+    monkeypatch.setattr(RunRecorder, "on_epoch_end", record_epoch)
+    assert train_run(store, run_id, verbose=0) == "finished"
+
+    run = store.get_run(run_id)
+    rows = store.epoch_rows(run_id)
+    assert [row["epoch"] for row in rows] == [1, 2]
+    schedule = make_optimizer(FAST["mnist14k"].with_overrides(epochs=2), steps_per_epoch=4)._learning_rate
+    # Epoch 2 starts at step 4 of the one-cycle schedule, not back at its warm-up (step 0).
+    for row, step in zip(rows, (0, 4)):
+        assert row["learning_rate"] == pytest.approx(float(schedule(step)), rel=1e-5)
+    assert run.hyperparameters["dtype_policy"] == "float32" and run.hyperparameters["steps_per_execution"] == 2
+    for checkpoint in ("best.keras", "last.keras"):
+        saved = keras.models.load_model(store.run_dir(run_id) / checkpoint)
+        assert not [name for name in _layer_types(store.run_dir(run_id) / checkpoint)
+                    if name.startswith("Random") or name == "Preprocess"], checkpoint
+        assert saved.count_params() == 14840
+    assert int(keras.models.load_model(store.run_dir(run_id) / "last.keras").optimizer.iterations) == 8
+
+
+# Runs a 2-device run, then the same run on 1 device, in one process (TensorFlow must split its CPU
+# before it runs anything); prints what each recorded.
+TWO_THEN_ONE = """
+import json, sys
+from eipviz.training.launcher import create_training_run
+from eipviz.training.store import RunStore
+from eipviz.training.worker import train_run
+store = RunStore(sys.argv[1])
+found = {}
+for devices in (2, 1):
+    run_id = create_training_run(store, **json.loads(sys.argv[2]))
+    run = store.get_run(run_id)
+    store.update_run(run_id, hyperparameters={**run.hyperparameters, "devices": devices})
+    status = train_run(store, run_id, verbose=0)
+    run = store.get_run(run_id)
+    found[devices] = {"status": status, "device": run.device, "error": run.error, "run_id": run_id,
+                      "loss": [row["loss"] for row in store.epoch_rows(run_id)],
+                      "val_accuracy": [row["val_accuracy"] for row in store.epoch_rows(run_id)]}
+print("RESULT", json.dumps(found))
+"""
+
+
+def _two_then_one(tmp_path, backend, recipe, **env):
+    result = subprocess.run(
+        [sys.executable, "-c", TWO_THEN_ONE, str(tmp_path), json.dumps({**SMALL, "recipe": recipe})], cwd=ROOT,
+        capture_output=True,
+        text=True, timeout=900, env={**os.environ, "KERAS_BACKEND": backend, **env})
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.split("RESULT", 1)[1])
+    return found["2"], found["1"]
+
+
+@pytest.mark.parametrize("backend, recipe, env, described, tolerance", [
+    # JAX shards each global batch: the same arithmetic as on one device, up to summation order. Without
+    # augmentation: with it, XLA's CPU all-reduce between two host devices hung (README, Known problems).
+    ("jax", "documented", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+     "jax: 2 CPU devices via DataParallel", 0.02),
+    # MirroredStrategy normalises each replica's half batch on its own: close, not equal.
+    ("tensorflow", "fast", {}, "tensorflow: 2 CPU devices via MirroredStrategy", 0.15),
+])
+def test_a_two_device_run_follows_the_one_device_trajectory_and_its_checkpoint_loads_anywhere(
+        tmp_path, data_dir, backend, recipe, env, described, tolerance):
+    two, one = _two_then_one(tmp_path, backend, recipe, **env)
+    assert two["status"] == "finished" and one["status"] == "finished", (two["error"], one["error"])
+    assert two["device"] == described and "CPU" in one["device"] and "2" not in one["device"]
+    np.testing.assert_allclose(two["loss"], one["loss"], rtol=tolerance)
+    assert one["loss"][1] < one["loss"][0] and two["loss"][1] < two["loss"][0]
+    # The checkpoint loads in this (TensorFlow, one-device) process and holds only the zoo model.
+    checkpoint = tmp_path / two["run_id"] / "last.keras"
+    assert not [name for name in _layer_types(checkpoint) if name.startswith("Random")]
+    assert keras.models.load_model(checkpoint).predict(np.zeros((2, 28, 28, 1)), verbose=0).shape == (2, 10)
