@@ -16,6 +16,7 @@ BatchNorm re-estimation (short runs only) is off in both workers, as in a full-l
 
     git archive COMMIT | tar -x -C /tmp/eipviz-before   # the baseline
     BENCH_BASELINE=/tmp/eipviz-before EIPVIZ_DATA_DIR=../shared/data .venv/bin/python benchmarks/train_throughput.py
+    (BENCH_IMAGES, BENCH_EPOCHS, BENCH_ROUNDS and BENCH_BACKENDS=tensorflow,jax change the size and the backends)
 """
 
 import json
@@ -119,7 +120,7 @@ def main():
           f"2..{EPOCHS}, training steps timed, medians of {ROUNDS} alternating rounds (CPU, {os.cpu_count()} cores)\n")
     print("| backend | device | bare fit img/s (no augmentation) | worker img/s | ratio | previous worker img/s |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for backend in ("tensorflow", "jax"):
+    for backend in os.environ.get("BENCH_BACKENDS", "tensorflow,jax").split(","):
         rates: dict[str, list[float]] = {name: [] for name, _, _ in sides}
         for _ in range(ROUNDS):
             for name, side, cwd in sides:
