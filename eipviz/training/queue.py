@@ -85,7 +85,9 @@ def slot_env(slot: str | None) -> dict:
 def gpus_wanted(run: Run, slots: list[str]) -> int:
     """How many GPU slots a run holds: its recipe's ``devices`` (``"all"``: every GPU); 1 on a CPU.
 
-    Several host devices on a CPU are one process in one slot.
+    Several host devices on a CPU are one process in one slot. With ``EIPVIZ_MAX_RUNS`` above the GPU
+    count a GPU has several slots (``gpu:0``, ``gpu:0#2``), and a 2-GPU run could draw two slots of one
+    GPU: ``slot_env`` then names that GPU once, and the run trains on one.
     """
     gpus = {slot.split("#")[0] for slot in slots if slot.startswith("gpu:")}
     devices = run.hyperparameters.get("devices", 1)
