@@ -62,11 +62,12 @@ def augmentation_layers(recipe: Recipe, seed: int | None = None) -> list[keras.l
     def options() -> dict[str, Any]:
         return {"seed": None if seed is None else seed + len(layers), "dtype": "float32"}
 
-    if (a.width_shift or a.height_shift) and a.interpolation == "nearest" and a.fill_mode in RandomShift.FILL_MODES:
-        layers.append(RandomShift(a.height_shift, a.width_shift, fill_mode=a.fill_mode, **options()))
-    elif a.width_shift or a.height_shift:
-        layers.append(keras.layers.RandomTranslation(a.height_shift, a.width_shift, fill_mode=a.fill_mode,
-                                                     interpolation=a.interpolation, **options()))
+    if a.width_shift or a.height_shift:
+        if a.interpolation == "nearest" and a.fill_mode in RandomShift.FILL_MODES:
+            layers.append(RandomShift(a.height_shift, a.width_shift, fill_mode=a.fill_mode, **options()))
+        else:
+            layers.append(keras.layers.RandomTranslation(a.height_shift, a.width_shift, fill_mode=a.fill_mode,
+                                                         interpolation=a.interpolation, **options()))
     if a.zoom:
         layers.append(keras.layers.RandomZoom(a.zoom, fill_mode=a.fill_mode, **options()))
     if a.rotation_degrees:

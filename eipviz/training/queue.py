@@ -82,6 +82,11 @@ def slot_env(slot: str | None) -> dict:
     return {"CUDA_VISIBLE_DEVICES": ",".join(dict.fromkeys(gpus))} if gpus else {}  # once each
 
 
+def slot_devices(slots: list[str]) -> set[str]:
+    """The devices behind the slots: ``gpu:0#2`` is a second slot on ``gpu:0``."""
+    return {slot.split("#")[0] for slot in slots}
+
+
 def gpus_wanted(run: Run, slots: list[str]) -> int:
     """How many GPU slots a run holds: its recipe's ``devices`` (``"all"``: every GPU); 1 on a CPU.
 
@@ -89,7 +94,7 @@ def gpus_wanted(run: Run, slots: list[str]) -> int:
     count a GPU has several slots (``gpu:0``, ``gpu:0#2``), and a 2-GPU run could draw two slots of one
     GPU: ``slot_env`` then names that GPU once, and the run trains on one.
     """
-    gpus = {slot.split("#")[0] for slot in slots if slot.startswith("gpu:")}
+    gpus = {device for device in slot_devices(slots) if device.startswith("gpu:")}
     devices = run.hyperparameters.get("devices", 1)
     if not gpus:
         return 1
@@ -101,7 +106,7 @@ def _refusal(available_mb: float | None, slots: list[str]):
     short_of_memory = _memory_refusal(available_mb)
 
     def refusal(run: Run, admitted: list[Run]) -> str | None:
-        wanted, gpus = gpus_wanted(run, slots), len({slot.split("#")[0] for slot in slots})
+        wanted, gpus = gpus_wanted(run, slots), len(slot_devices(slots))
         if wanted > gpus:
             return f"Run {run.id} asks for {wanted} GPUs but this machine has {gpus}."
         return short_of_memory(run, admitted)

@@ -235,7 +235,8 @@ class RunStore:
                 "SELECT slot, pid FROM runs WHERE status NOT IN ('queued', 'running') AND slot IS NOT NULL"
                 " AND pid IS NOT NULL AND ended > ?", (time.time() - SLOT_RELEASE_S,)) if worker_alive(row[1])]
             held = [part for slot in running + ending for part in (slot or "").split(",")]  # by hand: one
-            free = [slot for slot in slots if slot not in set(held)][:max(0, len(slots) - len(held))]
+            busy = set(held)
+            free = [slot for slot in slots if slot not in busy][:max(0, len(slots) - len(held))]
             waiting = db.execute(f"SELECT * FROM runs WHERE {WAITING} ORDER BY queued, created").fetchall()
             now = time.time()
             for row in waiting:

@@ -114,9 +114,9 @@ def test_the_documented_setting_exposes_it_on_purpose(tmp_path):
 
 # -- the run queue, through the Train page -----------------------------------------------------------
 
-def _workers(runs_dir) -> list[int]:
-    """Pids of live training workers of this run store."""
-    pids = []
+def _worker_runs(runs_dir) -> dict[int, str]:
+    """Live training workers of this run store: pid -> the run id it trains."""
+    workers = {}
     for proc in Path("/proc").iterdir():
         try:
             command = (proc / "cmdline").read_bytes().split(b"\0")
@@ -124,8 +124,13 @@ def _workers(runs_dir) -> list[int]:
         except (OSError, ValueError):
             continue
         if b"--run-id" in command and str(runs_dir).encode() in command and "\nState:\tZ" not in state:
-            pids.append(int(proc.name))
-    return pids
+            workers[int(proc.name)] = command[command.index(b"--run-id") + 1].decode()
+    return workers
+
+
+def _workers(runs_dir) -> list[int]:
+    """Pids of live training workers of this run store."""
+    return list(_worker_runs(runs_dir))
 
 
 def _training(store, runs_dir) -> list[str]:
@@ -137,14 +142,7 @@ def _training(store, runs_dir) -> list[str]:
 def _training_run_ids(runs_dir) -> set[str]:
     """Runs that have a live worker process: a worker forking (to wake the scheduler) shows its command line
     twice until the child execs, so workers are counted by run, not by process."""
-    ids = set()
-    for pid in _workers(runs_dir):
-        try:
-            command = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ids.add(command[command.index(b"--run-id") + 1].decode())
-    return ids
+    return set(_worker_runs(runs_dir).values())
 
 
 class WorkerWatch(threading.Thread):
