@@ -130,6 +130,40 @@ def test_a_resumed_run_continues_the_per_step_schedule_and_checkpoints_hold_no_a
 
 # Runs a 2-device run, then the same run on 1 device, in one process (TensorFlow must split its CPU
 # before it runs anything); prints what each recorded.
+ASYNC_BATCH_HOOKS = """
+import json, sys, threading
+from eipviz.training.launcher import create_training_run
+from eipviz.training.store import RunStore
+from eipviz.training.worker import RunRecorder, train_run
+store = RunStore(sys.argv[1])
+run_id = create_training_run(store, **json.loads(sys.argv[2]))
+on_main_thread, hook = [], RunRecorder.on_train_batch_end
+def recording_hook(recorder, batch, logs=None):
+    on_main_thread.append(threading.current_thread() is threading.main_thread())
+    if batch == 1:
+        recorder.stop.requested = True  # as SIGTERM sets it, in the middle of the first epoch
+    hook(recorder, batch, logs)
+RunRecorder.on_train_batch_end = recording_hook
+status = train_run(store, run_id, verbose=0)
+print("RESULT" + json.dumps({"status": status, "on_main_thread": on_main_thread,
+                             "epochs": store.completed_epochs(run_id),
+                             "last": store.run_dir(run_id).joinpath("last.keras").is_file()}))
+"""
+
+
+def test_under_jax_the_workers_batch_hooks_run_off_the_training_loop_and_a_cancel_still_stops_it(
+        tmp_path, data_dir):
+    """Keras dispatches batch hooks to a thread only when every callback is async-safe; else each step
+    waits for the device (what the H200 run showed). A cancel raised on that thread still ends ``fit``."""
+    result = subprocess.run([sys.executable, "-c", ASYNC_BATCH_HOOKS, str(tmp_path), json.dumps(SMALL)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.split("RESULT", 1)[1])
+    assert found["status"] == "cancelled" and found["epochs"] == 0 and found["last"]
+    assert found["on_main_thread"] and not any(found["on_main_thread"])
+
+
 TWO_THEN_ONE = """
 import json, sys
 from eipviz.training.launcher import create_training_run

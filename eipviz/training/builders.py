@@ -94,12 +94,25 @@ class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
     """``ModelCheckpoint`` that saves the zoo model inside a ``TrainingModel``, never the training-only layers.
 
     Reads the model through ``Callback.model``, which under JAX first copies the training state
-    back into the variables, then saves ``saved_model`` of it.
+    back into the variables, then saves ``saved_model`` of it. Async-safe (see ``RunRecorder``):
+    ``best_checkpoint`` saves at epoch ends, so its batch hook does nothing.
     """
+
+    async_safe = True
 
     @property
     def model(self):
         return saved_model(super().model)
+
+
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+    """``TensorBoard`` with epoch scalars only (no graph, no profiling). Async-safe (see ``RunRecorder``):
+    at ``update_freq="epoch"`` Keras pushes no summary writer for batches, so its batch hook writes nothing."""
+
+    async_safe = True
+
+    def __init__(self, log_dir: str):
+        super().__init__(log_dir=log_dir, write_graph=False, update_freq="epoch", profile_batch=0)
 
 
 def best_checkpoint(recipe: Recipe, filepath: str | os.PathLike,
