@@ -155,7 +155,7 @@ def test_under_jax_the_workers_batch_hooks_run_off_the_training_loop_and_a_cance
         tmp_path, data_dir):
     """Keras dispatches batch hooks to a thread only when every callback is async-safe; else each step
     waits for the device (what the H200 run showed). A cancel raised on that thread still ends ``fit``."""
-    run = json.dumps({**SMALL, "augment": False})  # what runs in the step does not matter here; tracing it does
+    run = json.dumps({**SMALL, "augment": False})  # augmentation would only add tracing time here
     result = subprocess.run([sys.executable, "-c", ASYNC_BATCH_HOOKS, str(tmp_path), run], cwd=ROOT,
                             capture_output=True, text=True, timeout=600, env={**os.environ, "KERAS_BACKEND": "jax"})
     assert result.returncode == 0, result.stderr[-3000:]
