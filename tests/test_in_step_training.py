@@ -128,8 +128,7 @@ def test_a_resumed_run_continues_the_per_step_schedule_and_checkpoints_hold_no_a
     assert int(keras.models.load_model(store.run_dir(run_id) / "last.keras").optimizer.iterations) == 8
 
 
-# Runs a 2-device run, then the same run on 1 device, in one process (TensorFlow must split its CPU
-# before it runs anything); prints what each recorded.
+# Trains a run under JAX, its batch hook wrapped to record its thread and to cancel at batch 1.
 ASYNC_BATCH_HOOKS = """
 import json, sys, threading
 from eipviz.training.launcher import create_training_run
@@ -164,6 +163,8 @@ def test_under_jax_the_workers_batch_hooks_run_off_the_training_loop_and_a_cance
     assert found["on_main_thread"] and not any(found["on_main_thread"])
 
 
+# Runs a 2-device run, then the same run on 1 device, in one process (TensorFlow must split its CPU
+# before it runs anything); prints what each recorded.
 TWO_THEN_ONE = """
 import json, sys
 from eipviz.training.launcher import create_training_run

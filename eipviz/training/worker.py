@@ -64,7 +64,7 @@ class RunRecorder(keras.callbacks.Callback):
 
     Async-safe: Keras may run its batch hook on a callback thread. Otherwise, under JAX, Keras turns
     every step's logs into Python floats before the next step starts, so the host waits for the
-    device each step (18-23% GPU utilisation on an H200, README). The hook only reads the stop flag
+    device each step (about 20% GPU utilisation on an H200, README). The hook only reads the stop flag
     (a cancel raised there reaches ``fit`` a step or two later) and writes progress through its own
     database connection.
     """
