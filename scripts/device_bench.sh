@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue #24's GPU measurements in one device call (prepared and rehearsed on CPU; nothing improvised there).
+# Issue #24's GPU measurements in one device call, after two that carry the data (prepared and rehearsed on CPU).
 #
 # Carry .whl/ (keras, namex, optree wheels for cp312, as scripts/device_train.sh) and data/ (the six
 # cifar10_*.npz of ../shared/data, in any subfolders: two files a call fit the 64 MiB, so send data/a and
