@@ -77,6 +77,25 @@ def cached_evaluation(model_key: str, _classifier: Classifier) -> Evaluation:
     return evaluation
 
 
+def computed_on_click(label: str, result_key: str, inputs_key, compute, *, button_key: str | None = None,
+                      disabled: bool = False):
+    """A button that runs ``compute(progress)`` under a progress bar; return its result while ``inputs_key`` holds.
+
+    ``progress(fraction, text)`` moves the bar. The result is kept in the session under ``result_key``,
+    beside the ``inputs_key`` it was computed for, so changing an input hides it until the next click.
+    A failure (``EipvizError``) is shown as its message and keeps no result.
+    """
+    if st.button(label, key=button_key, disabled=disabled):
+        bar = st.progress(0.0, text="Starting…")
+        try:
+            st.session_state[result_key] = (inputs_key, compute(lambda fraction, text: bar.progress(fraction, text)))
+        except EipvizError as error:
+            st.error(str(error))
+        bar.empty()
+    saved = st.session_state.get(result_key)
+    return saved[1] if saved and saved[0] == inputs_key else None
+
+
 def upload_model_widget(key: str) -> None:
     """Upload a .keras/.h5 model into this browser session (shared by the pages); absent for viewers."""
     if not can_write():

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import cached_evaluation, model_picker, run_store, upload_model_widget
+from app_pages.common import cached_evaluation, computed_on_click, model_picker, run_store, upload_model_widget
 from eipviz.attribution.methods import METHODS, SLOW_METHODS, SMOOTHING, method_label
 from eipviz.errors import EipvizError
 from eipviz.evaluation import dataset_test_split, sample_test_images
@@ -163,19 +163,13 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
     metric = st.radio("Rank by", RANK_METRICS, horizontal=True, key="mis-f-metric",
                       help="ROAD costs about 9 s per method and layer at 50 images on a 2-core CPU")
     inputs_key = (model_key, tuple(chosen_methods), tuple(chosen_layers), int(n), metric)  # kept until one changes
-    if st.button("Compute and rank", disabled=not (chosen_methods and chosen_layers)):
-        bar = st.progress(0.0, text="Starting…")
-        try:
-            table = rank_methods(classifier, sample_test_images(classifier, n), chosen_methods, chosen_layers, metric,
-                                 progress=lambda done, total, what: bar.progress(done / total, text=f"{what} "
-                                                                                 f"({done}/{total} done)"))
-            st.session_state["mis-faithfulness"] = (inputs_key, table)
-        except EipvizError as error:
-            st.error(str(error))
-        bar.empty()
-    saved = st.session_state.get("mis-faithfulness")
-    if saved and saved[0] == inputs_key:
-        st.dataframe(pd.DataFrame(saved[1]), hide_index=True)
+    table = computed_on_click(
+        "Compute and rank", "mis-faithfulness", inputs_key, disabled=not (chosen_methods and chosen_layers),
+        compute=lambda progress: rank_methods(
+            classifier, sample_test_images(classifier, n), chosen_methods, chosen_layers, metric,
+            progress=lambda done, total, what: progress(done / total, f"{what} ({done}/{total} done)")))
+    if table is not None:
+        st.dataframe(pd.DataFrame(table), hide_index=True)
         st.caption("Best first. Deletion AUC: lower is better; insertion AUC and ROAD: higher is better. Each "
                    "`*_vs_random` column is the margin over the random baseline at that layer: positive is better.")
 
@@ -184,19 +178,15 @@ with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et
     sanity_n = s1.number_input("Test images", 2, 64, 8, 2, key="mis-s-n")
     depths = s2.number_input("Randomisation depths", 2, 12, 6, 1, key="mis-s-depths")
     sanity_key = (model_key, method, layer, int(sanity_n), int(depths))
-    if st.button(f"Randomise the model's weights and recompute {method}", key="mis-sanity"):
-        bar = st.progress(0.0, text="Starting…")
-        try:
-            (result,) = sanity_check(classifier, sample_test_images(classifier, sanity_n), [method], layer,
-                                     depths=depths, progress=lambda done, total, text: bar.progress(
-                                         done / total, text=text))
-            st.session_state["mis-sanity-result"] = (sanity_key, result)
-        except EipvizError as error:
-            st.error(str(error))
-        bar.empty()
-    saved = st.session_state.get("mis-sanity-result")
-    if saved and saved[0] == sanity_key:
-        result = saved[1]
+
+    def sanity(progress):
+        (checked,) = sanity_check(classifier, sample_test_images(classifier, sanity_n), [method], layer, depths=depths,
+                                  progress=lambda done, total, text: progress(done / total, text))
+        return checked
+
+    result = computed_on_click(f"Randomise the model's weights and recompute {method}", "mis-sanity-result",
+                               sanity_key, sanity, button_key="mis-sanity")
+    if result is not None:
         (st.success if result.passed else st.error)(f"{method} {result.verdict}.")
         st.plotly_chart(sanity_figure(result.curve(), IGNORES_WEIGHTS), key="mis-sanity-curve")
         sample = sample_test_images(classifier, sanity_n)[0]
@@ -211,20 +201,15 @@ with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et
 with st.expander("Report: one HTML file with all of the above (opens offline)", key="mis-report-open"):
     st.caption("Model, sha256, accuracy and per-class table, confusion matrix, this gallery's first page, the "
                "faithfulness and sanity tables, and for a run its curves and timeline.")
-    if st.button("Build the report", key="mis-report"):
-        bar = st.progress(0.0, text="Starting…")
-        run_id = model_key.split(":")[1] if model_key and model_key.startswith("run:") else None
-        try:
-            store = run_store()
-            html = build_report(
-                classifier, evaluation, images, curves=store.epoch_rows(run_id) if run_id else None,
-                timeline=read_timeline(store.run_dir(run_id) / TIMELINE_FILE) if run_id else None,
-                progress=lambda fraction, text: bar.progress(fraction, text=text))
-            st.session_state["mis-report-html"] = (model_key, html)
-        except EipvizError as error:
-            st.error(str(error))
-        bar.empty()
-    saved = st.session_state.get("mis-report-html")
-    if saved and saved[0] == model_key:
-        st.download_button("Download report.html", saved[1], file_name=f"eipviz-report-{classifier.name}.html"
+    run_id = model_key.split(":")[1] if model_key and model_key.startswith("run:") else None
+
+    def report(progress):
+        store = run_store()
+        return build_report(classifier, evaluation, images, curves=store.epoch_rows(run_id) if run_id else None,
+                            timeline=read_timeline(store.run_dir(run_id) / TIMELINE_FILE) if run_id else None,
+                            progress=progress)
+
+    html = computed_on_click("Build the report", "mis-report-html", model_key, report, button_key="mis-report")
+    if html is not None:
+        st.download_button("Download report.html", html, file_name=f"eipviz-report-{classifier.name}.html"
                            .replace(" ", "_").replace("(", "").replace(")", ""), mime="text/html", key="mis-report-dl")

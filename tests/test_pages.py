@@ -321,3 +321,34 @@ def test_curves_page_imports_a_mid_run_excerpt_and_shows_the_parsers_guess(tmp_p
     at.button(key="log-import").click().run()
     assert any("Imported 2 epochs" in s.value for s in at.success)
     assert any("a guess" in w.value for w in at.warning)
+
+
+def _computed_on_click_app():
+    import streamlit as st
+
+    from app_pages.common import computed_on_click
+    from eipviz.errors import EipvizError
+
+    n = st.number_input("n", 0, 10, 1, key="n")
+
+    def compute(progress):
+        progress(0.5, "halfway")
+        if n == 0:
+            raise EipvizError("n must be positive")
+        return n * 10
+
+    st.write(f"result {computed_on_click('Go', 'result', int(n), compute, button_key='go')}")
+
+
+def test_a_computed_result_shows_until_its_inputs_change_and_a_failure_is_only_its_message():
+    at = AppTest.from_function(_computed_on_click_app, default_timeout=TIMEOUT).run()
+    assert at.markdown[-1].value == "result None"  # nothing before the click
+    at.button(key="go").click().run()
+    assert at.markdown[-1].value == "result 10"
+    assert at.run().markdown[-1].value == "result 10"  # kept across reruns
+    at.number_input(key="n").set_value(2).run()
+    assert at.markdown[-1].value == "result None"  # computed for other inputs: hidden
+    at.number_input(key="n").set_value(0).run()
+    at.button(key="go").click().run()
+    assert [e.value for e in at.error] == ["n must be positive"] and not at.exception
+    assert at.markdown[-1].value == "result None"
