@@ -143,6 +143,7 @@ def main():
         samples = {name: [round(rate) for rate in values] for name, values in result["samples"].items()}
         print(f"<!-- samples {backend} {jit}: {samples} -->", flush=True)
 
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--child"]:
         print(json.dumps(measure()))
