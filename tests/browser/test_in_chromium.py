@@ -158,8 +158,11 @@ def test_train_page_runs_a_tiny_training_live_and_stops_it(page, server):
 
 def test_curves_page_overlays_the_run_on_the_documented_one(page, server):
     open_page(page, server, "curves")
+    # The curves chart is drawn by a fragment, so the probe-set chart below it can be drawn first: wait for a
+    # chart with the documented curve, then check every trace name.
     page.wait_for_function("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
-                           ".some(p => p.data && p.data.length)", timeout=60_000)  # drawn by a fragment
+                           ".some(p => (p.data || []).some(t => (t.name || '').includes('documented')))",
+                           timeout=60_000)
     names = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
                           ".flatMap(p => p.data.map(t => t.name || ''))")
     assert any("mnist14k documented" in n or "mnist14k" in n and "ep" in n for n in names), names
