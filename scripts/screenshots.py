@@ -47,13 +47,16 @@ LAUNCHERS = {
 
 
 def start_streamlit(port: int, env: dict, *extra_args: str, launcher: str = "serve", address: str | None = "127.0.0.1",
-                    log=None) -> subprocess.Popen:
+                    log=None, preload: bool = True) -> subprocess.Popen:
     """The app as ``make run`` serves it, headless on a loopback port; return it once it answers its health check.
 
     ``address=None`` leaves the listening address to the project's settings; ``log`` (an open file) gets the
-    server's output.
+    server's output; ``preload=False`` skips serve.py's loading of the shipped models (for a server whose
+    pages never show them).
     """
     where = ["--server.address", address] if address else []
+    if not preload and launcher == "serve":
+        where.append("--no-preload")
     process = subprocess.Popen(
         [sys.executable, *LAUNCHERS[launcher], "--server.headless", "true", "--server.port", str(port),
          *where, "--browser.gatherUsageStats", "false", *extra_args],

@@ -9,7 +9,10 @@ own model cache and its default Grad-CAM traced (about 4 s for all five), so
 the first gallery of any shipped model skips its 0.5-1.3 s of load and trace.
 Every argument is passed to ``streamlit run app.py``
 as it is (``scripts/serve.py --server.port 8600``), except ``--viewer``, which
-serves the read-only viewer mode (``EIPVIZ_MODE=viewer``). The server listens
+serves the read-only viewer mode (``EIPVIZ_MODE=viewer``), and ``--no-preload``,
+which skips loading the shipped models (a server for the Train or Curves page
+only starts with about 5 s less CPU; the first gallery of each model then
+loads it). The server listens
 on 127.0.0.1 only (``.streamlit/config.toml``) unless given
 ``--server.address 0.0.0.0``.
 """
@@ -85,6 +88,9 @@ def preload_shipped_models() -> None:
         logger.setLevel(level)
 
 
+OWN_FLAGS = ("--viewer", "--no-preload")
+
+
 def settings_from(arguments: list[str]) -> list[str]:
     """Apply ``--viewer`` (sets ``EIPVIZ_MODE=viewer``) and check eipviz's own settings; return Streamlit's arguments.
 
@@ -97,7 +103,7 @@ def settings_from(arguments: list[str]) -> list[str]:
         os.environ[MODE_VARIABLE] = VIEWER
     print(f"eipviz: {access_mode()} mode; at most {len(run_slots())} training run(s) at once "
           f"({', '.join(run_slots())})", flush=True)
-    return [argument for argument in arguments if argument != "--viewer"]
+    return [argument for argument in arguments if argument not in OWN_FLAGS]
 
 
 def main() -> int:
@@ -111,7 +117,8 @@ def main() -> int:
         return 2
     import_keras_quietly()
     warm_up()
-    preload_shipped_models()
+    if "--no-preload" not in sys.argv[1:]:
+        preload_shipped_models()
     os.chdir(ROOT)
     sys.argv = ["streamlit", "run", str(ROOT / "app.py"), *arguments]
     return streamlit_cli.main()

@@ -127,6 +127,7 @@ def test_make_run_takes_viewer_as_a_flag_and_refuses_a_bad_mode_before_serving(m
     monkeypatch.setenv("EIPVIZ_MODE", "editor")  # recorded, so the mode --viewer sets is undone after the test
     assert settings_from(["--viewer", "--server.port", "8600"]) == ["--server.port", "8600"]
     assert access_mode() == "viewer"
+    assert settings_from(["--no-preload", "--server.port", "8600"]) == ["--server.port", "8600"]  # serve.py's own
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "serve.py")], capture_output=True, text=True,
                             env={**os.environ, "EIPVIZ_MODE": "admin"}, timeout=120)
     assert result.returncode == 2 and "Received: EIPVIZ_MODE='admin'" in result.stderr

@@ -92,7 +92,7 @@ def non_loopback_address() -> str | None:
 
 def test_make_run_listens_on_loopback_only_and_refuses_other_addresses(tmp_path):
     port = free_port()
-    server = start_streamlit(port, _env(tmp_path), address=None)  # the project's own setting decides
+    server = start_streamlit(port, _env(tmp_path), address=None, preload=False)  # the project's setting decides
     try:
         assert listening_addresses(port) == {"127.0.0.1"}
         outside = non_loopback_address()
@@ -165,7 +165,7 @@ def test_start_pressed_ten_times_trains_n_at_once_and_survives_killing_the_sched
     watch = WorkerWatch(tmp_path)
     watch.start()
     port = free_port()
-    server = start_streamlit(port, _env(tmp_path, EIPVIZ_MAX_RUNS=str(slots)))
+    server = start_streamlit(port, _env(tmp_path, EIPVIZ_MAX_RUNS=str(slots)), preload=False)  # Train page only
     try:
         page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
         page.goto(f"http://127.0.0.1:{port}/train")
