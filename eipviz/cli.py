@@ -55,6 +55,7 @@ def cmd_layers(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from eipviz.recipes import parse_setting
     from eipviz.training.launcher import resume_run, start_training
     from eipviz.training.queue import RunQueue
     from eipviz.training.store import RunStore
@@ -71,7 +72,7 @@ def cmd_train(args) -> int:
     elif args.model:
         run_id = start_training(store, args.model, recipe=args.recipe, epochs=args.epochs,
                                 batch_size=args.batch_size, subset=args.subset, augment=not args.no_augment,
-                                **_speed_options(args))
+                                settings=dict(parse_setting(text) for text in args.set), **_speed_options(args))
     else:
         raise EipvizError("Name a model (--model NAME) or a run to resume (--resume RUN_ID).")
     position = RunQueue(store).status().position(run_id)
@@ -185,6 +186,8 @@ def _register_training(sub):
     p.add_argument("--mixed-precision", action="store_true",
                    help="bfloat16 compute on a GPU that has it (float32 elsewhere)")
     p.add_argument("--steps-per-execution", type=int, metavar="N", help="training steps per compiled call")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change one recipe field, e.g. learning_rate=0.4 (repeatable; a wrong name's error lists them)")
     p.add_argument("--runs-dir", help="run store folder (default runs/ or $EIPVIZ_RUNS_DIR)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue a cancelled or failed run")
     p.add_argument("--detach", action="store_true", help="queue the run and return at once")

@@ -6,7 +6,8 @@ A ``Recipe`` is read at a glance and built into Keras' own pieces
 what we chose.
 """
 
-from collections.abc import Collection
+import ast
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -20,6 +21,30 @@ SCHEDULES = (None, "inverse_time", "one_cycle")
 MonitorMode = Literal["min", "max"]
 # What a model compiled with metrics=["accuracy"] logs, and which direction is better.
 MONITOR_MODES: dict[str, MonitorMode] = {"loss": "min", "val_loss": "min", "accuracy": "max", "val_accuracy": "max"}
+
+
+_NUMBER = (int, float)
+# The recipe fields a run may change by name (``--set FIELD=VALUE``) and the types each takes; the others
+# say which recipe it is, or are nested (augmentation, plateau). Choices are checked by the recipe itself.
+SETTINGS: dict[str, tuple[type, ...]] = {
+    "optimizer": (str,), "learning_rate": _NUMBER, "schedule": (str, type(None)), "decay": _NUMBER,
+    "warmup_fraction": _NUMBER, "momentum": _NUMBER, "nesterov": (bool,), "weight_decay": (*_NUMBER, type(None)),
+    "label_smoothing": _NUMBER, "batch_size": (int,), "epochs": (int,), "checkpoint_monitor": (str,),
+    "precise_bn_below_steps": (int,), "mixed_precision": (bool,), "steps_per_execution": (int,),
+    "devices": (int, str),
+}
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``"learning_rate=0.4"`` -> ``("learning_rate", 0.4)``: the value read as a Python literal (numbers,
+    True, None), else kept as text (``schedule=one_cycle``)."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise EipvizError(f"A recipe setting is FIELD=VALUE, e.g. learning_rate=0.4. Received: {text!r}.")
+    try:
+        return name.strip(), ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return name.strip(), value.strip()
 
 
 def check_choice(argument: str, received: Any, choices: Collection[Any], where: str = "") -> None:
@@ -154,6 +179,20 @@ class Recipe:
                        mixed_precision=self.mixed_precision if mixed_precision is None else mixed_precision,
                        steps_per_execution=self.steps_per_execution if steps_per_execution is None
                        else steps_per_execution)
+
+    def with_settings(self, settings: Mapping[str, Any]) -> "Recipe":
+        """A copy with the named fields changed, e.g. ``{"learning_rate": 0.4}`` for a larger batch on a GPU.
+
+        An unknown field, a value of the wrong type, or one the recipe refuses raises ``EipvizError`` naming it.
+        """
+        where = f"Recipe {self.model}/{self.name}: "
+        for name, value in settings.items():
+            check_choice("setting", name, SETTINGS, where)
+            kinds = SETTINGS[name]
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                raise EipvizError(f"{where}{name} takes {' or '.join(kind.__name__ for kind in kinds)}. "
+                                  f"Received: {name}={value!r}.")
+        return replace(self, **settings)
 
     def hyperparameters(self) -> dict[str, Any]:
         """Every hyperparameter as plain JSON-ready data."""

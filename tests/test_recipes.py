@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from eipviz.errors import EipvizError
-from eipviz.recipes import DOCUMENTED, FAST, Augmentation, Plateau, Recipe, get_recipe, monitor_mode
+from eipviz.recipes import DOCUMENTED, FAST, Augmentation, Plateau, Recipe, get_recipe, monitor_mode, parse_setting
 from eipviz.tables import recipe_table
 from eipviz.training.builders import augmentation_layers, best_checkpoint, make_optimizer, schedule_callbacks
 
@@ -107,6 +107,39 @@ def test_unknown_recipe_is_a_clear_error():
 def test_an_unknown_recipe_value_is_one_error_naming_it(argument, value):
     with pytest.raises(EipvizError, match=rf"Unknown {argument}\. Received: {argument}='{value}'\. Choose one of"):
         replace(DOCUMENTED["mnist14k"], **{argument: value})
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("learning_rate=0.4", ("learning_rate", 0.4)), (" epochs = 60 ", ("epochs", 60)),
+    ("nesterov=False", ("nesterov", False)), ("schedule=None", ("schedule", None)),
+    ("schedule=one_cycle", ("schedule", "one_cycle")), ("devices=all", ("devices", "all")),
+])
+def test_a_setting_reads_its_value_as_a_literal_else_as_text(text, expected):
+    assert parse_setting(text) == expected
+
+
+@pytest.mark.parametrize("text", ["learning_rate", "=0.4", ""])
+def test_a_setting_without_a_name_and_an_equals_sign_is_one_error(text):
+    with pytest.raises(EipvizError, match="FIELD=VALUE"):
+        parse_setting(text)
+
+
+def test_settings_change_only_the_named_fields_and_are_checked_like_the_recipe():
+    fast = FAST["resnet20v1"]
+    large_batch = fast.with_settings({"batch_size": 512, "learning_rate": 0.4, "precise_bn_below_steps": 0})
+    assert (large_batch.batch_size, large_batch.learning_rate, large_batch.precise_bn_below_steps) == (512, 0.4, 0)
+    assert replace(large_batch, batch_size=32, learning_rate=0.15, precise_bn_below_steps=100) == fast
+    assert fast.with_settings({}) == fast
+    with pytest.raises(EipvizError, match=r"Unknown setting\. Received: setting='lr'\. Choose one of: 'optimizer'"):
+        fast.with_settings({"lr": 0.4})
+    with pytest.raises(EipvizError, match="Unknown setting"):
+        fast.with_settings({"augmentation": Augmentation()})  # nested: not settable by name
+    with pytest.raises(EipvizError, match=r"learning_rate takes int or float\. Received: learning_rate='fast'"):
+        fast.with_settings({"learning_rate": "fast"})
+    with pytest.raises(EipvizError, match=r"epochs takes int\. Received: epochs=True"):
+        fast.with_settings({"epochs": True})
+    with pytest.raises(EipvizError, match=r"Received: optimizer='lamb'"):
+        fast.with_settings({"optimizer": "lamb"})
 
 
 def test_an_unknown_plateau_monitor_is_one_error_naming_it():

@@ -32,16 +32,21 @@ def wait_for(condition, timeout=240, interval=0.5, what="condition"):
 
 
 def test_cli_train_end_to_end_records_metrics_checkpoints_and_csv(tmp_path, data_dir):
-    run_cli("train", *TINY, "--runs-dir", str(tmp_path))
+    refused = run_cli("train", *TINY, "--set", "lr=0.1", "--runs-dir", str(tmp_path), check=False)
+    assert refused.returncode == 2 and "Received: setting='lr'" in refused.stderr
+    assert "Traceback" not in refused.stderr and not RunStore(tmp_path).list_runs()  # nothing created
+    run_cli("train", *TINY, "--set", "learning_rate=0.002", "--set", "label_smoothing=0.05",
+            "--runs-dir", str(tmp_path))
     store = RunStore(tmp_path)
     (run,) = store.list_runs()
     assert run.status == "finished" and run.backend == "tensorflow" and "CPU" in run.device
+    assert (run.hyperparameters["learning_rate"], run.hyperparameters["label_smoothing"]) == (0.002, 0.05)
     rows = store.epoch_rows(run.id)
     assert [row["epoch"] for row in rows] == [1, 2]
     for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds", "wall_time"):
         assert all(row[name] is not None for row in rows), name
-    # Seed 002's schedule: epoch 2 uses 0.003 / 1.319.
-    assert rows[1]["learning_rate"] == pytest.approx(0.0022744503, rel=1e-5)
+    # Seed 002's schedule from the rate set above: epoch 2 uses 0.002 / 1.319 (the seed's 0.003 gives 0.00227).
+    assert rows[1]["learning_rate"] == pytest.approx(0.002 / 1.319, rel=1e-5)
     folder = store.run_dir(run.id)
     assert (folder / "best.keras").is_file() and (folder / "last.keras").is_file()
     with open(folder / "metrics.csv") as f:

@@ -1,6 +1,7 @@
 """Plan, create, start (through the run queue), stop and resume training runs."""
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -18,12 +19,15 @@ __all__ = ["RunQueue", "check_resumable", "create_training_run", "launch_worker"
 
 
 def planned_recipe(model: str, recipe: str = "documented", epochs: int | None = None,
-                   batch_size: int | None = None, augment: bool = True, **speed: Any) -> Recipe:
+                   batch_size: int | None = None, augment: bool = True, settings: Mapping[str, Any] | None = None,
+                   **speed: Any) -> Recipe:
     """The recipe a run started with these choices trains with: the named one with the overrides applied.
 
-    ``speed``: ``devices``, ``mixed_precision``, ``steps_per_execution`` (see ``Recipe.with_overrides``).
+    ``speed``: ``devices``, ``mixed_precision``, ``steps_per_execution`` (see ``Recipe.with_overrides``);
+    ``settings``: any other fields by name, applied last (``Recipe.with_settings``).
     """
     chosen = get_recipe(model, recipe).with_overrides(epochs=epochs, batch_size=batch_size, **speed)
+    chosen = chosen.with_settings(settings or {})
     return chosen if augment else replace(chosen, augmentation=Augmentation())
 
 
@@ -52,10 +56,11 @@ def memory_estimate_mb(model: str, recipe: Recipe) -> float:
 
 def create_training_run(store: RunStore, model: str, recipe: str = "documented", epochs: int | None = None,
                         batch_size: int | None = None, subset: int | None = None, seed: int = 0,
-                        augment: bool = True, name: str | None = None, **speed: Any) -> str:
+                        augment: bool = True, name: str | None = None, settings: Mapping[str, Any] | None = None,
+                        **speed: Any) -> str:
     """Record a queued run with every hyperparameter; return its id. ``RunQueue.submit`` has it started."""
     require_write("Starting a run")
-    chosen = planned_recipe(model, recipe, epochs, batch_size, augment, **speed)
+    chosen = planned_recipe(model, recipe, epochs, batch_size, augment, settings, **speed)
     if subset is not None and subset < 1:
         raise EipvizError("--subset must be a positive number of training images.")
     hyperparameters = {**chosen.hyperparameters(), "subset": subset, "seed": seed,
