@@ -47,17 +47,17 @@ def main() -> None:
     run_id = create_training_run(store, args.model, args.recipe, epochs=args.epochs, batch_size=args.batch_size,
                                  subset=args.subset, mixed_precision=args.mixed_precision or None, settings=settings,
                                  name=f"{args.model} {args.recipe} " + " ".join(args.set))
-    hyperparameters = store.get_run(run_id).hyperparameters
     started = time.time()
     status = train_run(store, run_id, verbose=0)
+    run = store.get_run(run_id)
     epochs = [{"epoch": row["epoch"], "wall_time": round(row["wall_time"], 2),
                "epoch_seconds": round(row["epoch_seconds"], 2), "val_accuracy": round(row["val_accuracy"], 4)}
               for row in store.epoch_rows(run_id)]
     reached = next((row for row in epochs if row["val_accuracy"] >= args.target), None)
     print(json.dumps({"model": args.model, "run_id": run_id, "status": status, "backend": keras.backend.backend(),
-                      "device": store.get_run(run_id).device, "settings": settings,
-                      "batch_size": hyperparameters["batch_size"], "epochs_planned": hyperparameters["epochs"],
-                      "dtype_policy": store.get_run(run_id).hyperparameters.get("dtype_policy"),
+                      "device": run.device, "settings": settings, "batch_size": run.hyperparameters["batch_size"],
+                      "epochs_planned": run.hyperparameters["epochs"],
+                      "dtype_policy": run.hyperparameters.get("dtype_policy"),
                       "target": args.target, "reached": reached,
                       "best_val_accuracy": max((row["val_accuracy"] for row in epochs), default=None),
                       "process_seconds": round(time.time() - started, 1), "epochs": epochs}))

@@ -160,9 +160,10 @@ class Recipe:
         check_choice("schedule", self.schedule, SCHEDULES, where)
         check_choice("checkpoint_monitor", self.checkpoint_monitor, MONITOR_MODES, where)
         check_devices(self.devices, where)
-        if not (isinstance(self.steps_per_execution, int) and self.steps_per_execution >= 1):
-            raise EipvizError(f"{where}steps_per_execution must be a positive integer. "
-                              f"Received: steps_per_execution={self.steps_per_execution!r}.")
+        for name in ("batch_size", "epochs", "steps_per_execution"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise EipvizError(f"{where}{name} must be a positive integer. Received: {name}={value!r}.")
 
     def learning_rate_at_epoch(self, epoch: int) -> float:
         """The per-epoch rate of an ``inverse_time`` schedule (epoch counts from 0)."""

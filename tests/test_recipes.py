@@ -140,6 +140,8 @@ def test_settings_change_only_the_named_fields_and_are_checked_like_the_recipe()
         fast.with_settings({"epochs": True})
     with pytest.raises(EipvizError, match=r"Received: optimizer='lamb'"):
         fast.with_settings({"optimizer": "lamb"})
+    with pytest.raises(EipvizError, match=r"batch_size must be a positive integer\. Received: batch_size=0"):
+        fast.with_settings({"batch_size": 0})
 
 
 def test_an_unknown_plateau_monitor_is_one_error_naming_it():
