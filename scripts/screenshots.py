@@ -205,7 +205,12 @@ def open_run_timeline(page, run_id: str, epoch_key: str = "Home"):
     epoch slider (Home: the first epoch); return the run's expander."""
     run = page.get_by_test_id("stExpander").filter(has_text=run_id)
     run.locator("summary").click()
-    run.get_by_test_id("stCheckbox").filter(has_text="Explanations across epochs").locator("label").click()
+    toggle = run.get_by_test_id("stCheckbox").filter(has_text="Explanations across epochs")
+    for _ in range(3):  # a click can be lost to a rerun in flight (README, Known problems): click until it is on
+        wait_until_settled(page)
+        if toggle.locator("input").is_checked():
+            break
+        toggle.locator("label").click()
     wait_until_settled(page)
     run.get_by_role("slider").press(epoch_key, timeout=60_000)
     wait_until_settled(page)
