@@ -174,12 +174,11 @@ class Recipe:
     def with_overrides(self, epochs: int | None = None, batch_size: int | None = None,
                        devices: int | str | None = None, mixed_precision: bool | None = None,
                        steps_per_execution: int | None = None) -> "Recipe":
-        """A copy with the user's epochs, batch size and speed options (None keeps the recipe's)."""
-        return replace(self, epochs=epochs or self.epochs, batch_size=batch_size or self.batch_size,
-                       devices=self.devices if devices is None else devices,
-                       mixed_precision=self.mixed_precision if mixed_precision is None else mixed_precision,
-                       steps_per_execution=self.steps_per_execution if steps_per_execution is None
-                       else steps_per_execution)
+        """A copy with the user's epochs, batch size and speed options (None, or 0 epochs or batch size, keeps the
+        recipe's), checked as ``with_settings`` checks them."""
+        chosen = {"epochs": epochs or None, "batch_size": batch_size or None, "devices": devices,
+                  "mixed_precision": mixed_precision, "steps_per_execution": steps_per_execution}
+        return self.with_settings({name: value for name, value in chosen.items() if value is not None})
 
     def with_settings(self, settings: Mapping[str, Any]) -> "Recipe":
         """A copy with the named fields changed, e.g. ``{"learning_rate": 0.4}`` for a larger batch on a GPU.
