@@ -25,7 +25,7 @@ from eipviz.training.builders import (
     schedule_callbacks,
 )
 from eipviz.training.devices import training_precision, training_scope
-from eipviz.training.pipeline import TrainingModel, one_hot, saved_model, with_channel_axis
+from eipviz.training.pipeline import TrainingModel, build_before_fit, one_hot, saved_model, with_channel_axis
 from eipviz.training.store import Run, RunStore
 from eipviz.training.timeline import ExplanationTimeline
 from eipviz.zoo import build_model, get_spec
@@ -183,6 +183,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
             else:
                 model = TrainingModel(build_model(run.model), augmentation, recipe.preprocessing)
                 compile_model(model, recipe, steps_per_epoch)
+            build_before_fit(model, x_train, y_train)
             keras.config.set_dtype_policy("float32")
         recorder = RunRecorder(store, run_id, steps_per_epoch, stop, run.best_val_accuracy, wall_before)
         timeline = ExplanationTimeline(Classifier(model.classifier, run_id, recipe.preprocessing,
