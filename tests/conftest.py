@@ -110,3 +110,13 @@ def weights_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(weights, "WEIGHTS_DIR", folder)
     monkeypatch.setattr(weights, "MANIFEST", folder / "manifest.json")
     return folder
+
+
+def pytest_collection_finish(session):
+    """Freeze what collection imported (TensorFlow, Keras, Streamlit: about half a million objects) out of the
+    garbage collector's sight: Streamlit runs a full collection twice after every page run (AppTest too), and
+    each one scanned them all."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
