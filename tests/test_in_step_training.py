@@ -150,6 +150,30 @@ print("RESULT" + json.dumps({"status": status, "on_main_thread": on_main_thread,
 """
 
 
+# Under JAX: is the training step of a model whose augmentation rotates and zooms jit-compiled?
+JIT_UNDER_JAX = """
+import keras
+from eipviz.recipes import DOCUMENTED, FAST
+from eipviz.training.builders import augmentation_layers, compile_model
+from eipviz.training.pipeline import TrainingModel
+from eipviz.zoo import build_model
+layers = augmentation_layers(DOCUMENTED["resnet20v1"], seed=0)  # RandomZoom and RandomRotation among them
+model = TrainingModel(build_model("mnist14k"), layers, "unit_scale")
+compile_model(model, FAST["mnist14k"], steps_per_epoch=4)
+print("RESULT", keras.backend.backend(), ",".join(type(layer).__name__ for layer in layers), model.jit_compile)
+"""
+
+
+def test_under_jax_a_step_that_rotates_and_zooms_is_still_jit_compiled():
+    # Keras marks those layers unfit for TensorFlow's XLA, and then ran the whole step op by op under JAX too.
+    result = subprocess.run([sys.executable, "-c", JIT_UNDER_JAX], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    backend, layers, jitted = result.stdout.split("RESULT", 1)[1].split()
+    assert backend == "jax" and {"RandomRotation", "RandomZoom"} <= set(layers.split(","))
+    assert jitted == "True"
+
+
 def test_under_jax_the_workers_batch_hooks_run_off_the_training_loop_and_a_cancel_still_stops_it(
         tmp_path, data_dir):
     """Keras dispatches batch hooks to a thread only when every callback is async-safe; else each step

@@ -136,6 +136,13 @@ class TrainingModel(keras.Model):
                  **kwargs):
         super().__init__(**kwargs)
         self.augmentation = list(augmentation)
+        if keras.backend.backend() == "jax":
+            for layer in self.augmentation:
+                # Keras marks RandomRotation, RandomZoom and RandomTranslation as not jit-compatible for
+                # TensorFlow's XLA, and then runs the whole step without jit on every backend: under JAX,
+                # op by op, each op compiled on its own (a 2-epoch mnist14k run: 71 s, 744 compiles). Their
+                # JAX code (``jax.scipy.ndimage.map_coordinates``) compiles like any other.
+                layer.supports_jit = True
         self.preprocess = Preprocess(preprocessing)
         self.classifier = classifier
 
