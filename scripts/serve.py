@@ -7,6 +7,8 @@ TensorFlow's first traced call (about 0.2 s) and the test images the
 explanation pages open on. Every shipped model is then loaded into the pages'
 own model cache and its default Grad-CAM traced (about 4 s for all five), so
 the first gallery of any shipped model skips its 0.5-1.3 s of load and trace.
+Last, all of that is frozen out of the garbage collector's scans (``gc.freeze``),
+which Streamlit runs twice after every page run.
 Every argument is passed to ``streamlit run app.py``
 as it is (``scripts/serve.py --server.port 8600``), except ``--viewer``, which
 serves the read-only viewer mode (``EIPVIZ_MODE=viewer``), and ``--no-preload``,
