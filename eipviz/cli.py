@@ -59,10 +59,11 @@ def cmd_train(args) -> int:
     from eipviz.training.launcher import resume_run, start_training
     from eipviz.training.queue import RunQueue
     from eipviz.training.store import RunStore
-    from eipviz.training.worker import train_run
 
     store = RunStore(args.runs_dir)
     if args.run_id:  # a worker started by the scheduler: its output already goes to worker.log
+        from eipviz.training.worker import train_run  # only here: submitting needs no Keras
+
         status = train_run(store, args.run_id, verbose=2, claim=args.claim)
         RunQueue(store).wake()  # the next queued run starts even if the scheduler was killed meanwhile
         return {"finished": 0, "cancelled": 130, "not claimed": 0}.get(status, 1)
@@ -496,10 +497,18 @@ def build_parser() -> argparse.ArgumentParser:
 _LIGHT_COMMANDS = ("import-log", "runs", "cancel", "scheduler")
 
 
+def needs_keras(args) -> bool:
+    """Whether a parsed command imports Keras first: ``train`` only as a worker (``--run-id``); submitting
+    or resuming a run only queues it (4-5 s of CPU less)."""
+    if args.command == "train":
+        return bool(args.run_id)
+    return args.command not in _LIGHT_COMMANDS
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command not in _LIGHT_COMMANDS:
+        if needs_keras(args):
             from eipviz.quiet import import_keras_quietly
 
             import_keras_quietly()

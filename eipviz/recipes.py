@@ -118,6 +118,9 @@ class Plateau:
         check_choice("monitor", self.monitor, MONITOR_MODES, where="ReduceLROnPlateau: ")
 
 
+PRECISE_BN_MAX_BATCHES = 32  # training batches averaged per re-estimation (all of them in shorter epochs)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything needed to train one zoo model the same way again."""
@@ -170,6 +173,16 @@ class Recipe:
         if self.schedule != "inverse_time":
             raise ValueError(f"Recipe {self.model}/{self.name} has no per-epoch schedule.")
         return self.learning_rate / (1.0 + self.decay * epoch)
+
+    def precise_bn_batches(self, steps_per_epoch: int) -> int:
+        """How many training batches re-estimate BatchNorm before each validation; 0 for a full-length run.
+
+        For example, 2,048 images at batch 128 are 16 steps an epoch, below ``precise_bn_below_steps``
+        of 100, so all 16 batches are used; 50,000 images (391 steps) get 0.
+        """
+        if steps_per_epoch >= self.precise_bn_below_steps:
+            return 0
+        return min(steps_per_epoch, PRECISE_BN_MAX_BATCHES)
 
     def with_overrides(self, epochs: int | None = None, batch_size: int | None = None,
                        devices: int | str | None = None, mixed_precision: bool | None = None,

@@ -6,7 +6,7 @@ import pytest
 
 from eipviz.preprocessing import preprocess
 from eipviz.recipes import FAST
-from eipviz.training.builders import PreciseBatchNorm, precise_bn_batches, reestimate_batch_norm
+from eipviz.training.builders import PreciseBatchNorm, reestimate_batch_norm
 from eipviz.training.launcher import create_training_run
 from eipviz.training.store import RunStore
 from eipviz.training.worker import VALIDATION_BATCH, _arrays, train_run
@@ -91,10 +91,10 @@ def test_fit_validates_and_ends_with_the_reestimated_statistics():
 
 def test_only_short_epochs_reestimate():
     recipe = FAST["mnist14k"]
-    assert precise_bn_batches(recipe, steps_per_epoch=16) == 16  # 2,048 images at batch 128
-    assert precise_bn_batches(recipe, steps_per_epoch=99) == 32
-    assert precise_bn_batches(recipe, steps_per_epoch=469) == 0  # all 60,000 images: unchanged
-    assert precise_bn_batches(FAST["resnet20v1"], steps_per_epoch=1563) == 0
+    assert recipe.precise_bn_batches(steps_per_epoch=16) == 16  # 2,048 images at batch 128
+    assert recipe.precise_bn_batches(steps_per_epoch=99) == 32
+    assert recipe.precise_bn_batches(steps_per_epoch=469) == 0  # all 60,000 images: unchanged
+    assert FAST["resnet20v1"].precise_bn_batches(steps_per_epoch=1563) == 0
 
 
 def test_a_short_worker_run_records_precise_bn_and_its_checkpoints_keep_the_validated_statistics(tmp_path, data_dir):

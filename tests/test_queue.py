@@ -13,6 +13,7 @@ from eipviz.training import memory, queue
 from eipviz.training.launcher import create_training_run, start_training
 from eipviz.training.queue import RunQueue, admit_queued, run_slots, slot_env
 from eipviz.training.store import RunStore
+from tests.conftest import ROOT
 
 
 @pytest.fixture
@@ -271,3 +272,19 @@ def test_the_cli_lists_queue_positions_and_cancels_a_queued_run(tmp_path):
     finally:
         busy.kill()
         busy.wait()
+
+
+def test_submitting_a_run_from_the_cli_imports_no_keras(tmp_path):
+    # A real process (this one has Keras already); no scheduler is started, so the run stays queued.
+    code = ("import sys; from eipviz.training import queue; queue.ensure_scheduler = lambda store: None; "
+            "from eipviz.cli import main; "
+            f"code = main(['train', '--model', 'mnist14k', '--epochs', '1', '--runs-dir', r'{tmp_path}', '--detach']); "
+            "print('RESULT', code, 'keras' in sys.modules, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split("RESULT")[1].split() == ["0", "False", "False"], result.stdout + result.stderr
+    assert [run.status for run in RunStore(tmp_path).list_runs()] == ["queued"]
+    # The worker itself still imports Keras first (quietly).
+    from eipviz.cli import build_parser, needs_keras
+
+    assert needs_keras(build_parser().parse_args(["train", "--run-id", "r1", "--runs-dir", str(tmp_path)]))
+    assert not needs_keras(build_parser().parse_args(["train", "--resume", "r1", "--runs-dir", str(tmp_path)]))

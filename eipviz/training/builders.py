@@ -131,20 +131,6 @@ def best_checkpoint(recipe: Recipe, filepath: str | os.PathLike,
     )
 
 
-PRECISE_BN_MAX_BATCHES = 32  # training batches averaged per re-estimation (all of them in shorter epochs)
-
-
-def precise_bn_batches(recipe: Recipe, steps_per_epoch: int) -> int:
-    """How many training batches re-estimate BatchNorm before each validation; 0 for a full-length run.
-
-    For example, 2,048 images at batch 128 are 16 steps an epoch, below the recipe's
-    ``precise_bn_below_steps`` of 100, so all 16 batches are used; 50,000 images (391 steps) get 0.
-    """
-    if steps_per_epoch >= recipe.precise_bn_below_steps:
-        return 0
-    return min(steps_per_epoch, PRECISE_BN_MAX_BATCHES)
-
-
 def batch_norm_layers(model: keras.layers.Layer) -> list[keras.layers.BatchNormalization]:
     """Every ``BatchNormalization`` layer in ``model``, nested models included, in layer order."""
     found = []

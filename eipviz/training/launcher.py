@@ -8,7 +8,6 @@ from typing import Any
 from eipviz.access import require_write
 from eipviz.errors import EipvizError
 from eipviz.recipes import Augmentation, Recipe, get_recipe
-from eipviz.training.builders import precise_bn_batches
 from eipviz.training.memory import check_memory, training_memory_mb
 from eipviz.training.queue import RunQueue, launch_worker, stop_run
 from eipviz.training.store import RunStore
@@ -42,7 +41,7 @@ def plan_summary(recipe: Recipe, subset: int | None = None) -> str:
     if subset:
         steps = math.ceil(subset / recipe.batch_size)
         text += f" on {subset:,} images ({steps} step{'s' if steps != 1 else ''} an epoch"
-        if precise_bn_batches(recipe, steps):
+        if recipe.precise_bn_batches(steps):
             text += "; BatchNorm statistics re-estimated before each validation"
         text += ")"
     return f"{text}. {recipe.assumptions}".strip()

@@ -21,7 +21,6 @@ from eipviz.training.builders import (
     augmentation_layers,
     best_checkpoint,
     compile_model,
-    precise_bn_batches,
     schedule_callbacks,
 )
 from eipviz.training.devices import training_precision, training_scope
@@ -191,7 +190,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
                                                   source=str(last_path)),
                                        run_dir, initial_epoch)
         # Short runs only: recorded with the run, so its hyperparameters say how it was validated.
-        bn_batches = precise_bn_batches(recipe, steps_per_epoch)
+        bn_batches = recipe.precise_bn_batches(steps_per_epoch)
         store.update_run(run_id, hyperparameters={**hp, "precise_bn_batches": bn_batches, "dtype_policy": precision})
         batches = ImageBatches(x_train, y_train, recipe.batch_size, seed=seed + initial_epoch)
         precise_bn = [PreciseBatchNorm(batches, bn_batches)] if bn_batches else []

@@ -16,8 +16,11 @@ def get_spec(name: str) -> ModelSpec:
 
 def build_model(name: str):
     """Build the named zoo model (uncompiled, freshly initialised)."""
+    # Imported here: reading a spec (recipes, the CLI submitting a run) then needs no Keras (4-5 s of CPU).
+    from eipviz.zoo import architectures
+
     spec = get_spec(name)
-    return spec.builder(input_shape=spec.input_shape)
+    return getattr(architectures, spec.builder)(input_shape=spec.input_shape)
 
 
 def param_counts(model) -> ParamCounts:
