@@ -124,8 +124,9 @@ def main() -> int:
         preload_shipped_models()
     # Streamlit runs two full garbage collections after every script run: its own (runner.postScriptGC)
     # and one in keras.backend.clear_session, which it also calls. Frozen, the half a million objects
-    # imported and preloaded above are no longer scanned each time: a page load cost the server about
-    # 0.9 s of CPU, now about 0.1 s (benchmarks/rerun_cpu.py). They are kept for the server's life anyway.
+    # imported and preloaded above are no longer scanned each time: a new session's page load cost the
+    # server 0.61 s of CPU, now 0.05 s (benchmarks/rerun_cpu.py). They are kept for the server's life
+    # anyway (the model cache has room for every shipped model).
     gc.collect()
     gc.freeze()
     os.chdir(ROOT)
