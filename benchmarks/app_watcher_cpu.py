@@ -18,6 +18,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+from browser_sessions import cpu_seconds  # noqa: E402
 from screenshots import CHROMIUM, CHROMIUM_FLAGS, free_port, start_streamlit  # noqa: E402
 
 from eipviz.training.launcher import stop_run  # noqa: E402
@@ -27,11 +28,6 @@ from tests.browser.test_in_chromium import start_tiny_run_from_page  # noqa: E40
 WATCHERS = ["auto", "none"]
 SETTLE_S = 15  # the page's own first render is not counted
 AFTER_START_S = 30  # the worker imports TensorFlow and starts its first epoch
-
-
-def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
 def app_cpu_during_a_run_start(browser, watcher):

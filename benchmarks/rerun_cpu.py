@@ -25,6 +25,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import screenshots  # noqa: E402
+from browser_sessions import cpu_seconds  # noqa: E402
 from screenshots import CHROMIUM, CHROMIUM_FLAGS, free_port, start_streamlit, wait_until_settled  # noqa: E402
 
 # serve.py as `make run` starts it, with gc.freeze made a no-op: the server as it was before.
@@ -32,11 +33,6 @@ UNFROZEN = ("import gc, runpy, sys; gc.freeze = lambda: None; sys.argv[0] = 'scr
             "runpy.run_path('scripts/serve.py', run_name='__main__')")
 screenshots.LAUNCHERS["serve without gc.freeze"] = ["-c", UNFROZEN]
 VARIANTS = ["serve without gc.freeze", "serve"]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(server_pid: int, action) -> tuple[float, float]:

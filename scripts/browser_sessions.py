@@ -5,6 +5,7 @@ session); what the server holds is measured from outside, in ``/proc``.
 """
 
 import io
+import os
 import re
 import statistics
 import time
@@ -38,6 +39,12 @@ def resident_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a live process has used so far, in seconds (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after the command name
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def upload_model(page, name: str, data: bytes, pick: bool = True) -> None:

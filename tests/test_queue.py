@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from eipviz.cli import build_parser, needs_keras
 from eipviz.errors import EipvizError
 from eipviz.training import memory, queue
 from eipviz.training.launcher import create_training_run, start_training
@@ -284,7 +285,5 @@ def test_submitting_a_run_from_the_cli_imports_no_keras(tmp_path):
     assert result.stdout.split("RESULT")[1].split() == ["0", "False", "False"], result.stdout + result.stderr
     assert [run.status for run in RunStore(tmp_path).list_runs()] == ["queued"]
     # The worker itself still imports Keras first (quietly).
-    from eipviz.cli import build_parser, needs_keras
-
     assert needs_keras(build_parser().parse_args(["train", "--run-id", "r1", "--runs-dir", str(tmp_path)]))
     assert not needs_keras(build_parser().parse_args(["train", "--resume", "r1", "--runs-dir", str(tmp_path)]))
