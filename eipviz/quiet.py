@@ -5,6 +5,8 @@ import os
 import sys
 from contextlib import contextmanager
 
+from eipviz.jax_cache import use_jax_compilation_cache
+
 
 @contextmanager
 def native_stderr_silenced():
@@ -30,7 +32,8 @@ def native_stderr_silenced():
 
 @functools.cache  # once per process: the app's entry script runs on every rerun
 def import_keras_quietly():
-    """Import Keras and let TensorFlow discover its devices while fd 2 is silenced."""
+    """Import Keras as eipviz's processes run it: TensorFlow discovers its devices while fd 2 is silenced;
+    JAX keeps its compiled programs for the next process (``eipviz.jax_cache``)."""
     with native_stderr_silenced():
         import keras
 
@@ -38,3 +41,5 @@ def import_keras_quietly():
             import tensorflow as tf
 
             tf.config.list_physical_devices()
+        elif keras.backend.backend() == "jax":
+            use_jax_compilation_cache()

@@ -39,6 +39,16 @@ def shared_data_dir() -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def jax_compilation_cache(tmp_path_factory) -> Path:
+    """One JAX compilation cache for this suite run, shared by its xdist workers and every process they
+    start: neither read from nor added to the user's own (``eipviz.jax_cache``)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "jax-cache"
+    os.environ["EIPVIZ_JAX_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def data_dir(pytestconfig) -> Path:
     folder = shared_data_dir()

@@ -6,6 +6,7 @@ from typing import Any
 import keras
 
 from eipviz.errors import EipvizError
+from eipviz.jax_cache import use_jax_compilation_cache
 from eipviz.quiet import native_stderr_silenced
 from eipviz.recipes import check_devices
 
@@ -72,6 +73,7 @@ def _tensorflow_scope(devices: int | str) -> tuple[Any, str]:
 def _jax_scope(devices: int | str) -> tuple[Any, str]:
     import jax  # its own device list: Keras' list_devices hides the platform of each
 
+    use_jax_compilation_cache()  # before the run compiles anything: a rerun of a model loads its programs
     gpus = [device for device in jax.devices() if device.platform == "gpu"]
     pool = gpus or jax.devices("cpu")
     kind = "GPU" if gpus else "CPU"
