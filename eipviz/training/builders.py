@@ -2,10 +2,11 @@
 
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import keras
+import numpy as np
 
 from eipviz.recipes import OPTIMIZERS, Recipe, monitor_mode
 from eipviz.training.pipeline import RandomShift, TrainingModel, saved_model
@@ -142,26 +143,61 @@ def batch_norm_layers(model: keras.layers.Layer) -> list[keras.layers.BatchNorma
     return found
 
 
-def reestimate_batch_norm(model: keras.Model, batches: Iterable[Any]) -> int:
+def training_forward(model: keras.Model) -> Callable[[Any], None]:
+    """A function that runs ``model(x, training=True)`` and keeps its state updates (BatchNorm's moving
+    statistics, seed generators); weights are untouched.
+
+    Under JAX it is one jit-compiled program: run eagerly, each op compiles on its own there, and the
+    first re-estimation of a 2-epoch mnist14k run on two host devices took 25 of the run's 74 s.
+    """
+    if keras.backend.backend() != "jax":
+        return lambda x: model(x, training=True)
+    import jax
+
+    @jax.jit
+    def updated_state(trainable, non_trainable, x):
+        return model.stateless_call(trainable, non_trainable, x, training=True)[1]
+
+    def forward(x):
+        values = updated_state([v.value for v in model.trainable_variables],
+                               [v.value for v in model.non_trainable_variables], x)
+        for variable, value in zip(model.non_trainable_variables, values):
+            variable.assign(value)
+
+    return forward
+
+
+def reestimate_batch_norm(model: keras.Model, batches: Iterable[Any],
+                          forward: Callable[[Any], None] | None = None) -> int:
     """Set each BatchNorm layer's moving mean and variance to the average of its batch statistics.
 
-    Runs ``model`` in training mode on each ``(x, y)`` of ``batches``; with momentum ``k / (k + 1)``
-    at the k-th batch (counting from 0), Keras' own update leaves the cumulative average of the k + 1
-    batch means and variances. Weights are untouched. Returns the number of batches used.
+    Runs ``model`` in training mode on each ``(x, y)`` of ``batches`` (through ``forward``, default
+    ``training_forward(model)``) with momentum 0, so that Keras' own update leaves each batch's mean
+    and variance as the moving ones, and averages them. Weights are untouched. Returns the number of
+    batches used.
     """
     layers = [layer for layer in batch_norm_layers(model) if layer.trainable and not layer.renorm]
     if not layers:
         return 0
+    forward = forward or training_forward(model)
     momenta = [layer.momentum for layer in layers]
+    sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in layers]
     used = 0
     try:
+        for layer in layers:
+            layer.momentum = 0.0
         for used, batch in enumerate(batches, start=1):
-            for layer in layers:
-                layer.momentum = (used - 1) / used
-            model(batch[0], training=True)
+            forward(batch[0])
+            for (mean, variance), layer in zip(sums, layers):
+                mean += keras.ops.convert_to_numpy(layer.moving_mean)
+                variance += keras.ops.convert_to_numpy(layer.moving_variance)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
+    if used:
+        for (mean, variance), layer in zip(sums, layers):
+            layer.moving_mean.assign(mean / used)
+            layer.moving_variance.assign(variance / used)
     return used
 
 
@@ -183,6 +219,7 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         self.batches = batches
         self.num_batches = min(num_batches, len(batches))
         self.in_fit = False
+        self.forward: Callable[[Any], None] | None = None  # made once: under JAX, one compile per run
 
     def on_train_begin(self, logs=None):
         self.in_fit = True
@@ -196,7 +233,8 @@ class PreciseBatchNorm(keras.callbacks.Callback):
 
     def reestimate(self) -> int:
         """Re-estimate now (also before saving a stopped run); return the number of batches used."""
-        return reestimate_batch_norm(self.model, (self.batches[i] for i in range(self.num_batches)))
+        self.forward = self.forward or training_forward(self.model)
+        return reestimate_batch_norm(self.model, (self.batches[i] for i in range(self.num_batches)), self.forward)
 
 
 def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int,
