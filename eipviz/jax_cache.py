@@ -33,8 +33,9 @@ def use_jax_compilation_cache() -> Path | None:
     """
     import jax
 
-    if jax.config.jax_compilation_cache_dir:
-        return Path(jax.config.jax_compilation_cache_dir)
+    own = jax.config.values["jax_compilation_cache_dir"]
+    if own:
+        return Path(own)
     folder = jax_cache_dir()
     if folder is None:
         return None
