@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 # Turns the cache on as eipviz does, jit-compiles one small program and reports JAX's cache events.
 COMPILE_ONCE = """
 import json, jax, numpy as np
-from jax._src import monitoring
+from jax import monitoring
 from eipviz.jax_cache import use_jax_compilation_cache
 events = []
 monitoring.register_event_listener(lambda name, **kwargs: events.append(name))
