@@ -70,6 +70,23 @@ def test_each_epoch_appends_one_map_set_at_the_layers_resolution_to_the_file(tmp
     assert not list(tmp_path.glob(".timeline*"))  # no temporary file left behind
 
 
+def test_an_epoch_scores_only_what_it_stores_and_the_same_as_map_faithfulness(tmp_path, monkeypatch):
+    import eipviz.explain.faithfulness as faithfulness
+
+    def unused(*args, **kwargs):
+        raise AssertionError("ROAD's sparse solves ran at an epoch end, for a score nothing keeps")
+
+    monkeypatch.setattr(faithfulness, "road", unused)
+    stored = _recorded(tmp_path / TIMELINE_FILE, [1])
+    classifier = _tiny_classifier()
+    cam = classifier.cam("gradcam", "features")
+    inputs = classifier.prepare(_probe()[0])
+    maps, classes, _ = cam(inputs)
+    scores = faithfulness.map_faithfulness(cam, inputs, maps, classes, metrics=("deletion", "drop"))
+    assert stored.deletion_auc[-1] == pytest.approx(scores["deletion_auc"])
+    assert stored.average_drop_pct[-1] == pytest.approx(scores["average_drop_pct"])
+
+
 def test_a_resumed_run_keeps_its_epochs_up_to_the_checkpoint_and_its_probe_set(tmp_path):
     path = tmp_path / TIMELINE_FILE
     first = _recorded(path, [1, 2, 3])

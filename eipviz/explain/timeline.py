@@ -26,6 +26,7 @@ PROBE_SEED = 0
 TIMELINE_FILE = "timeline.npz"
 METHOD = "gradcam"
 METRICS = ("probe_deletion_auc", "probe_average_drop_pct")  # per-epoch metrics in the run store
+RECORDED = ("deletion", "drop")  # the faithfulness metrics (``eipviz.explain.faithfulness``) those come from
 
 
 def probe_indices(labels: np.ndarray, n: int = PROBE_SIZE, seed: int = PROBE_SEED) -> np.ndarray:
@@ -97,7 +98,7 @@ def record_epoch(timeline: Timeline, classifier: Classifier, epoch: int, path: P
     cam = classifier.cam(METHOD, timeline.layer)
     maps, classes, logits = cam(inputs)
     probabilities = softmax(logits)
-    scores = map_faithfulness(cam, inputs, maps, classes)
+    scores = map_faithfulness(cam, inputs, maps, classes, metrics=RECORDED)  # the rest would be thrown away
     height, width = (int(d) for d in cam.probe.outputs[0].shape[1:3])  # stored at the layer's resolution
     small = np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_AREA) for m in maps])
     maps_uint8 = np.round(np.clip(small, 0, 1) * 255).astype(np.uint8)
