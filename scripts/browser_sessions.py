@@ -1,7 +1,9 @@
 """Helpers for driving many browser sessions against one eipviz server (tests/browser/, benchmarks/).
 
 A session here is one Chromium context (its own cookies, so its own Streamlit
-session); what the server holds is measured from outside, in ``/proc``.
+session) without CSS animations (``screenshots.still_context``: on one machine the
+browser's repaints would take CPU from the server); what the server holds is
+measured from outside, in ``/proc``.
 """
 
 import io
@@ -12,7 +14,7 @@ import time
 from pathlib import Path
 
 from playwright.sync_api import expect
-from screenshots import wait_until_settled
+from screenshots import still_context, wait_until_settled
 
 GALLERY_CAPTION = re.compile(r"^#\d+: true")
 
@@ -74,7 +76,7 @@ def open_galleries_at_once(browser, url: str, sessions: int, timeout_s: float = 
     the seconds from its navigation to a rendered gallery. The server handles them concurrently."""
     pages, started = [], []
     for _ in range(sessions):
-        page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+        page = still_context(browser, viewport={"width": 1400, "height": 1800}).new_page()
         started.append(time.perf_counter())
         page.goto(url, wait_until="commit")
         pages.append(page)

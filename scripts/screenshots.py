@@ -34,6 +34,20 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-
                   "--disable-component-update", "--disable-sync"]
 
 
+# For tests: without CSS animations and transitions, a tab waiting on a running script repaints about half
+# as often (software rendering, no GPU: 0.14 -> 0.08 s of Chromium CPU a second); the app is otherwise the same.
+STILL_CSS = "*, *::before, *::after { animation: none !important; transition: none !important; }"
+
+
+def still_context(browser, **options):
+    """A new browser context (``browser.new_context(**options)``) whose pages get ``STILL_CSS``."""
+    context = browser.new_context(**options)
+    context.add_init_script("document.addEventListener('DOMContentLoaded', () => {"
+                            " const style = document.createElement('style');"
+                            f" style.textContent = {STILL_CSS!r}; document.head.appendChild(style); }});")
+    return context
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

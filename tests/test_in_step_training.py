@@ -155,8 +155,10 @@ JIT_UNDER_JAX = """
 import keras
 from eipviz.recipes import DOCUMENTED, FAST
 from eipviz.training.builders import augmentation_layers, compile_model
+from eipviz.training.devices import training_scope
 from eipviz.training.pipeline import TrainingModel
 from eipviz.zoo import build_model
+training_scope(1)  # as the worker starts: one device, JAX's compilation cache
 layers = augmentation_layers(DOCUMENTED["resnet20v1"], seed=0)  # RandomZoom and RandomRotation among them
 model = TrainingModel(build_model("mnist14k"), layers, "unit_scale")
 compile_model(model, FAST["mnist14k"], steps_per_epoch=4)

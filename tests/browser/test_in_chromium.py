@@ -29,6 +29,7 @@ from screenshots import (  # noqa: E402
     open_run_timeline,
     run_sanity_check,
     start_streamlit,
+    still_context,
     wait_until_settled,
 )
 
@@ -84,8 +85,9 @@ def browser():
 @pytest.fixture(scope="module")
 def profile(browser):
     """One browser profile for the module: each test's new tab is its own Streamlit session, while the
-    browser's cache spares downloading and compiling the frontend again (about 1.5 s of CPU a tab)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    browser's cache spares downloading and compiling the frontend again. No CSS animations
+    (``still_context``): the browser would repaint them in software on the CPU the server needs."""
+    context = still_context(browser, viewport={"width": 1400, "height": 1800})
     yield context
     context.close()
 
@@ -330,7 +332,7 @@ def test_restarting_streamlit_neither_stops_nor_forgets_a_run(browser, tmp_path)
 
 @contextlib.contextmanager
 def _tab(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1400})
+    context = still_context(browser, viewport={"width": 1400, "height": 1400})
     try:
         yield context.new_page()
     finally:

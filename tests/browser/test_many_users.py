@@ -36,6 +36,7 @@ from screenshots import (  # noqa: E402
     CHROMIUM_FLAGS,
     free_port,
     start_streamlit,
+    still_context,
     wait_until_all_settled,
     wait_until_settled,
 )
@@ -167,7 +168,7 @@ def test_start_pressed_ten_times_trains_n_at_once_and_survives_killing_the_sched
     port = free_port()
     server = start_streamlit(port, _env(tmp_path, EIPVIZ_MAX_RUNS=str(slots)), preload=False)  # Train page only
     try:
-        page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+        page = still_context(browser, viewport={"width": 1400, "height": 1800}).new_page()
         page.goto(f"http://127.0.0.1:{port}/train")
         wait_until_settled(page)
         choose(page, "Model", "mnist14k — MNIST net, 14,840 params, GAP")
@@ -227,7 +228,7 @@ def test_thirty_uploads_in_thirty_sessions_leave_the_servers_memory_bounded(brow
     resident = []
     # One browser profile, a new tab per session: each tab is its own Streamlit session (closing it ends
     # that session), while the browser's cache spares re-downloading the frontend 30 times.
-    context = browser.new_context(viewport={"width": 1400, "height": 1400})
+    context = still_context(browser, viewport={"width": 1400, "height": 1400})
     try:
         for i, data in enumerate(models):
             page = context.new_page()
