@@ -9,6 +9,7 @@ XLA flags and its own version, so a stale or foreign entry is never used.
 
 import functools
 import os
+import warnings
 from pathlib import Path
 
 CACHE_DIR_VARIABLE = "EIPVIZ_JAX_CACHE_DIR"
@@ -39,7 +40,12 @@ def use_jax_compilation_cache() -> Path | None:
     folder = jax_cache_dir()
     if folder is None:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # an unwritable home, say: the run goes on, compiling as before
+        warnings.warn(f"JAX's compilation cache is off: cannot create {folder} ({error}). Set {CACHE_DIR_VARIABLE} "
+                      "to a writable folder, or to off.", stacklevel=2)
+        return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     # JAX's defaults keep only programs that took 1 s to compile: Keras' per-op ones take 0.1-0.3 s each.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
