@@ -43,6 +43,7 @@ def warm_up() -> None:
     import eipviz.explain.faithfulness  # noqa: F401
     import eipviz.explain.gallery  # noqa: F401
     import eipviz.explain.predict  # noqa: F401
+    import eipviz.explain.sanity  # noqa: F401  (scipy.stats: 0.45 s of the cold Misclassified page)
     import eipviz.loading  # noqa: F401
     import eipviz.tables  # noqa: F401
     import eipviz.training.launcher  # noqa: F401
