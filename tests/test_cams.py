@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from keras import layers
 
+from eipviz.attribution.graph import softmax
 from eipviz.attribution.methods import METHODS, make_cam
 from eipviz.zoo import build_model
 
@@ -87,6 +88,22 @@ def test_softmax_and_logit_heads_give_the_same_gradcam():
             cams_of(softmax_model, x, layer="features", classes=target),
             cams_of(logit_model, x, layer="features", classes=target), atol=1e-6)
 
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_a_cam_built_once_follows_later_changes_to_a_softmax_heads_weights(guided):
+    """The explanation timeline keeps one CAM for a whole training run, and the sanity check one per method
+    while it randomises the layers: the softmax head's linear twin must share the head's weights, not copy
+    them (it copied them once, so every later epoch's logits were the first epoch's)."""
+    model = quadrant_model("softmax")
+    x = quadrant_images()
+    cam = make_cam(model, "guided-gradcam" if guided else "gradcam", "features")
+    cam(x)
+    head = model.get_layer("head")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel[:, ::-1] * 2, bias + 1])
+    _, _, logits = cam(x)
+    np.testing.assert_allclose(softmax(logits), model.predict(x, verbose=0), atol=1e-5)
+    assert head.activation is keras.activations.softmax  # the model itself is unchanged
 
 def test_default_class_is_the_prediction_and_layer_resolution_is_available():
     model = quadrant_model()

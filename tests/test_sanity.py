@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 from eipviz.attribution.cams import BaseCAM
+from eipviz.attribution.methods import make_cam
 from eipviz.errors import EipvizError
 from eipviz.evaluation import sample_test_images
 from eipviz.explain.sanity import (
     IGNORES_WEIGHTS,
+    MAPS_KEPT,
     freshly_initialised_copy,
     randomisation_depths,
     sanity_check,
@@ -17,7 +19,7 @@ from eipviz.explain.sanity import (
     weighted_layers,
 )
 from eipviz.loading import load_zoo_model
-from tests.test_classifier import tiny_model
+from tests.test_classifier import classifier_of, tiny_model
 
 
 class EdgeCAM(BaseCAM):
@@ -63,6 +65,22 @@ def test_a_fresh_copy_has_new_weights_drawn_the_same_way_for_the_same_seed():
     assert [layer.name for layer in weighted_layers(first)] == ["features", "head"]
     assert np.array_equal(kernel[1], kernel[2]) and not np.array_equal(kernel[1], kernel[3])
     assert not np.array_equal(kernel[0], kernel[1])
+
+
+def test_each_depths_maps_are_those_of_a_cam_built_afresh_on_that_depths_model():
+    """The check builds one CAM per method and changes the copy's weights under it: a softmax head included,
+    each depth must give what a new CAM on a model with those weights gives."""
+    model = tiny_model(head="softmax")
+    classifier = classifier_of(model)
+    images = np.random.default_rng(1).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    (result,) = sanity_check(classifier, images, ["gradcam"], depths=2)
+    inputs, classes = classifier.prepare(images), classifier.predict(images)
+    fresh = freshly_initialised_copy(model, seed=0)
+    fresh.get_layer("features").set_weights(model.get_layer("features").get_weights())  # depth 1: the head only
+    for depth, expected_model in enumerate([fresh, freshly_initialised_copy(model, seed=0)]):
+        expected, _, _ = make_cam(expected_model, "gradcam", "features")(inputs, classes)
+        np.testing.assert_allclose(result.randomised_maps[depth], expected[:MAPS_KEPT], atol=1e-5)
+    assert result.randomised == (1, 2)
 
 
 # One worker runs the whole module, so its module fixture is built once, not once per xdist worker.

@@ -70,6 +70,20 @@ def test_each_epoch_appends_one_map_set_at_the_layers_resolution_to_the_file(tmp
     assert not list(tmp_path.glob(".timeline*"))  # no temporary file left behind
 
 
+def test_each_epoch_records_the_model_as_it_is_then_softmax_head_included(tmp_path):
+    """Training changes the weights under one classifier and its cached CAM: epoch 2 must not see epoch 1's head."""
+    path = tmp_path / TIMELINE_FILE
+    classifier = _tiny_classifier()
+    images, labels, indices = _probe()
+    timeline = start_timeline(path, images, labels, indices, classifier.class_names, "features", 0)
+    for epoch in (1, 2):
+        timeline = record_epoch(timeline, classifier, epoch, path)
+        expected = classifier.model.predict(classifier.prepare(images), verbose=0)
+        np.testing.assert_allclose(timeline.probabilities[-1].astype(np.float32), expected, atol=2e-3)
+        head = classifier.model.layers[-1]  # a step of "training": the head changes
+        head.set_weights([w * 5 + 0.1 for w in head.get_weights()])
+
+
 def test_an_epoch_scores_only_what_it_stores_and_the_same_as_map_faithfulness(tmp_path, monkeypatch):
     import eipviz.explain.faithfulness as faithfulness
 

@@ -32,13 +32,17 @@ def _is_softmax(layer) -> bool:
 
 
 def _call_linear_twin(layer, args, kwargs):
-    """Call a copy of a softmax Dense/Conv head with a linear activation and the same weights."""
-    config = layer.get_config()
-    config["activation"] = "linear"
-    twin = type(layer).from_config(config)
-    out = twin(*args, **kwargs)  # builds it
-    twin.set_weights(layer.get_weights())
-    return out
+    """Call a twin of a Dense/Conv layer that has a linear activation and shares the layer's variables.
+
+    The twin is a shallow copy (``copy.copy`` would go through Keras' ``__reduce__`` and build fresh
+    variables), so a later change to the layer's weights reaches it: a probe model traced once stays right
+    while the model trains (the explanation timeline) or is randomised (the sanity check). The layer itself
+    is never changed, since a model is shared across threads.
+    """
+    twin = object.__new__(type(layer))
+    twin.__dict__.update(layer.__dict__)
+    twin.activation = keras.activations.linear
+    return twin(*args, **kwargs)
 
 
 INPUT = "<input>"  # the layer path that means the model's input image (input-gradient methods)

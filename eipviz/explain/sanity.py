@@ -21,9 +21,7 @@ with the weights) and is still no explanation.
 
 import copy
 import itertools
-import logging
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -177,23 +175,6 @@ class MethodSanity:
         return {**self.row(), "passed": self.passed, "layers_with_weights": self.layer_count, "curve": self.curve()}
 
 
-@contextmanager
-def _retracing_expected():
-    """Hold TensorFlow's Python warnings (its "triggered tf.function retracing" note) for the block.
-
-    Each depth's CAM is new (a softmax head's linear twin copies the weights when a CAM is built, so a CAM
-    cannot be reused after the weights change), so one pass is traced per depth by design. Stdlib logging
-    only: nothing happens on the other backends.
-    """
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _cam(model: keras.Model, method: Method, layer: str, reference: np.ndarray) -> BaseCAM:
     if isinstance(method, str):
         return make_cam(model, method, layer, reference)
@@ -242,15 +223,16 @@ def sanity_check(classifier: Classifier, images: np.ndarray, methods: Sequence[M
     fresh = [layer_copy.get_weights() for layer_copy in copies]
     for original, layer_copy in zip(originals, copies):
         layer_copy.set_weights(original.get_weights())
+    # One CAM per method for every depth: its passes are traced once and read the weights at each call.
+    copy_cams = {name: _cam(model_copy, method, layer, reference) for method, name in zip(methods, names)}
     randomised = 0
     for cut in cuts:
         while randomised < cut:  # from the output down
             randomised += 1
             copies[-randomised].set_weights(fresh[-randomised])
-        for method, name in zip(methods, names):
+        for name in names:
             step(f"{name}: {cut} of {len(copies)} layers randomised")
-            with _retracing_expected():
-                random_maps, _, _ = _cam(model_copy, method, layer, reference)(inputs, classes)
+            random_maps, _, _ = copy_cams[name](inputs, classes)
             spearman_mean, ssim_mean = mean_similarity(maps[name], random_maps)
             results[name]["spearman"].append(spearman_mean)
             results[name]["ssim"].append(ssim_mean)
