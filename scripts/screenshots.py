@@ -30,8 +30,20 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["models", "train", "curves", "misclassified", "upload"]
 VIEWS = ["timeline", "compare-methods", "compare-models", "sanity"]  # one part of a page, driven, then shot
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Headless Chromium 156 still renders the address bar's two omnibox popups (WebUI pages, one renderer each)
+# beside every tab: about 40% of its CPU on a Streamlit page here. Chromium keeps only the last
+# --disable-features switch, so ours repeats Playwright's own list (1.65) before adding them; a browser
+# test checks that the list still covers Playwright's and that no popup is rendered.
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding", "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect", "TcpPortRandomizationWin", "OptimizationHints",
+    "NetworkTimeServiceQuerying", "AimEnabled", "PreconnectToSearch", "msForceBrowserSignIn",
+    "msEdgeUpdateLaunchServicesPreferredVersion")
+OMNIBOX_POPUPS = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+                  "--disable-component-update", "--disable-sync",
+                  "--disable-features=" + ",".join(PLAYWRIGHT_DISABLED_FEATURES + OMNIBOX_POPUPS)]
 
 
 # For tests: without CSS animations and transitions, a tab waiting on a running script repaints about half

@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,6 +124,31 @@ def choose(page, label, option):
 def test_every_page_opens_cleanly(page, server, name):
     open_page(page, server, "" if name == "models" else name)  # the default page is served at /
     expect(page.get_by_test_id("stSidebarNav")).to_contain_text("Misclassified")
+
+
+def _chromium_command_lines() -> list[list[str]]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            switches = [part.decode() for part in (proc / "cmdline").read_bytes().split(b"\0") if part]
+        except OSError:
+            continue
+        if switches and Path(switches[0]).name == "chromium":
+            found.append(switches)
+    return found
+
+
+def test_chromium_renders_no_omnibox_popup_and_keeps_playwrights_disabled_features(browser, page, server):
+    """``CHROMIUM_FLAGS`` replaces Playwright's --disable-features (Chromium keeps the last one): it must still
+    hold every feature Playwright disables, and no address-bar popup may be rendered beside the tabs."""
+    open_page(page, server, "upload")
+    browsers = [line for line in _chromium_command_lines() if not any(s.startswith("--type=") for s in line)]
+    assert browsers
+    for switches in browsers:  # this module's browser, and any other test module's, all launched alike
+        disabled = [set(s.split("=", 1)[1].split(",")) for s in switches if s.startswith("--disable-features=")]
+        assert len(disabled) >= 2 and disabled[-1] >= set().union(*disabled[:-1]), switches
+    targets = browser.new_browser_cdp_session().send("Target.getTargets")["targetInfos"]
+    assert not [target["url"] for target in targets if target["url"].startswith("chrome://")], targets
 
 
 def start_tiny_run_from_page(page, base_url, epochs, subset):
