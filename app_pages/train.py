@@ -106,7 +106,9 @@ def _active_panel(run):
             _action_button("Stop training", run.id, _cancel, f"Stopping {run.id} after its current batch…",
                            icon=":material/stop_circle:", width="stretch")
     _curves(run)
-    with st.expander("Explanations across epochs"):
+    # A toggle, not an expander: a collapsed expander's images were still rebuilt at every refresh and sent,
+    # and a tab that fetched one after the next epoch's replaced it got a 404 (broken image) under load.
+    if st.toggle("Explanations across epochs", key=f"show-timeline-{run.id}"):
         timeline_section(store, run, f"timeline-{run.id}")
 
 

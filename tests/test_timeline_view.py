@@ -56,3 +56,14 @@ def test_the_timeline_figure_marks_the_chosen_epoch_on_both_charts():
     fig = timeline_figure(rows, 2)
     assert [shape.x0 for shape in fig.layout.shapes] == [2, 2]
     assert {trace.name for trace in fig.data} >= {"val_accuracy", "probe_accuracy"}
+
+
+def test_a_live_runs_probe_images_wait_behind_its_toggle(store):
+    """The live panel refreshes every 2 s: its timeline images are built and sent only once asked for."""
+    run_id = run_with_timeline(store)
+    store.update_run(run_id, status="running")  # no pid yet: "starting its worker", never reaped
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("starting its worker" in m.value for m in at.markdown) and not _captions(at)
+    at.toggle(key=f"show-timeline-{run_id}").set_value(True).run()
+    assert len([c for c in _captions(at) if c[0] in "✅❌"]) == 16
