@@ -105,6 +105,7 @@ def test_a_cam_built_once_follows_later_changes_to_a_softmax_heads_weights(guide
     np.testing.assert_allclose(softmax(logits), model.predict(x, verbose=0), atol=1e-5)
     assert head.activation is keras.activations.softmax  # the model itself is unchanged
 
+
 def test_default_class_is_the_prediction_and_layer_resolution_is_available():
     model = quadrant_model()
     cams, classes, logits = make_cam(model, "gradcam", "features")(quadrant_images(), upsample=False)
