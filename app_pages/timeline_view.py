@@ -22,7 +22,7 @@ def timeline_section(store, run, key: str) -> None:
                    "eipviz recorded timelines." if run.kind == "trained" else "Only trained runs have a timeline.")
         return
     epochs = [int(e) for e in timeline.epochs]
-    epoch = st.select_slider("Epoch", epochs, value=epochs[-1], key=f"{key}-epoch") if len(epochs) > 1 else epochs[0]
+    epoch = _epoch_slider(epochs, f"{key}-epoch") if len(epochs) > 1 else epochs[0]
     row = timeline.position(epoch)
     st.caption(f"Epoch {epoch}: {timeline.accuracy()[row]:.0%} of the 16 probe images right; Grad-CAM of the "
                f"predicted class at {timeline.layer}. ✅ right, ❌ wrong (true class in brackets).")
@@ -34,3 +34,16 @@ def timeline_section(store, run, key: str) -> None:
             column.image(image, caption=f"{'✅' if right else '❌'} {caption.split(': ', 1)[1]} ({truth})",
                          width="stretch")
     st.plotly_chart(timeline_figure(store.epoch_rows(run.id), epoch), key=f"{key}-chart")
+
+
+def _epoch_slider(epochs: list[int], key: str) -> int:
+    """The epoch slider. It follows the newest epoch as a live run records more, until the user moves it
+    elsewhere; moved back to the newest, it follows again."""
+    follow = f"{key}-follow"
+    if st.session_state.get(follow, True):
+        st.session_state[key] = epochs[-1]
+
+    def moved():
+        st.session_state[follow] = st.session_state[key] == epochs[-1]
+
+    return st.select_slider("Epoch", epochs, key=key, on_change=moved)

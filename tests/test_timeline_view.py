@@ -1,8 +1,12 @@
 """The explanation timeline on the Train and Curves pages (AppTest), and its figure."""
 
+import dataclasses
+
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from eipviz.explain.timeline import TIMELINE_FILE, read_timeline, write_timeline
 from eipviz.plots import timeline_figure
 from eipviz.training.store import RunStore
 from tests.conftest import ROOT, run_with_timeline
@@ -67,3 +71,39 @@ def test_a_live_runs_probe_images_wait_behind_its_toggle(store):
     assert any("starting its worker" in m.value for m in at.markdown) and not _captions(at)
     at.toggle(key=f"show-timeline-{run_id}").set_value(True).run()
     assert len([c for c in _captions(at) if c[0] in "✅❌"]) == 16
+
+
+def record_more_epochs(store, run_id, epochs):
+    """Append ``epochs`` to a run's timeline as copies of its last one, as a live worker would add them."""
+    path = store.run_dir(run_id) / TIMELINE_FILE
+    timeline = read_timeline(path)
+    for epoch in epochs:
+        last = slice(-1, None)
+        timeline = dataclasses.replace(
+            timeline, epochs=np.append(timeline.epochs, epoch),
+            probabilities=np.concatenate([timeline.probabilities, timeline.probabilities[last]]),
+            maps=np.concatenate([timeline.maps, timeline.maps[last]]),
+            deletion_auc=np.append(timeline.deletion_auc, timeline.deletion_auc[-1]),
+            average_drop_pct=np.append(timeline.average_drop_pct, timeline.average_drop_pct[-1]))
+        store.add_epoch(run_id, epoch, {"val_accuracy": 0.5})
+    write_timeline(path, timeline)
+
+
+def test_the_epoch_slider_follows_a_live_runs_newest_epoch_until_moved(store):
+    run_id = run_with_timeline(store)
+    store.update_run(run_id, status="running")
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT).run()
+    at.toggle(key=f"show-timeline-{run_id}").set_value(True).run()
+    slider = f"timeline-{run_id}-epoch"
+    assert at.select_slider(key=slider).value == 3
+    record_more_epochs(store, run_id, (4,))
+    at.run()
+    assert at.select_slider(key=slider).value == 4  # followed the new epoch
+    at.select_slider(key=slider).set_value(2).run()
+    record_more_epochs(store, run_id, (5,))
+    at.run()
+    assert not at.exception and at.select_slider(key=slider).value == 2  # the user's choice stays
+    at.select_slider(key=slider).set_value(5).run()
+    record_more_epochs(store, run_id, (6,))
+    at.run()
+    assert at.select_slider(key=slider).value == 6  # back on the newest: follows again
