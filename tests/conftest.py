@@ -9,6 +9,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# JAX's own switch for smoke tests: XLA compiles without LLVM's expensive passes. The suite's JAX programs
+# run a few tiny batches, so compiling is most of their cost: the JAX tests took 159 s of CPU, then 96 s.
+# Every process the tests start inherits it; the app and the CLI never set it.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # pytest-xdist runs one worker per core (pytest.ini). Each worker, and every process it starts
     # (training workers, the CLI, Streamlit), then runs TensorFlow's ops on one thread: the small
