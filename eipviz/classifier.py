@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from eipviz.attribution.cams import BaseCAM
+from eipviz.attribution.cams import BaseCAM, Probes
 from eipviz.attribution.graph import logit_model, softmax
 from eipviz.attribution.layers import conv_feature_layers
 from eipviz.attribution.methods import make_cam
@@ -59,8 +59,10 @@ class Classifier:
     predictions: StoredPredictions | None = None  # None: evaluated afresh each time (uploads)
     _cams: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
     _cams_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _probes: Probes = field(init=False, repr=False)  # the traced passes its CAMs share
 
     def __post_init__(self):
+        object.__setattr__(self, "_probes", Probes(self.model))
         if self.preprocessing not in PREPROCESSINGS:
             raise EipvizError(f"Unknown preprocessing {self.preprocessing!r}. "
                               f"Choose one of: {', '.join(PREPROCESSINGS)}.")
@@ -123,11 +125,12 @@ class Classifier:
 
     def cam(self, method: str = "gradcam", layer: str | None = None) -> BaseCAM:
         """The CAM of ``method`` at ``layer`` (default: ``cam_layer``), traced once and kept on this instance
-        (the ``CAMS_KEPT`` most recently used)."""
+        (the ``CAMS_KEPT`` most recently used); methods at one layer share their traced passes."""
         key = (method, layer or self.cam_layer)
         with self._cams_lock:  # pages share a classifier across sessions: trace each CAM once
             if key not in self._cams:
-                self._cams[key] = make_cam(self.model, *key, reference_input=self.prepare(self._black)[0])
+                self._cams[key] = make_cam(self.model, *key, reference_input=self.prepare(self._black)[0],
+                                           probes=self._probes)
                 while len(self._cams) > CAMS_KEPT:
                     self._cams.popitem(last=False)
             self._cams.move_to_end(key)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from keras import layers
 
+from eipviz.attribution.cams import Probes
 from eipviz.attribution.graph import softmax
 from eipviz.attribution.methods import METHODS, make_cam
 from eipviz.zoo import build_model
@@ -104,6 +105,25 @@ def test_a_cam_built_once_follows_later_changes_to_a_softmax_heads_weights(guide
     _, _, logits = cam(x)
     np.testing.assert_allclose(softmax(logits), model.predict(x, verbose=0), atol=1e-5)
     assert head.activation is keras.activations.softmax  # the model itself is unchanged
+
+
+def test_methods_sharing_probes_trace_one_pass_per_layer_and_draw_the_maps_they_draw_alone(monkeypatch):
+    import eipviz.attribution.cams as cams_module
+
+    built = []
+    real = cams_module.gradient_pass
+    monkeypatch.setattr(cams_module, "gradient_pass", lambda probe: built.append(probe) or real(probe))
+    model, x = quadrant_model(), quadrant_images()
+    probes = Probes(model)
+    methods = ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "guided-gradcam")
+    shared = {method: make_cam(model, method, "features", probes=probes)(x)[0] for method in methods}
+    assert len(built) == 2  # the layer's gradient pass, and guided-gradcam's guided one at the input
+    for method in methods:
+        np.testing.assert_allclose(shared[method], cams_of(model, x, method, "features"), atol=1e-6)
+    assert (make_cam(model, "saliency", probes=probes).passes
+            is not make_cam(model, "guided-backprop", probes=probes).passes)
+    with pytest.raises(ValueError, match="another model"):
+        make_cam(quadrant_model(), "gradcam", probes=probes)
 
 
 def test_default_class_is_the_prediction_and_layer_resolution_is_available():

@@ -93,9 +93,11 @@ def test_each_cam_is_built_once_per_method_and_layer_and_a_replaced_classifier_s
     classifier = classifier_of(tiny_model())
     assert classifier.cam("gradcam") is classifier.cam("gradcam", "features")
     assert classifier.cam("layercam") is not classifier.cam("gradcam")
+    assert classifier.cam("layercam").passes is classifier.cam("gradcam").passes  # traced once for both
     variant = dataclasses.replace(classifier, preprocessing="channel_standardize")
     assert variant.preprocessing == "channel_standardize" and variant.model is classifier.model
     assert variant.cam("gradcam") is not classifier.cam("gradcam")
+    assert variant.cam("gradcam").passes is not classifier.cam("gradcam").passes
 
 
 def test_a_classifier_is_frozen_and_checks_what_it_is_given():

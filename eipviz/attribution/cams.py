@@ -6,8 +6,14 @@
 piece: its channel weights, its weighted activations, or the map itself.
 ``aug_smooth`` and ``eigen_smooth`` are options of every call, as in
 pytorch-grad-cam.
+
+The two passes depend only on the layer a method reads (and on guided ReLUs),
+not on the method, so the methods of one model share them through ``Probes``:
+tracing them is most of a method's first call.
 """
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 import cv2
@@ -27,7 +33,51 @@ from eipviz.attribution.maps import (
 from eipviz.errors import EipvizError
 
 PREDICTED = -1  # class index meaning "the model's own top class"
+PROBES_KEPT = 8  # probe models (with their traced passes) kept per model; the least recently used is dropped
 Progress = Callable[[int, int], None]
+
+
+class Passes:
+    """A probe model (``graph.probe_model``) and its forward and gradient passes, each built (traced,
+    jitted) on its first call."""
+
+    def __init__(self, probe):
+        self.probe = probe
+        self._forward: Callable | None = None
+        self._gradients: Callable | None = None
+
+    def forward(self, x, delta=None):
+        if self._forward is None:
+            self._forward = forward_pass(self.probe)
+        return self._forward(x, delta)
+
+    def gradients(self, x, classes):
+        if self._gradients is None:
+            self._gradients = gradient_pass(self.probe)
+        return self._gradients(x, classes)
+
+
+class Probes:
+    """One model's ``Passes`` by layer and guidedness, for all its methods: Grad-CAM, Grad-CAM++, XGrad-CAM,
+    LayerCAM... at one layer trace one gradient pass between them, and every method's scores one forward pass.
+
+    Thread-safe; keeps the ``PROBES_KEPT`` most recently used (a method keeps its own alive).
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._passes: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def passes(self, layer: str, guided: bool = False) -> Passes:
+        key = (layer, guided)
+        with self._lock:
+            if key not in self._passes:
+                self._passes[key] = Passes(probe_model(self.model, layer, guided=guided))
+                while len(self._passes) > PROBES_KEPT:
+                    self._passes.popitem(last=False)
+            self._passes.move_to_end(key)
+            return self._passes[key]
 
 
 class BaseCAM:
@@ -39,15 +89,19 @@ class BaseCAM:
     guided = False  # ReLUs replaced by guided ReLUs in the probe model
     uses_layer = True  # False: the map is the same whatever the layer (input-gradient methods)
 
-    def __init__(self, model, layer: str | None = None, reference_input: np.ndarray | None = None):
+    def __init__(self, model, layer: str | None = None, reference_input: np.ndarray | None = None,
+                 probes: Probes | None = None):
         """``reference_input``: the model input of a black image, for methods that start from one
-        (Integrated Gradients; zeros when not given); the others ignore it."""
+        (Integrated Gradients; zeros when not given); the others ignore it. ``probes``: the model's
+        ``Probes``, shared with its other methods (a new one when not given)."""
+        if probes is not None and probes.model is not model:
+            raise ValueError("probes belong to another model")
         self.model = model
         self.layer = layer or default_target_layer(model)
         self.reference_input = reference_input
-        self.probe = probe_model(model, self.probe_layer, guided=self.guided)
-        self._forward_pass: Callable | None = None
-        self._gradient_pass: Callable | None = None
+        self.probes = probes or Probes(model)
+        self.passes = self.probes.passes(self.probe_layer, self.guided)
+        self.probe = self.passes.probe
 
     @property
     def probe_layer(self) -> str:
@@ -136,15 +190,11 @@ class BaseCAM:
 
     def forward(self, x, delta=None):
         """(map, logits) of images ``x``; ``delta`` is added to the map before the layers after it."""
-        if self._forward_pass is None:
-            self._forward_pass = forward_pass(self.probe)
-        return self._forward_pass(x, delta)
+        return self.passes.forward(x, delta)
 
     def gradients(self, x, classes):
         """(map, logits, d logit[class] / d map, class) of images ``x``; class -1: the top class."""
-        if self._gradient_pass is None:
-            self._gradient_pass = gradient_pass(self.probe)
-        return self._gradient_pass(x, classes)
+        return self.passes.gradients(x, classes)
 
     def scores(self, inputs, classes):
         """Softmax probability of each image's class, from the logits."""

@@ -116,6 +116,6 @@ class GuidedGradCAM(GuidedBackprop):
 
     def layer_maps(self, activations, gradients, inputs, classes, eigen_smooth=False):
         if not hasattr(self, "_gradcam"):
-            self._gradcam = GradCAM(self.model, self.layer)
+            self._gradcam = GradCAM(self.model, self.layer, probes=self.probes)
         coarse, _, _ = self._gradcam(inputs, classes, eigen_smooth=eigen_smooth)
         return super().layer_maps(activations, gradients, inputs, classes) * coarse

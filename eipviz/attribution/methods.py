@@ -13,6 +13,7 @@ from eipviz.attribution.cams import (
     GradCAMPlusPlus,
     HiResCAM,
     LayerCAM,
+    Probes,
     RandomCAM,
     ScoreCAM,
     XGradCAM,
@@ -43,8 +44,9 @@ def method_label(name: str) -> str:
 
 
 def make_cam(model, method: str = "gradcam", layer: str | None = None,
-             reference_input: np.ndarray | None = None) -> BaseCAM:
-    """A new attribution method ``method`` for a Keras model (``Classifier.cam`` keeps one per method and layer)."""
+             reference_input: np.ndarray | None = None, probes: Probes | None = None) -> BaseCAM:
+    """A new attribution method ``method`` for a Keras model (``Classifier.cam`` keeps one per method and layer);
+    ``probes``: the model's ``Probes``, to share traced passes with its other methods."""
     if method not in METHODS:
         raise EipvizError(f"Unknown CAM method {method!r}. Choose one of: {', '.join(METHODS)}.")
-    return METHODS[method](model, layer, reference_input)
+    return METHODS[method](model, layer, reference_input, probes)

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import scipy.stats
 
-from eipviz.attribution.cams import BaseCAM
+from eipviz.attribution.cams import BaseCAM, Probes
 from eipviz.attribution.methods import make_cam
 from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
@@ -175,10 +175,10 @@ class MethodSanity:
         return {**self.row(), "passed": self.passed, "layers_with_weights": self.layer_count, "curve": self.curve()}
 
 
-def _cam(model: keras.Model, method: Method, layer: str, reference: np.ndarray) -> BaseCAM:
+def _cam(model: keras.Model, method: Method, layer: str, reference: np.ndarray, probes: Probes) -> BaseCAM:
     if isinstance(method, str):
-        return make_cam(model, method, layer, reference)
-    return method(model, layer, reference)
+        return make_cam(model, method, layer, reference, probes)
+    return method(model, layer, reference, probes=probes)
 
 
 def sanity_check(classifier: Classifier, images: np.ndarray, methods: Sequence[Method], layer: str | None = None,
@@ -212,7 +212,7 @@ def sanity_check(classifier: Classifier, images: np.ndarray, methods: Sequence[M
     for method, name in zip(methods, names):
         step(f"{name}: maps of the trained model")
         cam = classifier.cam(method, layer) if isinstance(method, str) else _cam(classifier.model, method, layer,
-                                                                                 reference)
+                                                                                 reference, Probes(classifier.model))
         maps[name], _, _ = cam(inputs, classes)
         step(f"{name}: maps of a random other class")
         other_maps, _, _ = cam(inputs, other)
@@ -223,8 +223,10 @@ def sanity_check(classifier: Classifier, images: np.ndarray, methods: Sequence[M
     fresh = [layer_copy.get_weights() for layer_copy in copies]
     for original, layer_copy in zip(originals, copies):
         layer_copy.set_weights(original.get_weights())
-    # One CAM per method for every depth: its passes are traced once and read the weights at each call.
-    copy_cams = {name: _cam(model_copy, method, layer, reference) for method, name in zip(methods, names)}
+    # One CAM per method for every depth, the methods sharing passes: each is traced once and reads the
+    # weights at each call.
+    probes = Probes(model_copy)
+    copy_cams = {name: _cam(model_copy, method, layer, reference, probes) for method, name in zip(methods, names)}
     randomised = 0
     for cut in cuts:
         while randomised < cut:  # from the output down
