@@ -9,6 +9,10 @@ from contextlib import contextmanager
 
 from eipviz.jax_cache import use_jax_compilation_cache
 
+# Modules that import JAX, when installed, for what eipviz never uses: TensorFlow Lite's converter, and Keras'
+# patch of old JAX versions for its Orbax checkpoint callback.
+JAX_FOR_UNUSED_FEATURES = ("tensorflow.lite.python.util", "keras.src.callbacks.orbax_checkpoint")
+
 
 @contextmanager
 def native_stderr_silenced():
@@ -32,25 +36,30 @@ def native_stderr_silenced():
         os.close(saved)
 
 
-class _NoJaxForTensorFlowLite(importlib.abc.MetaPathFinder):
-    """Refuses ``import jax`` while TensorFlow is importing.
+class _NoJaxForUnusedFeatures(importlib.abc.MetaPathFinder):
+    """Refuses ``import jax`` from the modules in ``JAX_FOR_UNUSED_FEATURES`` while they are being imported.
 
-    ``import tensorflow`` imports JAX, when installed, for TensorFlow Lite's converter
-    (``tensorflow.lite.python.util``), which eipviz never uses: 0.65 s of CPU at the start of every
-    process that runs TensorFlow (the worker, the CLI, the app). Under the JAX backend Keras imports
-    JAX itself, before TensorFlow if ever, and then this finder is never asked.
+    Under the TensorFlow backend, ``import keras`` imports JAX (when installed) only through them: 0.65 s of
+    CPU at the start of every process that runs TensorFlow (the worker, the CLI, the app). Any other
+    ``import jax`` goes ahead: under the JAX backend Keras imports it first, from its backend module.
     """
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname == "jax" and "tensorflow" in sys.modules:
-            raise ModuleNotFoundError("not imported for TensorFlow Lite (eipviz.quiet)", name=fullname)
+        if fullname == "jax" and any(_initializing(name) for name in JAX_FOR_UNUSED_FEATURES):
+            raise ModuleNotFoundError("not imported for a feature eipviz does not use (eipviz.quiet)", name=fullname)
         return None
 
 
+def _initializing(module_name: str) -> bool:
+    """Whether the module's code is running now (CPython marks its spec ``_initializing`` meanwhile)."""
+    module = sys.modules.get(module_name)
+    return module is not None and bool(getattr(module.__spec__, "_initializing", False))
+
+
 @contextmanager
-def tensorflow_lite_without_jax():
-    """``_NoJaxForTensorFlowLite`` for the block; ``import jax`` works again after it."""
-    finder = _NoJaxForTensorFlowLite()
+def jax_only_when_needed():
+    """``_NoJaxForUnusedFeatures`` for the block; ``import jax`` works anywhere after it."""
+    finder = _NoJaxForUnusedFeatures()
     sys.meta_path.insert(0, finder)
     try:
         yield
@@ -62,7 +71,7 @@ def tensorflow_lite_without_jax():
 def import_keras_quietly():
     """Import Keras as eipviz's processes run it: TensorFlow discovers its devices while fd 2 is silenced,
     without JAX; JAX keeps its compiled programs for the next process (``eipviz.jax_cache``)."""
-    with native_stderr_silenced(), tensorflow_lite_without_jax():
+    with native_stderr_silenced(), jax_only_when_needed():
         import keras
 
         if keras.backend.backend() == "tensorflow":
