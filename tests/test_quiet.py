@@ -29,7 +29,8 @@ print("RESULT" + json.dumps(found))
 
 @pytest.mark.parametrize("backend, before, jax_after_keras", [
     ("tensorflow", "nothing", False),  # not for TensorFlow Lite or Orbax; later, on demand
-    ("jax", "nothing", True),  # Keras' own import of JAX goes ahead
+    # Keras' own import of JAX goes ahead, even after TensorFlow (and without it in every JAX worker of
+    # test_training's JAX run)
     ("jax", "tensorflow first", True),
 ])
 def test_tensorflow_starts_without_jax_and_jax_imports_whenever_something_else_asks(backend, before,
