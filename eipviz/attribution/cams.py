@@ -101,7 +101,11 @@ class BaseCAM:
         self.reference_input = reference_input
         self.probes = probes or Probes(model)
         self.passes = self.probes.passes(self.probe_layer, self.guided)
-        self.probe = self.passes.probe
+
+    @property
+    def probe(self):
+        """The probe model this method reads (``graph.probe_model``), shared with the methods of its ``passes``."""
+        return self.passes.probe
 
     @property
     def probe_layer(self) -> str:
