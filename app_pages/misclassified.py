@@ -20,7 +20,7 @@ from eipviz.explain.gallery import (
 from eipviz.explain.overlay import colormap_legend, overlay, png_bytes
 from eipviz.explain.sanity import IGNORES_WEIGHTS, sanity_check
 from eipviz.explain.timeline import TIMELINE_FILE, read_timeline
-from eipviz.plots import CONFUSION_VIEWS, confusion_figure, sanity_figure
+from eipviz.plots import CONFUSION_VIEWS, confusion_figure, per_class_accuracy_figure, sanity_figure
 from eipviz.report import build_report
 
 PAGE_SIZE = 12
@@ -75,9 +75,7 @@ if clicked:
         st.session_state["mis-true"], st.session_state["mis-pred"] = cell
 
 left, right = st.columns([1, 2])
-left.dataframe(pd.DataFrame({"class": names, "accuracy": list(evaluation.per_class_accuracy().values())}),
-               hide_index=True, column_config={"accuracy": st.column_config.ProgressColumn(
-                   "accuracy", format="percent", min_value=0.0, max_value=1.0)})
+left.plotly_chart(per_class_accuracy_figure(evaluation.per_class_accuracy()), key="mis-per-class")
 with right:
     view = st.radio("Colour the matrix by", list(CONFUSION_VIEWS), format_func=CONFUSION_VIEWS.get,
                     horizontal=True, key="mis-view")

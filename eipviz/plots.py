@@ -100,6 +100,22 @@ def confusion_figure(matrix, class_names, view: str = "counts",
     return fig
 
 
+def per_class_accuracy_figure(per_class: dict[str, float]) -> go.Figure:
+    """One horizontal bar per true class, in the confusion matrix's row order, labelled with its accuracy.
+
+    A chart, not a table: beside the confusion matrix, Plotly is loaded already, while a table would load
+    Streamlit's dataframe code (1.4 MB of JavaScript) into the Misclassified page's first visit.
+    """
+    names, percents = list(per_class), [100 * value for value in per_class.values()]
+    fig = go.Figure(go.Bar(x=percents, y=names, orientation="h", marker_color=PALETTE[0],
+                           text=[f"{value:.1f}%" for value in percents], textposition="inside",
+                           insidetextanchor="end", hovertemplate="%{y}: %{x:.2f}% right<extra></extra>"))
+    fig.update_layout(xaxis={"range": [0, 100], "title": {"text": "accuracy %"}, "fixedrange": True},
+                      yaxis={"autorange": "reversed", "type": "category", "fixedrange": True},
+                      height=420, margin={"t": 10, "b": 10, "l": 10, "r": 10}, dragmode=False)
+    return fig
+
+
 # Below this many points a series is drawn raw, dots on every epoch, and never smoothed: TensorBoard's
 # debiased EMA does not pass through a 2-point series' last point (its issue #1127).
 SHORT_SERIES = 10

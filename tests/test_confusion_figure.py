@@ -1,9 +1,10 @@
-"""The confusion-matrix figure: its three colourings, its click markers, and the outline of the chosen cell."""
+"""The confusion-matrix figure (its three colourings, its click markers, the outline of the chosen cell) and the
+per-class accuracy bars beside it."""
 
 import numpy as np
 import pytest
 
-from eipviz.plots import CONFUSION_VIEWS, confusion_figure, confusion_values
+from eipviz.plots import CONFUSION_VIEWS, confusion_figure, confusion_values, per_class_accuracy_figure
 
 MATRIX = np.array([[90, 8, 2], [5, 95, 0], [0, 30, 70]])
 NAMES = ["cat", "dog", "frog"]
@@ -56,3 +57,11 @@ def test_a_chosen_true_class_alone_outlines_its_row_and_nothing_chosen_outlines_
     assert (row.x0, row.x1, row.y0, row.y1) == (-0.5, 2.5, -0.5, 0.5)
     assert confusion_figure(MATRIX, NAMES, highlight=(None, None)).layout.shapes == ()
     assert confusion_figure(MATRIX, NAMES).layout.shapes == ()
+
+
+def test_per_class_bars_keep_the_class_order_top_down_in_percent_with_their_value_written():
+    (bars,) = per_class_accuracy_figure({"cat": 0.9, "dog": 0.955, "frog": 0.0}).data
+    assert list(bars.y) == NAMES and list(bars.x) == pytest.approx([90.0, 95.5, 0.0])
+    assert list(bars.text) == ["90.0%", "95.5%", "0.0%"]
+    layout = per_class_accuracy_figure({"cat": 1.0}).layout
+    assert layout.yaxis.autorange == "reversed" and tuple(layout.xaxis.range) == (0, 100)  # rows as in the matrix

@@ -46,8 +46,13 @@ def open_on(model: str | None = "mnist14k") -> AppTest:
     return at
 
 
+def chart_spec(at, key: str) -> dict:
+    (chart,) = [chart for chart in at.get("plotly_chart") if chart.key == key]
+    return json.loads(chart.proto.spec)
+
+
 def confusion_spec(at) -> dict:
-    return json.loads(at.get("plotly_chart")[0].proto.spec)
+    return chart_spec(at, "confusion")
 
 
 def descendants(node):
@@ -94,6 +99,16 @@ def test_confusions_only_and_row_percent_views_mask_the_diagonal_and_keep_the_cl
     heat, markers = confusion_spec(at)["data"]
     assert heat["z"] == confusion_values(np.array(counts), "row %")
     assert len(markers["customdata"]) == 100
+
+
+def test_beside_the_matrix_one_bar_per_true_class_shows_its_accuracy(data_dir):
+    at = open_on()
+    counts = np.array(confusion_spec(at)["data"][0]["z"])
+    (bars,) = chart_spec(at, "mis-per-class")["data"]
+    assert bars["type"] == "bar" and bars["orientation"] == "h"
+    assert bars["y"] == [str(k) for k in range(10)]  # the matrix's row order
+    np.testing.assert_allclose(bars["x"], 100 * np.diag(counts) / counts.sum(axis=1))
+    assert not at.dataframe, "no table: it would load the dataframe's JavaScript on a first visit"
 
 
 def test_a_clicked_cell_filters_the_gallery_and_is_outlined(data_dir):

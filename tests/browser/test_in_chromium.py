@@ -243,14 +243,18 @@ def test_curves_page_groups_filtered_runs_into_bands_and_compares_hyperparameter
     expect(page.get_by_test_id("stDataFrame")).to_have_count(2)  # the runs' summary and the hyperparameter table
 
 
+# The confusion matrix: the page's heatmap (the per-class accuracy bars beside it are a Plotly chart too).
+CONFUSION_PLOT = ("Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                  ".find(gd => gd.data && gd.data[0].type === 'heatmap')")
+
+
 def test_misclassified_confusion_cell_click_filters_the_gallery(page, server):
     open_page(page, server, "misclassified")
     # Plotly's component loads lazily, after the page has settled: wait for the drawn chart
-    page.wait_for_function("() => { const gd = document.querySelector('.js-plotly-plot'); "
-                           "return gd && gd.data && gd._fullLayout; }", timeout=60_000)
+    page.wait_for_function(f"() => {{ const gd = {CONFUSION_PLOT}; return gd && gd._fullLayout; }}", timeout=60_000)
     # the most frequent confusion, and where its cell is on screen
     true_name, pred_name, x, y = page.evaluate("""() => {
-        const gd = document.querySelector('.js-plotly-plot'); const z = gd.data[0].z, names = gd.data[0].x;
+        const gd = """ + CONFUSION_PLOT + """; const z = gd.data[0].z, names = gd.data[0].x;
         let best = [0, 1, -1];
         z.forEach((row, i) => row.forEach((v, j) => { if (i !== j && v > best[2]) best = [i, j, v]; }));
         const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
