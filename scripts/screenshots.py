@@ -100,16 +100,20 @@ def start_streamlit(port: int, env: dict, *extra_args: str, launcher: str = "ser
 # Streamlit marks its app root with the script's state (what its own end-to-end tests wait on). Its running
 # indicator (stStatusWidget) is no signal here: with client.toolbarMode = "minimal" (.streamlit/config.toml)
 # it never shows, so a page that still computes for over 3 s after its title looked settled.
+# The script's state, and whether the page is still busy: Streamlit's running indicator, or a skeleton in place
+# of an element whose code the frontend is still loading (Plotly's, 4.7 MB, can arrive after the script ends).
 SCRIPT_STATE = """() => {
     const app = document.querySelector("[data-testid='stApp']");
     const indicator = document.querySelector("[data-testid='stStatusWidget']");
-    return [app ? app.dataset.testScriptState : null, Boolean(indicator && indicator.offsetParent)];
+    const skeleton = document.querySelector("[data-testid='stSkeleton']");
+    return [app ? app.dataset.testScriptState : null, Boolean((indicator && indicator.offsetParent) || skeleton)];
 }"""
 BUSY_STATES = (None, "initial", "running", "rerunRequested", "stopRequested")
 
 
 def wait_until_settled(page, timeout_s=180, quiet_s=1.0, short_run_s=0.5):
-    """Wait until the page script has started and no run has lasted over ``short_run_s`` for ``quiet_s``.
+    """Wait until the page script has started and, for ``quiet_s``, no run has lasted over ``short_run_s`` and no
+    element has waited for its code (a skeleton).
 
     Every page opens with ``st.title``: before its ``h1`` shows, the session may not have started
     yet. A run shorter than ``short_run_s`` (a fragment's refresh, every 2 s on the Train page) does not
