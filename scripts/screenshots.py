@@ -99,9 +99,9 @@ def start_streamlit(port: int, env: dict, *extra_args: str, launcher: str = "ser
 
 # Streamlit marks its app root with the script's state (what its own end-to-end tests wait on). Its running
 # indicator (stStatusWidget) is no signal here: with client.toolbarMode = "minimal" (.streamlit/config.toml)
-# it never shows, so a page that still computes for over 3 s after its title looked settled.
-# The script's state, and whether the page is still busy: Streamlit's running indicator, or a skeleton in place
-# of an element whose code the frontend is still loading (Plotly's, 4.7 MB, can arrive after the script ends).
+# it never shows, so a page that still computes for over 3 s after its title looked settled. A skeleton
+# (stSkeleton) stands in for an element whose code the frontend is still loading (Plotly's 4.7 MB can arrive
+# after the script has ended): the page is busy while one is left.
 SCRIPT_STATE = """() => {
     const app = document.querySelector("[data-testid='stApp']");
     const indicator = document.querySelector("[data-testid='stStatusWidget']");
@@ -132,11 +132,11 @@ def wait_until_all_settled(pages, timeout_s=180, quiet_s=1.0, short_run_s=0.5):
     while time.time() < deadline:
         settled = 0
         for i, page in enumerate(pages):
-            state, indicator = page.evaluate(SCRIPT_STATE)
+            state, busy = page.evaluate(SCRIPT_STATE)
             now = time.time()
-            idle = state not in BUSY_STATES and not indicator
+            idle = state not in BUSY_STATES and not busy
             running_since[i] = None if idle else (running_since[i] or now)
-            if indicator or (running_since[i] is not None and now - running_since[i] > short_run_s):
+            if busy or (running_since[i] is not None and now - running_since[i] > short_run_s):
                 quiet_since[i] = None
             else:
                 quiet_since[i] = quiet_since[i] or now
