@@ -59,10 +59,10 @@ class Classifier:
     predictions: StoredPredictions | None = None  # None: evaluated afresh each time (uploads)
     _cams: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
     _cams_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _probes: Probes = field(init=False, repr=False)  # the traced passes its CAMs share
+    probes: Probes = field(init=False, repr=False)  # the traced passes its CAMs share (and method classes')
 
     def __post_init__(self):
-        object.__setattr__(self, "_probes", Probes(self.model))
+        object.__setattr__(self, "probes", Probes(self.model))
         if self.preprocessing not in PREPROCESSINGS:
             raise EipvizError(f"Unknown preprocessing {self.preprocessing!r}. "
                               f"Choose one of: {', '.join(PREPROCESSINGS)}.")
@@ -130,7 +130,7 @@ class Classifier:
         with self._cams_lock:  # pages share a classifier across sessions: trace each CAM once
             if key not in self._cams:
                 self._cams[key] = make_cam(self.model, *key, reference_input=self.prepare(self._black)[0],
-                                           probes=self._probes)
+                                           probes=self.probes)
                 while len(self._cams) > CAMS_KEPT:
                     self._cams.popitem(last=False)
             self._cams.move_to_end(key)

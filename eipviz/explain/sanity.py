@@ -209,11 +209,10 @@ def sanity_check(classifier: Classifier, images: np.ndarray, methods: Sequence[M
     other = (classes + np.random.default_rng(seed).integers(1, count, len(classes))) % count  # never the same
     maps: dict[str, np.ndarray] = {}
     results: dict[str, dict] = {name: {"spearman": [], "ssim": [], "kept": []} for name in names}
-    custom_probes = Probes(classifier.model)  # for method classes; named methods share the classifier's
     for method, name in zip(methods, names):
         step(f"{name}: maps of the trained model")
         cam = classifier.cam(method, layer) if isinstance(method, str) else _cam(classifier.model, method, layer,
-                                                                                 reference, custom_probes)
+                                                                                 reference, classifier.probes)
         maps[name], _, _ = cam(inputs, classes)
         step(f"{name}: maps of a random other class")
         other_maps, _, _ = cam(inputs, other)
