@@ -4,9 +4,11 @@
 It trains one run in this process exactly as a queued worker would (``train_run``: the run store,
 augmentation in the step, checkpoints, the explanation timeline), from a named recipe with any of its
 fields changed (``--set learning_rate=0.4``, as ``eipviz train --set``), then prints one JSON line:
-each epoch's wall time since training began (first-step tracing included) and validation accuracy, and
-the first epoch at or above ``--target``. The run stays in ``--runs-dir``, ready for ``eipviz ship`` if
-it beats the shipped weights.
+each epoch's wall time since training began (first-step tracing included) and validation accuracy, the
+first epoch at or above ``--target``, and where each epoch's time went: its training steps, validation,
+and each callback's epoch end (``last.keras``, ``best.keras``, the explanation timeline, CSV, TensorBoard),
+with their medians over the epochs after the first. The run stays in ``--runs-dir``, ready for
+``eipviz ship`` if it beats the shipped weights.
 
     KERAS_BACKEND=jax python benchmarks/time_to_accuracy.py resnet20v1 --batch-size 512 \
         --set learning_rate=0.4 --set precise_bn_below_steps=0 --epochs 30 --runs-dir /tmp/runs
@@ -14,11 +16,77 @@ it beats the shipped weights.
 
 import argparse
 import json
+import statistics
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def time_epoch_parts(parts: list[dict]) -> None:
+    """Record into ``parts``, one dict per epoch, the seconds of its steps, its validation and each callback's
+    epoch end, by wrapping Keras' ``CallbackList`` and ``Model.evaluate`` in this process."""
+    import keras
+    from keras.src.utils import python_utils
+
+    callback_list, model_class = keras.callbacks.CallbackList, keras.Model
+    on_epoch_begin, evaluate = callback_list.on_epoch_begin, model_class.evaluate
+
+    def synced(model) -> float:
+        """Now, once the device has run the steps dispatched so far: under JAX they run asynchronously, and
+        reading an epoch's metrics does not wait for them."""
+        if keras.backend.backend() == "jax":
+            import jax
+
+            jax.block_until_ready([variable.value for variable in model.trainable_variables])
+        return time.perf_counter()
+
+    def timed_begin(self, epoch, logs=None):
+        parts.append({"epoch": epoch + 1, "begin": time.perf_counter()})
+        on_epoch_begin(self, epoch, logs)
+
+    def timed_evaluate(self, *args, **kwargs):
+        part = parts[-1] if parts and "steps_s" not in parts[-1] else None  # fit's validation, not a callback's
+        if part is None:
+            return evaluate(self, *args, **kwargs)
+        start = synced(self)
+        part["steps_s"] = start - part.pop("begin")
+        try:
+            return evaluate(self, *args, **kwargs)  # returns Python numbers: the device is done
+        finally:
+            part["validation_s"] = time.perf_counter() - start
+
+    def timed_end(self, epoch, logs=None):
+        """Keras 3's ``CallbackList.on_epoch_end``, with each callback timed."""
+        part, start = parts[-1], synced(self.model)
+        if "steps_s" not in part:  # not validated this epoch
+            part["steps_s"], part["validation_s"] = start - part.pop("begin"), 0.0
+        if self._async_train:
+            self._flush_futures()  # batch hooks still running on Keras' callback thread
+        logs = python_utils.pythonify_logs(logs)
+        callbacks = part["callbacks_s"] = {}
+        for callback in self.callbacks:
+            before = time.perf_counter()
+            callback.on_epoch_end(epoch, logs)
+            callbacks[type(callback).__name__] = time.perf_counter() - before
+        part["epoch_end_s"] = time.perf_counter() - start
+
+    callback_list.on_epoch_begin, callback_list.on_epoch_end = timed_begin, timed_end
+    model_class.evaluate = timed_evaluate
+
+
+def medians(parts: list[dict]) -> dict:
+    """Median seconds of each part over the epochs after the first (which traces)."""
+    later = parts[1:] or parts
+    values: dict[str, list[float]] = defaultdict(list)
+    for part in later:
+        for key in ("steps_s", "validation_s", "epoch_end_s"):
+            values[key].append(part.get(key, 0.0))
+        for name, seconds in part.get("callbacks_s", {}).items():
+            values[name].append(seconds)
+    return {key: round(statistics.median(found), 3) for key, found in values.items()}
 
 
 def main() -> None:
@@ -42,6 +110,8 @@ def main() -> None:
     from eipviz.training.store import RunStore
     from eipviz.training.worker import train_run
 
+    parts: list[dict] = []
+    time_epoch_parts(parts)
     store = RunStore(args.runs_dir)
     settings = dict(parse_setting(text) for text in args.set)
     run_id = create_training_run(store, args.model, args.recipe, epochs=args.epochs, batch_size=args.batch_size,
@@ -60,7 +130,12 @@ def main() -> None:
                       "dtype_policy": run.hyperparameters.get("dtype_policy"),
                       "target": args.target, "reached": reached,
                       "best_val_accuracy": max((row["val_accuracy"] for row in epochs), default=None),
-                      "process_seconds": round(time.time() - started, 1), "epochs": epochs}))
+                      "process_seconds": round(time.time() - started, 1), "epochs": epochs,
+                      "epoch_parts_median_s": medians(parts),
+                      "epoch_parts_s": [{key: round(value, 3) if isinstance(value, float) else value
+                                         for key, value in part.items() if key != "callbacks_s"}
+                                        | {name: round(value, 3) for name, value in part.get("callbacks_s", {}).items()}
+                                        for part in parts]}))
 
 
 if __name__ == "__main__":
