@@ -63,12 +63,12 @@ class ProcStat(threading.Thread):
         return {key: (self.last[key] - self.first[key]) / ticks for key in self.first}
 
 
-def gauge_seconds(folder: Path, python: str, runs: int = 3) -> float:
+def gauge_seconds(folder: Path, python: Path, runs: int = 3) -> float:
     """Median CPU seconds of the gauge's process (TensorFlow's start-up included, as in the suite's)."""
     samples = []
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run([python, "-c", GAUGE], cwd=folder, check=True, capture_output=True)
+        subprocess.run([str(python), "-c", GAUGE], cwd=folder, check=True, capture_output=True)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         samples.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     return statistics.median(samples)
@@ -99,7 +99,9 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-venv", action="store_true")
     parser.add_argument("--gauge-only", action="store_true")
     args = parser.parse_args(argv)
-    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
+    python = ROOT / ".venv" / "bin" / "python"
+    if not python.exists():
+        parser.error("the gauge runs Keras from the project's venv: run `make venv` first")
     gauge_before = gauge_seconds(ROOT, python)
     print(f"gauge: {gauge_before:.2f} s of CPU", flush=True)
     if args.gauge_only:

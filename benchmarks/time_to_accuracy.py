@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def time_epoch_parts(parts: list[dict]) -> None:
-    """Record into ``parts``, one dict per epoch, the seconds of its steps, its validation and each callback's
-    epoch end, by wrapping Keras' ``CallbackList`` and ``Model.evaluate`` in this process."""
+    """Record into ``parts``, one dict per epoch, the seconds of its steps (``steps_s``), its validation
+    (``validation_s``), its whole epoch end (``epoch_end_s``) and each callback's part of it (by class name),
+    by wrapping Keras' ``CallbackList`` and ``Model.evaluate`` in this process."""
     import keras
     from keras.src.utils import python_utils
 
@@ -66,11 +67,10 @@ def time_epoch_parts(parts: list[dict]) -> None:
         if self._async_train:
             self._flush_futures()  # batch hooks still running on Keras' callback thread
         logs = python_utils.pythonify_logs(logs)
-        callbacks = part["callbacks_s"] = {}
         for callback in self.callbacks:
             before = time.perf_counter()
             callback.on_epoch_end(epoch, logs)
-            callbacks[type(callback).__name__] = time.perf_counter() - before
+            part[type(callback).__name__] = time.perf_counter() - before
         part["epoch_end_s"] = time.perf_counter() - start
 
     callback_list.on_epoch_begin, callback_list.on_epoch_end = timed_begin, timed_end
@@ -79,13 +79,11 @@ def time_epoch_parts(parts: list[dict]) -> None:
 
 def medians(parts: list[dict]) -> dict:
     """Median seconds of each part over the epochs after the first (which traces)."""
-    later = parts[1:] or parts
     values: dict[str, list[float]] = defaultdict(list)
-    for part in later:
-        for key in ("steps_s", "validation_s", "epoch_end_s"):
-            values[key].append(part.get(key, 0.0))
-        for name, seconds in part.get("callbacks_s", {}).items():
-            values[name].append(seconds)
+    for part in parts[1:] or parts:
+        for key, seconds in part.items():
+            if key != "epoch":
+                values[key].append(seconds)
     return {key: round(statistics.median(found), 3) for key, found in values.items()}
 
 
@@ -132,10 +130,7 @@ def main() -> None:
                       "best_val_accuracy": max((row["val_accuracy"] for row in epochs), default=None),
                       "process_seconds": round(time.time() - started, 1), "epochs": epochs,
                       "epoch_parts_median_s": medians(parts),
-                      "epoch_parts_s": [{key: round(value, 3) if isinstance(value, float) else value
-                                         for key, value in part.items() if key != "callbacks_s"}
-                                        | {name: round(value, 3) for name, value in part.get("callbacks_s", {}).items()}
-                                        for part in parts]}))
+                      "epoch_parts_s": [{key: round(value, 3) for key, value in part.items()} for part in parts]}))
 
 
 if __name__ == "__main__":
