@@ -3,18 +3,19 @@
 
 It trains one run in this process exactly as a queued worker would (``train_run``: the run store,
 augmentation in the step, checkpoints, the explanation timeline), from a named recipe with any of its
-fields changed (``--set learning_rate=0.4``, as ``eipviz train --set``), then prints one JSON line:
-each epoch's wall time since training began (first-step tracing included) and validation accuracy, the
-first epoch at or above ``--target``, and where each epoch's time went: its training steps, validation,
-and each callback's epoch end (``last.keras``, ``best.keras``, the explanation timeline, CSV, TensorBoard),
-with their medians over the epochs after the first. The run stays in ``--runs-dir``, ready for
-``eipviz ship`` if it beats the shipped weights.
+fields changed (``--set learning_rate=0.4``, as ``eipviz train --set``), then prints one JSON line (the
+worker's own lines go to stderr): each epoch's wall time since training began (first-step tracing
+included) and validation accuracy, the first epoch at or above ``--target``, and where each epoch's time
+went: its training steps, validation, and each callback's epoch end (``last.keras``, ``best.keras``, the
+explanation timeline, CSV, TensorBoard), with their medians over the epochs after the first. The run
+stays in ``--runs-dir``, ready for ``eipviz ship`` if it beats the shipped weights.
 
     KERAS_BACKEND=jax python benchmarks/time_to_accuracy.py resnet20v1 --batch-size 512 \
         --set learning_rate=0.4 --set precise_bn_below_steps=0 --epochs 30 --runs-dir /tmp/runs
 """
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -116,7 +117,8 @@ def main() -> None:
                                  subset=args.subset, mixed_precision=args.mixed_precision or None, settings=settings,
                                  name=f"{args.model} {args.recipe} " + " ".join(args.set))
     started = time.time()
-    status = train_run(store, run_id, verbose=0)
+    with contextlib.redirect_stdout(sys.stderr):  # the worker's own lines: stdout stays one JSON line
+        status = train_run(store, run_id, verbose=0)
     run = store.get_run(run_id)
     epochs = [{"epoch": row["epoch"], "wall_time": round(row["wall_time"], 2),
                "epoch_seconds": round(row["epoch_seconds"], 2), "val_accuracy": round(row["val_accuracy"], 4)}
