@@ -204,14 +204,28 @@ def test_start_is_refused_creating_nothing_when_memory_is_short(store, monkeypat
     assert store.list_runs() == []
 
 
-def test_a_queued_run_is_refused_at_its_turn_when_memory_is_short_then(store, monkeypatch):
+def test_a_queued_run_waits_while_the_training_runs_hold_the_memory_it_needs(store, monkeypatch):
     first, second = submitted(store, 2)
-    monkeypatch.setattr(queue, "available_memory_mb", lambda: 2000.0)  # room for one mnist14k (~1.4 GB)
+    free = {"mb": 2000.0}  # room for one mnist14k (~1.4 GB)
+    monkeypatch.setattr(queue, "available_memory_mb", lambda: free["mb"])
     launches = Launches()
-    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == [first]
-    refused = store.get_run(second)
-    assert refused.status == "failed" and "Not enough free memory to start run" in refused.error
-    assert "GB is free" in refused.error
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == [first]  # a slot is free, the memory is not
+    free["mb"] = 600.0  # the first run's worker has taken its memory
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == []
+    assert store.get_run(second).status == "queued" and RunQueue(store).status().position(second) == 1
+    store.update_run(first, status="finished", ended=time.time())  # its worker has exited (pid 4242 is no process)
+    free["mb"] = 2000.0
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == [second]
+
+
+def test_a_queued_run_that_would_not_fit_even_once_the_others_end_fails_saying_so(store, monkeypatch):
+    first, second = submitted(store, 2)
+    monkeypatch.setattr(queue, "available_memory_mb", lambda: 500.0)  # other programs took it after Start
+    assert admit_queued(store, ["cpu"], launch=Launches()) == []
+    for run_id in (first, second):  # both, the second while not yet its turn: it would block the line
+        refused = store.get_run(run_id)
+        assert refused.status == "failed" and "Not enough free memory to start run" in refused.error
+        assert "0.5 GB is free" in refused.error
 
 
 def test_the_memory_estimate_grows_with_the_model_and_the_batch():

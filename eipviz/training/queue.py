@@ -101,15 +101,17 @@ def gpus_wanted(run: Run, slots: list[str]) -> int:
     return len(gpus) if devices == "all" else int(devices)
 
 
-def _refusal(available_mb: float | None, slots: list[str]):
-    """A ``claim_queued`` refusal: a run asking for more GPUs than there are, or more memory than is free."""
-    short_of_memory = _memory_refusal(available_mb)
-
-    def refusal(run: Run, admitted: list[Run]) -> str | None:
+def _refusal(available_mb: float | None, slots: list[str], training_mb: float):
+    """A ``claim_queued`` refusal: a run that can never start here, asking for more GPUs than there are or
+    for more memory than would be free once the runs training now (``training_mb``, their estimates) end."""
+    def refusal(run: Run) -> str | None:
         wanted, gpus = gpus_wanted(run, slots), len(slot_devices(slots))
         if wanted > gpus:
             return f"Run {run.id} asks for {wanted} GPUs but this machine has {gpus}."
-        return short_of_memory(run, admitted)
+        if available_mb is None:
+            return None
+        return memory_shortfall(f"run {run.id} ({run.model})", run.hyperparameters.get("memory_estimate_mb"),
+                                available_mb + training_mb)
     return refusal
 
 
@@ -153,26 +155,34 @@ def stop_run(store: RunStore, run_id: str) -> None:
     os.kill(run.pid, signal.SIGTERM)
 
 
-def _memory_refusal(available_mb: float | None):
-    """A ``claim_queued`` refusal: a run whose estimate exceeds what is free, less what this round admitted."""
-    def refusal(run: Run, admitted: list[Run]) -> str | None:
+def memory_of_training_runs(store: RunStore) -> float:
+    """MB the runs training now are estimated to hold: what comes back when they end."""
+    return sum(run.hyperparameters.get("memory_estimate_mb") or 0
+               for run in store.list_runs(kinds=("trained",)) if run.status == "running")
+
+
+def _fits_now(available_mb: float | None):
+    """A ``claim_queued`` check: a run fits when its estimate is within what is free, less what this round
+    admitted (their workers have not allocated yet); otherwise it waits for a running one to end."""
+    def fits(run: Run, admitted: list[Run]) -> bool:
         if available_mb is None:
-            return None
+            return True
         taken = sum(other.hyperparameters.get("memory_estimate_mb") or 0 for other in admitted)
-        return memory_shortfall(f"run {run.id} ({run.model})", run.hyperparameters.get("memory_estimate_mb"),
-                                available_mb - taken)
-    return refusal
+        return memory_shortfall("", run.hyperparameters.get("memory_estimate_mb"), available_mb - taken) is None
+    return fits
 
 
 def admit_queued(store: RunStore, slots: list[str] | None = None, launch=launch_worker) -> list[str]:
     """Admit queued runs to free slots and start their workers; return the admitted run ids.
 
-    A run that needs more memory than is free when its turn comes ends ``failed``, saying so, and so does
-    one asking for more GPUs than the machine has. A run on several GPUs holds a slot for each.
+    A run whose memory is taken by runs training now waits, first in line, until one of them ends. One
+    that would not fit even then ends ``failed``, saying so, and so does one asking for more GPUs than the
+    machine has. A run on several GPUs holds a slot for each.
     """
     slots = run_slots() if slots is None else slots
-    admitted = store.claim_queued(slots, _refusal(available_memory_mb(), slots),
-                                  lambda run: gpus_wanted(run, slots))
+    available = available_memory_mb()
+    admitted = store.claim_queued(slots, _refusal(available, slots, memory_of_training_runs(store)),
+                                  lambda run: gpus_wanted(run, slots), _fits_now(available))
     for run in admitted:
         launch(store, run.id, claim=run.claim, slot=run.slot, env=json.loads(run.env or "{}"))
     return [run.id for run in admitted]
@@ -287,9 +297,8 @@ class RunQueue:
         available = available_memory_mb()
         if available is None:
             return
-        running = sum(other.hyperparameters.get("memory_estimate_mb") or 0
-                      for other in self.store.list_runs(kinds=("trained",)) if other.status == "running")
-        reason = memory_shortfall(f"{run.model}", run.hyperparameters.get("memory_estimate_mb"), available + running)
+        reason = memory_shortfall(f"{run.model}", run.hyperparameters.get("memory_estimate_mb"),
+                                  available + memory_of_training_runs(self.store))
         if reason:
             raise EipvizError(reason)
 

@@ -216,14 +216,15 @@ class RunStore:
             rows = db.execute(f"SELECT * FROM runs WHERE {WAITING} ORDER BY queued, created").fetchall()
         return [_to_run(row) for row in rows]
 
-    def claim_queued(self, slots: list[str], refusal=None, slots_needed=None) -> list[Run]:
+    def claim_queued(self, slots: list[str], refusal=None, slots_needed=None, fits=None) -> list[Run]:
         """Admit the first queued runs to the free ``slots`` in one transaction; return them, claimed.
 
         A run counts against a slot from its claim until its worker process exits; a run trained outside
-        the queue (a worker started by hand) takes a slot too. ``refusal(run, admitted)`` may return a reason not to
-        start a run (``admitted``: runs admitted earlier in this call); that run ends ``failed`` with it.
+        the queue (a worker started by hand) takes a slot too. ``refusal(run)`` may return a reason why a
+        waiting run can never start here, wherever it is in line; that run ends ``failed`` with it.
         ``slots_needed(run)`` (default 1): a run on several GPUs holds that many slots, stored comma-joined
-        (``"gpu:0,gpu:1"``); it waits, and the runs behind it with it, until that many are free.
+        (``"gpu:0,gpu:1"``). A run waits, and the runs behind it with it, until that many slots are free and
+        ``fits(run, admitted)`` (``admitted``: runs admitted earlier in this call) says it fits now.
         """
         admitted: list[Run] = []
         with self._connect() as db:
@@ -241,14 +242,14 @@ class RunStore:
             now = time.time()
             for row in waiting:
                 run = _to_run(row)
-                reason = refusal(run, admitted) if refusal else None
+                reason = refusal(run) if refusal else None
                 if reason:
                     db.execute("UPDATE runs SET status = 'failed', ended = ?, error = ? WHERE id = ?",
                                (now, reason, run.id))
                     continue
                 needed = slots_needed(run) if slots_needed else 1
-                if needed > len(free):
-                    break  # first come, first served: a run waiting for two GPUs is not overtaken
+                if needed > len(free) or (fits and not fits(run, admitted)):
+                    break  # first come, first served: a run waiting for two GPUs or for memory is not overtaken
                 slot, token = ",".join(free[:needed]), secrets.token_hex(8)
                 del free[:needed]
                 db.execute("UPDATE runs SET status = 'running', slot = ?, claim = ?, claimed = ? WHERE id = ?",
