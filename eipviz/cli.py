@@ -16,6 +16,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the CLI
 
 from eipviz.errors import EipvizError, check_names
+from eipviz.training.stop import StopFlag
 
 
 def _print_table(rows: list[dict], out=None) -> None:
@@ -64,7 +65,7 @@ def cmd_train(args) -> int:
     if args.run_id:  # a worker started by the scheduler: its output already goes to worker.log
         from eipviz.training.worker import train_run  # only here: submitting needs no Keras
 
-        status = train_run(store, args.run_id, verbose=2, claim=args.claim)
+        status = train_run(store, args.run_id, verbose=2, claim=args.claim, stop=args.stop)
         RunQueue(store).wake()  # the next queued run starts even if the scheduler was killed meanwhile
         return {"finished": 0, "cancelled": 130, "not claimed": 0}.get(status, 1)
     if args.resume:
@@ -507,6 +508,10 @@ def needs_keras(args) -> bool:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.handler is cmd_train and args.run_id:
+        # A worker: it catches a Stop before importing Keras (seconds), so a Stop pressed as it starts still
+        # cancels the run; Python's default SIGTERM handler would kill it, and the run would be reaped as failed.
+        args.stop = StopFlag().install()
     try:
         if needs_keras(args):
             from eipviz.quiet import import_keras_quietly

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +106,30 @@ def test_stop_cancels_after_the_batch_and_resume_keeps_the_epoch_counter(tmp_pat
     assert "Resuming from" in (store.run_dir(run_id) / "worker.log").read_text()
     timeline = _assert_timeline(store, run_id, [1, 2, 3])  # one continuous timeline across the resume
     assert timeline.indices.tolist() == probe_indices(load_test_split("mnist")[1]).tolist()
+
+
+def _catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler of its own for ``signum`` (the SigCgt mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+def test_a_stop_while_the_worker_still_imports_keras_cancels_the_run(tmp_path, data_dir):
+    """Stop pressed right after the scheduler started a worker: Python's default SIGTERM handler would kill it
+    (the run then reaped as failed, "died"); the worker's command catches it before importing Keras."""
+    store = RunStore(tmp_path)
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=1, subset=64)
+    pid = launch_worker(store, run_id)
+    wait_for(lambda: _catches(pid, signal.SIGTERM), timeout=30, interval=0.01, what="the worker's stop handler")
+    assert "tensorflow" not in Path(f"/proc/{pid}/maps").read_text()  # still starting: Keras not imported yet
+    stop_run(store, run_id)
+    wait_for(lambda: not store.get_run(run_id).active, timeout=120, what="the run to end")
+    run = store.get_run(run_id)
+    assert run.status == "cancelled", (run.status, run.error)
+    assert store.completed_epochs(run_id) == 0
+    assert "Stopped on request" in (store.run_dir(run_id) / "worker.log").read_text()
 
 
 def test_sigkill_is_detected_as_failed_and_no_completed_epoch_is_lost(tmp_path, data_dir):

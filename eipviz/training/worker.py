@@ -3,7 +3,6 @@
 import importlib.util
 import math
 import os
-import signal
 import time
 import traceback
 
@@ -25,6 +24,7 @@ from eipviz.training.builders import (
 )
 from eipviz.training.devices import training_precision, training_scope
 from eipviz.training.pipeline import TrainingModel, build_before_fit, one_hot, saved_model, with_channel_axis
+from eipviz.training.stop import StopFlag
 from eipviz.training.store import Run, RunStore
 from eipviz.training.timeline import ExplanationTimeline
 from eipviz.zoo import build_model, get_spec
@@ -35,20 +35,6 @@ VALIDATION_BATCH = 256
 
 class TrainingCancelled(Exception):
     """Raised from a batch end once a stop was requested (SIGTERM or Ctrl-C)."""
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT; checked after every batch."""
-
-    def __init__(self):
-        self.requested = False
-
-    def install(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        self.requested = True
 
 
 def save_atomically(model, path) -> None:
@@ -128,15 +114,16 @@ def _arrays(dataset_name: str, subset: int | None, seed: int):
     return x_train, y_train, x_val, y_val
 
 
-def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None = None) -> str:
+def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None = None,
+              stop: StopFlag | None = None) -> str:
     """Train (or resume) a stored run to the end; return its final status.
 
     With a ``claim`` (a worker the scheduler started) it trains only if the run still holds that
     claim, and returns ``"not claimed"`` otherwise: the run was cancelled, or admitted again after
-    its scheduler died, and is another worker's.
+    its scheduler died, and is another worker's. ``stop``: a flag installed earlier (the worker's
+    command installs one before importing Keras); one is installed here otherwise.
     """
-    stop = StopFlag()
-    stop.install()
+    stop = (stop or StopFlag()).install()
     if claim and not store.start_claimed(run_id, claim, os.getpid()):
         print(f"eipviz worker pid {os.getpid()}: run {run_id} no longer holds claim {claim}; not training it.",
               flush=True)
@@ -184,6 +171,8 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
                 compile_model(model, recipe, steps_per_epoch)
             build_before_fit(model, x_train, y_train)
             keras.config.set_dtype_policy("float32")
+        if stop.requested:  # stopped while it started: no first step to trace
+            raise TrainingCancelled()
         recorder = RunRecorder(store, run_id, steps_per_epoch, stop, run.best_val_accuracy, wall_before)
         timeline = ExplanationTimeline(Classifier(model.classifier, run_id, recipe.preprocessing,
                                                   CLASS_NAMES[spec.dataset], spec.dataset, spec.cam_layer,
