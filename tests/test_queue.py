@@ -204,6 +204,13 @@ def test_start_is_refused_creating_nothing_when_memory_is_short(store, monkeypat
     assert store.list_runs() == []
 
 
+def test_start_with_a_bad_max_runs_is_refused_creating_nothing(store, monkeypatch):
+    monkeypatch.setenv("EIPVIZ_MAX_RUNS", "zero")
+    with pytest.raises(EipvizError, match="Received: EIPVIZ_MAX_RUNS='zero'"):
+        start_training(store, "mnist14k", recipe="fast", epochs=1, subset=64)
+    assert store.list_runs() == []  # no queued run that no scheduler would ever admit
+
+
 def test_a_queued_run_waits_while_the_training_runs_hold_the_memory_it_needs(store, monkeypatch):
     first, second = submitted(store, 2)
     free = {"mb": 2000.0}  # room for one mnist14k (~1.4 GB)

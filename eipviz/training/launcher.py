@@ -9,7 +9,7 @@ from eipviz.access import require_write
 from eipviz.errors import EipvizError
 from eipviz.recipes import Augmentation, Recipe, get_recipe
 from eipviz.training.memory import check_memory, training_memory_mb
-from eipviz.training.queue import RunQueue, launch_worker, stop_run
+from eipviz.training.queue import RunQueue, launch_worker, run_slots, stop_run
 from eipviz.training.store import RunStore
 from eipviz.zoo import get_spec
 
@@ -71,12 +71,14 @@ def create_training_run(store: RunStore, model: str, recipe: str = "documented",
 def start_training(store: RunStore, model: str, **options) -> str:
     """Create a run and queue it (it starts when a slot is free); return the run id.
 
-    Refused, creating nothing, when the machine lacks the memory the run needs.
+    Refused, creating nothing, when the machine lacks the memory the run needs or ``EIPVIZ_MAX_RUNS`` is
+    not a number of runs (a run created then would wait for ever).
     """
     require_write("Starting a run")
     planning = {key: value for key, value in options.items() if key not in ("subset", "seed", "name")}
     chosen = planned_recipe(model, **planning)
     check_memory(model, memory_estimate_mb(model, chosen))
+    run_slots()
     run_id = create_training_run(store, model, **options)
     RunQueue(store).submit(run_id)
     return run_id
