@@ -12,7 +12,7 @@ from eipviz.cli import build_parser, needs_keras
 from eipviz.errors import EipvizError
 from eipviz.training import memory, queue
 from eipviz.training.launcher import create_training_run, start_training
-from eipviz.training.queue import RunQueue, admit_queued, run_slots, slot_env
+from eipviz.training.queue import RunQueue, admit_queued, run_slots, scheduler_env, slot_env, worker_env
 from eipviz.training.store import RunStore
 from tests.conftest import ROOT
 
@@ -102,6 +102,19 @@ def test_several_host_devices_on_a_cpu_are_one_process_in_one_slot(store, monkey
     (run_id,) = gpu_runs(store, 2)
     launches = Launches()
     assert admit_queued(store, launch=launches) == [run_id] and launches.started == [(run_id, "cpu")]
+
+
+def test_a_scheduler_a_worker_starts_sees_every_gpu_again(monkeypatch):
+    """A worker wakes the scheduler when it exits; started from the worker's environment it would see the
+    worker's one GPU only."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    pinned = worker_env("gpu:1")
+    assert pinned["CUDA_VISIBLE_DEVICES"] == "1"
+    assert scheduler_env(pinned)["CUDA_VISIBLE_DEVICES"] == "0,1"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")  # the GPUs found in /dev: none named
+    pinned = worker_env("gpu:0")
+    assert pinned["CUDA_VISIBLE_DEVICES"] == "0" and "CUDA_VISIBLE_DEVICES" not in scheduler_env(pinned)
+    assert scheduler_env({"PATH": "/bin"}) == {"PATH": "/bin"}  # a page or the CLI: its own, as it is
 
 
 def test_max_runs_sets_how_many_train_at_once_and_is_validated(monkeypatch):

@@ -43,6 +43,9 @@ POLL_S = 1.0
 # under, where the data is, TensorFlow's thread pools.
 CARRIED_ENV = ("KERAS_BACKEND", "EIPVIZ_DATA_DIR", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
                "TF_CPP_MIN_LOG_LEVEL")
+# A worker sees only its slot's GPUs; the scheduler's own CUDA_VISIBLE_DEVICES (JSON: null when unset) rides
+# along in this variable, so a scheduler the worker starts (``RunQueue.wake``) sees every GPU again.
+SCHEDULER_GPUS_VARIABLE = "EIPVIZ_SCHEDULER_CUDA_VISIBLE_DEVICES"
 
 
 def visible_gpus() -> list[str]:
@@ -80,6 +83,25 @@ def slot_env(slot: str | None) -> dict:
     devices = [part.split("#")[0] for part in (slot or "cpu").split(",")]
     gpus = [device.split(":")[1] for device in devices if device.startswith("gpu:")]
     return {"CUDA_VISIBLE_DEVICES": ",".join(dict.fromkeys(gpus))} if gpus else {}  # once each
+
+
+def worker_env(slot: str | None, carried: dict | None = None) -> dict:
+    """A worker's environment: this process's, with the submitter's ``carried`` settings (``CARRIED_ENV``),
+    pinned to its slot's GPUs, and the GPUs this process sees kept for ``scheduler_env``."""
+    inherited = {key: value for key, value in os.environ.items() if carried is None or key not in CARRIED_ENV}
+    return {**inherited, **(carried or {}), **slot_env(slot),
+            SCHEDULER_GPUS_VARIABLE: json.dumps(os.environ.get("CUDA_VISIBLE_DEVICES")), "PYTHONUNBUFFERED": "1"}
+
+
+def scheduler_env(environ: dict) -> dict:
+    """The environment to start a scheduler with from ``environ``: in a worker, its own scheduler's GPUs."""
+    env = dict(environ)
+    saved = env.pop(SCHEDULER_GPUS_VARIABLE, None)
+    if saved is not None:
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+        if (gpus := json.loads(saved)) is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpus
+    return env
 
 
 def slot_devices(slots: list[str]) -> set[str]:
@@ -131,12 +153,11 @@ def launch_worker(store: RunStore, run_id: str, claim: str | None = None, slot: 
     command = [sys.executable, "-m", "eipviz", "train", "--run-id", run_id, "--runs-dir", str(store.root.resolve())]
     if claim:
         command += ["--claim", claim]
-    inherited = {key: value for key, value in os.environ.items() if env is None or key not in CARRIED_ENV}
     with open(store.run_dir(run_id) / "worker.log", "ab") as log:
         process = subprocess.Popen(
             command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: survives the app's and the scheduler's restarts
-            env={**inherited, **(env or {}), **slot_env(slot), "PYTHONUNBUFFERED": "1"},
+            env=worker_env(slot, env),
         )
     _wait_in_background(process)
     if claim:
@@ -216,7 +237,7 @@ def ensure_scheduler(store: RunStore) -> None:
         process = subprocess.Popen(
             [sys.executable, "-m", "eipviz", "scheduler", "--runs-dir", str(store.root.resolve())],
             cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            start_new_session=True, env={**scheduler_env(dict(os.environ)), "PYTHONUNBUFFERED": "1"})
     _wait_in_background(process)
 
 
