@@ -248,6 +248,29 @@ def test_a_queued_run_that_would_not_fit_even_once_the_others_end_fails_saying_s
         assert "0.5 GB is free" in refused.error
 
 
+def test_a_delete_that_a_resume_overtook_refuses_and_keeps_the_run(store, monkeypatch):
+    (run_id,) = submitted(store, 1)
+    store.update_run(run_id, status="cancelled")
+    looked = store.get_run(run_id)  # what Delete saw ...
+    RunQueue(store).submit(run_id)  # ... before a Resume in another session queued it again
+    monkeypatch.setattr(store, "get_run", lambda run_id: looked)
+    with pytest.raises(EipvizError, match="stop it before deleting"):
+        store.delete_run(run_id)
+    monkeypatch.undo()
+    assert store.get_run(run_id).status == "queued" and store.run_dir(run_id).is_dir()
+
+
+def test_a_worker_that_recorded_its_end_since_the_look_is_not_reaped_as_failed(store, monkeypatch):
+    (run_id,) = submitted(store, 1)
+    store.update_run(run_id, status="running", pid=4242)  # no such process
+    looked = store.list_runs()  # what the reaper saw ...
+    store.update_run(run_id, status="finished", ended=time.time())  # ... before the worker recorded its end
+    monkeypatch.setattr(store, "list_runs", lambda kinds=None: looked)
+    assert store.reap_dead_workers() == []
+    monkeypatch.undo()
+    assert store.get_run(run_id).status == "finished"
+
+
 def test_the_memory_estimate_grows_with_the_model_and_the_batch():
     from eipviz.training.launcher import memory_estimate_mb, planned_recipe
 

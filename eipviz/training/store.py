@@ -194,11 +194,11 @@ class RunStore:
         """Remove a run that is not queued or training, with its folder."""
         require_write("Deleting a run")
         run = self.get_run(run_id)
-        if run.active:
-            raise EipvizError(f"Run {run_id} is still {run.status}; stop it before deleting.")
-        with self._connect() as db:
-            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        with self._connect() as db:  # the state checked in the same statement: a Resume may have come since
+            deleted = db.execute(f"DELETE FROM runs WHERE id = ? AND status NOT IN {ACTIVE}", (run_id,)).rowcount
+        if not deleted:
+            raise EipvizError(f"Run {run_id} is still {self.get_run(run_id).status}; stop it before deleting.")
+        shutil.rmtree(self.run_dir(run.id), ignore_errors=True)
 
     # -- the queue: every state change below is one transaction ---------------
 
@@ -343,10 +343,13 @@ class RunStore:
         for run in self.list_runs(kinds=("trained",)):
             if run.active and run.pid and not worker_alive(run.pid):
                 tail = log_tail(self.run_dir(run.id) / "worker.log")
-                self.update_run(run.id, status="failed", ended=time.time(),
-                                error=f"The worker (pid {run.pid}) died without finishing"
-                                      f" (killed or out of memory).\n{tail}".strip())
-                dead.append(run.id)
+                error = f"The worker (pid {run.pid}) died without finishing (killed or out of memory).\n{tail}"
+                with self._connect() as db:  # unless it recorded its end (or was queued again) since the look
+                    changed = db.execute(f"UPDATE runs SET status = 'failed', ended = ?, error = ? WHERE id = ?"
+                                         f" AND pid = ? AND status IN {ACTIVE}",
+                                         (time.time(), error.strip(), run.id, run.pid)).rowcount
+                if changed:
+                    dead.append(run.id)
         return dead
 
 
