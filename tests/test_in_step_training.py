@@ -95,7 +95,8 @@ def _layer_types(checkpoint):
 
 def test_a_resumed_run_continues_the_per_step_schedule_and_checkpoints_hold_no_augmentation(
         tmp_path, data_dir, monkeypatch):
-    """Stopped right after epoch 1 (4 of 8 one-cycle steps), then resumed, with 2 steps per execution."""
+    """Stopped right after epoch 1 (4 of 8 one-cycle steps), resumed and stopped again inside epoch 2, then
+    resumed to the end, with 2 steps per execution."""
     store = RunStore(tmp_path)
     run_id = create_training_run(store, **SMALL)
     run = store.get_run(run_id)
@@ -110,13 +111,25 @@ def test_a_resumed_run_continues_the_per_step_schedule_and_checkpoints_hold_no_a
     assert train_run(store, run_id, verbose=0) == "cancelled"
     assert store.completed_epochs(run_id) == 1
     monkeypatch.setattr(RunRecorder, "on_epoch_end", record_epoch)
+    record_batch = RunRecorder.on_train_batch_end
+
+    def stop_inside_the_second_epoch(recorder, batch, logs=None):
+        recorder.stop.requested = recorder.epoch == 1  # as a Stop pressed during epoch 2 would
+        record_batch(recorder, batch, logs)
+
+    monkeypatch.setattr(RunRecorder, "on_train_batch_end", stop_inside_the_second_epoch)
+    assert train_run(store, run_id, verbose=0) == "cancelled"
+    assert store.completed_epochs(run_id) == 1
+    assert int(keras.models.load_model(store.run_dir(run_id) / "last.keras").optimizer.iterations) > 4
+    monkeypatch.setattr(RunRecorder, "on_train_batch_end", record_batch)
     assert train_run(store, run_id, verbose=0) == "finished"
 
     run = store.get_run(run_id)
     rows = store.epoch_rows(run_id)
     assert [row["epoch"] for row in rows] == [1, 2]
     schedule = make_optimizer(FAST["mnist14k"].with_overrides(epochs=2), steps_per_epoch=4)._learning_rate
-    # Epoch 2 starts at step 4 of the one-cycle schedule, not back at its warm-up (step 0).
+    # Epoch 2 starts at step 4 of the one-cycle schedule: not back at its warm-up (step 0), nor where the stop
+    # inside it left the count.
     for row, step in zip(rows, (0, 4)):
         assert row["learning_rate"] == pytest.approx(float(schedule(step)), rel=1e-5)
     assert run.hyperparameters["dtype_policy"] == "float32" and run.hyperparameters["steps_per_execution"] == 2

@@ -166,6 +166,9 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
                 classifier = keras.models.load_model(last_path)
                 model = TrainingModel(classifier, augmentation, recipe.preprocessing)
                 compile_model(model, recipe, steps_per_epoch, optimizer=classifier.optimizer)
+                # A Stop mid-epoch saved the optimizer's count part-way into the epoch it now trains again from
+                # its start: a per-step schedule goes on from that epoch's first step, not ahead of it.
+                model.optimizer.iterations.assign(initial_epoch * steps_per_epoch)
             else:
                 model = TrainingModel(build_model(run.model), augmentation, recipe.preprocessing)
                 compile_model(model, recipe, steps_per_epoch)
