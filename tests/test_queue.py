@@ -195,6 +195,34 @@ def test_cancelling_an_admitted_run_before_its_worker_starts_keeps_the_worker_fr
     assert not store.start_claimed(run_id, admitted.claim, 1)
 
 
+def _exiting_worker(seconds: float) -> subprocess.Popen:
+    """A process that looks like a worker tearing down (its command line names eipviz) for ``seconds``."""
+    return subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})", "eipviz worker"])
+
+
+def test_resume_waits_until_the_stopped_worker_has_exited(store):
+    (run_id,) = submitted(store, 1)
+    exiting = _exiting_worker(1.5)
+    store.update_run(run_id, status="cancelled", pid=exiting.pid, slot="cpu", ended=time.time())
+    RunQueue(store).submit(run_id)  # returns once the process has gone: its slot and memory are free then
+    assert exiting.poll() is not None
+    assert store.get_run(run_id).status == "queued"
+
+
+def test_resume_gives_up_with_a_message_when_the_stopped_worker_does_not_exit(store, monkeypatch):
+    monkeypatch.setattr(queue, "EXIT_WAIT_S", 0.5)
+    (run_id,) = submitted(store, 1)
+    stuck = _exiting_worker(30)
+    try:
+        store.update_run(run_id, status="cancelled", pid=stuck.pid, slot="cpu", ended=time.time())
+        with pytest.raises(EipvizError, match=rf"previous worker \(pid {stuck.pid}\) has not exited after 0 s"):
+            RunQueue(store).submit(run_id)
+        assert store.get_run(run_id).status == "cancelled"
+    finally:
+        stuck.kill()
+        stuck.wait()
+
+
 def test_a_run_already_waiting_keeps_its_place_when_submitted_again(store):
     first, second = submitted(store, 2)
     RunQueue(store).submit(first)
