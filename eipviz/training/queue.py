@@ -191,7 +191,8 @@ def _fits_now(available_mb: float | None):
         if available_mb is None:
             return True
         taken = sum(other.hyperparameters.get("memory_estimate_mb") or 0 for other in admitted)
-        return memory_shortfall("", run.hyperparameters.get("memory_estimate_mb"), available_mb - taken) is None
+        needed = run.hyperparameters.get("memory_estimate_mb")
+        return needed is None or needed <= available_mb - taken
     return fits
 
 

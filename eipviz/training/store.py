@@ -193,12 +193,12 @@ class RunStore:
     def delete_run(self, run_id: str) -> None:
         """Remove a run that is not queued or training, with its folder."""
         require_write("Deleting a run")
-        run = self.get_run(run_id)
+        self.get_run(run_id)  # an unknown run is an error, not a silent no-op
         with self._connect() as db:  # the state checked in the same statement: a Resume may have come since
             deleted = db.execute(f"DELETE FROM runs WHERE id = ? AND status NOT IN {ACTIVE}", (run_id,)).rowcount
         if not deleted:
             raise EipvizError(f"Run {run_id} is still {self.get_run(run_id).status}; stop it before deleting.")
-        shutil.rmtree(self.run_dir(run.id), ignore_errors=True)
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
 
     # -- the queue: every state change below is one transaction ---------------
 
