@@ -120,8 +120,9 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
 
     With a ``claim`` (a worker the scheduler started) it trains only if the run still holds that
     claim, and returns ``"not claimed"`` otherwise: the run was cancelled, or admitted again after
-    its scheduler died, and is another worker's. ``stop``: a flag installed earlier (the worker's
-    command installs one before importing Keras); one is installed here otherwise.
+    its scheduler died, and is another worker's. ``stop``: the flag the worker's command installed
+    before importing Keras, installed again here (its handlers are this process's from now on); a new
+    one when none is given.
     """
     stop = (stop or StopFlag()).install()
     if claim and not store.start_claimed(run_id, claim, os.getpid()):
