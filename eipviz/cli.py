@@ -92,9 +92,11 @@ def _follow(store, run_id: str) -> int:
     while True:
         try:
             store.reap_dead_workers()
-            active = store.get_run(run_id).active
+            run = store.get_run(run_id)
+            if run.status == "queued":
+                RunQueue(store).wake()  # the scheduler was killed (or exited) while this run waited
             offset = _print_from(log, offset)
-            if not active:
+            if not run.active:
                 break
             time.sleep(0.5)
         except KeyboardInterrupt:

@@ -117,6 +117,21 @@ def test_a_scheduler_a_worker_starts_sees_every_gpu_again(monkeypatch):
     assert scheduler_env({"PATH": "/bin"}) == {"PATH": "/bin"}  # a page or the CLI: its own, as it is
 
 
+def test_without_cuda_visible_devices_each_gpu_node_is_a_cuda_ordinal_not_its_host_number(tmp_path, monkeypatch):
+    """A container given the host's GPUs 2 and 5 has ``/dev/nvidia2`` and ``/dev/nvidia5``; CUDA there
+    calls them 0 and 1, and a worker pinned to ``CUDA_VISIBLE_DEVICES=2`` would see no GPU."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("EIPVIZ_MAX_RUNS", raising=False)
+    for node in ("nvidia2", "nvidia5", "nvidiactl", "nvidia-uvm", "nvidia-modeset"):
+        (tmp_path / node).touch()
+    monkeypatch.setattr(queue, "DEVICE_NODES", tmp_path)
+    assert run_slots() == ["gpu:0", "gpu:1"]
+    assert slot_env("gpu:1") == {"CUDA_VISIBLE_DEVICES": "1"}
+    for node in ("nvidia2", "nvidia5"):
+        (tmp_path / node).unlink()
+    assert run_slots() == ["cpu"]
+
+
 def test_max_runs_sets_how_many_train_at_once_and_is_validated(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setenv("EIPVIZ_MAX_RUNS", "3")
@@ -264,6 +279,64 @@ def test_a_queued_run_waits_while_the_training_runs_hold_the_memory_it_needs(sto
     store.update_run(first, status="finished", ended=time.time())  # its worker has exited (pid 4242 is no process)
     free["mb"] = 2000.0
     assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == [second]
+
+
+def test_a_run_admitted_in_an_earlier_poll_counts_for_the_memory_its_worker_has_not_taken_yet(store, monkeypatch):
+    """Two slots, room for one run: the second must not start in the next poll, before the first worker
+    has allocated (``MemAvailable`` does not show it yet), and starts once there is room for both."""
+    first, second = submitted(store, 2)
+    free, held = {"mb": 2000.0}, {"mb": 0.0}  # room for one mnist14k (~1.4 GB); what the first worker holds
+    monkeypatch.setattr(queue, "available_memory_mb", lambda: free["mb"])
+    monkeypatch.setattr(queue, "process_memory_mb", lambda pid: held["mb"] if pid == 4242 else 0.0)
+    launches = Launches()
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == [first]
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == []  # its worker is still importing Keras
+    free["mb"], held["mb"] = 700.0, 1300.0  # it has allocated most of its estimate
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == []
+    free["mb"], held["mb"] = 3000.0, 1500.0  # other programs gave memory back; the first holds all it needs
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launches) == [second]
+
+
+def test_a_process_resident_memory_is_read_and_a_missing_one_holds_none():
+    import os
+
+    assert 10 < memory.process_memory_mb(os.getpid()) < 20_000
+    assert memory.process_memory_mb(None) == 0.0 and memory.process_memory_mb(2**22 + 12345) == 0.0
+
+
+def test_a_worker_that_cannot_be_started_fails_its_run_and_the_next_run_still_starts(store, monkeypatch):
+    monkeypatch.setattr(queue, "available_memory_mb", lambda: None)
+    first, second = submitted(store, 2)
+    launches = Launches()
+
+    def launch(store, run_id, claim, slot, env):
+        if run_id == first:
+            raise OSError(24, "Too many open files")
+        return launches(store, run_id, claim, slot, env)
+
+    assert admit_queued(store, ["cpu", "cpu#2"], launch=launch) == [second]
+    refused = store.get_run(first)
+    assert refused.status == "failed"
+    assert refused.error == "Could not start the run's worker process: [Errno 24] Too many open files"
+    assert store.get_run(second).status == "running"
+
+
+def test_following_a_run_whose_scheduler_was_killed_starts_a_scheduler_again(store, monkeypatch):
+    """``eipviz train`` follows its run; if the scheduler dies while the run waits, the follower, not only a
+    page or ``eipviz runs``, starts another."""
+    from eipviz import cli
+
+    (run_id,) = submitted(store, 1)  # queued; the store fixture starts no scheduler
+    woken = []
+
+    def scheduler_started(store):  # stands in for a scheduler that starts the run, which then finishes
+        woken.append(True)
+        store.update_run(run_id, status="finished", ended=time.time())
+
+    monkeypatch.setattr(queue, "ensure_scheduler", scheduler_started)
+    polls = []
+    monkeypatch.setattr(cli.time, "sleep", lambda s: polls.append(s) if len(polls) < 20 else pytest.fail("no wake"))
+    assert cli._follow(store, run_id) == 0 and woken
 
 
 def test_a_queued_run_that_would_not_fit_even_once_the_others_end_fails_saying_so(store, monkeypatch):

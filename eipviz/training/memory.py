@@ -19,7 +19,8 @@ from eipviz.errors import EipvizError
 BASE_MB = 1300
 BYTES_PER_PARAMETER = 16
 ACTIVATION_BYTES_PER_INPUT_VALUE = 1600
-MEMINFO = Path("/proc/meminfo")
+PROC = Path("/proc")
+MEMINFO = PROC / "meminfo"
 
 
 def training_memory_mb(parameters: int, batch_size: int, input_values: int) -> float:
@@ -37,6 +38,19 @@ def available_memory_mb() -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def process_memory_mb(pid: int | None) -> float:
+    """The resident memory (``VmRSS``) of process ``pid`` in MB; 0 when there is no such process to read."""
+    if not pid:
+        return 0.0
+    try:
+        for line in (PROC / str(pid) / "status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 0.0
 
 
 def memory_shortfall(what: str, needed_mb: float | None, available_mb: float | None) -> str | None:

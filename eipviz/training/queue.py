@@ -32,7 +32,7 @@ from pathlib import Path
 
 from eipviz.access import require_write
 from eipviz.errors import EipvizError
-from eipviz.training.memory import available_memory_mb, memory_shortfall
+from eipviz.training.memory import available_memory_mb, memory_shortfall, process_memory_mb
 from eipviz.training.store import Run, RunStore, worker_alive
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -48,15 +48,18 @@ CARRIED_ENV = ("KERAS_BACKEND", "EIPVIZ_DATA_DIR", "TF_NUM_INTRAOP_THREADS", "TF
 # A worker sees only its slot's GPUs; the scheduler's own CUDA_VISIBLE_DEVICES (JSON: null when unset) rides
 # along in this variable, so a scheduler the worker starts (``RunQueue.wake``) sees every GPU again.
 SCHEDULER_GPUS_VARIABLE = "EIPVIZ_SCHEDULER_CUDA_VISIBLE_DEVICES"
+DEVICE_NODES = Path("/dev")
 
 
 def visible_gpus() -> list[str]:
-    """GPU ids a worker may use: ``CUDA_VISIBLE_DEVICES`` when set, else the ``/dev/nvidiaN`` devices."""
+    """GPU ids a worker may use: ``CUDA_VISIBLE_DEVICES`` when set, else one CUDA ordinal (0, 1…) per
+    ``/dev/nvidiaN`` device node. Not N itself: a container given only GPU 2 has ``/dev/nvidia2``, which
+    CUDA there calls 0."""
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         ids = [part.strip() for part in listed.split(",") if part.strip()]
         return [] if not ids or ids[0] == "-1" else ids
-    return sorted((path.name[len("nvidia"):] for path in Path("/dev").glob("nvidia[0-9]*")), key=int)
+    return [str(ordinal) for ordinal in range(len(list(DEVICE_NODES.glob("nvidia[0-9]*"))))]
 
 
 def run_slots() -> list[str]:
@@ -178,38 +181,57 @@ def stop_run(store: RunStore, run_id: str) -> None:
     os.kill(run.pid, signal.SIGTERM)
 
 
-def memory_of_training_runs(store: RunStore) -> float:
-    """MB the runs training now are estimated to hold: what comes back when they end."""
-    return sum(run.hyperparameters.get("memory_estimate_mb") or 0
-               for run in store.list_runs(kinds=("trained",)) if run.status == "running")
+def training_runs(store: RunStore) -> list[Run]:
+    """The runs admitted and not yet ended."""
+    return [run for run in store.list_runs(kinds=("trained",)) if run.status == "running"]
 
 
-def _fits_now(available_mb: float | None):
-    """A ``claim_queued`` check: a run fits when its estimate is within what is free, less what this round
-    admitted (their workers have not allocated yet); otherwise it waits for a running one to end."""
+def memory_of(runs: list[Run]) -> float:
+    """MB the runs are estimated to hold: for runs training now, what comes back when they end."""
+    return sum(run.hyperparameters.get("memory_estimate_mb") or 0 for run in runs)
+
+
+def memory_still_to_allocate(runs: list[Run]) -> float:
+    """MB the training ``runs`` will take beyond what their workers hold yet: a worker admitted a moment
+    ago (or still importing Keras) has not allocated its estimate, and ``MemAvailable`` does not show it."""
+    return sum(max(0.0, (run.hyperparameters.get("memory_estimate_mb") or 0) - process_memory_mb(run.pid))
+               for run in runs)
+
+
+def _fits_now(available_mb: float | None, pending_mb: float = 0.0):
+    """A ``claim_queued`` check: a run fits when its estimate is within what is free, less what the runs
+    training now have still to allocate (``pending_mb``) and what this round admitted; otherwise it waits
+    for a running one to end."""
     def fits(run: Run, admitted: list[Run]) -> bool:
         if available_mb is None:
             return True
-        taken = sum(other.hyperparameters.get("memory_estimate_mb") or 0 for other in admitted)
+        taken = pending_mb + memory_of(admitted)
         needed = run.hyperparameters.get("memory_estimate_mb")
         return needed is None or needed <= available_mb - taken
     return fits
 
 
 def admit_queued(store: RunStore, slots: list[str] | None = None, launch=launch_worker) -> list[str]:
-    """Admit queued runs to free slots and start their workers; return the admitted run ids.
+    """Admit queued runs to free slots and start their workers; return the ids of the runs started.
 
     A run whose memory is taken by runs training now waits, first in line, until one of them ends. One
     that would not fit even then ends ``failed``, saying so, and so does one asking for more GPUs than the
     machine has. A run on several GPUs holds a slot for each.
     """
     slots = run_slots() if slots is None else slots
-    available = available_memory_mb()
-    admitted = store.claim_queued(slots, _refusal(available, slots, memory_of_training_runs(store)),
-                                  lambda run: gpus_wanted(run, slots), _fits_now(available))
+    available, training = available_memory_mb(), training_runs(store)
+    admitted = store.claim_queued(slots, _refusal(available, slots, memory_of(training)),
+                                  lambda run: gpus_wanted(run, slots),
+                                  _fits_now(available, memory_still_to_allocate(training)))
+    started = []
     for run in admitted:
-        launch(store, run.id, claim=run.claim, slot=run.slot, env=json.loads(run.env or "{}"))
-    return [run.id for run in admitted]
+        try:
+            launch(store, run.id, claim=run.claim, slot=run.slot, env=json.loads(run.env or "{}"))
+        except OSError as error:  # no process could be made (too many, no memory): the next runs still start
+            store.fail_claim(run.id, run.claim, f"Could not start the run's worker process: {error}")
+            continue
+        started.append(run.id)
+    return started
 
 
 def _lock(store: RunStore):
@@ -334,7 +356,7 @@ class RunQueue:
         if available is None:
             return
         reason = memory_shortfall(f"{run.model}", run.hyperparameters.get("memory_estimate_mb"),
-                                  available + memory_of_training_runs(self.store))
+                                  available + memory_of(training_runs(self.store)))
         if reason:
             raise EipvizError(reason)
 

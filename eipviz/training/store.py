@@ -264,6 +264,12 @@ class RunStore:
             db.execute("UPDATE runs SET pid = ? WHERE id = ? AND claim = ? AND status = 'running'",
                        (pid, run_id, claim))
 
+    def fail_claim(self, run_id: str, claim: str | None, error: str) -> None:
+        """End an admitted run as failed, with ``error``, unless its claim was cancelled meanwhile."""
+        with self._connect() as db:
+            db.execute("UPDATE runs SET status = 'failed', ended = ?, error = ? WHERE id = ? AND claim = ?"
+                       " AND status = 'running'", (time.time(), error, run_id, claim))
+
     def start_claimed(self, run_id: str, claim: str, pid: int) -> bool:
         """A worker takes up its claim; False when the claim is no longer the run's (cancelled or re-admitted)."""
         with self._connect() as db:
