@@ -21,6 +21,7 @@ last is read). Wherever the parser guesses or skips, ``ParsedLog.warnings``
 says so, quoting the lines.
 """
 
+import codecs
 import csv
 import html
 import io
@@ -46,7 +47,7 @@ _BEFORE_COUNTER = re.compile(r"(?<=\S)[ \t]+(?=\d+\s*/\s*\d+\s*(?:\[|━))")
 _LEADING_MARKS = "#>•`* \t"  # markdown headings and quotes, comment signs, bullets, code ticks
 MAX_QUOTED = 12  # lines a warning quotes before it summarises
 _BLOCK_TAGS = re.compile(r"<\s*(?:br|/?p|/?div|/?tr|/?td|/?th|/?li|/?pre|/?table|/?h\d)\b[^>]*>", re.IGNORECASE)
-_ANY_TAG = re.compile(r"<[^>]+>")
+_ANY_TAG = re.compile(r"</?[A-Za-z][^<>\n]*>")  # a tag, not tqdm's "[00:01<00:00" up to a later ">"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # Keras 3 colours its progress bar in terminals
 LR_NAMES = ("lr", "learning_rate")
 MAX_LOG_BYTES = 50 * 1024 * 1024
@@ -62,6 +63,7 @@ class ParsedLog:
     warnings: list = field(default_factory=list)  # what the parser guessed or skipped, for the user
 
     def add_epoch(self, epoch: int, metrics: dict) -> None:
+        metrics.pop("epoch", None)  # a History or CSV column of epoch numbers: the epoch itself, not a metric
         lr = next((metrics.pop(name) for name in LR_NAMES if name in metrics), None)
         for name in metrics:
             if name not in self.metric_names:
@@ -129,9 +131,15 @@ def parse_log_bytes(data: bytes) -> ParsedLog:
 
 
 def decode_log(data: bytes) -> str:
-    """Uploaded bytes as text (UTF-8, else Latin-1); raise ``EipvizError`` for binary or huge files."""
+    """Uploaded bytes as text (UTF-16 with its BOM, UTF-8, else Latin-1); raise ``EipvizError`` for binary
+    or huge files."""
     if len(data) > MAX_LOG_BYTES:
         raise EipvizError(f"The file is larger than {MAX_LOG_BYTES // 2**20} MB; that is not a training log.")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # PowerShell's ``>`` writes UTF-16
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as error:
+            raise EipvizError(f"The file starts as UTF-16 text but is not: {error}") from error
     if b"\x00" in data[:4096]:
         raise EipvizError("This is a binary file, not a training log.")
     try:
@@ -203,6 +211,7 @@ def _parse_console(text: str) -> ParsedLog:
     first_header, first_epoch = header_at[0] if header_at else (None, 0)
     current = None  # the epoch whose metrics we expect: set by its header (or scheduler line)
     block: tuple | None = None  # (metric names, steps) of the line taken for ``current`` since its header
+    callback_since = False  # a callback message came after that line (Keras 3 prints the final line after)
     headers: dict[int, str] = {}  # epoch -> header line, to report epochs that never got metrics
     orphans: list[tuple[dict, int | None, str]] = []  # metrics lines above the first header
     callbacks_before_header: set[int] = set()
@@ -216,6 +225,7 @@ def _parse_console(text: str) -> ParsedLog:
             continue
         if callback := _CALLBACK.match(line):
             epoch, message = int(callback.group(1)), callback.group(2)
+            callback_since = True
             if first_header is not None and index < first_header:
                 callbacks_before_header.add(epoch)
             if match := _SCHEDULER.search(message):
@@ -240,16 +250,14 @@ def _parse_console(text: str) -> ParsedLog:
                 skipped.append(line)
             continue
         if block is None:
-            if current in parsed.epochs and parsed.epochs[current] != {
-                    k: v for k, v in metrics.items() if k not in LR_NAMES}:
+            if current in parsed.epochs and parsed.epochs[current] != _without_rates(metrics):
                 parsed.warnings.append(f"Epoch {current} appears twice with different values; "
                                        f"the later ones were kept: '{line[:100]}'.")
             _add_with_schedule(parsed, current, metrics)
-            block = (set(metrics), steps)
-        elif set(metrics) >= block[0] and (steps is None or block[1] is None or steps == block[1]):
-            # Keras 3 prints the last progress line, then callback messages, then the epoch's final line.
+            block, callback_since = (set(metrics), steps), False
+        elif _completes(metrics, steps, block, callback_since, parsed.epochs[current]):
             _add_with_schedule(parsed, current, metrics)
-            block = (set(metrics), steps)
+            block, callback_since = (set(metrics), steps), False
         else:
             skipped.append(line)  # e.g. an evaluate() line after training
     if orphans and first_header is not None:
@@ -267,6 +275,23 @@ def _parse_console(text: str) -> ParsedLog:
     _apply_plateau_rates(parsed, plateau)
     parsed.learning_rates = {e: lr for e, lr in parsed.learning_rates.items() if e in parsed.epochs}
     return parsed
+
+
+def _completes(metrics: dict, steps: int | None, block: tuple, callback_since: bool, taken: dict) -> bool:
+    """Whether a second metrics line since an epoch's header is that epoch's final line.
+
+    Keras 3 prints the epoch's last progress line, then callback messages, then the final line: with
+    validation it adds ``val_`` metrics; without, it repeats the values. An ``evaluate()`` line after
+    training has the same names, other values and no callback message before it: it is not the epoch's.
+    """
+    names, block_steps = block
+    if not set(metrics) >= names or (steps is not None and block_steps is not None and steps != block_steps):
+        return False
+    return set(metrics) > names or callback_since or _without_rates(metrics) == taken
+
+
+def _without_rates(metrics: dict) -> dict:
+    return {name: value for name, value in metrics.items() if name not in LR_NAMES}
 
 
 def _add_with_schedule(parsed: ParsedLog, epoch: int, metrics: dict) -> None:
@@ -311,16 +336,45 @@ def _apply_plateau_rates(parsed: ParsedLog, plateau: dict) -> None:
 
 
 def _parse_csvlogger(text: str) -> ParsedLog:
-    """CSVLogger counts epochs from 0; our own per-epoch CSV counts from 1, as Keras prints them."""
+    """CSVLogger counts epochs from 0; our own per-epoch CSV counts from 1, as Keras prints them.
+
+    CSVLogger writes ``NA`` for a metric an epoch lacks (validation every other epoch, or none) and a
+    list for a metric with several values (``F1Score(average=None)``): both are left out. With
+    ``append=True`` a file holds every training written to it: the last one is read, as in a console log.
+    """
     parsed = ParsedLog()
     try:
         rows = list(csv.DictReader(io.StringIO(text)))
-        offset = 1 if rows and int(float(rows[0]["epoch"])) == 0 else 0
-        for row in rows:
-            epoch = int(float(row.pop("epoch")))
-            parsed.add_epoch(epoch + offset, {k: _number(v) for k, v in row.items() if k and v not in ("", None)})
+        epochs = [int(float(row.pop("epoch"))) for row in rows]
     except (ValueError, TypeError, KeyError, csv.Error) as error:
         raise EipvizError(f"This looks like a CSV log but a row is malformed: {error}") from error
+    # A new fit() starts again at 0; a resumed one repeats at most the epoch it stopped in (the later row wins).
+    starts = [index for index in range(1, len(epochs)) if epochs[index] == 0 < epochs[index - 1]]
+    if starts:
+        parsed.warnings.append(
+            f"The file holds {len(starts) + 1} trainings (its epoch count restarts {len(starts)} time(s), as "
+            f"CSVLogger(append=True) writes them); only the last one was read.")
+        rows, epochs = rows[starts[-1]:], epochs[starts[-1]:]
+    offset = 1 if epochs and epochs[0] == 0 else 0
+    if epochs and epochs[0] > 1:
+        parsed.warnings.append(
+            f"The first row is epoch {epochs[0]}, read as Keras' 'Epoch {epochs[0]}/N'. If this file is "
+            f"CSVLogger's (it counts from 0, so a resumed run's rows start above 0), Keras printed it as "
+            f"'Epoch {epochs[0] + 1}/N'.")
+    not_numbers: dict[str, str] = {}
+    for epoch, row in zip(epochs, rows, strict=True):
+        metrics = {}
+        for name, value in row.items():
+            if not name or value in ("", None, "NA"):
+                continue
+            try:
+                metrics[name] = _number(value)
+            except ValueError:
+                not_numbers.setdefault(name, value)
+        parsed.add_epoch(epoch + offset, metrics)
+    for name, value in not_numbers.items():
+        parsed.warnings.append(f"Column '{name}' holds values that are not numbers (such as "
+                               f"'{value[:40]}'); they were left out.")
     return parsed
 
 
@@ -334,6 +388,13 @@ def _parse_history_json(text: str) -> ParsedLog:
     parsed = ParsedLog()
     length = max((len(v) for v in history.values()), default=0)
     for index in range(length):
-        parsed.add_epoch(index + 1, {name: float(values[index]) for name, values in history.items()
-                                     if index < len(values) and values[index] is not None})
+        metrics = {}
+        for name, values in history.items():
+            if index < len(values) and values[index] is not None:
+                try:
+                    metrics[name] = float(values[index])
+                except (TypeError, ValueError):
+                    raise EipvizError(f"History JSON values must be numbers: {name}[{index}] is "
+                                      f"{json.dumps(values[index])[:60]}.") from None
+        parsed.add_epoch(index + 1, metrics)
     return parsed

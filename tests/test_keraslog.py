@@ -168,6 +168,76 @@ def test_csvlogger_file_and_history_json():
     assert parse_log(history).columns == ["epoch", "loss", "val_acc", "lr"]
 
 
+def test_csvlogger_na_and_list_values_are_left_out_not_refused():
+    """Keras 3's CSVLogger writes ``NA`` for an epoch without validation and a list for a vector metric."""
+    csvlogger = ("epoch,accuracy,f1_score,loss,val_accuracy,val_loss\n"
+                 '0,0.5,"[0.28, 0.65]",1.2,NA,NA\n1,0.6,"[0.3, 0.7]",1.0,0.55,0.9\n')
+    parsed = parse_log(csvlogger)
+    assert parsed.rows() == [
+        {"epoch": 1, "accuracy": 0.5, "loss": 1.2, "val_accuracy": None, "val_loss": None},
+        {"epoch": 2, "accuracy": 0.6, "loss": 1.0, "val_accuracy": 0.55, "val_loss": 0.9}]
+    assert parsed.warnings == ["Column 'f1_score' holds values that are not numbers (such as '[0.28, 0.65]'); "
+                               "they were left out."]
+
+
+def test_a_csvlogger_file_appended_to_by_two_trainings_reads_the_last_and_says_so():
+    parsed = parse_log("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n3,0.7\n0,1.1\n1,0.95\n")
+    assert [(r["epoch"], r["loss"]) for r in parsed.rows()] == [(1, 1.1), (2, 0.95)]
+    assert "holds 2 trainings" in parsed.warnings[0]
+    resumed = parse_log("epoch,loss\n0,1.0\n1,0.9\n1,0.85\n2,0.8\n")  # epoch 1 trained again: it replaces
+    assert [r["loss"] for r in resumed.rows()] == [1.0, 0.85, 0.8] and resumed.warnings == []
+
+
+def test_a_csv_whose_first_row_is_a_later_epoch_says_how_it_was_numbered():
+    parsed = parse_log("epoch,loss\n5,0.5\n6,0.4\n")
+    assert [r["epoch"] for r in parsed.rows()] == [5, 6]
+    assert "If this file is CSVLogger's" in parsed.warnings[0] and "'Epoch 6/N'" in parsed.warnings[0]
+
+
+def test_a_progress_line_with_a_less_than_sign_loses_no_epoch():
+    """tqdm prints ``[00:01<00:00, …]``; everything up to Keras 2's next ``[>…]`` was once taken for a tag."""
+    log = ("100%|##########| 10/10 [00:01<00:00,  5.20it/s]\n"
+           "Epoch 1/2\n 32/100 [========>.....................] - ETA: 0s - loss: 0.9000\n"
+           "100/100 [==============================] - 1s 5ms/step - loss: 0.8000 - val_loss: 0.7000\n"
+           "Epoch 2/2\n100/100 [==============================] - 0s 4ms/step - loss: 0.6000 - val_loss: 0.5000\n")
+    parsed = parse_log(log)
+    assert [(r["epoch"], r["loss"]) for r in parsed.rows()] == [(1, 0.8), (2, 0.6)] and parsed.warnings == []
+    assert parse_log("<p>Epoch 1/1</p><p>1/1 - loss: 0.5</p>").rows() == [{"epoch": 1, "loss": 0.5}]
+
+
+def test_an_evaluate_line_with_the_epochs_metrics_does_not_replace_the_last_epoch():
+    log = ("Epoch 2/2\n4/4 - 1s - 100ms/step - accuracy: 0.5625 - loss: 0.7535\n"
+           "4/4 - 0s - 20ms/step - accuracy: 0.6250 - loss: 0.7182\n")
+    parsed = parse_log(log)
+    assert parsed.rows() == [{"epoch": 2, "accuracy": 0.5625, "loss": 0.7535}]
+    assert "skipped: '4/4 - 0s - 20ms/step - accuracy: 0.6250" in parsed.warnings[-1]
+    # Keras 3 without validation: the last progress line, a callback message, then the final line.
+    keras3 = ("Epoch 1/1\n4/4 ━━━━ 0s 9ms/step - loss: 0.7600\nEpoch 1: saving model to m.keras\n"
+              "4/4 ━━━━ 1s 100ms/step - loss: 0.7535\n")
+    assert [r["loss"] for r in parse_log(keras3).rows()] == [0.7535]
+
+
+def test_a_utf16_log_from_powershell_is_read():
+    text = "Epoch 1/1\r\n1/1 - loss: 0.5 - accuracy: 0.75\r\n"
+    for encoding in ("utf-16", "utf-16-be"):
+        data = text.encode(encoding) if encoding == "utf-16" else b"\xfe\xff" + text.encode(encoding)
+        assert parse_log_bytes(data).rows() == [{"epoch": 1, "loss": 0.5, "accuracy": 0.75}]
+
+
+def test_an_epoch_column_or_metric_is_the_epoch_number_not_a_metric():
+    parsed = parse_log(json.dumps({"epoch": [0, 1, 2], "loss": [0.9, 0.8, 0.7]}))
+    assert parsed.columns == ["epoch", "loss"] and [r["epoch"] for r in parsed.rows()] == [1, 2, 3]
+    assert len(parse_log("Epoch 1/2\n1/1 - loss: 0.9 - epoch: 7\nEpoch 2/2\n1/1 - loss: 0.8 - epoch: 7\n")
+               .rows()) == 2
+
+
+@pytest.mark.parametrize("history, where", [({"loss": [0.5, "abc"]}, 'loss[1] is "abc"'),
+                                            ({"loss": [[0.5], 0.3]}, "loss[0] is [0.5]")])
+def test_history_json_with_a_value_that_is_not_a_number_gets_a_message(history, where):
+    with pytest.raises(EipvizError, match=re.escape(where)):
+        parse_log(json.dumps(history))
+
+
 @pytest.mark.parametrize("bad, message", [
     (b"", "empty"), (b"\x00\x01\x02binary", "binary"), (b"epoch,loss\n", "No epochs"),
     (b"just some words\nand more words\n" * 1000, "No epochs"), (b"{not json", "not valid"),
