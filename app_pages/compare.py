@@ -86,11 +86,14 @@ with methods_tab:
             st.info("Choose a test image or upload one.")
 
 
-def _model_options() -> dict[str, str]:
-    """Key -> label of every model the comparison can load: shipped weights and run checkpoints."""
-    options = {f"zoo:{name}": f"{name} (shipped, {dataset_label(MODELS[name].dataset)})" for name in shipped_models()}
+def _model_options() -> dict[str, tuple[str, str]]:
+    """Key -> (picker label, name in the results) of every model the comparison can load: shipped weights
+    and run checkpoints. The name is unique too: two runs of one model and recipe share a run name."""
+    options = {f"zoo:{name}": (f"{name} (shipped, {dataset_label(MODELS[name].dataset)})", name)
+               for name in shipped_models()}
     for run in runs_with_checkpoint(run_store()):
-        options[f"run:{run.id}"] = f"{run_label(run)} (run, {dataset_label(MODELS[run.model].dataset)})"
+        options[f"run:{run.id}"] = (f"{run_label(run)} (run, {dataset_label(MODELS[run.model].dataset)})",
+                                    run_label(run))
     return options
 
 
@@ -104,7 +107,7 @@ def _load(key: str):
 
 with models_tab:
     options = _model_options()
-    picked = st.multiselect("Models (2 to 5, one dataset)", list(options), format_func=options.get,
+    picked = st.multiselect("Models (2 to 5, one dataset)", list(options), format_func=lambda key: options[key][0],
                             max_selections=5, key="cmp-models")
     method = st.selectbox("CAM method", list(METHODS), format_func=method_label, key="cmp-models-method")
     if len(picked) < 2:
@@ -115,7 +118,7 @@ with models_tab:
                 loaded = [_load(key) for key in picked]
                 classifiers = [classifier for classifier, _ in loaded]
                 evaluations = [cached_evaluation(cache_key, classifier) for classifier, cache_key in loaded]
-            comparison = compare_models([options[key].split(" (")[0] for key in picked], evaluations)
+            comparison = compare_models([options[key][1] for key in picked], evaluations)
         except EipvizError as error:
             st.error(str(error))
             st.stop()

@@ -281,11 +281,12 @@ def cmd_report(args) -> int:
     from eipviz.evaluation import dataset_test_split, evaluate_test_set
     from eipviz.explain.timeline import TIMELINE_FILE, read_timeline
     from eipviz.loading import load_run_checkpoint
-    from eipviz.report import build_report, write_report
+    from eipviz.report import build_report, report_path, write_report
     from eipviz.training.store import RunStore
 
     if bool(args.model) == bool(args.run):
         raise EipvizError("Give --model NAME_OR_PATH or --run RUN_ID (one of them).")
+    report_path(args.out)  # a folder or an unwritable place is said now, not after the report is computed
     curves, timeline = None, None
     if args.run:
         store = RunStore(args.runs_dir)
@@ -312,6 +313,17 @@ def cmd_methods(args) -> int:
     else:
         _print_table(rows)
     return 0
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number, 1 or more (``--n 0`` would otherwise fail deep inside, later)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def _names(text: str) -> list[str]:
@@ -422,7 +434,7 @@ def _register_models(sub):
     p.add_argument("--runs-dir")
     p.add_argument("--weights")
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
-    p.add_argument("--n", type=int, default=32, help="test images for the faithfulness and sanity tables")
+    p.add_argument("--n", type=_positive_int, default=32, help="test images for the faithfulness and sanity tables")
     p.add_argument("--out", required=True, help="the .html file to write")
     p.set_defaults(handler=cmd_report)
 
@@ -439,7 +451,7 @@ def _register_models(sub):
                    help="comma-separated; the random baseline is always added")
     p.add_argument("--metrics", default="deletion,insertion,drop,road",
                    help="comma-separated, any of deletion, insertion, drop, road")
-    p.add_argument("--n", type=int, default=200, help="test images to sample")
+    p.add_argument("--n", type=_positive_int, default=200, help="test images to sample")
     p.add_argument("--layer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -450,8 +462,8 @@ def _register_models(sub):
     p.add_argument("--weights")
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
     p.add_argument("--methods", default="gradcam,random", help="comma-separated")
-    p.add_argument("--n", type=int, default=16, help="test images to sample")
-    p.add_argument("--depths", type=int, default=8, help="randomisation depths, the last with every layer")
+    p.add_argument("--n", type=_positive_int, default=16, help="test images to sample")
+    p.add_argument("--depths", type=_positive_int, default=8, help="randomisation depths, the last with every layer")
     p.add_argument("--layer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="also print each method's curve over the depths")
@@ -523,6 +535,9 @@ def main(argv=None) -> int:
     except EipvizError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file that cannot be read or written: the system's words, not a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -5,6 +5,7 @@ opens in a browser with no network."""
 import base64
 import html
 import importlib.metadata
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ import plotly.graph_objects as go
 
 import eipviz
 from eipviz.classifier import Classifier
+from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation, sample_test_images
 from eipviz.explain.faithfulness import faithfulness
 from eipviz.explain.gallery import gallery_items, gallery_page, gallery_png_sheet, sheet_header
@@ -106,10 +108,23 @@ def build_report(classifier: Classifier, evaluation: Evaluation, images: np.ndar
             f"</title><style>{STYLE}</style></head><body>{body}</body></html>")
 
 
+def report_path(path: str | Path) -> Path:
+    """The file a report will be written to, its folder made; checked before minutes of work go into it."""
+    path = Path(path)
+    if path.is_dir():
+        raise EipvizError(f"{path} is a folder; name the .html file to write, e.g. {path / 'report.html'}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EipvizError(f"Cannot make the report's folder {path.parent}: {error.strerror}.") from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise EipvizError(f"Cannot write {path}: permission denied.")
+    return path
+
+
 def write_report(path: str | Path, text: str) -> Path:
     """Write the report's HTML (UTF-8) and return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = report_path(path)
     path.write_text(text, encoding="utf-8")
     return path
 

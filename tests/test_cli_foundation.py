@@ -20,3 +20,37 @@ def test_unknown_model_is_a_message_not_a_traceback():
     result = run_cli("summary", "vgg16", check=False)
     assert result.returncode == 2
     assert "Unknown model 'vgg16'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_count_of_zero_images_is_refused_by_the_parser(capsys):
+    import pytest
+
+    from eipviz.cli import build_parser
+
+    for command in (["report", "--model", "mnist14k", "--out", "r.html"], ["faithfulness", "--model", "mnist14k"],
+                    ["sanity", "--model", "mnist14k"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*command, "--n", "0"])
+        assert "--n: must be 1 or more, not 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sanity", "--model", "mnist14k", "--depths", "two"])
+    assert "--depths: must be a whole number, not 'two'" in capsys.readouterr().err
+
+
+def test_a_report_into_a_folder_is_refused_before_any_work(tmp_path, monkeypatch):
+    from eipviz import cli
+
+    monkeypatch.setattr(cli, "_load_for_cli", lambda *args: (_ for _ in ()).throw(AssertionError("loaded")))
+    result = main_in_process("report", "--model", "mnist14k", "--out", tmp_path, check=False)
+    assert result.returncode == 2 and f"{tmp_path} is a folder" in result.stderr
+
+
+def test_a_file_the_system_cannot_read_or_write_is_a_message_not_a_traceback(monkeypatch):
+    from eipviz import cli
+
+    def unreadable(args):
+        raise PermissionError(13, "Permission denied", "/data/log.txt")
+
+    monkeypatch.setattr(cli, "cmd_methods", unreadable)
+    result = main_in_process("methods", check=False)
+    assert result.returncode == 1 and result.stderr == "error: [Errno 13] Permission denied: '/data/log.txt'\n"

@@ -77,3 +77,23 @@ def test_the_compare_page_draws_a_method_grid_and_a_model_comparison(data_dir, t
     assert [m.label for m in at.metric][:2] == ["sepconv59k", "resnet20v1"]
     answers = [c for image in at.get("image") for c in image.captions if c[:1] in "✅❌"]
     assert len(answers) == 2 * 8
+
+
+def test_two_runs_of_one_model_and_recipe_keep_distinct_names_in_the_comparison(data_dir, tmp_path, monkeypatch):
+    """Run names such as ``mnist14k fast (8 ep)`` and ``mnist14k fast (8 ep) (2)`` were cut at their first
+    `` (``, so both runs showed as ``mnist14k fast``."""
+    import shutil
+
+    from eipviz.training.store import RunStore
+
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    store = RunStore(tmp_path)
+    ids = [store.create_run(name="mnist14k fast (8 ep)", model="mnist14k", status="finished") for _ in range(2)]
+    for run_id in ids:  # the shipped model as each run's checkpoint, its stored predictions beside it
+        shutil.copy(ROOT / "weights" / "mnist14k.keras", store.run_dir(run_id) / "best.keras")
+        shutil.copy(ROOT / "weights" / "mnist14k.predictions.npz", store.run_dir(run_id) / "best.predictions.npz")
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=TIMEOUT).run()
+    at.multiselect(key="cmp-models").set_value([f"run:{run_id}" for run_id in ids]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    names = {run.id: f"{run.name} · {run.id}" for run in store.list_runs()}
+    assert [m.label for m in at.metric][:2] == [names[ids[0]], names[ids[1]]]
