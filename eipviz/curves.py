@@ -85,11 +85,15 @@ def default_selection(runs: list[CurveRun]) -> list[str]:
 
 
 def import_log(store, parsed: ParsedLog, name: str, source: str | None = None) -> str:
-    """Save a parsed log as a finished run of kind "imported"; return its id (refused in viewer mode)."""
+    """Save a parsed log as a finished run of kind "imported", with all its epochs or not at all; return its
+    id (refused in viewer mode)."""
     require_write("Importing a log into the run store")
     run_id = store.create_run(name=name, kind="imported", status="finished", source=source)
-    for row in canonical_rows(parsed):
-        store.add_epoch(run_id, row.pop("epoch"), row)
+    try:
+        store.add_epochs(run_id, {row.pop("epoch"): row for row in canonical_rows(parsed)})
+    except BaseException:  # a locked database, say: no half-imported run is left behind
+        store.delete_run(run_id)
+        raise
     return run_id
 
 

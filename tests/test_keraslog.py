@@ -69,6 +69,29 @@ def test_csv_header_is_epoch_then_metrics_as_printed_then_lr_and_round_trips(tmp
     assert [(r["val_accuracy"], r["learning_rate"]) for r in rows] == [(r["val_acc"], r["lr"]) for r in parsed.rows()]
 
 
+def test_an_import_that_fails_part_way_leaves_no_half_imported_run(tmp_path, monkeypatch):
+    import sqlite3
+
+    from eipviz.curves import import_log
+    from eipviz.training.store import RunStore
+
+    store = RunStore(tmp_path)
+    parsed = parse_log(seed_text("002"))
+    real_connect, connections = store._connect, []
+
+    def locked_at_the_metrics(*args):
+        connections.append(True)
+        if len(connections) == 2:  # the run is created; writing its epochs finds the database locked
+            raise sqlite3.OperationalError("database is locked")
+        return real_connect(*args)
+
+    monkeypatch.setattr(store, "_connect", locked_at_the_metrics)
+    with pytest.raises(sqlite3.OperationalError):
+        import_log(store, parsed, "seed 002")
+    monkeypatch.undo()
+    assert store.list_runs() == []
+
+
 def test_committed_reference_csvs_equal_a_fresh_parse_of_the_seeds():
     from eipviz.curves import REFERENCE_DIR
     from eipviz.zoo import MODELS

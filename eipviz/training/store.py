@@ -300,8 +300,12 @@ class RunStore:
 
     def add_epoch(self, run_id: str, epoch: int, metrics: dict) -> None:
         """Store one completed epoch (a repeated epoch replaces the earlier values)."""
+        self.add_epochs(run_id, {epoch: metrics})
+
+    def add_epochs(self, run_id: str, metrics_by_epoch: dict[int, dict]) -> None:
+        """Store several epochs in one transaction: all of them or, on an error, none."""
         rows = [(run_id, int(epoch), name, None if value is None else float(value))
-                for name, value in metrics.items()]
+                for epoch, metrics in metrics_by_epoch.items() for name, value in metrics.items()]
         with self._connect() as db:
             db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
 
