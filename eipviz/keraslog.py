@@ -39,6 +39,7 @@ _CALLBACK = re.compile(r"^\s*Epoch\s+0*(\d+)\s*:\s*(.*)$")
 _SCHEDULER = re.compile(rf"LearningRateScheduler setting learning rate to\s*({_NUMBER})", re.IGNORECASE)
 _PLATEAU = re.compile(rf"ReduceLROnPlateau reducing learning rate to\s*({_NUMBER})", re.IGNORECASE)
 _COUNTER = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\b")
+_UNKNOWN_TOTAL = re.compile(r"^\s*\d+\s*/\s*Unknown\b")  # steps of a dataset whose size Keras does not know
 # Lost line breaks glue Keras lines together: break before an epoch header or callback message that
 # follows text on its line, after an epoch header, and before a progress counter (``1875/1875 [==``).
 _BEFORE_EPOCH = re.compile(r"(?<=\S)[ \t]*(?=Epoch\s+\d+\s*(?:/\s*\d+|:))")
@@ -166,8 +167,8 @@ def _clean_lines(text: str) -> list[str]:
 
 def _metrics_of(line: str) -> tuple[dict, int | None] | None:
     """(``name: value`` pairs, steps per epoch or None) of a final epoch metrics line; None for other lines."""
-    if "ETA:" in line or _CALLBACK.match(line):
-        return None
+    if "ETA:" in line or _CALLBACK.match(line) or _UNKNOWN_TOTAL.match(line):
+        return None  # a progress update; Keras 3 ends an epoch of unknown length with ``N/N``
     counter = _COUNTER.match(line)
     if counter and counter.group(1) != counter.group(2):
         return None  # a Keras 3 progress update, not the epoch's end

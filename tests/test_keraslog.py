@@ -240,6 +240,12 @@ def test_an_evaluate_line_with_the_epochs_metrics_does_not_replace_the_last_epoc
     assert [r["loss"] for r in parse_log(keras3).rows()] == [0.7535]
 
 
+def test_a_progress_line_of_a_dataset_of_unknown_size_is_not_an_epochs_end():
+    truncated = "Epoch 1/2\n10/10 ━━━━ 1s 50ms/step - loss: 0.5000\nEpoch 2/2\n5/Unknown 1s 50ms/step - loss: 0.4000\n"
+    parsed = parse_log(truncated)
+    assert [r["epoch"] for r in parsed.rows()] == [1] and "no final metrics line" in parsed.warnings[-1]
+
+
 def test_a_utf16_log_from_powershell_is_read():
     text = "Epoch 1/1\r\n1/1 - loss: 0.5 - accuracy: 0.75\r\n"
     for encoding in ("utf-16", "utf-16-be"):
