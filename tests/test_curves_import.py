@@ -1,6 +1,8 @@
-"""Importing curves people already have: TensorBoard event files from a real Keras training, W&B and MLflow CSVs."""
+"""Importing curves people already have: TensorBoard event files from a real Keras training, W&B, MLflow and TensorBoard
+CSVs."""
 
 import shutil
+import struct
 
 import pytest
 
@@ -12,25 +14,43 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.xdist_group("tensorboard")
 
 
-@pytest.fixture(scope="module")
-def tensorboard_run(tmp_path_factory):
-    """A real 3-epoch ``keras.callbacks.TensorBoard`` training of a tiny model: (log dir, History.history)."""
+def fit_with_tensorboard(logdir, epochs: int, initial_epoch: int = 0, seed: int = 0) -> dict:
+    """A real ``keras.callbacks.TensorBoard`` training of a tiny model into ``logdir``: its History.history."""
     import keras
     import numpy as np
 
     from eipviz.quiet import import_keras_quietly
 
     import_keras_quietly()
-    logdir = tmp_path_factory.mktemp("tb")
     rng = np.random.default_rng(0)
     x, y = rng.random((64, 8, 8, 1), dtype="float32"), rng.integers(0, 2, 64)
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3), keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(2, activation="softmax")])
     model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(x, y, epochs=3, batch_size=16, validation_split=0.25, verbose=0,
-                        callbacks=[keras.callbacks.TensorBoard(str(logdir))])
-    return logdir, history.history
+    history = model.fit(x, y, epochs=epochs, initial_epoch=initial_epoch, batch_size=16, validation_split=0.25,
+                        verbose=0, callbacks=[keras.callbacks.TensorBoard(str(logdir))])
+    return history.history
+
+
+@pytest.fixture(scope="module")
+def tensorboard_run(tmp_path_factory):
+    """A real 3-epoch training: (log dir, History.history)."""
+    logdir = tmp_path_factory.mktemp("tb")
+    return logdir, fit_with_tensorboard(logdir, epochs=3)
+
+
+@pytest.fixture(scope="module")
+def retrained_run(tensorboard_run, tmp_path_factory):
+    """The 3-epoch log dir with a second, 2-epoch training written into it: (log dir, the second History)."""
+    logdir = tmp_path_factory.mktemp("retrained") / "run"
+    shutil.copytree(tensorboard_run[0], logdir)
+    return logdir, fit_with_tensorboard(logdir, epochs=2, seed=1)
+
+
+def event_uploads(logdir) -> list[tuple[str, bytes]]:
+    """The run's event files as the upload widget gives them: bare names, no folders."""
+    return [(path.name, path.read_bytes()) for path in sorted(logdir.rglob("*tfevents*"))]
 
 
 def test_a_keras_tensorboard_folder_is_one_run_with_train_and_validation_merged(tensorboard_run):
@@ -47,8 +67,7 @@ def test_a_keras_tensorboard_folder_is_one_run_with_train_and_validation_merged(
 
 def test_uploaded_event_files_merge_even_without_their_folder_names(tensorboard_run):
     logdir, history = tensorboard_run
-    files = [(path.name, path.read_bytes()) for path in sorted(logdir.rglob("*tfevents*"))]
-    rows = read_uploads(files).rows()
+    rows = read_uploads(event_uploads(logdir)).rows()
     assert [r["val_loss"] for r in rows] == pytest.approx(history["val_loss"], rel=1e-6)
     assert [r["loss"] for r in rows] == pytest.approx(history["loss"], rel=1e-6)
 
@@ -70,8 +89,55 @@ def test_a_truncated_event_file_gives_what_is_readable_and_a_note(tensorboard_ru
 def test_a_file_that_is_not_an_event_file_is_a_clear_error(tmp_path):
     bogus = tmp_path / "events.out.tfevents.123.host"
     bogus.write_bytes(b"\x00garbage" * 50)
-    with pytest.raises(EipvizError, match="No per-epoch scalars"):
+    with pytest.raises(EipvizError, match="No per-epoch scalars could be read: events.out.tfevents.123.host has a "
+                                          "truncated or corrupt record"):
         read_run_path(bogus)
+
+
+def test_an_event_file_corrupt_before_its_first_epoch_says_it_is_corrupt(tensorboard_run, tmp_path):
+    (train,) = (tensorboard_run[0] / "train").glob("*tfevents*")
+    data = bytearray(train.read_bytes())
+    (length,) = struct.unpack("<Q", data[:8])
+    data[8 + 4 + length + 4 + 8 + 4 + 2] ^= 0xFF  # a byte of the second record's data: its checksum fails
+    copy = tmp_path / train.name
+    copy.write_bytes(bytes(data))
+    with pytest.raises(EipvizError, match=f"{train.name} has a truncated or corrupt record after {length + 16} bytes"):
+        read_run_path(copy)
+
+
+def test_a_second_training_into_the_same_log_dir_replaces_the_first_with_a_note(retrained_run):
+    logdir, history = retrained_run
+    parsed = read_run_path(logdir)
+    rows = parsed.rows()
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert [r["loss"] for r in rows] == pytest.approx(history["loss"], rel=1e-6)
+    assert [r["val_loss"] for r in rows] == pytest.approx(history["val_loss"], rel=1e-6)
+    assert rows[0]["wall_time"] < 1.0  # counted from the second training's start, not the first's
+    (warning,) = parsed.warnings
+    assert "2 trainings" in warning and "only the newest" in warning
+
+
+def test_uploaded_event_files_of_two_trainings_give_the_newest(retrained_run):
+    logdir, history = retrained_run
+    parsed = read_uploads(event_uploads(logdir))
+    assert [r["val_accuracy"] for r in parsed.rows()] == pytest.approx(history["val_accuracy"], rel=1e-6)
+    assert any("2 trainings" in w for w in parsed.warnings)
+
+
+def test_a_resumed_training_continues_the_run(tensorboard_run, tmp_path):
+    logdir, history = tensorboard_run
+    shutil.copytree(logdir, tmp_path / "run")
+    resumed = fit_with_tensorboard(tmp_path / "run", epochs=5, initial_epoch=3)
+    parsed = read_run_path(tmp_path / "run")
+    assert [r["loss"] for r in parsed.rows()] == pytest.approx(history["loss"] + resumed["loss"], rel=1e-6)
+    assert parsed.warnings == []
+
+
+def test_a_folder_holding_several_runs_is_refused_naming_them(tensorboard_run, tmp_path):
+    for name in ("a", "b"):
+        shutil.copytree(tensorboard_run[0], tmp_path / "fit" / name)
+    with pytest.raises(EipvizError, match=r"holds 2 TensorBoard runs \(a, b\); import one of them"):
+        read_run_path(tmp_path / "fit")
 
 
 def test_the_cli_imports_a_tensorboard_folder_and_stores_it(tensorboard_run, tmp_path):
@@ -116,6 +182,64 @@ def test_an_mlflow_metric_history_csv_is_read_per_step():
 
 def test_a_csvlogger_file_is_still_read_as_one():
     assert parse_text("epoch,loss\n0,0.5\n1,0.4\n").rows() == [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}]
+
+
+def test_a_whole_log_on_one_line_longer_than_the_csv_field_limit_is_read_as_a_log():
+    epochs = 2500
+    text = " ".join(f"Epoch {e}/{epochs} 10/10 - 1s - loss: {1 / e:.4f} - val_loss: {2 / e:.4f}"
+                    for e in range(1, epochs + 1))
+    assert len(text) > 131072  # csv's default field limit
+    rows = parse_text(text).rows()
+    assert len(rows) == epochs and rows[-1] == {"epoch": epochs, "loss": 0.0004, "val_loss": 0.0008}
+
+
+@pytest.mark.parametrize("step", ["inf", "nan"])
+def test_an_mlflow_step_that_is_not_a_number_is_a_clear_error(step):
+    with pytest.raises(EipvizError, match=f"Line 4 of the CSV has step '{step}'"):
+        parse_text(MLFLOW.replace("loss,0.9,1700000005000,1", f"loss,0.9,1700000005000,{step}"))
+
+
+def test_a_wandb_panel_export_of_several_runs_is_refused_naming_them():
+    panel = ("Step,runA - epoch/val_loss,runA - epoch/val_loss__MIN,runB - epoch/val_loss,runB - epoch/val_loss__MIN\n"
+             "0,0.9,0.9,0.5,0.5\n1,0.8,0.8,0.4,0.4\n2,0.7,0.7,,\n")
+    with pytest.raises(EipvizError, match=r"2 W&B runs \(runA, runB\)"):
+        parse_text(panel)
+
+
+def test_two_columns_for_one_metric_are_refused_rather_than_merged():
+    with pytest.raises(EipvizError, match="Columns epoch/loss and loss would both be read as loss"):
+        parse_text("_step,epoch,epoch/loss,loss\n0,0,0.5,0.7\n1,1,0.4,0.6\n")
+
+
+# TensorBoard's own CSV download (its scalars plugin writes it with csv.writer: \r\n line ends).
+TENSORBOARD_CSV = "Wall time,Step,Value\r\n1700000000.25,0,0.9\r\n1700000001.5,1,0.8\r\n"
+
+
+@pytest.mark.parametrize("file_name, metric", [
+    ("run-train-tag-epoch_loss.csv", "loss"),
+    ("run-validation-tag-epoch_accuracy.csv", "val_accuracy"),
+    ("run-fit_20240101-120000_validation-tag-epoch_loss (1).csv", "val_loss"),  # a nested run, downloaded twice
+])
+def test_a_tensorboard_scalar_download_is_named_by_its_file_name(file_name, metric):
+    rows = read_uploads([(file_name, TENSORBOARD_CSV.encode())]).rows()
+    assert rows == [{"epoch": 1, metric: 0.9, "wall_time": 0.0}, {"epoch": 2, metric: 0.8, "wall_time": 1.25}]
+
+
+def test_a_tensorboard_scalar_download_read_from_disk_is_named_too(tmp_path):
+    path = tmp_path / "run-train-tag-epoch_learning_rate.csv"
+    path.write_text(TENSORBOARD_CSV)
+    assert read_run_path(path).rows() == [{"epoch": 1, "wall_time": 0.0, "lr": 0.9},
+                                          {"epoch": 2, "wall_time": 1.25, "lr": 0.8}]
+
+
+def test_a_tensorboard_scalar_download_without_its_name_is_refused():
+    with pytest.raises(EipvizError, match="does not say which metric it holds"):
+        parse_text(TENSORBOARD_CSV)
+
+
+def test_a_tensorboard_scalar_download_of_a_batch_tag_is_refused():
+    with pytest.raises(EipvizError, match="batch_loss, which is not per epoch"):
+        read_uploads([("run-train-tag-batch_loss.csv", TENSORBOARD_CSV.encode())])
 
 
 def test_the_curves_page_imports_uploaded_event_files_as_one_run(tensorboard_run, tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
 """Import curves people already have: Keras console logs, CSVLogger and History JSON (``eipviz.keraslog``),
-TensorBoard event files and folders (``tbevents``), W&B and MLflow history CSVs (``history_csv``).
+TensorBoard event files and folders (``tbevents``), W&B, MLflow and TensorBoard history CSVs (``history_csv``).
 
 Each reader returns a ``ParsedLog``; its ``warnings`` say what was guessed, skipped or unreadable.
 """
@@ -15,13 +15,14 @@ from eipviz.keraslog import MAX_LOG_BYTES, ParsedLog, decode_log, parse_log
 __all__ = ["read_run_path", "read_uploads", "parse_text"]
 
 
-def parse_text(text: str) -> ParsedLog:
-    """A pasted or uploaded text: a W&B/MLflow history CSV, else anything ``parse_log`` reads."""
-    return parse_history_csv(text) if is_history_csv(text) else parse_log(text)
+def parse_text(text: str, file_name: str | None = None) -> ParsedLog:
+    """A pasted or uploaded text: a W&B/MLflow/TensorBoard history CSV, else anything ``parse_log`` reads.
+    ``file_name``, where known, names the metric of a TensorBoard scalar download."""
+    return parse_history_csv(text, file_name) if is_history_csv(text) else parse_log(text)
 
 
 def read_run_path(path: str | Path) -> ParsedLog:
-    """A log file, an event file, or a TensorBoard run folder (``train/`` and ``validation/`` merged)."""
+    """A log file, an event file, or one TensorBoard run folder (``train/`` and ``validation/`` merged)."""
     path = Path(path)
     if path.is_dir():
         return read_run_folder(path)
@@ -31,7 +32,7 @@ def read_run_path(path: str | Path) -> ParsedLog:
         return read_event_files([path])
     if path.stat().st_size > MAX_LOG_BYTES:
         raise EipvizError(f"{path.name} is larger than {MAX_LOG_BYTES // 2**20} MB; that is not a training log.")
-    return parse_text(decode_log(path.read_bytes()))
+    return parse_text(decode_log(path.read_bytes()), path.name)
 
 
 def read_uploads(files: list[tuple[str, bytes]]) -> ParsedLog:
@@ -48,4 +49,5 @@ def read_uploads(files: list[tuple[str, bytes]]) -> ParsedLog:
             return read_event_files(event_files_under(Path(folder)))
     if len(files) != 1:
         raise EipvizError("Upload one log file, or TensorBoard event files (events.out.tfevents.*).")
-    return parse_text(decode_log(files[0][1]))
+    name, data = files[0]
+    return parse_text(decode_log(data), Path(name).name)
