@@ -286,7 +286,7 @@ def sanity_figure(curve: list[dict], threshold: float) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=[point[name] for point in curve], name=name, mode="lines+markers",
                                  text=[f"down to {point['down_to']}" for point in curve]))
     fig.add_hline(y=threshold, line={"color": "grey", "dash": "dash"},
-                  annotation_text=f"fails above {threshold} (Spearman, every layer random)")
+                  annotation_text=f"fails when the mean Spearman over the depths is above {threshold}")
     fig.update_layout(height=300, margin={"t": 30, "b": 40, "l": 40, "r": 10}, yaxis={"range": [-0.5, 1.05]},
                       xaxis_title="layers re-initialised, from the output down",
                       yaxis_title="similarity to the trained model's maps")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from eipviz.attribution.cams import GradCAM
+from eipviz.attribution.cams import GradCAM, image_generator
 from eipviz.attribution.graph import softmax
 from eipviz.attribution.input_gradients import integrated_gradients
 from eipviz.attribution.maps import principal_component_maps, scale_maps
@@ -147,22 +147,43 @@ def test_eigen_cams_are_pytorch_grad_cams_projection_with_the_sign_fixed(method)
     np.testing.assert_allclose(maps, expected(projection), atol=1e-4)
 
 
-def test_ablation_cam_weight_is_the_relative_drop_of_the_logit():
-    """As pytorch-grad-cam: (original - ablated) / original on logits, the channel zeroed (eipviz sets it to 0,
-    which for this linear head removes exactly the channel's contribution sum_hw A_c W_c)."""
+def ablation_weights(activations, logits, kernel):
+    """(original - ablated) / |original| on logits, the channel zeroed (eipviz sets it to 0, which for this
+    linear head removes exactly the channel's contribution sum_hw A_c W_c). pytorch-grad-cam divides by the
+    original logit itself, sign included."""
+    original = logits[np.arange(len(activations)), CLASS_OF_IMAGE[: len(activations)]]
+    contribution = np.einsum("nhwc,hwcn->nc", activations, kernel[..., CLASS_OF_IMAGE[: len(activations)]])
+    ablated = original[:, None] - contribution
+    return (original[:, None] - ablated) / np.abs(original[:, None])
+
+
+def test_ablation_cam_weight_is_the_drop_of_the_logit_relative_to_its_magnitude():
     x = images()
     activations, _, logits = known_passes(x, dense_head_model()[1])
-    kernel = dense_head_model()[1]
-    original = logits[np.arange(3), CLASS_OF_IMAGE]
-    contribution = np.einsum("nhwc,hwcn->nc", activations, kernel[..., CLASS_OF_IMAGE])
-    ablated = original[:, None] - contribution
-    weights = (original[:, None] - ablated) / original[:, None]
+    weights = ablation_weights(activations, logits, dense_head_model()[1])
     maps, _ = eipviz_maps("ablationcam", x)
     np.testing.assert_allclose(maps, expected((activations * weights[:, None, None]).sum(-1)), atol=1e-4)
 
 
+def test_ablation_cam_keeps_its_map_when_the_class_logit_is_negative():
+    """A channel whose removal lowers the logit counts for the class whatever the logit's sign: shifting every
+    logit below zero (the head's bias) changes no drop, so it must change no map (dividing by the signed
+    logit turned the map inside out)."""
+    x = images()
+    maps = {}
+    for shift in (100.0, -100.0):
+        model, _ = dense_head_model()
+        kernel, bias = model.get_layer("head").get_weights()
+        model.get_layer("head").set_weights([kernel, bias + shift])
+        maps[shift], _, logits = make_cam(model, "ablationcam", "features")(x, CLASS_OF_IMAGE, upsample=False)
+        assert (np.sign(logits[np.arange(3), CLASS_OF_IMAGE]) == np.sign(shift)).all()
+    assert maps[100.0].max() == pytest.approx(1.0)
+    np.testing.assert_allclose(maps[-100.0], maps[100.0], atol=1e-4)
+
+
 def score_cam_weights(x, activations, kernel, channels):
-    """pytorch-grad-cam's Score-CAM weights on softmax probabilities (eipviz's documented score), over ``channels``."""
+    """pytorch-grad-cam's Score-CAM weights, over ``channels``: the softmax over channels of the class logit of
+    the image masked by each channel's map scaled to [0, 1]."""
     weights = np.zeros((len(x), activations.shape[-1]))
     bias = np.array([0.1, -0.2, 0.3])
     for i, chosen in enumerate(channels):
@@ -172,14 +193,11 @@ def score_cam_weights(x, activations, kernel, channels):
         masks = (upsampled - mins) / (maxs - mins + 1e-8)
         masked = x[i][None] * masks[..., None]
         logits = np.einsum("mhwc,hwck->mk", np.maximum(masked, 0), kernel) + bias
-        scores = softmax(logits)[:, CLASS_OF_IMAGE[i]]
-        weights[i, chosen] = softmax(scores[None])[0]
+        weights[i, chosen] = softmax(logits[:, CLASS_OF_IMAGE[i]][None])[0]
     return weights
 
 
-def test_score_cam_weights_are_the_softmax_over_channels_of_the_masked_images_probabilities():
-    """pytorch-grad-cam scores the masked images by their logits; eipviz by their softmax probabilities
-    (documented in ``ScoreCAM``), so that is the formula checked here."""
+def test_score_cam_weights_are_the_softmax_over_channels_of_the_masked_images_logits():
     x = images()
     kernel = dense_head_model()[1]
     activations, _, _ = known_passes(x, kernel)
@@ -202,14 +220,14 @@ def test_faster_score_cam_scores_only_the_channels_of_largest_variance():
     np.testing.assert_allclose(maps, expected((activations * weights[:, None, None]).sum(-1)), atol=1e-4)
 
 
-def test_random_cam_draws_seeded_uniform_channel_weights():
+def test_random_cam_draws_uniform_channel_weights_seeded_by_each_image():
     x = images()
     activations, _, _ = known_passes(x, dense_head_model()[1])
-    weights = np.random.default_rng(0).uniform(-1, 1, (3, CHANNELS))
+    weights = np.stack([image_generator(0, image).uniform(-1, 1, CHANNELS) for image in x])
     maps, cam = eipviz_maps("random", x)
-    again, _, _ = cam(x, CLASS_OF_IMAGE, upsample=False)
+    again, _, _ = cam(x[::-1], CLASS_OF_IMAGE[::-1], upsample=False)
     assert maps.shape == (3, SIZE, SIZE)
-    np.testing.assert_array_equal(maps, again)  # seeded per call: the same images give the same maps
+    np.testing.assert_array_equal(maps, again[::-1])  # an image's map, wherever it sits in the batch
     np.testing.assert_allclose(maps, expected((activations * weights[:, None, None]).sum(-1)), atol=1e-4)
 
 
@@ -267,8 +285,16 @@ def test_integrated_gradients_of_a_linear_model_are_the_difference_times_the_wei
     attributions, error = integrated_gradients(cam, x, CLASS_OF_IMAGE, baseline, steps=32)
     np.testing.assert_allclose(attributions, (x - baseline) * weights, atol=1e-5)
     assert error.max() < 1e-4  # completeness: the attributions sum to logit(x) - logit(baseline)
-    maps, _, _ = cam(x, CLASS_OF_IMAGE)
+    maps, _, _ = cam(x, CLASS_OF_IMAGE, batch_size=2)
     np.testing.assert_allclose(maps, scale_maps(np.abs((x - baseline) * weights).max(-1)), atol=1e-5)
+    assert cam.completeness_error.shape == (3,) and cam.completeness_error.max() < 1e-4
+
+
+def test_integrated_gradients_keep_one_completeness_error_per_image_with_aug_smooth():
+    """aug_smooth runs six views: the error kept is each image's worst over them, not one per view."""
+    model, _ = linear_model()
+    cam = make_cam(model, "integrated-gradients", "features")
+    cam(images(), CLASS_OF_IMAGE, aug_smooth=True)
     assert cam.completeness_error.shape == (3,) and cam.completeness_error.max() < 1e-4
 
 

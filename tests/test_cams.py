@@ -1,5 +1,7 @@
 """CAM methods against models where the right answer is known."""
 
+import threading
+
 import keras
 import numpy as np
 import pytest
@@ -13,11 +15,11 @@ from eipviz.zoo import build_model
 SIZE = 16
 
 
-def quadrant_model(head_activation="linear"):
+def quadrant_model(head_activation="linear", logit_scale=1.0):
     """Channel k of the 4-channel image holds quadrant k; class 0's logit reads channel 0 only.
 
     So the evidence for class 0 lies in the top-left quadrant, and every CAM
-    method must light it more than the other three.
+    method must light it more than the other three. ``logit_scale`` multiplies the head's weights.
     """
     inputs = keras.Input((SIZE, SIZE, 4))
     features = layers.Conv2D(4, 1, activation="relu", name="features",
@@ -27,7 +29,8 @@ def quadrant_model(head_activation="linear"):
     outputs = head(pooled)
     model = keras.Model(inputs, outputs)
     model.get_layer("features").set_weights([np.eye(4, dtype=np.float32)[None, None], np.zeros(4, np.float32)])
-    head.set_weights([np.array([[4.0, 0], [0, 1], [0, 1], [0, 1]], np.float32), np.zeros(2, np.float32)])
+    head.set_weights([np.array([[4.0, 0], [0, 1], [0, 1], [0, 1]], np.float32) * logit_scale,
+                      np.zeros(2, np.float32)])
     return model
 
 
@@ -69,7 +72,7 @@ def test_each_method_lights_the_quadrant_the_logit_depends_on(method):
         assert means[1:].max() < 0.05
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "random"])
+@pytest.mark.parametrize("method", METHODS)
 def test_batched_cams_equal_per_image_cams(method):
     model = build_model("resnet20v1")
     x = np.random.default_rng(1).normal(size=(4, 32, 32, 3)).astype(np.float32)
@@ -165,10 +168,78 @@ def test_ablation_cam_runs_the_ablated_maps_through_the_later_layers_only_when_t
     whole = make_cam(model, "ablationcam")
     whole._tail_pass = None  # the whole model per ablated channel
     # each image's top class: an untrained model's other logits can sit near zero, where the relative drop
-    # (divided by the logit) magnifies the last bits in which two differently batched passes differ
+    # (divided by |logit|) magnifies the last bits in which two differently batched passes differ
     np.testing.assert_allclose(tail(x)[0], whole(x)[0], atol=1e-3)
     assert tail._tail_pass is not None
     # inside a residual block the skip connection reads the block's input too: the whole model runs
     assert tail_probe_model(model, "stage3_block3_conv1") is None
     maps, _, _ = make_cam(model, "ablationcam", "stage3_block3_conv1")(x)
     assert np.isfinite(maps).all() and maps.max() > 0.9  # upsampled from 8x8
+
+
+@pytest.mark.parametrize("method", ["scorecam", "fasterscorecam"])
+def test_score_cam_singles_out_the_channel_whose_masked_image_scores_far_higher(method):
+    """Masked by channel 0, the image keeps class 0's logit (about 5); masked by any other, the logit is 0. A
+    softmax over those logits gives channel 0 nearly all the weight (a softmax over probabilities, each in
+    [0, 1], could never weight one channel more than e times another), so the other quadrants go dark."""
+    model, x = quadrant_model(logit_scale=10.0), quadrant_images()
+    cam = make_cam(model, method, "features")
+    activations, _ = cam.forward(x)
+    weights = cam.channel_weights(activations, None, x, np.zeros(3, np.int32))
+    assert (weights[:, 0] > 20 * weights[:, 1:].max(axis=1)).all(), weights
+    assert quadrant_means(cams_of(model, x, method, "features", 0))[1:].max() < 0.05
+
+
+def alone_and_on_two_threads(run, first, second):
+    """``run`` of each batch alone, then of both at once on two threads (as browser sessions share a
+    classifier's CAMs)."""
+    alone = [run(x) for x in (first, second)]
+    together: list = [None, None]
+    start = threading.Barrier(2)
+
+    def worker(index, x):
+        start.wait()
+        together[index] = run(x)
+
+    threads = [threading.Thread(target=worker, args=(i, x)) for i, x in enumerate((first, second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return alone, together
+
+
+def small_nonlinear_model():
+    """``Conv2D(relu) -> Conv2D(tanh) -> GlobalAveragePooling -> Dense(5)`` with seeded random weights."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 3))
+    features = layers.Conv2D(8, 3, padding="same", activation="relu", name="features")(inputs)
+    curved = layers.Conv2D(8, 3, padding="same", activation="tanh")(features)
+    return keras.Model(inputs, layers.Dense(5)(layers.GlobalAveragePooling2D()(curved)))
+
+
+def two_batches(first=20, second=7):
+    rng = np.random.default_rng(0)
+    return [rng.uniform(0, 1, (n, 12, 12, 3)).astype(np.float32) for n in (first, second)]
+
+
+def test_threads_sharing_a_random_cam_get_the_maps_each_gets_alone():
+    cam = make_cam(small_nonlinear_model(), "random", "features")
+    first, second = two_batches()
+    alone, together = alone_and_on_two_threads(lambda x: cam(x, batch_size=1)[0], first, second)  # interleaved
+    for solo, shared in zip(alone, together):
+        np.testing.assert_array_equal(shared, solo)
+
+
+def test_threads_sharing_integrated_gradients_each_read_their_own_completeness_errors():
+    cam = make_cam(small_nonlinear_model(), "integrated-gradients", "features")
+    cam.steps = 2  # coarse on purpose: the errors are far from zero and differ between images
+
+    def errors(x):
+        cam(x, batch_size=1)
+        return cam.completeness_error
+
+    alone, together = alone_and_on_two_threads(errors, *two_batches(6, 3))
+    assert alone[0].shape == (6,) and alone[0].min() > 1e-3
+    for solo, shared in zip(alone, together):
+        np.testing.assert_allclose(shared, solo, rtol=1e-4, atol=1e-6)

@@ -4,7 +4,7 @@ import pytest
 from eipviz.attribution.methods import make_cam
 from eipviz.errors import EipvizError
 from eipviz.explain.faithfulness import compare_with_random, faithfulness, map_faithfulness
-from tests.test_cams import quadrant_images, quadrant_model
+from tests.test_cams import SIZE, quadrant_images, quadrant_model
 from tests.test_classifier import classifier_of, tiny_model
 
 
@@ -77,3 +77,21 @@ def test_on_the_quadrant_model_gradcam_beats_random_on_every_metric():
     assert set(margins) == {"deletion_vs_random", "insertion_vs_random", "average_drop_vs_random",
                             "increase_in_confidence_vs_random", "road_vs_random"}
     assert all(margins[k] > 0 for k in ("deletion_vs_random", "insertion_vs_random", "road_vs_random")), margins
+
+
+def test_tied_pixels_go_in_a_seeded_random_order_not_top_row_first():
+    """A constant map ranks no pixel above another: it must delete and insert like a random map. A stable
+    sort took ties top row first, as a map falling row by row would, which here removes class 0's evidence
+    (the top-left quadrant) early."""
+    cam, inputs, _, classes = gradcam_and_scores()
+    constant = np.full(inputs.shape[:3], 0.5, np.float32)
+    top_row_first = np.broadcast_to(np.linspace(1, 0, SIZE * SIZE, dtype=np.float32).reshape(SIZE, SIZE),
+                                    constant.shape)
+    random_maps = np.random.default_rng(5).random(constant.shape, dtype=np.float32)
+    metrics = ("deletion", "insertion")
+    tied, rows, chance = (map_faithfulness(cam, inputs, maps, classes, metrics=metrics)
+                          for maps in (constant, top_row_first, random_maps))
+    assert tied["deletion_auc"] > rows["deletion_auc"] + 0.04
+    assert tied["deletion_auc"] == pytest.approx(chance["deletion_auc"], abs=0.02)
+    assert map_faithfulness(cam, inputs, constant, classes, metrics=metrics) == tied  # seeded: reproducible
+    assert map_faithfulness(cam, inputs, constant, classes, metrics=metrics, seed=1) != tied

@@ -11,6 +11,7 @@ from eipviz.evaluation import sample_test_images
 from eipviz.explain.sanity import (
     IGNORES_WEIGHTS,
     MAPS_KEPT,
+    MethodSanity,
     freshly_initialised_copy,
     randomisation_depths,
     sanity_check,
@@ -83,6 +84,24 @@ def test_each_depths_maps_are_those_of_a_cam_built_afresh_on_that_depths_model()
     assert result.randomised == (1, 2)
 
 
+def sanity_of(spearman):
+    """A ``MethodSanity`` with these per-depth Spearman correlations (and no maps)."""
+    depths = len(spearman)
+    return MethodSanity(method="m", layer_count=depths, randomised=tuple(range(1, depths + 1)),
+                        deepest=("layer",) * depths, spearman=spearman, ssim=spearman, random_logit_spearman=0.0,
+                        random_logit_ssim=0.0, original_maps=np.zeros((0, 2, 2)),
+                        randomised_maps=np.zeros((depths, 0, 2, 2)), random_logit_maps=np.zeros((0, 2, 2)))
+
+
+def test_a_method_is_judged_by_its_mean_spearman_over_the_cascade_not_by_its_last_depth():
+    survives_the_top_layers = sanity_of((0.98, 0.79, 0.33))  # Adebayo et al.'s guided backprop
+    assert survives_the_top_layers.cascade_spearman == pytest.approx(0.70)
+    assert not survives_the_top_layers.passed and survives_the_top_layers.spearman[-1] < IGNORES_WEIGHTS
+    assert survives_the_top_layers.verdict.startswith("fails: ignores the model's weights (mean Spearman 0.70")
+    assert survives_the_top_layers.to_dict()["cascade_spearman"] == 0.7
+    assert sanity_of((0.23, 0.05, 0.05)).passed  # Grad-CAM's curve
+
+
 # One worker runs the whole module, so its module fixture is built once, not once per xdist worker.
 pytestmark = pytest.mark.xdist_group("sanity")
 
@@ -92,7 +111,8 @@ def resnet_checks(data_dir):
     classifier = load_zoo_model("resnet20v1")
     before = [w.copy() for w in classifier.model.get_weights()]
     calls = []
-    results = sanity_check(classifier, sample_test_images(classifier, 8), ["gradcam", EdgeCAM], depths=3,
+    results = sanity_check(classifier, sample_test_images(classifier, 8), ["gradcam", EdgeCAM, "guided-backprop"],
+                           depths=3,
                            progress=lambda done, total, text: calls.append((done, total, text)))
     return classifier, before, {r.method: r for r in results}, calls
 
@@ -110,11 +130,21 @@ def test_gradcam_passes_the_randomisation_check_on_resnet20v1(resnet_checks):
     _, _, results, _ = resnet_checks
     gradcam = results["gradcam"]
     assert gradcam.passed and gradcam.verdict.startswith("passes")
-    assert gradcam.spearman[-1] < IGNORES_WEIGHTS and gradcam.ssim[-1] < 0.5
+    assert gradcam.cascade_spearman < 0.25 and gradcam.spearman[-1] < IGNORES_WEIGHTS and gradcam.ssim[-1] < 0.5
     assert gradcam.random_logit_spearman < 0.9  # another class gives another map
     assert gradcam.randomised == (1, 21, 41) and gradcam.deepest[0] == "predictions"
     assert gradcam.original_maps.shape == (2, 32, 32) and gradcam.randomised_maps.shape == (3, 2, 32, 32)
     assert [row["randomised_layers"] for row in gradcam.curve()] == [1, 21, 41]
+
+
+def test_guided_backprop_fails_though_its_maps_change_once_every_layer_is_random(resnet_checks):
+    """Adebayo et al.'s finding: guided backprop keeps its map while the top layers are random, and loses it
+    only when the lowest ones are, which still reconstruct the image."""
+    _, _, results, _ = resnet_checks
+    guided = results["guided-backprop"]
+    assert guided.spearman[0] > 0.9 and guided.spearman[-1] < IGNORES_WEIGHTS  # the last depth alone passes it
+    assert guided.cascade_spearman > IGNORES_WEIGHTS and not guided.passed
+    assert guided.verdict.startswith("fails: ignores the model's weights")
 
 
 def test_the_callers_model_is_unchanged(resnet_checks):
@@ -125,5 +155,5 @@ def test_the_callers_model_is_unchanged(resnet_checks):
 
 def test_progress_counts_every_step(resnet_checks):
     _, _, _, calls = resnet_checks
-    assert [done for done, _, _ in calls] == list(range(11)) and {total for _, total, _ in calls} == {10}
+    assert [done for done, _, _ in calls] == list(range(16)) and {total for _, total, _ in calls} == {15}
     assert calls[0][2] == "gradcam: maps of the trained model" and calls[-1][2] == "done"

@@ -13,6 +13,7 @@ tracing them is most of a method's first call.
 """
 
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -35,6 +36,12 @@ from eipviz.errors import EipvizError
 PREDICTED = -1  # class index meaning "the model's own top class"
 PROBES_KEPT = 8  # probe models (with their traced passes) kept per model; the least recently used is dropped
 Progress = Callable[[int, int], None]
+
+
+def image_generator(seed: int, image: np.ndarray) -> np.random.Generator:
+    """A generator seeded by ``seed`` and the image's bytes: an image draws the same numbers alone, in any
+    batch and on any thread, and nothing is kept on a method that browser sessions share."""
+    return np.random.default_rng([seed, zlib.crc32(image.tobytes())])
 
 
 class Passes:
@@ -159,7 +166,8 @@ class BaseCAM:
         return (maps if upsample else self._resize(maps, self.probe.outputs[0].shape[1:3])), classes, logits
 
     def prepare_call(self, inputs: np.ndarray) -> None:
-        """Called once per ``__call__`` before any batch (seeded methods reset their generator here)."""
+        """Called once per ``__call__`` before any batch. A method is shared across threads (browser sessions):
+        what it keeps per call must be per thread (``IntegratedGradients``)."""
 
     def _maps(self, inputs, classes, batch_size, eigen_smooth, progress):
         maps, chosen, logits = [], [], []
@@ -204,6 +212,11 @@ class BaseCAM:
         """Softmax probability of each image's class, from the logits."""
         _, logits = self.forward(np.asarray(inputs, np.float32))
         return softmax(logits)[np.arange(len(classes)), classes]
+
+    def class_logits(self, inputs, classes):
+        """Pre-softmax logit of each image's class (the probe model drops a final softmax)."""
+        _, logits = self.forward(np.asarray(inputs, np.float32))
+        return logits[np.arange(len(classes)), classes]
 
 
 class GradCAM(BaseCAM):
@@ -288,12 +301,13 @@ class ScoreCAM(BaseCAM):
     """Wang et al. 2020: weight each channel by the class score of the input masked by it.
 
     Each channel, upsampled and scaled to [0, 1], masks the input; the masked
-    images of a batch go through the model together. The score is the class's
-    softmax probability, and the weights are the softmax of those scores over
-    channels: that is pytorch-grad-cam's formula applied to probabilities rather
-    than logits, which keeps a model's logit scale from deciding how peaked
-    the weights are. (The paper subtracts the baseline image's score, a
-    constant per image that the softmax over channels cancels.)
+    images of a batch go through the model together. As in pytorch-grad-cam
+    the score is the class's logit (pre-softmax, as every method here reads it)
+    and the weights are the softmax of those scores over channels. Scoring by
+    probability instead bounds the scores to [0, 1], so no weight can exceed
+    another by more than a factor e: the weights come out nearly uniform and
+    the map nearly the same for every class. (The paper subtracts the baseline
+    image's score, a constant per image that the softmax over channels cancels.)
     """
 
     name = "scorecam"
@@ -309,7 +323,7 @@ class ScoreCAM(BaseCAM):
             masks = scale_maps(np.moveaxis(activations[i][..., chosen[i]], -1, 0))
             masks = self._resize(masks, (height, width))
             masked = inputs[i][None] * masks[..., None]
-            scores = self.scores(masked, np.full(len(masks), classes[i]))
+            scores = self.class_logits(masked, np.full(len(masks), classes[i]))
             weights[i, chosen[i]] = softmax(scores[None])[0]  # softmax over channels, as Score-CAM defines
         return weights
 
@@ -330,15 +344,18 @@ class FasterScoreCAM(ScoreCAM):
 
 
 class AblationCAM(BaseCAM):
-    """Desai & Ramaswamy 2020: weight = relative drop of the class logit when the channel is zeroed.
+    """Desai & Ramaswamy 2020: weight = drop of the class logit when the channel is zeroed, over |logit|.
 
     The N x C ablated maps go in batches through the layers after the tapped
     one only (``graph.tail_probe_model``; its ``delta`` input removes one
     channel at a time), as pytorch-grad-cam reuses the layer's activations.
     Where a skip connection goes around the layer, the map alone does not
     decide the logits, and the whole probe model runs per ablated channel.
-    As in pytorch-grad-cam the score is the logit; a logit within 1e-7 of zero
-    divides by 1e-7 instead.
+    As in pytorch-grad-cam the score is the logit, but the drop is divided by
+    the logit's magnitude: pytorch-grad-cam divides by the logit itself, which
+    for a class with a negative logit flips every weight, and so turns the map
+    inside out (maps are min-max scaled, so only the divisor's sign mattered).
+    A logit within 1e-7 of zero divides by 1e-7 instead.
     """
 
     name = "ablationcam"
@@ -372,7 +389,7 @@ class AblationCAM(BaseCAM):
                 block = eye[start:start + self.ablation_batch_size]  # one channel per row
                 delta = -activations[i][None] * block[:, None, None, :]
                 ablated = self.ablated_logits(activations[i], inputs[i], delta)
-                denominator = original[i] if abs(original[i]) > EPS else EPS
+                denominator = max(abs(float(original[i])), EPS)
                 weights[i, start:start + len(block)] = (original[i] - ablated[:, classes[i]]) / denominator
         return weights
 
@@ -380,15 +397,14 @@ class AblationCAM(BaseCAM):
 class RandomCAM(BaseCAM):
     """pytorch-grad-cam's ``RandomCAM``: channel weights drawn uniformly from [-1, 1], the baseline for metrics.
 
-    Seeded per call (``seed``), so the same images give the same maps.
+    Each image's weights are drawn from ``image_generator(seed, image)``, so an image gets the same map
+    alone, in any batch and whichever thread asks.
     """
 
     name = "random"
     needs_gradients = False
     seed = 0
 
-    def prepare_call(self, inputs):
-        self._rng = np.random.default_rng(self.seed)
-
     def channel_weights(self, activations, gradients, inputs, classes):
-        return self._rng.uniform(-1, 1, activations.shape[:1] + activations.shape[-1:]).astype(np.float32)
+        weights = [image_generator(self.seed, image).uniform(-1, 1, activations.shape[-1]) for image in inputs]
+        return np.stack(weights).astype(np.float32)

@@ -6,11 +6,11 @@ The ``layer`` argument only matters to Guided Grad-CAM, which multiplies
 guided backpropagation by Grad-CAM at that layer.
 """
 
-import zlib
+import threading
 
 import numpy as np
 
-from eipviz.attribution.cams import BaseCAM, GradCAM
+from eipviz.attribution.cams import BaseCAM, GradCAM, image_generator
 from eipviz.attribution.graph import INPUT
 
 
@@ -54,8 +54,8 @@ class SmoothGrad(InputGradientMap):
 
     def layer_maps(self, activations, gradients, inputs, classes, eigen_smooth=False):
         spread = (inputs.max(axis=(1, 2, 3)) - inputs.min(axis=(1, 2, 3)))[:, None, None, None, None]
-        draws = np.stack([np.random.default_rng([self.seed, zlib.crc32(image.tobytes())]).normal(
-            size=(self.samples, *inputs.shape[1:])) for image in inputs])
+        draws = np.stack([image_generator(self.seed, image).normal(size=(self.samples, *inputs.shape[1:]))
+                          for image in inputs])
         noisy = inputs[:, None] + draws * (self.noise * spread)
         _, _, grads, _ = self.gradients(noisy.reshape(-1, *inputs.shape[1:]).astype(np.float32),
                                         np.repeat(classes, self.samples))
@@ -84,20 +84,35 @@ def integrated_gradients(cam: BaseCAM, inputs: np.ndarray, classes: np.ndarray, 
 class IntegratedGradients(InputGradientMap):
     """Sundararajan et al. 2017: (image - black image) x the gradients averaged along the path between them.
 
-    The last call's completeness errors are in ``completeness_error`` (N,).
+    ``completeness_error`` holds, per image (N,), the completeness error of this thread's last call.
     """
 
     name = "integrated-gradients"
     slow = True
     steps = 32
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._this_thread = threading.local()  # one instance serves every browser session
+
     def prepare_call(self, inputs):
-        self.completeness_error = np.zeros(0, np.float32)
+        self._this_thread.images = len(inputs)
+        self._this_thread.errors = []
+
+    @property
+    def completeness_error(self) -> np.ndarray:
+        """(N,) completeness errors of this thread's last call; with ``aug_smooth`` the worst over the views."""
+        errors = getattr(self._this_thread, "errors", None)
+        if not errors:
+            return np.zeros(0, np.float32)
+        return np.concatenate(errors).reshape(-1, self._this_thread.images).max(axis=0)  # view-major
 
     def layer_maps(self, activations, gradients, inputs, classes, eigen_smooth=False):
         reference = np.zeros(inputs.shape[1:], np.float32) if self.reference_input is None else self.reference_input
         attributions, error = integrated_gradients(self, inputs, classes, reference.astype(np.float32), self.steps)
-        self.completeness_error = np.concatenate([self.completeness_error, error])
+        if not hasattr(self._this_thread, "errors"):  # called directly, not through __call__
+            self.prepare_call(inputs)
+        self._this_thread.errors.append(error)
         return channel_max_abs(attributions)
 
 

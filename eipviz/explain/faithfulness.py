@@ -7,6 +7,10 @@ the most salient pixels first (higher AUC is better). Average drop and
 increase in confidence (Chattopadhay et al. 2018) compare the probability
 on the image masked by the CAM with the probability on the image. ROAD
 (``eipviz.explain.road``) removes pixels by noisy linear imputation instead.
+Deletion, insertion and ROAD rank pixels alike (``road.relevance_order``): equal
+values (the zeros a ReLU leaves: about a third of a ``random`` map) go in a
+seeded random order, so a tie favours no region; a stable sort deleted them
+top row first.
 
 Every table holds the ``random`` method's row (random channel weights,
 pytorch-grad-cam's baseline for metrics), and each other row says by how
@@ -20,7 +24,7 @@ import numpy as np
 from eipviz.attribution.cams import BaseCAM
 from eipviz.classifier import Classifier
 from eipviz.errors import check_names
-from eipviz.explain.road import road
+from eipviz.explain.road import relevance_order, road
 
 STEPS = 16  # fractions 0, 1/16, ..., 1 of the pixels
 METRICS = ("deletion", "insertion", "drop", "road")
@@ -63,16 +67,17 @@ def check_metrics(metrics) -> tuple[str, ...]:
 
 
 def map_faithfulness(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes: np.ndarray,
-                     baseline: float = 0.0, metrics=METRICS) -> dict:
+                     baseline: float = 0.0, metrics=METRICS, seed: int = 0) -> dict:
     """The chosen ``metrics`` of ``maps`` (N, H, W) in [0, 1] for ``classes``, as one row.
 
     ``deletion``: deletion_auc; ``insertion``: insertion_auc; ``drop``: average_drop_pct and
     increase_in_confidence_pct; ``road``: road_combined, road_morf, road_lerf. Any maps can be scored
-    this way (a method's, a random one), so a table reads against chance.
+    this way (a method's, a random one), so a table reads against chance. ``seed`` orders tied pixels
+    (and seeds ROAD's noise), so a row is reproducible.
     """
     metrics = check_metrics(metrics)
     inputs = np.asarray(inputs, np.float32)
-    order = np.argsort(-maps.reshape(len(maps), -1), axis=1, kind="stable")
+    order = relevance_order(np.asarray(maps), np.random.default_rng(seed))
     row: dict = {}
     if "deletion" in metrics:
         row["deletion_auc"] = round(_auc(_curve(cam, inputs, np.full_like(inputs, baseline), order, classes)), 4)
@@ -85,7 +90,7 @@ def map_faithfulness(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes
         row["average_drop_pct"] = round(float(drop.mean() * 100), 2)
         row["increase_in_confidence_pct"] = round(float((masked > original).mean() * 100), 2)
     if "road" in metrics:
-        row.update(road(cam, inputs, maps, classes).summary())
+        row.update(road(cam, inputs, maps, classes, seed=seed).summary())
     row["n"] = int(len(inputs))
     return row
 

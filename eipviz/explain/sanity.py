@@ -6,8 +6,13 @@ the model (``keras.models.clone_model`` gives the fresh initialisation; the
 caller's model is never touched, since a ``Classifier`` is shared across
 browser sessions). At each depth the method's maps of the same images and
 classes are compared with the original maps by Spearman rank correlation
-and SSIM, averaged over images. A map that still looks the same when every
-weight is random reads the image, not the model: an edge detector would.
+and SSIM, averaged over images. A method passes when its maps change along
+the cascade: the mean Spearman over the depths (evenly spaced, so the area
+under the cascade curve) is at most ``IGNORES_WEIGHTS``. The last depth alone
+(every weight random) is not enough: Adebayo et al.'s guided backpropagation
+keeps its map while the top layers are random and loses it only with the
+lowest ones, which still reconstruct the image. A map that stays the same
+reads the image, not the model: an edge detector would.
 
 *Random logit*: the map of a random other class, compared with the map of
 the predicted class by the same two measures. High similarity means the
@@ -16,7 +21,7 @@ design).
 
 Passing is necessary, not sufficient: the ``random`` baseline passes the
 randomisation check (its maps weight the layer's activations, which change
-with the weights) and is still no explanation.
+with the weights below the layer) and is still no explanation.
 """
 
 import copy
@@ -35,9 +40,10 @@ from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
 
 DEPTHS = 8  # randomisation depths, evenly spaced over the layers that have weights; the last is all of them
-# Mean Spearman correlation with every layer randomised above which a method "ignores the weights".
-# Adebayo et al. show such methods (guided backprop, edge detectors) stay near 0.8-1.0; methods that
-# depend on the model fall towards 0.
+# Spearman correlation, averaged over images and over the randomisation depths, above which a method
+# "ignores the weights". Adebayo et al. show guided backprop and edge detectors staying near 0.8-1.0 while
+# the top layers are random, and guided backprop falling only once the lowest layers are too; methods that
+# depend on the model fall towards 0 from the first depth.
 IGNORES_WEIGHTS = 0.5
 # Mean Spearman correlation between the predicted class's map and a random other class's above which a
 # method is called class-insensitive (reported, not a failure: some methods are class-agnostic by design).
@@ -143,16 +149,26 @@ class MethodSanity:
     random_logit_maps: np.ndarray  # (k, H, W)
 
     @property
+    def cascade_spearman(self) -> float:
+        """Spearman averaged over the depths: the area under the cascade curve, the depths being evenly spaced."""
+        return float(np.mean(self.spearman))
+
+    @property
     def passed(self) -> bool:
-        """Whether the maps change when every weight is random (Spearman at most ``IGNORES_WEIGHTS``)."""
-        return self.spearman[-1] <= IGNORES_WEIGHTS
+        """Whether the maps change along the cascade (``cascade_spearman`` at most ``IGNORES_WEIGHTS``).
+
+        The whole cascade, not its last depth: a map that survives until the lowest layers are random
+        (guided backprop) has ignored every layer above them.
+        """
+        return self.cascade_spearman <= IGNORES_WEIGHTS
 
     @property
     def verdict(self) -> str:
         """The outcome in a sentence."""
-        text = (f"passes: the maps change when the weights are randomised (Spearman {self.spearman[-1]:.2f})"
-                if self.passed else
-                f"fails: ignores the model's weights (Spearman {self.spearman[-1]:.2f} with every layer random)")
+        figures = (f"mean Spearman {self.cascade_spearman:.2f} over {len(self.spearman)} depths, "
+                   f"{self.spearman[-1]:.2f} with every layer random")
+        text = (f"passes: the maps change as the weights are randomised ({figures})" if self.passed else
+                f"fails: ignores the model's weights ({figures})")
         if self.random_logit_spearman > CLASS_INSENSITIVE:
             text += "; class-insensitive: another class gives nearly the same map"
         return text
@@ -171,8 +187,9 @@ class MethodSanity:
                 for k, name, s, m in zip(self.randomised, self.deepest, self.spearman, self.ssim)]
 
     def to_dict(self) -> dict:
-        """``row`` plus ``passed`` and the curve (no maps): JSON-ready."""
-        return {**self.row(), "passed": self.passed, "layers_with_weights": self.layer_count, "curve": self.curve()}
+        """``row`` plus ``passed``, the mean Spearman it is judged by, and the curve (no maps): JSON-ready."""
+        return {**self.row(), "cascade_spearman": round(self.cascade_spearman, 3), "passed": self.passed,
+                "layers_with_weights": self.layer_count, "curve": self.curve()}
 
 
 def _cam(model: keras.Model, method: Method, layer: str, reference: np.ndarray, probes: Probes) -> BaseCAM:
