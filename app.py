@@ -10,7 +10,7 @@ from eipviz.quiet import import_keras_quietly
 
 import_keras_quietly()  # TensorFlow's native start-up lines stay out of the `make run` terminal
 
-from app_pages.common import login_configured  # noqa: E402  (imports Keras: after the quiet import)
+from app_pages.common import login_configured, signed_in_editor  # noqa: E402  (imports Keras: after the quiet import)
 from eipviz.access import writes_allowed  # noqa: E402
 
 # An emoji favicon: a :material: one is fetched from Google Fonts, which fails offline.
@@ -28,9 +28,10 @@ PAGES = [
 with st.sidebar:
     if not writes_allowed():
         st.caption("Viewer mode: browse runs, curves and explanations; training and model uploads are off.")
-    elif login_configured():  # [auth] in .streamlit/secrets.toml: changes need a signed-in user
+    elif login_configured():  # [auth] in .streamlit/secrets.toml: changes need a signed-in editor
         if st.user.is_logged_in:
-            st.caption(f"Signed in as {st.user.get('email') or st.user.get('name') or 'you'}.")
+            role = "editor" if signed_in_editor() else "viewer: not listed in EIPVIZ_EDITORS"
+            st.caption(f"Signed in as {st.user.get('email') or st.user.get('name') or 'you'} ({role}).")
             st.button("Sign out", on_click=st.logout)
         else:
             st.button("Sign in to train and upload models", on_click=st.login)

@@ -10,7 +10,7 @@ import time
 import streamlit as st
 from streamlit.logger import get_logger
 
-from eipviz.access import writes_allowed
+from eipviz.access import EDITORS_VARIABLE, is_editor, writes_allowed
 from eipviz.classifier import Classifier
 from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
@@ -32,21 +32,30 @@ def login_configured() -> bool:
     return "is_logged_in" in st.user  # Streamlit sets it for every session once [auth] is configured
 
 
+def signed_in_editor() -> bool:
+    """A signed-in user whose verified address ``EIPVIZ_EDITORS`` lists (``eipviz.access.is_editor``)."""
+    return (bool(st.user.is_logged_in) and st.user.get("email_verified") is not False
+            and is_editor(st.user.get("email")))
+
+
 def can_write() -> bool:
     """Whether this session may start, stop, rename or delete runs and upload models.
 
     Never in viewer mode (the library refuses those anyway); where ``st.login`` is configured, only
-    once signed in.
+    for a signed-in editor.
     """
-    return writes_allowed() and (not login_configured() or bool(st.user.is_logged_in))
+    return writes_allowed() and (not login_configured() or signed_in_editor())
 
 
 def read_only_note(what: str) -> None:
-    """Say why ``what`` is not offered here: viewer mode, or sign in first."""
+    """Say why ``what`` is not offered here: viewer mode, sign in first, or not an editor."""
     if not writes_allowed():
         st.caption(f"Viewer mode: {what} is switched off on this server.")
     elif login_configured() and not st.user.is_logged_in:
         st.caption(f"Sign in (sidebar) for {what}.")
+    elif login_configured() and not signed_in_editor():
+        st.caption(f"Signed in as {st.user.get('email') or 'an account'}, which is not an editor here "
+                   f"({EDITORS_VARIABLE}): {what} is switched off.")
 
 
 @st.cache_resource

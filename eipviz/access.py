@@ -16,6 +16,7 @@ from eipviz.errors import EipvizError
 MODE_VARIABLE = "EIPVIZ_MODE"
 EDITOR, VIEWER = "editor", "viewer"
 MODES = (EDITOR, VIEWER)
+EDITORS_VARIABLE = "EIPVIZ_EDITORS"
 
 
 def access_mode() -> str:
@@ -37,3 +38,17 @@ def require_write(action: str) -> None:
     if not writes_allowed():
         raise EipvizError(f"{action} is not allowed: this eipviz is shared read-only "
                           f"({MODE_VARIABLE}={VIEWER}). Runs, curves and explanations can be viewed.")
+
+
+def is_editor(email: str | None) -> bool:
+    """Whether a signed-in account may change things where sign-in is configured: its address, or its domain
+    written ``@school.org``, is listed in ``EIPVIZ_EDITORS`` (comma-separated; ``*``: any account).
+
+    Signing in proves who someone is, not that they may act: with an identity provider open to anyone
+    (any Google account), nobody listed means nobody may.
+    """
+    if not email or "@" not in email:
+        return False
+    email = email.strip().lower()
+    listed = {entry.strip().lower() for entry in os.environ.get(EDITORS_VARIABLE, "").split(",") if entry.strip()}
+    return "*" in listed or email in listed or "@" + email.rsplit("@", 1)[1] in listed

@@ -134,14 +134,34 @@ def test_make_run_takes_viewer_as_a_flag_and_refuses_a_bad_mode_before_serving(m
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("signed_in", [False, True])
-def test_with_st_login_configured_changes_need_a_signed_in_user(store, monkeypatch, signed_in):
-    """With [auth] in secrets.toml Streamlit gives every session ``is_logged_in``; only signed-in users act."""
+@pytest.mark.parametrize("signed_in, editors, acts", [
+    (False, "teacher@example.org", False),
+    (True, "teacher@example.org", True),
+    (True, "@Example.org, ta@other.org", True),  # the whole domain, any case
+    (True, "*", True),
+    (True, "", False),  # signed in with an account nobody listed: anyone with a Google account could
+    (True, "student@example.org", False),
+])
+def test_with_st_login_configured_changes_need_a_signed_in_editor(store, monkeypatch, signed_in, editors, acts):
+    """With [auth] in secrets.toml Streamlit gives every session ``is_logged_in``; only signed-in accounts that
+    ``EIPVIZ_EDITORS`` lists act."""
     monkeypatch.delenv("EIPVIZ_MODE")
+    monkeypatch.setenv("EIPVIZ_EDITORS", editors)
     at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT)
     at.user = {"is_logged_in": signed_in, "email": "teacher@example.org"}
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     labels = {button.label for button in at.button}
-    assert ("Start" in labels) == signed_in and ("Cancel" in labels) == signed_in
+    assert ("Start" in labels) == acts and ("Cancel" in labels) == acts
     assert any("Sign in" in caption.value for caption in at.caption) != signed_in
+    assert any("not an editor here (EIPVIZ_EDITORS)" in caption.value for caption in at.caption) == (
+        signed_in and not acts)
+
+
+def test_an_unverified_address_is_no_editor(store, monkeypatch):
+    monkeypatch.delenv("EIPVIZ_MODE")
+    monkeypatch.setenv("EIPVIZ_EDITORS", "teacher@example.org")
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT)
+    at.user = {"is_logged_in": True, "email": "teacher@example.org", "email_verified": False}
+    at.run()
+    assert "Start" not in {button.label for button in at.button}
