@@ -5,6 +5,7 @@ name its answers.
 """
 
 import dataclasses
+import json
 import tempfile
 import zipfile
 from pathlib import Path
@@ -22,6 +23,9 @@ from eipviz.weights import manifest_entry, sha256_of, shipped_predictions, shipp
 from eipviz.zoo import MODELS, get_spec
 
 MAX_MODEL_BYTES = 300 * 1024 * 1024
+MAX_UNPACKED_BYTES = 2 * MAX_MODEL_BYTES  # weights barely compress: a larger unpacked size is a zip bomb
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # resnet18's config.json is about 60 kB
+CODE_LAYERS = {"Lambda", "TFOpLambda"}
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 CHECKPOINT = "best.keras"
 
@@ -126,17 +130,38 @@ def default_layer_with_note(model) -> tuple[str, str | None]:
 
 
 def _refuse_code_layers(path: Path) -> None:
-    """Refuse files whose config holds a Lambda layer (arbitrary Python) before Keras reads them."""
-    config = _model_config_text(path)
-    if '"Lambda"' in config or '"class_name": "TFOpLambda"' in config:
+    """Refuse files whose config holds a Lambda layer (arbitrary Python) before Keras reads them.
+
+    The parsed config is searched, not its text: JSON may spell ``Lambda`` with escapes.
+    """
+    try:
+        config = json.loads(_model_config_text(path))
+    except ValueError as error:
+        raise EipvizError(f"{path.name} is not a readable Keras model file (its config is not JSON).") from error
+    if CODE_LAYERS & set(_class_names(config)):
         raise EipvizError(f"{path.name} contains a Lambda layer, which can run arbitrary code; "
                           f"it is refused. Rebuild the model without Lambda layers.")
+
+
+def _class_names(config) -> list[str]:
+    """Every ``class_name`` anywhere in a model config (nested models, wrappers, functions)."""
+    names, pending = [], [config]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("class_name"), str):
+                names.append(node["class_name"])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return names
 
 
 def _model_config_text(path: Path) -> str:
     try:
         if path.suffix.lower() == ".keras":
             with zipfile.ZipFile(path) as archive:
+                _refuse_zip_bomb(archive, path.name)
                 return archive.read("config.json").decode("utf-8", "replace")
         with h5py.File(path, "r") as f:
             config = f.attrs.get("model_config")
@@ -144,7 +169,17 @@ def _model_config_text(path: Path) -> str:
         raise EipvizError(f"{path.name} is not a readable Keras model file ({type(error).__name__}).") from error
     if config is None:
         raise EipvizError(f"{path.name} holds only weights, not a model. Save it with model.save(...).")
+    if len(config) > MAX_CONFIG_BYTES:
+        raise EipvizError(f"{path.name}'s model config is over {MAX_CONFIG_BYTES // 2**20} MB; that is no small CNN.")
     return config.decode() if isinstance(config, bytes) else str(config)
+
+
+def _refuse_zip_bomb(archive: zipfile.ZipFile, name: str) -> None:
+    """A ``.keras`` file is a zip: refuse one that would unpack far beyond the upload limit before reading it."""
+    sizes = {info.filename: info.file_size for info in archive.infolist()}
+    if sizes.get("config.json", 0) > MAX_CONFIG_BYTES or sum(sizes.values()) > MAX_UNPACKED_BYTES:
+        raise EipvizError(f"{name} unpacks to {sum(sizes.values()) / 2**20:,.0f} MB (config "
+                          f"{sizes.get('config.json', 0) / 2**20:,.1f} MB); that is no small CNN, so it is refused.")
 
 
 def _load_keras_file(path: Path) -> keras.Model:

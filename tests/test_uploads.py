@@ -116,6 +116,50 @@ def test_lambda_layers_are_refused_in_keras_and_legacy_h5(tmp_path):
             load_uploaded_model(tmp_path / name)
 
 
+def rewritten(source, target, config=None, extra=None):
+    """A copy of the ``.keras`` zip ``source`` with its config.json replaced and files added."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as copy:
+        for info in original.infolist():
+            data = original.read(info)
+            if info.filename == "config.json" and config is not None:
+                data = config(data.decode()).encode()
+            copy.writestr(info.filename, data)
+        for name, data in (extra or {}).items():
+            copy.writestr(name, data)
+    return target
+
+
+def test_a_lambda_layer_spelled_with_json_escapes_is_refused_before_keras_reads_it(tmp_path, monkeypatch):
+    from eipviz import loading
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Lambda(lambda t: t + 1.0)(inputs)
+    keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x))).save(tmp_path / "plain.keras")
+    escaped = rewritten(tmp_path / "plain.keras", tmp_path / "escaped.keras",
+                        config=lambda text: text.replace('"Lambda"', '"\\u004cambda"'))
+    monkeypatch.setattr(loading, "_load_keras_file", lambda path: pytest.fail("Keras read the file"))
+    with pytest.raises(EipvizError, match="Lambda layer"):
+        load_uploaded_model(escaped)
+
+
+def test_a_model_file_that_unpacks_far_beyond_the_upload_limit_is_refused_unread(tmp_path, monkeypatch):
+    from eipviz import loading
+
+    small_classifier((8, 8, 3)).save(tmp_path / "small.keras")
+    monkeypatch.setattr(loading, "MAX_UNPACKED_BYTES", 4 * 2**20)  # the real limit is 600 MB
+    bomb = rewritten(tmp_path / "small.keras", tmp_path / "bomb.keras", extra={"padding.bin": b"\0" * 5 * 2**20})
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(EipvizError, match="unpacks to 5 MB"):
+        load_uploaded_model(bomb)
+    padded = rewritten(tmp_path / "small.keras", tmp_path / "padded.keras",
+                       config=lambda text: text + " " * (loading.MAX_CONFIG_BYTES + 1))
+    monkeypatch.setattr(loading, "MAX_UNPACKED_BYTES", 2**40)
+    with pytest.raises(EipvizError, match="that is no small CNN"):
+        load_uploaded_model(padded)
+
+
 def test_a_64x64_model_loads_and_explains_resized_images(tmp_path):
     from eipviz.explain.predict import explain_images
 
