@@ -5,6 +5,7 @@ checkpoint of a live run is a new entry, and the oldest is dropped.
 """
 
 import hashlib
+import threading
 import time
 
 import streamlit as st
@@ -86,20 +87,34 @@ def cached_evaluation(model_key: str, _classifier: Classifier) -> Evaluation:
     return evaluation
 
 
+@st.cache_resource
+def _computations() -> threading.Semaphore:
+    """One per server: the long computations of all sessions (faithfulness, sanity, report) run one at a time,
+    so one person's click cannot starve everyone else's pages of the CPU."""
+    return threading.Semaphore(1)
+
+
 def computed_on_click(label: str, result_key: str, inputs_key, compute, *, button_key: str | None = None,
                       disabled: bool = False):
     """A button that runs ``compute(progress)`` under a progress bar; return its result while ``inputs_key`` holds.
 
     ``progress(fraction, text)`` moves the bar. The result is kept in the session under ``result_key``,
     beside the ``inputs_key`` it was computed for, so changing an input hides it until the next click.
-    A failure (``EipvizError``) is shown as its message and keeps no result.
+    A failure (``EipvizError``) is shown as its message and keeps no result. Sessions take turns
+    (``_computations``): a click while another session computes waits, saying so.
     """
     if st.button(label, key=button_key, disabled=disabled):
         bar = st.progress(0.0, text="Starting…")
+        jobs = _computations()
+        if not jobs.acquire(blocking=False):  # another session's job has the CPU: one at a time is faster for both
+            bar.progress(0.0, text="Waiting for another session's computation to finish…")
+            jobs.acquire()
         try:
             st.session_state[result_key] = (inputs_key, compute(lambda fraction, text: bar.progress(fraction, text)))
         except EipvizError as error:
             st.error(str(error))
+        finally:
+            jobs.release()
         bar.empty()
     saved = st.session_state.get(result_key)
     return saved[1] if saved and saved[0] == inputs_key else None

@@ -149,6 +149,9 @@ else:
             c3.image(item.true_overlay, caption=f"CAM: {item.true_class}", width="stretch", output_format="PNG")
 
 FAST_METHODS = [m for m in METHODS if m not in SLOW_METHODS and m != "random"]
+# One click's maps at most (images x methods x layers): 500 images of 7 methods at one layer, or 50 of 7 at 10
+# layers; 17 methods at every layer of resnet18 on 500 images would take hours of the server's CPU.
+MAX_RANKED_MAPS = 4000
 
 # Keyed: an unkeyed expander here closed on every rerun its own widgets caused (Streamlit 1.67).
 with st.expander("Faithfulness: rank methods and layers against chance (deletion / insertion AUC, drop, ROAD)",
@@ -161,8 +164,13 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
     metric = st.radio("Rank by", RANK_METRICS, horizontal=True, key="mis-f-metric",
                       help="ROAD costs about 9 s per method and layer at 50 images on a 2-core CPU")
     inputs_key = (model_key, tuple(chosen_methods), tuple(chosen_layers), int(n), metric)  # kept until one changes
+    maps = int(n) * (len(set(chosen_methods) | {"random"})) * len(chosen_layers)
+    if maps > MAX_RANKED_MAPS:
+        st.caption(f"That is {maps:,} maps ({int(n)} images x {len(set(chosen_methods) | {'random'})} methods x "
+                   f"{len(chosen_layers)} layers); at most {MAX_RANKED_MAPS:,} per click. Choose fewer.")
     table = computed_on_click(
-        "Compute and rank", "mis-faithfulness", inputs_key, disabled=not (chosen_methods and chosen_layers),
+        "Compute and rank", "mis-faithfulness", inputs_key,
+        disabled=not (chosen_methods and chosen_layers) or maps > MAX_RANKED_MAPS,
         compute=lambda progress: rank_methods(
             classifier, sample_test_images(classifier, n), chosen_methods, chosen_layers, metric,
             progress=lambda done, total, what: progress(done / total, f"{what} ({done}/{total} done)")))

@@ -201,6 +201,46 @@ def test_faithfulness_ranks_methods_and_layers_against_the_random_baseline(data_
     assert margins == sorted(margins, reverse=True) and table["method"].iloc[-1] == "random"
 
 
+def test_a_ranking_of_too_many_maps_for_one_click_is_not_offered(data_dir):
+    at = open_on()
+    at.multiselect(key="mis-f-methods").set_value(["gradcam", "saliency", "layercam"])
+    at.multiselect(key="mis-f-layers").set_value(at.multiselect(key="mis-f-layers").options[-3:])
+    at.number_input(key="mis-f-n").set_value(500).run()
+    assert at.button[[b.label for b in at.button].index("Compute and rank")].disabled
+    assert any("That is 6,000 maps (500 images x 4 methods x 3 layers); at most 4,000" in c.value for c in at.caption)
+
+
+def test_a_computation_waits_while_another_sessions_runs(data_dir, monkeypatch):
+    """The server's long computations take turns: a click while another session holds the CPU waits."""
+    import threading
+
+    import eipviz.explain.compare as compare
+    from app_pages.common import _computations
+
+    events = []
+
+    def rank_methods(*args, **kwargs):
+        events.append("computed")
+        return [{"method": "random", "layer": "x", "deletion_auc": 0.5}]
+
+    monkeypatch.setattr(compare, "rank_methods", rank_methods)
+    at = open_on()
+    at.multiselect(key="mis-f-layers").set_value(at.multiselect(key="mis-f-layers").options[-1:]).run()
+    other_session = _computations()
+    other_session.acquire()
+
+    def finish():
+        events.append("other session done")
+        other_session.release()
+
+    timer = threading.Timer(3.0, finish)
+    timer.start()
+    at.button[[b.label for b in at.button].index("Compute and rank")].click().run()
+    timer.join()
+    assert not at.exception, [e.value for e in at.exception]
+    assert events == ["other session done", "computed"] and at.dataframe[-1].value["method"].tolist() == ["random"]
+
+
 def test_one_click_sanity_check_shows_the_verdict_curve_and_strip_of_maps(data_dir):
     at = open_on()
     at.number_input(key="mis-s-n").set_value(2)
