@@ -5,6 +5,7 @@ checkpoint of a live run is a new entry, and the oldest is dropped.
 """
 
 import hashlib
+import re
 import threading
 import time
 
@@ -23,9 +24,17 @@ from eipviz.weights import shipped_models
 from eipviz.zoo import MODELS
 
 UPLOADED_MODEL_KEY = "uploaded_model"
+# What makes links, images, emphasis, code, colours and icons (:red[…], :material/…:), LaTeX or headings.
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~:$])")
 # In the server's log (`make run`'s terminal): each test-set evaluation, once per model however many
 # sessions ask for it at the same time (Streamlit computes a cache_resource value once per key).
 LOGGER = get_logger("eipviz.app")
+
+
+def literal(text: str) -> str:
+    """``text`` escaped for Streamlit's markdown (text, labels): a run named ``![](https://…)`` shows as
+    written instead of loading a remote image into every viewer's browser."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def login_configured() -> bool:

@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from app_pages.common import can_write, read_only_note, run_store
+from app_pages.common import can_write, literal, read_only_note, run_store
 from app_pages.timeline_view import timeline_section
 from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
@@ -88,7 +88,7 @@ def _queued_panel(run, position: int | None, waiting: int):
     """A run waiting for a slot: its place in line and Cancel."""
     text, cancel = st.columns([5, 1], vertical_alignment="center")
     place = f"position {position} of {waiting}" if position else "starting"  # admitted since the list was read
-    text.markdown(f"**{run.name}** · `{run.id}` · queued · {place}")
+    text.markdown(f"**{literal(run.name)}** · `{run.id}` · queued · {place}")
     if can_write():
         with cancel:
             _action_button("Cancel", run.id, _cancel, f"Cancelled {run.id} before it started.",
@@ -97,7 +97,7 @@ def _queued_panel(run, position: int | None, waiting: int):
 
 def _active_panel(run):
     progress = run_progress(store, run)
-    st.markdown(f"**{run.name}** · `{run.id}` · {run.status}" + ("" if run.pid else " · starting its worker…"))
+    st.markdown(f"**{literal(run.name)}** · `{run.id}` · {run.status}" + ("" if run.pid else " · starting its worker…"))
     bar, stop = st.columns([5, 1], vertical_alignment="bottom")
     bar.progress(progress.epoch_fraction, text=progress.label)
     if can_write():
@@ -116,7 +116,7 @@ def _finished_label(run) -> str:
     """``name · id · status · best 0.9648 (epoch 8)``: a finished run collapsed to one line."""
     best = "" if run.best_val_accuracy is None else \
         f" · best val acc {run.best_val_accuracy:.4f} (epoch {run.best_epoch})"
-    return f"{run_label(run)} · {run.status}{best}"
+    return f"{literal(run_label(run))} · {run.status}{best}"
 
 
 def _rename(store, run_id):

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from eipviz import weights
+from eipviz.access import require_write
 from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation, evaluate, write_predictions
@@ -76,6 +77,7 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
     A model below its documented accuracy, or below the one already shipped, is refused and
     ``weights/`` stays as it was: the app explains mistakes with these, and tests hold them to both.
     """
+    require_write("Shipping weights")
     run = store.get_run(run_id)
     source = store.run_dir(run_id) / "best.keras"
     if not source.is_file():
@@ -126,6 +128,7 @@ def ship_predictions(name: str) -> dict:
 
     For weights shipped before predictions were; ``ship_run`` writes them itself.
     """
+    require_write("Shipping predictions")
     classifier = load_zoo_model(name)
     result = evaluate(classifier)
     manifest = read_manifest()

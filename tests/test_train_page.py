@@ -82,6 +82,18 @@ def test_finished_runs_collapse_to_one_line_with_their_best_accuracy(store):
     assert panel.label == f"tiny · {run_id} · finished · best val acc 0.7500 (epoch 2)"
 
 
+def test_a_run_name_is_shown_as_written_not_as_markdown(store, no_workers):
+    """A name is text an editor typed: as markdown it could load a remote image into every viewer's page."""
+    name = "![x](https://evil.example/x.png) *big* :red[alarm]"
+    finished = _finished_run(store, name=name)
+    queued = create_training_run(store, "mnist14k", "fast", epochs=1, subset=64, name=name)
+    at = open_page()
+    escaped = "\\!\\[x\\](https\\://evil.example/x.png) \\*big\\* \\:red\\[alarm\\]"
+    assert at.expander[0].label.startswith(f"{escaped} · {finished}")
+    assert any(f"**{escaped} (2)** · `{queued}`" in block.value for block in at.markdown), \
+        [block.value for block in at.markdown]
+
+
 def test_a_finished_run_is_renamed_and_deleted_on_the_train_page(store):
     run_id = _finished_run(store)
     at = open_page()

@@ -12,6 +12,7 @@ from eipviz.curves import import_log
 from eipviz.errors import EipvizError
 from eipviz.keraslog import parse_log
 from eipviz.loading import load_uploaded_bytes
+from eipviz.shipping import ship_predictions, ship_run
 from eipviz.training import queue
 from eipviz.training.launcher import RunQueue, create_training_run, resume_run, start_training, stop_run
 from eipviz.training.store import RunStore
@@ -61,6 +62,8 @@ WRITES = {
     "rename": lambda s: s.rename_run(s.ids["finished"], "renamed"),
     "delete": lambda s: s.delete_run(s.ids["finished"]),
     "import a log": lambda s: import_log(s, parse_log(LOG), "imported"),
+    "ship a run": lambda s: ship_run(s, s.ids["finished"]),
+    "ship predictions": lambda s: ship_predictions("mnist14k"),
 }
 
 
