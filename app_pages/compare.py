@@ -12,7 +12,7 @@ from eipviz.errors import EipvizError
 from eipviz.evaluation import dataset_test_split
 from eipviz.explain.compare import compare_models, disagreement_rows, method_grid
 from eipviz.explain.overlay import overlay, upscale
-from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, read_image
+from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, read_upload
 from eipviz.loading import CHECKPOINT, runs_with_checkpoint
 from eipviz.plots import agreement_figure
 from eipviz.training.store import run_label
@@ -21,6 +21,26 @@ from eipviz.zoo import MODELS
 
 DEFAULT_METHODS = ["gradcam", "gradcam++", "xgradcam", "layercam", "eigencam", "saliency", "random"]
 DISAGREEMENTS_SHOWN = 8
+
+
+def linked_test_index(count: int) -> int:
+    """The test image a link opens on (``?image=12``), clamped into ``0..count-1``; 0 when there is none.
+
+    A link is anyone's text: a bad value gets a warning, never a traceback.
+    """
+    wanted = st.query_params.get("image")
+    if wanted is None:
+        return 0
+    try:
+        index = int(wanted)
+    except ValueError:  # also a number of over 4,300 digits
+        st.warning("The link's `image` is not a whole number; showing test image 0.")
+        return 0
+    clamped = min(max(index, 0), count - 1)
+    if clamped != index:
+        st.warning(f"The link's `image` is outside the test set (0-{count - 1:,}); showing test image {clamped:,}.")
+    return clamped
+
 
 st.title("Compare")
 methods_tab, models_tab = st.tabs(["Methods on one image", "Models side by side"])
@@ -33,14 +53,16 @@ with methods_tab:
         try:
             if source == "Test image":
                 images, labels = dataset_test_split(classifier)
-                index = st.number_input(f"Test image index (0-{len(images) - 1})", 0, len(images) - 1,
-                                        int(st.query_params.get("image", 0)), key="cmp-index")
+                first = 0 if "cmp-index" in st.session_state else linked_test_index(len(images))
+                index = st.number_input(f"Test image index (0-{len(images) - 1})", 0, len(images) - 1, first,
+                                        key="cmp-index")
                 image, image_name = images[index], f"test #{index}, true {classifier.class_names[labels[index]]}"
             else:
                 file = st.file_uploader("An image", type=IMAGE_TYPES, key="cmp-upload",
                                         max_upload_size=MAX_IMAGE_BYTES // 2**20)
                 if file is not None:
-                    image, image_name = read_image(file.getvalue(), file.name), file.name
+                    model_side = max(classifier.input_size[:2])  # a large upload is never kept whole
+                    image, image_name = read_upload(file.getvalue(), file.name, model_side).pixels, file.name
         except EipvizError as error:
             st.error(str(error))
         c1, c2, c3 = st.columns([3, 2, 1])

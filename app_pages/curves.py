@@ -64,13 +64,11 @@ if "curve-runs" in st.session_state:  # drop runs deleted since (a stale id woul
     defaults = None
 # Values are run ids and labels are unique: Streamlit matches options by label, so two runs with the
 # same name would collapse into one.
-pattern = st.text_input("Filter runs by name (regular expression)", key="curve-filter",
-                        placeholder=r"e.g. seed\d or ^mnist14k fast")
-try:
-    matching = filter_runs(runs, pattern)
-except EipvizError as error:
-    st.error(str(error))
-    matching = runs
+pattern = st.text_input("Filter runs by name", key="curve-filter",
+                        placeholder="e.g. seed or mnist14k*fast or seed[12]",
+                        help="Runs whose name contains this, ignoring case. Shell-style wildcards: * any text, "
+                             "? one character, [12] one of. Not a regular expression.")
+matching = filter_runs(runs, pattern)
 
 
 def select_matching():

@@ -9,12 +9,13 @@ from eipviz.attribution.methods import METHODS, SMOOTHING, method_label
 from eipviz.data import dataset_label, sample_images
 from eipviz.errors import EipvizError
 from eipviz.explain.predict import explain_images
-from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, read_image, resize_note, suitability_notes
+from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, read_upload, resize_note, suitability_notes
 from eipviz.plots import top_classes_figure
 
 SAMPLE_COUNT = 4
 SAMPLE_SEED = "up-sample-seed"  # set while the page shows test images instead of uploads; each click draws anew
 IMAGE_LIMIT_MB = MAX_IMAGE_BYTES // 2**20  # the app's maxUploadSize is larger: model files need it
+MAX_IMAGES = 16  # explained per upload: each costs a decode, a forward pass and a CAM on every change
 
 
 def _draw_samples():
@@ -25,6 +26,13 @@ def _use_uploads():
     st.session_state.pop(SAMPLE_SEED, None)
 
 
+@st.cache_data(max_entries=4 * MAX_IMAGES, show_spinner=False)
+def decoded_upload(data: bytes, name: str, model_side: int) -> DecodedImage:
+    """An upload decoded once, not on every rerun; keyed by its bytes, each entry a preview-sized array
+    (under 200 KB for the shipped 28-32 px models)."""
+    return read_upload(data, name, model_side)
+
+
 st.title("Explain your images")
 upload_model_widget("up")
 classifier, model_key = model_picker("up")
@@ -32,10 +40,11 @@ if classifier is None:
     st.stop()
 
 files = st.file_uploader(
-    f"Images (PNG, JPEG, WebP, BMP; up to {IMAGE_LIMIT_MB} MB each)", type=IMAGE_TYPES, accept_multiple_files=True,
-    key="up-images", max_upload_size=IMAGE_LIMIT_MB, on_change=_use_uploads,
+    f"Images (PNG, JPEG, WebP, BMP; up to {IMAGE_LIMIT_MB} MB each, {MAX_IMAGES} at a time)", type=IMAGE_TYPES,
+    accept_multiple_files=True, key="up-images", max_upload_size=IMAGE_LIMIT_MB, on_change=_use_uploads,
     help=f"Any size or mode: images are EXIF-rotated, converted and resized to the model's input. "
-         f"Files over {IMAGE_LIMIT_MB} MB are refused.")
+         f"Files over {IMAGE_LIMIT_MB} MB are refused; of more than {MAX_IMAGES} files, the first {MAX_IMAGES} "
+         f"are explained.")
 st.button(f"Try {SAMPLE_COUNT} test images", key="up-try", on_click=_draw_samples,
           disabled=classifier.dataset is None,
           help=f"{SAMPLE_COUNT} images drawn at random from the {dataset_label(classifier.dataset)} test set "
@@ -49,10 +58,11 @@ alpha = c3.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05)
 smoothing = st.pills("Smoothing", list(SMOOTHING), selection_mode="multi", format_func=SMOOTHING.get,
                      key="up-smoothing")
 
-inputs: list = []  # (name, uint8 image)
+inputs: list = []  # (name, uint8 image, the file's (width, height) when the image was shrunk on reading)
 if st.session_state.get(SAMPLE_SEED) is not None and classifier.dataset is not None:
     try:
-        inputs = sample_images(classifier.dataset, SAMPLE_COUNT, st.session_state[SAMPLE_SEED])
+        inputs = [(name, image, None) for name, image in
+                  sample_images(classifier.dataset, SAMPLE_COUNT, st.session_state[SAMPLE_SEED])]
     except EipvizError as error:
         st.error(str(error))
         st.stop()
@@ -63,15 +73,19 @@ elif not files:
             f"input {'x'.join(map(str, classifier.input_size))}), or try a few test images.")
     st.stop()
 else:
-    for file in files:
+    if len(files) > MAX_IMAGES:
+        st.warning(f"{len(files)} images uploaded: the first {MAX_IMAGES} are explained, the other "
+                   f"{len(files) - MAX_IMAGES} are not. Remove some to explain others.")
+    for file in files[:MAX_IMAGES]:
         try:
-            inputs.append((file.name, read_image(file.getvalue(), file.name)))
+            decoded = decoded_upload(file.getvalue(), file.name, max(classifier.input_size[:2]))
+            inputs.append((file.name, decoded.pixels, decoded.original_size))
         except EipvizError as error:
             st.error(str(error))
 if not inputs:
     st.stop()
 
-images = [image for _, image in inputs]
+images = [image for _, image, _ in inputs]
 try:
     with st.spinner("Predicting…"):
         probabilities = classifier.probabilities(images)
@@ -80,10 +94,10 @@ except EipvizError as error:
     st.stop()
 
 boxes, chosen = [], []
-for position, ((name, image), predicted) in enumerate(zip(inputs, probabilities.argmax(axis=1))):
+for position, ((name, image, original_size), predicted) in enumerate(zip(inputs, probabilities.argmax(axis=1))):
     box = st.container(border=True)
     box.markdown(f"**{name}**")
-    note = resize_note(image, classifier.input_size)
+    note = resize_note(image, classifier.input_size, original_size)
     if note:
         box.caption(f"Note: {note} to fit the model.")
     notes = suitability_notes(image, classifier.dataset)

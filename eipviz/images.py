@@ -2,11 +2,12 @@
 
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from eipviz.errors import EipvizError
 
@@ -14,10 +15,29 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 30000x30000 "decompression bomb" is refused before decoding
 ACCEPTED_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF"}
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
+PREVIEW_SIDE = 256  # the longer side ``read_upload`` keeps: enough to show the image, 200 KB to keep it
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An upload decoded for a model: small ``pixels`` to keep, and the file's own size for the resize note."""
+
+    pixels: np.ndarray  # RGB uint8 (H, W, 3)
+    original_size: tuple[int, int]  # (width, height) after EXIF rotation, before any shrinking
 
 
 def read_image(data: bytes, name: str = "image") -> np.ndarray:
-    """RGB uint8 (H, W, 3), EXIF-rotated; raises ``EipvizError`` with a reason for bad files."""
+    """RGB uint8 (H, W, 3) at full size, EXIF-rotated; raises ``EipvizError`` with a reason for bad files."""
+    return read_upload(data, name).pixels
+
+
+def read_upload(data: bytes, name: str = "image", model_side: int | None = None) -> DecodedImage:
+    """``read_image``, but a large image is decoded straight down to about ``PREVIEW_SIDE`` (or ``model_side``).
+
+    Its longer side becomes ``max(PREVIEW_SIDE, model_side)``, its shorter side stays at least ``model_side``.
+    A JPEG is read at 1/2, 1/4 or 1/8 scale (``Image.draft``), other formats are area-averaged before they
+    become an array: a 6300x6300 PNG peaked at 530 MB and kept 119 MB decoded whole; now it keeps 200 KB.
+    """
     if not data:
         raise EipvizError(f"{name} is empty.")
     if len(data) > MAX_IMAGE_BYTES:
@@ -32,8 +52,10 @@ def read_image(data: bytes, name: str = "image") -> np.ndarray:
                     raise EipvizError(f"{name} is {image.width}x{image.height} pixels, too large to decode "
                                       f"safely (limit {MAX_PIXELS:,} pixels).")
                 image.seek(0)  # first frame of animations
-                image = ImageOps.exif_transpose(image)
-                rgb = _to_rgb(image)
+                original_size = _displayed_size(image)
+                if model_side is not None:
+                    image = _shrunk(image, model_side)
+                rgb = _to_rgb(ImageOps.exif_transpose(image))
     except EipvizError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -45,7 +67,28 @@ def read_image(data: bytes, name: str = "image") -> np.ndarray:
         raise EipvizError(f"{name} is damaged or truncated and cannot be decoded.") from error
     if min(rgb.shape[:2]) < 2:
         raise EipvizError(f"{name} is {rgb.shape[1]}x{rgb.shape[0]} pixels; it is too small to classify.")
-    return rgb
+    return DecodedImage(rgb, original_size)
+
+
+def _displayed_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) as shown: an EXIF rotation by a quarter turn swaps them."""
+    quarter_turns = {5, 6, 7, 8}  # the EXIF orientations that transpose the image
+    turned = image.getexif().get(ExifTags.Base.Orientation) in quarter_turns
+    return (image.height, image.width) if turned else image.size
+
+
+def _shrunk(image: Image.Image, model_side: int) -> Image.Image:
+    """``image`` area-averaged down so its longer side is ``max(PREVIEW_SIDE, model_side)``; each side stays
+    at least ``model_side`` (or its own size), so a thin strip is not squashed below what the model reads."""
+    longest = max(PREVIEW_SIDE, model_side)
+    scale = longest / max(image.size)
+    if scale >= 1:
+        return image
+    width, height = (max(round(side * scale), min(side, model_side)) for side in image.size)
+    image.draft(None, (width, height))  # JPEG only: decode at the smallest scale that still covers the size
+    if image.mode in ("1", "P", "PA"):  # resize would pick pixels of these, not average them
+        image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+    return image.resize((width, height), Image.Resampling.BOX)  # premultiplies alpha itself
 
 
 def read_image_file(path) -> np.ndarray:
@@ -64,19 +107,27 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         array = np.asarray(image, dtype=np.float64)
         array = 255 * (array - array.min()) / max(1.0, array.max() - array.min())
         return np.repeat(array.astype(np.uint8)[..., None], 3, axis=-1)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if _has_alpha(image):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def resize_note(image: np.ndarray, input_size: tuple) -> str | None:
-    """A note for the user when the image does not already have the model's input size."""
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+
+
+def resize_note(image: np.ndarray, input_size: tuple, original_size: tuple[int, int] | None = None) -> str | None:
+    """A note for the user when the image does not already have the model's input size.
+
+    ``original_size``: the file's (width, height) when ``image`` was shrunk on reading (``read_upload``).
+    """
     height, width, channels = input_size
+    original_width, original_height = original_size or (image.shape[1], image.shape[0])
     notes = []
-    if image.shape[:2] != (height, width):
-        notes.append(f"resized from {image.shape[1]}x{image.shape[0]} to {width}x{height}")
+    if (original_height, original_width) != (height, width):
+        notes.append(f"resized from {original_width}x{original_height} to {width}x{height}")
     if channels == 1 and image.ndim == 3 and image.shape[-1] != 1:  # an MNIST test image is grayscale already
         notes.append("converted to grayscale")
     return "; ".join(notes) or None

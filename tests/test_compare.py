@@ -97,3 +97,19 @@ def test_two_runs_of_one_model_and_recipe_keep_distinct_names_in_the_comparison(
     assert not at.exception, [e.value for e in at.exception]
     names = {run.id: f"{run.name} · {run.id}" for run in store.list_runs()}
     assert [m.label for m in at.metric][:2] == [names[ids[0]], names[ids[1]]]
+
+
+@pytest.mark.parametrize("link, index, warning", [
+    ("12", 12, None), ("abc", 0, "not a whole number"), ("99999", 9999, "outside the test set"),
+    ("-1", 0, "outside the test set"), ("9" * 5000, 0, "not a whole number")],
+    ids=["12", "abc", "99999", "-1", "5000 digits"])
+def test_a_links_image_number_opens_that_test_image_and_a_bad_one_only_warns(data_dir, link, index, warning):
+    """``?image=abc`` raised ValueError and ``?image=99999`` or ``-1`` a Streamlit value error, each a traceback
+    with the server's paths."""
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=TIMEOUT)
+    at.query_params["image"] = link
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="cmp-index").value == index
+    link_warnings = [w.value for w in at.warning if "link's" in w.value]
+    assert [warning in text for text in link_warnings] == ([] if warning is None else [True])

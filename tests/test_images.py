@@ -1,8 +1,12 @@
-"""Fitting uint8 images to a model's input size and channels, and the note that tells the user so."""
+"""Fitting uint8 images to a model's input size and channels, the note that tells the user so, and large
+uploads decoded straight down to a small array."""
+
+import io
 
 import numpy as np
+from PIL import Image
 
-from eipviz.images import fit_images, resize_note
+from eipviz.images import PREVIEW_SIDE, fit_images, read_image, read_upload, resize_note
 
 # A 4x4 grey image of four 2x2 blocks whose means are whole numbers: 6, 101, 4 and 215.
 BLOCKS = np.array([[0, 4, 100, 100],
@@ -94,3 +98,53 @@ def test_note_says_grayscale_for_a_one_channel_model():
 def test_note_joins_resize_and_grayscale():
     assert resize_note(np.zeros((48, 64, 3), np.uint8), (28, 28, 1)) == (
         "resized from 64x48 to 28x28; converted to grayscale")
+
+
+def test_note_names_the_files_own_size_when_the_image_was_shrunk_on_reading():
+    shrunk = np.zeros((171, 256, 3), np.uint8)
+    assert resize_note(shrunk, (32, 32, 3), original_size=(3000, 2000)) == "resized from 3000x2000 to 32x32"
+
+
+# -- read_upload: large images decoded down, never kept whole -----------------------------------------------------
+
+
+def _encoded(image: Image.Image, fmt="PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def test_a_large_upload_is_decoded_down_to_a_small_array_that_remembers_its_size():
+    """A 6300x6300 solid PNG of 131 KB peaked at 530 MB and kept a 119 MB array; the cost scales with pixels."""
+    decoded = read_upload(_encoded(Image.new("RGB", (3000, 2000), (200, 30, 90))), "big.png", model_side=32)
+    assert decoded.pixels.shape == (171, PREVIEW_SIDE, 3) and decoded.original_size == (3000, 2000)
+    assert (decoded.pixels == (200, 30, 90)).all()
+
+
+def test_a_large_jpeg_is_decoded_at_a_fraction_of_its_size_and_still_exif_rotated():
+    image = np.zeros((1000, 2000, 3), np.uint8)
+    image[:, :1000] = 255  # left half white: after a quarter turn clockwise, the top half
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    decoded = read_upload(_encoded(Image.fromarray(image), "JPEG", exif=exif.tobytes()), "turned.jpg", model_side=32)
+    assert decoded.pixels.shape == (PREVIEW_SIDE, 128, 3) and decoded.original_size == (1000, 2000)
+    assert decoded.pixels[:100].min() > 240 and decoded.pixels[-100:].max() < 15
+
+
+def test_a_thin_strip_keeps_at_least_the_models_side_across():
+    decoded = read_upload(_encoded(Image.new("L", (20000, 40), 9)), "strip.png", model_side=32)
+    assert decoded.pixels.shape == (32, PREVIEW_SIDE, 3)
+
+
+def test_shrinking_a_transparent_image_does_not_darken_its_edges():
+    """Transparent pixels hide a colour (black here); averaged without premultiplying alpha, the edge turns grey."""
+    pixels = np.zeros((1000, 1000, 4), np.uint8)
+    pixels[:, :501] = (255, 0, 0, 255)  # opaque red, the rest transparent black: red, then white
+    decoded = read_upload(_encoded(Image.fromarray(pixels)), "logo.png", model_side=32)
+    assert (decoded.pixels[..., 0] == 255).all(), decoded.pixels[0, 125:131].tolist()
+
+
+def test_a_small_upload_is_read_whole():
+    data = _encoded(Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 150, 3), dtype=np.uint8)))
+    decoded = read_upload(data, "small.png", model_side=32)
+    assert np.array_equal(decoded.pixels, read_image(data)) and decoded.original_size == (150, 200)

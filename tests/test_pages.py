@@ -268,9 +268,10 @@ def test_new_runs_never_share_a_name(tmp_path):
         "mnist14k fast (8 ep, 2048 img)", "mnist14k fast (8 ep, 2048 img) (2)", "mnist14k fast (8 ep, 2048 img) (3)"]
 
 
-def test_curves_page_groups_seeds_into_bands_filters_by_regex_and_compares_hyperparameters(tmp_path, monkeypatch):
-    """Three seeds of two learning rates: grouped by learning rate, each group is a mean over a band; the regex
-    filter narrows the runs; the hyperparameter table and the parallel-coordinates plot cover the runs shown."""
+def test_curves_page_groups_seeds_into_bands_filters_by_name_and_compares_hyperparameters(tmp_path, monkeypatch):
+    """Three seeds of two learning rates: grouped by learning rate, each group is a mean over a band; the name
+    filter (a glob) narrows the runs; the hyperparameter table and the parallel-coordinates plot cover the runs
+    shown."""
     import json
 
     from eipviz.training.store import RunStore
@@ -305,12 +306,13 @@ def test_curves_page_groups_seeds_into_bands_filters_by_regex_and_compares_hyper
     at.radio(key="curve-direction-val_accuracy").set_value("min").run()  # flip: the worst epoch is the best
     assert list(at.dataframe[1].value["best val_accuracy"]) == [0.2, 0.4, 0.1]
 
-    at.text_input(key="curve-filter").set_value(r"seed[12]$").run()
+    at.text_input(key="curve-filter").set_value("SEED[12]").run()
     assert not at.exception
     assert list(at.dataframe[1].value["id"]) == ids[:2]
     assert any("2 of the 3 selected runs" in c.value for c in at.caption)
-    at.text_input(key="curve-filter").set_value("seed(").run()
-    assert any("not a valid regular expression" in e.value for e in at.error)
+    at.text_input(key="curve-filter").set_value("(.|.)*!").run()  # a regex that froze the server: plain text
+    assert not at.exception and not at.error
+    assert any("0 of the 3 selected runs" in c.value for c in at.caption)
 
 
 def test_curves_page_imports_a_mid_run_excerpt_and_shows_the_parsers_guess(tmp_path, monkeypatch):

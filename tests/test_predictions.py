@@ -1,10 +1,12 @@
 """Test-set predictions kept beside a model file, so each model file is evaluated once."""
 
 import dataclasses
+import errno
 
 import numpy as np
 import pytest
 
+from eipviz.atomic import write_npz_atomically
 from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.evaluation import evaluate_test_set, read_predictions, write_predictions
 from eipviz.weights import sha256_of
@@ -58,6 +60,29 @@ def test_a_checkpoint_is_evaluated_once_then_read_from_its_stored_predictions(sa
     assert calls == [N], "the second evaluation reads the stored predictions"
     np.testing.assert_array_equal(first.probabilities, second.probabilities)
     np.testing.assert_array_equal(first.probabilities, saved.probabilities(images))
+
+
+def _write_then_fail_as_a_full_disk(file, **arrays):
+    file.write(b"PK\x03\x04 the first bytes")
+    raise OSError(errno.EFBIG, "File too large")
+
+
+def test_failed_prediction_writes_leave_no_temporary_file_and_the_evaluation_stands(saved, monkeypatch):
+    """Three evaluations whose write failed (full disk, file size limit) left three ``.best.predictions.npz.*``."""
+    images = np.random.default_rng(1).integers(0, 255, (N, 8, 8, 3), dtype=np.uint8)
+    monkeypatch.setattr("eipviz.evaluation.dataset_test_split", lambda classifier: (images, np.arange(N) % 3))
+    monkeypatch.setattr(np, "savez_compressed", _write_then_fail_as_a_full_disk)
+    for _ in range(3):
+        assert evaluate_test_set(saved).probabilities.shape == (N, 3)
+    assert sorted(p.name for p in saved.predictions.path.parent.iterdir()) == ["best.keras"]
+
+
+def test_a_write_that_cannot_be_renamed_into_place_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "taken.npz"
+    (target / "inside").mkdir(parents=True)  # a non-empty folder where the file should go
+    with pytest.raises(OSError):
+        write_npz_atomically(target, probabilities=probabilities())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.npz"]
 
 
 def test_shipped_predictions_are_never_written_at_run_time(saved, monkeypatch):

@@ -1,13 +1,15 @@
-"""Many runs at once: regex filter, groups with bands, the hyperparameter table, honest smoothing and best epochs."""
+"""Many runs at once: glob filter, groups with bands, the hyperparameter table, honest smoothing and best epochs."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from eipviz.curves import CurveRun, best_epoch, debiased_ema, metric_direction
-from eipviz.errors import EipvizError
 from eipviz.plots import SHORT_SERIES, curves_figure, hyperparameters_figure
 from eipviz.run_compare import filter_runs, group_band, group_fields, group_runs, hyperparameter_table
+from tests.conftest import ROOT
 
 
 def run(run_id, values, model="mnist14k", lr=0.1, name=None):
@@ -20,11 +22,38 @@ def run(run_id, values, model="mnist14k", lr=0.1, name=None):
 SEEDS = [run("a-seed1", [0.2, 0.5, 0.6]), run("a-seed2", [0.4, 0.7, 0.8]), run("b-seed3", [0.1, 0.2, 0.3], lr=0.01)]
 
 
-def test_the_regex_filter_searches_run_names_and_rejects_a_bad_pattern():
-    assert [r.id for r in filter_runs(SEEDS, r"^a-seed\d")] == ["a-seed1", "a-seed2"]
+def test_the_filter_matches_a_glob_anywhere_in_run_names_ignoring_case():
+    assert [r.id for r in filter_runs(SEEDS, "A-SEED")] == ["a-seed1", "a-seed2"]
+    assert [r.id for r in filter_runs(SEEDS, "seed[13]")] == ["a-seed1", "b-seed3"]
+    assert [r.id for r in filter_runs(SEEDS, "b*3")] == ["b-seed3"]
     assert filter_runs(SEEDS, "") == SEEDS
-    with pytest.raises(EipvizError, match="not a valid regular expression"):
-        filter_runs(SEEDS, "seed(")
+
+
+def test_the_filter_reads_regular_expression_syntax_as_plain_text():
+    named = [run("x-seed1", [0.5], name="lr0.1 (seed 1)"), run("y-seed2", [0.5], name="lr011 seed2")]
+    assert [r.id for r in filter_runs(named, "0.1 (")] == ["x-seed1"]  # "." and "(" are literal
+    assert filter_runs(named, r"seed\d") == [] and filter_runs(named, "seed(") == []
+
+
+FILTER_IN_A_CHILD = """
+from eipviz.curves import CurveRun
+from eipviz.run_compare import filter_runs
+runs = [CurveRun(name, name, "trained", []) for name in ["resnet18 (documented, seed 000)", "(.|.)x!", "a" * 2000]]
+print([r.name for r in filter_runs(runs, "(.|.)*!")], [r.name for r in filter_runs(runs, "*a" * 200 + "!")])
+"""
+
+
+def test_a_catastrophic_regular_expression_finishes_at_once_as_a_filter():
+    """``(.|.)*!`` backtracked for minutes on a 31-character name while holding the GIL, so every session froze
+    (and a thread could not be timed out: the waiting thread never got the GIL back), hence a child process.
+    As a glob it is plain text, and a long run of wildcards stays linear too."""
+    try:
+        child = subprocess.run([sys.executable, "-c", FILTER_IN_A_CHILD], cwd=ROOT, capture_output=True, text=True,
+                               timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the run filter was still matching after 60 s")
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "['(.|.)x!'] []"
 
 
 def test_runs_group_by_a_hyperparameter_in_order_of_first_appearance():

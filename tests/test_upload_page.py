@@ -104,3 +104,29 @@ def test_a_slow_method_with_smoothing_explains_the_test_images(data_dir):
     assert not at.exception, [e.value for e in at.exception]
     captions = [c for image in at.get("image") for c in image.captions if c.startswith("integrated-gradients: ")]
     assert len(captions) == 4
+
+
+def test_of_many_uploaded_images_only_the_first_sixteen_are_explained_and_the_page_says_so(data_dir):
+    """Files had no limit: eight 6300x6300 PNGs of 131 KB each kept 954 MB, decoded again on every rerun."""
+    at = _open("mnist14k")
+    digits = [(f"digit{i:02}.png", _png(np.full((28, 28), 10 * i, np.uint8)), "image/png") for i in range(20)]
+    at.file_uploader(key="up-images").set_value(digits).run()
+    assert not at.exception, [e.value for e in at.exception]
+    names = [m.value for m in at.markdown if m.value.startswith("**digit")]
+    assert names == [f"**digit{i:02}.png**" for i in range(16)]
+    assert any("20 images uploaded: the first 16 are explained" in w.value for w in at.warning)
+
+
+def test_a_large_upload_is_decoded_once_into_a_small_image_and_its_note_names_its_own_size(data_dir, monkeypatch):
+    import eipviz.images
+
+    decodes = []
+    original = eipviz.images.read_upload
+    monkeypatch.setattr(eipviz.images, "read_upload", lambda *args: decodes.append(args[1]) or original(*args))
+    at = _open("mnist14k")
+    photo = np.random.default_rng(7).integers(0, 40, (2400, 3200), dtype=np.uint8)  # unique bytes: a cold cache
+    at.file_uploader(key="up-images").set_value([("large.png", _png(photo), "image/png")]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(c.value.startswith("Note: resized from 3200x2400 to 28x28") for c in at.caption)
+    at.slider[0].set_value(0.6).run()  # any widget change reruns the page
+    assert not at.exception and decodes == ["large.png"]

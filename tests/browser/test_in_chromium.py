@@ -230,7 +230,7 @@ def compare_server(tmp_path):
 def test_curves_page_groups_filtered_runs_into_bands_and_compares_hyperparameters(compare_server, page):
     # compare_server first, so the tab closes before its server stops (a tab left open logs disconnections)
     open_page(page, compare_server, "curves")
-    compare_runs_on_curves(page, r"seed\d$", group_by="model", band="std")
+    compare_runs_on_curves(page, "seed[0-9]", group_by="model", band="std")
     plots = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
                           ".map(p => p.data.map(t => [t.type || 'scatter', t.name || '', t.fill || '']))")
     curves, parcoords = plots
