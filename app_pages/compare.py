@@ -70,8 +70,10 @@ with methods_tab:
                                  key="cmp-methods")
         layers = classifier.cam_layers
         default_layers = layers[-3:-1] + [classifier.cam_layer] if classifier.cam_layer in layers else layers[-1:]
-        chosen_layers = c2.multiselect("Layers (columns)", layers, default=list(dict.fromkeys(default_layers))[-2:],
-                                       key="cmp-layers")
+        if st.session_state.get("cmp-layers-of") != model_key:  # another model: its own layers, not none
+            st.session_state["cmp-layers-of"] = model_key
+            st.session_state["cmp-layers"] = list(dict.fromkeys(default_layers))[-2:]
+        chosen_layers = c2.multiselect("Layers (columns)", layers, key="cmp-layers")
         explained = c3.selectbox("Explain", ["predicted class", *classifier.class_names], key="cmp-class")
         if image is not None and methods and chosen_layers:
             class_index = None if explained == "predicted class" else classifier.class_index(explained)
@@ -106,6 +108,8 @@ with methods_tab:
                                  caption=f"del {score.deletion_auc:.3f} · ins {score.insertion_auc:.3f}")
         elif image is None:
             st.info("Choose a test image or upload one.")
+        else:
+            st.info("Choose at least one method and one layer.")
 
 
 def _model_options() -> dict[str, tuple[str, str]]:
