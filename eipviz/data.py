@@ -30,6 +30,9 @@ _NPZ_FILES = {
     "mnist": ["mnist.npz"],
 }
 
+# The image shape after the count, as eipviz keeps it (MNIST may also come with a channel axis of 1).
+IMAGE_SHAPES = {"cifar10": (32, 32, 3), "mnist": (28, 28)}
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -83,7 +86,7 @@ def _test_split_cached(name: str, folder: str | None) -> tuple[np.ndarray, np.nd
         try:
             with np.load(test_file) as f:
                 keys = ("x", "y") if name == "cifar10" else ("x_test", "y_test")
-                x_test, y_test = _as_uint8(f[keys[0]], f[keys[1]])
+                x_test, y_test = _checked_arrays(name, f[keys[0]], f[keys[1]], f"{test_file} ({keys[0]}, {keys[1]})")
         except (OSError, KeyError, ValueError) as error:
             raise EipvizError(f"Could not read {test_file}: {error}") from error
     else:
@@ -105,8 +108,44 @@ def _load_cached(name: str, folder: str | None) -> Dataset:
     return Dataset(x_train, y_train, x_test, y_test, CLASS_NAMES[name])
 
 
-def _as_uint8(x, y):
-    return np.ascontiguousarray(x, dtype=np.uint8), np.asarray(y, dtype=np.uint8).reshape(-1)
+def _checked_arrays(name: str, images, labels, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images of the dataset's shape and 1-D uint8 labels 0-9, from arrays read from ``source``.
+
+    Refuses (``EipvizError`` naming ``source``) what a plain cast would silently spoil: images stored as
+    floats in [0, 1] would become 0s and 1s, values past 255 would wrap around.
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    shape = IMAGE_SHAPES[name]
+    if name == "mnist" and images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != len(shape) + 1 or images.shape[1:] != shape:
+        raise EipvizError(f"{source}: {DATASET_LABELS[name]} images must be (N, {', '.join(map(str, shape))})"
+                          f"{' or (N, 28, 28, 1)' if name == 'mnist' else ''}; received shape {images.shape}.")
+    if labels.ndim == 2 and labels.shape[1] == 1:  # Keras' CIFAR-10 labels are (N, 1)
+        labels = labels[:, 0]
+    if labels.shape != images.shape[:1]:
+        raise EipvizError(f"{source}: expected one label per image, ({len(images)},); "
+                          f"received shape {labels.shape}.")
+    return _as_uint8(images, 255, "images", source), _as_uint8(labels, 9, "labels", source)
+
+
+def _as_uint8(values: np.ndarray, largest: int, what: str, source: str) -> np.ndarray:
+    """``values`` as uint8, when every one is a whole number from 0 to ``largest``; else ``EipvizError``."""
+    if values.dtype == np.uint8 and largest == 255:
+        return np.ascontiguousarray(values)
+    numeric = np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
+    if not numeric or (values.size and not _whole_numbers_within(values, largest)):
+        found = f", values {values.min()}..{values.max()}" if numeric and values.size else ""
+        raise EipvizError(f"{source}: {what} must be whole numbers 0-{largest}; received dtype {values.dtype}"
+                          f"{found}. Store them as uint8 (images 0-255, labels 0-9).")
+    return np.ascontiguousarray(values, dtype=np.uint8)
+
+
+def _whole_numbers_within(values: np.ndarray, largest: int) -> bool:
+    low, high = values.min(), values.max()
+    if not (0 <= low and high <= largest):  # False for NaN too
+        return False
+    return bool(np.issubdtype(values.dtype, np.integer) or np.all(np.mod(values, 1) == 0))
 
 
 def _from_folder(name: str, folder: Path):
@@ -135,11 +174,12 @@ def _from_npz(name: str, paths):
     try:
         if name == "mnist":
             with np.load(paths[0]) as f:
-                return _as_uint8(f["x_train"], f["y_train"]), _as_uint8(f["x_test"], f["y_test"])
+                return (_checked_arrays(name, f["x_train"], f["y_train"], f"{paths[0]} (x_train, y_train)"),
+                        _checked_arrays(name, f["x_test"], f["y_test"], f"{paths[0]} (x_test, y_test)"))
         parts = []
         for path in paths:
             with np.load(path) as f:
-                parts.append(_as_uint8(f["x"], f["y"]))
+                parts.append(_checked_arrays(name, f["x"], f["y"], str(path)))
     except (OSError, KeyError, ValueError) as error:
         raise EipvizError(f"Could not read the {name} files in {paths[0].parent}: {error}") from error
     x_train = np.concatenate([x for x, _ in parts[:5]])
@@ -153,8 +193,12 @@ def _from_cifar_python(read_member):
     def batch(member):
         # The official CIFAR-10 batches are pickles of plain dicts of arrays.
         entry = pickle.loads(read_member(member), encoding="bytes")
-        x = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return _as_uint8(x, entry[b"labels"])
+        rows = np.asarray(entry[b"data"])
+        if rows.ndim != 2 or rows.shape[1] != 3 * 32 * 32:
+            raise EipvizError(f"cifar-10-batches-py/{member}: expected rows of 3,072 pixel values (N, 3072); "
+                              f"received shape {rows.shape}. Use the original CIFAR-10 python batches.")
+        x = rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return _checked_arrays("cifar10", x, entry[b"labels"], f"cifar-10-batches-py/{member}")
 
     train = [batch(f"data_batch_{i}") for i in range(1, 6)]
     x_train = np.concatenate([x for x, _ in train])
@@ -177,4 +221,5 @@ def _from_keras(name: str, folder: str | None):
             + (" (or cifar-10-batches-py/ or cifar-10-python.tar.gz)" if name == "cifar10" else "")
             + ", e.g. ../shared/data."
         ) from error
-    return _as_uint8(x_train, y_train), _as_uint8(x_test, y_test)
+    source = f"Keras' {name} download"
+    return _checked_arrays(name, x_train, y_train, source), _checked_arrays(name, x_test, y_test, source)

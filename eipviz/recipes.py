@@ -7,6 +7,7 @@ what we chose.
 """
 
 import ast
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
@@ -59,6 +60,30 @@ def check_devices(devices: Any, where: str = "") -> None:
     if devices != "all" and not (isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1):
         raise EipvizError(f"{where}Unknown devices. Received: devices={devices!r}. "
                           "Choose a positive number of devices or 'all'.")
+
+
+def check_batch_split(batch_size: int, devices: int, where: str = "") -> None:
+    """Raise ``EipvizError`` unless ``batch_size`` splits evenly across ``devices``: data-parallel training
+    gives each device an equal share of every batch, and JAX refuses a batch it cannot split."""
+    if batch_size % devices:
+        below, above = batch_size // devices * devices, (batch_size // devices + 1) * devices
+        suggestion = f"{below} or {above}" if below else str(above)
+        raise EipvizError(f"{where}batch_size {batch_size} does not split evenly across {devices} devices. "
+                          f"Choose a batch size that is a multiple of {devices} (e.g. {suggestion}) "
+                          "or another number of devices.")
+
+
+def check_range(name: str, value: float, low: float, high: float = math.inf, where: str = "",
+                low_included: bool = True) -> None:
+    """Raise ``EipvizError`` naming the field and its range unless ``value`` is a finite number from ``low``
+    (included unless ``low_included`` is False) up to ``high`` (excluded).
+
+    >>> check_range("momentum", 0.9, 0, 1)  # in [0, 1): passes
+    """
+    above_low = value >= low if low_included else value > low
+    if not (math.isfinite(value) and above_low and value < high):
+        allowed = f"{'[' if low_included else '('}{low:g}, {high:g})"
+        raise EipvizError(f"{where}{name} must be a finite number in {allowed}. Received: {name}={value!r}.")
 
 
 def parse_devices(text: str) -> int | str:
@@ -115,7 +140,11 @@ class Plateau:
     min_lr: float = 0.0
 
     def __post_init__(self):
-        check_choice("monitor", self.monitor, MONITOR_MODES, where="ReduceLROnPlateau: ")
+        where = "ReduceLROnPlateau: "
+        check_choice("monitor", self.monitor, MONITOR_MODES, where)
+        check_range("factor", self.factor, 0, 1, where, low_included=False)  # Keras refuses a factor >= 1
+        check_range("patience", self.patience, 0, where=where)
+        check_range("min_lr", self.min_lr, 0, where=where)
 
 
 PRECISE_BN_MAX_BATCHES = 32  # training batches averaged per re-estimation (all of them in shorter epochs)
@@ -167,6 +196,24 @@ class Recipe:
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
                 raise EipvizError(f"{where}{name} must be a positive integer. Received: {name}={value!r}.")
+        self._check_ranges(where)
+        if self.schedule == "one_cycle" and self.plateau:
+            raise EipvizError(f"{where}schedule='one_cycle' sets the rate at every step, so it cannot be combined "
+                              "with this recipe's ReduceLROnPlateau. Received: schedule='one_cycle'. Choose "
+                              "schedule=None or 'inverse_time', or the fast recipe for a one-cycle schedule.")
+        if isinstance(self.devices, int):  # "all" is checked by the worker, once it knows how many there are
+            check_batch_split(self.batch_size, self.devices, where)
+
+    def _check_ranges(self, where: str) -> None:
+        """Refuse numbers Keras would take and then fail on, or train nonsense with, later in the worker."""
+        check_range("learning_rate", self.learning_rate, 0, where=where, low_included=False)
+        check_range("decay", self.decay, 0, where=where)
+        check_range("warmup_fraction", self.warmup_fraction, 0, 1, where)
+        check_range("momentum", self.momentum, 0, 1, where)
+        if self.weight_decay is not None:
+            check_range("weight_decay", self.weight_decay, 0, where=where)
+        check_range("label_smoothing", self.label_smoothing, 0, 1, where)
+        check_range("precise_bn_below_steps", self.precise_bn_below_steps, 0, where=where)
 
     def learning_rate_at_epoch(self, epoch: int) -> float:
         """The per-epoch rate of an ``inverse_time`` schedule (epoch counts from 0)."""
@@ -186,12 +233,14 @@ class Recipe:
 
     def with_overrides(self, epochs: int | None = None, batch_size: int | None = None,
                        devices: int | str | None = None, mixed_precision: bool | None = None,
-                       steps_per_execution: int | None = None) -> "Recipe":
+                       steps_per_execution: int | None = None, settings: Mapping[str, Any] | None = None) -> "Recipe":
         """A copy with the user's epochs, batch size and speed options (None, or 0 epochs or batch size, keeps the
-        recipe's), checked as ``with_settings`` checks them."""
+        recipe's) and any other ``settings`` by name (applied last), all at once and checked as ``with_settings``
+        checks them: ``--devices 3 --set batch_size=96`` is judged as a whole, not 3 devices for the default 128."""
         chosen = {"epochs": epochs or None, "batch_size": batch_size or None, "devices": devices,
                   "mixed_precision": mixed_precision, "steps_per_execution": steps_per_execution}
-        return self.with_settings({name: value for name, value in chosen.items() if value is not None})
+        return self.with_settings({**{name: value for name, value in chosen.items() if value is not None},
+                                   **(settings or {})})
 
     def with_settings(self, settings: Mapping[str, Any]) -> "Recipe":
         """A copy with the named fields changed, e.g. ``{"learning_rate": 0.4}`` for a larger batch on a GPU.

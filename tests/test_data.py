@@ -84,3 +84,59 @@ def test_offline_with_nothing_found_names_the_variable_and_the_files(tmp_path, m
 def test_a_data_dir_that_is_not_a_folder_is_a_clear_error(tmp_path):
     with pytest.raises(EipvizError, match="not a folder"):
         load_dataset("cifar10", data_dir=tmp_path / "missing")
+
+
+def _write_mnist(folder, x_train, y_train):
+    """An ``mnist.npz`` in ``folder`` with these training arrays and two valid test images."""
+    folder.mkdir(exist_ok=True)
+    np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train,
+             x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.array([3, 7], np.uint8))
+    return folder
+
+
+def test_images_stored_as_floats_in_0_1_are_refused_naming_the_file_dtype_and_range(tmp_path, monkeypatch):
+    images = np.random.default_rng(0).random((4, 28, 28)).astype(np.float32)  # a cast would make them 0s
+    folder = _write_mnist(tmp_path / "floats", images, np.arange(4, dtype=np.uint8))
+    with pytest.raises(EipvizError, match=r"mnist\.npz \(x_train, y_train\): images must be whole numbers 0-255; "
+                                          r"received dtype float32, values 0\.0\d*\.\.0\.9\d*\. Store them as uint8"):
+        load_dataset("mnist", data_dir=folder)
+    np.savez(folder / "mnist.npz", x_test=images, y_test=np.arange(4))
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(folder))
+    with pytest.raises(EipvizError, match=r"mnist\.npz \(x_test, y_test\): images must be whole numbers"):
+        load_test_split("mnist")
+
+
+def test_values_past_255_are_refused_rather_than_wrapped(tmp_path):
+    images = np.full((2, 28, 28), 300, np.int16)
+    with pytest.raises(EipvizError, match=r"received dtype int16, values 300\.\.300"):
+        load_dataset("mnist", data_dir=_write_mnist(tmp_path / "wide", images, np.array([1, 2])))
+
+
+def test_whole_numbers_of_another_dtype_load_as_uint8_and_a_channel_axis_of_one_is_dropped(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype(np.float64)
+    folder = _write_mnist(tmp_path / "whole", images, np.array([0, 9, 4, 2], np.int64))
+    (x_train, y_train), _, _ = load_dataset("mnist", data_dir=folder)
+    assert x_train.dtype == np.uint8 and x_train.shape == (4, 28, 28) and y_train.dtype == np.uint8
+    np.testing.assert_array_equal(x_train, images[..., 0])
+    assert y_train.tolist() == [0, 9, 4, 2]
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    (np.array([0, 1, 2, 10]), r"labels must be whole numbers 0-9; received dtype int64, values 0\.\.10"),
+    (np.array([0, 1, -1, 2]), r"labels must be whole numbers 0-9"),
+    (np.array([0.0, 1.5, 2.0, 3.0]), r"labels must be whole numbers 0-9; received dtype float64"),
+    (np.array([0, 1, 2]), r"expected one label per image, \(4,\); received shape \(3,\)"),
+])
+def test_labels_that_are_not_one_class_0_to_9_per_image_are_refused(tmp_path, labels, message):
+    folder = _write_mnist(tmp_path / "labels", np.zeros((4, 28, 28), np.uint8), labels)
+    with pytest.raises(EipvizError, match=message):
+        load_dataset("mnist", data_dir=folder)
+
+
+def test_channels_first_cifar_images_are_refused_with_the_expected_shape(tmp_path):
+    images = np.zeros((2, 3, 32, 32), np.uint8)  # (N, C, H, W): the pickled batches' order, not ours
+    for file in data._NPZ_FILES["cifar10"]:
+        np.savez(tmp_path / file, x=images, y=np.array([1, 2], np.uint8))
+    with pytest.raises(EipvizError, match=r"cifar10_train_1\.npz: CIFAR-10 images must be \(N, 32, 32, 3\); "
+                                          r"received shape \(2, 3, 32, 32\)"):
+        load_dataset("cifar10", data_dir=tmp_path)

@@ -1,5 +1,6 @@
 """The speed options a recipe carries (issue #24); which GPUs a run is pinned to is tests/test_queue.py's."""
 
+import numpy as np
 import pytest
 
 from eipviz.errors import EipvizError
@@ -29,3 +30,69 @@ def test_speed_options_are_stored_with_the_run_and_older_runs_take_their_default
         del stored[name]
     older = Recipe.from_hyperparameters(stored)
     assert (older.devices, older.mixed_precision, older.steps_per_execution) == (1, False, 1)
+
+
+def test_a_batch_that_does_not_split_evenly_across_the_devices_is_refused_when_the_run_is_planned():
+    from eipviz.training.launcher import planned_recipe
+
+    with pytest.raises(EipvizError, match=r"Recipe mnist14k/fast: batch_size 128 does not split evenly across "
+                                          r"3 devices\. Choose a batch size that is a multiple of 3 "
+                                          r"\(e\.g\. 126 or 129\)"):
+        planned_recipe("mnist14k", "fast", devices=3)
+    with pytest.raises(EipvizError, match=r"multiple of 4 \(e\.g\. 4\)"):
+        planned_recipe("mnist14k", "fast", batch_size=2, devices=4)
+    assert planned_recipe("mnist14k", "fast", batch_size=96, devices=3).batch_size == 96
+    assert planned_recipe("mnist14k", "fast", devices="all").devices == "all"  # the worker checks it, knowing how many
+
+
+def test_validation_batches_are_a_multiple_of_the_devices():
+    from eipviz.training.worker import VALIDATION_BATCH, validation_batch_size
+
+    assert validation_batch_size(1) == VALIDATION_BATCH == 256
+    assert [validation_batch_size(n) for n in (2, 3, 7)] == [256, 255, 252]
+
+
+def _policies(checkpoint):
+    """{layer name: dtype policy name} of a saved model, loaded under the (float32) global policy."""
+    import keras
+
+    return {layer.name: layer.dtype_policy.name for layer in keras.models.load_model(checkpoint).layers}
+
+
+def test_a_mixed_precision_run_explains_from_a_float32_best_keras_and_resumes_in_the_policy_last_keras_holds(
+        tmp_path, data_dir, monkeypatch):
+    """On a GPU with bfloat16 units (simulated: the precision is forced), a mixed-precision run's best.keras still
+    computes in float32 wherever it is loaded; last.keras keeps what training needs, and a resume records it."""
+    import keras
+
+    from eipviz.training import worker
+    from eipviz.training.launcher import create_training_run
+    from eipviz.training.store import RunStore
+
+    monkeypatch.setattr(worker, "training_precision", lambda mixed_precision: "mixed_bfloat16")
+    store = RunStore(tmp_path)
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=2, batch_size=64, subset=128, augment=False,
+                                 mixed_precision=True)
+    record_batch = worker.RunRecorder.on_train_batch_end
+
+    def stop_inside_the_second_epoch(recorder, batch, logs=None):
+        recorder.stop.requested = recorder.epoch == 1
+        record_batch(recorder, batch, logs)
+
+    monkeypatch.setattr(worker.RunRecorder, "on_train_batch_end", stop_inside_the_second_epoch)
+    assert worker.train_run(store, run_id, verbose=0) == "cancelled"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is back
+    best, last = store.run_dir(run_id) / "best.keras", store.run_dir(run_id) / "last.keras"
+    assert set(_policies(best).values()) == {"float32"}
+    images = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype("float32")
+    assert keras.ops.convert_to_numpy(keras.models.load_model(best)(images)).dtype == np.float32
+    last_policies = _policies(last)
+    assert last_policies.pop("predictions") == "float32"  # the softmax computes in float32 while training, too
+    assert set(last_policies.values()) == {"mixed_bfloat16"}
+
+    # Resumed where bfloat16 is not offered: it goes on in the policy last.keras holds, and records that one.
+    monkeypatch.setattr(worker, "training_precision", lambda mixed_precision: "float32")
+    monkeypatch.setattr(worker.RunRecorder, "on_train_batch_end", record_batch)
+    assert worker.train_run(store, run_id, verbose=0) == "finished"
+    assert store.get_run(run_id).hyperparameters["dtype_policy"] == "mixed_bfloat16"
+    assert set(_policies(best).values()) == {"float32"}

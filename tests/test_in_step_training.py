@@ -254,3 +254,61 @@ def test_a_two_device_run_follows_the_one_device_trajectory_and_its_checkpoint_l
     checkpoint = tmp_path / two["run_id"] / "last.keras"
     assert not [name for name in _layer_types(checkpoint) if name.startswith("Random")]
     assert keras.models.load_model(checkpoint).predict(np.zeros((2, 28, 28, 1)), verbose=0).shape == (2, 10)
+
+
+# Runs each named run (create_training_run's options) to its end in one process; prints what each recorded.
+RUNS_TO_THE_END = """
+import json, sys
+from eipviz.training.launcher import create_training_run
+from eipviz.training.store import RunStore
+from eipviz.training.worker import train_run
+store = RunStore(sys.argv[1])
+found = {}
+for name, options in json.loads(sys.argv[2]).items():
+    run_id = create_training_run(store, **options)
+    status = train_run(store, run_id, verbose=0)
+    found[name] = {"status": status, "error": store.get_run(run_id).error, "epochs": store.completed_epochs(run_id)}
+print("RESULT" + json.dumps(found))
+"""
+
+
+def test_under_jax_two_devices_train_an_odd_number_of_images_and_all_devices_refuse_a_batch_they_cannot_split(
+        tmp_path, data_dir):
+    """JAX refuses a batch it cannot split across the devices: 131 images at batch 64 ended in a batch of 3 (and one
+    validation batch of 131). How many devices 'all' means is only known in the worker, which refuses the run."""
+    plain = {"model": "mnist14k", "recipe": "fast", "epochs": 1, "augment": False}
+    runs = {"odd": {**plain, "subset": 131, "batch_size": 64, "devices": 2},
+            "all": {**plain, "subset": 64, "batch_size": 63, "devices": "all"}}
+    result = subprocess.run([sys.executable, "-c", RUNS_TO_THE_END, str(tmp_path), json.dumps(runs)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=400,
+                            env={**os.environ, "KERAS_BACKEND": "jax",
+                                 "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.split("RESULT", 1)[1])
+    assert found["odd"] == {"status": "finished", "error": None, "epochs": 1}
+    assert ("Left out 1 of 131 training and 1 of 131 validation images, so that every batch splits evenly "
+            "across 2 devices.") in result.stdout
+    assert found["all"]["status"] == "failed" and found["all"]["epochs"] == 0
+    assert found["all"]["error"].endswith("(jax: 2 CPU devices via DataParallel): batch_size 63 does not split "
+                                          "evenly across 2 devices. Choose a batch size that is a multiple of 2 "
+                                          "(e.g. 62 or 64) or another number of devices.")
+
+
+def test_a_float32_copy_of_a_mixed_precision_model_has_its_weights_and_computes_like_a_float32_build():
+    from eipviz.training.devices import global_dtype_policy
+    from eipviz.training.pipeline import compute_output_in_float32, float32_copy
+
+    with global_dtype_policy("mixed_bfloat16"):
+        mixed = build_model("resnet20v1")
+    compute_output_in_float32(mixed)
+    assert mixed.get_layer("predictions").compute_dtype == "float32" and mixed.layers[1].compute_dtype == "bfloat16"
+    copy = float32_copy(mixed)
+    assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    for theirs, ours in zip(mixed.weights, copy.weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(theirs), keras.ops.convert_to_numpy(ours))
+    built_in_float32 = build_model("resnet20v1")
+    built_in_float32.set_weights(mixed.get_weights())
+    images = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(copy(images)),
+                                  keras.ops.convert_to_numpy(built_in_float32(images)))
+    assert float32_copy(built_in_float32) is built_in_float32  # already float32: nothing copied

@@ -91,10 +91,10 @@ def test_a_run_on_all_gpus_waits_until_each_is_free_and_holds_them_all(store, mo
 
 def test_a_run_asking_for_more_gpus_than_the_machine_has_fails_saying_so(store, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    greedy, modest = gpu_runs(store, 3, 1)
+    greedy, modest = gpu_runs(store, 4, 1)  # 4 splits the fast recipe's batch of 128 evenly
     assert admit_queued(store, launch=Launches()) == [modest]
     assert store.get_run(greedy).status == "failed"
-    assert store.get_run(greedy).error == f"Run {greedy} asks for 3 GPUs but this machine has 2."
+    assert store.get_run(greedy).error == f"Run {greedy} asks for 4 GPUs but this machine has 2."
 
 
 def test_several_host_devices_on_a_cpu_are_one_process_in_one_slot(store, monkeypatch):

@@ -197,3 +197,70 @@ def test_a_run_stored_before_precise_batchnorm_resumes_without_it():
     del stored["precise_bn_below_steps"]
     assert Recipe.from_hyperparameters(stored).precise_bn_below_steps == 0
     assert get_recipe("mnist14k", "fast").precise_bn_below_steps == 100
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("learning_rate=-0.1", r"learning_rate must be a finite number in \(0, inf\)\. Received: learning_rate=-0\.1\."),
+    ("learning_rate=0", r"learning_rate must be a finite number in \(0, inf\)"),
+    ("learning_rate=1e999", r"learning_rate must be a finite number in \(0, inf\)\. Received: learning_rate=inf\."),
+    ("warmup_fraction=2.0", r"warmup_fraction must be a finite number in \[0, 1\)\. Received: warmup_fraction=2\.0"),
+    ("label_smoothing=1.5", r"label_smoothing must be a finite number in \[0, 1\)"),
+    ("momentum=1.5", r"momentum must be a finite number in \[0, 1\)"),
+    ("weight_decay=-0.01", r"weight_decay must be a finite number in \[0, inf\)"),
+    ("decay=-1", r"decay must be a finite number in \[0, inf\)\. Received: decay=-1\."),
+    ("precise_bn_below_steps=-1", r"precise_bn_below_steps must be a finite number in \[0, inf\)"),
+])
+def test_a_setting_out_of_its_range_is_refused_when_the_run_is_planned(setting, message):
+    from eipviz.training.launcher import planned_recipe
+
+    with pytest.raises(EipvizError, match=message):
+        planned_recipe("mnist14k", "fast", settings=dict([parse_setting(setting)]))
+
+
+def test_a_nan_or_infinite_rate_is_refused():
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(EipvizError, match=r"learning_rate must be a finite number"):
+            FAST["mnist14k"].with_settings({"learning_rate": value})
+
+
+def test_a_per_step_schedule_is_refused_with_a_plateau_callback():
+    from eipviz.training.launcher import planned_recipe
+
+    with pytest.raises(EipvizError, match=r"Recipe resnet18/documented: schedule='one_cycle' sets the rate at every "
+                                          r"step, so it cannot be combined with this recipe's ReduceLROnPlateau"):
+        planned_recipe("resnet18", "documented", settings={"schedule": "one_cycle"})
+    assert planned_recipe("resnet18", "documented", settings={"schedule": "inverse_time", "decay": 0.1}).plateau
+
+
+def test_plateau_arguments_keras_would_refuse_are_refused_first():
+    with pytest.raises(EipvizError, match=r"ReduceLROnPlateau: factor must be a finite number in \(0, 1\)"):
+        Plateau(factor=1.0)
+    with pytest.raises(EipvizError, match=r"ReduceLROnPlateau: min_lr must be a finite number in \[0, inf\)"):
+        Plateau(min_lr=-1e-4)
+
+
+def test_every_shipped_recipe_passes_its_own_range_checks():
+    for recipes in (DOCUMENTED, FAST):
+        for recipe in recipes.values():
+            assert replace(recipe) == recipe
+
+
+def test_the_cli_refuses_an_out_of_range_setting_in_one_line_and_queues_nothing(tmp_path):
+    from eipviz.training.store import RunStore
+    from tests.conftest import main_in_process
+
+    refused = main_in_process("train", "--model", "resnet18", "--recipe", "documented", "--set", "schedule=one_cycle",
+                              "--runs-dir", tmp_path, check=False)
+    assert refused.returncode == 2 and "cannot be combined with this recipe's ReduceLROnPlateau" in refused.stderr
+    refused = main_in_process("train", "--model", "mnist14k", "--set", "momentum=1.5", "--runs-dir", tmp_path,
+                              check=False)
+    assert refused.returncode == 2 and "momentum must be a finite number in [0, 1)" in refused.stderr
+    assert "Traceback" not in refused.stderr and not RunStore(tmp_path).list_runs()
+
+
+def test_devices_and_a_batch_size_set_by_name_are_judged_together():
+    """``--devices 3 --set batch_size=96``: 96 splits across 3 devices, though the recipe's own 128 would not."""
+    from eipviz.training.launcher import planned_recipe
+
+    chosen = planned_recipe("mnist14k", "fast", devices=3, settings={"batch_size": 96})
+    assert (chosen.devices, chosen.batch_size) == (3, 96)

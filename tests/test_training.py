@@ -304,3 +304,34 @@ def test_an_older_run_without_newer_hyperparameters_takes_their_defaults():
     del stored["augmentation"]["interpolation"], stored["label_smoothing"]
     rebuilt = Recipe.from_hyperparameters({**stored, "subset": None, "seed": 0})
     assert rebuilt.augmentation.interpolation == "bilinear" and rebuilt.label_smoothing == 0.0
+
+
+def test_the_best_epoch_recorded_is_the_one_best_keras_holds_by_the_recipes_monitor(tmp_path):
+    """With checkpoint_monitor=val_loss, epoch 2's higher val accuracy does not make it the best: the run store
+    (shown by the pages and `runs`, written into the shipped manifest) names the epoch in best.keras."""
+    import keras
+
+    from eipviz.recipes import get_recipe
+    from eipviz.training.builders import best_checkpoint
+    from eipviz.training.stop import StopFlag
+    from eipviz.training.worker import RunRecorder
+
+    store = RunStore(tmp_path)
+    run_id = store.create_run(name="by val_loss", model="mnist14k", recipe="fast", hyperparameters={})
+    recipe = get_recipe("mnist14k", "fast").with_settings({"checkpoint_monitor": "val_loss"})
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    recorder = RunRecorder(store, run_id, steps_per_epoch=1, stop=StopFlag(), wall_time_before=0.0)
+    checkpoint = best_checkpoint(recipe, store.run_dir(run_id) / "best.keras", on_save=recorder.record_best)
+    checkpoint.set_model(model)
+    checkpoint.on_train_begin()
+    epochs = [{"val_loss": 0.5, "val_accuracy": 0.80}, {"val_loss": 0.6, "val_accuracy": 0.82},
+              {"val_loss": 0.4, "val_accuracy": 0.79}]
+    recorded = []
+    for epoch, logs in enumerate(epochs):
+        model.layers[0].kernel.assign(np.full((4, 2), float(epoch + 1)))  # weights that say which epoch they are
+        checkpoint.on_epoch_end(epoch, dict(logs))
+        run = store.get_run(run_id)
+        saved = keras.models.load_model(store.run_dir(run_id) / "best.keras").layers[0].kernel
+        recorded.append((run.best_epoch, run.best_val_accuracy, int(keras.ops.convert_to_numpy(saved)[0, 0])))
+    # Epoch 3 is the best by val_loss although its val accuracy is the lowest: best_val_accuracy is its own.
+    assert recorded == [(1, 0.80, 1), (1, 0.80, 1), (3, 0.79, 3)]

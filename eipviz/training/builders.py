@@ -3,13 +3,14 @@
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
 from eipviz.recipes import OPTIMIZERS, Recipe, monitor_mode
-from eipviz.training.pipeline import RandomShift, TrainingModel, saved_model
+from eipviz.training.pipeline import RandomShift, TrainingModel, float32_copy, saved_model
 
 # One Keras class per recipe optimizer name; Recipe has already refused any other name.
 OPTIMIZER_CLASSES: dict[str, type[keras.optimizers.Optimizer]] = {
@@ -92,18 +93,36 @@ def best_value(epoch_rows: Iterable[Mapping[str, Any]], monitor: str) -> float |
 
 
 class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
-    """``ModelCheckpoint`` that saves the zoo model inside a ``TrainingModel``, never the training-only layers.
+    """``ModelCheckpoint`` that saves the zoo model inside a ``TrainingModel`` (never the training-only layers),
+    computing in float32 (``float32_copy``) after mixed-precision training, and calls ``on_save(epoch, logs)``
+    each time it saves, so what a run records as its best epoch is the one in the file.
 
     Reads the model through ``Callback.model``, which under JAX first copies the training state
-    back into the variables, then saves ``saved_model`` of it. Async-safe (see ``RunRecorder``):
-    ``best_checkpoint`` saves at epoch ends, so its batch hook does nothing.
+    back into the variables. Async-safe (see ``RunRecorder``): ``best_checkpoint`` saves at epoch
+    ends, so its batch hook does nothing.
     """
 
     async_safe = True
 
+    def __init__(self, filepath: str | os.PathLike, *args,
+                 on_save: Callable[[int, Mapping[str, Any]], None] | None = None, **kwargs):
+        self.final_path = Path(filepath)
+        # Keras writes the file in place: written beside it and renamed, a kill mid-write never breaks it.
+        super().__init__(str(self.final_path.with_name(self.final_path.stem + ".partial.keras")), *args, **kwargs)
+        self.on_save = on_save
+
     @property
     def model(self):
-        return saved_model(super().model)
+        return float32_copy(saved_model(super().model))
+
+    def on_epoch_end(self, epoch, logs=None):
+        best_before = self.best
+        super().on_epoch_end(epoch, logs)
+        # ModelCheckpoint assigns ``best`` exactly when it saves for an improvement (identity, not ==: NaN).
+        if self.best is not best_before:
+            os.replace(self.filepath, self.final_path)
+            if self.on_save is not None:
+                self.on_save(epoch, logs or {})
 
 
 class EpochTensorBoard(keras.callbacks.TensorBoard):
@@ -116,19 +135,20 @@ class EpochTensorBoard(keras.callbacks.TensorBoard):
         super().__init__(log_dir=log_dir, write_graph=False, update_freq="epoch", profile_batch=0)
 
 
-def best_checkpoint(recipe: Recipe, filepath: str | os.PathLike,
-                    completed_epochs: Iterable[Mapping[str, Any]] = ()) -> keras.callbacks.ModelCheckpoint:
+def best_checkpoint(recipe: Recipe, filepath: str | os.PathLike, completed_epochs: Iterable[Mapping[str, Any]] = (),
+                    on_save: Callable[[int, Mapping[str, Any]], None] | None = None) -> ClassifierCheckpoint:
     """A checkpoint callback that keeps the best epoch by the recipe's ``checkpoint_monitor``.
 
     ``completed_epochs`` are a resumed run's stored rows: their best value is the bar a new
     epoch must beat, so resuming never overwrites a better ``best.keras``. For example, with
     ``checkpoint_monitor="val_loss"`` and stored val_loss 0.9 then 0.6, the callback is in
     ``"min"`` mode and saves only an epoch below 0.6. A ``TrainingModel`` saves its classifier.
+    ``on_save(epoch, logs)`` runs after each save (the run store records the best epoch there).
     """
     monitor = recipe.checkpoint_monitor
     return ClassifierCheckpoint(
         filepath, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True,
-        initial_value_threshold=best_value(completed_epochs, monitor),
+        initial_value_threshold=best_value(completed_epochs, monitor), on_save=on_save,
     )
 
 

@@ -1,6 +1,7 @@
 """Which devices a run trains on, on whichever backend Keras runs, and in which precision."""
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -87,6 +88,30 @@ def _jax_scope(devices: int | str) -> tuple[Any, str]:
     if gpus:
         return contextlib.nullcontext(), f"jax: 1 GPU ({gpus[0]})"
     return contextlib.nullcontext(), "jax: CPU"
+
+
+def replica_count() -> int:
+    """How many devices share each batch, asked inside ``training_scope``'s context: the replicas of
+    TensorFlow's strategy, or the devices of JAX's ``DataParallel``; 1 without either."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return int(tf.distribute.get_strategy().num_replicas_in_sync)
+    distribution = keras.distribution.distribution() if backend == "jax" else None
+    return int(distribution.device_mesh.devices.size) if distribution is not None else 1
+
+
+@contextlib.contextmanager
+def global_dtype_policy(policy: str) -> Iterator[None]:
+    """Layers created (or loaded) inside take ``policy``; the previous global policy is back afterwards,
+    also when building fails (a test that trains in its own process would otherwise inherit it)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def training_precision(mixed_precision: bool) -> str:

@@ -25,8 +25,8 @@ def planned_recipe(model: str, recipe: str = "documented", epochs: int | None = 
     ``speed``: ``devices``, ``mixed_precision``, ``steps_per_execution`` (see ``Recipe.with_overrides``);
     ``settings``: any other fields by name, applied last (``Recipe.with_settings``).
     """
-    chosen = get_recipe(model, recipe).with_overrides(epochs=epochs, batch_size=batch_size, **speed)
-    chosen = chosen.with_settings(settings or {})
+    chosen = get_recipe(model, recipe).with_overrides(epochs=epochs, batch_size=batch_size, settings=settings,
+                                                      **speed)
     return chosen if augment else replace(chosen, augmentation=Augmentation())
 
 

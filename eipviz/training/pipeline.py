@@ -5,6 +5,8 @@ function as the forward and backward pass, so the host only hands over uint8 bat
 inside stays the plain model that is saved, shipped and explained.
 """
 
+from collections import Counter
+
 import keras
 import numpy as np
 
@@ -168,6 +170,45 @@ def build_before_fit(model: keras.Model, images: np.ndarray, labels: np.ndarray)
 def saved_model(model: keras.Model) -> keras.Model:
     """The model to save for ``model``: a ``TrainingModel``'s classifier, any other model itself."""
     return model.classifier if isinstance(model, TrainingModel) else model
+
+
+def compute_output_in_float32(classifier: keras.Model) -> None:
+    """Make the classifier's last layer (its softmax) compute in float32 whatever the policy, as Keras advises
+    for mixed precision: bfloat16 keeps about 3 significant digits, so it rounds the probabilities."""
+    classifier.layers[-1].dtype_policy = "float32"
+
+
+def layer_dtype_policy(model: keras.Model) -> str:
+    """The dtype policy most of ``model``'s layers compute in: what it trains in. Not the model's own policy,
+    which a loaded model takes from the global one while its layers keep those they were saved with."""
+    return Counter(layer.dtype_policy.name for layer in model.layers).most_common(1)[0][0]
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """``model`` itself when every layer computes in float32, else a copy that does, with the same weights.
+
+    What is explained and shipped (``best.keras``) then computes in float32 wherever it is loaded, also after
+    mixed-precision training: a loaded layer keeps the policy it was saved with, whatever the global one is.
+    The copy is compiled like ``model`` but with a fresh optimizer (a run resumes from ``last.keras``).
+    """
+    serialized = keras.saving.serialize_keras_object(model)
+    in_float32 = _float32_policies(serialized)
+    if in_float32 == serialized:
+        return model
+    copy = keras.saving.deserialize_keras_object(in_float32)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _float32_policies(config):
+    """A serialized model (nested dicts and lists) with every serialized dtype policy made float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy":
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _float32_policies(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_float32_policies(item) for item in config]
+    return config
 
 
 def with_channel_axis(images: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from eipviz.classifier import Classifier
 from eipviz.data import CLASS_NAMES, load_dataset
 from eipviz.errors import EipvizError
-from eipviz.recipes import Recipe
+from eipviz.recipes import Recipe, check_batch_split
 from eipviz.training.batches import ImageBatches
 from eipviz.training.builders import (
     EpochTensorBoard,
@@ -22,15 +22,23 @@ from eipviz.training.builders import (
     compile_model,
     schedule_callbacks,
 )
-from eipviz.training.devices import training_precision, training_scope
-from eipviz.training.pipeline import TrainingModel, build_before_fit, one_hot, saved_model, with_channel_axis
+from eipviz.training.devices import global_dtype_policy, replica_count, training_precision, training_scope
+from eipviz.training.pipeline import (
+    TrainingModel,
+    build_before_fit,
+    compute_output_in_float32,
+    layer_dtype_policy,
+    one_hot,
+    saved_model,
+    with_channel_axis,
+)
 from eipviz.training.stop import StopFlag
 from eipviz.training.store import Run, RunStore
 from eipviz.training.timeline import ExplanationTimeline
 from eipviz.zoo import build_model, get_spec
 
 PROGRESS_INTERVAL_S = 0.5
-VALIDATION_BATCH = 256
+VALIDATION_BATCH = 256  # on one device; several devices get a multiple of their number (validation_batch_size)
 
 
 class TrainingCancelled(Exception):
@@ -45,7 +53,8 @@ def save_atomically(model, path) -> None:
 
 
 class RunRecorder(keras.callbacks.Callback):
-    """Stores each completed epoch, throttled in-epoch progress and ``last.keras``.
+    """Stores each completed epoch, throttled in-epoch progress and ``last.keras``; ``record_best`` stores the
+    epoch ``best.keras`` holds (the checkpoint calls it when it saves).
 
     Async-safe: Keras may run its batch hook on a callback thread. Otherwise, under JAX, Keras turns
     every step's logs into Python floats before the next step starts, so the host waits for the
@@ -56,13 +65,11 @@ class RunRecorder(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self, store: RunStore, run_id: str, steps_per_epoch: int, stop: StopFlag,
-                 best_val_accuracy: float | None, wall_time_before: float):
+    def __init__(self, store: RunStore, run_id: str, steps_per_epoch: int, stop: StopFlag, wall_time_before: float):
         super().__init__()
         self.store, self.run_id = store, run_id
         self.steps = steps_per_epoch
         self.stop = stop
-        self.best = best_val_accuracy
         self.wall_before = wall_time_before
         self.last_path = store.run_dir(run_id) / "last.keras"
 
@@ -93,10 +100,12 @@ class RunRecorder(keras.callbacks.Callback):
         metrics["wall_time"] = self.wall_before + time.time() - self.train_start
         save_atomically(saved_model(self.model), self.last_path)  # before the epoch counts as done
         self.store.add_epoch(self.run_id, epoch + 1, metrics)
-        val_accuracy = metrics.get("val_accuracy")
-        if val_accuracy is not None and (self.best is None or val_accuracy > self.best):
-            self.best = val_accuracy
-            self.store.update_run(self.run_id, best_val_accuracy=val_accuracy, best_epoch=epoch + 1)
+
+    def record_best(self, epoch, logs):
+        """Store ``epoch`` as the run's best, with its validation accuracy, whichever monitor chose it."""
+        val_accuracy = logs.get("val_accuracy")
+        self.store.update_run(self.run_id, best_epoch=epoch + 1,
+                              best_val_accuracy=None if val_accuracy is None else float(val_accuracy))
 
 
 def recipe_of(run: Run) -> Recipe:
@@ -104,14 +113,35 @@ def recipe_of(run: Run) -> Recipe:
     return Recipe.from_hyperparameters(run.hyperparameters)
 
 
-def _arrays(dataset_name: str, subset: int | None, seed: int):
+def _arrays(dataset_name: str, subset: int | None, seed: int, replicas: int = 1):
+    """Training and validation images and labels: ``subset`` random training images and as many test images,
+    each split trimmed to a multiple of ``replicas`` (``split_evenly``; the log says what was left out)."""
     ds = load_dataset(dataset_name)
     x_train, y_train, x_val, y_val = ds.x_train, ds.y_train, ds.x_test, ds.y_test
     if subset:
         picked = np.random.default_rng(seed).permutation(len(x_train))[:subset]
         x_train, y_train = x_train[picked], y_train[picked]
         x_val, y_val = x_val[:min(subset, len(x_val))], y_val[:min(subset, len(y_val))]
-    return x_train, y_train, x_val, y_val
+    x_train_kept, y_train = split_evenly(x_train, y_train, replicas)
+    x_val_kept, y_val = split_evenly(x_val, y_val, replicas)
+    if len(x_train_kept) < len(x_train) or len(x_val_kept) < len(x_val):
+        print(f"Left out {len(x_train) - len(x_train_kept)} of {len(x_train)} training and "
+              f"{len(x_val) - len(x_val_kept)} of {len(x_val)} validation images, so that every batch splits "
+              f"evenly across {replicas} devices.", flush=True)
+    return x_train_kept, y_train, x_val_kept, y_val
+
+
+def split_evenly(images: np.ndarray, labels: np.ndarray, replicas: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first images and labels, as many as the largest multiple of ``replicas``: at most ``replicas - 1``
+    left out, so that every batch, the last one included, splits evenly across the devices (JAX refuses a batch
+    it cannot split; TensorFlow's evaluation failed on one)."""
+    kept = len(images) // replicas * replicas
+    return images[:kept], labels[:kept]
+
+
+def validation_batch_size(replicas: int) -> int:
+    """``VALIDATION_BATCH``, rounded down to a multiple of ``replicas`` so that its batches split evenly."""
+    return max(1, VALIDATION_BATCH // replicas) * replicas
 
 
 def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None = None,
@@ -153,38 +183,43 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
         store.update_run(run_id, backend=keras.backend.backend(), device=device)
         spec = get_spec(run.model)
         keras.utils.set_random_seed(seed + initial_epoch)
-        x_train, y_train, x_val, y_val = _arrays(spec.dataset, hp.get("subset"), seed)
-        x_train, x_val = with_channel_axis(x_train), with_channel_axis(x_val)
-        y_train, y_val = one_hot(y_train), one_hot(y_val)  # every zoo dataset has 10 classes
-        steps_per_epoch = math.ceil(len(x_train) / recipe.batch_size)
         precision = training_precision(recipe.mixed_precision)
         # Augmentation seeds move on with the epoch a run resumes at, like the global seed above.
         augmentation = augmentation_layers(recipe, seed=(seed + initial_epoch) * 100)
-        with scope:
-            keras.config.set_dtype_policy(precision)  # for the zoo model built (or loaded) below
+        with scope, global_dtype_policy(precision):  # the policy for the zoo model built (or loaded) below
+            replicas = replica_count()
+            check_batch_split(recipe.batch_size, replicas, where=f"Run {run_id} ({device}): ")  # "all" known now
+            x_train, y_train, x_val, y_val = _arrays(spec.dataset, hp.get("subset"), seed, replicas)
+            x_train, x_val = with_channel_axis(x_train), with_channel_axis(x_val)
+            y_train, y_val = one_hot(y_train), one_hot(y_val)  # every zoo dataset has 10 classes
+            steps_per_epoch = math.ceil(len(x_train) / recipe.batch_size)
             if initial_epoch:
                 print(f"Resuming from {last_path} after epoch {initial_epoch}.", flush=True)
-                classifier = keras.models.load_model(last_path)
+                classifier = keras.models.load_model(last_path)  # its layers keep the policy they were saved with
+                compute_output_in_float32(classifier)
                 model = TrainingModel(classifier, augmentation, recipe.preprocessing)
                 compile_model(model, recipe, steps_per_epoch, optimizer=classifier.optimizer)
                 # A Stop mid-epoch saved the optimizer's count part-way into the epoch it now trains again from
                 # its start: a per-step schedule goes on from that epoch's first step, not ahead of it.
                 model.optimizer.iterations.assign(initial_epoch * steps_per_epoch)
             else:
-                model = TrainingModel(build_model(run.model), augmentation, recipe.preprocessing)
+                classifier = build_model(run.model)
+                compute_output_in_float32(classifier)
+                model = TrainingModel(classifier, augmentation, recipe.preprocessing)
                 compile_model(model, recipe, steps_per_epoch)
             build_before_fit(model, x_train, y_train)
-            keras.config.set_dtype_policy("float32")
         if stop.requested:  # stopped while it started: no first step to trace
             raise TrainingCancelled()
-        recorder = RunRecorder(store, run_id, steps_per_epoch, stop, run.best_val_accuracy, wall_before)
+        recorder = RunRecorder(store, run_id, steps_per_epoch, stop, wall_before)
         timeline = ExplanationTimeline(Classifier(model.classifier, run_id, recipe.preprocessing,
                                                   CLASS_NAMES[spec.dataset], spec.dataset, spec.cam_layer,
                                                   source=str(last_path)),
                                        run_dir, initial_epoch)
         # Short runs only: recorded with the run, so its hyperparameters say how it was validated.
         bn_batches = recipe.precise_bn_batches(steps_per_epoch)
-        store.update_run(run_id, hyperparameters={**hp, "precise_bn_batches": bn_batches, "dtype_policy": precision})
+        # What the model computes in: a resumed one keeps the policy last.keras was saved with.
+        store.update_run(run_id, hyperparameters={**hp, "precise_bn_batches": bn_batches,
+                                                  "dtype_policy": layer_dtype_policy(classifier)})
         batches = ImageBatches(x_train, y_train, recipe.batch_size, seed=seed + initial_epoch)
         precise_bn = [PreciseBatchNorm(batches, bn_batches)] if bn_batches else []
         callbacks = [
@@ -193,14 +228,14 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
             timeline,  # before the recorder: it adds the probe set's metrics to the epoch's logs
             recorder,
             # Resumed runs must beat the best completed epoch, by the recipe's monitor and direction.
-            best_checkpoint(recipe, run_dir / "best.keras", completed),
+            best_checkpoint(recipe, run_dir / "best.keras", completed, on_save=recorder.record_best),
             keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
         ]
         if importlib.util.find_spec("tensorboard") and importlib.util.find_spec("tensorflow"):
             callbacks.append(EpochTensorBoard(str(run_dir / "tensorboard")))
         # uint8 arrays whole: Keras batches and shuffles them; augmentation and preprocessing run in the step.
         model.fit(x_train, y_train, batch_size=recipe.batch_size, shuffle=True,
-                  validation_data=(x_val, y_val), validation_batch_size=VALIDATION_BATCH,
+                  validation_data=(x_val, y_val), validation_batch_size=validation_batch_size(replicas),
                   epochs=recipe.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
     except TrainingCancelled:
         for callback in precise_bn:  # the stopped model is evaluated and resumed as it would be at an epoch end
