@@ -207,7 +207,7 @@ def choose(page, label, option):
 
 def compare_runs_on_curves(page, pattern: str, group_by: str = "model", band: str = "min-max"):
     """On the open Curves page: filter runs by ``pattern``, select every match, group them with a band."""
-    page.get_by_label("Filter runs by name").fill(pattern)
+    page.get_by_role("textbox", name="Filter runs by name").fill(pattern)
     page.keyboard.press("Enter")
     wait_until_settled(page)
     page.get_by_role("button", name=re.compile(r"^Select the \d+ matching runs$")).click()
