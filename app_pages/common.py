@@ -115,9 +115,10 @@ def computed_on_click(label: str, result_key: str, inputs_key, compute, *, butto
     if st.button(label, key=button_key, disabled=disabled):
         bar = st.progress(0.0, text="Starting…")
         jobs = _computations()
-        if not jobs.acquire(blocking=False):  # another session's job has the CPU: one at a time is faster for both
+        # Another session's job has the CPU: one at a time is faster for both. Each tick lets Streamlit stop a
+        # session whose user left or clicked elsewhere.
+        while not jobs.acquire(timeout=1.0):
             bar.progress(0.0, text="Waiting for another session's computation to finish…")
-            jobs.acquire()
         try:
             st.session_state[result_key] = (inputs_key, compute(lambda fraction, text: bar.progress(fraction, text)))
         except EipvizError as error:

@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from app_pages.common import cached_evaluation, cached_run_model, cached_zoo_model, model_picker, run_store
+from app_pages.common import cached_evaluation, cached_run_model, cached_zoo_model, literal, model_picker, run_store
 from eipviz.attribution.methods import METHODS, method_label
 from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
@@ -70,7 +70,8 @@ with methods_tab:
                                  key="cmp-methods")
         layers = classifier.cam_layers
         default_layers = layers[-3:-1] + [classifier.cam_layer] if classifier.cam_layer in layers else layers[-1:]
-        if st.session_state.get("cmp-layers-of") != model_key:  # another model: its own layers, not none
+        # Another model, or back from another page (Streamlit drops a widget's value there): the defaults.
+        if st.session_state.get("cmp-layers-of") != model_key or "cmp-layers" not in st.session_state:
             st.session_state["cmp-layers-of"] = model_key
             st.session_state["cmp-layers"] = list(dict.fromkeys(default_layers))[-2:]
         chosen_layers = c2.multiselect("Layers (columns)", layers, key="cmp-layers")
@@ -149,7 +150,7 @@ with models_tab:
             st.error(str(error))
             st.stop()
         for column, name, accuracy in zip(st.columns(len(picked)), comparison.names, comparison.accuracies):
-            column.metric(name, f"{accuracy:.2%}")
+            column.metric(literal(name), f"{accuracy:.2%}")  # a run's name is text, not markdown
         st.plotly_chart(agreement_figure(comparison.both_wrong, comparison.names), key="cmp-agreement")
         shown = comparison.disagreements[:DISAGREEMENTS_SHOWN]
         st.subheader(f"Where they disagree ({len(comparison.disagreements):,} test images; the most disputed first)")

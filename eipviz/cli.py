@@ -346,7 +346,7 @@ def cmd_faithfulness(args) -> int:
     metrics = check_metrics(_names(args.metrics))
     classifier = _load_for_cli(args.model, args.weights, args.preprocessing)
     images = sample_test_images(classifier, args.n, args.seed)
-    rows = faithfulness(classifier, images, methods, layer=args.layer, metrics=metrics)
+    rows = faithfulness(classifier, images, methods, layer=args.layer, metrics=metrics, seed=args.seed)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -453,7 +453,7 @@ def _register_models(sub):
                    help="comma-separated, any of deletion, insertion, drop, road")
     p.add_argument("--n", type=_positive_int, default=200, help="test images to sample")
     p.add_argument("--layer")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="draws the images, orders tied pixels, seeds ROAD's noise")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_faithfulness)
 

@@ -350,7 +350,7 @@ def _parse_csvlogger(text: str) -> ParsedLog:
     except (ValueError, TypeError, KeyError, csv.Error) as error:
         raise EipvizError(f"This looks like a CSV log but a row is malformed: {error}") from error
     # A new fit() starts again at 0; a resumed one repeats at most the epoch it stopped in (the later row wins).
-    starts = [index for index in range(1, len(epochs)) if epochs[index] == 0 < epochs[index - 1]]
+    starts = [index for index in range(1, len(epochs)) if epochs[index] == 0]
     if starts:
         parsed.warnings.append(
             f"The file holds {len(starts) + 1} trainings (its epoch count restarts {len(starts)} time(s), as "

@@ -285,6 +285,9 @@ def sanity_figure(curve: list[dict], threshold: float) -> go.Figure:
     for name in ("spearman", "ssim"):
         fig.add_trace(go.Scatter(x=x, y=[point[name] for point in curve], name=name, mode="lines+markers",
                                  text=[f"down to {point['down_to']}" for point in curve]))
+    mean = sum(point["spearman"] for point in curve) / len(curve)
+    fig.add_hline(y=mean, line={"color": "#1f77b4", "dash": "dot"}, annotation_position="bottom right",
+                  annotation_text=f"mean Spearman {mean:.2f}: the verdict's figure")
     fig.add_hline(y=threshold, line={"color": "grey", "dash": "dash"},
                   annotation_text=f"fails when the mean Spearman over the depths is above {threshold}")
     fig.update_layout(height=300, margin={"t": 30, "b": 40, "l": 40, "r": 10}, yaxis={"range": [-0.5, 1.05]},

@@ -114,3 +114,16 @@ def test_a_links_image_number_opens_that_test_image_and_a_bad_one_only_warns(dat
     assert at.number_input(key="cmp-index").value == index
     link_warnings = [w.value for w in at.warning if "link's" in w.value]
     assert [warning in text for text in link_warnings] == ([] if warning is None else [True])
+
+
+def test_back_from_another_page_the_grid_has_its_layers_again(data_dir, tmp_path, monkeypatch):
+    """Streamlit drops a widget's value while another page shows; the layers must not come back empty."""
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("app_pages/compare.py").run()
+    chosen = at.multiselect(key="cmp-layers").value
+    assert len(chosen) == 2
+    at.switch_page("app_pages/models.py").run()
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="cmp-layers").value == chosen

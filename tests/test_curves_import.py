@@ -261,3 +261,21 @@ def test_the_curves_page_imports_uploaded_event_files_as_one_run(tensorboard_run
     rows = RunStore(tmp_path).epoch_rows(run.id)
     assert [r["val_accuracy"] for r in rows] == pytest.approx(history["val_accuracy"], rel=1e-6)
     assert run.id in at.multiselect(key="curve-runs").value
+
+
+def test_a_validation_file_opened_after_the_train_files_last_event_is_the_same_training():
+    """Older tf.keras writes no validation event during the epoch: a one-epoch run's validation file opens
+    after the train file's last write, and must not count as a second training."""
+    from pathlib import Path
+
+    from eipviz.curves_import.tbevents import EventFile, _trainings
+
+    def file(name, opened, last):
+        return EventFile(Path(name), [("epoch_loss", 0, 1.0, opened)], 0, 0, opened, last)
+
+    train, validation = file("a/train/ev", 0.0, 1.0), file("a/validation/ev", 1.5, 1.6)
+    writer = {Path("a/train/ev"): False, Path("a/validation/ev"): True,
+              Path("b/train/ev"): False, Path("b/validation/ev"): True}
+    assert _trainings([train, validation], writer) == [[train, validation]]
+    again = [file("b/train/ev", 5.0, 6.0), file("b/validation/ev", 6.5, 6.6)]
+    assert _trainings([train, validation, *again], writer) == [[train, validation], again]

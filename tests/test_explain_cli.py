@@ -64,8 +64,8 @@ def test_unknown_metrics_and_methods_are_one_message_each():
 def test_sanity_cli_prints_a_table_and_json(data_dir):
     table = main_in_process("sanity", "--model", "mnist14k", "--methods", "gradcam", "--n", "4", "--depths", "2").stdout
     header, row = table.splitlines()
-    assert header.split() == ["method", "spearman_randomised", "ssim_randomised", "random_logit_spearman",
-                              "random_logit_ssim", "verdict"]
+    assert header.split() == ["method", "cascade_spearman", "spearman_randomised", "ssim_randomised",
+                              "random_logit_spearman", "random_logit_ssim", "verdict"]
     assert row.startswith("gradcam") and ("passes" in row or "fails" in row)
     (report,) = json.loads(main_in_process("sanity", "--model", "mnist14k", "--methods", "random", "--n", "4",
                                    "--depths", "2", "--json").stdout)

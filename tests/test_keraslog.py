@@ -207,6 +207,9 @@ def test_a_csvlogger_file_appended_to_by_two_trainings_reads_the_last_and_says_s
     parsed = parse_log("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n3,0.7\n0,1.1\n1,0.95\n")
     assert [(r["epoch"], r["loss"]) for r in parsed.rows()] == [(1, 1.1), (2, 0.95)]
     assert "holds 2 trainings" in parsed.warnings[0]
+    one_epoch_first = parse_log("epoch,loss\n0,1.0\n0,1.1\n1,0.95\n")  # a first training of one epoch
+    assert [r["loss"] for r in one_epoch_first.rows()] == [1.1, 0.95] and "holds 2 trainings" in \
+        one_epoch_first.warnings[0]
     resumed = parse_log("epoch,loss\n0,1.0\n1,0.9\n1,0.85\n2,0.8\n")  # epoch 1 trained again: it replaces
     assert [r["loss"] for r in resumed.rows()] == [1.0, 0.85, 0.8] and resumed.warnings == []
 

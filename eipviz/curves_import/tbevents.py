@@ -112,22 +112,25 @@ def _read_file(path: Path) -> EventFile:
     return file
 
 
-def _trainings(files: list[EventFile]) -> list[list[EventFile]]:
+def _trainings(files: list[EventFile], writer: dict[Path, bool]) -> list[list[EventFile]]:
     """The files grouped per training, oldest first. Keras opens new files for each ``fit()``: a file whose
-    epochs start at step 0, opened after every earlier file was last written, starts a new training; a
-    resumed ``fit(initial_epoch=...)`` continues the one before."""
+    epochs start at step 0, opened after every earlier file was last written, starts a new training if the
+    current one already has a file of its writer (``writer[path]``: the validation writer's); a resumed
+    ``fit(initial_epoch=...)`` continues the one before. (The validation writer of a one-epoch run may open
+    after the train writer's last event: that is the same training.)"""
     trainings: list[list[EventFile]] = []
     last_written = -math.inf
     for file in sorted(files, key=lambda f: f.opened):
-        if not trainings or (file.starts_training and file.opened > last_written):
+        writers = {writer[other.path] for other in trainings[-1]} if trainings else set()
+        if not trainings or (file.starts_training and file.opened > last_written and writer[file.path] in writers):
             trainings.append([])
         trainings[-1].append(file)
         last_written = max(last_written, file.last_written)
     return trainings
 
 
-def _newest_training(files: list[EventFile], parsed: ParsedLog) -> list[EventFile]:
-    trainings = _trainings(files)
+def _newest_training(files: list[EventFile], writer: dict[Path, bool], parsed: ParsedLog) -> list[EventFile]:
+    trainings = _trainings(files, writer)
     if len(trainings) > 1:
         newest = trainings[-1]
         started = datetime.fromtimestamp(min(f.opened for f in newest)).strftime("%Y-%m-%d %H:%M:%S")
@@ -148,7 +151,7 @@ def read_event_files(paths: list[Path], validation: list[bool] | None = None) ->
     parsed = ParsedLog()
     files = [_read_file(path) for path in paths]
     is_validation = dict(zip(paths, validation if validation is not None else map(_is_validation, files)))
-    kept = _newest_training(files, parsed)
+    kept = _newest_training(files, is_validation, parsed)
     by_epoch: dict[int, dict] = {}
     first_wall = min((wall for file in kept for *_, wall in file.scalars), default=0.0)
     last_wall: dict[int, float] = {}

@@ -112,12 +112,12 @@ def compare_with_random(rows: list[dict]) -> list[dict]:
 
 
 def faithfulness(classifier: Classifier, images: np.ndarray, methods, layer: str | None = None,
-                 metrics=METRICS, baseline: float = 0.0, progress=None) -> list[dict]:
+                 metrics=METRICS, baseline: float = 0.0, progress=None, seed: int = 0) -> list[dict]:
     """One row per method for uint8 ``images``, each explained for its predicted class, with ``random``'s row
     (added last when ``methods`` lacks it) and every method's margin over it (``compare_with_random``).
 
     ``metrics``: any of ``METRICS``. ``progress(done, total, method)`` is called before each method and
-    once at the end.
+    once at the end. ``seed`` orders tied pixels and seeds ROAD's noise (``map_faithfulness``).
     """
     metrics = check_metrics(metrics)
     methods = list(methods)
@@ -130,7 +130,7 @@ def faithfulness(classifier: Classifier, images: np.ndarray, methods, layer: str
             progress(done, len(methods), method)
         cam = classifier.cam(method, layer)
         maps, classes, _ = cam(inputs)
-        rows.append({"method": method, **map_faithfulness(cam, inputs, maps, classes, baseline, metrics)})
+        rows.append({"method": method, **map_faithfulness(cam, inputs, maps, classes, baseline, metrics, seed)})
     if progress:
         progress(len(methods), len(methods), None)
     return compare_with_random(rows)

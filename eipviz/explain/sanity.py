@@ -174,8 +174,10 @@ class MethodSanity:
         return text
 
     def row(self) -> dict:
-        """The summary a table shows: similarity with every layer randomised, the random-logit check, the verdict."""
-        return {"method": self.method, "spearman_randomised": round(self.spearman[-1], 3),
+        """The summary a table shows: the mean Spearman the verdict is judged by, similarity with every layer
+        randomised, the random-logit check, the verdict."""
+        return {"method": self.method, "cascade_spearman": round(self.cascade_spearman, 3),
+                "spearman_randomised": round(self.spearman[-1], 3),
                 "ssim_randomised": round(self.ssim[-1], 3),
                 "random_logit_spearman": round(self.random_logit_spearman, 3),
                 "random_logit_ssim": round(self.random_logit_ssim, 3), "verdict": self.verdict}
@@ -188,7 +190,7 @@ class MethodSanity:
 
     def to_dict(self) -> dict:
         """``row`` plus ``passed``, the mean Spearman it is judged by, and the curve (no maps): JSON-ready."""
-        return {**self.row(), "cascade_spearman": round(self.cascade_spearman, 3), "passed": self.passed,
+        return {**self.row(), "passed": self.passed,
                 "layers_with_weights": self.layer_count, "curve": self.curve()}
 
 

@@ -122,6 +122,9 @@ def _arrays(dataset_name: str, subset: int | None, seed: int, replicas: int = 1)
         picked = np.random.default_rng(seed).permutation(len(x_train))[:subset]
         x_train, y_train = x_train[picked], y_train[picked]
         x_val, y_val = x_val[:min(subset, len(x_val))], y_val[:min(subset, len(y_val))]
+    if min(len(x_train), len(x_val)) < replicas:
+        raise EipvizError(f"{min(len(x_train), len(x_val))} images cannot be split across {replicas} devices; "
+                          f"train on at least {replicas} (--subset).")
     x_train_kept, y_train = split_evenly(x_train, y_train, replicas)
     x_val_kept, y_val = split_evenly(x_val, y_val, replicas)
     if len(x_train_kept) < len(x_train) or len(x_val_kept) < len(x_val):
