@@ -177,8 +177,8 @@ def model_picker(key: str) -> tuple[Classifier | None, str | None]:
                         for i, run in runs.items()}
             run_id = st.selectbox(
                 "Run", list(runs), key=f"{key}-run",
-                format_func=lambda i: f"{run_label(runs[i])} ({datasets[i]}) · "
-                                      f"best {runs[i].best_val_accuracy or 0:.2%}")
+                format_func=lambda i: f"{run_label(runs[i])} ({datasets[i]}) · best.keras: epoch "
+                                      f"{runs[i].best_epoch}, val acc {runs[i].best_val_accuracy or 0:.2%}")
             mtime = (store.run_dir(run_id) / CHECKPOINT).stat().st_mtime
             return cached_run_model(run_id, mtime), f"run:{run_id}:{mtime}"
         classifier, cache_key = st.session_state[UPLOADED_MODEL_KEY]

@@ -113,9 +113,12 @@ def _active_panel(run):
 
 
 def _finished_label(run) -> str:
-    """``name · id · status · best 0.9648 (epoch 8)``: a finished run collapsed to one line."""
-    best = "" if run.best_val_accuracy is None else \
-        f" · best val acc {run.best_val_accuracy:.4f} (epoch {run.best_epoch})"
+    """``name · id · status · best epoch 8 (val acc 0.9648)``: a finished run collapsed to one line. The best
+    epoch is the one ``best.keras`` holds, by the recipe's monitor (a loss, for some): its val accuracy is shown,
+    which another epoch may beat."""
+    best = "" if run.best_epoch is None else \
+        f" · best epoch {run.best_epoch}" + ("" if run.best_val_accuracy is None else
+                                            f" (val acc {run.best_val_accuracy:.4f})")
     return f"{literal(run_label(run))} · {run.status}{best}"
 
 

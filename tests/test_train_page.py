@@ -79,7 +79,7 @@ def test_finished_runs_collapse_to_one_line_with_their_best_accuracy(store):
     run_id = _finished_run(store)
     at = open_page()
     (panel,) = at.expander
-    assert panel.label == f"tiny · {run_id} · finished · best val acc 0.7500 (epoch 2)"
+    assert panel.label == f"tiny · {run_id} · finished · best epoch 2 (val acc 0.7500)"
 
 
 def test_a_run_name_is_shown_as_written_not_as_markdown(store, no_workers):
