@@ -72,6 +72,23 @@ def test_reestimation_sets_moving_statistics_to_the_training_batches_and_improve
     assert model.evaluate(x, y, verbose=0)[0] < stale_loss
 
 
+def test_a_small_last_batch_counts_by_its_images_not_as_a_whole_batch():
+    """Batches of 64 and a last one of 2: each batch's statistics weigh as many images as it holds."""
+    x, y = _shifted_data(n=66)
+    model = _bn_model()
+    batches = [(x[:64], y[:64]), (x[64:], y[64:])]
+    assert reestimate_batch_norm(model, batches) == 2
+    features = keras.Model(model.input, model.get_layer("features").output)
+    values = [keras.ops.convert_to_numpy(features(part)) for part, _ in batches]
+    sizes = np.array([[64], [2]])
+    expected_mean = (np.stack([v.mean(axis=0) for v in values]) * sizes).sum(axis=0) / 66
+    expected_variance = (np.stack([v.var(axis=0) for v in values]) * sizes).sum(axis=0) / 66
+    bn = model.get_layer("bn")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), expected_mean, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance), expected_variance, rtol=1e-4,
+                               atol=1e-4)
+
+
 def test_fit_validates_and_ends_with_the_reestimated_statistics():
     x, y = _shifted_data()
     x_val, y_val = _shifted_data(256, seed=1)

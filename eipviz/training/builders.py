@@ -193,8 +193,9 @@ def reestimate_batch_norm(model: keras.Model, batches: Iterable[Any],
 
     Runs ``model`` in training mode on each ``(x, y)`` of ``batches`` (through ``forward``, default
     ``training_forward(model)``) with momentum 0, so that Keras' own update leaves each batch's mean
-    and variance as the moving ones, and averages them. Weights are untouched. Returns the number of
-    batches used.
+    and variance as the moving ones, and averages them weighted by each batch's size (a last batch of
+    one image would otherwise count as much as a full one, and its variance is zero). Weights are
+    untouched. Returns the number of batches used.
     """
     layers = [layer for layer in batch_norm_layers(model) if layer.trainable and not layer.renorm]
     if not layers:
@@ -202,22 +203,24 @@ def reestimate_batch_norm(model: keras.Model, batches: Iterable[Any],
     forward = forward or training_forward(model)
     momenta = [layer.momentum for layer in layers]
     sums = [[np.zeros(layer.moving_mean.shape), np.zeros(layer.moving_variance.shape)] for layer in layers]
-    used = 0
+    used, images = 0, 0
     try:
         for layer in layers:
             layer.momentum = 0.0
         for used, batch in enumerate(batches, start=1):
             forward(batch[0])
+            size = len(batch[0])
+            images += size
             for (mean, variance), layer in zip(sums, layers):
-                mean += keras.ops.convert_to_numpy(layer.moving_mean)
-                variance += keras.ops.convert_to_numpy(layer.moving_variance)
+                mean += size * keras.ops.convert_to_numpy(layer.moving_mean)
+                variance += size * keras.ops.convert_to_numpy(layer.moving_variance)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
     if used:
         for (mean, variance), layer in zip(sums, layers):
-            layer.moving_mean.assign(mean / used)
-            layer.moving_variance.assign(variance / used)
+            layer.moving_mean.assign(mean / images)
+            layer.moving_variance.assign(variance / images)
     return used
 
 
