@@ -335,3 +335,12 @@ def test_the_best_epoch_recorded_is_the_one_best_keras_holds_by_the_recipes_moni
         recorded.append((run.best_epoch, run.best_val_accuracy, int(keras.ops.convert_to_numpy(saved)[0, 0])))
     # Epoch 3 is the best by val_loss although its val accuracy is the lowest: best_val_accuracy is its own.
     assert recorded == [(1, 0.80, 1), (1, 0.80, 1), (3, 0.79, 3)]
+
+
+def test_a_resumed_run_draws_streams_no_fresh_run_of_another_seed_draws():
+    from eipviz.training.worker import stream_seed
+
+    assert stream_seed(3, 0) == 3  # a fresh run: its own seed, as before
+    resumed = {stream_seed(seed, epoch) for seed in range(20) for epoch in range(1, 20)}
+    assert len(resumed) == 19 * 20 and min(resumed) >= 2**20  # seed 0 at epoch 1 is not seed 1's streams
+    assert stream_seed(0, 1) == stream_seed(0, 1) and max(resumed) * 100 < 2**31

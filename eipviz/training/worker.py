@@ -38,6 +38,7 @@ from eipviz.training.timeline import ExplanationTimeline
 from eipviz.zoo import build_model, get_spec
 
 PROGRESS_INTERVAL_S = 0.5
+RESUMED_SEEDS = 2**20
 VALIDATION_BATCH = 256  # on one device; several devices get a multiple of their number (validation_batch_size)
 
 
@@ -134,6 +135,16 @@ def _arrays(dataset_name: str, subset: int | None, seed: int, replicas: int = 1)
     return x_train_kept, y_train, x_val_kept, y_val
 
 
+def stream_seed(seed: int, initial_epoch: int) -> int:
+    """The seed of a run's random streams (shuffling, augmentation, initialisation): ``seed`` for a fresh run; a
+    run resumed at epoch k draws new streams, never those of a fresh run with another seed (``seed + k`` did:
+    seed 0 resumed at epoch 1 repeated seed 1's shuffles and augmentations)."""
+    if not initial_epoch:
+        return seed
+    # Above the seeds people pick, and x 100 (the augmentation layers' seeds) still within 32 bits.
+    return RESUMED_SEEDS + int(np.random.SeedSequence([seed, initial_epoch]).generate_state(1)[0] % RESUMED_SEEDS)
+
+
 def split_evenly(images: np.ndarray, labels: np.ndarray, replicas: int) -> tuple[np.ndarray, np.ndarray]:
     """The first images and labels, as many as the largest multiple of ``replicas``: at most ``replicas - 1``
     left out, so that every batch, the last one included, splits evenly across the devices (JAX refuses a batch
@@ -185,10 +196,11 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
               f"backend {keras.backend.backend()}, devices: {device}", flush=True)
         store.update_run(run_id, backend=keras.backend.backend(), device=device)
         spec = get_spec(run.model)
-        keras.utils.set_random_seed(seed + initial_epoch)
+        streams = stream_seed(seed, initial_epoch)
+        keras.utils.set_random_seed(streams)
         precision = training_precision(recipe.mixed_precision)
         # Augmentation seeds move on with the epoch a run resumes at, like the global seed above.
-        augmentation = augmentation_layers(recipe, seed=(seed + initial_epoch) * 100)
+        augmentation = augmentation_layers(recipe, seed=streams * 100)
         with scope, global_dtype_policy(precision):  # the policy for the zoo model built (or loaded) below
             replicas = replica_count()
             check_batch_split(recipe.batch_size, replicas, where=f"Run {run_id} ({device}): ")  # "all" known now
@@ -223,7 +235,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
         # What the model computes in: a resumed one keeps the policy last.keras was saved with.
         store.update_run(run_id, hyperparameters={**hp, "precise_bn_batches": bn_batches,
                                                   "dtype_policy": layer_dtype_policy(classifier)})
-        batches = ImageBatches(x_train, y_train, recipe.batch_size, seed=seed + initial_epoch)
+        batches = ImageBatches(x_train, y_train, recipe.batch_size, seed=streams)
         precise_bn = [PreciseBatchNorm(batches, bn_batches)] if bn_batches else []
         callbacks = [
             *schedule_callbacks(recipe),
