@@ -7,7 +7,13 @@ import pytest
 from eipviz.errors import EipvizError
 from eipviz.recipes import DOCUMENTED, FAST, Augmentation, Plateau, Recipe, get_recipe, monitor_mode, parse_setting
 from eipviz.tables import recipe_table
-from eipviz.training.builders import augmentation_layers, best_checkpoint, make_optimizer, schedule_callbacks
+from eipviz.training.builders import (
+    ResumedPlateau,
+    augmentation_layers,
+    best_checkpoint,
+    make_optimizer,
+    schedule_callbacks,
+)
 
 
 def test_seed_004_schedule_gives_0_0025_at_the_second_epoch():
@@ -62,9 +68,27 @@ def test_seed_000_plateau_drives_keras_through_its_logged_reductions():
     assert min(rates) >= np.float32(recipe.plateau.min_lr)
 
 
+def test_a_resumed_run_goes_on_with_the_plateau_it_had_waited_on():
+    """Stopped after two epochs without improvement (patience 3), the run reduces at its first epoch back, as
+    the uninterrupted run does; Keras alone would wait three more."""
+    recipe = DOCUMENTED["resnet18"]  # factor sqrt(0.1), patience 3, min_lr 1e-4
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=make_optimizer(recipe, steps_per_epoch=1), loss="mse")
+    completed = [{"epoch": 1, "val_loss": 1.0, "learning_rate": 0.003},
+                 {"epoch": 2, "val_loss": 1.1, "learning_rate": 0.003},
+                 {"epoch": 3, "val_loss": 1.2, "learning_rate": 0.003}]
+    (plateau,) = schedule_callbacks(recipe, completed)
+    plateau.set_model(model)
+    plateau.on_train_begin()
+    assert (plateau.best, plateau.wait) == (1.0, 2)
+    plateau.on_epoch_end(3, logs={"val_loss": 1.3})
+    assert learning_rate(model) == pytest.approx(0.0009486833, rel=1e-6)
+
+
 def test_recipes_build_into_keras_pieces():
     callbacks = schedule_callbacks(DOCUMENTED["resnet20v1"])
-    assert {type(c) for c in callbacks} == {keras.callbacks.ReduceLROnPlateau, keras.callbacks.LearningRateScheduler}
+    assert {type(c) for c in callbacks} == {ResumedPlateau, keras.callbacks.LearningRateScheduler}
+    assert isinstance(callbacks[0], keras.callbacks.ReduceLROnPlateau)
     layers = augmentation_layers(DOCUMENTED["resnet20v1"])
     assert [type(layer).__name__ for layer in layers] == [
         "RandomTranslation", "RandomZoom", "RandomRotation", "RandomFlip", "RandomErasing"]

@@ -36,14 +36,48 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Opt
     return OPTIMIZER_CLASSES[recipe.optimizer](**options)
 
 
-def schedule_callbacks(recipe: Recipe) -> list[keras.callbacks.Callback]:
-    """Per-epoch learning-rate callbacks, in the order the seeds used them."""
-    callbacks = []
+class ResumedPlateau(keras.callbacks.ReduceLROnPlateau):
+    """``ReduceLROnPlateau`` that goes on where a stopped run's left off: its best value, how long it has
+    waited and its cooldown, replayed from the run's stored epochs (Keras starts them afresh at every ``fit``,
+    so each resume of a run trained across sessions put off the next reduction by up to ``patience`` epochs).
+    The learning rate itself comes back with the optimizer in ``last.keras``.
+    """
+
+    best: float | None  # Keras' own state, set in on_train_begin
+    cooldown_counter: int
+    wait: int
+
+    def __init__(self, *args, completed_epochs: Iterable[Mapping[str, Any]] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.completed = [(row.get(self.monitor), row.get("learning_rate")) for row in completed_epochs]
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._set_monitor_op()
+        for value, rate in self.completed:  # Keras' on_epoch_end, without touching the optimizer
+            if value is None:
+                continue
+            if self.in_cooldown():
+                self.cooldown_counter -= 1
+                self.wait = 0
+            if self._is_improvement(value, self.best):
+                self.best, self.wait = value, 0
+            elif not self.in_cooldown():
+                self.wait += 1
+                if self.wait >= self.patience and (rate is None or rate > np.float32(self.min_lr)):  # it reduced
+                    self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+def schedule_callbacks(recipe: Recipe,
+                       completed_epochs: Iterable[Mapping[str, Any]] = ()) -> list[keras.callbacks.Callback]:
+    """Per-epoch learning-rate callbacks, in the order the seeds used them; ``completed_epochs``: a resumed
+    run's stored rows, which the plateau callback goes on from."""
+    callbacks: list[keras.callbacks.Callback] = []
     if recipe.plateau:
         p = recipe.plateau
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+        callbacks.append(ResumedPlateau(
             monitor=p.monitor, mode=monitor_mode(p.monitor), factor=p.factor, patience=p.patience,
-            min_lr=p.min_lr, verbose=1))
+            min_lr=p.min_lr, verbose=1, completed_epochs=completed_epochs))
     if recipe.schedule == "inverse_time":
         callbacks.append(keras.callbacks.LearningRateScheduler(recipe.learning_rate_at_epoch, verbose=1))
     return callbacks

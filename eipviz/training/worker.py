@@ -238,7 +238,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
         batches = ImageBatches(x_train, y_train, recipe.batch_size, seed=streams)
         precise_bn = [PreciseBatchNorm(batches, bn_batches)] if bn_batches else []
         callbacks = [
-            *schedule_callbacks(recipe),
+            *schedule_callbacks(recipe, completed),
             *precise_bn,  # before validation, so the checkpoints below keep the statistics it validated
             timeline,  # before the recorder: it adds the probe set's metrics to the epoch's logs
             recorder,
