@@ -279,3 +279,16 @@ def test_a_validation_file_opened_after_the_train_files_last_event_is_the_same_t
     assert _trainings([train, validation], writer) == [[train, validation]]
     again = [file("b/train/ev", 5.0, 6.0), file("b/validation/ev", 6.5, 6.6)]
     assert _trainings([train, validation, *again], writer) == [[train, validation], again]
+
+
+def test_a_tensor_declaring_billions_of_values_is_skipped_without_building_it():
+    from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+
+    from eipviz.curves_import.tbevents import _scalar
+
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=10**10)])
+    bomb = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=shape, float_val=[1.0])
+    assert len(bomb.SerializeToString()) < 50  # 40 GB of float32 if built
+    assert _scalar(summary_pb2.Summary.Value(tag="epoch_loss", tensor=bomb)) is None
+    scalar = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[0.5])
+    assert _scalar(summary_pb2.Summary.Value(tag="epoch_loss", tensor=scalar)) == 0.5

@@ -87,6 +87,8 @@ def _scalar(value) -> float | None:
     if value.HasField("simple_value"):
         return float(value.simple_value)
     if value.HasField("tensor"):
+        if math.prod(dim.size for dim in value.tensor.tensor_shape.dim) != 1:  # never build a tensor to learn it is
+            return None  # no scalar: a few bytes may declare billions of values, filled in by make_ndarray
         array = tensor_util.make_ndarray(value.tensor)
         if array.size == 1 and array.dtype.kind in "fiu":  # not the model config Keras logs as text
             return float(array.reshape(()))
