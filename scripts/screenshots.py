@@ -6,7 +6,7 @@ Starts ``streamlit run app.py`` on a free loopback port, opens each page
 headless, waits until Streamlit stops running the script, and saves a PNG.
 The app shows the runs in ``--runs-dir`` (default test-artifacts/screenshot-runs/): for the Train and
 Curves shots, the six demo runs missing there are trained first (mnist14k, both recipes, three seeds each: real tiny
-trainings, about 1 min each on two cores), and the Curves shot picks them with a regex, groups them by
+trainings, about 1 min each on two cores), and the Curves shot picks them by name (a glob), groups them by
 recipe over a min-max band and shows their hyperparameter table and parallel coordinates.
 The views are driven with their widgets first and shot alone: ``timeline`` (a real 4-epoch mnist14k run,
 trained there when missing, about 1 min), ``compare-methods``, ``compare-models`` and ``sanity``.
