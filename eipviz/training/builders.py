@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from eipviz.recipes import OPTIMIZERS, Recipe, monitor_mode
-from eipviz.training.pipeline import RandomShift, TrainingModel, float32_copy, saved_model
+from eipviz.training.pipeline import RandomShift, TrainingModel, float32_copy, partial_path, saved_model
 
 # One Keras class per recipe optimizer name; Recipe has already refused any other name.
 OPTIMIZER_CLASSES: dict[str, type[keras.optimizers.Optimizer]] = {
@@ -141,8 +141,8 @@ class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
     def __init__(self, filepath: str | os.PathLike, *args,
                  on_save: Callable[[int, Mapping[str, Any]], None] | None = None, **kwargs):
         self.final_path = Path(filepath)
-        # Keras writes the file in place: written beside it and renamed, a kill mid-write never breaks it.
-        super().__init__(str(self.final_path.with_name(self.final_path.stem + ".partial.keras")), *args, **kwargs)
+        # Keras writes the file in place: written beside it and renamed (``partial_path``), as ``save_atomically``.
+        super().__init__(str(partial_path(self.final_path)), *args, **kwargs)
         self.on_save = on_save
 
     @property

@@ -5,7 +5,9 @@ function as the forward and backward pass, so the host only hands over uint8 bat
 inside stays the plain model that is saved, shipped and explained.
 """
 
+import os
 from collections import Counter
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -170,6 +172,18 @@ def build_before_fit(model: keras.Model, images: np.ndarray, labels: np.ndarray)
 def saved_model(model: keras.Model) -> keras.Model:
     """The model to save for ``model``: a ``TrainingModel``'s classifier, any other model itself."""
     return model.classifier if isinstance(model, TrainingModel) else model
+
+
+def partial_path(path: Path) -> Path:
+    """Where a ``.keras`` file is written before it is renamed into place (``best.keras``, ``last.keras``), so a
+    kill mid-write never leaves a broken checkpoint."""
+    return path.with_name(path.stem + ".partial.keras")
+
+
+def save_atomically(model: keras.Model, path: Path) -> None:
+    """Save a ``.keras`` file beside ``path`` and rename it into place (``partial_path``)."""
+    model.save(partial_path(path))
+    os.replace(partial_path(path), path)
 
 
 def compute_output_in_float32(classifier: keras.Model) -> None:

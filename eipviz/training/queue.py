@@ -137,7 +137,7 @@ def _refusal(available_mb: float | None, slots: list[str], training_mb: float):
             return f"Run {run.id} asks for {wanted} GPUs but this machine has {gpus}."
         if available_mb is None:
             return None
-        return memory_shortfall(f"run {run.id} ({run.model})", run.hyperparameters.get("memory_estimate_mb"),
+        return memory_shortfall(f"run {run.id} ({run.model})", estimate_mb(run),
                                 available_mb + training_mb)
     return refusal
 
@@ -181,6 +181,11 @@ def stop_run(store: RunStore, run_id: str) -> None:
     os.kill(run.pid, signal.SIGTERM)
 
 
+def estimate_mb(run: Run) -> float | None:
+    """The memory a run was estimated to need when it was created (``launcher.memory_estimate_mb``)."""
+    return run.hyperparameters.get("memory_estimate_mb")
+
+
 def training_runs(store: RunStore) -> list[Run]:
     """The runs admitted and not yet ended."""
     return [run for run in store.list_runs(kinds=("trained",)) if run.status == "running"]
@@ -188,13 +193,13 @@ def training_runs(store: RunStore) -> list[Run]:
 
 def memory_of(runs: list[Run]) -> float:
     """MB the runs are estimated to hold: for runs training now, what comes back when they end."""
-    return sum(run.hyperparameters.get("memory_estimate_mb") or 0 for run in runs)
+    return sum(estimate_mb(run) or 0 for run in runs)
 
 
 def memory_still_to_allocate(runs: list[Run]) -> float:
     """MB the training ``runs`` will take beyond what their workers hold yet: a worker admitted a moment
     ago (or still importing Keras) has not allocated its estimate, and ``MemAvailable`` does not show it."""
-    return sum(max(0.0, (run.hyperparameters.get("memory_estimate_mb") or 0) - process_memory_mb(run.pid))
+    return sum(max(0.0, (estimate_mb(run) or 0) - process_memory_mb(run.pid))
                for run in runs)
 
 
@@ -206,7 +211,7 @@ def _fits_now(available_mb: float | None, pending_mb: float = 0.0):
         if available_mb is None:
             return True
         taken = pending_mb + memory_of(admitted)
-        needed = run.hyperparameters.get("memory_estimate_mb")
+        needed = estimate_mb(run)
         return needed is None or needed <= available_mb - taken
     return fits
 
@@ -355,7 +360,7 @@ class RunQueue:
         available = available_memory_mb()
         if available is None:
             return
-        reason = memory_shortfall(f"{run.model}", run.hyperparameters.get("memory_estimate_mb"),
+        reason = memory_shortfall(f"{run.model}", estimate_mb(run),
                                   available + memory_of(training_runs(self.store)))
         if reason:
             raise EipvizError(reason)

@@ -29,6 +29,7 @@ from eipviz.training.pipeline import (
     compute_output_in_float32,
     layer_dtype_policy,
     one_hot,
+    save_atomically,
     saved_model,
     with_channel_axis,
 )
@@ -44,13 +45,6 @@ VALIDATION_BATCH = 256  # on one device; several devices get a multiple of their
 
 class TrainingCancelled(Exception):
     """Raised from a batch end once a stop was requested (SIGTERM or Ctrl-C)."""
-
-
-def save_atomically(model, path) -> None:
-    """Save a ``.keras`` file so a kill mid-write never leaves a broken checkpoint."""
-    tmp = path.with_name(path.stem + ".partial.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
 
 
 class RunRecorder(keras.callbacks.Callback):
