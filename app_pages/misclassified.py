@@ -164,9 +164,10 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
     metric = st.radio("Rank by", RANK_METRICS, horizontal=True, key="mis-f-metric",
                       help="ROAD costs about 9 s per method and layer at 50 images on a 2-core CPU")
     inputs_key = (model_key, tuple(chosen_methods), tuple(chosen_layers), int(n), metric)  # kept until one changes
-    maps = int(n) * (len(set(chosen_methods) | {"random"})) * len(chosen_layers)
+    ranked_methods = len(set(chosen_methods) | {"random"})  # the chance baseline is always scored too
+    maps = int(n) * ranked_methods * len(chosen_layers)
     if maps > MAX_RANKED_MAPS:
-        st.caption(f"That is {maps:,} maps ({int(n)} images x {len(set(chosen_methods) | {'random'})} methods x "
+        st.caption(f"That is {maps:,} maps ({int(n)} images x {ranked_methods} methods x "
                    f"{len(chosen_layers)} layers); at most {MAX_RANKED_MAPS:,} per click. Choose fewer.")
     table = computed_on_click(
         "Compute and rank", "mis-faithfulness", inputs_key,
