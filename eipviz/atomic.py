@@ -3,18 +3,21 @@
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 
-def write_npz_atomically(path: Path, **arrays) -> None:
-    """``np.savez_compressed`` to ``path`` atomically: two writers at once or a kill mid-write never leave a
-    broken file, and a write that fails (a full disk, a file size limit) leaves no temporary file behind."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file that replaces ``path`` when the block ends: two writers at once or a kill mid-write never
+    leave a broken file, and a write that fails (a full disk, a file size limit) leaves no temporary file."""
     temporary = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
     try:
         with temporary:
-            np.savez_compressed(temporary, **arrays)
+            yield temporary
             temporary.flush()
             os.fsync(temporary.fileno())
         os.replace(temporary.name, path)
@@ -22,3 +25,15 @@ def write_npz_atomically(path: Path, **arrays) -> None:
         with contextlib.suppress(OSError):  # a failed clean-up must not hide why the write failed
             os.unlink(temporary.name)
         raise
+
+
+def write_npz_atomically(path: Path, **arrays) -> None:
+    """``np.savez_compressed`` to ``path`` atomically."""
+    with atomic_file(path) as file:
+        np.savez_compressed(file, **arrays)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_file(path) as file:
+        file.write(text.encode())

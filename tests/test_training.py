@@ -96,11 +96,18 @@ def test_stop_cancels_after_the_batch_and_resume_keeps_the_epoch_counter(tmp_pat
     wait_for(lambda: store.get_run(run_id).status == "cancelled", what="cancelled")
     assert store.completed_epochs(run_id) == 1
     assert (store.run_dir(run_id) / "last.keras").is_file()
+    csv_path = store.run_dir(run_id) / "metrics.csv"
+    header = csv_path.read_text().splitlines()[0]
+    csv_path.write_text(header + "\n")  # as a kill between the store's write and CSVLogger's leaves it
 
     resume_run(store, run_id)
     wait_for(lambda: store.get_run(run_id).status == "finished", timeout=400, what="finished after resume")
     rows = store.epoch_rows(run_id)
     assert [row["epoch"] for row in rows] == [1, 2, 3]
+    with open(csv_path, newline="") as file:
+        csv_rows = list(csv.DictReader(file))
+    assert [row["epoch"] for row in csv_rows] == ["0", "1", "2"]  # the epoch left out filled from the store
+    assert float(csv_rows[0]["val_loss"]) == pytest.approx(rows[0]["val_loss"])
     assert rows[1]["learning_rate"] == pytest.approx(0.003 / (1 + 0.319 * 1), rel=1e-5)
     assert rows[2]["learning_rate"] == pytest.approx(0.003 / (1 + 0.319 * 2), rel=1e-5)
     assert "Resuming from" in (store.run_dir(run_id) / "worker.log").read_text()
@@ -344,3 +351,32 @@ def test_a_resumed_run_draws_streams_no_fresh_run_of_another_seed_draws():
     resumed = {stream_seed(seed, epoch) for seed in range(20) for epoch in range(1, 20)}
     assert len(resumed) == 19 * 20 and min(resumed) >= 2**20  # seed 0 at epoch 1 is not seed 1's streams
     assert stream_seed(0, 1) == stream_seed(0, 1) and max(resumed) * 100 < 2**31
+
+
+def _write_csv(path: Path, rows: list[list]) -> None:
+    with open(path, "w", newline="") as file:
+        csv.writer(file).writerows(rows)
+
+
+def test_resuming_fills_the_epoch_a_kill_left_out_of_metrics_csv_from_the_store(tmp_path):
+    from eipviz.training.worker import resume_metrics_csv
+    path = tmp_path / "metrics.csv"
+    _write_csv(path, [["epoch", "accuracy", "loss"], [0, 0.5, 1.5]])  # killed after the store's epoch 2
+    stored = [{"epoch": 1, "accuracy": 0.5, "loss": 1.5, "wall_time": 3.0},
+              {"epoch": 2, "accuracy": 0.6, "loss": 1.2, "wall_time": 6.0}]
+    resume_metrics_csv(path, stored)
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["epoch"], row["accuracy"], row["loss"]) for row in rows] == [("0", "0.5", "1.5"),
+                                                                               ("1", "0.6", "1.2")]
+    assert list(rows[0]) == ["epoch", "accuracy", "loss"]  # CSVLogger's header, not the store's extra names
+
+
+def test_restarting_without_last_keras_drops_the_old_epochs_from_metrics_csv(tmp_path):
+    from eipviz.training.worker import resume_metrics_csv
+    path = tmp_path / "metrics.csv"
+    _write_csv(path, [["epoch", "loss"], [0, 1.5], [1, 1.2], [2, 1.1]])
+    resume_metrics_csv(path, [{"epoch": 1, "loss": 1.5}])
+    assert path.read_text().splitlines() == ["epoch,loss", "0,1.5"]
+    resume_metrics_csv(path, [])
+    assert path.read_text().splitlines() == ["epoch,loss"]

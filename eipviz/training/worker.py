@@ -1,6 +1,8 @@
 """The training worker: one OS process per run, recording everything in the run store."""
 
+import csv
 import importlib.util
+import io
 import math
 import os
 import time
@@ -9,6 +11,7 @@ import traceback
 import keras
 import numpy as np
 
+from eipviz.atomic import write_text_atomically
 from eipviz.classifier import Classifier
 from eipviz.data import CLASS_NAMES, load_dataset
 from eipviz.errors import EipvizError
@@ -103,6 +106,31 @@ class RunRecorder(keras.callbacks.Callback):
                               best_val_accuracy=None if val_accuracy is None else float(val_accuracy))
 
 
+def resume_metrics_csv(path, completed: list[dict]) -> None:
+    """Make ``metrics.csv`` (CSVLogger's, epochs from 0) hold exactly the ``completed`` epochs of the store before
+    a run (re)starts: a worker killed between the store's write and CSVLogger's left it an epoch short, and a
+    run restarted without ``last.keras`` would append its epochs after the old ones. Missing rows are filled
+    from the store, which records every metric CSVLogger does; its header is kept."""
+    if not path.exists():
+        return
+    with open(path, newline="") as file:
+        reader = csv.DictReader(file)
+        header, rows = reader.fieldnames, list(reader)
+    if not header or "epoch" not in header:
+        return
+    by_epoch = {row["epoch"]: row for row in rows}
+    kept = [by_epoch.get(str(stored["epoch"] - 1))
+            or {name: stored.get(name, "NA") for name in header} | {"epoch": stored["epoch"] - 1}
+            for stored in completed]
+    if kept == rows:
+        return
+    with io.StringIO() as text:
+        writer = csv.DictWriter(text, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(kept)
+        write_text_atomically(path, text.getvalue())
+
+
 def recipe_of(run: Run) -> Recipe:
     """The recipe a run was created with, as stored (not as the code defines it today)."""
     return Recipe.from_hyperparameters(run.hyperparameters)
@@ -176,6 +204,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
     completed = [row for row in store.epoch_rows(run_id) if row["epoch"] <= initial_epoch]
     wall_before = completed[-1].get("wall_time", 0.0) if completed else 0.0
 
+    resume_metrics_csv(run_dir / "metrics.csv", completed)
     store.update_run(run_id, status="running", pid=os.getpid(), backend=keras.backend.backend(),
                      started=run.started or time.time(), ended=None, error=None)
     store.clear_progress(run_id)  # a resumed run's row is where its last worker stopped
