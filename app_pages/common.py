@@ -78,6 +78,15 @@ def run_store() -> RunStore:
     return _store_at(str(default_runs_dir().resolve()))
 
 
+def page_run_store() -> RunStore:
+    """The run store, for a page that needs one: an unusable runs folder stops the page with its message."""
+    try:
+        return run_store()
+    except EipvizError as error:
+        st.error(str(error))
+        st.stop()
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=5)
 def cached_zoo_model(name: str) -> Classifier:
     return load_zoo_model(name)

@@ -4,7 +4,7 @@ import Keras logs, TensorBoard event files and W&B/MLflow CSVs."""
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import can_write, read_only_note, run_store
+from app_pages.common import can_write, page_run_store, read_only_note
 from app_pages.timeline_view import timeline_section
 from eipviz.curves import (
     DIRECTIONS,
@@ -24,7 +24,7 @@ from eipviz.training.store import ACTIVE, run_label
 DEFAULT_METRICS = ["val_accuracy", "val_loss"]
 
 st.title("Curves")
-store = run_store()
+store = page_run_store()
 
 
 def import_form() -> None:
@@ -141,7 +141,13 @@ trained = [i for i in shown_ids if by_id[i].kind == "trained"]
 if trained:
     st.subheader("Explanations across epochs")
     picked = st.selectbox("Run", trained, format_func=lambda i: run_label(by_id[i]), key="curve-timeline-run")
-    timeline_section(store, store.get_run(picked), "curve-timeline")
+
+    def timeline():
+        # Keyed by run, so each run's slider keeps its own epoch and follows its own newest one.
+        timeline_section(store, store.get_run(picked), f"curve-timeline-{picked}")
+
+    # A training run's timeline grows an epoch at a time: redrawn with the chart while it trains.
+    st.fragment(timeline, run_every=3 if by_id[picked].status in ACTIVE else None)()
 
 editable = [by_id[i] for i in selected_ids if by_id[i].kind != "reference"]
 if not can_write():
@@ -152,13 +158,15 @@ elif editable:
                                     key="edit-run")]
         new_name = st.text_input("New name", value=target.name, key=f"edit-name-{target.id}")
         a, b = st.columns(2)
-        if a.button("Rename", key="edit-rename"):
+        # Keyed by run: a run deleted in another session makes the selectbox fall back to another run, and a
+        # click on the button drawn for the deleted one must not act on that one.
+        if a.button("Rename", key=f"edit-rename-{target.id}"):
             try:
                 store.rename_run(target.id, new_name)
                 st.rerun()
             except EipvizError as error:
                 st.error(str(error))
-        if b.button("Delete", key="edit-delete", type="secondary"):
+        if b.button("Delete", key=f"edit-delete-{target.id}", type="secondary"):
             try:
                 store.delete_run(target.id)
                 st.rerun()

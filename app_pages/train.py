@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from app_pages.common import can_write, literal, read_only_note, run_store
+from app_pages.common import can_write, literal, page_run_store, read_only_note
 from app_pages.timeline_view import timeline_section
 from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
@@ -22,11 +22,7 @@ st.title("Train")
 st.caption("Training runs in a separate worker process: it keeps going if you reload or close this page. "
            "Runs beyond the free slots wait in a queue and start in order.")
 
-try:
-    store = run_store()
-except EipvizError as error:
-    st.error(str(error))
-    st.stop()
+store = page_run_store()
 
 
 def start_form() -> None:

@@ -30,7 +30,7 @@ class CurveRun:
     source: str | None = None
     recipe: str | None = None
     hyperparameters: dict = field(default_factory=dict)
-    duration_s: float | None = None  # training time: the run's start to end, else its last wall_time
+    duration_s: float | None = None  # training time: its last wall_time (summed over resumes), else start to end
 
     @property
     def metric_names(self) -> list[str]:
@@ -67,11 +67,18 @@ def store_runs(store) -> list[CurveRun]:
     runs = []
     for run in store.list_runs(kinds=("trained", "imported")):
         rows = store.epoch_rows(run.id)
-        duration = (run.ended - run.started if run.started and run.ended
-                    else rows[-1].get("wall_time") if rows else None)
         runs.append(CurveRun(run.id, run.name, run.kind, rows, run.model, run.status, run.source, run.recipe,
-                             run.hyperparameters, duration))
+                             run.hyperparameters, training_seconds(rows, run.started, run.ended)))
     return runs
+
+
+def training_seconds(rows: list[dict], started: float | None, ended: float | None) -> float | None:
+    """The last epoch's ``wall_time``, which sums every session of a resumed run; else end minus start, which
+    would also count the days a run spent stopped before a resume."""
+    wall_times = [row["wall_time"] for row in rows if row.get("wall_time") is not None]
+    if wall_times:
+        return wall_times[-1]
+    return ended - started if started and ended else None
 
 
 def all_curve_runs(store) -> list[CurveRun]:
@@ -117,7 +124,8 @@ def debiased_ema(values: list, smoothing: float) -> list:
 
 # Metrics where lower is better; every other metric (accuracy, AUC, IoU, F1 ...) is better higher.
 LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "rmse", "mape", "msle", "hinge", "crossentropy", "divergence",
-                   "poisson", "perplexity", "learning_rate", "wall_time")
+                   "poisson", "perplexity", "learning_rate", "wall_time", "seconds",
+                   "deletion_auc", "average_drop")  # the timeline's probe_deletion_auc, probe_average_drop_pct
 DIRECTIONS = ("max", "min")
 
 
@@ -145,24 +153,41 @@ def best_epoch(run: CurveRun, metric: str | None = None, direction: str | None =
     return None
 
 
+def final_value(run: CurveRun, metric: str) -> float | None:
+    """The metric's last recorded value (validation every few epochs leaves the last epochs without one)."""
+    return next((row[metric] for row in reversed(run.rows) if row.get(metric) is not None), None)
+
+
+def significant(value: float | None, digits: int = 4) -> float | None:
+    """``value`` to ``digits`` significant digits: a rate of 4e-5 must not show as 0."""
+    return None if value is None or not math.isfinite(value) else float(f"{value:.{digits}g}")
+
+
 def runs_table(runs: list[CurveRun], metric: str | None = None, direction: str | None = None) -> list[dict]:
-    """Best value and epoch (of ``metric`` in ``direction``, see ``best_epoch``), final value, epochs and
-    duration per run."""
+    """Best value and epoch (of ``metric`` in ``direction``, see ``best_epoch``), final value, epochs done and
+    training time per run."""
     rows = []
     for run in runs:
         best = best_epoch(run, metric, direction)
-        last = run.rows[-1] if run.rows else {}
-        final_metric = best[1] if best else None
-        duration = last.get("wall_time")
+        shown_metric = best[1] if best else None
         rows.append({
-            "run": run.name, "id": run.id, "kind": run.kind, "status": run.status, "best_metric": final_metric,
-            "best_value": None if best is None else round(best[2], 4), "best_epoch": None if best is None else best[0],
-            "final_value": (None if final_metric is None or last.get(final_metric) is None
-                            else round(last[final_metric], 4)),
-            "epochs": len(run.rows),
-            "duration_s": None if duration is None else round(duration, 1),
+            "run": run.name, "id": run.id, "kind": run.kind, "status": run.status, "best_metric": shown_metric,
+            "best_value": None if best is None else significant(best[2]),
+            "best_epoch": None if best is None else best[0],
+            "final_value": None if shown_metric is None else significant(final_value(run, shown_metric)),
+            "epochs done": len(run.rows),
+            "duration_s": None if run.duration_s is None else round(run.duration_s, 1),
         })
     return rows
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """Text a spreadsheet shows as text: one starting like a formula (a run named ``=HYPERLINK(...)``) gets a
+    leading ``'``, as OWASP advises against CSV injection; names come from whoever shares the app."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def tidy_csv(runs: list[CurveRun]) -> str:
@@ -174,5 +199,6 @@ def tidy_csv(runs: list[CurveRun]) -> str:
         for row in run.rows:
             for metric, value in row.items():
                 if metric != "epoch":
-                    writer.writerow([run.id, run.name, run.kind, row["epoch"], metric, "" if value is None else value])
+                    writer.writerow([run.id, spreadsheet_text(run.name), run.kind, row["epoch"],
+                                     spreadsheet_text(metric), "" if value is None else value])
     return out.getvalue()

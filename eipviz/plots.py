@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from eipviz.curves import PALETTE, CurveRun, best_epoch, debiased_ema
-from eipviz.run_compare import group_band
+from eipviz.run_compare import group_band, mean_run
 from eipviz.training.store import run_label
 
 # Plotly's toolbar sits in the top margin on hover: subplot titles need a margin that holds both.
@@ -141,14 +141,16 @@ def curves_figure(runs: list[CurveRun], metrics: list[str], smoothing: float = 0
 
     A series shorter than ``SHORT_SERIES`` is drawn raw with its points and not smoothed. With ``groups``
     (label -> runs, see ``run_compare.group_runs``) each group is drawn as its mean over a shaded ``band``
-    (``"min-max"`` or ``"std"``), its members faded underneath. The star marks each run's best epoch of
-    ``best_metric`` in ``direction`` (see ``curves.best_epoch``).
+    (``"min-max"`` or ``"std"``), its members faded underneath, mean and band smoothed like a run's curve. The
+    star marks each run's best epoch of ``best_metric`` in ``direction`` (see ``curves.best_epoch``), or each
+    group mean's.
     """
     fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics or [""])
     for col, metric in enumerate(metrics, start=1):
         if groups:
             for index, (label, members) in enumerate(groups.items()):
-                _add_group(fig, col, metric, label, members, PALETTE[index % len(PALETTE)], x_axis, band)
+                _add_group(fig, col, metric, label, members, PALETTE[index % len(PALETTE)], x_axis, band,
+                           smoothing, best_metric, direction)
         else:
             for run in runs:
                 _add_run(fig, col, metric, run, smoothing, x_axis, best_metric, direction)
@@ -183,7 +185,7 @@ def _add_run(fig, col, metric, run, smoothing, x_axis, best_metric, direction):
                           row=1, col=col)
 
 
-def _add_group(fig, col, metric, label, members, color, x_axis, band):
+def _add_group(fig, col, metric, label, members, color, x_axis, band, smoothing, best_metric, direction):
     for run in members:  # faded, so the band's spread can be traced to its runs
         xs, points = _xs_and_points(run, metric, x_axis)
         if points:
@@ -193,6 +195,9 @@ def _add_group(fig, col, metric, label, members, color, x_axis, band):
     stats = group_band(members, metric, "epoch" if x_axis == "epoch" else "wall time", band)
     if not stats["x"]:
         return
+    if smoothing > 0 and len(stats["x"]) >= SHORT_SERIES:  # the mean and its band, as a single run's curve is
+        for key in ("mean", "lower", "upper"):
+            stats[key] = debiased_ema(stats[key], smoothing)
     fig.add_trace(go.Scatter(x=stats["x"], y=stats["upper"], mode="lines", line={"width": 0}, showlegend=False,
                              legendgroup=label, hoverinfo="skip"), row=1, col=col)
     fig.add_trace(go.Scatter(x=stats["x"], y=stats["lower"], mode="lines", line={"width": 0}, fill="tonexty",
@@ -203,6 +208,14 @@ def _add_group(fig, col, metric, label, members, color, x_axis, band):
                              legendgroup=label, showlegend=col == 1, customdata=stats["count"],
                              hovertemplate="%{y} (mean of %{customdata} runs)<extra>" + label + "</extra>"),
                   row=1, col=col)
+    best = best_epoch(mean_run(label, members), best_metric, direction)  # the best epoch of the group's mean
+    if best and best[0] in stats["epoch"]:
+        at = stats["epoch"].index(best[0])
+        fig.add_trace(go.Scatter(x=[stats["x"][at]], y=[stats["mean"][at]], mode="markers", legendgroup=label,
+                                 marker={"color": color, "size": 12, "symbol": "star"}, showlegend=False,
+                                 name=f"best epoch {best[0]}",
+                                 hovertemplate=f"{label}: the mean's best epoch {best[0]} ({best[1]})"),
+                      row=1, col=col)
 
 
 def hyperparameters_figure(rows: list[dict], hyperparameters: list[str], target: str) -> go.Figure:

@@ -6,7 +6,7 @@ import math
 import re
 import statistics
 
-from eipviz.curves import CurveRun, best_epoch, metric_direction
+from eipviz.curves import CurveRun, best_epoch, final_value, metric_direction
 
 GROUP_FIELDS = ("model", "recipe", "kind")
 BANDS = ("min-max", "std")
@@ -65,44 +65,65 @@ def group_runs(runs: list[CurveRun], field: str) -> dict[str, list[CurveRun]]:
 
 
 def group_band(runs: list[CurveRun], metric: str, x_axis: str = "epoch", band: str = "min-max") -> dict:
-    """Per x (epoch or wall time): the members' mean, a band around it and how many members have a value.
+    """Per epoch: the members' mean, a band around it and how many members have a value; ``x`` is the epoch,
+    or on the ``"wall time"`` axis the members' mean wall time at that epoch (each run's own times never
+    coincide, so values at the same time would be no group at all).
 
     ``band`` is ``"min-max"`` (the members' range) or ``"std"`` (mean ± population standard deviation).
-    Only finite values count; an x where no member has one is left out.
+    Only finite values count (with a wall time, on that axis); an epoch where no member has one is left out.
     """
     if band not in BANDS:
         raise ValueError(f"Unknown band. Received: band={band!r}; choose one of {', '.join(BANDS)}.")
-    values: dict[float, list[float]] = {}
+    values: dict[int, list[float]] = {}
+    times: dict[int, list[float]] = {}
     for run in runs:
         for row in run.rows:
-            x, y = row.get("epoch" if x_axis == "epoch" else "wall_time"), row.get(metric)
-            if x is not None and y is not None and math.isfinite(y):
-                values.setdefault(x, []).append(y)
-    xs = sorted(values)
-    mean = [statistics.fmean(values[x]) for x in xs]
+            y, time = row.get(metric), row.get("wall_time")
+            if y is None or not math.isfinite(y) or (x_axis != "epoch" and time is None):
+                continue
+            values.setdefault(row["epoch"], []).append(y)
+            times.setdefault(row["epoch"], []).append(time)
+    epochs = sorted(values)
+    mean = [statistics.fmean(values[e]) for e in epochs]
     if band == "min-max":
-        lower, upper = [min(values[x]) for x in xs], [max(values[x]) for x in xs]
+        lower, upper = [min(values[e]) for e in epochs], [max(values[e]) for e in epochs]
     else:
-        spread = [statistics.pstdev(values[x]) for x in xs]
+        spread = [statistics.pstdev(values[e]) for e in epochs]
         lower, upper = [m - s for m, s in zip(mean, spread)], [m + s for m, s in zip(mean, spread)]
-    return {"x": xs, "mean": mean, "lower": lower, "upper": upper, "count": [len(values[x]) for x in xs]}
+    xs = epochs if x_axis == "epoch" else [statistics.fmean(times[e]) for e in epochs]
+    return {"epoch": epochs, "x": xs, "mean": mean, "lower": lower, "upper": upper,
+            "count": [len(values[e]) for e in epochs]}
+
+
+def mean_run(label: str, runs: list[CurveRun]) -> CurveRun:
+    """A group's mean curve as one run: each metric's mean over the members that have it at that epoch. Its best
+    epoch (``best_epoch``) is the group's."""
+    by_epoch: dict[int, dict[str, list[float]]] = {}
+    for run in runs:
+        for row in run.rows:
+            for name, value in row.items():
+                if name != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
+                    by_epoch.setdefault(row["epoch"], {}).setdefault(name, []).append(value)
+    rows = [{"epoch": epoch, **{name: statistics.fmean(values) for name, values in metrics.items()}}
+            for epoch, metrics in sorted(by_epoch.items())]
+    return CurveRun(id=f"group:{label}", name=label, kind="group", rows=rows)
 
 
 def hyperparameter_table(runs: list[CurveRun], metric: str = "val_accuracy",
                          direction: str | None = None) -> list[dict]:
     """One row per run: name, id, kind, model, recipe, every stored hyperparameter (a column each, missing
-    where a run has none), the best and final ``metric``, the best epoch, epochs and duration."""
+    where a run has none), the best and final ``metric``, the best epoch, epochs done and training time. The
+    ``epochs`` column is the setting; how many a run has done is ``epochs done``."""
     columns = sorted({key for run in runs for key in flat_hyperparameters(run)})
     rows = []
     for run in runs:
         hyper = flat_hyperparameters(run)
         best = best_epoch(run, metric, direction or metric_direction(metric))
-        final = next((row[metric] for row in reversed(run.rows) if row.get(metric) is not None), None)
         rows.append({
             "run": run.name, "id": run.id, "kind": run.kind, "model": run.model, "recipe": run.recipe,
             **{key: hyper.get(key) for key in columns},
             f"best {metric}": None if best is None else best[2], "best epoch": None if best is None else best[0],
-            f"final {metric}": final, "epochs": len(run.rows),
+            f"final {metric}": final_value(run, metric), "epochs done": len(run.rows),
             "duration_s": None if run.duration_s is None else round(run.duration_s, 1),
         })
     return rows

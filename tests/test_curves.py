@@ -6,13 +6,23 @@ import math
 
 import pytest
 
-from eipviz.curves import PALETTE, CurveRun, best_epoch, debiased_ema, runs_table, tidy_csv
+from eipviz.curves import (
+    PALETTE,
+    CurveRun,
+    best_epoch,
+    debiased_ema,
+    metric_direction,
+    runs_table,
+    tidy_csv,
+    training_seconds,
+)
 
 HEADER = "run_id,run_name,kind,epoch,metric,value\n"
 
 
 def make_run(rows, run_id="run-a", name="run a", kind="trained", status="finished"):
-    return CurveRun(id=run_id, name=name, kind=kind, rows=rows, status=status)
+    return CurveRun(id=run_id, name=name, kind=kind, rows=rows, status=status,
+                    duration_s=training_seconds(rows, None, None))
 
 
 # -- debiased_ema ----------------------------------------------------------------------------------------------------
@@ -102,8 +112,14 @@ def test_runs_table_row_has_best_and_final_values_rounded_epochs_and_duration():
                    status="running")
     assert runs_table([run]) == [{
         "run": "run a", "id": "run-a", "kind": "trained", "status": "running", "best_metric": "val_accuracy",
-        "best_value": 0.8124, "best_epoch": 2, "final_value": 0.7999, "epochs": 3, "duration_s": 30.1,
+        "best_value": 0.8124, "best_epoch": 2, "final_value": 0.7999, "epochs done": 3, "duration_s": 30.1,
     }]
+
+
+def test_runs_table_keeps_four_significant_digits_of_small_values():
+    run = make_run([{"epoch": 1, "val_loss": 3.21e-5}, {"epoch": 2, "val_loss": 4.567e-5}])
+    row = runs_table([run])[0]
+    assert (row["best_value"], row["final_value"]) == (3.21e-5, 4.567e-5)
 
 
 def test_runs_table_reports_val_loss_when_there_is_no_val_accuracy():
@@ -112,21 +128,36 @@ def test_runs_table_reports_val_loss_when_there_is_no_val_accuracy():
     assert (row["best_metric"], row["best_value"], row["best_epoch"], row["final_value"]) == ("val_loss", 0.42, 2, 0.5)
 
 
-def test_runs_table_final_value_is_none_when_the_last_epoch_lacks_the_metric():
+def test_runs_table_final_value_is_the_last_recorded_one_when_the_last_epoch_lacks_the_metric():
     run = make_run([{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "loss": 0.3}])
     row = runs_table([run])[0]
-    assert (row["best_metric"], row["best_value"], row["final_value"]) == ("val_loss", 0.5, None)
+    assert (row["best_metric"], row["best_value"], row["final_value"]) == ("val_loss", 0.5, 0.5)
+
+
+def test_training_time_is_the_last_wall_time_not_the_days_a_run_stood_stopped():
+    rows = [{"epoch": 1, "wall_time": 90.0}, {"epoch": 2, "wall_time": 180.0}]  # resumed a day later
+    assert training_seconds(rows, started=1000.0, ended=1000.0 + 86400 + 90) == 180.0
+    assert training_seconds([{"epoch": 1}], started=1000.0, ended=1060.0) == 60.0
+    assert training_seconds([], None, None) is None
+
+
+def test_the_csv_download_defuses_names_a_spreadsheet_would_run_as_formulas():
+    run = make_run([{"epoch": 1, "=cmd|' /C calc'!A0": 0.5, "val_loss": -0.25}], name='=HYPERLINK("http://x")')
+    rows = list(csv.DictReader(io.StringIO(tidy_csv([run]))))
+    assert {row["run_name"] for row in rows} == {"'=HYPERLINK(\"http://x\")"}
+    assert [row["metric"] for row in rows] == ["'=cmd|' /C calc'!A0", "val_loss"]
+    assert rows[1]["value"] == "-0.25"  # numbers stay numbers
 
 
 def test_runs_table_leaves_best_final_and_duration_empty_for_a_run_without_validation_or_wall_time():
     row = runs_table([make_run([{"epoch": 1, "loss": 0.9}, {"epoch": 2, "loss": 0.7}])])[0]
     assert row == {"run": "run a", "id": "run-a", "kind": "trained", "status": "finished", "best_metric": None,
-                   "best_value": None, "best_epoch": None, "final_value": None, "epochs": 2, "duration_s": None}
+                   "best_value": None, "best_epoch": None, "final_value": None, "epochs done": 2, "duration_s": None}
 
 
 def test_runs_table_counts_zero_epochs_for_a_run_without_rows():
     row = runs_table([make_run([])])[0]
-    assert row["epochs"] == 0 and row["best_value"] is None and row["duration_s"] is None
+    assert row["epochs done"] == 0 and row["best_value"] is None and row["duration_s"] is None
 
 
 def test_runs_table_keeps_one_row_per_run_in_order_even_when_names_repeat():
@@ -186,3 +217,9 @@ def test_color_is_the_same_in_every_process():
     """A digest, not Python's per-process salted hash(): these values hold across reruns and restarts."""
     assert [make_run([], run_id=i).color for i in ("run-a", "run-b", "reference-resnet18")] == [
         "#d62728", "#bcbd22", "#1f77b4"]
+
+
+def test_the_metrics_every_trained_run_records_default_to_their_own_better_direction():
+    assert [metric_direction(name) for name in ("probe_deletion_auc", "probe_average_drop_pct", "epoch_seconds",
+                                                "probe_insertion_auc", "probe_accuracy")] == [
+        "min", "min", "min", "max", "max"]

@@ -1,5 +1,8 @@
 """Every page opens in AppTest without an exception."""
 
+import subprocess
+import sys
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -248,14 +251,33 @@ def test_runs_with_the_same_name_stay_apart_in_plot_csv_rename_and_delete(tmp_pa
 
     at.selectbox(key="edit-run").select(second).run()
     at.text_input(key=f"edit-name-{second}").set_value("the good one").run()
-    at.button(key="edit-rename").click().run()
+    at.button(key=f"edit-rename-{second}").click().run()
     assert not at.exception
     assert store.get_run(second).name == "the good one" and store.get_run(first).name == name
 
     at.selectbox(key="edit-run").select(first).run()
-    at.button(key="edit-delete").click().run()
+    at.button(key=f"edit-delete-{first}").click().run()
     assert not at.exception
     assert [run.id for run in store.list_runs()] == [second]
+
+
+def test_a_delete_clicked_for_a_run_deleted_elsewhere_deletes_no_other_run(tmp_path, monkeypatch):
+    """Another session deletes the picked run: the selectbox falls back to another run, and the click on the
+    Delete drawn for the deleted one must not delete that one."""
+    from eipviz.training.store import RunStore
+
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    store = RunStore(tmp_path)
+    ids = {name: store.create_run(name=name, kind="imported", status="finished") for name in ("a", "b", "c")}
+    for run_id in ids.values():
+        store.add_epochs(run_id, {1: {"val_accuracy": 0.5}})
+    at = open_page("curves.py")
+    at.multiselect(key="curve-runs").set_value(list(ids.values())).run()
+    at.selectbox(key="edit-run").set_value(ids["b"]).run()
+    RunStore(tmp_path).delete_run(ids["b"])  # another session
+    at.button(key=f"edit-delete-{ids['b']}").click().run()
+    assert not at.exception
+    assert sorted(run.name for run in store.list_runs()) == ["a", "c"]
 
 
 def test_new_runs_never_share_a_name(tmp_path):
@@ -266,6 +288,23 @@ def test_new_runs_never_share_a_name(tmp_path):
     ids = [create_training_run(store, "mnist14k", "fast", epochs=8, subset=2048) for _ in range(3)]
     assert [store.get_run(i).name for i in ids] == [
         "mnist14k fast (8 ep, 2048 img)", "mnist14k fast (8 ep, 2048 img) (2)", "mnist14k fast (8 ep, 2048 img) (3)"]
+    assert store.rename_run(ids[2], "mnist14k fast (8 ep, 2048 img)") == "mnist14k fast (8 ep, 2048 img) (3)"
+    assert store.rename_run(ids[0], "mnist14k fast (8 ep, 2048 img) (2)") == "mnist14k fast (8 ep, 2048 img) (2) (2)"
+    assert store.rename_run(ids[2], "  ") == "mnist14k fast (8 ep, 2048 img) (3)"  # blank keeps the name
+    assert len({run.name for run in store.list_runs()}) == 3
+
+
+def test_runs_created_at_once_by_two_processes_never_share_a_name(tmp_path):
+    """The name is picked inside the insert's write transaction."""
+    from eipviz.training.store import RunStore
+
+    script = ("import sys\nfrom eipviz.training.store import RunStore\n"
+              "store = RunStore(sys.argv[1])\n"
+              "for _ in range(60): store.create_run(name='same', kind='imported', status='finished')\n")
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT) for _ in range(2)]
+    assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
+    names = [run.name for run in RunStore(tmp_path).list_runs()]
+    assert len(names) == 120 and len(set(names)) == 120
 
 
 def test_curves_page_groups_seeds_into_bands_filters_by_name_and_compares_hyperparameters(tmp_path, monkeypatch):

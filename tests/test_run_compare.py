@@ -71,6 +71,33 @@ def test_a_group_band_is_the_mean_with_its_min_max_or_standard_deviation():
     assert std["upper"] == pytest.approx([0.4, 0.7, 0.8]) and std["lower"] == pytest.approx([0.2, 0.5, 0.6])
 
 
+def test_on_the_wall_time_axis_a_group_is_averaged_by_epoch_at_its_mean_time():
+    """Two runs never share a wall time: grouped by time itself, every point was one run's value."""
+    fast = CurveRun("f", "f", "trained", [{"epoch": e, "val_accuracy": v, "wall_time": 10.0 * e}
+                                          for e, v in ((1, 0.2), (2, 0.4))])
+    slow = CurveRun("s", "s", "trained", [{"epoch": e, "val_accuracy": v, "wall_time": 30.0 * e}
+                                          for e, v in ((1, 0.4), (2, 0.6))])
+    band = group_band([fast, slow], "val_accuracy", x_axis="wall time")
+    assert band["x"] == [20.0, 40.0] and band["mean"] == pytest.approx([0.3, 0.5]) and band["count"] == [2, 2]
+    assert band["lower"] == [0.2, 0.4] and band["upper"] == [0.4, 0.6]
+
+
+def test_the_grouped_figure_smooths_the_mean_and_stars_the_means_best_epoch():
+    values = [0.1, 0.5, 0.2, 0.6, 0.3, 0.7, 0.4, 0.8, 0.5, 0.9, 0.6, 0.65]
+    members = [run("g-seed1", values), run("g-seed2", [v + 0.02 for v in values])]
+    groups = group_runs(members, "learning_rate")
+
+    def mean_and_stars(smoothing):
+        spec = json.loads(curves_figure(members, ["val_accuracy"], smoothing, groups=groups).to_json())
+        mean = next(t["y"] for t in spec["data"] if "mean of" in (t.get("name") or ""))
+        return mean, [t for t in spec["data"] if t.get("marker", {}).get("symbol") == "star"]
+
+    raw, stars = mean_and_stars(0.0)
+    smoothed, _ = mean_and_stars(0.9)
+    assert raw == pytest.approx([v + 0.01 for v in values]) and smoothed != pytest.approx(raw)
+    assert [(star["x"], star["name"]) for star in stars] == [([10], "best epoch 10")]
+
+
 def test_a_band_counts_only_the_members_that_reached_an_epoch():
     band = group_band([run("x1", [0.2, 0.4]), run("x2", [0.4])], "val_accuracy")
     assert band["mean"] == pytest.approx([0.3, 0.4]) and band["count"] == [2, 1]
@@ -90,7 +117,13 @@ def test_the_hyperparameter_table_has_every_hyperparameter_best_final_and_durati
     rows = hyperparameter_table(SEEDS)
     assert rows[1] == {"run": "a-seed2", "id": "a-seed2", "kind": "trained", "model": "mnist14k", "recipe": "fast",
                        "learning_rate": 0.1, "plateau.factor": 0.5, "seed": 2, "best val_accuracy": 0.8,
-                       "best epoch": 3, "final val_accuracy": 0.8, "epochs": 3, "duration_s": 12.3}
+                       "best epoch": 3, "final val_accuracy": 0.8, "epochs done": 3, "duration_s": 12.3}
+
+
+def test_the_epochs_setting_is_not_overwritten_by_the_epochs_a_stopped_run_did():
+    stopped = CurveRun("s", "s", "trained", [{"epoch": 1, "val_accuracy": 0.3}], hyperparameters={"epochs": 30})
+    (row,) = hyperparameter_table([stopped])
+    assert (row["epochs"], row["epochs done"]) == (30, 1)
 
 
 def test_parallel_coordinates_has_an_axis_per_varying_hyperparameter_then_the_target():

@@ -45,6 +45,18 @@ def test_the_curves_page_shows_the_timeline_of_a_selected_trained_run(store):
     assert len([c for c in _captions(at) if c[0] in "✅❌"]) == 16
 
 
+def test_each_run_on_the_curves_page_keeps_its_own_timeline_epoch(store):
+    """Moving one run's slider back must not hold another run's slider on that epoch."""
+    first, second = run_with_timeline(store, (1, 2)), run_with_timeline(store, (1, 2, 3))
+    at = AppTest.from_file(str(ROOT / "app_pages" / "curves.py"), default_timeout=TIMEOUT).run()
+    at.multiselect(key="curve-runs").set_value([first, second]).run()
+    at.selectbox(key="curve-timeline-run").set_value(first).run()
+    at.select_slider(key=f"curve-timeline-{first}-epoch").set_value(1).run()
+    at.selectbox(key="curve-timeline-run").set_value(second).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.select_slider(key=f"curve-timeline-{second}-epoch").value == 3  # its newest epoch
+
+
 def test_a_run_from_before_timelines_says_so(store):
     run_id = store.create_run(name="old", model="mnist14k", status="finished")
     store.add_epoch(run_id, 1, {"val_accuracy": 0.5})

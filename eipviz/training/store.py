@@ -151,6 +151,7 @@ class RunStore:
         run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{model or kind}-{secrets.token_hex(2)}"
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # no other process takes the same name between our read and our write
             taken = {row[0] for row in db.execute("SELECT name FROM runs")}
             name = unique_name(name, taken)
             now = time.time()
@@ -184,11 +185,17 @@ class RunStore:
         runs = [_to_run(row) for row in rows]
         return [run for run in runs if kinds is None or run.kind in kinds]
 
-    def rename_run(self, run_id: str, name: str) -> None:
-        """Give a run a new name (blank keeps the old one)."""
+    def rename_run(self, run_id: str, name: str) -> str:
+        """Give a run a new name (blank keeps the old one); one another run has gets a counter, as a new run's
+        does. Returns the name given."""
         require_write("Renaming a run")
         run = self.get_run(run_id)
-        self.update_run(run_id, name=name.strip() or run.name)
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            taken = {row[0] for row in db.execute("SELECT name FROM runs WHERE id != ?", (run_id,))}
+            name = unique_name(name.strip() or run.name, taken)
+            db.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id))
+        return name
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run that is not queued or training, with its folder."""
