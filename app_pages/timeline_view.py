@@ -31,7 +31,7 @@ def timeline_section(store, run, key: str) -> None:
         for column, (image, caption, right), i in zip(st.columns(COLUMNS), tiles[start:start + COLUMNS],
                                                       range(start, start + COLUMNS)):
             truth = timeline.class_names[int(timeline.labels[i])]
-            column.image(image, caption=f"{'✅' if right else '❌'} {caption.split(': ', 1)[1]} ({truth})",
+            column.image(image, caption=f"{'✅' if right else '❌'} {caption} ({truth})",
                          width="stretch")
     st.plotly_chart(timeline_figure(store.epoch_rows(run.id), epoch), key=f"{key}-chart")
 

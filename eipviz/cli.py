@@ -227,9 +227,10 @@ def cmd_timeline(args) -> int:
     store = RunStore(args.runs_dir)
     run = store.get_run(args.run_id)
     timeline = read_timeline(store.run_dir(run.id) / TIMELINE_FILE)
-    if timeline is None:
-        raise EipvizError(f"Run {run.id} has no explanation timeline: it is {run.kind}, or was trained before "
-                          f"eipviz recorded timelines.")
+    if timeline is None or not len(timeline.epochs):
+        raise EipvizError(f"Run {run.id} has no explanation timeline: " + (
+            "it has not finished an epoch yet, or it was trained before eipviz recorded timelines."
+            if run.kind == "trained" else f"it is {run.kind}, and only trained runs have one."))
     paths = export_timeline(timeline, Path(args.out))
     print(json.dumps({"run": run.id, "epochs": timeline.epochs.tolist(), "files": [str(p) for p in paths]},
                      indent=2))
@@ -434,7 +435,8 @@ def _register_models(sub):
     p.add_argument("--runs-dir")
     p.add_argument("--weights")
     p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
-    p.add_argument("--n", type=_positive_int, default=32, help="test images for the faithfulness and sanity tables")
+    p.add_argument("--n", type=_positive_int, default=32,
+                   help="test images for the faithfulness table (the sanity table takes the first 8 of them)")
     p.add_argument("--out", required=True, help="the .html file to write")
     p.set_defaults(handler=cmd_report)
 

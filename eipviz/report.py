@@ -15,6 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 import eipviz
+from eipviz.atomic import write_text_atomically
 from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation, sample_test_images
@@ -28,6 +29,7 @@ from eipviz.weights import sha256_of
 
 REPORT_METHODS = ("gradcam", "gradcam++", "layercam", "saliency")  # fast ones; random is added as the baseline
 SANITY_METHODS = ("gradcam", "saliency")
+SANITY_IMAGES = 8  # the first of the faithfulness sample: each method's maps are recomputed at every depth
 GALLERY_SIZE = 12
 Progress = Callable[[float, str], None]
 
@@ -89,9 +91,10 @@ def build_report(classifier: Classifier, evaluation: Evaluation, images: np.ndar
                  "<p class=note>Deletion AUC: lower is better; insertion AUC and ROAD: higher is better. The "
                  "<code>*_vs_random</code> columns are the margin over the random baseline (positive is better)."
                  "</p>", _table(rows)]
-    checks = sanity_check(classifier, sample[:min(8, len(sample))], list(sanity_methods),
+    sanity_sample = sample[:SANITY_IMAGES]
+    checks = sanity_check(classifier, sanity_sample, list(sanity_methods),
                           progress=lambda done, total, text: report(0.55 + 0.4 * done / total, f"sanity: {text}"))
-    sections += ["<h2>Sanity checks (Adebayo et al. 2018)</h2>",
+    sections += [f"<h2>Sanity checks (Adebayo et al. 2018, {len(sanity_sample)} test images)</h2>",
                  "<p class=note>Cascading randomisation: the layers' weights are re-initialised from the output "
                  "down and the maps recomputed; a method whose maps stay the same ignores the model.</p>",
                  _table([check.row() for check in checks])]
@@ -123,9 +126,10 @@ def report_path(path: str | Path) -> Path:
 
 
 def write_report(path: str | Path, text: str) -> Path:
-    """Write the report's HTML (UTF-8) and return its path."""
+    """Write the report's HTML (UTF-8) and return its path; written beside and renamed into place, so a full
+    disk or a kill mid-write leaves the previous report whole."""
     path = report_path(path)
-    path.write_text(text, encoding="utf-8")
+    write_text_atomically(path, text)
     return path
 
 

@@ -95,3 +95,16 @@ def test_tied_pixels_go_in_a_seeded_random_order_not_top_row_first():
     assert tied["deletion_auc"] == pytest.approx(chance["deletion_auc"], abs=0.02)
     assert map_faithfulness(cam, inputs, constant, classes, metrics=metrics) == tied  # seeded: reproducible
     assert map_faithfulness(cam, inputs, constant, classes, metrics=metrics, seed=1) != tied
+
+
+def test_scores_do_not_depend_on_how_many_images_are_built_at_once(monkeypatch):
+    """Curves are built a few images at a time and ROAD scores its imputations as batches fill, so memory stays
+    flat in N; the figures must be those of building everything at once."""
+    import eipviz.explain.faithfulness as faithfulness_module
+    import eipviz.explain.road as road_module
+
+    cam, inputs, maps, classes = gradcam_and_scores(7)
+    whole = map_faithfulness(cam, inputs, maps, classes)
+    monkeypatch.setattr(faithfulness_module, "CURVE_IMAGES", 2)
+    monkeypatch.setattr(road_module, "SCORE_BATCH", 3)
+    assert map_faithfulness(cam, inputs, maps, classes) == pytest.approx(whole, abs=1e-4)

@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import keras
 import numpy as np
 import pytest
@@ -64,7 +65,7 @@ def test_each_epoch_appends_one_map_set_at_the_layers_resolution_to_the_file(tmp
     stored = read_timeline(path)
     assert stored.epochs.tolist() == [1, 2]
     assert stored.maps.shape == (2, 16, 26, 26) and stored.maps.dtype == np.uint8
-    assert stored.probabilities.shape == (2, 16, 10) and stored.probabilities.dtype == np.float16
+    assert stored.probabilities.shape == (2, 16, 10) and stored.probabilities.dtype == np.float32
     assert np.allclose(stored.probabilities.astype(np.float32).sum(-1), 1, atol=1e-2)
     assert stored.deletion_auc.shape == (2,) and np.isfinite(stored.average_drop_pct).all()
     assert not list(tmp_path.glob(".timeline*"))  # no temporary file left behind
@@ -128,7 +129,43 @@ def test_the_timeline_command_exports_a_runs_timeline_and_explains_a_missing_one
 
     older = store.create_run(name="older", model="mnist14k")
     assert main(["timeline", older, "--out", str(tmp_path / "o2"), "--runs-dir", str(tmp_path / "runs")]) == 2
-    assert "no explanation timeline" in capsys.readouterr().err
+    assert "has not finished an epoch yet, or it was trained before" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "corrupt member"])
+def test_a_damaged_timeline_file_is_a_clear_error_not_a_traceback(tmp_path, damage):
+    path = tmp_path / TIMELINE_FILE
+    _recorded(path, [1])
+    data = path.read_bytes()
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "truncated":
+        path.write_bytes(data[:len(data) // 2])
+    else:  # flip bytes inside the compressed maps, keeping the zip's directory
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:])
+    with pytest.raises(EipvizError, match="is not a readable timeline"):
+        read_timeline(path)
+
+
+def test_a_resumed_run_with_a_damaged_timeline_starts_it_again_and_trains_on(tmp_path, data_dir, capsys):
+    from eipviz.training.timeline import ExplanationTimeline
+
+    path = tmp_path / TIMELINE_FILE
+    path.write_bytes(b"PK\x03\x04 not a whole zip")
+    recorder = ExplanationTimeline(_tiny_classifier(), tmp_path, initial_epoch=2)
+    assert recorder.timeline.epochs.tolist() == [] and len(recorder.timeline.indices) == 16
+    assert "It starts again at this epoch." in capsys.readouterr().out
+
+
+def test_sheet_captions_fit_their_tile_and_keep_the_whole_percentage():
+    from eipviz.explain.overlay import FONT, FONT_SCALE
+    from eipviz.explain.timeline import fitted_caption
+
+    text = fitted_caption("x automobile 100%", 100)
+    assert text.endswith(". 100%") and text.startswith("x auto")
+    assert cv2.getTextSize(text, FONT, FONT_SCALE, 1)[0][0] <= 100
+    assert fitted_caption("x automobile 100%", 124) == "x automobile 100%"  # every CIFAR-10 name fits a tile
 
 
 def test_an_epoch_not_in_the_timeline_is_a_clear_error(tmp_path):

@@ -27,6 +27,7 @@ from eipviz.errors import check_names
 from eipviz.explain.road import relevance_order, road
 
 STEPS = 16  # fractions 0, 1/16, ..., 1 of the pixels
+CURVE_IMAGES = 64  # images whose STEPS + 1 versions are built at once (all of them took 4 GB for 10,000)
 METRICS = ("deletion", "insertion", "drop", "road")
 CHANCE = "random"  # the method every table compares against
 # metric column -> (its comparison column, +1 where higher is better or -1 where lower is): positive is better
@@ -42,7 +43,14 @@ def _blurred(x):
 
 
 def _curve(cam: BaseCAM, start, finish, order, classes):
-    """Class probability while pixels move from ``start`` to ``finish`` in ``order``, (N, STEPS + 1)."""
+    """Class probability while pixels move from ``start`` to ``finish`` in ``order``, (N, STEPS + 1); built
+    ``CURVE_IMAGES`` images at a time, so memory stays flat however many images are scored."""
+    return np.concatenate([_curve_of_few(cam, start[i:i + CURVE_IMAGES], finish[i:i + CURVE_IMAGES],
+                                         order[i:i + CURVE_IMAGES], classes[i:i + CURVE_IMAGES])
+                           for i in range(0, len(start), CURVE_IMAGES)])
+
+
+def _curve_of_few(cam: BaseCAM, start, finish, order, classes):
     n, height, width, channels = start.shape
     pixels = height * width
     steps = []

@@ -139,7 +139,8 @@ def road(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes: np.ndarray
     """ROAD MoRF and LeRF of ``maps`` (N, H, W) for model ``inputs`` (N, H, W, C) and ``classes`` (N,).
 
     Every imputed image of every percentile and order goes through the model in batches of
-    ``SCORE_BATCH``; the imputations themselves are one small sparse solve each.
+    ``SCORE_BATCH`` as soon as a batch is full, so memory stays flat in N; the imputations themselves are one
+    small sparse solve each.
     """
     inputs = np.asarray(inputs, np.float32)
     classes = np.asarray(classes)
@@ -152,7 +153,15 @@ def road(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes: np.ndarray
     rng = np.random.default_rng(seed)
     order = relevance_order(np.asarray(maps), rng)
     operator = imputation_operator(height, width)
-    imputed = []  # (order, percentile, image)-major
+    targets = np.tile(classes, 2 * len(percentiles))  # (order, percentile, image)-major
+    scored: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+
+    def score_pending():
+        done = sum(len(scores) for scores in scored)
+        scored.append(cam.scores(np.stack(pending), targets[done:done + len(pending)]))
+        pending.clear()
+
     for most_relevant_first in (True, False):
         ranking = order if most_relevant_first else order[:, ::-1]
         for p in percentiles:
@@ -160,11 +169,12 @@ def road(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes: np.ndarray
             for i in range(n):
                 removed = np.zeros(height * width, bool)
                 removed[ranking[i, :count]] = True
-                imputed.append(noisy_linear_imputation(inputs[i], removed.reshape(height, width), noise, rng,
+                pending.append(noisy_linear_imputation(inputs[i], removed.reshape(height, width), noise, rng,
                                                        operator))
-    batch = np.stack(imputed)
-    targets = np.tile(classes, 2 * len(percentiles))
-    after = np.concatenate([cam.scores(batch[s:s + SCORE_BATCH], targets[s:s + SCORE_BATCH])
-                            for s in range(0, len(batch), SCORE_BATCH)])
+                if len(pending) == SCORE_BATCH:
+                    score_pending()
+    if pending:
+        score_pending()
+    after = np.concatenate(scored)
     change = after.reshape(2, len(percentiles), n) - cam.scores(inputs, classes)[None, None]
     return RoadScores(percentiles, morf=change[0].T, lerf=change[1].T)

@@ -2,7 +2,8 @@
 
 A run keeps 16 test images chosen once per dataset (stratified over
 classes) in ``timeline.npz`` in its folder. At each epoch end the worker adds
-their probabilities (float16), their Grad-CAM at the model's default layer
+their probabilities (float32; float16 ties flipped a caption's class away from the
+class its map explains), their Grad-CAM at the model's default layer
 (at that layer's resolution, uint8) and the probe set's deletion AUC and
 average drop; the whole file is rewritten atomically, as ``last.keras`` is.
 """
@@ -53,7 +54,7 @@ class Timeline:
     class_names: tuple[str, ...]
     layer: str
     epochs: np.ndarray  # (E,) 1-based, increasing
-    probabilities: np.ndarray  # (E, n, K) float16
+    probabilities: np.ndarray  # (E, n, K) float32 (float16 in files written before 2026-11-27)
     maps: np.ndarray  # (E, n, h, w) uint8, Grad-CAM of the predicted class
     deletion_auc: np.ndarray  # (E,)
     average_drop_pct: np.ndarray  # (E,)
@@ -88,7 +89,7 @@ def start_timeline(path: Path, images: np.ndarray, labels: np.ndarray, indices: 
                         stored.average_drop_pct[keep])
     k = len(class_names)
     return Timeline(np.asarray(indices, np.int64), np.asarray(images, np.uint8), np.asarray(labels, np.int64),
-                    tuple(class_names), layer, np.zeros(0, np.int64), np.zeros((0, len(images), k), np.float16),
+                    tuple(class_names), layer, np.zeros(0, np.int64), np.zeros((0, len(images), k), np.float32),
                     np.zeros((0, len(images), 1, 1), np.uint8), np.zeros(0), np.zeros(0))
 
 
@@ -106,7 +107,7 @@ def record_epoch(timeline: Timeline, classifier: Classifier, epoch: int, path: P
     updated = Timeline(
         timeline.indices, timeline.images, timeline.labels, timeline.class_names, timeline.layer,
         np.append(timeline.epochs, epoch).astype(np.int64),
-        np.concatenate([timeline.probabilities, probabilities[None].astype(np.float16)]),
+        np.concatenate([timeline.probabilities.astype(np.float32), probabilities[None].astype(np.float32)]),
         np.concatenate([previous, maps_uint8[None]]),
         np.append(timeline.deletion_auc, scores["deletion_auc"]),
         np.append(timeline.average_drop_pct, scores["average_drop_pct"]))
@@ -130,27 +131,28 @@ def read_timeline(path: Path) -> Timeline | None:
             return Timeline(f["indices"], f["images"], f["labels"], tuple(str(c) for c in f["class_names"]),
                             str(f["layer"]), f["epochs"], f["probabilities"], f["maps"], f["deletion_auc"],
                             f["average_drop_pct"])
-    except (OSError, KeyError, ValueError) as error:
-        raise EipvizError(f"{path} is not a readable timeline ({error}).") from error
+    except Exception as error:  # noqa: BLE001  a damaged zip raises BadZipFile, EOFError, zlib.error...
+        raise EipvizError(f"{path} is not a readable timeline ({type(error).__name__}: {error}).") from error
 
 
 def timeline_tiles(timeline: Timeline, epoch: int, size: int = 96) -> list[tuple[np.ndarray, str, bool]]:
-    """(overlay RGB, caption, right?) per probe image at ``epoch``: the predicted class's Grad-CAM."""
+    """(overlay RGB, caption, right?) per probe image at ``epoch``: the predicted class's Grad-CAM, captioned with
+    that class and its probability (``automobile 100%``)."""
     row = timeline.position(epoch)
     tiles = []
     for i, image in enumerate(timeline.images):
         predicted = int(timeline.predictions[row, i])
         right = predicted == int(timeline.labels[i])
         cam = timeline.maps[row, i].astype(np.float32) / 255
-        caption = (f"{'right' if right else 'WRONG'}: {timeline.class_names[predicted]} "
-                   f"{float(timeline.probabilities[row, i, predicted]):.0%}")
+        caption = f"{timeline.class_names[predicted]} {float(timeline.probabilities[row, i, predicted]):.0%}"
         tiles.append((overlay(as_rgb(image), cam, size=size), caption, right))
     return tiles
 
 
 def timeline_sheet(timeline: Timeline, epoch: int, columns: int = 4, size: int = 128) -> np.ndarray:
     """One RGB image of the probe set at ``epoch``: a header line, then a grid of overlays, each framed green
-    (right) or red (wrong) with its prediction below."""
+    (right) or red (wrong) with its prediction below, marked ``x`` when wrong (for those who cannot tell red
+    from green)."""
     tiles = timeline_tiles(timeline, epoch, size)
     row = timeline.position(epoch)
     header, caption, frame = 22, 18, 3
@@ -164,8 +166,19 @@ def timeline_sheet(timeline: Timeline, epoch: int, columns: int = 4, size: int =
         framed = image.copy()
         cv2.rectangle(framed, (0, 0), (size - 1, size - 1), (0, 150, 0) if right else (210, 0, 0), frame)
         sheet[top:top + size, left:left + size] = framed
-        cv2.putText(sheet, text[:22], (left + 3, top + size + 13), FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(sheet, fitted_caption(text if right else f"x {text}", size - 4), (left + 3, top + size + 13),
+                    FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
     return sheet
+
+
+def fitted_caption(text: str, width: int) -> str:
+    """``text`` (``x automobile 100%``) cut to ``width`` pixels by shortening the class name, never the
+    percentage: a caption cut at its end read 100% as 10%."""
+    head, _, percent = text.rpartition(" ")
+    while cv2.getTextSize(text, FONT, FONT_SCALE, 1)[0][0] > width and len(head) > 1:
+        head = head[:-1]
+        text = f"{head.rstrip()}. {percent}"
+    return text
 
 
 def export_timeline(timeline: Timeline, out: Path, frame_seconds: float = 0.6) -> list[Path]:

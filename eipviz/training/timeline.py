@@ -7,6 +7,7 @@ import numpy as np
 
 from eipviz.classifier import Classifier
 from eipviz.data import load_test_split
+from eipviz.errors import EipvizError
 from eipviz.explain.timeline import TIMELINE_FILE, Timeline, probe_indices, record_epoch, start_timeline
 
 
@@ -21,8 +22,13 @@ class ExplanationTimeline(keras.callbacks.Callback):
         self.path = Path(run_dir) / TIMELINE_FILE
         images, labels = load_test_split(str(classifier.dataset))
         indices = probe_indices(labels)
-        self.timeline: Timeline = start_timeline(self.path, images[indices], labels[indices], indices,
-                                                 classifier.class_names, classifier.cam_layer, initial_epoch)
+        start = (images[indices], labels[indices], indices, classifier.class_names, classifier.cam_layer)
+        try:
+            self.timeline: Timeline = start_timeline(self.path, *start, initial_epoch)
+        except EipvizError as error:  # a damaged file must not stop a resumed run from training
+            print(f"{error} It starts again at this epoch.", flush=True)
+            self.path.unlink()
+            self.timeline = start_timeline(self.path, *start, initial_epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         _ = self.model  # under JAX, reading Callback.model copies the training state into the classifier's variables

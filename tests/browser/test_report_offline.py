@@ -39,5 +39,6 @@ def test_the_report_renders_offline_with_its_tables_images_and_charts(data_dir, 
         browser.close()
     assert [url for url in requests if not url.startswith(("file:", "data:"))] == []
     assert loaded and all(loaded) and not errors
-    assert {"Accuracy", "Faithfulness (4 test images)", "Sanity checks (Adebayo et al. 2018)"} <= set(headings)
+    assert {"Accuracy", "Faithfulness (4 test images)",
+            "Sanity checks (Adebayo et al. 2018, 4 test images)"} <= set(headings)
     assert "mnist14k" in text and "keras version" in text and "sha256" in text
