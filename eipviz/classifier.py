@@ -23,7 +23,7 @@ from eipviz.attribution.layers import conv_feature_layers
 from eipviz.attribution.methods import make_cam
 from eipviz.errors import EipvizError
 from eipviz.images import fit_images
-from eipviz.preprocessing import PREPROCESSINGS, preprocess
+from eipviz.preprocessing import check_fits, preprocess
 
 PREDICT_BATCH = 500
 CAMS_KEPT = 8  # (method, layer) pairs kept traced per model; the least recently used is dropped
@@ -63,9 +63,7 @@ class Classifier:
 
     def __post_init__(self):
         object.__setattr__(self, "probes", Probes(self.model))
-        if self.preprocessing not in PREPROCESSINGS:
-            raise EipvizError(f"Unknown preprocessing {self.preprocessing!r}. "
-                              f"Choose one of: {', '.join(PREPROCESSINGS)}.")
+        check_fits(self.preprocessing, self.input_size)
         outputs = int(self.model.outputs[0].shape[-1])
         if len(self.class_names) != outputs:
             raise EipvizError(f"{self.name} has {outputs} outputs but {len(self.class_names)} class names.")

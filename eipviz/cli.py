@@ -238,13 +238,30 @@ def cmd_timeline(args) -> int:
 
 
 def _load_for_cli(model: str, weights: str | None = None, preprocessing: str | None = None):
-    """``load_classifier``, with the loader's note (e.g. a small automatic CAM layer) on stderr."""
+    """``load_classifier``, with the loader's note (e.g. a small automatic CAM layer) on stderr. ``--weights`` of
+    a run's checkpoint (``runs/RUN_ID/best.keras``) is fed as that run trained, unless ``--preprocessing``
+    says otherwise."""
     from eipviz.loading import load_classifier
 
+    if weights and not preprocessing:
+        preprocessing = _checkpoint_preprocessing(Path(weights))
     classifier = load_classifier(model, weights, preprocessing)
     if classifier.note:
         print(f"note: {classifier.note}", file=sys.stderr)
     return classifier
+
+
+def _checkpoint_preprocessing(path: Path) -> str | None:
+    """The preprocessing of the run whose folder holds ``path``, when it lies in a run store; else None."""
+    from eipviz.training.store import STORE_FILE, RunStore
+
+    folder = path.resolve().parent
+    if not (folder.parent / STORE_FILE).is_file():
+        return None
+    try:
+        return RunStore(folder.parent).get_run(folder.name).hyperparameters.get("preprocessing")
+    except EipvizError:  # a folder beside a store that is no run of it
+        return None
 
 
 def cmd_evaluate(args) -> int:

@@ -9,6 +9,8 @@ import functools
 import os
 import pickle
 import tarfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,11 @@ _NPZ_FILES = {
     "cifar10": [f"cifar10_train_{i}.npz" for i in range(1, 6)] + ["cifar10_test.npz"],
     "mnist": ["mnist.npz"],
 }
+
+# What a damaged or truncated file raises while it is read (a cut .npz: BadZipFile or EOFError; a bad
+# member: zlib.error; a cut tar.gz or pickle: EOFError, TarError, UnpicklingError).
+UNREADABLE = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, tarfile.TarError,
+              pickle.UnpicklingError)
 
 # The image shape after the count, as eipviz keeps it (MNIST may also come with a channel axis of 1).
 IMAGE_SHAPES = {"cifar10": (32, 32, 3), "mnist": (28, 28)}
@@ -87,8 +94,8 @@ def _test_split_cached(name: str, folder: str | None) -> tuple[np.ndarray, np.nd
             with np.load(test_file) as f:
                 keys = ("x", "y") if name == "cifar10" else ("x_test", "y_test")
                 x_test, y_test = _checked_arrays(name, f[keys[0]], f[keys[1]], f"{test_file} ({keys[0]}, {keys[1]})")
-        except (OSError, KeyError, ValueError) as error:
-            raise EipvizError(f"Could not read {test_file}: {error}") from error
+        except UNREADABLE as error:
+            raise EipvizError(f"Could not read {test_file}: {_reason(error)}") from error
     else:
         dataset = load_dataset(name)
         x_test, y_test = dataset.x_test, dataset.y_test
@@ -99,6 +106,11 @@ def _test_split_cached(name: str, folder: str | None) -> tuple[np.ndarray, np.nd
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(name: str, folder: str | None) -> Dataset:
+    return read_dataset(name, folder)
+
+
+def read_dataset(name: str, folder: str | None) -> Dataset:
+    """The dataset read afresh, not kept: for a one-off statistic (``load_dataset`` keeps it for the process)."""
     arrays = _from_folder(name, Path(folder)) if folder else None
     if arrays is None:
         arrays = _from_keras(name, folder)
@@ -154,13 +166,25 @@ def _from_folder(name: str, folder: Path):
     npz = [folder / file for file in _NPZ_FILES[name]]
     if all(path.is_file() for path in npz):
         return _from_npz(name, npz)
-    if name == "cifar10":
-        if (folder / "cifar-10-batches-py").is_dir():
-            return _from_cifar_python(lambda member: (folder / "cifar-10-batches-py" / member).read_bytes())
-        if (folder / "cifar-10-python.tar.gz").is_file():
-            with tarfile.open(folder / "cifar-10-python.tar.gz") as archive:
+    if name != "cifar10":
+        return None
+    source = folder / "cifar-10-batches-py"
+    try:
+        if source.is_dir():
+            return _from_cifar_python(lambda member: (source / member).read_bytes())
+        source = folder / "cifar-10-python.tar.gz"
+        if source.is_file():
+            with tarfile.open(source) as archive:
                 return _from_cifar_python(lambda member: _read_tar_member(archive, f"cifar-10-batches-py/{member}"))
+    except UNREADABLE as error:
+        raise EipvizError(f"Could not read CIFAR-10 from {source}: {_reason(error)}. Use the original "
+                          f"cifar-10-python.tar.gz or its cifar-10-batches-py folder, whole.") from error
     return None
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong reading a file, with the error's type when its text alone says little ("")."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def _read_tar_member(archive: tarfile.TarFile, member: str) -> bytes:
@@ -180,8 +204,8 @@ def _from_npz(name: str, paths):
         for path in paths:
             with np.load(path) as f:
                 parts.append(_checked_arrays(name, f["x"], f["y"], str(path)))
-    except (OSError, KeyError, ValueError) as error:
-        raise EipvizError(f"Could not read the {name} files in {paths[0].parent}: {error}") from error
+    except UNREADABLE as error:
+        raise EipvizError(f"Could not read the {name} files in {paths[0].parent}: {_reason(error)}") from error
     x_train = np.concatenate([x for x, _ in parts[:5]])
     y_train = np.concatenate([y for _, y in parts[:5]])
     return (x_train, y_train), parts[5]

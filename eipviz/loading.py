@@ -19,7 +19,7 @@ from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
 from eipviz.preprocessing import PREPROCESSINGS
-from eipviz.weights import manifest_entry, sha256_of, shipped_predictions, shipped_weights_path
+from eipviz.weights import manifest_entry, read_manifest, sha256_of, shipped_predictions, shipped_weights_path
 from eipviz.zoo import MODELS, get_spec
 
 MAX_MODEL_BYTES = 300 * 1024 * 1024
@@ -30,23 +30,48 @@ MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 CHECKPOINT = "best.keras"
 
 
-def load_zoo_model(name: str, weights: str | Path | None = None) -> Classifier:
+def load_zoo_model(name: str, weights: str | Path | None = None, preprocessing: str | None = None) -> Classifier:
     """A zoo model with the shipped weights (checked against the manifest) or a given file.
 
-    Shipped weights come with their test-set predictions when the manifest lists them.
+    Shipped weights come with their test-set predictions when the manifest lists them. A given file is checked
+    to be this zoo model's shape; unless ``preprocessing`` is given it is fed as the shipped weights are (the
+    fast recipe's, which is not always the documented one: resnet20v1's shipped weights take
+    channel_standardize, its seed pixel_mean), with a note saying so unless it is the shipped file itself.
     """
     spec = get_spec(name)
-    path = Path(weights) if weights else shipped_weights_path(name)
-    predictions = None
-    preprocessing = spec.preprocessing
     if not weights:
+        path = shipped_weights_path(name)  # checked against the manifest's sha256
         entry = manifest_entry(name)
-        preprocessing = entry.get("preprocessing", preprocessing)
         stored = shipped_predictions(name)
-        # shipped_weights_path has checked the file against the manifest's sha256
         predictions = StoredPredictions(stored[0], entry["sha256"], stored[1]) if stored else None
-    return Classifier(_load_keras_file(path), f"{name} ({path.name})", preprocessing, CLASS_NAMES[spec.dataset],
-                      spec.dataset, spec.cam_layer, source=str(path), predictions=predictions)
+        return Classifier(_load_keras_file(path), f"{name} ({path.name})",
+                          preprocessing or entry.get("preprocessing", spec.preprocessing), CLASS_NAMES[spec.dataset],
+                          spec.dataset, spec.cam_layer, source=str(path), predictions=predictions)
+    path = Path(weights)
+    model = _load_keras_file(path)
+    _check_zoo_shape(model, name, path.name)
+    note = None
+    if preprocessing is None:
+        entry = read_manifest().get(name, {})
+        preprocessing = entry.get("preprocessing", spec.preprocessing)
+        if entry.get("sha256") != sha256_of(path):
+            note = (f"{path.name} is fed as the shipped {name} is ({preprocessing}); if it was trained with another "
+                    f"preprocessing, say which (--preprocessing).")
+    return Classifier(model, f"{name} ({path.name})", preprocessing, CLASS_NAMES[spec.dataset], spec.dataset,
+                      spec.cam_layer, source=str(path), note=note)
+
+
+def _check_zoo_shape(model, name: str, file_name: str) -> None:
+    """Refuse a file that is not this zoo model's shape: another model's weights gave a broadcasting
+    traceback deep in preprocessing."""
+    _check_image_classifier(model, file_name)
+    spec = get_spec(name)
+    expected = (tuple(spec.input_shape), len(CLASS_NAMES[spec.dataset]))
+    found = (tuple(int(d) for d in model.inputs[0].shape[1:]), int(model.outputs[0].shape[-1]))
+    if found != expected:
+        raise EipvizError(f"{file_name} takes {'x'.join(map(str, found[0]))} images and gives {found[1]} classes; "
+                          f"{name} takes {'x'.join(map(str, expected[0]))} and gives {expected[1]}. "
+                          f"Is it another model's file?")
 
 
 def load_run_checkpoint(store, run_id: str, which: str = "best") -> Classifier:
@@ -80,6 +105,9 @@ def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", nam
         raise EipvizError(f"Unknown preprocessing {preprocessing!r}. Choose one of: {', '.join(PREPROCESSINGS)}.")
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise EipvizError(f"{path.name}: upload a Keras model file ({', '.join(MODEL_SUFFIXES)}).")
+    if path.suffix not in MODEL_SUFFIXES:  # Keras tells the formats apart by a lower-case suffix only
+        raise EipvizError(f"{path.name}: Keras reads model files by a lower-case suffix; rename it to "
+                          f"{path.stem}{path.suffix.lower()}.")
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise EipvizError(f"{path.name} is larger than {MAX_MODEL_BYTES // 2**20} MB.")
     _refuse_code_layers(path)
@@ -102,23 +130,32 @@ def load_uploaded_bytes(data: bytes, filename: str, preprocessing: str = "unit_s
     """
     require_write("Uploading a model file")
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / Path(filename).name  # error messages name the user's file
+        path = Path(scratch) / scratch_name(filename)  # error messages name the user's file
         path.write_bytes(data)
         classifier = load_uploaded_model(path, preprocessing, name=filename)
     return dataclasses.replace(classifier, source=f"upload: {filename}")
 
 
+def scratch_name(filename: str) -> str:
+    """A browser's file name made safe to write: the base name, its suffix lower-case (Keras matches
+    ``.keras`` case-sensitively) and its stem cut to 100 bytes (a 300-byte UTF-8 name is valid on macOS and
+    Windows, too long for Linux)."""
+    name = Path(filename).name
+    suffix = Path(name).suffix
+    stem = name[:len(name) - len(suffix)].encode()[:100].decode(errors="ignore") or "model"
+    return stem + suffix.lower()
+
+
 def load_classifier(model: str, weights: str | None = None, preprocessing: str | None = None) -> Classifier:
     """A zoo name (shipped weights, or ``weights``) or a path to a model file, as the CLI's ``--model`` takes."""
     if model in MODELS:
-        classifier = load_zoo_model(model, weights)
-    elif Path(model).is_file():
-        classifier = load_uploaded_model(model, preprocessing or "unit_scale")
-    else:
-        raise EipvizError(f"{model!r} is neither a zoo model ({', '.join(MODELS)}) nor a model file.")
-    if preprocessing and preprocessing != classifier.preprocessing:
-        classifier = dataclasses.replace(classifier, preprocessing=preprocessing)
-    return classifier
+        return load_zoo_model(model, weights, preprocessing)
+    if weights:
+        raise EipvizError(f"--weights goes with a zoo model name ({', '.join(MODELS)}); {model!r} is a file "
+                          f"already: give it alone.")
+    if Path(model).is_file():
+        return load_uploaded_model(model, preprocessing or "unit_scale")
+    raise EipvizError(f"{model!r} is neither a zoo model ({', '.join(MODELS)}) nor a model file.")
 
 
 def default_layer_with_note(model) -> tuple[str, str | None]:
@@ -195,6 +232,11 @@ def _load_keras_file(path: Path) -> keras.Model:
 
 
 def _check_image_classifier(model, name: str) -> None:
+    try:
+        model.inputs, model.outputs
+    except (AttributeError, ValueError) as error:  # a Sequential saved before it was built has neither
+        raise EipvizError(f"{name} was saved before it was built, so it has no input shape. Build it "
+                          f"(model.build((None, 32, 32, 3)) or one call on images) and save it again.") from error
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise EipvizError(f"{name} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
                           f"eipviz explains models with one image input and one class output.")

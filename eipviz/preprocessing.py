@@ -5,10 +5,12 @@ exactly as documented; runs and the weights manifest record its name.
 """
 
 import functools
+import os
+from pathlib import Path
 
 import numpy as np
 
-from eipviz.data import load_dataset
+from eipviz.data import DATA_DIR_VARIABLE, read_dataset
 from eipviz.errors import EipvizError
 
 # CIFAR-10 training-set statistics on the 0..1 scale (../shared/data/README.md).
@@ -22,11 +24,31 @@ PREPROCESSINGS = {
 }
 
 
+# What each preprocessing's statistics need of a model's (height, width, channels); None: any size.
+FITS = {"channel_standardize": (None, None, 3), "pixel_mean": (32, 32, 3)}
+
+
 @functools.lru_cache(maxsize=1)
 def cifar10_pixel_mean() -> np.ndarray:
-    """Per-pixel mean of the CIFAR-10 training images on the 0..1 scale, (32, 32, 3)."""
-    x_train = load_dataset("cifar10").x_train
+    """Per-pixel mean of the CIFAR-10 training images on the 0..1 scale, (32, 32, 3). Only the mean is kept:
+    the training set it is computed from (180 MB) is read for it and let go (a server explaining uploads
+    kept it for good)."""
+    folder = os.environ.get(DATA_DIR_VARIABLE)
+    x_train = read_dataset("cifar10", str(Path(folder).resolve()) if folder else None).x_train
     return (x_train.mean(axis=0, dtype=np.float64) / 255.0).astype(np.float32)
+
+
+def check_fits(kind: str, input_size: tuple[int, int, int]) -> None:
+    """Refuse (``EipvizError``) a preprocessing whose CIFAR-10 statistics cannot apply to a model taking
+    ``input_size`` (height, width, channels) images: channel means need 3 channels, the pixel mean 32x32x3."""
+    if kind not in PREPROCESSINGS:
+        raise EipvizError(f"Unknown preprocessing {kind!r}. Choose one of: {', '.join(PREPROCESSINGS)}.")
+    needed = FITS.get(kind)
+    if needed and any(want is not None and want != have for want, have in zip(needed, input_size)):
+        shape = "x".join(str(d) for d in input_size)
+        wanted = "3-channel (RGB) images" if kind == "channel_standardize" else "32x32x3 images"
+        raise EipvizError(f"Preprocessing {kind} ({PREPROCESSINGS[kind]}) needs a model taking {wanted}; this one "
+                          f"takes {shape}. Choose unit_scale.")
 
 
 def preprocess(images: np.ndarray, kind: str) -> np.ndarray:

@@ -3,7 +3,6 @@
 Run time only reads ``weights/`` (``eipviz.weights``); this module writes it.
 """
 
-import dataclasses
 import datetime
 import io
 import json
@@ -84,42 +83,48 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
         raise EipvizError(f"Run {run_id} has no best.keras to ship.")
     target = weights.WEIGHTS_DIR / f"{run.model}.keras"
     candidate = weights.WEIGHTS_DIR / f".{run.model}.candidate.keras"
+    candidate_predictions = weights.WEIGHTS_DIR / f".{run.model}.candidate.predictions.npz"
     weights.WEIGHTS_DIR.mkdir(exist_ok=True)
+    staged = []
     try:
         write_inference_copy(source, candidate, float16=float16)
-        classifier = dataclasses.replace(load_zoo_model(run.model, weights=candidate),
-                                         preprocessing=run.hyperparameters["preprocessing"])
+        classifier = load_zoo_model(run.model, weights=candidate, preprocessing=run.hyperparameters["preprocessing"])
         result = evaluate(classifier)
         _check_worth_shipping(run.model, result.accuracy)
+        # Everything is written beside the shipped files first: a failure (a full disk, Ctrl-C) until the
+        # renames below leaves weights/ as it was, never a new model under the old one's sha256.
+        target_sha256 = sha256_of(candidate)
+        predictions = _write_shipped_predictions(run.model, classifier, result, target_sha256,
+                                                 at=candidate_predictions)
+        rows = store.epoch_rows(run_id)
+        manifest = read_manifest()
+        manifest[run.model] = entry = {
+            "file": target.name,
+            "sha256": target_sha256,
+            "storage": "float16" if float16 else "float32",
+            "test_accuracy": round(result.accuracy, 6),
+            "per_class_accuracy": {k: round(v, 6) for k, v in result.per_class_accuracy().items()},
+            "recipe": run.recipe,
+            "preprocessing": run.hyperparameters["preprocessing"],
+            "hyperparameters": run.hyperparameters,
+            "epochs": len(rows),
+            "best_epoch": run.best_epoch,
+            "training_seconds": round(rows[-1]["wall_time"], 1) if rows else None,
+            "device": run.device,
+            "backend": run.backend,
+            "date": datetime.date.today().isoformat(),
+            "run_id": run_id,
+            "curves": rows,
+            "predictions": predictions,
+        }
+        staged.append(_staged_manifest(manifest))
     except BaseException:
-        candidate.unlink(missing_ok=True)
+        for path in (candidate, candidate_predictions, *staged):
+            path.unlink(missing_ok=True)
         raise
+    candidate_predictions.replace(weights.WEIGHTS_DIR / predictions["file"])
     candidate.replace(target)
-    target_sha256 = sha256_of(target)
-    predictions = _write_shipped_predictions(run.model, classifier, result, target_sha256)
-    rows = store.epoch_rows(run_id)
-    entry = {
-        "file": target.name,
-        "sha256": target_sha256,
-        "storage": "float16" if float16 else "float32",
-        "test_accuracy": round(result.accuracy, 6),
-        "per_class_accuracy": {k: round(v, 6) for k, v in result.per_class_accuracy().items()},
-        "recipe": run.recipe,
-        "preprocessing": run.hyperparameters["preprocessing"],
-        "hyperparameters": run.hyperparameters,
-        "epochs": len(rows),
-        "best_epoch": run.best_epoch,
-        "training_seconds": round(rows[-1]["wall_time"], 1) if rows else None,
-        "device": run.device,
-        "backend": run.backend,
-        "date": datetime.date.today().isoformat(),
-        "run_id": run_id,
-        "curves": rows,
-        "predictions": predictions,
-    }
-    manifest = read_manifest()
-    manifest[run.model] = entry
-    _write_manifest(manifest)
+    staged[0].replace(weights.MANIFEST)
     return entry
 
 
@@ -133,22 +138,25 @@ def ship_predictions(name: str) -> dict:
     result = evaluate(classifier)
     manifest = read_manifest()
     manifest[name]["predictions"] = _write_shipped_predictions(name, classifier, result, manifest[name]["sha256"])
-    _write_manifest(manifest)
+    _staged_manifest(manifest).replace(weights.MANIFEST)
     return manifest[name]["predictions"]
 
 
-def _write_shipped_predictions(name: str, classifier: Classifier, result: Evaluation, model_sha256: str) -> dict:
-    """The manifest's ``predictions`` entry, after writing ``weights/NAME.predictions.npz``."""
+def _write_shipped_predictions(name: str, classifier: Classifier, result: Evaluation, model_sha256: str,
+                               at: Path | None = None) -> dict:
+    """The manifest's ``predictions`` entry for ``weights/NAME.predictions.npz``, after writing the file there
+    (or ``at``, to be renamed there)."""
     path = weights.WEIGHTS_DIR / f"{name}.predictions.npz"
-    write_predictions(path, result.probabilities, model_sha256, classifier)
-    return {"file": path.name, "sha256": sha256_of(path), "storage": "float32"}
+    write_predictions(at or path, result.probabilities, model_sha256, classifier)
+    return {"file": path.name, "sha256": sha256_of(at or path), "storage": "float32"}
 
 
-def _write_manifest(manifest: dict) -> None:
-    """Replace ``manifest.json`` atomically: a crash mid-write must not break every shipped model."""
+def _staged_manifest(manifest: dict) -> Path:
+    """``manifest`` written beside ``manifest.json``, to replace it with one rename: a crash mid-write must not
+    break every shipped model."""
     partial = weights.MANIFEST.with_name(".manifest.json.partial")
     partial.write_text(json.dumps(manifest, indent=1) + "\n")
-    partial.replace(weights.MANIFEST)
+    return partial
 
 
 def _check_worth_shipping(model: str, accuracy: float) -> None:

@@ -1,4 +1,7 @@
-from tests.conftest import main_in_process, run_cli
+import pytest
+
+from eipviz.errors import EipvizError
+from tests.conftest import ROOT, main_in_process, run_cli
 
 
 def test_models_lists_every_model_with_matching_counts():
@@ -54,3 +57,20 @@ def test_a_file_the_system_cannot_read_or_write_is_a_message_not_a_traceback(mon
     monkeypatch.setattr(cli, "cmd_methods", unreadable)
     result = main_in_process("methods", check=False)
     assert result.returncode == 1 and result.stderr == "error: [Errno 13] Permission denied: '/data/log.txt'\n"
+
+
+def test_weights_of_a_run_checkpoint_are_fed_as_the_run_trained_and_weights_with_a_file_is_refused(tmp_path):
+    import shutil
+
+    from eipviz.cli import _checkpoint_preprocessing
+    from eipviz.loading import load_classifier
+    from eipviz.training.store import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    run_id = store.create_run(name="r", model="resnet20v1", hyperparameters={"preprocessing": "pixel_mean"})
+    checkpoint = store.run_dir(run_id) / "best.keras"
+    shutil.copy(ROOT / "weights" / "resnet20v1.keras", checkpoint)
+    assert _checkpoint_preprocessing(checkpoint) == "pixel_mean"
+    assert _checkpoint_preprocessing(ROOT / "weights" / "resnet20v1.keras") is None  # no run store there
+    with pytest.raises(EipvizError, match="--weights goes with a zoo model name"):
+        load_classifier(str(checkpoint), weights=str(checkpoint))

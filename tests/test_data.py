@@ -42,7 +42,7 @@ def test_loaded_arrays_are_cached_in_process(data_dir):
 
 def _tiny_cifar_batches(folder):
     """Write the original pickled CIFAR-10 layout with 2 images per batch."""
-    folder.mkdir()
+    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for member in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         rows = rng.integers(0, 256, (2, 3072), dtype=np.uint8)
@@ -140,3 +140,30 @@ def test_channels_first_cifar_images_are_refused_with_the_expected_shape(tmp_pat
     with pytest.raises(EipvizError, match=r"cifar10_train_1\.npz: CIFAR-10 images must be \(N, 32, 32, 3\); "
                                           r"received shape \(2, 3, 32, 32\)"):
         load_dataset("cifar10", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_a_damaged_npz_is_a_message_naming_what_went_wrong(tmp_path, monkeypatch, damage):
+    folder = _write_mnist(tmp_path / damage, np.zeros((2, 28, 28), np.uint8), np.array([1, 2], np.uint8))
+    data_file = folder / "mnist.npz"
+    data_file.write_bytes(data_file.read_bytes()[:100] if damage == "truncated" else b"")
+    with pytest.raises(EipvizError, match="Could not read the mnist files in .*(BadZipFile|EOFError)"):
+        load_dataset("mnist", data_dir=folder)
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(folder))
+    with pytest.raises(EipvizError, match=r"Could not read .*mnist\.npz: (BadZipFile|EOFError)"):
+        load_test_split("mnist")
+
+
+def test_a_cifar_python_folder_missing_a_batch_or_a_cut_tarball_is_a_message(tmp_path):
+    batches = _tiny_cifar_batches(tmp_path / "folder" / "cifar-10-batches-py")
+    (batches / "data_batch_3").unlink()
+    with pytest.raises(EipvizError, match="Could not read CIFAR-10 from .*cifar-10-batches-py: FileNotFoundError"):
+        load_dataset("cifar10", data_dir=tmp_path / "folder")
+    whole = _tiny_cifar_batches(tmp_path / "whole" / "cifar-10-batches-py")
+    (tmp_path / "tar").mkdir()
+    with tarfile.open(tmp_path / "tar" / "cifar-10-python.tar.gz", "w:gz") as archive:
+        archive.add(whole, arcname="cifar-10-batches-py")
+    tarball = tmp_path / "tar" / "cifar-10-python.tar.gz"
+    tarball.write_bytes(tarball.read_bytes()[:len(tarball.read_bytes()) // 2])
+    with pytest.raises(EipvizError, match="Could not read CIFAR-10 from .*cifar-10-python.tar.gz"):
+        load_dataset("cifar10", data_dir=tmp_path / "tar")

@@ -73,3 +73,28 @@ def test_an_unknown_preprocessing_is_refused_naming_it_and_the_choices():
         preprocess(np.zeros((1, 2, 2, 3), np.uint8), "zscore")
     assert str(error.value) == ("Unknown preprocessing 'zscore'. "
                                 "Choose one of: unit_scale, channel_standardize, pixel_mean.")
+
+
+@pytest.mark.parametrize(("kind", "size", "refused"), [
+    ("unit_scale", (28, 28, 1), False), ("unit_scale", (64, 64, 3), False),
+    ("channel_standardize", (64, 64, 3), False), ("channel_standardize", (28, 28, 1), True),
+    ("pixel_mean", (32, 32, 3), False), ("pixel_mean", (64, 64, 3), True), ("pixel_mean", (28, 28, 1), True),
+])
+def test_cifar10_statistics_are_refused_for_models_they_cannot_apply_to(kind, size, refused):
+    """Before, a broadcasting ValueError deep in preprocessing (a traceback on the Upload page)."""
+    if refused:
+        with pytest.raises(EipvizError, match=f"Preprocessing {kind} .* needs a model taking .* Choose unit_scale"):
+            preprocessing.check_fits(kind, size)
+    else:
+        preprocessing.check_fits(kind, size)
+
+
+def test_the_pixel_mean_keeps_no_training_set_in_memory(data_dir):
+    from eipviz import data
+
+    preprocessing.cifar10_pixel_mean.cache_clear()
+    data._load_cached.cache_clear()
+    mean = preprocessing.cifar10_pixel_mean()
+    assert mean.shape == (32, 32, 3) and mean.dtype == np.float32
+    assert data._load_cached.cache_info().currsize == 0  # 180 MB of training images were kept for good
+    np.testing.assert_allclose(mean.mean(axis=(0, 1)), preprocessing.CIFAR10_MEAN, atol=1e-3)

@@ -445,3 +445,14 @@ def test_submitting_a_run_from_the_cli_imports_no_keras(tmp_path):
     # The worker itself still imports Keras first (quietly).
     assert needs_keras(build_parser().parse_args(["train", "--run-id", "r1", "--runs-dir", str(tmp_path)]))
     assert not needs_keras(build_parser().parse_args(["train", "--resume", "r1", "--runs-dir", str(tmp_path)]))
+
+
+def test_a_relative_data_folder_reaches_the_worker_as_the_submitter_meant_it(tmp_path, monkeypatch):
+    """The worker runs from the project root: ``EIPVIZ_DATA_DIR=shared/data`` given elsewhere named no folder."""
+    from eipviz.training.queue import carried_env
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EIPVIZ_DATA_DIR", "shared/data")
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert carried_env()["EIPVIZ_DATA_DIR"] == str(tmp_path / "shared" / "data")
+    assert carried_env()["KERAS_BACKEND"] == "jax"

@@ -124,3 +124,42 @@ def test_shipping_records_the_evaluated_file_and_never_replaces_a_better_one(tmp
         ship_run(store, run_id)
     assert read_manifest() == manifest
     assert sorted(p.name for p in weights_dir.iterdir()) == shipped
+
+
+def test_a_ship_that_fails_after_the_candidate_passed_leaves_weights_as_they_were(
+        tmp_path, weights_dir, data_dir, monkeypatch):
+    """A full disk while the predictions are written: before, the new model had already replaced the shipped
+    one, under the old manifest's sha256, so the shipped model was refused as corrupt."""
+    import eipviz.shipping as shipping
+
+    store, run_id = _finished_mnist_run(tmp_path, SHIPPED_MNIST)
+    ship_run(store, run_id)
+    before = {path.name: path.read_bytes() for path in weights_dir.iterdir()}
+    build_model("mnist14k").save(tmp_path / "other.keras")
+    monkeypatch.setattr(shipping, "_check_worth_shipping", lambda model, accuracy: None)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shipping, "write_predictions", full_disk)
+    other_store, other_run = _finished_mnist_run(tmp_path / "other", tmp_path / "other.keras")
+    with pytest.raises(OSError, match="No space left"):
+        ship_run(other_store, other_run)
+    assert {path.name: path.read_bytes() for path in weights_dir.iterdir()} == before  # no candidate left over
+    shipped_weights_path("mnist14k")  # still verifies
+
+
+def test_a_weights_file_is_fed_as_the_shipped_model_is_and_checked_against_the_zoo_models_shape(tmp_path):
+    """resnet20v1's shipped weights take channel_standardize, its seed's recipe pixel_mean: --weights used the
+    seed's, and the shipped file itself scored 49% instead of 91%."""
+    shipped_path = MANIFEST.parent / "resnet20v1.keras"
+    same = load_zoo_model("resnet20v1", weights=shipped_path)
+    assert same.preprocessing == SHIPPED_ENTRIES["resnet20v1"]["preprocessing"] and same.note is None
+    shutil.copy(shipped_path, tmp_path / "retrained.keras")
+    with zipfile.ZipFile(tmp_path / "retrained.keras", "a") as archive:
+        archive.writestr("note.txt", "another file")  # other bytes, same model
+    retrained = load_zoo_model("resnet20v1", weights=tmp_path / "retrained.keras")
+    assert retrained.preprocessing == "channel_standardize" and "--preprocessing" in retrained.note
+    assert load_zoo_model("resnet20v1", tmp_path / "retrained.keras", "pixel_mean").preprocessing == "pixel_mean"
+    with pytest.raises(EipvizError, match="takes 28x28x1 images .* resnet20v1 takes 32x32x3"):
+        load_zoo_model("resnet20v1", weights=SHIPPED_MNIST)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eipviz.access import require_write
+from eipviz.data import DATA_DIR_VARIABLE
 from eipviz.errors import EipvizError
 from eipviz.training.memory import available_memory_mb, memory_shortfall, process_memory_mb
 from eipviz.training.store import Run, RunStore, worker_alive
@@ -43,7 +44,7 @@ POLL_S = 1.0
 EXIT_WAIT_S = 60.0
 # What a run takes from whoever submitted it, whichever process starts its worker: the backend it trains
 # under, where the data is, TensorFlow's thread pools.
-CARRIED_ENV = ("KERAS_BACKEND", "EIPVIZ_DATA_DIR", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+CARRIED_ENV = ("KERAS_BACKEND", DATA_DIR_VARIABLE, "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
                "TF_CPP_MIN_LOG_LEVEL")
 # A worker sees only its slot's GPUs; the scheduler's own CUDA_VISIBLE_DEVICES (JSON: null when unset) rides
 # along in this variable, so a scheduler the worker starts (``RunQueue.wake``) sees every GPU again.
@@ -88,6 +89,15 @@ def slot_env(slot: str | None) -> dict:
     devices = [part.split("#")[0] for part in (slot or "cpu").split(",")]
     gpus = [device.split(":")[1] for device in devices if device.startswith("gpu:")]
     return {"CUDA_VISIBLE_DEVICES": ",".join(dict.fromkeys(gpus))} if gpus else {}  # once each
+
+
+def carried_env() -> dict[str, str]:
+    """This process's ``CARRIED_ENV`` settings for a run's worker, a data folder made absolute: the worker runs
+    from the project root, where a relative ``EIPVIZ_DATA_DIR`` named another folder (or none)."""
+    carried = {key: os.environ[key] for key in CARRIED_ENV if key in os.environ}
+    if carried.get(DATA_DIR_VARIABLE):
+        carried[DATA_DIR_VARIABLE] = str(Path(carried[DATA_DIR_VARIABLE]).resolve())
+    return carried
 
 
 def worker_env(slot: str | None, carried: dict | None = None) -> dict:
@@ -340,7 +350,7 @@ class RunQueue:
             raise EipvizError(f"Run {run_id} is already {run.status}.")
         self._wait_for_previous_worker(run)
         self._check_memory(run)
-        self.store.enqueue(run_id, {key: os.environ[key] for key in CARRIED_ENV if key in os.environ})
+        self.store.enqueue(run_id, carried_env())
         self.store.clear_progress(run_id)  # the batch it stopped at is no progress of the new worker
         ensure_scheduler(self.store)
 

@@ -28,6 +28,7 @@ CLAIM_GRACE_S = 300
 WAITING = "status = 'queued' AND kind = 'trained' AND pid IS NULL AND env IS NOT NULL"
 # How long after its run ends a worker process that has not exited yet still holds its slot.
 SLOT_RELEASE_S = 600
+STORE_FILE = "runs.sqlite"
 # Columns added after the first release: an older runs.sqlite gains them when opened.
 _ADDED_COLUMNS = {"queued": "REAL", "slot": "TEXT", "claim": "TEXT", "claimed": "REAL", "env": "TEXT"}
 
@@ -125,7 +126,7 @@ class RunStore:
 
     @contextmanager
     def _connect(self):
-        db = sqlite3.connect(self.root / "runs.sqlite", timeout=30)
+        db = sqlite3.connect(self.root / STORE_FILE, timeout=30)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
