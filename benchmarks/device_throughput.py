@@ -9,6 +9,7 @@ the others printed as JSON, with the device and the dtype policy used.
 """
 
 import argparse
+import faulthandler
 import json
 import os
 import statistics
@@ -27,7 +28,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=int(os.environ.get("BENCH_EPOCHS", 4)))
     parser.add_argument("--mixed-precision", action="store_true")
     parser.add_argument("--devices", default="1")
+    parser.add_argument("--stack-after", type=float, metavar="SECONDS",
+                        help="print every thread's Python stack to stderr after this long, and again each time as "
+                             "long again: where a step that never finishes compiling is stuck")
     args = parser.parse_args()
+    if args.stack_after:
+        faulthandler.dump_traceback_later(args.stack_after, repeat=True)
 
     import keras
     import numpy as np
