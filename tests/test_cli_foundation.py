@@ -41,20 +41,20 @@ def test_a_count_of_zero_images_is_refused_by_the_parser(capsys):
 
 
 def test_a_report_into_a_folder_is_refused_before_any_work(tmp_path, monkeypatch):
-    from eipviz import cli
+    from eipviz.cli import explain
 
-    monkeypatch.setattr(cli, "_load_for_cli", lambda *args: (_ for _ in ()).throw(AssertionError("loaded")))
+    monkeypatch.setattr(explain, "load_for_cli", lambda *args: (_ for _ in ()).throw(AssertionError("loaded")))
     result = main_in_process("report", "--model", "mnist14k", "--out", tmp_path, check=False)
     assert result.returncode == 2 and f"{tmp_path} is a folder" in result.stderr
 
 
 def test_a_file_the_system_cannot_read_or_write_is_a_message_not_a_traceback(monkeypatch):
-    from eipviz import cli
+    from eipviz.cli import explain
 
     def unreadable(args):
         raise PermissionError(13, "Permission denied", "/data/log.txt")
 
-    monkeypatch.setattr(cli, "cmd_methods", unreadable)
+    monkeypatch.setattr(explain, "cmd_methods", unreadable)
     result = main_in_process("methods", check=False)
     assert result.returncode == 1 and result.stderr == "error: [Errno 13] Permission denied: '/data/log.txt'\n"
 
@@ -62,7 +62,7 @@ def test_a_file_the_system_cannot_read_or_write_is_a_message_not_a_traceback(mon
 def test_weights_of_a_run_checkpoint_are_fed_as_the_run_trained_and_weights_with_a_file_is_refused(tmp_path):
     import shutil
 
-    from eipviz.cli import _checkpoint_preprocessing
+    from eipviz.cli.options import checkpoint_preprocessing
     from eipviz.loading import load_classifier
     from eipviz.training.store import RunStore
 
@@ -70,7 +70,7 @@ def test_weights_of_a_run_checkpoint_are_fed_as_the_run_trained_and_weights_with
     run_id = store.create_run(name="r", model="resnet20v1", hyperparameters={"preprocessing": "pixel_mean"})
     checkpoint = store.run_dir(run_id) / "best.keras"
     shutil.copy(ROOT / "weights" / "resnet20v1.keras", checkpoint)
-    assert _checkpoint_preprocessing(checkpoint) == "pixel_mean"
-    assert _checkpoint_preprocessing(ROOT / "weights" / "resnet20v1.keras") is None  # no run store there
+    assert checkpoint_preprocessing(checkpoint) == "pixel_mean"
+    assert checkpoint_preprocessing(ROOT / "weights" / "resnet20v1.keras") is None  # no run store there
     with pytest.raises(EipvizError, match="--weights goes with a zoo model name"):
         load_classifier(str(checkpoint), weights=str(checkpoint))

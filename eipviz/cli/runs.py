@@ -1,0 +1,220 @@
+"""Commands over training runs and the curves people bring: ``train``, ``runs``, ``cancel``, ``scheduler``,
+``timeline`` and ``import-log``. Only ``train --run-id`` (a worker) and ``timeline`` load Keras."""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from eipviz.cli.options import print_table
+from eipviz.errors import EipvizError
+
+
+def cmd_train(args) -> int:
+    from eipviz.recipes import parse_setting
+    from eipviz.training.launcher import resume_run, start_training
+    from eipviz.training.queue import RunQueue
+    from eipviz.training.store import RunStore
+
+    store = RunStore(args.runs_dir)
+    if args.run_id:  # a worker started by the scheduler: its output already goes to worker.log
+        from eipviz.training.worker import train_run  # only here: submitting needs no Keras
+
+        status = train_run(store, args.run_id, verbose=2, claim=args.claim, stop=args.stop)
+        RunQueue(store).wake()  # the next queued run starts even if the scheduler was killed meanwhile
+        return {"finished": 0, "cancelled": 130, "not claimed": 0}.get(status, 1)
+    if args.resume:
+        resume_run(store, args.resume)
+        run_id = args.resume
+    elif args.model:
+        run_id = start_training(store, args.model, recipe=args.recipe, epochs=args.epochs,
+                                batch_size=args.batch_size, subset=args.subset, augment=not args.no_augment,
+                                settings=dict(parse_setting(text) for text in args.set), **_speed_options(args))
+    else:
+        raise EipvizError("Name a model (--model NAME) or a run to resume (--resume RUN_ID).")
+    position = RunQueue(store).status().position(run_id)
+    print(f"run {run_id} in {store.root}: queued" + (f", position {position}" if position else ""), flush=True)
+    return 0 if args.detach else _follow(store, run_id)
+
+
+def _follow(store, run_id: str) -> int:
+    """Print a submitted run's worker log until it ends; Ctrl-C cancels it (or stops it after its batch)."""
+    from eipviz.training.queue import RunQueue
+
+    log = store.run_dir(run_id) / "worker.log"
+    offset = log.stat().st_size if log.exists() else 0
+    cancelled = False
+    while True:
+        try:
+            store.reap_dead_workers()
+            run = store.get_run(run_id)
+            if run.status == "queued":
+                RunQueue(store).wake()  # the scheduler was killed (or exited) while this run waited
+            offset = _print_from(log, offset)
+            if not run.active:
+                break
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            if not cancelled:
+                cancelled = True
+                print("cancelling…", file=sys.stderr, flush=True)
+                try:
+                    RunQueue(store).cancel(run_id)
+                except EipvizError as error:  # it ended meanwhile
+                    print(f"error: {error}", file=sys.stderr)
+    return {"finished": 0, "cancelled": 130}.get(store.get_run(run_id).status, 1)
+
+
+def _print_from(path: Path, offset: int) -> int:
+    """Print what a file gained after ``offset``; return its new end."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            added = f.read()
+    except OSError:
+        return offset
+    sys.stdout.write(added.decode("utf-8", "replace"))
+    sys.stdout.flush()
+    return offset + len(added)
+
+
+def _speed_options(args) -> dict:
+    """--devices, --mixed-precision and --steps-per-execution as given; the recipe checks their values."""
+    from eipviz.recipes import parse_devices
+
+    chosen = {"devices": None if args.devices is None else parse_devices(args.devices),
+              "mixed_precision": True if args.mixed_precision else None,
+              "steps_per_execution": args.steps_per_execution}
+    return {name: value for name, value in chosen.items() if value is not None}
+
+
+def cmd_runs(args) -> int:
+    from eipviz.training.queue import RunQueue
+    from eipviz.training.store import RunStore
+
+    store = RunStore(args.runs_dir)
+    store.reap_dead_workers()
+    queue = RunQueue(store)
+    queue.wake()  # runs waiting with no scheduler (it was killed) start again
+    status = queue.status()
+    rows = []
+    for run in store.list_runs():
+        rows.append({
+            "id": run.id, "kind": run.kind, "model": run.model, "recipe": run.recipe, "status": run.status,
+            "queue": status.position(run.id),
+            "epochs": f"{store.completed_epochs(run.id)}/{run.hyperparameters.get('epochs', '?')}",
+            "best_val_acc": None if run.best_val_accuracy is None else f"{run.best_val_accuracy:.4f}",
+            "best_epoch": run.best_epoch, "device": run.device,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(rows)
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    from eipviz.training.queue import RunQueue
+    from eipviz.training.store import RunStore
+
+    store = RunStore(args.runs_dir)
+    RunQueue(store).cancel(args.run_id)
+    print(f"cancelled {args.run_id}" if store.get_run(args.run_id).status == "cancelled"
+          else f"stopping {args.run_id} after its current batch")
+    return 0
+
+
+def cmd_scheduler(args) -> int:
+    from eipviz.training.queue import run_scheduler
+    from eipviz.training.store import RunStore
+
+    run_scheduler(RunStore(args.runs_dir))
+    return 0
+
+
+def cmd_timeline(args) -> int:
+    from eipviz.explain.timeline import TIMELINE_FILE, export_timeline, read_timeline
+    from eipviz.training.store import RunStore
+
+    store = RunStore(args.runs_dir)
+    run = store.get_run(args.run_id)
+    timeline = read_timeline(store.run_dir(run.id) / TIMELINE_FILE)
+    if timeline is None or not len(timeline.epochs):
+        raise EipvizError(f"Run {run.id} has no explanation timeline: " + (
+            "it has not finished an epoch yet, or it was trained before eipviz recorded timelines."
+            if run.kind == "trained" else f"it is {run.kind}, and only trained runs have one."))
+    paths = export_timeline(timeline, Path(args.out))
+    print(json.dumps({"run": run.id, "epochs": timeline.epochs.tolist(), "files": [str(p) for p in paths]},
+                     indent=2))
+    return 0
+
+
+def cmd_import_log(args) -> int:
+    from eipviz.curves_import import read_run_path
+
+    path = Path(args.file)
+    if not path.exists():
+        raise EipvizError(f"Log file {args.file} not found.")
+    parsed = read_run_path(path)
+    for warning in parsed.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    sys.stdout.write(parsed.to_csv())
+    if args.store:
+        from eipviz.curves import import_log
+        from eipviz.training.store import RunStore
+
+        run_id = import_log(RunStore(args.runs_dir), parsed, args.name or path.stem, source=str(path))
+        print(f"stored as run {run_id}", file=sys.stderr)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="queue a training run and follow its log (Ctrl-C cancels it)")
+    p.add_argument("--model", help="zoo model name (see `models`)")
+    p.add_argument("--recipe", default="documented", help="documented (the seed's) or fast")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--subset", type=int, help="train on N images (and validate on up to N)")
+    p.add_argument("--no-augment", action="store_true", help="switch the recipe's augmentation off")
+    p.add_argument("--devices", metavar="N|all",
+                   help="train one run on N devices or all (GPUs, else host devices), data-parallel")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="bfloat16 compute on a GPU that has it (float32 elsewhere)")
+    p.add_argument("--steps-per-execution", type=int, metavar="N", help="training steps per compiled call")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change one recipe field, e.g. learning_rate=0.4 (repeatable; a wrong name's error lists them)")
+    p.add_argument("--runs-dir", help="run store folder (default runs/ or $EIPVIZ_RUNS_DIR)")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue a cancelled or failed run")
+    p.add_argument("--detach", action="store_true", help="queue the run and return at once")
+    p.add_argument("--run-id", help=argparse.SUPPRESS)  # the worker of a run: train it in this process
+    p.add_argument("--claim", help=argparse.SUPPRESS)  # the scheduler's admission token for that run
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("timeline", help="a run's probe images with their Grad-CAMs at every epoch, as PNGs and a GIF")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--out", required=True, help="folder for epoch-NNN.png and timeline.gif")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_timeline)
+
+    p = sub.add_parser("cancel", help="cancel a queued run (a training one stops after its batch)")
+    p.add_argument("run_id")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_cancel)
+
+    p = sub.add_parser("scheduler", help="admit queued runs as slots free up (started on demand; exits when idle)")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_scheduler)
+
+    p = sub.add_parser("runs", help="list runs in the run store")
+    p.add_argument("--runs-dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_runs)
+
+    p = sub.add_parser("import-log", help="a Keras log (console, CSVLogger, History JSON), W&B/MLflow history CSV, "
+                                          "TensorBoard event file or run folder, as per-epoch CSV")
+    p.add_argument("file", help="a log file, an events.out.tfevents.* file or a TensorBoard run folder")
+    p.add_argument("--name", help="run name when stored (default: the file name)")
+    p.add_argument("--store", action="store_true", help="also save it as an imported run")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_import_log)
