@@ -20,7 +20,7 @@ from eipviz.evaluation import Evaluation, evaluate_test_set
 from eipviz.loading import CHECKPOINT, load_run_checkpoint, load_uploaded_bytes, load_zoo_model, runs_with_checkpoint
 from eipviz.preprocessing import PREPROCESSINGS
 from eipviz.training.store import RunStore, default_runs_dir, run_label
-from eipviz.weights import shipped_models
+from eipviz.weights import manifest_entry, shipped_models
 from eipviz.zoo import MODELS
 
 UPLOADED_MODEL_KEY = "uploaded_model"
@@ -88,8 +88,33 @@ def page_run_store() -> RunStore:
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=5)
-def cached_zoo_model(name: str) -> Classifier:
+def _shipped_model(name: str, sha256: str) -> Classifier:
     return load_zoo_model(name)
+
+
+def shipped_model(name: str) -> tuple[Classifier, str]:
+    """(shipped model ``name``, its cache key ``zoo:NAME:SHA256``), loaded once per weights file.
+
+    Keyed by the manifest's sha256, so after ``ship`` a running server loads the new file and evaluates it
+    afresh (until 2026-11-27 the model was cached by name and the old one kept being served).
+    """
+    sha256 = manifest_entry(name)["sha256"]
+    return _shipped_model(name, sha256), f"zoo:{name}:{sha256}"
+
+
+def cached_zoo_model(name: str) -> Classifier:
+    """``shipped_model``'s model alone (``scripts/serve.py`` preloads the pages' cache with it)."""
+    return shipped_model(name)[0]
+
+
+def model_identity(model_key: str) -> str:
+    """The model that a ``model_picker`` key names, without its weights' version: ``zoo:NAME`` or ``run:ID``.
+
+    Shipped keys end in the weights' sha256 and run keys in the checkpoint's mtime; a run's improved
+    checkpoint or re-shipped weights are the same model to a page's widgets. An upload's key is its identity.
+    """
+    kind, _, rest = model_key.partition(":")
+    return f"{kind}:{rest.rsplit(':', 1)[0]}" if kind in ("zoo", "run") else model_key
 
 
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=2)
@@ -101,7 +126,8 @@ def cached_run_model(run_id: str, mtime: float) -> Classifier:
 def cached_evaluation(model_key: str, _classifier: Classifier) -> Evaluation:
     start = time.perf_counter()
     evaluation = evaluate_test_set(_classifier)
-    LOGGER.info("Evaluated the test set of %s in %.2f s", model_key, time.perf_counter() - start)
+    LOGGER.info("Evaluated the test set of %s in %.2f s (key %s)", model_identity(model_key),
+                time.perf_counter() - start, model_key)
     return evaluation
 
 
@@ -173,9 +199,15 @@ def model_picker(key: str) -> tuple[Classifier | None, str | None]:
                 st.warning("No shipped weights yet; train a model on the Train page.")
                 return None, None
             wanted = st.query_params.get("model")  # a link can open a page on a model: ?model=resnet20v1
+            if wanted is not None and wanted not in names and f"{key}-zoo" not in st.session_state:
+                st.warning(f"The link's `model` ({literal(wanted)}) is not a shipped model here; showing "
+                           f"{names[0]}. Shipped: {', '.join(names)}.")
             name = st.selectbox("Model", names, index=names.index(wanted) if wanted in names else 0, key=f"{key}-zoo",
                                 format_func=lambda n: f"{n} ({dataset_label(MODELS[n].dataset)})")
-            return cached_zoo_model(name), f"zoo:{name}"
+            if wanted != name:  # the address bar names the model shown, so a copied link opens it
+                st.query_params["model"] = name
+            return shipped_model(name)
+        st.query_params.pop("model", None)  # a link names shipped models only
         if source == "Run checkpoint":
             store = run_store()
             runs = {run.id: run for run in runs_with_checkpoint(store)}

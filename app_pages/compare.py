@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from app_pages.common import cached_evaluation, cached_run_model, cached_zoo_model, literal, model_picker, run_store
+from app_pages.common import cached_evaluation, cached_run_model, literal, model_picker, run_store, shipped_model
 from eipviz.attribution.methods import METHODS, method_label
 from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
@@ -127,7 +127,7 @@ def _model_options() -> dict[str, tuple[str, str]]:
 def _load(key: str):
     kind, name = key.split(":", 1)
     if kind == "zoo":
-        return cached_zoo_model(name), key
+        return shipped_model(name)
     mtime = (run_store().run_dir(name) / CHECKPOINT).stat().st_mtime
     return cached_run_model(name, mtime), f"run:{name}:{mtime}"
 

@@ -3,7 +3,14 @@
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import cached_evaluation, computed_on_click, model_picker, run_store, upload_model_widget
+from app_pages.common import (
+    cached_evaluation,
+    computed_on_click,
+    model_identity,
+    model_picker,
+    run_store,
+    upload_model_widget,
+)
 from eipviz.attribution.methods import METHODS, SLOW_METHODS, SMOOTHING, method_label
 from eipviz.errors import EipvizError
 from eipviz.evaluation import dataset_test_split, sample_test_images
@@ -21,7 +28,7 @@ from eipviz.explain.overlay import colormap_legend, overlay, png_bytes
 from eipviz.explain.sanity import IGNORES_WEIGHTS, sanity_check
 from eipviz.explain.timeline import TIMELINE_FILE, read_timeline
 from eipviz.plots import CONFUSION_VIEWS, confusion_figure, per_class_accuracy_figure, sanity_figure
-from eipviz.report import build_report
+from eipviz.report import REPORT_METHODS, SANITY_METHODS, build_report
 
 PAGE_SIZE = 12
 GRID_COLUMNS = 2  # items side by side: three across left each image about 80 px wide
@@ -73,6 +80,10 @@ if clicked:
     if st.session_state.get("mis-cell") != cell:
         st.session_state["mis-cell"] = cell
         st.session_state["mis-true"], st.session_state["mis-pred"] = cell
+else:
+    # The outlined chart is a new element without a selection: forget the last click, so clicking the same cell
+    # again applies it (until 2026-11-27 a second click on it did nothing).
+    st.session_state.pop("mis-cell", None)
 
 left, right = st.columns([1, 2])
 left.plotly_chart(per_class_accuracy_figure(evaluation.per_class_accuracy()), key="mis-per-class")
@@ -93,8 +104,13 @@ low, high = f3.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.05)
 method = f4.selectbox("CAM method", list(METHODS), key="mis-method", format_func=method_label,
                       help="Methods marked slow run many forward passes per image.")
 layers = classifier.cam_layers
-layer = f5.selectbox("Layer", layers, index=layers.index(classifier.cam_layer) if classifier.cam_layer in layers else 0,
-                     key="mis-layer")
+# Another model starts on its own default layer, also where the last one had a layer of that name; back from another
+# page (Streamlit drops a widget's value there) too. A run's improved checkpoint is the same model: choices stay.
+new_model = st.session_state.get("mis-layers-of") != model_identity(model_key)
+st.session_state["mis-layers-of"] = model_identity(model_key)
+if new_model or "mis-layer" not in st.session_state:
+    st.session_state["mis-layer"] = classifier.cam_layer if classifier.cam_layer in layers else layers[0]
+layer = f5.selectbox("Layer", layers, key="mis-layer")
 smoothing = tuple(st.pills("Smoothing", list(SMOOTHING), selection_mode="multi", format_func=SMOOTHING.get,
                            key="mis-smoothing"))
 
@@ -105,6 +121,7 @@ indices = evaluation.misclassified_indices(
 _, pages = gallery_page(indices, 1, PAGE_SIZE)
 page = st.number_input(f"Page (of {pages}; {len(indices)} images, most confident first)", 1, pages, 1)
 shown, _ = gallery_page(indices, page, PAGE_SIZE)
+note = f"true class {true_name}, predicted {pred_name}, confidence {low:.2f}-{high:.2f}; page {page} of {pages}"
 
 if len(shown) == 0:
     st.info("No misclassified image matches these filters.")
@@ -131,10 +148,9 @@ else:
     legend, export = st.columns([1, 1], vertical_alignment="center")
     legend.image(colormap_legend(COLORMAP, 256, 34), width=256, output_format="PNG")
     legend.caption(LEGEND_CAPTION)
-    note = f"true class {true_name}, predicted {pred_name}, confidence {low:.2f}-{high:.2f}; page {page} of {pages}"
     export.download_button("Export this page as PNG", png_bytes(gallery_png_sheet(
-        items, header=sheet_header(classifier, method, layer, note), column_labels=COLUMN_LABELS)),
-        file_name=f"misclassified-{method}-page{page}.png", mime="image/png")
+        items, header=sheet_header(classifier, method, layer, note, smoothing), column_labels=COLUMN_LABELS)),
+        file_name=f"misclassified-{'-'.join([method, *smoothing])}-page{page}.png", mime="image/png")
     grid = st.columns(GRID_COLUMNS)
     for i, item in enumerate(items):
         with grid[i % GRID_COLUMNS].container(border=True):
@@ -159,9 +175,11 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
     a, b, c = st.columns([3, 2, 1])
     chosen_methods = a.multiselect("Methods", list(METHODS), default=FAST_METHODS[:6], format_func=method_label,
                                    key="mis-f-methods", help="random, the chance baseline, is always added")
-    chosen_layers = b.multiselect("Layers", classifier.cam_layers, default=[layer], key="mis-f-layers")
+    if new_model or "mis-f-layers" not in st.session_state:  # another model's layers are not this one's options
+        st.session_state["mis-f-layers"] = [layer]
+    chosen_layers = b.multiselect("Layers", classifier.cam_layers, key="mis-f-layers")
     n = c.number_input("Test images", 10, 500, 50, 10, key="mis-f-n")
-    metric = st.radio("Rank by", RANK_METRICS, horizontal=True, key="mis-f-metric",
+    metric = st.radio("Rank by", list(RANK_METRICS), horizontal=True, key="mis-f-metric",
                       help="ROAD costs about 9 s per method and layer at 50 images on a 2-core CPU")
     inputs_key = (model_key, tuple(chosen_methods), tuple(chosen_layers), int(n), metric)  # kept until one changes
     ranked_methods = len(set(chosen_methods) | {"random"})  # the chance baseline is always scored too
@@ -177,8 +195,9 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
             progress=lambda done, total, what: progress(done / total, f"{what} ({done}/{total} done)")))
     if table is not None:
         st.dataframe(pd.DataFrame(table), hide_index=True)
-        st.caption("Best first. Deletion AUC: lower is better; insertion AUC and ROAD: higher is better. Each "
-                   "`*_vs_random` column is the margin over the random baseline at that layer: positive is better.")
+        st.caption("Best first. Deletion AUC and average drop: lower is better; insertion AUC and ROAD: higher is "
+                   "better. Each `*_vs_random` column is the margin over the random baseline at that layer: positive "
+                   "is better.")
 
 with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et al. 2018)", key="mis-sanity-open"):
     s1, s2 = st.columns(2)
@@ -205,18 +224,23 @@ with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et
         st.caption("The first test image's map as layers are re-initialised from the output down. A method that "
                    "explains the model should lose its map; one whose map survives shows the image, not the model.")
 
-with st.expander("Report: one HTML file with all of the above (opens offline)", key="mis-report-open"):
-    st.caption("Model, sha256, accuracy and per-class table, confusion matrix, this gallery's first page, the "
-               "faithfulness and sanity tables, and for a run its curves and timeline.")
+with st.expander("Report: one HTML file of this model and this gallery page (opens offline)", key="mis-report-open"):
+    st.caption(f"Model, sha256, accuracy and per-class table, confusion matrix, the gallery page shown above "
+               f"({method}{''.join(f', {name}' for name in smoothing)} at {layer}; {note}), the report's own "
+               f"faithfulness table ({', '.join(REPORT_METHODS)} against random) and sanity table "
+               f"({', '.join(SANITY_METHODS)}) at {layer}, and for a run its curves and timeline.")
     run_id = model_key.split(":")[1] if model_key and model_key.startswith("run:") else None
+    report_key = (model_key, tuple(shown.tolist()), method, layer, smoothing, note)  # kept until one of these changes
 
     def report(progress):
         store = run_store()
         return build_report(classifier, evaluation, images, curves=store.epoch_rows(run_id) if run_id else None,
                             timeline=read_timeline(store.run_dir(run_id) / TIMELINE_FILE) if run_id else None,
-                            progress=progress)
+                            progress=progress, gallery_indices=shown, gallery_method=method, gallery_note=note,
+                            layer=layer, aug_smooth="aug_smooth" in smoothing,
+                            eigen_smooth="eigen_smooth" in smoothing)
 
-    html = computed_on_click("Build the report", "mis-report-html", model_key, report, button_key="mis-report")
+    html = computed_on_click("Build the report", "mis-report-html", report_key, report, button_key="mis-report")
     if html is not None:
         st.download_button("Download report.html", html, file_name=f"eipviz-report-{classifier.name}.html"
                            .replace(" ", "_").replace("(", "").replace(")", ""), mime="text/html", key="mis-report-dl")

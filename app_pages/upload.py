@@ -1,21 +1,26 @@
 """Upload page: predictions and CAMs for your own images (or a few test images), and your own model."""
 
-import zlib
+import hashlib
+from collections import Counter
 
+import numpy as np
 import streamlit as st
 
-from app_pages.common import model_picker, upload_model_widget
+from app_pages.common import model_identity, model_picker, upload_model_widget
 from eipviz.attribution.methods import METHODS, SMOOTHING, method_label
 from eipviz.data import dataset_label, sample_images
 from eipviz.errors import EipvizError
-from eipviz.explain.predict import explain_images
+from eipviz.explain.overlay import overlay
+from eipviz.explain.predict import ImageExplanation, explain_images
 from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, read_upload, resize_note, suitability_notes
 from eipviz.plots import top_classes_figure
 
 SAMPLE_COUNT = 4
 SAMPLE_SEED = "up-sample-seed"  # set while the page shows test images instead of uploads; each click draws anew
 IMAGE_LIMIT_MB = MAX_IMAGE_BYTES // 2**20  # the app's maxUploadSize is larger: model files need it
-MAX_IMAGES = 16  # explained per upload: each costs a decode, a forward pass and a CAM on every change
+MAX_IMAGES = 16  # explained per upload: each costs a decode, a forward pass and a CAM per method, layer and class
+COLORMAP = "jet"
+OVERLAY_MIN_SIDE = 128  # an overlay's side in pixels: a 28-32 px model input is drawn larger
 
 
 def _draw_samples():
@@ -24,6 +29,24 @@ def _draw_samples():
 
 def _use_uploads():
     st.session_state.pop(SAMPLE_SEED, None)
+
+
+def image_digest(image: np.ndarray) -> str:
+    """A content hash of a uint8 image, its shape included: the key of its cached prediction and maps."""
+    digest = hashlib.sha256(str(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()[:24]
+
+
+def kept(state_key: str, keys: list, compute) -> list:
+    """The values of ``keys`` from this session's store ``state_key``, with the missing ones computed in one call
+    (``compute(their positions)`` returns their values in order); the store then keeps only these keys."""
+    saved = st.session_state.get(state_key, {})
+    missing = [i for i, key in enumerate(keys) if key not in saved]
+    fresh = dict(zip([keys[i] for i in missing], compute(missing))) if missing else {}
+    current = {key: saved[key] if key in saved else fresh[key] for key in keys}
+    st.session_state[state_key] = current
+    return [current[key] for key in keys]
 
 
 @st.cache_data(max_entries=4 * MAX_IMAGES, show_spinner=False)
@@ -58,10 +81,10 @@ alpha = c3.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05)
 smoothing = st.pills("Smoothing", list(SMOOTHING), selection_mode="multi", format_func=SMOOTHING.get,
                      key="up-smoothing")
 
-inputs: list = []  # (name, uint8 image, the file's (width, height) when the image was shrunk on reading)
+inputs: list = []  # (name, uint8 image, the file's (width, height) when shrunk on reading, whether the file was grey)
 if st.session_state.get(SAMPLE_SEED) is not None and classifier.dataset is not None:
     try:
-        inputs = [(name, image, None) for name, image in
+        inputs = [(name, image, None, False) for name, image in
                   sample_images(classifier.dataset, SAMPLE_COUNT, st.session_state[SAMPLE_SEED])]
     except EipvizError as error:
         st.error(str(error))
@@ -79,51 +102,71 @@ else:
     for file in files[:MAX_IMAGES]:
         try:
             decoded = decoded_upload(file.getvalue(), file.name, max(classifier.input_size[:2]))
-            inputs.append((file.name, decoded.pixels, decoded.original_size))
+            inputs.append((file.name, decoded.pixels, decoded.original_size, decoded.grayscale))
         except EipvizError as error:
             st.error(str(error))
 if not inputs:
     st.stop()
 
-images = [image for _, image, _ in inputs]
-try:
+images = [image for _, image, _, _ in inputs]
+digests = [image_digest(image) for image in images]
+
+
+def predicted(missing: list[int]) -> list[np.ndarray]:
     with st.spinner("Predicting…"):
-        probabilities = classifier.probabilities(images)
+        return list(classifier.probabilities([images[i] for i in missing]))
+
+
+try:
+    probabilities = np.stack(kept("up-probabilities", [(model_key, digest) for digest in digests], predicted))
 except EipvizError as error:
     st.error(str(error))
     st.stop()
 
-boxes, chosen = [], []
-for position, ((name, image, original_size), predicted) in enumerate(zip(inputs, probabilities.argmax(axis=1))):
+boxes, chosen, seen = [], [], Counter()
+for (name, image, original_size, grayscale), digest, row in zip(inputs, digests, probabilities):
     box = st.container(border=True)
     box.markdown(f"**{name}**")
-    note = resize_note(image, classifier.input_size, original_size)
+    note = resize_note(image, classifier.input_size, original_size, grayscale)
     if note:
         box.caption(f"Note: {note} to fit the model.")
     notes = suitability_notes(image, classifier.dataset)
     if notes:
         box.warning(f"This image may not suit a {dataset_label(classifier.dataset)} model: {'; '.join(notes)}. "
                     f"Its prediction and map say little about such images.")
-    identity = f"{model_key}-{position}-{zlib.crc32(image.tobytes()):08x}"  # a new image or model starts afresh
-    chosen.append(box.selectbox("Explain class", range(len(classifier.class_names)), index=int(predicted),
+    # The image's own key, not its place in the list: removing another file, or the run's checkpoint improving,
+    # keeps the class chosen for it (until 2026-11-27 both reset it); another model or image starts afresh.
+    seen[name, digest] += 1
+    identity = f"{model_identity(model_key)}-{name}-{digest}-{seen[name, digest]}"
+    chosen.append(box.selectbox("Explain class", range(len(classifier.class_names)), index=int(row.argmax()),
                                 format_func=lambda k: classifier.class_names[k], key=f"up-class-{identity}",
                                 help="The top prediction by default."))
     boxes.append(box)
 
-try:
+
+def explained(missing: list[int]) -> list[np.ndarray]:
     with st.spinner(f"Explaining with {method_label(method)}…"):
-        explanations = explain_images(classifier, images, method=method, layer=layer, class_indices=chosen,
-                                      alpha=alpha, probabilities=probabilities,
+        explanations = explain_images(classifier, [images[i] for i in missing], method=method, layer=layer,
+                                      class_indices=[chosen[i] for i in missing], probabilities=probabilities[missing],
                                       aug_smooth="aug_smooth" in smoothing, eigen_smooth="eigen_smooth" in smoothing)
+    return [explanation.cam for explanation in explanations]
+
+
+# The maps are kept, and only blended on drawing: the opacity slider recomputes nothing, and another class for
+# one image recomputes that image's map alone (until 2026-11-27 every change re-ran the method on every image).
+try:
+    cams = kept("up-maps", [(model_key, digest, method, layer, int(cls), tuple(smoothing))
+                            for digest, cls in zip(digests, chosen)], explained)
 except EipvizError as error:
     st.error(str(error))
     st.stop()
 
-for position, (box, image, explanation) in enumerate(zip(boxes, images, explanations)):
+size = max(OVERLAY_MIN_SIDE, *classifier.input_size[:2])
+for position, (box, image, fitted, row, cls, cam) in enumerate(
+        zip(boxes, images, classifier.fit(images), probabilities, chosen, cams)):
+    explanation = ImageExplanation(row, int(cls), cam, overlay(fitted, cam, alpha, COLORMAP, size))
     left, middle, right = box.columns([1, 1, 2])
     left.image(image, caption="input", width="stretch")
-    explained = explanation.class_index
     middle.image(explanation.overlay, width="stretch",
-                 caption=f"{method}: {classifier.class_names[explained]} "
-                         f"({explanation.probabilities[explained]:.1%})")
+                 caption=f"{method}: {classifier.class_names[cls]} ({explanation.probabilities[cls]:.1%})")
     right.plotly_chart(top_classes_figure(explanation.top(classifier.class_names)), key=f"top5-{position}")

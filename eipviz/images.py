@@ -24,6 +24,10 @@ class DecodedImage:
 
     pixels: np.ndarray  # RGB uint8 (H, W, 3)
     original_size: tuple[int, int]  # (width, height) after EXIF rotation, before any shrinking
+    grayscale: bool = False  # the file held no colour (``GRAY_MODES``): a one-channel model converts nothing
+
+
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # Pillow's modes without colour
 
 
 def read_image(data: bytes, name: str = "image") -> np.ndarray:
@@ -53,6 +57,7 @@ def read_upload(data: bytes, name: str = "image", model_side: int | None = None)
                                       f"safely (limit {MAX_PIXELS:,} pixels).")
                 image.seek(0)  # first frame of animations
                 original_size = _displayed_size(image)
+                grayscale = image.mode in GRAY_MODES
                 if model_side is not None:
                     image = _shrunk(image, model_side)
                 rgb = _to_rgb(ImageOps.exif_transpose(image))
@@ -67,7 +72,7 @@ def read_upload(data: bytes, name: str = "image", model_side: int | None = None)
         raise EipvizError(f"{name} is damaged or truncated and cannot be decoded.") from error
     if min(rgb.shape[:2]) < 2:
         raise EipvizError(f"{name} is {rgb.shape[1]}x{rgb.shape[0]} pixels; it is too small to classify.")
-    return DecodedImage(rgb, original_size)
+    return DecodedImage(rgb, original_size, grayscale)
 
 
 def _displayed_size(image: Image.Image) -> tuple[int, int]:
@@ -104,8 +109,9 @@ def read_image_file(path) -> np.ndarray:
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        array = 255 * (array - array.min()) / max(1.0, array.max() - array.min())
+        # 16-bit grey (PNG; Pillow may open it as "I"): 65535 is white, as 255 is in 8 bits. Until 2026-11-27
+        # each image was stretched to its own range: a flat grey came out black, a dim image bright.
+        array = np.clip(np.round(np.asarray(image, dtype=np.float64) / 257), 0, 255)
         return np.repeat(array.astype(np.uint8)[..., None], 3, axis=-1)
     if _has_alpha(image):
         image = image.convert("RGBA")
@@ -115,20 +121,25 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    """An alpha channel, or a palette's or a colour key's transparency (PNG ``tRNS``: what PNG optimisers write
+    for RGB and grey images with one transparent colour)."""
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode in ("P", "RGB", "L") and "transparency" in image.info)
 
 
-def resize_note(image: np.ndarray, input_size: tuple, original_size: tuple[int, int] | None = None) -> str | None:
+def resize_note(image: np.ndarray, input_size: tuple, original_size: tuple[int, int] | None = None,
+                grayscale: bool = False) -> str | None:
     """A note for the user when the image does not already have the model's input size.
 
-    ``original_size``: the file's (width, height) when ``image`` was shrunk on reading (``read_upload``).
+    ``original_size``: the file's (width, height) when ``image`` was shrunk on reading (``read_upload``);
+    ``grayscale``: the file was grayscale (``DecodedImage.grayscale``), so a one-channel model converts nothing.
     """
     height, width, channels = input_size
     original_width, original_height = original_size or (image.shape[1], image.shape[0])
     notes = []
     if (original_height, original_width) != (height, width):
         notes.append(f"resized from {original_width}x{original_height} to {width}x{height}")
-    if channels == 1 and image.ndim == 3 and image.shape[-1] != 1:  # an MNIST test image is grayscale already
+    # an MNIST test image (H, W) or a grey file converts nothing (until 2026-11-27 a grey PNG got this note)
+    if channels == 1 and image.ndim == 3 and image.shape[-1] != 1 and not grayscale:
         notes.append("converted to grayscale")
     return "; ".join(notes) or None
 

@@ -53,10 +53,23 @@ def versions() -> dict[str, str]:
 def build_report(classifier: Classifier, evaluation: Evaluation, images: np.ndarray, n: int = 32,
                  methods: Sequence[str] = REPORT_METHODS, sanity_methods: Sequence[str] = SANITY_METHODS,
                  curves: list[dict] | None = None, timeline: Timeline | None = None,
-                 progress: Progress | None = None) -> str:
+                 progress: Progress | None = None, *, gallery_indices: Sequence[int] | np.ndarray | None = None,
+                 gallery_method: str = "gradcam", gallery_note: str | None = None, layer: str | None = None,
+                 aug_smooth: bool = False, eigen_smooth: bool = False) -> str:
     """The report as one HTML string. ``images``: the test images ``evaluation`` is of; ``n``: test images the
     faithfulness and sanity tables use; ``curves`` (epoch rows) and ``timeline``: a trained run's, when known.
-    ``progress(fraction, text)`` is called as the slow parts go."""
+    ``progress(fraction, text)`` is called as the slow parts go.
+
+    The gallery shows the first ``GALLERY_SIZE`` of ``gallery_indices`` (test indices; default: the most
+    confident mistakes) with ``gallery_method``'s maps, smoothed as ``aug_smooth`` and ``eigen_smooth`` say,
+    under ``gallery_note`` (what they are, e.g. a page's filters). ``layer``: the CAM layer of the gallery,
+    faithfulness and sanity tables (default: the model's ``cam_layer``).
+
+    Example, the Misclassified page's view of cats taken for dogs::
+
+        build_report(classifier, evaluation, images, gallery_indices=shown, gallery_method="layercam",
+                     layer="sepconv3", gallery_note="true class cat, predicted dog")
+    """
     def report(fraction, text):
         if progress:
             progress(fraction, text)
@@ -70,7 +83,7 @@ def build_report(classifier: Classifier, evaluation: Evaluation, images: np.ndar
             "model": classifier.name, "source": str(source),
             "sha256": sha256_of(source) if source.is_file() else "(not a file)",
             "dataset": classifier.dataset or "unknown", "preprocessing": classifier.preprocessing,
-            "CAM layer": classifier.cam_layer, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "CAM layer": layer or classifier.cam_layer, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             **{f"{name} version": version for name, version in versions().items()}}.items()]),
         "<h2>Accuracy</h2>",
         f"<p>Test accuracy <b>{evaluation.accuracy:.2%}</b> on {len(evaluation.labels):,} images; "
@@ -79,20 +92,29 @@ def build_report(classifier: Classifier, evaluation: Evaluation, images: np.ndar
                 for name, value in evaluation.per_class_accuracy().items()]),
         figures.html(confusion_figure(evaluation.confusion_matrix(), classifier.class_names)),
     ]
-    report(0.05, "gallery of the most confident mistakes")
-    shown, _ = gallery_page(evaluation.misclassified_indices(), 1, GALLERY_SIZE)
-    items = gallery_items(classifier, evaluation, images, shown, method="gradcam")
-    sections += ["<h2>Most confident mistakes (Grad-CAM)</h2>",
-                 _png(gallery_png_sheet(items, header=sheet_header(classifier, "gradcam", None)))
-                 if items else "<p>No misclassified image.</p>"]
-    rows = faithfulness(classifier, sample, list(methods), progress=lambda done, total, method: report(
+    report(0.05, "gallery of misclassified images")
+    if gallery_indices is None:
+        shown, _ = gallery_page(evaluation.misclassified_indices(), 1, GALLERY_SIZE)
+    else:
+        shown = np.asarray(gallery_indices, np.int64)[:GALLERY_SIZE]
+    smoothing = [name for name, on in (("aug_smooth", aug_smooth), ("eigen_smooth", eigen_smooth)) if on]
+    items = gallery_items(classifier, evaluation, images, shown, method=gallery_method, layer=layer,
+                          aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
+    described = ", ".join([gallery_method, *smoothing]) + f" at {layer or classifier.cam_layer}"
+    sections += [f"<h2>{'Most confident mistakes' if gallery_indices is None else 'Misclassified test images'} "
+                 f"({html.escape(described)})</h2>"]
+    if gallery_note:
+        sections.append(f"<p class=note>{html.escape(gallery_note)}</p>")
+    sections.append(_png(gallery_png_sheet(items, header=sheet_header(
+        classifier, gallery_method, layer, gallery_note, smoothing))) if items else "<p>No misclassified image.</p>")
+    rows = faithfulness(classifier, sample, list(methods), layer=layer, progress=lambda done, total, method: report(
         0.1 + 0.45 * done / total, f"faithfulness: {method or 'done'}"))
     sections += [f"<h2>Faithfulness ({len(sample)} test images)</h2>",
                  "<p class=note>Deletion AUC: lower is better; insertion AUC and ROAD: higher is better. The "
                  "<code>*_vs_random</code> columns are the margin over the random baseline (positive is better)."
                  "</p>", _table(rows)]
     sanity_sample = sample[:SANITY_IMAGES]
-    checks = sanity_check(classifier, sanity_sample, list(sanity_methods),
+    checks = sanity_check(classifier, sanity_sample, list(sanity_methods), layer,
                           progress=lambda done, total, text: report(0.55 + 0.4 * done / total, f"sanity: {text}"))
     sections += [f"<h2>Sanity checks (Adebayo et al. 2018, {len(sanity_sample)} test images)</h2>",
                  "<p class=note>Cascading randomisation: the layers' weights are re-initialised from the output "

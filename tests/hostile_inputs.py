@@ -61,6 +61,22 @@ def _weights_only(path):
     path.with_name("w.weights.h5").rename(path)
 
 
+def _colour_keyed():
+    """An RGB image whose left half is black: the colour a PNG ``tRNS`` chunk then marks see-through."""
+    pixels = np.asarray(_rgb()).copy()
+    pixels[pixels.sum(axis=-1) == 0] = 1  # the only black pixels are the left half's
+    pixels[:, :12] = 0
+    return Image.fromarray(pixels)
+
+
+def _unbuilt(path):
+    """A Sequential saved before it was built: it has no inputs."""
+    import keras
+
+    keras.Sequential([keras.layers.Conv2D(2, 3), keras.layers.GlobalAveragePooling2D(),
+                      keras.layers.Dense(10, activation="softmax")]).save(path)
+
+
 def _noise(size, seed=1):
     """Random printable characters and line breaks."""
     alphabet = np.frombuffer(bytes(range(32, 127)) + b"\n" * 8, dtype=np.uint8)
@@ -80,6 +96,7 @@ CORPUS = [
     ("image", "huge-200mb.png", lambda: _encode(_rgb()) + bytes(200 * 1024 * 1024), "error"),
     ("image", "sixteen-bit.png", lambda: _encode(Image.fromarray(
         (np.arange(384, dtype=np.uint16).reshape(16, 24) * 150))), "ok"),
+    ("image", "colour-key.png", lambda: _encode(_colour_keyed(), transparency=(0, 0, 0)), "ok"),
     ("image", "cmyk.jpg", lambda: _encode(_rgb().convert("CMYK"), "JPEG"), "ok"),
     ("image", "palette-transparent.png", lambda: _encode(_rgb().convert("P"), transparency=0), "ok"),
     ("image", "animated-gif.png", lambda: _encode(_rgb(), "GIF", save_all=True, append_images=[_rgb(seed=2)]), "ok"),
@@ -94,6 +111,7 @@ CORPUS = [
     ("model", "lambda.h5", lambda: _model_bytes(lambda p: _classifier(lambda_layer=True).save(p), ".h5"), "error"),
     ("model", "non-image-input.keras", lambda: _model_bytes(_tabular, ".keras"), "error"),
     ("model", "two-outputs.keras", lambda: _model_bytes(lambda p: _classifier(outputs=2).save(p), ".keras"), "error"),
+    ("model", "unbuilt.keras", lambda: _model_bytes(_unbuilt, ".keras"), "error"),
     ("model", "input-64x64.keras", lambda: _model_bytes(lambda p: _classifier((64, 64, 3)).save(p), ".keras"), "ok"),
     # logs
     ("log", "binary.log", lambda: b"\x89PNG\x00\x00\x01" + np.random.default_rng(0).bytes(2000), "error"),

@@ -127,3 +127,17 @@ def test_back_from_another_page_the_grid_has_its_layers_again(data_dir, tmp_path
     at.switch_page("app_pages/compare.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.multiselect(key="cmp-layers").value == chosen
+
+
+def test_methods_can_be_ranked_by_average_drop_against_random(data_dir):
+    """The page's "Rank by" and the README promise drop; rank_methods refused it."""
+    from eipviz.evaluation import sample_test_images
+    from eipviz.explain.compare import RANK_METRICS, rank_methods
+
+    classifier = load_zoo_model("mnist14k")
+    rows = rank_methods(classifier, sample_test_images(classifier, 4), ["gradcam", "layercam"],
+                        [classifier.cam_layer], "drop")
+    assert "drop" in RANK_METRICS and [row["method"] for row in rows][-1] == "random"
+    margins = [row["average_drop_vs_random"] for row in rows[:-1]]
+    assert len(margins) == 2 and margins == sorted(margins, reverse=True)
+    assert all("average_drop_pct" in row and "deletion_auc" not in row for row in rows)

@@ -39,6 +39,7 @@ REFUSALS = {
     "lambda.h5": "lambda.h5 contains a Lambda layer, which can run arbitrary code; it is refused.",
     "non-image-input.keras": "non-image-input.keras takes inputs of shape (None, 12), not images",
     "two-outputs.keras": "two-outputs.keras has 1 inputs and 2 outputs",
+    "unbuilt.keras": "unbuilt.keras was saved before it was built, so it has no input shape. Build it",
     "binary.log": "This is a binary file, not a training log.",
     "empty.log": "The log is empty.",
     "headers-only.log": "No epochs found. eipviz reads Keras console logs",
@@ -61,11 +62,17 @@ def _mean_difference(a, b):
     return float(np.abs(np.asarray(a, np.int64) - np.asarray(b, np.int64)).mean())
 
 
-def _sixteen_bit_is_stretched_to_the_full_grey_range(image, data):
-    # Pixel k holds 150 k (k = 0..383): 0..57450 stretches to 0..255, i.e. floor(255 k / 383), in all channels.
-    grey = (np.arange(384) * 255 // 383).reshape(16, 24)
+def _sixteen_bit_is_scaled_as_65535_is_white(image, data):
+    # Pixel k holds 150 k (k = 0..383): 57450 of 65535 is 224 of 255, in all channels. Until 2026-11-27 each
+    # image was stretched to its own range (here 0..255; a flat grey came out black).
+    grey = np.round(np.arange(384) * 150 / 257).reshape(16, 24)
     assert image.shape == (16, 24, 3)
     assert np.array_equal(image, np.repeat(grey[..., None], 3, axis=-1).astype(np.uint8))
+
+
+def _colour_key_transparency_is_composited_on_white(image, data):
+    assert (_decoded(data)[:, :12] == 0).all() and (image[:, :12] == 255).all()  # was left black
+    assert np.array_equal(image[:, 12:], _decoded(data)[:, 12:])
 
 
 def _cmyk_is_converted_to_rgb(image, data):
@@ -106,7 +113,8 @@ def _log_of_nan_keeps_both_epochs_as_nan(parsed, data):
 
 # What eipviz makes of each odd but valid input.
 ACCEPTED = {
-    "sixteen-bit.png": _sixteen_bit_is_stretched_to_the_full_grey_range,
+    "sixteen-bit.png": _sixteen_bit_is_scaled_as_65535_is_white,
+    "colour-key.png": _colour_key_transparency_is_composited_on_white,
     "cmyk.jpg": _cmyk_is_converted_to_rgb,
     "palette-transparent.png": _palette_transparency_is_composited_on_white,
     "animated-gif.png": _animated_gif_gives_its_first_frame,
@@ -242,3 +250,19 @@ def test_curves_page_logs(kind, name, make, outcome, corpus_files, tmp_path, mon
         assert runs == []  # refused, and the store is untouched
     else:
         assert len(runs) == 1 and runs[0].kind == "imported"
+
+
+def test_an_uploaded_model_keeps_working_under_an_upper_case_or_very_long_name(tmp_path):
+    """The browser's name was the temporary copy's: Keras matches ``.keras`` case-sensitively (a misleading
+    "legacy SavedModel" refusal), and a 300-byte UTF-8 name is too long for Linux (an OSError traceback)."""
+    from eipviz.loading import load_uploaded_bytes, scratch_name
+    from tests.hostile_inputs import _classifier, _model_bytes
+
+    data = _model_bytes(lambda path: _classifier((28, 28, 1)).save(path), ".keras")
+    long_name = "模型" * 50 + ".keras"
+    for name in ("MNIST14K.KERAS", long_name):
+        assert load_uploaded_bytes(data, name).input_size == (28, 28, 1)
+    assert scratch_name(long_name).endswith(".keras") and len(scratch_name(long_name).encode()) <= 106
+    (tmp_path / "M.KERAS").write_bytes(data)
+    with pytest.raises(EipvizError, match="lower-case suffix; rename it to M.keras"):
+        load_uploaded_model(tmp_path / "M.KERAS")

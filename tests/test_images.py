@@ -148,3 +148,22 @@ def test_a_small_upload_is_read_whole():
     data = _encoded(Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 150, 3), dtype=np.uint8)))
     decoded = read_upload(data, "small.png", model_side=32)
     assert np.array_equal(decoded.pixels, read_image(data)) and decoded.original_size == (150, 200)
+
+
+# -- the grayscale note: only for a colour file given to a one-channel model -----------------------------------------
+
+
+def test_an_upload_remembers_whether_its_file_was_grey():
+    grey = read_upload(_encoded(Image.new("L", (28, 28), 90)), "digit.png", model_side=28)
+    grey_with_alpha = read_upload(_encoded(Image.new("LA", (28, 28), (90, 255))), "digit-la.png", model_side=28)
+    colour = read_upload(_encoded(Image.new("RGB", (28, 28), (90, 90, 90))), "grey-pixels.png", model_side=28)
+    assert grey.pixels.shape == (28, 28, 3) and grey.grayscale and grey_with_alpha.grayscale
+    assert not colour.grayscale  # an RGB file is converted, whatever its pixels
+
+
+def test_a_grey_file_given_to_a_one_channel_model_gets_no_grayscale_note():
+    """A mode-L MNIST digit was said to be "converted to grayscale"."""
+    decoded = read_upload(_encoded(Image.new("L", (28, 28), 90)), "digit.png", model_side=28)
+    assert resize_note(decoded.pixels, (28, 28, 1), decoded.original_size, decoded.grayscale) is None
+    assert resize_note(decoded.pixels, (32, 32, 1), decoded.original_size, decoded.grayscale) == (
+        "resized from 28x28 to 32x32")

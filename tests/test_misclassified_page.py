@@ -259,3 +259,85 @@ def test_the_report_button_offers_a_self_contained_html_file(data_dir):
     at.button(key="mis-report").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.get("download_button")[-1].proto.label == "Download report.html"
+
+
+def click_cell(at, true: str, predicted: str) -> None:
+    """A click on the confusion matrix, as the chart's widget state reports it."""
+    at.session_state["confusion"] = {"selection": {"points": [{"x": predicted, "y": true}]}}
+
+
+def test_another_model_starts_on_its_own_default_layer_in_the_gallery_and_the_faithfulness_table(data_dir):
+    """sepconv65k has a sepconv7 too: the page kept sepconv59k's, and its faithfulness layers emptied for mnist14k."""
+    at = open_on("sepconv65k")
+    assert at.selectbox(key="mis-layer").value == "sepconv5"  # sepconv65k's cam_layer, not sepconv59k's sepconv7
+    assert at.multiselect(key="mis-f-layers").value == ["sepconv5"]
+    assert at.session_state["mis-gallery"][0][3] == "sepconv5"
+    at.selectbox(key="mis-zoo").select("mnist14k").run()
+    assert at.selectbox(key="mis-layer").value == "class_maps1x1"
+    assert at.multiselect(key="mis-f-layers").value == ["class_maps1x1"]
+    assert not at.button[[b.label for b in at.button].index("Compute and rank")].disabled
+
+
+def test_a_chosen_layer_stays_while_the_model_stays(data_dir):
+    at = open_on()
+    chosen = at.selectbox(key="mis-layer").options[0]
+    at.selectbox(key="mis-layer").select(chosen).run()
+    at.selectbox(key="mis-method").select("layercam").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="mis-layer").value == chosen and at.session_state["mis-gallery"][0][3] == chosen
+
+
+def test_clicking_the_same_cell_again_after_changing_the_filters_applies_it_again(data_dir):
+    at = open_on()
+    click_cell(at, "4", "9")
+    at.run()
+    del at.session_state["confusion"]  # the outlined chart is a new element: it has no selection
+    at.selectbox(key="mis-true").select("All").run()
+    click_cell(at, "4", "9")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert (at.selectbox(key="mis-true").value, at.selectbox(key="mis-pred").value) == ("4", "9")
+
+
+def test_the_report_holds_the_pages_gallery_method_layer_and_smoothing(data_dir, monkeypatch):
+    import eipviz.report as report
+
+    calls = []
+    monkeypatch.setattr(report, "build_report", lambda *args, **kwargs: calls.append(kwargs) or "<html></html>")
+    at = open_on()
+    click_cell(at, "4", "9")
+    at.run()
+    layer = at.selectbox(key="mis-layer").options[0]
+    at.selectbox(key="mis-method").select("layercam")
+    at.selectbox(key="mis-layer").select(layer)
+    at.button_group(key="mis-smoothing").set_value(["eigen_smooth"]).run()
+    at.button(key="mis-report").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (kwargs,) = calls
+    shown = [int(caption.split(":")[0][1:]) for caption in item_captions(at.main)]
+    assert kwargs["gallery_indices"].tolist() == shown and shown
+    assert (kwargs["gallery_method"], kwargs["layer"], kwargs["aug_smooth"], kwargs["eigen_smooth"]) == (
+        "layercam", layer, False, True)
+    assert kwargs["gallery_note"].startswith("true class 4, predicted 9, confidence 0.00-1.00")
+    assert any(f"(layercam, eigen_smooth at {layer}; true class 4, predicted 9" in c.value for c in at.caption)
+    assert "Download report.html" in [b.proto.label for b in at.get("download_button")]
+    at.selectbox(key="mis-method").select("gradcam").run()  # the report no longer shows this gallery
+    assert "Download report.html" not in [b.proto.label for b in at.get("download_button")]
+
+
+def test_faithfulness_ranks_by_each_measure_its_title_names_drop_included(data_dir):
+    at = open_on()
+    assert at.radio(key="mis-f-metric").options == ["deletion", "insertion", "drop", "road"]
+    assert any("drop" in e.label for e in at.expander)
+
+
+def test_the_exported_png_says_which_smoothing_its_maps_had(data_dir, pngs, monkeypatch):
+    headers = []
+    original = gallery.sheet_header
+    monkeypatch.setattr(gallery, "sheet_header", lambda *args, **kwargs: headers.append(original(*args, **kwargs))
+                        or headers[-1])
+    at = open_on()
+    at.button_group(key="mis-smoothing").set_value(["eigen_smooth"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "misclassified-gradcam-eigen_smooth-page1.png" in [name for name, _ in pngs]
+    assert "CAM method: gradcam, layer: class_maps1x1, smoothing: eigen_smooth" in headers[-1]

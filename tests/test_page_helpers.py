@@ -120,3 +120,63 @@ def test_explain_images_reuses_probabilities_it_is_given(monkeypatch):
     explanations = explain_images(classifier, images, probabilities=given, class_indices=[2, None])
     assert [e.class_index for e in explanations] == [2, int(given[1].argmax())]
     np.testing.assert_array_equal(explanations[0].probabilities, given[0])
+
+
+@pytest.mark.parametrize("key, identity", [
+    ("zoo:resnet20v1:" + "ab" * 32, "zoo:resnet20v1"),  # re-shipped weights: the same model
+    ("run:20261127-120000-x:1795813688.5", "run:20261127-120000-x"),  # an improved checkpoint: the same run
+    ("upload:" + "cd" * 32 + ":unit_scale", "upload:" + "cd" * 32 + ":unit_scale"),
+])
+def test_a_model_keys_identity_leaves_out_the_weights_version(key, identity):
+    from app_pages.common import model_identity
+
+    assert model_identity(key) == identity
+
+
+def test_a_shipped_model_is_loaded_again_once_ship_replaces_its_weights(weights_dir, monkeypatch):
+    """The pages cached shipped models by name: after `ship` a running server kept serving the old model."""
+    import json
+
+    import app_pages.common as common
+
+    name = "reshipped-model"
+    weights_dir.mkdir()
+    loads = []
+    monkeypatch.setattr(common, "load_zoo_model", lambda model: loads.append(model) or object())
+
+    def ship(sha256: str) -> None:
+        (weights_dir / "manifest.json").write_text(json.dumps({name: {"file": "x.keras", "sha256": sha256}}))
+
+    ship("a" * 64)
+    first = common.cached_zoo_model(name)
+    assert common.cached_zoo_model(name) is first and loads == [name]
+    ship("b" * 64)
+    second = common.cached_zoo_model(name)
+    assert second is not first and loads == [name, name]
+    assert common.shipped_model(name) == (second, f"zoo:{name}:{'b' * 64}")  # a new key: a new evaluation too
+    for sha256 in ("a" * 64, "b" * 64):  # leave the shared cache's room to the real models
+        common._shipped_model.clear(name, sha256)
+
+
+def test_a_report_draws_the_gallery_it_is_given_with_its_method_layer_and_smoothing(data_dir, monkeypatch):
+    """The Misclassified page's report drew the unfiltered first page with Grad-CAM, whatever the page showed."""
+    import eipviz.report as report
+    from eipviz.evaluation import dataset_test_split, evaluate_test_set
+    from eipviz.loading import load_zoo_model
+
+    classifier = load_zoo_model("mnist14k")
+    images, _ = dataset_test_split(classifier)
+    evaluation = evaluate_test_set(classifier)
+    calls = []
+    original = report.gallery_items
+    monkeypatch.setattr(report, "gallery_items", lambda *args, **kwargs: calls.append((list(args[3]), kwargs))
+                        or original(*args, **kwargs))
+    shown = evaluation.misclassified_indices(true_class=4)[:2]
+    layer = classifier.cam_layers[0]
+    text = report.build_report(classifier, evaluation, images, n=2, methods=("gradcam",), sanity_methods=("random",),
+                               gallery_indices=shown, gallery_method="layercam", gallery_note="true class 4",
+                               layer=layer, eigen_smooth=True)
+    assert calls == [(shown.tolist(), {"method": "layercam", "layer": layer, "aug_smooth": False,
+                                       "eigen_smooth": True})]
+    assert f"<h2>Misclassified test images (layercam, eigen_smooth at {layer})</h2>" in text
+    assert "<p class=note>true class 4</p>" in text and f"<td>CAM layer</td><td>{layer}</td>" in text

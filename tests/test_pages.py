@@ -393,3 +393,18 @@ def test_a_computed_result_shows_until_its_inputs_change_and_a_failure_is_only_i
     at.button(key="go").click().run()
     assert [e.value for e in at.error] == ["n must be positive"] and not at.exception
     assert at.markdown[-1].value == "result None"
+
+
+def test_a_first_run_on_a_desktop_serves_without_asking_for_an_email(tmp_path):
+    """Streamlit asks for an email on a first run where DISPLAY is set and no credentials file exists; `make run`
+    sat at that prompt before serving. The project's config switches it off (server.showEmailPrompt)."""
+    script = ("import streamlit.config as config\n"
+              "from streamlit.runtime import credentials\n"
+              "config.get_config_options(force_reparse=True)\n"
+              "credentials.check_credentials()\n"
+              "print('serving')\n")
+    desktop = {"HOME": str(tmp_path), "DISPLAY": ":0", "PATH": "/usr/bin:/bin"}  # no STREAMLIT_* settings either
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=desktop, stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "Email" not in result.stdout, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("serving")

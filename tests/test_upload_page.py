@@ -130,3 +130,90 @@ def test_a_large_upload_is_decoded_once_into_a_small_image_and_its_note_names_it
     assert any(c.value.startswith("Note: resized from 3200x2400 to 28x28") for c in at.caption)
     at.slider[0].set_value(0.6).run()  # any widget change reruns the page
     assert not at.exception and decodes == ["large.png"]
+
+
+def _mnist_digits(*indices) -> list:
+    from eipviz.data import load_test_split
+
+    digits, _ = load_test_split("mnist")
+    return [(f"digit{i}.png", _png(digits[i]), "image/png") for i in indices]  # mode L, 28x28
+
+
+def _overlay_urls(at) -> list[str]:
+    return [url for image in at.get("image") for url, caption in zip(image.value, image.captions)
+            if caption.startswith("gradcam: ")]
+
+
+def test_removing_one_image_keeps_the_class_chosen_for_the_others(data_dir):
+    at = _open("mnist14k")
+    files = _mnist_digits(0, 1)
+    at.file_uploader(key="up-images").set_value(files).run()
+    chosen = (_class_boxes(at)[1].value + 3) % 10
+    _class_boxes(at)[1].set_value(chosen).run()
+    at.file_uploader(key="up-images").set_value(files[1:]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [box.value for box in _class_boxes(at)] == [chosen]
+
+
+def test_the_opacity_slider_blends_the_kept_maps_again_without_recomputing_any(data_dir, monkeypatch):
+    from eipviz.classifier import Classifier
+
+    at = _open("mnist14k")
+    at.button(key="up-try").click().run()
+    before = _overlay_urls(at)
+    calls = []
+    original = Classifier.cams
+    monkeypatch.setattr(Classifier, "cams", lambda self, images, *a, **k: calls.append(len(images))
+                        or original(self, images, *a, **k))
+    next(s for s in at.slider if s.label == "Overlay opacity").set_value(0.8).run()
+    assert not at.exception, [e.value for e in at.exception]
+    after = _overlay_urls(at)
+    assert calls == [] and len(after) == 4
+    assert all(old != new for old, new in zip(before, after)), "every overlay is drawn at the new opacity"
+
+
+def test_another_class_for_one_image_recomputes_that_images_map_alone(data_dir, monkeypatch):
+    from eipviz.classifier import Classifier
+
+    at = _open("mnist14k")
+    at.button(key="up-try").click().run()
+    calls = []
+    original = Classifier.cams
+    monkeypatch.setattr(Classifier, "cams", lambda self, images, *a, **k: calls.append(len(images))
+                        or original(self, images, *a, **k))
+    box = _class_boxes(at)[2]
+    box.set_value((box.value + 1) % 10).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert calls == [1]
+
+
+def test_a_grey_upload_is_not_said_to_be_converted_to_grayscale_but_a_colour_one_is(data_dir):
+    at = _open("mnist14k")
+    colour = np.zeros((28, 28, 3), np.uint8)
+    colour[..., 0] = 200
+    at.file_uploader(key="up-images").set_value(
+        [*_mnist_digits(0), ("red.png", _png(colour), "image/png")]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    notes = [c.value for c in at.caption if c.value.startswith("Note: ")]
+    assert notes == ["Note: converted to grayscale to fit the model."]  # the red square's only
+
+
+def test_a_link_names_the_model_shown_after_another_is_picked(data_dir):
+    at = AppTest.from_file(str(ROOT / "app_pages" / "upload.py"), default_timeout=TIMEOUT)
+    at.query_params["model"] = "mnist14k"
+    at.run()
+    assert at.selectbox(key="up-zoo").value == "mnist14k"
+    at.selectbox(key="up-zoo").select("sepconv59k").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["model"] == "sepconv59k" and not at.warning
+
+
+def test_a_link_to_a_model_that_is_not_shipped_says_so(data_dir):
+    at = AppTest.from_file(str(ROOT / "app_pages" / "upload.py"), default_timeout=TIMEOUT)
+    at.query_params["model"] = "resnet20"  # a typo of resnet20v1
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="up-zoo").value == "sepconv59k"
+    (warning,) = at.warning
+    assert "resnet20" in warning.value and "not a shipped model" in warning.value
+    assert at.query_params["model"] == "sepconv59k"

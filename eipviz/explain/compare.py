@@ -13,7 +13,9 @@ from eipviz.explain.faithfulness import faithfulness, map_faithfulness
 from eipviz.explain.overlay import DISPLAY_SIZE, overlay
 
 Progress = Callable[[int, int, str], None]
-RANK_METRICS = ("deletion", "insertion", "road")  # what rank_methods can sort by
+# What rank_methods can sort by -> the margin over the random baseline it sorts on (positive is better)
+RANK_METRICS = {"deletion": "deletion_vs_random", "insertion": "insertion_vs_random",
+                "drop": "average_drop_vs_random", "road": "road_vs_random"}
 
 
 @dataclass(frozen=True)
@@ -133,5 +135,5 @@ def rank_methods(classifier: Classifier, images: np.ndarray, methods: Sequence[s
                                                      **{k: v for k, v in row.items() if k != "method"}})
     if progress:
         progress(len(runs), len(runs), "done")
-    key = f"{metric}_vs_random"
+    key = RANK_METRICS[metric]
     return sorted(rows.values(), key=lambda r: np.inf if r.get(key) is None else -r[key])

@@ -1,6 +1,6 @@
 """Misclassified-image gallery: original, CAM for the predicted class, CAM for the true class."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,11 +92,14 @@ def gallery_items(classifier: Classifier, evaluation: Evaluation, images: np.nda
     return items
 
 
-def sheet_header(classifier: Classifier, method: str, layer: str | None, note: str | None = None) -> list[str]:
-    """The lines that head an exported sheet: model, its weights file, CAM method and layer (and ``note``)."""
+def sheet_header(classifier: Classifier, method: str, layer: str | None, note: str | None = None,
+                 smoothing: Sequence[str] = ()) -> list[str]:
+    """The lines that head an exported sheet: model, its weights file, CAM method and layer with the ``smoothing``
+    applied to every map (``aug_smooth``, ``eigen_smooth``; named only when there is some), and ``note``."""
     # OpenCV's sheet font is ASCII only: no middle dots here
+    smoothed = f", smoothing: {', '.join(smoothing)}" if smoothing else ""
     lines = [f"eipviz: misclassified test images of {classifier.name}", f"weights: {classifier.source}",
-             f"CAM method: {method}, layer: {layer or classifier.cam_layer}"]
+             f"CAM method: {method}, layer: {layer or classifier.cam_layer}{smoothed}"]
     return [*lines, note] if note else lines
 
 
