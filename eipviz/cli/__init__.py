@@ -1,8 +1,8 @@
 """``python -m eipviz``: the same library calls the pages make, from a shell.
 
 Each command imports what it needs inside its handler: ``runs``, ``cancel``,
-``scheduler`` and ``import-log`` (unless it stores the run) never load Keras,
-so they start in a fraction of a second.
+``scheduler``, ``curves``, ``rename``, ``delete`` and ``import-log`` (unless it
+stores the run) never load Keras, so they start in a fraction of a second.
 """
 
 import argparse
@@ -11,7 +11,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the CLI
 
-from eipviz.cli import explain, models, runs  # noqa: E402  (after the log level above)
+from eipviz.cli import curves, explain, models, runs  # noqa: E402  (after the log level above)
 from eipviz.errors import EipvizError  # noqa: E402
 from eipviz.training.stop import StopFlag  # noqa: E402
 
@@ -19,13 +19,13 @@ from eipviz.training.stop import StopFlag  # noqa: E402
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eipviz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for area in (models, runs, explain):
+    for area in (models, runs, curves, explain):
         area.register(sub)
     return parser
 
 
 # Commands that never touch Keras start fast and import nothing heavy.
-_LIGHT_COMMANDS = ("import-log", "runs", "cancel", "scheduler")
+_LIGHT_COMMANDS = ("import-log", "runs", "cancel", "scheduler", "curves", "rename", "delete")
 
 
 def needs_keras(args) -> bool:

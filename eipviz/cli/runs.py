@@ -1,5 +1,6 @@
-"""Commands over training runs and the curves people bring: ``train``, ``runs``, ``cancel``, ``scheduler``,
-``timeline`` and ``import-log``. Only ``train --run-id`` (a worker) and ``timeline`` load Keras."""
+"""Commands over training runs and the curves people bring: ``train``, ``runs``, ``cancel``, ``rename``,
+``delete``, ``scheduler``, ``timeline`` and ``import-log``. Only ``train --run-id`` (a worker) and ``timeline``
+load Keras."""
 
 import argparse
 import json
@@ -98,17 +99,18 @@ def cmd_runs(args) -> int:
     queue = RunQueue(store)
     queue.wake()  # runs waiting with no scheduler (it was killed) start again
     status = queue.status()
+    runs = store.list_runs()
     rows = []
-    for run in store.list_runs():
+    for run in runs:
         rows.append({
-            "id": run.id, "kind": run.kind, "model": run.model, "recipe": run.recipe, "status": run.status,
-            "queue": status.position(run.id),
+            "id": run.id, "name": run.name, "kind": run.kind, "model": run.model, "recipe": run.recipe,
+            "status": run.status, "queue": status.position(run.id),
             "epochs": f"{store.completed_epochs(run.id)}/{run.hyperparameters.get('epochs', '?')}",
             "best_val_acc": None if run.best_val_accuracy is None else f"{run.best_val_accuracy:.4f}",
             "best_epoch": run.best_epoch, "device": run.device,
         })
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([{**row, "hyperparameters": run.hyperparameters} for run, row in zip(runs, rows)], indent=2))
     else:
         print_table(rows)
     return 0
@@ -122,6 +124,26 @@ def cmd_cancel(args) -> int:
     RunQueue(store).cancel(args.run_id)
     print(f"cancelled {args.run_id}" if store.get_run(args.run_id).status == "cancelled"
           else f"stopping {args.run_id} after its current batch")
+    return 0
+
+
+def cmd_rename(args) -> int:
+    from eipviz.training.store import RunStore
+
+    name = RunStore(args.runs_dir).rename_run(args.run_id, args.name)
+    if args.name.strip() and name != args.name.strip():
+        print(f"note: another run is named {args.name.strip()!r}, so this one is {name!r}", file=sys.stderr)
+    print(name)
+    return 0
+
+
+def cmd_delete(args) -> int:
+    from eipviz.training.store import RunStore
+
+    store = RunStore(args.runs_dir)
+    store.reap_dead_workers()  # a run whose worker died is no longer "running", and may go
+    store.delete_run(args.run_id)
+    print(f"deleted {args.run_id}")
     return 0
 
 
@@ -145,8 +167,13 @@ def cmd_timeline(args) -> int:
             "it has not finished an epoch yet, or it was trained before eipviz recorded timelines."
             if run.kind == "trained" else f"it is {run.kind}, and only trained runs have one."))
     paths = export_timeline(timeline, Path(args.out))
-    print(json.dumps({"run": run.id, "epochs": timeline.epochs.tolist(), "files": [str(p) for p in paths]},
-                     indent=2))
+    # What the page charts beside the maps: the probe set's accuracy and faithfulness at each epoch.
+    by_epoch = [{"epoch": int(epoch), "probe_accuracy": float(accuracy), "deletion_auc": float(deletion),
+                 "average_drop_pct": float(drop)}
+                for epoch, accuracy, deletion, drop in zip(timeline.epochs, timeline.accuracy(), timeline.deletion_auc,
+                                                           timeline.average_drop_pct)]
+    print(json.dumps({"run": run.id, "epochs": timeline.epochs.tolist(), "by_epoch": by_epoch,
+                      "files": [str(p) for p in paths]}, indent=2))
     return 0
 
 
@@ -201,6 +228,17 @@ def register(sub) -> None:
     p.add_argument("run_id")
     p.add_argument("--runs-dir")
     p.set_defaults(handler=cmd_cancel)
+
+    p = sub.add_parser("rename", help="rename a run (a name another run has gets a counter); prints the name given")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("name", metavar="NEW_NAME")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_rename)
+
+    p = sub.add_parser("delete", help="delete a run that is not queued or training, with its folder")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--runs-dir")
+    p.set_defaults(handler=cmd_delete)
 
     p = sub.add_parser("scheduler", help="admit queued runs as slots free up (started on demand; exits when idle)")
     p.add_argument("--runs-dir")
