@@ -9,6 +9,7 @@ which is why `.streamlit/config.toml` turns the watcher off (see README).
 """
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -41,7 +42,7 @@ def app_cpu_during_a_run_start(browser, watcher):
         tab.goto(f"{url}/train")
         time.sleep(SETTLE_S)
         before = cpu_seconds(app.pid)
-        start_tiny_run_from_page(tab, url, epochs=300)
+        start_tiny_run_from_page(tab, url, epochs=300, subset=512)
         time.sleep(AFTER_START_S)
         return cpu_seconds(app.pid) - before
     finally:
@@ -51,6 +52,7 @@ def app_cpu_during_a_run_start(browser, watcher):
         for run in store.list_runs():
             if run.active:
                 stop_run(store, run.id)
+        shutil.rmtree(runs, ignore_errors=True)  # a stopping worker may still write: what it leaves is its own
 
 
 def main():

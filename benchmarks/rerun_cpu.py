@@ -14,6 +14,7 @@ is timed until the page has settled, and the server's CPU is read from ``/proc``
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -44,7 +45,8 @@ def timed(server_pid: int, action) -> tuple[float, float]:
 
 def measure(browser, variant: str, loads: int, clicks: int) -> dict[str, list[tuple[float, float]]]:
     port = free_port()
-    server = start_streamlit(port, {**os.environ, "EIPVIZ_RUNS_DIR": tempfile.mkdtemp(prefix="rerun-cpu-")},
+    runs = tempfile.mkdtemp(prefix="rerun-cpu-")
+    server = start_streamlit(port, {**os.environ, "EIPVIZ_RUNS_DIR": runs},
                              launcher=variant)
     context = browser.new_context(viewport={"width": 1400, "height": 1400})
     found: dict[str, list[tuple[float, float]]] = {"page load": [], "click": []}
@@ -72,6 +74,7 @@ def measure(browser, variant: str, loads: int, clicks: int) -> dict[str, list[tu
         context.close()
         server.kill()
         server.wait(timeout=30)
+        shutil.rmtree(runs, ignore_errors=True)
     return found
 
 

@@ -38,7 +38,7 @@ BATCH = 512
 MODEL, RECIPE = "resnet20v1", "fast"
 
 
-def step_timer():
+def step_timer(images: int = IMAGES):
     """A Keras callback timing each epoch's training steps: ``rate()`` is images/s over epochs 2..EPOCHS."""
     import keras
 
@@ -57,7 +57,7 @@ def step_timer():
             self.seconds.append(self.last - self.start)
 
         def rate(self) -> float:
-            return IMAGES / statistics.median(self.seconds[1:])
+            return images / statistics.median(self.seconds[1:])
 
     return StepTimer()
 
@@ -83,18 +83,19 @@ def bare_fit() -> float:
     return timer.rate()
 
 
-def worker() -> float:
+def worker(model: str = MODEL, recipe: str = RECIPE, batch: int = BATCH, images: int = IMAGES) -> float:
     """The worker of whichever eipviz is first on sys.path (this one, or the baseline's), its steps timed."""
     import eipviz.training.worker as worker_module
     from eipviz.training.launcher import create_training_run
     from eipviz.training.store import RunStore
 
-    timer = step_timer()
+    timer = step_timer(images)
     scheduled = worker_module.schedule_callbacks  # the timer joins the worker's own callbacks
-    worker_module.schedule_callbacks = lambda recipe: [*scheduled(recipe), timer]
+    # Whatever the worker passes (the recipe, and since 2026-11-27 its completed epochs), passed on.
+    worker_module.schedule_callbacks = lambda *args, **kwargs: [*scheduled(*args, **kwargs), timer]
     with tempfile.TemporaryDirectory() as folder:
         store = RunStore(folder)
-        run_id = create_training_run(store, MODEL, RECIPE, epochs=EPOCHS, batch_size=BATCH, subset=IMAGES)
+        run_id = create_training_run(store, model, recipe, epochs=EPOCHS, batch_size=batch, subset=images)
         hp = store.get_run(run_id).hyperparameters
         store.update_run(run_id, hyperparameters={**hp, "precise_bn_below_steps": 0})
         assert worker_module.train_run(store, run_id, verbose=0) == "finished", store.get_run(run_id).error
