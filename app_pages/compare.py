@@ -10,17 +10,23 @@ from eipviz.attribution.methods import METHODS, method_label
 from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
 from eipviz.evaluation import dataset_test_split
-from eipviz.explain.compare import compare_models, disagreement_rows, method_grid
-from eipviz.explain.overlay import overlay, upscale
+from eipviz.explain.compare import (
+    DISPUTED_SHOWN,
+    GRID_METHODS,
+    answer_caption,
+    compare_models,
+    default_grid_layers,
+    disagreement_rows,
+    grid_cells,
+    method_grid,
+)
+from eipviz.explain.overlay import upscale
 from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, read_upload
 from eipviz.loading import CHECKPOINT, runs_with_checkpoint
 from eipviz.plots import agreement_figure
 from eipviz.training.store import run_label
 from eipviz.weights import shipped_models
 from eipviz.zoo import MODELS
-
-DEFAULT_METHODS = ["gradcam", "gradcam++", "xgradcam", "layercam", "eigencam", "saliency", "random"]
-DISAGREEMENTS_SHOWN = 8
 
 
 def linked_test_index(count: int) -> int:
@@ -66,14 +72,13 @@ with methods_tab:
         except EipvizError as error:
             st.error(str(error))
         c1, c2, c3 = st.columns([3, 2, 1])
-        methods = c1.multiselect("Methods (rows)", list(METHODS), default=DEFAULT_METHODS, format_func=method_label,
+        methods = c1.multiselect("Methods (rows)", list(METHODS), default=list(GRID_METHODS), format_func=method_label,
                                  key="cmp-methods")
         layers = classifier.cam_layers
-        default_layers = layers[-3:-1] + [classifier.cam_layer] if classifier.cam_layer in layers else layers[-1:]
         # Another model, or back from another page (Streamlit drops a widget's value there): the defaults.
         if st.session_state.get("cmp-layers-of") != model_key or "cmp-layers" not in st.session_state:
             st.session_state["cmp-layers-of"] = model_key
-            st.session_state["cmp-layers"] = list(dict.fromkeys(default_layers))[-2:]
+            st.session_state["cmp-layers"] = default_grid_layers(classifier)
         chosen_layers = c2.multiselect("Layers (columns)", layers, key="cmp-layers")
         explained = c3.selectbox("Explain", ["predicted class", *classifier.class_names], key="cmp-class")
         if image is not None and methods and chosen_layers:
@@ -94,19 +99,19 @@ with methods_tab:
                 bar.empty()
                 st.session_state["cmp-grid"] = saved = (grid_key, result)
             target, scores = saved[1]
-            fitted = classifier.fit(np.asarray(image)[None])[0]
+            image_tile, cells = grid_cells(classifier, image, scores)
             st.caption(f"{image_name}: explaining **{classifier.class_names[target]}**. Under each map: deletion AUC "
                        f"(lower is better) and insertion AUC (higher is better); `random` is the chance baseline.")
             header = st.columns([1] + [2] * len(chosen_layers))
-            header[0].image(upscale(fitted), caption="image", width="stretch")
+            header[0].image(image_tile, caption="image", width="stretch")
             for column, layer in zip(header[1:], chosen_layers):
                 column.markdown(f"**{layer}**")
             for row in range(len(methods)):
-                cells = st.columns([1] + [2] * len(chosen_layers))
-                cells[0].markdown(f"**{method_label(methods[row])}**")
-                for column, score in zip(cells[1:], scores[row * len(chosen_layers):(row + 1) * len(chosen_layers)]):
-                    column.image(overlay(fitted, score.map), width="stretch",
-                                 caption=f"del {score.deletion_auc:.3f} · ins {score.insertion_auc:.3f}")
+                columns = st.columns([1] + [2] * len(chosen_layers))
+                columns[0].markdown(f"**{method_label(methods[row])}**")
+                row_cells = cells[row * len(chosen_layers):(row + 1) * len(chosen_layers)]
+                for column, (tile, caption) in zip(columns[1:], row_cells):
+                    column.image(tile, width="stretch", caption=caption)
         elif image is None:
             st.info("Choose a test image or upload one.")
         else:
@@ -152,7 +157,7 @@ with models_tab:
         for column, name, accuracy in zip(st.columns(len(picked)), comparison.names, comparison.accuracies):
             column.metric(literal(name), f"{accuracy:.2%}")  # a run's name is text, not markdown
         st.plotly_chart(agreement_figure(comparison.both_wrong, comparison.names), key="cmp-agreement")
-        shown = comparison.disagreements[:DISAGREEMENTS_SHOWN]
+        shown = comparison.disagreements[:DISPUTED_SHOWN]
         st.subheader(f"Where they disagree ({len(comparison.disagreements):,} test images; the most disputed first)")
         images, labels = dataset_test_split(classifiers[0])
         rows_key = (tuple(cache_key for _, cache_key in loaded), method)  # kept until the models or method change
@@ -167,6 +172,4 @@ with models_tab:
             cells[0].image(upscale(images[index]), width="stretch",
                            caption=f"#{index}, true {classifiers[0].class_names[labels[index]]}")
             for cell, name, answer in zip(cells[1:], comparison.names, answers):
-                mark = "✅" if answer.right else "❌"
-                cell.image(answer.overlay, width="stretch",
-                           caption=f"{mark} {name}: {answer.predicted_class} ({answer.confidence:.0%})")
+                cell.image(answer.overlay, width="stretch", caption=answer_caption(name, answer))

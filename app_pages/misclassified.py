@@ -16,23 +16,24 @@ from eipviz.errors import EipvizError
 from eipviz.evaluation import dataset_test_split, sample_test_images
 from eipviz.explain.compare import RANK_METRICS, rank_methods
 from eipviz.explain.gallery import (
+    ALL,
     COLUMN_LABELS,
     ENLARGED_SIZE,
+    PAGE_SIZE,
     GalleryItem,
     gallery_items,
+    gallery_note,
     gallery_page,
     gallery_png_sheet,
     sheet_header,
 )
 from eipviz.explain.overlay import colormap_legend, overlay, png_bytes
-from eipviz.explain.sanity import IGNORES_WEIGHTS, sanity_check
+from eipviz.explain.sanity import IGNORES_WEIGHTS, sanity_check, sanity_strip
 from eipviz.explain.timeline import TIMELINE_FILE, read_timeline
 from eipviz.plots import CONFUSION_VIEWS, confusion_figure, per_class_accuracy_figure, sanity_figure
 from eipviz.report import REPORT_METHODS, SANITY_METHODS, build_report
 
-PAGE_SIZE = 12
 GRID_COLUMNS = 2  # items side by side: three across left each image about 80 px wide
-ALL = "All"
 COLORMAP = "jet"
 LEGEND_CAPTION = "CAM: blue = little evidence, red = most evidence for the class"
 
@@ -121,7 +122,7 @@ indices = evaluation.misclassified_indices(
 _, pages = gallery_page(indices, 1, PAGE_SIZE)
 page = st.number_input(f"Page (of {pages}; {len(indices)} images, most confident first)", 1, pages, 1)
 shown, _ = gallery_page(indices, page, PAGE_SIZE)
-note = f"true class {true_name}, predicted {pred_name}, confidence {low:.2f}-{high:.2f}; page {page} of {pages}"
+note = gallery_note(true_name, pred_name, low, high, page, pages)
 
 if len(shown) == 0:
     st.info("No misclassified image matches these filters.")
@@ -216,9 +217,7 @@ with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et
         (st.success if result.passed else st.error)(f"{method} {result.verdict}.")
         st.plotly_chart(sanity_figure(result.curve(), IGNORES_WEIGHTS), key="mis-sanity-curve")
         sample = sample_test_images(classifier, sanity_n)[0]
-        strip = [("trained", result.original_maps[0])] + [
-            (f"{k} random (to {name})", maps[0]) for k, name, maps in
-            zip(result.randomised, result.deepest, result.randomised_maps)]
+        strip = sanity_strip(result)
         for column, (caption, cam) in zip(st.columns(len(strip)), strip):
             column.image(overlay(classifier.fit(sample[None])[0], cam), caption=caption, width="stretch")
         st.caption("The first test image's map as layers are re-initialised from the output down. A method that "

@@ -11,8 +11,8 @@ from eipviz.attribution.methods import METHODS, SMOOTHING, method_label
 from eipviz.data import dataset_label, sample_images
 from eipviz.errors import EipvizError
 from eipviz.explain.overlay import overlay
-from eipviz.explain.predict import ImageExplanation, explain_images
-from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, read_upload, resize_note, suitability_notes
+from eipviz.explain.predict import ImageExplanation, explain_images, upload_notes
+from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, read_upload
 from eipviz.plots import top_classes_figure
 
 SAMPLE_COUNT = 4
@@ -127,13 +127,11 @@ boxes, chosen, seen = [], [], Counter()
 for (name, image, original_size, grayscale), digest, row in zip(inputs, digests, probabilities):
     box = st.container(border=True)
     box.markdown(f"**{name}**")
-    note = resize_note(image, classifier.input_size, original_size, grayscale)
-    if note:
-        box.caption(f"Note: {note} to fit the model.")
-    notes = suitability_notes(image, classifier.dataset)
-    if notes:
-        box.warning(f"This image may not suit a {dataset_label(classifier.dataset)} model: {'; '.join(notes)}. "
-                    f"Its prediction and map say little about such images.")
+    fitted, unsuited = upload_notes(classifier, image, original_size, grayscale)
+    if fitted:
+        box.caption(f"Note: {fitted}.")
+    if unsuited:
+        box.warning(f"This image {unsuited}.")
     # The image's own key, not its place in the list: removing another file, or the run's checkpoint improving,
     # keeps the class chosen for it (until 2026-11-27 both reset it); another model or image starts afresh.
     seen[name, digest] += 1

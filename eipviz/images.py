@@ -96,15 +96,16 @@ def _shrunk(image: Image.Image, model_side: int) -> Image.Image:
     return image.resize((width, height), Image.Resampling.BOX)  # premultiplies alpha itself
 
 
-def read_image_file(path) -> np.ndarray:
-    """``read_image`` for a file on disk, refusing oversized files before reading them."""
+def read_image_file(path, model_side: int | None = None) -> DecodedImage:
+    """``read_upload`` for a file on disk, refusing oversized files before reading them: the CLI reads a file as
+    the Upload page reads an upload, so both score a large image alike."""
     path = Path(path)
     if not path.is_file():
         raise EipvizError(f"Image {path} not found.")
     if path.stat().st_size > MAX_IMAGE_BYTES:
         raise EipvizError(f"{path.name} is {path.stat().st_size / 2**20:.0f} MB; "
                           f"images up to {MAX_IMAGE_BYTES // 2**20} MB.")
-    return read_image(path.read_bytes(), path.name)
+    return read_upload(path.read_bytes(), path.name, model_side)
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:

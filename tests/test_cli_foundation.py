@@ -74,3 +74,16 @@ def test_weights_of_a_run_checkpoint_are_fed_as_the_run_trained_and_weights_with
     assert checkpoint_preprocessing(ROOT / "weights" / "resnet20v1.keras") is None  # no run store there
     with pytest.raises(EipvizError, match="--weights goes with a zoo model name"):
         load_classifier(str(checkpoint), weights=str(checkpoint))
+
+
+def test_recipes_prints_the_models_pages_recipe_table(capsys):
+    import csv
+    import io
+
+    from eipviz.cli import main
+    from eipviz.tables import recipe_table
+
+    assert main(["recipes", "mnist14k", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["recipe"] for row in rows] == [row["recipe"] for row in recipe_table("mnist14k")]
+    assert main(["recipes", "nope"]) == 2 and "Unknown model 'nope'" in capsys.readouterr().err

@@ -6,14 +6,14 @@ from PIL import Image
 from tests.conftest import main_in_process, run_cli
 
 
-def test_cam_writes_overlays_and_prints_top3(tmp_path, data_dir):
+def test_cam_writes_overlays_and_prints_the_top5(tmp_path, data_dir):
     image = tmp_path / "seven.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 30), dtype=np.uint8)).save(image)
     out = tmp_path / "out"
     result = main_in_process("cam", "--model", "mnist14k", "--image", str(image), "--method", "layercam",
                      "--class", "7", "--out", str(out))
     (report,) = json.loads(result.stdout)
-    assert report["explained_class"] == "7" and len(report["top3"]) == 3
+    assert report["explained_class"] == "7" and len(report["top"]) == 5
     overlay = Image.open(out / "seven-layercam.png")
     assert overlay.mode == "RGB" and overlay.size[0] >= 128
 

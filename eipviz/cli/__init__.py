@@ -11,7 +11,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the CLI
 
-from eipviz.cli import curves, explain, models, runs  # noqa: E402  (after the log level above)
+from eipviz.cli import compare, curves, explain, models, runs  # noqa: E402  (after the log level above)
 from eipviz.errors import EipvizError  # noqa: E402
 from eipviz.training.stop import StopFlag  # noqa: E402
 
@@ -19,7 +19,7 @@ from eipviz.training.stop import StopFlag  # noqa: E402
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eipviz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for area in (models, runs, curves, explain):
+    for area in (models, runs, curves, explain, compare):
         area.register(sub)
     return parser
 

@@ -1,42 +1,144 @@
-"""Commands that evaluate and explain a model: ``evaluate``, ``cam``, ``report``, ``methods``, ``faithfulness``
-and ``sanity``."""
+"""Commands that evaluate and explain a model: ``evaluate``, ``cam``, ``gallery``, ``report``, ``methods``,
+``faithfulness`` and ``sanity``."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
-from eipviz.cli.options import load_for_cli, method_names, names, positive_int, print_table
-from eipviz.errors import EipvizError
+from eipviz.cli.options import (
+    add_model_options,
+    load_for_cli,
+    load_model,
+    method_name,
+    method_names,
+    names,
+    png_out,
+    positive_int,
+    print_table,
+    read_image_for,
+    unit_interval,
+)
+from eipviz.errors import EipvizError, check_names
 
 
 def cmd_evaluate(args) -> int:
     from eipviz.evaluation import evaluate, evaluate_test_set
 
-    classifier = load_for_cli(args.model, args.weights, args.preprocessing)
+    classifier = load_model(args)
     result = evaluate(classifier) if args.fresh else evaluate_test_set(classifier)
-    print(json.dumps({"model": classifier.name, **result.to_dict()}, indent=2))
+    report = {"model": classifier.name, **result.to_dict()}
+    if args.confusion:
+        from eipviz.plots import confusion_values
+
+        matrix = result.confusion_matrix()
+        report["confusion_matrix"] = {"classes": list(result.class_names), "counts": confusion_values(matrix),
+                                      "row_percent": confusion_values(matrix, "row %")}
+    print(json.dumps(report, indent=2))
     return 0
 
 
 def cmd_cam(args) -> int:
+    from eipviz.data import sample_images
+    from eipviz.evaluation import dataset_test_split
     from eipviz.explain.overlay import png_bytes
-    from eipviz.explain.predict import explain_images
-    from eipviz.images import read_image_file
+    from eipviz.explain.predict import explain_images, upload_notes
 
-    classifier = load_for_cli(args.model, preprocessing=args.preprocessing)
-    class_index = None if args.class_name is None else classifier.class_index(args.class_name)
-    images = [read_image_file(file) for file in args.image]
+    method_name(args.method)
+    classifier = load_model(args)
+    if args.test_images:  # the Upload page's "Try 4 test images"
+        dataset_test_split(classifier)  # a model of no known dataset has no test set: says so
+        inputs = [(name, image, None, False) for name, image in
+                  sample_images(str(classifier.dataset), args.test_images, args.seed)]
+    else:  # every file is read before any note is printed: a bad one is the only line on stderr
+        decoded = [read_image_for(classifier, file) for file in args.image]
+        inputs = [(file, image.pixels, image.original_size, image.grayscale)
+                  for file, image in zip(args.image, decoded)]
+    classes = _classes(classifier, args.class_name, len(inputs))  # a bad class too is said before any note
+    for name, image, original_size, grayscale in inputs:
+        fitted, unsuited = upload_notes(classifier, image, original_size, grayscale)
+        if fitted:
+            print(f"note: {name}: {fitted}.", file=sys.stderr)
+        if unsuited:
+            print(f"note: {name} {unsuited}.", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = []
-    explanations = explain_images(classifier, images, args.method, args.layer, class_index,
+    explanations = explain_images(classifier, [image for _, image, _, _ in inputs], args.method, args.layer,
+                                  class_indices=classes, alpha=args.alpha,
                                   aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
-    for file, explanation in zip(args.image, explanations):
-        target = out / f"{Path(file).stem}-{args.method}.png"
+    report = []
+    for (name, *_), explanation in zip(inputs, explanations):
+        stem = Path(name).stem if not args.test_images else re.sub(r"[^0-9A-Za-z]+", "-", name).strip("-")
+        target = out / f"{stem}-{args.method}.png"
         target.write_bytes(png_bytes(explanation.overlay))
-        report.append({"image": file, "overlay": str(target), "top3": explanation.top(classifier.class_names, 3),
+        report.append({"image": name, "overlay": str(target), "top": explanation.top(classifier.class_names, args.top),
                        "explained_class": classifier.class_names[explanation.class_index]})
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _classes(classifier, given: list[str] | None, count: int) -> list[int | None]:
+    """``--class``: one class for every image, or one per image; None (each image's top prediction) without it."""
+    if not given:
+        return [None] * count
+    if len(given) not in (1, count):
+        raise EipvizError(f"--class takes one class for every image or one per image ({count}). "
+                          f"Received: {len(given)} classes.")
+    indices = [classifier.class_index(name) for name in given]
+    return indices * count if len(indices) == 1 else indices
+
+
+def cmd_gallery(args) -> int:
+    from eipviz.attribution.methods import SMOOTHING
+    from eipviz.evaluation import dataset_test_split, evaluate_test_set
+    from eipviz.explain.gallery import (
+        ALL,
+        COLUMN_LABELS,
+        PAGE_SIZE,
+        gallery_items,
+        gallery_note,
+        gallery_page,
+        gallery_png_sheet,
+        sheet_header,
+    )
+    from eipviz.explain.overlay import png_bytes
+
+    low, high = args.confidence
+    if low > high:
+        raise EipvizError(f"--confidence LOW HIGH needs LOW at most HIGH. Received: {low} {high}.")
+    out = png_out(args.out)
+    method_name(args.method)
+    classifier = load_model(args)
+    true_class = None if args.true is None else classifier.class_index(args.true)
+    predicted_class = None if args.predicted is None else classifier.class_index(args.predicted)
+    if args.layer:
+        check_names([args.layer], classifier.cam_layers, "layer")
+    images, _ = dataset_test_split(classifier)
+    evaluation = evaluate_test_set(classifier)
+    indices = evaluation.misclassified_indices(true_class=true_class, predicted_class=predicted_class,
+                                               min_confidence=low, max_confidence=high)
+    _, pages = gallery_page(indices, 1, PAGE_SIZE)
+    if args.page > pages:
+        raise EipvizError(f"Page {args.page} is past the last: {len(indices)} misclassified images match, "
+                          f"{pages} page(s) of {PAGE_SIZE}.")
+    shown, _ = gallery_page(indices, args.page, PAGE_SIZE)
+    smoothing = tuple(name for name in SMOOTHING if getattr(args, name))
+    true_name, predicted_name = (ALL if k is None else classifier.class_names[k] for k in (true_class, predicted_class))
+    note = gallery_note(true_name, predicted_name, low, high, args.page, pages)
+    items = gallery_items(classifier, evaluation, images, shown, method=args.method, layer=args.layer,
+                          aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
+    if items:
+        out.write_bytes(png_bytes(gallery_png_sheet(
+            items, header=sheet_header(classifier, args.method, args.layer, note, smoothing),
+            column_labels=COLUMN_LABELS)))
+    else:
+        print("note: no misclassified image matches these filters; no sheet written.", file=sys.stderr)
+    print(json.dumps({
+        "model": classifier.name, "method": args.method, "layer": args.layer or classifier.cam_layer,
+        "smoothing": list(smoothing), "filters": note, "count": int(len(indices)), "pages": pages, "page": args.page,
+        "shown": [{"index": item.index, "true": item.true_class, "predicted": item.predicted_class,
+                   "confidence": round(item.confidence, 6)} for item in items],
+        "out": str(out) if items else None}, indent=2))
     return 0
 
 
@@ -80,13 +182,28 @@ def cmd_methods(args) -> int:
 
 def cmd_faithfulness(args) -> int:
     from eipviz.evaluation import sample_test_images
-    from eipviz.explain.faithfulness import check_metrics, faithfulness
+    from eipviz.explain.compare import RANK_METRICS, rank_methods
+    from eipviz.explain.faithfulness import METRICS, check_metrics, faithfulness
 
     methods = method_names(args.methods)
-    metrics = check_metrics(names(args.metrics))
-    classifier = load_for_cli(args.model, args.weights, args.preprocessing)
+    if args.rank_by:
+        check_names([args.rank_by], RANK_METRICS, "ranking metric", show=repr)
+    ranked = bool(args.layers or args.rank_by)
+    if args.layers and args.layer:
+        raise EipvizError("Give --layer (one layer) or --layers (layers to rank), not both.")
+    if ranked and args.metrics:
+        raise EipvizError("--rank-by scores its one metric (deletion by default); --metrics goes without "
+                          "--rank-by and --layers.")
+    metrics = check_metrics(names(args.metrics) if args.metrics else METRICS)
+    classifier = load_model(args)
+    if args.layers or args.layer:  # named layers are checked before any map is computed
+        check_names(names(args.layers) if args.layers else [args.layer], classifier.cam_layers, "layer")
+    layers = names(args.layers) if args.layers else [args.layer or classifier.cam_layer]
     images = sample_test_images(classifier, args.n, args.seed)
-    rows = faithfulness(classifier, images, methods, layer=args.layer, metrics=metrics, seed=args.seed)
+    if ranked:  # the Misclassified page's "Compute and rank"
+        rows = rank_methods(classifier, images, methods, layers, args.rank_by or "deletion", seed=args.seed)
+    else:
+        rows = faithfulness(classifier, images, methods, layer=args.layer, metrics=metrics, seed=args.seed)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -96,12 +213,16 @@ def cmd_faithfulness(args) -> int:
 
 def cmd_sanity(args) -> int:
     from eipviz.evaluation import sample_test_images
-    from eipviz.explain.sanity import sanity_check
+    from eipviz.explain.overlay import png_bytes
+    from eipviz.explain.sanity import sanity_check, sanity_strip_sheet
 
     methods = method_names(args.methods)
-    classifier = load_for_cli(args.model, args.weights, args.preprocessing)
+    out = png_out(args.out) if args.out else None
+    classifier = load_model(args)
     images = sample_test_images(classifier, args.n, args.seed)
     results = sanity_check(classifier, images, methods, layer=args.layer, depths=args.depths, seed=args.seed)
+    if out:  # the page's strip of maps, a row per method
+        out.write_bytes(png_bytes(sanity_strip_sheet(classifier, images[0], results, args.layer)))
     if args.json:
         print(json.dumps([result.to_dict() for result in results], indent=2))
     else:
@@ -109,39 +230,59 @@ def cmd_sanity(args) -> int:
     return 0
 
 
-def register(sub) -> None:
-    from eipviz.preprocessing import PREPROCESSINGS
-
-    p = sub.add_parser("evaluate", help="test accuracy and per-class accuracy as JSON")
-    p.add_argument("--model", required=True, help="zoo name (shipped weights) or a .keras/.h5 file")
-    p.add_argument("--weights", help="a .keras file for the zoo model instead of the shipped one")
-    p.add_argument("--fresh", action="store_true",
-                   help="run the test set through the model even when its predictions are stored")
-    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS),
-                   help="how its inputs were preprocessed "
-                        "(default: the shipped or documented one, unit_scale for files)")
-    p.set_defaults(handler=cmd_evaluate)
-
-    p = sub.add_parser("cam", help="write CAM overlay PNGs for images and print top-3 predictions as JSON")
-    p.add_argument("--model", required=True, help="zoo name (shipped weights) or a .keras/.h5 file")
-    p.add_argument("--image", required=True, nargs="+")
+def _add_cam_options(p) -> None:
+    """--method, --layer and the smoothing options, as the pages' CAM method, Layer and Smoothing widgets."""
     p.add_argument("--method", default="gradcam", help="attribution method (default gradcam; "
                                                        "`python -m eipviz methods` lists them)")
     p.add_argument("--layer", help="layer name (default: the model's CAM layer)")
     p.add_argument("--aug-smooth", action="store_true", help="average the maps of flipped and shifted views")
     p.add_argument("--eigen-smooth", action="store_true",
                    help="each map is the first principal component of the weighted activations")
-    p.add_argument("--class", dest="class_name", help="class name or index to explain (default: top prediction)")
-    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS), help="for a model file (default unit_scale)")
-    p.add_argument("--out", required=True)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="test accuracy and per-class accuracy as JSON")
+    add_model_options(p)
+    p.add_argument("--fresh", action="store_true",
+                   help="run the test set through the model even when its predictions are stored")
+    p.add_argument("--confusion", action="store_true",
+                   help="add the confusion matrix (rows true, columns predicted) as the Misclassified page shows "
+                        "it: counts, and row-normalised %% with the diagonal null")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("cam", help="the Upload page: top-K predictions as JSON and a CAM overlay PNG per image")
+    add_model_options(p)
+    images = p.add_mutually_exclusive_group(required=True)
+    images.add_argument("--image", nargs="+", help="image files, read as the Upload page reads uploads (a large "
+                                                   "one is shrunk on reading; notes on stderr)")
+    images.add_argument("--test-images", type=positive_int, metavar="N",
+                        help="N images drawn from the model's test set (the page's \"Try 4 test images\")")
+    p.add_argument("--seed", type=int, default=0, help="draws --test-images (default 0: the page's first draw)")
+    _add_cam_options(p)
+    p.add_argument("--class", dest="class_name", nargs="+", metavar="CLASS",
+                   help="class name or index to explain: one for every image or one per image "
+                        "(default: each image's top prediction)")
+    p.add_argument("--top", type=positive_int, default=5, help="predictions listed per image (default 5, as the page)")
+    p.add_argument("--alpha", type=unit_interval, default=0.45,
+                   help="overlay opacity from 0 to 1 (default 0.45, the page's slider)")
+    p.add_argument("--out", required=True, help="the folder the overlay PNGs are written to")
     p.set_defaults(handler=cmd_cam)
 
-    p = sub.add_parser("report", help="a self-contained HTML report of a model (opens offline)")
-    p.add_argument("--model", help="zoo name (shipped weights) or a .keras/.h5 file")
-    p.add_argument("--run", help="a trained run's best checkpoint instead (adds its curves and timeline)")
-    p.add_argument("--runs-dir")
-    p.add_argument("--weights")
-    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
+    p = sub.add_parser("gallery", help="the Misclassified page's gallery: one page as the PNG sheet its "
+                                       "\"Export this page as PNG\" writes, and a JSON summary")
+    add_model_options(p)
+    p.add_argument("--true", help="true class (name or index; default all)")
+    p.add_argument("--predicted", help="predicted class (name or index; default all)")
+    p.add_argument("--confidence", nargs=2, type=unit_interval, default=(0.0, 1.0), metavar=("LOW", "HIGH"),
+                   help="keep wrong predictions whose confidence is from LOW to HIGH (default 0 1)")
+    p.add_argument("--page", type=positive_int, default=1, help="page of 12, most confident first (default 1)")
+    _add_cam_options(p)
+    p.add_argument("--out", required=True, help="the .png file to write")
+    p.set_defaults(handler=cmd_gallery)
+
+    p = sub.add_parser("report", help="a self-contained HTML report of a model (opens offline; a --run's adds "
+                                      "its curves and timeline)")
+    add_model_options(p)
     p.add_argument("--n", type=positive_int, default=32,
                    help="test images for the faithfulness table (the sanity table takes the first 8 of them)")
     p.add_argument("--out", required=True, help="the .html file to write")
@@ -152,28 +293,37 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_methods)
 
     p = sub.add_parser("faithfulness", help="deletion/insertion AUC, average drop and ROAD per CAM method, "
-                                            "each compared with the random baseline")
-    p.add_argument("--model", required=True)
-    p.add_argument("--weights")
-    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
+                                            "each compared with the random baseline; with --rank-by or --layers, "
+                                            "methods and layers ranked as the Misclassified page's "
+                                            "\"Compute and rank\"")
+    add_model_options(p)
     p.add_argument("--methods", default="gradcam,gradcam++,scorecam,layercam",
-                   help="comma-separated; the random baseline is always added")
-    p.add_argument("--metrics", default="deletion,insertion,drop,road",
-                   help="comma-separated, any of deletion, insertion, drop, road")
-    p.add_argument("--n", type=positive_int, default=200, help="test images to sample")
-    p.add_argument("--layer")
+                   help="comma-separated; the random baseline is always added (default "
+                        "gradcam,gradcam++,scorecam,layercam; the page starts on the first six fast methods: "
+                        "gradcam,gradcam++,xgradcam,hirescam,gradcam-elementwise,layercam)")
+    p.add_argument("--metrics", help="comma-separated, any of deletion, insertion, drop, road (default all four); "
+                                     "not with --rank-by, which scores its one metric")
+    p.add_argument("--n", type=positive_int, default=200, help="test images to sample (default 200; the page: 50)")
+    p.add_argument("--layer", help="the layer (default: the model's CAM layer)")
+    p.add_argument("--layers", help="comma-separated layers to rank, each with a row per method (ranks by deletion "
+                                    "unless --rank-by says otherwise)")
+    p.add_argument("--rank-by", metavar="{deletion,insertion,drop,road}",
+                   help="rank methods and layers by this metric's margin over random, best first (the page's "
+                        "\"Rank by\", default there: deletion)")
     p.add_argument("--seed", type=int, default=0, help="draws the images, orders tied pixels, seeds ROAD's noise")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_faithfulness)
 
     p = sub.add_parser("sanity", help="model-randomisation and random-logit sanity checks per CAM method")
-    p.add_argument("--model", required=True)
-    p.add_argument("--weights")
-    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS))
-    p.add_argument("--methods", default="gradcam,random", help="comma-separated")
-    p.add_argument("--n", type=positive_int, default=16, help="test images to sample")
-    p.add_argument("--depths", type=positive_int, default=8, help="randomisation depths, the last with every layer")
-    p.add_argument("--layer")
+    add_model_options(p)
+    p.add_argument("--methods", default="gradcam,random",
+                   help="comma-separated (default gradcam,random; the page checks the gallery's method)")
+    p.add_argument("--n", type=positive_int, default=16, help="test images to sample (default 16; the page: 8)")
+    p.add_argument("--depths", type=positive_int, default=8,
+                   help="randomisation depths, the last with every layer (default 8; the page: 6)")
+    p.add_argument("--layer", help="the layer (default: the model's CAM layer)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="also write the page's strip of maps (the first image, trained then at each "
+                                 "depth) as a PNG, a row per method")
     p.add_argument("--json", action="store_true", help="also print each method's curve over the depths")
     p.set_defaults(handler=cmd_sanity)

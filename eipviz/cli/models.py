@@ -33,6 +33,13 @@ def cmd_ship(args) -> int:
     return 0
 
 
+def cmd_recipes(args) -> int:
+    from eipviz.tables import recipe_table
+
+    (print_csv if args.format == "csv" else print_table)(recipe_table(args.name))
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("models", help="list the zoo: params built vs documented, documented accuracy")
     p.set_defaults(handler=cmd_models)
@@ -41,6 +48,11 @@ def register(sub) -> None:
     p.add_argument("name")
     p.add_argument("--format", choices=("table", "csv"), default="table")
     p.set_defaults(handler=cmd_layers)
+
+    p = sub.add_parser("recipes", help="the Models page's recipes of a zoo model: documented and fast, side by side")
+    p.add_argument("name")
+    p.add_argument("--format", choices=("table", "csv"), default="table")
+    p.set_defaults(handler=cmd_recipes)
 
     p = sub.add_parser("ship", help="(maintainers) copy a run's best checkpoint into weights/ and record it")
     which = p.add_mutually_exclusive_group(required=True)

@@ -40,6 +40,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def unit_interval(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (an opacity, a confidence)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
+    return value
+
+
 def names(text: str) -> list[str]:
     """A comma-separated option as a list of names."""
     return [name.strip() for name in text.split(",") if name.strip()]
@@ -52,14 +63,54 @@ def method_names(text: str) -> list[str]:
     return list(check_names(names(text), METHODS, "CAM method"))
 
 
+def add_model_options(p, what: str = "the model") -> None:
+    """``--model`` / ``--run`` (one of them) and ``--runs-dir``, ``--weights``, ``--preprocessing``: the sources
+    the explanation pages offer (shipped weights, a run's checkpoint, a model file), as ``load_model`` reads them."""
+    from eipviz.preprocessing import PREPROCESSINGS
+
+    p.add_argument("--model", help=f"{what}: a zoo name (shipped weights) or a .keras/.h5 file")
+    p.add_argument("--run", help=f"{what}: a trained run's best checkpoint, fed as the run trained (instead of "
+                                 f"--model)")
+    p.add_argument("--runs-dir", help="the run store --run is in (default: EIPVIZ_RUNS_DIR or runs/)")
+    p.add_argument("--weights", help="a .keras file for the zoo model instead of its shipped weights (a run's "
+                                     "checkpoint is fed as that run trained)")
+    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS),
+                   help="how its inputs were preprocessed (default: the shipped one, a run's own, unit_scale for "
+                        "other files)")
+
+
+def load_model(args):
+    """The classifier ``add_model_options``' arguments name: ``--run``'s best checkpoint with the run's
+    preprocessing (``load_run_checkpoint``, as the pages' "Run checkpoint"), else ``load_for_cli``."""
+    from eipviz.loading import load_run_checkpoint
+    from eipviz.training.store import RunStore
+
+    if bool(args.model) == bool(args.run):
+        raise EipvizError("Give --model NAME_OR_PATH or --run RUN_ID (one of them).")
+    if not args.run:
+        return load_for_cli(args.model, args.weights, args.preprocessing)
+    if args.weights or args.preprocessing:
+        raise EipvizError("--run reads the run's best checkpoint with the preprocessing it trained with; "
+                          "--weights and --preprocessing go with --model.")
+    return load_run_checkpoint(RunStore(args.runs_dir), args.run)
+
+
+def method_name(text: str) -> str:
+    """``--method``: one name, checked against the registry before any model is loaded."""
+    from eipviz.attribution.methods import METHODS
+
+    return check_names([text], METHODS, "CAM method")[0]
+
+
 def load_for_cli(model: str, weights: str | None = None, preprocessing: str | None = None):
-    """``load_classifier``, with the loader's note (e.g. a small automatic CAM layer) on stderr. ``--weights`` of
-    a run's checkpoint (``runs/RUN_ID/best.keras``) is fed as that run trained, unless ``--preprocessing``
-    says otherwise."""
+    """``load_classifier``, with the loader's note (e.g. a small automatic CAM layer) on stderr. A run's
+    checkpoint (``runs/RUN_ID/best.keras``), as ``--weights`` or as ``--model``, is fed as that run trained,
+    unless ``--preprocessing`` says otherwise."""
     from eipviz.loading import load_classifier
 
-    if weights and not preprocessing:
-        preprocessing = checkpoint_preprocessing(Path(weights))
+    checkpoint = weights or (model if Path(model).is_file() else None)
+    if checkpoint and not preprocessing:
+        preprocessing = checkpoint_preprocessing(Path(checkpoint))
     classifier = load_classifier(model, weights, preprocessing)
     if classifier.note:
         print(f"note: {classifier.note}", file=sys.stderr)
@@ -78,3 +129,18 @@ def checkpoint_preprocessing(path: Path) -> str | None:
     except EipvizError:  # a folder beside a store that is no run of it
         return None
 
+
+def png_out(text: str) -> Path:
+    """``--out`` of a PNG, checked before any work: a folder is refused; missing parent folders are made."""
+    path = Path(text)
+    if path.is_dir():
+        raise EipvizError(f"{path} is a folder; give the .png file to write.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def read_image_for(classifier, file: str):
+    """An image file decoded as the Upload page decodes an upload, at the model's side (``read_image_file``)."""
+    from eipviz.images import read_image_file
+
+    return read_image_file(file, model_side=max(classifier.input_size[:2]))

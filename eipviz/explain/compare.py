@@ -5,17 +5,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eipviz.attribution.methods import METHODS
+from eipviz.attribution.methods import METHODS, method_label
 from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation
 from eipviz.explain.faithfulness import faithfulness, map_faithfulness
-from eipviz.explain.overlay import DISPLAY_SIZE, overlay
+from eipviz.explain.overlay import DISPLAY_SIZE, gallery_sheet, overlay, upscale
 
 Progress = Callable[[int, int, str], None]
 # What rank_methods can sort by -> the margin over the random baseline it sorts on (positive is better)
 RANK_METRICS = {"deletion": "deletion_vs_random", "insertion": "insertion_vs_random",
                 "drop": "average_drop_vs_random", "road": "road_vs_random"}
+# Defaults of the Compare page and of ``python -m eipviz compare-methods`` / ``compare-models``
+GRID_METHODS = ("gradcam", "gradcam++", "xgradcam", "layercam", "eigencam", "saliency", "random")
+DISPUTED_SHOWN = 8  # the most disputed test images shown with every model's answer
+SHEET_TILE = 160  # px per map of an exported sheet: room for the caption under it
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,42 @@ def method_grid(classifier: Classifier, image: np.ndarray, methods: Sequence[str
     if progress:
         progress(total, total, "done")
     return target, scores
+
+
+def default_grid_layers(classifier: Classifier) -> list[str]:
+    """The grid's default columns, as the Compare page opens on them: the last two distinct of (the third- and
+    second-last of ``cam_layers``, the model's CAM layer), e.g. ``["sepconv6", "sepconv7"]`` for sepconv59k;
+    the last layer alone when the model's CAM layer is not among ``cam_layers``."""
+    layers = classifier.cam_layers
+    chosen = layers[-3:-1] + [classifier.cam_layer] if classifier.cam_layer in layers else layers[-1:]
+    return list(dict.fromkeys(chosen))[-2:]
+
+
+def grid_cells(classifier: Classifier, image: np.ndarray, scores: Sequence[MapScore], separator: str = " · ",
+               size: int = DISPLAY_SIZE) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+    """(the image as the grid shows it, an (overlay, ``"del 0.123 · ins 0.456"``) per score, in order), RGB
+    uint8 at ``size``; ``separator`` between the two AUCs (the sheet's font is ASCII only)."""
+    fitted = classifier.fit(np.asarray(image)[None])[0]
+    return upscale(fitted, size), [
+        (overlay(fitted, score.map, size=size),
+         f"del {score.deletion_auc:.3f}{separator}ins {score.insertion_auc:.3f}") for score in scores]
+
+
+def method_grid_sheet(classifier: Classifier, image: np.ndarray, target: int, scores: Sequence[MapScore],
+                      image_name: str = "the image", tile: int = SHEET_TILE) -> np.ndarray:
+    """``method_grid``'s result as one RGB image for export: a row per method (the image, then its map at each
+    layer with the deletion and insertion AUC under it), a column per layer, headed by model, image and class."""
+    methods = list(dict.fromkeys(score.method for score in scores))
+    layers = list(dict.fromkeys(score.layer for score in scores))
+    image_tile, cells = grid_cells(classifier, image, scores, separator=", ", size=tile)
+    rows = [cells[r * len(layers):(r + 1) * len(layers)] for r in range(len(methods))]
+    header = [f"eipviz: methods x layers of {classifier.name} on {image_name}",
+              f"explaining {classifier.class_names[target]}; under each map: deletion AUC (lower is better), "
+              f"insertion AUC (higher is better); random is the chance baseline"]
+    return gallery_sheet([[image_tile, *[cell for cell, _ in row]] for row in rows],
+                         [method_label(method) for method in methods], tile=tile, header=header,
+                         column_labels=["image", *layers],
+                         tile_captions=[["", *[caption for _, caption in row]] for row in rows])
 
 
 @dataclass(frozen=True)
@@ -116,10 +156,31 @@ def disagreement_rows(classifiers: Sequence[Classifier], evaluations: Sequence[E
     return rows
 
 
+def answer_caption(name: str, answer: ModelAnswer, marks: tuple[str, str] = ("✅", "❌")) -> str:
+    """``"✅ mnist14k: 7 (98%)"``: a model's answer on a disputed image, marked right or wrong by ``marks``."""
+    return f"{marks[0] if answer.right else marks[1]} {name}: {answer.predicted_class} ({answer.confidence:.0%})"
+
+
+def disagreement_sheet(names: Sequence[str], images: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
+                       indices, rows: Sequence[Sequence[ModelAnswer]], method: str = "gradcam",
+                       tile: int = SHEET_TILE) -> np.ndarray:
+    """``disagreement_rows`` as one RGB image for export: a row per test index (the image, then each model's
+    CAM of what it predicted with its answer under it, ``ok`` or ``x``)."""
+    header = [f"eipviz: where {', '.join(names)} disagree, the most disputed first",
+              f"{method} map of each model's predicted class"]
+    return gallery_sheet([[upscale(images[index], tile), *[answer.overlay for answer in answers]]
+                          for index, answers in zip(indices, rows)],
+                         [f"#{index}, true {class_names[labels[index]]}" for index in indices], tile=tile,
+                         header=header, column_labels=["image", *names],
+                         tile_captions=[["", *[answer_caption(name, answer, ("ok", "x"))
+                                               for name, answer in zip(names, answers)]] for answers in rows])
+
+
 def rank_methods(classifier: Classifier, images: np.ndarray, methods: Sequence[str], layers: Sequence[str],
-                 metric: str = "deletion", progress: Progress | None = None) -> list[dict]:
+                 metric: str = "deletion", progress: Progress | None = None, seed: int = 0) -> list[dict]:
     """Every method at every layer on a sample of uint8 ``images``, best first by ``metric``'s margin over the
-    random baseline (one of ``RANK_METRICS``; a method that ignores the layer is scored once)."""
+    random baseline (one of ``RANK_METRICS``; a method that ignores the layer is scored once). ``seed``: as
+    ``faithfulness``'s."""
     if metric not in RANK_METRICS:
         raise EipvizError(f"Rank by one of {', '.join(RANK_METRICS)}. Received: {metric!r}.")
     layer_free = [m for m in methods if not METHODS[m].uses_layer]
@@ -129,7 +190,7 @@ def rank_methods(classifier: Classifier, images: np.ndarray, methods: Sequence[s
     for done, (layer, chosen) in enumerate(runs):
         if progress:
             progress(done, len(runs), f"layer {layer}")
-        for row in faithfulness(classifier, images, chosen, layer=layer, metrics=(metric,)):
+        for row in faithfulness(classifier, images, chosen, layer=layer, metrics=(metric,), seed=seed):
             where = layer if METHODS[row["method"]].uses_layer else "(input)"
             rows.setdefault((row["method"], where), {"method": row["method"], "layer": where,
                                                      **{k: v for k, v in row.items() if k != "method"}})

@@ -10,6 +10,8 @@ from eipviz.evaluation import Evaluation
 from eipviz.explain.overlay import DISPLAY_SIZE, gallery_sheet, overlay, upscale
 
 COLUMN_LABELS = ("image", "CAM for predicted", "CAM for true")
+PAGE_SIZE = 12  # wrong predictions per gallery page, on the Misclassified page and in ``python -m eipviz gallery``
+ALL = "All"  # a class filter that keeps every class: the page's dropdown option and the sheet's note
 CAM_CHUNK = 6  # images per CAM call (both of their maps): the progress bar moves at least every 6 images
 ENLARGED_SIZE = 384
 
@@ -54,6 +56,13 @@ def gallery_page(indices: np.ndarray, page: int, page_size: int) -> tuple[np.nda
     pages = max(1, -(-len(indices) // page_size))
     page = min(max(1, int(page)), pages)
     return indices[(page - 1) * page_size:page * page_size], pages
+
+
+def gallery_note(true_name: str, predicted_name: str, low: float, high: float, page: int, pages: int) -> str:
+    """The filters a gallery page was drawn with, as the exported sheet and the report state them
+    (``true_name``/``predicted_name``: a class name or ``ALL``)."""
+    return (f"true class {true_name}, predicted {predicted_name}, confidence {low:.2f}-{high:.2f}; "
+            f"page {page} of {pages}")
 
 
 def gallery_items(classifier: Classifier, evaluation: Evaluation, images: np.ndarray, indices, method="gradcam",

@@ -77,26 +77,36 @@ def header_height(lines: list[str]) -> int:
 
 def gallery_sheet(tiles: list[list[np.ndarray]], captions: list[str], tile: int = DISPLAY_SIZE,
                   header: list[str] | tuple[str, ...] = (),
-                  column_labels: list[str] | tuple[str, ...] = ()) -> np.ndarray:
+                  column_labels: list[str] | tuple[str, ...] = (),
+                  tile_captions: list[list[str]] | None = None) -> np.ndarray:
     """One RGB image: ``header`` lines (wrapped to the sheet's width), a strip naming each column, then a row
-    per item (its tiles side by side) with its caption above. Without header and labels, only the rows."""
+    per item (its tiles side by side) with its caption above. Without header and labels, only the rows.
+
+    ``tile_captions``: text under each tile of a row (wrapped to the tile's width), e.g. a map's scores.
+    """
     columns = max([len(row) for row in tiles] + [len(column_labels), 1])
     width = columns * tile
     lines = [line for text in header for line in wrap_to_width(text, width - 8)]
     top = header_height(lines)
     labels_height = CAPTION_HEIGHT if column_labels else 0
-    sheet = np.full((top + labels_height + len(tiles) * (tile + CAPTION_HEIGHT), width, 3), 255, np.uint8)
+    under = [[wrap_to_width(text, tile - 4) for text in row] for row in tile_captions or []]
+    under_height = max((len(wrapped) for row in under for wrapped in row), default=0) * HEADER_LINE_HEIGHT
+    row_height = CAPTION_HEIGHT + tile + under_height
+    sheet = np.full((top + labels_height + len(tiles) * row_height, width, 3), 255, np.uint8)
     for i, line in enumerate(lines):
         _text(sheet, line, 4, (i + 1) * HEADER_LINE_HEIGHT - 3)
     for c, label in enumerate(column_labels):
         _text(sheet, label, c * tile + max(2, (tile - _text_width(label)) // 2), top + 13)
     top += labels_height
     for r, (row, caption) in enumerate(zip(tiles, captions)):
-        row_top = top + r * (tile + CAPTION_HEIGHT)
+        row_top = top + r * row_height
         _text(sheet, caption[:70], 4, row_top + 13)
         for c, image in enumerate(row):
             sheet[row_top + CAPTION_HEIGHT:row_top + CAPTION_HEIGHT + tile, c * tile:(c + 1) * tile] = cv2.resize(
                 as_rgb(image), (tile, tile), interpolation=cv2.INTER_NEAREST)
+        for c, wrapped in enumerate(under[r] if r < len(under) else []):
+            for k, line in enumerate(wrapped):
+                _text(sheet, line, c * tile + 2, row_top + CAPTION_HEIGHT + tile + (k + 1) * HEADER_LINE_HEIGHT - 4)
     return sheet
 
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from eipviz.classifier import Classifier
+from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
 from eipviz.explain.overlay import overlay
+from eipviz.images import resize_note, suitability_notes
 
 
 @dataclass
@@ -55,3 +57,19 @@ def explain_images(classifier: Classifier, images: list[np.ndarray], method="gra
     return [ImageExplanation(probabilities[i], int(classes[i]), cams[i],
                              overlay(fitted[i], cams[i], alpha, colormap, size=max(128, max(fitted[i].shape[:2]))))
             for i in range(len(images))]
+
+
+def upload_notes(classifier: Classifier, image: np.ndarray, original_size: tuple[int, int] | None = None,
+                 grayscale: bool = False) -> tuple[str | None, str | None]:
+    """(how ``image`` is fitted to the model, why it may not suit the model), each None when there is nothing to
+    say: the Upload page's note and warning, worded once for the page and ``python -m eipviz cam``.
+
+    ``original_size`` and ``grayscale``: the ``DecodedImage``'s, as ``resize_note`` takes them. For example
+    ``("resized from 300x200 to 28x28; converted to grayscale to fit the model", "may not suit a MNIST model:
+    colour photo given to a grayscale digit model: ... Its prediction and map say little about such images")``.
+    """
+    fitted = resize_note(image, classifier.input_size, original_size, grayscale)
+    unsuited = suitability_notes(image, classifier.dataset)
+    return (None if fitted is None else f"{fitted} to fit the model",
+            None if not unsuited else f"may not suit a {dataset_label(classifier.dataset)} model: "
+                                      f"{'; '.join(unsuited)}. Its prediction and map say little about such images")

@@ -38,6 +38,7 @@ from eipviz.attribution.cams import BaseCAM, Probes
 from eipviz.attribution.methods import make_cam
 from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
+from eipviz.explain.overlay import gallery_sheet, overlay
 
 DEPTHS = 8  # randomisation depths, evenly spaced over the layers that have weights; the last is all of them
 # Spearman correlation, averaged over images and over the randomisation depths, above which a method
@@ -49,6 +50,8 @@ IGNORES_WEIGHTS = 0.5
 # method is called class-insensitive (reported, not a failure: some methods are class-agnostic by design).
 CLASS_INSENSITIVE = 0.9
 MAPS_KEPT = 2  # images whose original and randomised maps are kept for a strip of maps
+
+STRIP_TILE = 160  # px per map of an exported strip: room for a caption such as "3 random (to conv7)"
 
 Method = str | type[BaseCAM]  # a name in METHODS, or a BaseCAM subclass (tests, experiments)
 Progress = Callable[[int, int, str], None]
@@ -267,3 +270,27 @@ def sanity_check(classifier: Classifier, images: np.ndarray, methods: Sequence[M
         random_logit_spearman=results[name]["random_logit"][0], random_logit_ssim=results[name]["random_logit"][1],
         original_maps=maps[name][:MAPS_KEPT], randomised_maps=np.stack(results[name]["kept"]),
         random_logit_maps=results[name]["random_logit"][2]) for name in names]
+
+
+def sanity_strip(result: MethodSanity) -> list[tuple[str, np.ndarray]]:
+    """(caption, map) of the first image: the trained model's map, then the map at each randomisation depth
+    (``"3 random (to conv7)"``: the top 3 layers with weights re-initialised, down to conv7)."""
+    return [("trained", result.original_maps[0])] + [
+        (f"{k} random (to {name})", maps[0])
+        for k, name, maps in zip(result.randomised, result.deepest, result.randomised_maps)]
+
+
+def sanity_strip_sheet(classifier: Classifier, image: np.ndarray, results: Sequence[MethodSanity],
+                       layer: str | None = None, tile: int = STRIP_TILE) -> np.ndarray:
+    """The strips of maps as one RGB image for export: a row per method (``sanity_strip`` of its result on
+    ``image``, the first of the images checked), headed by the model and layer."""
+    fitted = classifier.fit(np.asarray(image)[None])[0]
+    strips = [sanity_strip(result) for result in results]
+    header = [f"eipviz: sanity check of {classifier.name} at {layer or classifier.cam_layer}",
+              "The first test image's map as layers are re-initialised from the output down: a method that "
+              "explains the model loses its map."]
+    return gallery_sheet([[overlay(fitted, cam, size=tile) for _, cam in strip] for strip in strips],
+                         [f"{result.method} {'passes' if result.passed else 'fails'}: mean Spearman "
+                          f"{result.cascade_spearman:.2f}" for result in results],
+                         tile=tile, header=header,
+                         tile_captions=[[caption for caption, _ in strip] for strip in strips])
