@@ -10,8 +10,7 @@ from app_pages.common import model_identity, model_picker, upload_model_widget
 from eipviz.attribution.methods import METHODS, SMOOTHING, method_label
 from eipviz.data import dataset_label, sample_images
 from eipviz.errors import EipvizError
-from eipviz.explain.overlay import overlay
-from eipviz.explain.predict import ImageExplanation, explain_images, upload_notes
+from eipviz.explain.predict import ImageExplanation, explain_images, explanation_overlay, upload_notes
 from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, read_upload
 from eipviz.plots import top_classes_figure
 
@@ -19,8 +18,6 @@ SAMPLE_COUNT = 4
 SAMPLE_SEED = "up-sample-seed"  # set while the page shows test images instead of uploads; each click draws anew
 IMAGE_LIMIT_MB = MAX_IMAGE_BYTES // 2**20  # the app's maxUploadSize is larger: model files need it
 MAX_IMAGES = 16  # explained per upload: each costs a decode, a forward pass and a CAM per method, layer and class
-COLORMAP = "jet"
-OVERLAY_MIN_SIDE = 128  # an overlay's side in pixels: a 28-32 px model input is drawn larger
 
 
 def _draw_samples():
@@ -159,10 +156,9 @@ except EipvizError as error:
     st.error(str(error))
     st.stop()
 
-size = max(OVERLAY_MIN_SIDE, *classifier.input_size[:2])
 for position, (box, image, fitted, row, cls, cam) in enumerate(
         zip(boxes, images, classifier.fit(images), probabilities, chosen, cams)):
-    explanation = ImageExplanation(row, int(cls), cam, overlay(fitted, cam, alpha, COLORMAP, size))
+    explanation = ImageExplanation(row, int(cls), cam, explanation_overlay(fitted, cam, alpha))
     left, middle, right = box.columns([1, 1, 2])
     left.image(image, caption="input", width="stretch")
     middle.image(explanation.overlay, width="stretch",

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +21,22 @@ def atomic_file(path: Path) -> Iterator[IO[bytes]]:
             yield temporary
             temporary.flush()
             os.fsync(temporary.fileno())
+        os.chmod(temporary.name, _mode_for(path))  # the temporary file is private (0600): the result must not be
         os.replace(temporary.name, path)
     except BaseException:
         with contextlib.suppress(OSError):  # a failed clean-up must not hide why the write failed
             os.unlink(temporary.name)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions ``path`` has, or a new file's under this process's umask (``open`` gives 0666 & ~umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)  # read by setting it: there is no getter; set back at once
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_npz_atomically(path: Path, **arrays) -> None:

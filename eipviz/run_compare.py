@@ -66,8 +66,8 @@ def group_runs(runs: list[CurveRun], field: str) -> dict[str, list[CurveRun]]:
 
 def group_band(runs: list[CurveRun], metric: str, x_axis: str = "epoch", band: str = "min-max") -> dict:
     """Per epoch: the members' mean, a band around it and how many members have a value; ``x`` is the epoch,
-    or on the ``"wall time"`` axis the members' mean wall time at that epoch (each run's own times never
-    coincide, so values at the same time would be no group at all).
+    or on the ``"wall time"`` axis the members' mean time to that epoch (``_mean_times``; each run's own times
+    never coincide, so values at the same time would be no group at all).
 
     ``band`` is ``"min-max"`` (the members' range) or ``"std"`` (mean ± population standard deviation).
     Only finite values count (with a wall time, on that axis); an epoch where no member has one is left out.
@@ -75,14 +75,15 @@ def group_band(runs: list[CurveRun], metric: str, x_axis: str = "epoch", band: s
     if band not in BANDS:
         raise ValueError(f"Unknown band. Received: band={band!r}; choose one of {', '.join(BANDS)}.")
     values: dict[int, list[float]] = {}
-    times: dict[int, list[float]] = {}
+    times: list[dict[int, float]] = []  # per run: epoch -> its wall time
     for run in runs:
+        times.append({})
         for row in run.rows:
             y, time = row.get(metric), row.get("wall_time")
             if y is None or not math.isfinite(y) or (x_axis != "epoch" and time is None):
                 continue
             values.setdefault(row["epoch"], []).append(y)
-            times.setdefault(row["epoch"], []).append(time)
+            times[-1][row["epoch"]] = time
     epochs = sorted(values)
     mean = [statistics.fmean(values[e]) for e in epochs]
     if band == "min-max":
@@ -90,9 +91,25 @@ def group_band(runs: list[CurveRun], metric: str, x_axis: str = "epoch", band: s
     else:
         spread = [statistics.pstdev(values[e]) for e in epochs]
         lower, upper = [m - s for m, s in zip(mean, spread)], [m + s for m, s in zip(mean, spread)]
-    xs = epochs if x_axis == "epoch" else [statistics.fmean(times[e]) for e in epochs]
+    xs = epochs if x_axis == "epoch" else _mean_times(epochs, times)
     return {"epoch": epochs, "x": xs, "mean": mean, "lower": lower, "upper": upper,
             "count": [len(values[e]) for e in epochs]}
+
+
+def _mean_times(epochs: list[int], times: list[dict[int, float]]) -> list[float]:
+    """Each epoch's x on the wall-time axis: the first the members' mean time, then each the one before plus the
+    mean time the members that have both took between them. The mean time of whoever reached an epoch would go
+    back where a slow run ends early and only fast runs remain."""
+    xs: list[float] = []
+    for epoch in epochs:
+        reached = [run[epoch] for run in times if epoch in run]
+        if not xs:
+            xs.append(statistics.fmean(reached))
+            continue
+        before = epochs[len(xs) - 1]
+        steps = [run[epoch] - run[before] for run in times if epoch in run and before in run]
+        xs.append(xs[-1] + max(0.0, statistics.fmean(steps) if steps else statistics.fmean(reached) - xs[-1]))
+    return xs
 
 
 def mean_run(label: str, runs: list[CurveRun]) -> CurveRun:

@@ -43,7 +43,7 @@ def test_a_count_of_zero_images_is_refused_by_the_parser(capsys):
 def test_a_report_into_a_folder_is_refused_before_any_work(tmp_path, monkeypatch):
     from eipviz.cli import explain
 
-    monkeypatch.setattr(explain, "load_for_cli", lambda *args: (_ for _ in ()).throw(AssertionError("loaded")))
+    monkeypatch.setattr(explain, "load_model", lambda *args: (_ for _ in ()).throw(AssertionError("loaded")))
     result = main_in_process("report", "--model", "mnist14k", "--out", tmp_path, check=False)
     assert result.returncode == 2 and f"{tmp_path} is a folder" in result.stderr
 
@@ -87,3 +87,27 @@ def test_recipes_prints_the_models_pages_recipe_table(capsys):
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [row["recipe"] for row in rows] == [row["recipe"] for row in recipe_table("mnist14k")]
     assert main(["recipes", "nope"]) == 2 and "Unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_report_draws_the_gallery_page_its_options_name_as_the_pages_button_does(tmp_path, monkeypatch, data_dir):
+    """``report`` takes the gallery's filters, page, method, layer and smoothing (the README promises the page's
+    report is the CLI's with the page's choices); the library call is checked, not the slow report itself."""
+    from eipviz import report
+    from eipviz.cli import explain
+    from eipviz.evaluation import evaluate_test_set
+    from eipviz.explain.gallery import PAGE_SIZE
+    from eipviz.loading import load_zoo_model
+
+    given = {}
+    monkeypatch.setattr(report, "build_report", lambda *args, **kwargs: given.update(kwargs) or "<html></html>")
+    result = main_in_process("report", "--model", "mnist14k", "--true", "9", "--method", "layercam",
+                             "--eigen-smooth", "--out", tmp_path / "r.html")
+    assert result.returncode == 0 and (tmp_path / "r.html").read_text() == "<html></html>"
+    wrong_nines = evaluate_test_set(load_zoo_model("mnist14k")).misclassified_indices(true_class=9)
+    assert list(given["gallery_indices"]) == list(wrong_nines[:PAGE_SIZE])
+    assert (given["gallery_method"], given["eigen_smooth"], given["aug_smooth"]) == ("layercam", True, False)
+    assert given["gallery_note"].startswith("true class 9, predicted All")
+    refused = main_in_process("report", "--run", "x", "--weights", "w.keras", "--out", tmp_path / "r.html",
+                              check=False)
+    assert refused.returncode == 2 and "--weights and --preprocessing go with --model" in refused.stderr
+    assert explain  # the module the command lives in

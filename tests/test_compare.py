@@ -54,6 +54,28 @@ def test_method_grid_scores_every_map_and_shares_layer_free_maps(data_dir):
     assert seen == list(range(len(scores) + 1))
 
 
+def test_a_method_or_layer_named_twice_is_one_row_or_column_of_the_grid(data_dir):
+    """The sheet drew the grid from the names once each: a repeat shifted every map after it under the wrong
+    label (random's row showed Grad-CAM's map and its AUC)."""
+    classifier = load_zoo_model("mnist14k")
+    image = np.random.default_rng(0).integers(0, 255, (28, 28, 1), dtype=np.uint8)
+    layer = classifier.cam_layer
+    _, scores = method_grid(classifier, image, ["gradcam", "random", "gradcam"], [layer, layer])
+    assert [(s.method, s.layer) for s in scores] == [("gradcam", layer), ("random", layer)]
+
+
+def test_the_both_wrong_csv_defuses_a_run_name_a_spreadsheet_would_run():
+    import csv
+    import io
+
+    from eipviz.cli.compare import _write_both_wrong
+
+    out = io.StringIO()
+    _write_both_wrong(out, ["resnet20v1", '=HYPERLINK("http://x")'], np.array([[3, 1], [1, 4]]))
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert rows[0] == ["model", "resnet20v1", "'=HYPERLINK(\"http://x\")"] and rows[2][0].startswith("'=")
+
+
 def test_disagreement_rows_hold_every_models_prediction_and_cam(data_dir):
     classifier = load_zoo_model("mnist14k")
     images = np.random.default_rng(0).integers(0, 255, (4, 28, 28, 1), dtype=np.uint8)

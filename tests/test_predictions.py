@@ -115,3 +115,24 @@ def test_a_checkpoint_replaced_while_it_loads_keeps_no_predictions(tmp_path, mon
     monkeypatch.setattr(loading, "_load_keras_file", original)
     steady = loading.load_run_checkpoint(store, run_id)
     assert steady.predictions is not None and steady.predictions.model_sha256 == sha256_of(path)
+
+
+def test_an_atomic_write_gives_the_file_the_permissions_a_plain_write_would(tmp_path):
+    """The temporary file is private (0600): renamed as it was, reports and metrics.csv became owner-only."""
+    import os
+    import stat
+
+    from eipviz.atomic import write_text_atomically
+
+    old_umask = os.umask(0o022)
+    try:
+        fresh = tmp_path / "report.html"
+        write_text_atomically(fresh, "<html></html>")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+        kept = tmp_path / "metrics.csv"
+        kept.write_text("epoch\n")
+        kept.chmod(0o640)
+        write_text_atomically(kept, "epoch,loss\n")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and kept.read_text() == "epoch,loss\n"
+    finally:
+        os.umask(old_umask)

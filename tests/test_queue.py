@@ -324,7 +324,7 @@ def test_a_worker_that_cannot_be_started_fails_its_run_and_the_next_run_still_st
 def test_following_a_run_whose_scheduler_was_killed_starts_a_scheduler_again(store, monkeypatch):
     """``eipviz train`` follows its run; if the scheduler dies while the run waits, the follower, not only a
     page or ``eipviz runs``, starts another."""
-    from eipviz import cli
+    from eipviz.cli import runs as cli
 
     (run_id,) = submitted(store, 1)  # queued; the store fixture starts no scheduler
     woken = []

@@ -82,6 +82,17 @@ def test_on_the_wall_time_axis_a_group_is_averaged_by_epoch_at_its_mean_time():
     assert band["lower"] == [0.2, 0.4] and band["upper"] == [0.4, 0.6]
 
 
+def test_on_the_wall_time_axis_a_group_of_runs_of_different_lengths_never_goes_back_in_time():
+    """A slow run that ends early: the mean time of whoever reached an epoch jumped back from 550 s to 110 s."""
+    slow = CurveRun("s", "s", "trained", [{"epoch": e, "val_accuracy": 0.5, "wall_time": 100.0 * e}
+                                          for e in range(1, 11)])
+    fast = CurveRun("f", "f", "trained", [{"epoch": e, "val_accuracy": 0.5, "wall_time": 10.0 * e}
+                                          for e in range(1, 21)])
+    xs = group_band([slow, fast], "val_accuracy", x_axis="wall time")["x"]
+    assert all(later > earlier for earlier, later in zip(xs, xs[1:]))
+    assert xs[:2] == [55.0, 110.0] and xs[10] - xs[9] == 10.0  # the mean step, then the fast run's alone
+
+
 def test_the_grouped_figure_smooths_the_mean_and_stars_the_means_best_epoch():
     values = [0.1, 0.5, 0.2, 0.6, 0.3, 0.7, 0.4, 0.8, 0.5, 0.9, 0.6, 0.65]
     members = [run("g-seed1", values), run("g-seed2", [v + 0.02 for v in values])]

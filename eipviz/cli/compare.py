@@ -120,9 +120,12 @@ def _shipped_or_run(store, name: str):
 def _write_both_wrong(handle, model_names, both_wrong) -> None:
     """The page's heatmap as CSV: test images each pair of models gets wrong together; the diagonal, each
     model's errors."""
+    from eipviz.curves import spreadsheet_text
+
+    shown = [spreadsheet_text(name) for name in model_names]  # a run's name may start like a formula
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(["model", *model_names])
-    for name, row in zip(model_names, both_wrong):
+    writer.writerow(["model", *shown])
+    for name, row in zip(shown, both_wrong):
         writer.writerow([name, *(int(count) for count in row)])
 
 

@@ -4,11 +4,12 @@
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eipviz.cli.options import (
     add_model_options,
-    load_for_cli,
     load_model,
     method_name,
     method_names,
@@ -20,6 +21,11 @@ from eipviz.cli.options import (
     unit_interval,
 )
 from eipviz.errors import EipvizError, check_names
+
+if TYPE_CHECKING:  # for annotations only: each command imports NumPy and the library when it runs
+    import numpy as np
+
+    from eipviz.evaluation import Evaluation
 
 
 def cmd_evaluate(args) -> int:
@@ -89,26 +95,54 @@ def _classes(classifier, given: list[str] | None, count: int) -> list[int | None
 
 
 def cmd_gallery(args) -> int:
+    from eipviz.explain.gallery import COLUMN_LABELS, gallery_items, gallery_png_sheet, sheet_header
+    from eipviz.explain.overlay import png_bytes
+
+    out = png_out(args.out)
+    classifier = load_model(args)
+    selection = _gallery_selection(args, classifier)
+    items = gallery_items(classifier, selection.evaluation, selection.images, selection.shown, method=args.method,
+                          layer=args.layer, aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
+    if items:
+        out.write_bytes(png_bytes(gallery_png_sheet(
+            items, header=sheet_header(classifier, args.method, args.layer, selection.note, selection.smoothing),
+            column_labels=COLUMN_LABELS)))
+    else:
+        print("note: no misclassified image matches these filters; no sheet written.", file=sys.stderr)
+    print(json.dumps({
+        "model": classifier.name, "method": args.method, "layer": args.layer or classifier.cam_layer,
+        "smoothing": list(selection.smoothing), "filters": selection.note, "count": selection.count,
+        "pages": selection.pages, "page": args.page,
+        "shown": [{"index": item.index, "true": item.true_class, "predicted": item.predicted_class,
+                   "confidence": round(item.confidence, 6)} for item in items],
+        "out": str(out) if items else None}, indent=2))
+    return 0
+
+
+@dataclass(frozen=True)
+class GallerySelection:
+    """The Misclassified gallery page the options name: its test images, what they are and the page's count."""
+
+    evaluation: "Evaluation"
+    images: "np.ndarray"
+    shown: "np.ndarray"  # test indices on the page
+    note: str  # the page's filters, as its PNG export says them
+    smoothing: tuple[str, ...]
+    count: int  # misclassified images matching the filters
+    pages: int
+
+
+def _gallery_selection(args, classifier) -> GallerySelection:
+    """The page ``--true``, ``--predicted``, ``--confidence`` and ``--page`` pick, as the Misclassified page
+    filters and pages its gallery (``gallery`` and ``report`` share it); bad values are messages."""
     from eipviz.attribution.methods import SMOOTHING
     from eipviz.evaluation import dataset_test_split, evaluate_test_set
-    from eipviz.explain.gallery import (
-        ALL,
-        COLUMN_LABELS,
-        PAGE_SIZE,
-        gallery_items,
-        gallery_note,
-        gallery_page,
-        gallery_png_sheet,
-        sheet_header,
-    )
-    from eipviz.explain.overlay import png_bytes
+    from eipviz.explain.gallery import ALL, PAGE_SIZE, gallery_note, gallery_page
 
     low, high = args.confidence
     if low > high:
         raise EipvizError(f"--confidence LOW HIGH needs LOW at most HIGH. Received: {low} {high}.")
-    out = png_out(args.out)
     method_name(args.method)
-    classifier = load_model(args)
     true_class = None if args.true is None else classifier.class_index(args.true)
     predicted_class = None if args.predicted is None else classifier.class_index(args.predicted)
     if args.layer:
@@ -122,48 +156,30 @@ def cmd_gallery(args) -> int:
         raise EipvizError(f"Page {args.page} is past the last: {len(indices)} misclassified images match, "
                           f"{pages} page(s) of {PAGE_SIZE}.")
     shown, _ = gallery_page(indices, args.page, PAGE_SIZE)
-    smoothing = tuple(name for name in SMOOTHING if getattr(args, name))
     true_name, predicted_name = (ALL if k is None else classifier.class_names[k] for k in (true_class, predicted_class))
-    note = gallery_note(true_name, predicted_name, low, high, args.page, pages)
-    items = gallery_items(classifier, evaluation, images, shown, method=args.method, layer=args.layer,
-                          aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
-    if items:
-        out.write_bytes(png_bytes(gallery_png_sheet(
-            items, header=sheet_header(classifier, args.method, args.layer, note, smoothing),
-            column_labels=COLUMN_LABELS)))
-    else:
-        print("note: no misclassified image matches these filters; no sheet written.", file=sys.stderr)
-    print(json.dumps({
-        "model": classifier.name, "method": args.method, "layer": args.layer or classifier.cam_layer,
-        "smoothing": list(smoothing), "filters": note, "count": int(len(indices)), "pages": pages, "page": args.page,
-        "shown": [{"index": item.index, "true": item.true_class, "predicted": item.predicted_class,
-                   "confidence": round(item.confidence, 6)} for item in items],
-        "out": str(out) if items else None}, indent=2))
-    return 0
+    return GallerySelection(evaluation, images, shown, gallery_note(true_name, predicted_name, low, high, args.page,
+                                                                     pages),
+                            tuple(name for name in SMOOTHING if getattr(args, name)), int(len(indices)), pages)
 
 
 def cmd_report(args) -> int:
-    from eipviz.evaluation import dataset_test_split, evaluate_test_set
     from eipviz.explain.timeline import TIMELINE_FILE, read_timeline
-    from eipviz.loading import load_run_checkpoint
     from eipviz.report import build_report, report_path, write_report
     from eipviz.training.store import RunStore
 
-    if bool(args.model) == bool(args.run):
-        raise EipvizError("Give --model NAME_OR_PATH or --run RUN_ID (one of them).")
     report_path(args.out)  # a folder or an unwritable place is said now, not after the report is computed
+    classifier = load_model(args)
     curves, timeline = None, None
-    if args.run:
+    if args.run:  # a run's report adds its curves and timeline
         store = RunStore(args.runs_dir)
-        classifier = load_run_checkpoint(store, args.run)
         curves = store.epoch_rows(args.run)
         timeline = read_timeline(store.run_dir(args.run) / TIMELINE_FILE)
-    else:
-        classifier = load_for_cli(args.model, args.weights, args.preprocessing)
-    images, _ = dataset_test_split(classifier)
-    html = build_report(classifier, evaluate_test_set(classifier), images, n=args.n, curves=curves,
+    selection = _gallery_selection(args, classifier)  # the gallery page the options name, as the page's button
+    html = build_report(classifier, selection.evaluation, selection.images, n=args.n, curves=curves,
                         timeline=timeline, progress=lambda fraction, text: print(
-                            f"[{fraction:4.0%}] {text}", file=sys.stderr, flush=True))
+                            f"[{fraction:4.0%}] {text}", file=sys.stderr, flush=True),
+                        gallery_indices=selection.shown, gallery_method=args.method, gallery_note=selection.note,
+                        layer=args.layer, aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
     print(write_report(args.out, html))
     return 0
 
@@ -230,6 +246,16 @@ def cmd_sanity(args) -> int:
     return 0
 
 
+def _add_gallery_options(p) -> None:
+    """The Misclassified gallery's filters, page and CAM options (``gallery`` and ``report``)."""
+    p.add_argument("--true", help="true class (name or index; default all)")
+    p.add_argument("--predicted", help="predicted class (name or index; default all)")
+    p.add_argument("--confidence", nargs=2, type=unit_interval, default=(0.0, 1.0), metavar=("LOW", "HIGH"),
+                   help="keep wrong predictions whose confidence is from LOW to HIGH (default 0 1)")
+    p.add_argument("--page", type=positive_int, default=1, help="page of 12, most confident first (default 1)")
+    _add_cam_options(p)
+
+
 def _add_cam_options(p) -> None:
     """--method, --layer and the smoothing options, as the pages' CAM method, Layer and Smoothing widgets."""
     p.add_argument("--method", default="gradcam", help="attribution method (default gradcam; "
@@ -271,18 +297,14 @@ def register(sub) -> None:
     p = sub.add_parser("gallery", help="the Misclassified page's gallery: one page as the PNG sheet its "
                                        "\"Export this page as PNG\" writes, and a JSON summary")
     add_model_options(p)
-    p.add_argument("--true", help="true class (name or index; default all)")
-    p.add_argument("--predicted", help="predicted class (name or index; default all)")
-    p.add_argument("--confidence", nargs=2, type=unit_interval, default=(0.0, 1.0), metavar=("LOW", "HIGH"),
-                   help="keep wrong predictions whose confidence is from LOW to HIGH (default 0 1)")
-    p.add_argument("--page", type=positive_int, default=1, help="page of 12, most confident first (default 1)")
-    _add_cam_options(p)
+    _add_gallery_options(p)
     p.add_argument("--out", required=True, help="the .png file to write")
     p.set_defaults(handler=cmd_gallery)
 
     p = sub.add_parser("report", help="a self-contained HTML report of a model (opens offline; a --run's adds "
-                                      "its curves and timeline)")
+                                      "its curves and timeline), its gallery the page the gallery options name")
     add_model_options(p)
+    _add_gallery_options(p)
     p.add_argument("--n", type=positive_int, default=32,
                    help="test images for the faithfulness table (the sanity table takes the first 8 of them)")
     p.add_argument("--out", required=True, help="the .html file to write")

@@ -40,6 +40,7 @@ def method_grid(classifier: Classifier, image: np.ndarray, methods: Sequence[str
     Methods that read the input's gradient whatever the layer (saliency, SmoothGrad, ...) are computed
     once and repeated across the layers. ``progress(done, total, what)`` is called before each map.
     """
+    methods, layers = list(dict.fromkeys(methods)), list(dict.fromkeys(layers))  # a repeat is one row or column
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not layers:
         raise EipvizError(f"Choose methods from {', '.join(METHODS)} and at least one layer. "

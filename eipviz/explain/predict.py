@@ -11,6 +11,9 @@ from eipviz.errors import EipvizError
 from eipviz.explain.overlay import overlay
 from eipviz.images import resize_note, suitability_notes
 
+COLORMAP = "jet"
+OVERLAY_MIN_SIDE = 128  # an overlay's side in pixels: a 28-32 px model input is drawn larger
+
 
 @dataclass
 class ImageExplanation:
@@ -26,7 +29,7 @@ class ImageExplanation:
 
 
 def explain_images(classifier: Classifier, images: list[np.ndarray], method="gradcam", layer=None,
-                   class_index: int | None = None, alpha=0.45, colormap="jet",
+                   class_index: int | None = None, alpha=0.45, colormap=COLORMAP,
                    class_indices: Sequence[int | None] | None = None,
                    probabilities: np.ndarray | None = None, aug_smooth: bool = False,
                    eigen_smooth: bool = False) -> list[ImageExplanation]:
@@ -54,9 +57,15 @@ def explain_images(classifier: Classifier, images: list[np.ndarray], method="gra
         raise EipvizError(f"Class indices run from 0 to {probabilities.shape[1] - 1}. "
                           f"Received: {[int(c) for c in classes]}.")
     cams = classifier.cams(fitted, method, layer, classes, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
-    return [ImageExplanation(probabilities[i], int(classes[i]), cams[i],
-                             overlay(fitted[i], cams[i], alpha, colormap, size=max(128, max(fitted[i].shape[:2]))))
+    return [ImageExplanation(probabilities[i], int(classes[i]), cams[i], explanation_overlay(fitted[i], cams[i], alpha,
+                                                                                      colormap))
             for i in range(len(images))]
+
+
+def explanation_overlay(fitted: np.ndarray, cam: np.ndarray, alpha: float, colormap: str = COLORMAP) -> np.ndarray:
+    """The overlay the Upload page and ``python -m eipviz cam`` show: ``cam`` over the model-sized image, drawn
+    at least ``OVERLAY_MIN_SIDE`` pixels wide (a 28-32 px input is drawn larger)."""
+    return overlay(fitted, cam, alpha, colormap, size=max(OVERLAY_MIN_SIDE, *fitted.shape[:2]))
 
 
 def upload_notes(classifier: Classifier, image: np.ndarray, original_size: tuple[int, int] | None = None,
