@@ -3,6 +3,7 @@
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -302,3 +303,12 @@ def test_compare_models_bad_choices_are_one_message(models, message, tmp_path, d
     result = main_in_process("compare-models", "--models", models, "--runs-dir", tmp_path, check=False)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
+
+
+def test_cam_writes_one_overlay_per_image_even_when_two_files_share_a_name(tmp_path, data_dir):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.new("L", (28, 28), 40 if folder == "a" else 200).save(tmp_path / folder / "x.png")
+    report = json.loads(main_in_process("cam", "--model", "mnist14k", "--image", tmp_path / "a" / "x.png",
+                                        tmp_path / "b" / "x.png", "--out", tmp_path / "out").stdout)
+    assert [Path(entry["overlay"]).name for entry in report] == ["x-gradcam.png", "x-gradcam-2.png"]

@@ -73,9 +73,14 @@ def cmd_cam(args) -> int:
                                   class_indices=classes, alpha=args.alpha,
                                   aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
     report = []
+    written: set[Path] = set()
     for (name, *_), explanation in zip(inputs, explanations):
         stem = Path(name).stem if not args.test_images else re.sub(r"[^0-9A-Za-z]+", "-", name).strip("-")
         target = out / f"{stem}-{args.method}.png"
+        copy = 2
+        while target in written:  # a/x.png and b/x.png: the second overlay must not replace the first
+            target, copy = out / f"{stem}-{args.method}-{copy}.png", copy + 1
+        written.add(target)
         target.write_bytes(png_bytes(explanation.overlay))
         report.append({"image": name, "overlay": str(target), "top": explanation.top(classifier.class_names, args.top),
                        "explained_class": classifier.class_names[explanation.class_index]})
