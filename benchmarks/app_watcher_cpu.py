@@ -19,12 +19,11 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-from browser_sessions import cpu_seconds  # noqa: E402
+from browser_sessions import cpu_seconds, start_tiny_run_from_page  # noqa: E402
 from screenshots import CHROMIUM, CHROMIUM_FLAGS, free_port, start_streamlit  # noqa: E402
 
 from eipviz.training.launcher import stop_run  # noqa: E402
 from eipviz.training.store import RunStore  # noqa: E402
-from tests.browser.test_in_chromium import start_tiny_run_from_page  # noqa: E402
 
 WATCHERS = ["auto", "none"]
 SETTLE_S = 15  # the page's own first render is not counted

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from playwright.sync_api import expect
-from screenshots import still_context, wait_until_settled
+from screenshots import choose, still_context, wait_until_settled
 
 GALLERY_CAPTION = re.compile(r"^#\d+: true")
 
@@ -63,6 +63,19 @@ def upload_model(page, name: str, data: bytes, pick: bool = True) -> None:
         return
     page.get_by_test_id("stRadio").filter(has_text="Model source").get_by_text("Uploaded model").click()
     expect(page.get_by_text(f"Uploaded: {name}")).to_be_visible(timeout=120_000)
+
+
+def start_tiny_run_from_page(page, base_url: str, epochs: int, subset: int) -> int:
+    """Start mnist14k on ``subset`` images at batch 16 from the Train page's form; return the steps an epoch."""
+    page.goto(f"{base_url}/train")
+    wait_until_settled(page)
+    choose(page, "Model", "mnist14k — MNIST net, 14,840 params, GAP")
+    page.get_by_label("Epochs (0 = recipe's)").fill(str(epochs))
+    page.get_by_label("Batch size (0 = recipe's)").fill("16")
+    page.get_by_label("Subset (0 = all images)").fill(str(subset))
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_text("Started run")).to_be_visible(timeout=30_000)
+    return subset // 16
 
 
 def gallery_shown(page) -> bool:

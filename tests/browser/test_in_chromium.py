@@ -20,6 +20,7 @@ from playwright.sync_api import expect, sync_playwright  # noqa: E402  (in requi
 from tests.conftest import ROOT, run_with_timeline, shared_data_dir
 
 sys.path.insert(0, str(ROOT / "scripts"))
+from browser_sessions import start_tiny_run_from_page  # noqa: E402
 from screenshots import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_FLAGS,
@@ -149,18 +150,6 @@ def test_chromium_renders_no_omnibox_popup_and_keeps_playwrights_disabled_featur
         assert len(disabled) >= 2 and disabled[-1] >= set().union(*disabled[:-1]), switches
     targets = browser.new_browser_cdp_session().send("Target.getTargets")["targetInfos"]
     assert not [target["url"] for target in targets if target["url"].startswith("chrome://")], targets
-
-
-def start_tiny_run_from_page(page, base_url, epochs, subset):
-    """Start mnist14k on ``subset`` images at batch 16 from the Train page's form; return the steps an epoch."""
-    open_page(page, base_url, "train")
-    choose(page, "Model", "mnist14k — MNIST net, 14,840 params, GAP")
-    page.get_by_label("Epochs (0 = recipe's)").fill(str(epochs))
-    page.get_by_label("Batch size (0 = recipe's)").fill("16")
-    page.get_by_label("Subset (0 = all images)").fill(str(subset))
-    page.get_by_role("button", name="Start").click()
-    expect(page.get_by_text("Started run")).to_be_visible(timeout=30_000)
-    return subset // 16
 
 
 def _plot_points(page):
