@@ -15,7 +15,7 @@ from eipviz.curves import (
     runs_table,
     tidy_csv,
 )
-from eipviz.curves_import import parse_text, read_uploads
+from eipviz.curves_import import parse_text, read_uploads, upload_run_name
 from eipviz.errors import EipvizError
 from eipviz.plots import SHORT_SERIES, curves_figure, hyperparameters_figure
 from eipviz.run_compare import BANDS, filter_runs, flat_hyperparameters, group_fields, group_runs, hyperparameter_table
@@ -37,13 +37,16 @@ def import_form() -> None:
     name = st.text_input("Name (optional)", key="log-name", placeholder="defaults to the file name")
     if st.button("Import", key="log-import"):
         try:
+            if uploaded and pasted.strip():  # one run is imported: the other input would be left out unsaid
+                raise EipvizError("Paste a log or upload files, not both: clear one of them, then import.")
             if uploaded:
                 parsed = read_uploads([(file.name, file.getvalue()) for file in uploaded])
                 source = ", ".join(file.name for file in uploaded)
+                default_name = upload_run_name([file.name for file in uploaded])
             else:
                 parsed, source = parse_text(pasted), "pasted log"
-            run_id = import_log(store, parsed, name or uploaded[0].name if uploaded else name or source,
-                                source=source)
+                default_name = source
+            run_id = import_log(store, parsed, name.strip() or default_name, source=source)
             st.session_state["curve-runs"] = [*st.session_state.get("curve-runs", []), run_id]  # show it at once
             st.success(f"Imported {len(parsed.epochs)} epochs as run {run_id}.")
             for warning in parsed.warnings:

@@ -6,10 +6,11 @@ import streamlit as st
 
 from app_pages.common import can_write, literal, page_run_store, read_only_note
 from app_pages.timeline_view import timeline_section
+from eipviz.data import TRAINING_IMAGES
 from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
 from eipviz.recipes import RECIPES
-from eipviz.training.launcher import RunQueue, plan_summary, planned_recipe, resume_run, start_training
+from eipviz.training.launcher import RunQueue, check_subset, plan_summary, planned_recipe, resume_run, start_training
 from eipviz.training.status import run_progress
 from eipviz.training.store import run_label
 from eipviz.zoo import MODELS
@@ -33,8 +34,15 @@ def start_form() -> None:
     recipe = cols[1].radio("Recipe", list(RECIPES), horizontal=True)
     epochs = cols[2].number_input("Epochs (0 = recipe's)", min_value=0, max_value=500, value=0)
     batch_size = cols[3].number_input("Batch size (0 = recipe's)", min_value=0, max_value=4096, value=0)
-    subset = cols[4].number_input("Subset (0 = all images)", min_value=0, max_value=60000, value=0, step=256)
-    st.caption(plan_summary(planned_recipe(model, recipe, epochs or None, batch_size or None), subset or None))
+    # The largest training set's size: a per-model maximum would make another widget of it at each model change,
+    # forgetting the value typed. A subset the model's set cannot give is said here, and refused by Start.
+    subset = cols[4].number_input("Subset (0 = all images)", min_value=0, max_value=max(TRAINING_IMAGES.values()),
+                                  value=0, step=256)
+    try:
+        check_subset(model, subset or None)
+        st.caption(plan_summary(planned_recipe(model, recipe, epochs or None, batch_size or None), subset or None))
+    except EipvizError as error:
+        st.warning(str(error))
     if st.button("Start", type="primary"):
         try:
             run_id = start_training(store, model, recipe=recipe, epochs=epochs or None,
@@ -118,8 +126,17 @@ def _finished_label(run) -> str:
     return f"{literal(run_label(run))} · {run.status}{best}"
 
 
-def _rename(store, run_id):
-    store.rename_run(run_id, st.session_state[f"name-{run_id}"])
+def _rename(run_id: str) -> None:
+    """Rename on click, before the page reruns, so the box can show the name given (with a counter when another
+    run has it; the old one for a blank box): it kept what was typed."""
+    key = f"name-{run_id}"
+    try:
+        given = store.rename_run(run_id, st.session_state[key])
+    except EipvizError as error:
+        st.session_state[f"rename-error-{run_id}"] = str(error)
+        return
+    st.session_state[key] = st.session_state[f"{key}-stored"] = given
+    st.toast(f"Renamed {run_id} to {given}.")
 
 
 def _delete(store, run_id):
@@ -141,9 +158,12 @@ def _finished_panel(run) -> bool:
         with resume:
             if run.status in ("cancelled", "failed"):
                 changed |= _action_button("Resume", run.id, resume_run, f"Resuming {run.id}…")
-        name.text_input("Name", value=run.name, key=f"name-{run.id}")
-        with rename:
-            changed |= _action_button("Rename", run.id, _rename, f"Renamed {run.id}.")
+        if st.session_state.get(f"name-{run.id}-stored") != run.name:  # renamed elsewhere: show its new name
+            st.session_state[f"name-{run.id}"] = st.session_state[f"name-{run.id}-stored"] = run.name
+        name.text_input("Name", key=f"name-{run.id}")
+        rename.button("Rename", key=f"rename-{run.id}", on_click=_rename, args=(run.id,))
+        if f"rename-error-{run.id}" in st.session_state:
+            st.error(st.session_state.pop(f"rename-error-{run.id}"))
         with delete:
             changed |= _action_button("Delete", run.id, _delete, f"Deleted {run.id}.")
     return changed
@@ -176,10 +196,16 @@ shown_active = tuple(run.id for run in runs if run.active)
 # Refreshed only while runs are active: an auto-refresh in flight can swallow a click outside the fragment
 # (about one click in five on a finished run's timeline toggle, in the browser suite).
 st.fragment(live_runs, run_every=REFRESH_S if shown_active else None)(shown_active)
-finished = [run for run in runs if not run.active][:SHOWN_RUNS]
+ended = [run for run in runs if not run.active]
+finished, older = ended[:SHOWN_RUNS], {run.id: run for run in ended[SHOWN_RUNS:]}
 if finished:
     st.markdown("**Finished, stopped and failed runs**")
-    if any([_finished_panel(run) for run in finished]):
+    # Older ones one at a time: without this, a stopped run past the newest few could no longer be resumed.
+    picked = st.selectbox(f"{len(older)} older runs", list(older), index=None, key="older-run",
+                          placeholder="Pick an older run to open it here", format_func=lambda i: _finished_label(
+                              older[i])) if older else None
+    shown = finished + ([older[picked]] if picked in older else [])
+    if any([_finished_panel(run) for run in shown]):
         st.rerun()
 elif not runs:
     st.info("No runs yet." + (" Pick a model and press Start." if can_write() else ""))

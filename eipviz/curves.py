@@ -159,8 +159,9 @@ def final_value(run: CurveRun, metric: str) -> float | None:
 
 
 def significant(value: float | None, digits: int = 4) -> float | None:
-    """``value`` to ``digits`` significant digits: a rate of 4e-5 must not show as 0."""
-    return None if value is None or not math.isfinite(value) else float(f"{value:.{digits}g}")
+    """``value`` to ``digits`` significant digits: a rate of 4e-5 must not show as 0 (NaN and infinities as
+    they are: a diverged run's final loss is NaN)."""
+    return None if value is None else float(f"{value:.{digits}g}")
 
 
 def runs_table(runs: list[CurveRun], metric: str | None = None, direction: str | None = None) -> list[dict]:

@@ -37,6 +37,8 @@ _NPZ_FILES = {
 UNREADABLE = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, tarfile.TarError,
               pickle.UnpicklingError)
 
+TRAINING_IMAGES = {"cifar10": 50_000, "mnist": 60_000}  # what a training run's --subset can take at most
+
 # The image shape after the count, as eipviz keeps it (MNIST may also come with a channel axis of 1).
 IMAGE_SHAPES = {"cifar10": (32, 32, 3), "mnist": (28, 28)}
 

@@ -223,3 +223,20 @@ def test_the_metrics_every_trained_run_records_default_to_their_own_better_direc
     assert [metric_direction(name) for name in ("probe_deletion_auc", "probe_average_drop_pct", "epoch_seconds",
                                                 "probe_insertion_auc", "probe_accuracy")] == [
         "min", "min", "min", "max", "max"]
+
+
+def test_a_diverged_epochs_nan_survives_the_run_store_and_is_its_final_value(tmp_path):
+    """SQLite stores a NaN as NULL: a diverged run's final loss showed as its last finite one."""
+    from eipviz.curves import import_log
+    from eipviz.keraslog import parse_log
+    from eipviz.training.store import RunStore
+
+    store = RunStore(tmp_path)
+    log = "Epoch 1/3\n1/1 - loss: 0.5 - val_loss: 0.6\nEpoch 2/3\n1/1 - loss: nan - val_loss: nan\n" \
+          "Epoch 3/3\n1/1 - loss: nan - val_loss: nan\n"
+    run_id = import_log(store, parse_log(log), "diverged")
+    rows = store.epoch_rows(run_id)
+    assert rows[0]["loss"] == 0.5 and math.isnan(rows[1]["loss"]) and math.isnan(rows[2]["val_loss"])
+    run = make_run(rows)
+    assert math.isnan(runs_table([run], "val_loss")[0]["final_value"])
+    assert best_epoch(run, "val_loss")[0] == 1  # NaN is never best

@@ -72,6 +72,21 @@ def test_uploaded_event_files_merge_even_without_their_folder_names(tensorboard_
     assert [r["loss"] for r in rows] == pytest.approx(history["loss"], rel=1e-6)
 
 
+def test_event_files_uploaded_with_another_file_are_refused_naming_it(tensorboard_run):
+    """One run is imported: the other file was left out, unsaid, while the run's source named it."""
+    logdir, _ = tensorboard_run
+    with pytest.raises(EipvizError, match=r"event files alone: other_run.csv is not an event file"):
+        read_uploads([*event_uploads(logdir), ("other_run.csv", b"epoch,loss\n0,0.5\n")])
+
+
+def test_an_upload_without_a_name_is_named_after_its_run_folder_or_its_file():
+    from eipviz.curves_import import upload_run_name
+
+    assert upload_run_name(["my-run/train/events.out.tfevents.1.host.0.v2"]) == "my-run"
+    assert upload_run_name(["events.out.tfevents.1.host.0.v2"]) == "TensorBoard run"
+    assert upload_run_name(["logs/history.csv"]) == "history.csv"
+
+
 def test_a_truncated_event_file_gives_what_is_readable_and_a_note(tensorboard_run, tmp_path):
     logdir, history = tensorboard_run
     copy = tmp_path / "run"

@@ -408,3 +408,15 @@ def test_a_first_run_on_a_desktop_serves_without_asking_for_an_email(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "Email" not in result.stdout, result.stdout + result.stderr
     assert result.stdout.strip().endswith("serving")
+
+
+def test_an_import_given_a_blank_name_takes_the_default_one(tmp_path, monkeypatch):
+    from eipviz.training.store import RunStore
+
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    at = open_page("curves.py")
+    at.text_area(key="log-text").set_value("Epoch 1/1\n1/1 - loss: 0.5 - accuracy: 0.8\n")
+    at.text_input(key="log-name").set_value("   ")
+    at.button(key="log-import").click().run()
+    assert not at.exception
+    assert [run.name for run in RunStore(tmp_path).list_runs()] == ["pasted log"]  # was "   "

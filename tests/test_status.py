@@ -121,3 +121,28 @@ def test_durations_of_an_hour_or_more_show_hours_and_two_digit_minutes(seconds, 
 
 def test_fractions_of_a_second_are_dropped():
     assert format_duration(59.9) == "0m 59s"
+
+
+def test_a_stored_epochs_loss_is_not_shown_as_the_next_epochs(store):
+    run_id = new_run(store, epoch_seconds=[5, 5])
+    store.set_progress(run_id, epoch=2, batch=200, batches=200, loss=0.3)  # epoch 3 has not reported yet
+    progress = progress_of(store, run_id)
+    assert progress.running_loss is None and "loss" not in progress.label
+
+
+def test_once_every_epoch_is_stored_the_bar_is_full_and_says_the_run_is_finishing(store):
+    """It read "epoch 4/3: batch 0/8" until the worker recorded its end."""
+    run_id = new_run(store, epochs=3, epoch_seconds=[5, 5, 5])
+    progress = progress_of(store, run_id)
+    assert progress.label == "all 3 epochs done: finishing…" and progress.epoch_fraction == 1.0
+
+
+def test_the_first_epoch_has_an_estimate_from_its_batches_so_far(store):
+    """No ETA until an epoch was stored: a one-epoch run never had one."""
+    import time
+
+    run_id = new_run(store, epochs=2)
+    store.update_run(run_id, claimed=time.time() - 10)
+    store.set_progress(run_id, epoch=1, batch=25, batches=100, loss=0.9)  # a quarter of epoch 1 in 10 s
+    eta = progress_of(store, run_id).eta_seconds
+    assert eta == pytest.approx(70, abs=2)  # 30 s left of epoch 1, 40 s of epoch 2

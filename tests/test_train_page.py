@@ -106,6 +106,31 @@ def test_a_finished_run_is_renamed_and_deleted_on_the_train_page(store):
     assert not at.expander
 
 
+def test_the_name_box_shows_the_name_a_rename_gave_and_a_rename_made_elsewhere(store):
+    """It kept what was typed: "alpha" while the run was stored as "alpha (2)"."""
+    taken, run_id = _finished_run(store, name="alpha"), _finished_run(store, name="beta")
+    at = open_page()
+    at.text_input(key=f"name-{run_id}").set_value("alpha")
+    at.button(key=f"rename-{run_id}").click().run()
+    assert store.get_run(run_id).name == "alpha (2)" and at.text_input(key=f"name-{run_id}").value == "alpha (2)"
+    RunStore(store.root).rename_run(taken, "gamma")  # another session
+    at.run()
+    assert at.text_input(key=f"name-{taken}").value == "gamma"
+
+
+def test_runs_past_the_newest_six_can_still_be_opened_and_resumed(store):
+    """Only the six newest ended runs had panels: an older stopped run could no longer be resumed."""
+    oldest = _finished_run(store, name="oldest")
+    store.update_run(oldest, status="cancelled")
+    for k in range(6):
+        _finished_run(store, name=f"newer {k}")
+    at = open_page()
+    assert not any(expander.label.startswith("oldest") for expander in at.expander)
+    at.selectbox(key="older-run").set_value(oldest).run()
+    assert not at.exception and any(expander.label.startswith(f"oldest · {oldest}") for expander in at.expander)
+    assert at.button(key=f"resume-{oldest}")
+
+
 def test_epoch_axes_tick_whole_epochs():
     figure = training_curves_figure([{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 0.5}])
     assert figure.layout.xaxis.dtick == 1 and figure.layout.xaxis.tick0 == 1
@@ -139,3 +164,13 @@ def test_a_finished_worker_leaves_no_zombie_behind(store, data_dir):
     assert store.get_run(run_id).status == "finished"
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # already reaped
+
+
+def test_a_subset_the_models_training_set_cannot_give_is_said_before_start(store, no_workers):
+    at = open_page()
+    at.selectbox[0].select("resnet18")
+    at.number_input[2].set_value(60_000)  # subset: CIFAR-10 has 50,000 training images
+    at.run()
+    assert any("--subset takes 1 to 50,000 images" in warning.value for warning in at.warning)
+    at.button[0].click().run()
+    assert not store.list_runs()

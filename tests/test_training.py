@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from eipviz.data import load_test_split
+from eipviz.errors import EipvizError
 from eipviz.explain.timeline import METRICS, TIMELINE_FILE, probe_indices, read_timeline
 from eipviz.training.launcher import create_training_run, launch_worker, resume_run, stop_run
 from eipviz.training.store import RunStore
@@ -380,3 +381,14 @@ def test_restarting_without_last_keras_drops_the_old_epochs_from_metrics_csv(tmp
     assert path.read_text().splitlines() == ["epoch,loss", "0,1.5"]
     resume_metrics_csv(path, [])
     assert path.read_text().splitlines() == ["epoch,loss"]
+
+
+def test_a_subset_larger_than_the_models_training_set_is_refused(tmp_path):
+    """resnet18 on 60,000 CIFAR-10 images was named "60000 img" and trained on the 50,000 there are."""
+    store = RunStore(tmp_path)
+    with pytest.raises(EipvizError, match=r"--subset takes 1 to 50,000 images: resnet18's training set has 50,000"):
+        create_training_run(store, "resnet18", "fast", subset=60_000)
+    with pytest.raises(EipvizError, match="--subset takes 1 to 60,000"):
+        create_training_run(store, "mnist14k", "fast", subset=0)
+    assert not store.list_runs()
+    create_training_run(store, "mnist14k", "fast", subset=60_000)  # all of MNIST's

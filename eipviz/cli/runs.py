@@ -191,7 +191,7 @@ def cmd_import_log(args) -> int:
         from eipviz.curves import import_log
         from eipviz.training.store import RunStore
 
-        run_id = import_log(RunStore(args.runs_dir), parsed, args.name or path.stem, source=str(path))
+        run_id = import_log(RunStore(args.runs_dir), parsed, (args.name or "").strip() or path.stem, source=str(path))
         print(f"stored as run {run_id}", file=sys.stderr)
     return 0
 

@@ -8,11 +8,18 @@ import tempfile
 from pathlib import Path
 
 from eipviz.curves_import.history_csv import is_history_csv, parse_history_csv
-from eipviz.curves_import.tbevents import event_files_under, is_event_file, read_event_files, read_run_folder
+from eipviz.curves_import.tbevents import (
+    TRAIN_DIR,
+    VALIDATION_DIRS,
+    event_files_under,
+    is_event_file,
+    read_event_files,
+    read_run_folder,
+)
 from eipviz.errors import EipvizError
 from eipviz.keraslog import MAX_LOG_BYTES, ParsedLog, decode_log, parse_log
 
-__all__ = ["read_run_path", "read_uploads", "parse_text"]
+__all__ = ["read_run_path", "read_uploads", "parse_text", "upload_run_name"]
 
 
 def parse_text(text: str, file_name: str | None = None) -> ParsedLog:
@@ -39,6 +46,12 @@ def read_uploads(files: list[tuple[str, bytes]]) -> ParsedLog:
     """Uploaded files as one run: event files together (their names may carry ``train/``, ``validation/``),
     or a single text log."""
     events = [(name, data) for name, data in files if "tfevents" in name]
+    others = [name for name, _ in files if "tfevents" not in name]
+    if events and others:  # one run is imported: the other files would be left out unsaid
+        raise EipvizError(f"Upload a TensorBoard run's event files alone: {', '.join(others)} "
+                          f"{'is not an event file' if len(others) == 1 else 'are not event files'}. "
+                          f"Import {'it' if len(others) == 1 else 'them'} on {'its' if len(others) == 1 else 'their'} "
+                          f"own.")
     if events:
         with tempfile.TemporaryDirectory() as folder:
             for index, (name, data) in enumerate(events):
@@ -51,3 +64,14 @@ def read_uploads(files: list[tuple[str, bytes]]) -> ParsedLog:
         raise EipvizError("Upload one log file, or TensorBoard event files (events.out.tfevents.*).")
     name, data = files[0]
     return parse_text(decode_log(data), Path(name).name)
+
+
+def upload_run_name(names: list[str]) -> str:
+    """The name an imported upload gets when none is given: a TensorBoard run's folder (the part of an event
+    file's name before ``train/`` or ``validation/``, when the browser kept it), else "TensorBoard run"; a log's
+    file name."""
+    events = [Path(name) for name in names if "tfevents" in name]
+    if not events:
+        return Path(names[0]).name
+    folders = [part for part in events[0].parts[:-1] if part not in (TRAIN_DIR, *VALIDATION_DIRS)]
+    return folders[-1] if folders else "TensorBoard run"

@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from eipviz.access import require_write
+from eipviz.data import TRAINING_IMAGES
 from eipviz.errors import EipvizError
 from eipviz.recipes import Augmentation, Recipe, get_recipe
 from eipviz.training.memory import check_memory, training_memory_mb
@@ -60,12 +61,22 @@ def create_training_run(store: RunStore, model: str, recipe: str = "documented",
     """Record a queued run with every hyperparameter; return its id. ``RunQueue.submit`` has it started."""
     require_write("Starting a run")
     chosen = planned_recipe(model, recipe, epochs, batch_size, augment, settings, **speed)
-    if subset is not None and subset < 1:
-        raise EipvizError("--subset must be a positive number of training images.")
+    check_subset(model, subset)
     hyperparameters = {**chosen.hyperparameters(), "subset": subset, "seed": seed,
                        "memory_estimate_mb": memory_estimate_mb(model, chosen)}
     label = name or f"{model} {recipe} ({chosen.epochs} ep" + (f", {subset} img" if subset else "") + ")"
     return store.create_run(name=label, model=model, recipe=recipe, hyperparameters=hyperparameters)
+
+
+def check_subset(model: str, subset: int | None) -> None:
+    """Refuse a subset the model's training set cannot give: a larger one was trained on the whole set while
+    the run's name, caption and hyperparameters said more images."""
+    if subset is None:
+        return
+    available = TRAINING_IMAGES[get_spec(model).dataset]
+    if not 1 <= subset <= available:
+        raise EipvizError(f"--subset takes 1 to {available:,} images: {model}'s training set has {available:,}. "
+                          f"Received: {subset:,}.")
 
 
 def start_training(store: RunStore, model: str, **options) -> str:

@@ -16,11 +16,20 @@ class RunProgress:
 
     @property
     def epoch_fraction(self) -> float:
+        if self.finishing:
+            return 1.0
         return self.batch / self.batches if self.batches else 0.0
+
+    @property
+    def finishing(self) -> bool:
+        """Every epoch is stored; the worker is writing its last files and has not said "finished" yet."""
+        return bool(self.epochs_total) and self.epochs_done >= self.epochs_total
 
     @property
     def label(self) -> str:
         """``epoch 3/10: batch 120/782, loss 0.8123 · ETA 4m 07s``, the text of the Train page's progress bar."""
+        if self.finishing:  # "epoch 4/3" until the worker recorded its end
+            return f"all {self.epochs_total} epochs done: finishing…"
         loss = "" if self.running_loss is None else f", loss {self.running_loss:.4f}"
         return (f"epoch {self.epochs_done + 1}/{self.epochs_total}: batch {self.batch}/{self.batches or '?'}"
                 f"{loss} · ETA {format_duration(self.eta_seconds)}")
@@ -32,15 +41,17 @@ def run_progress(store: RunStore, run: Run) -> RunProgress:
     total = int(run.hyperparameters.get("epochs") or 0)
     done = len(rows)
     live = store.progress(run.id) or {}
-    batch, batches = live.get("batch") or 0, live.get("batches") or 0
-    if live.get("epoch") != done + 1:  # progress row is from an epoch already stored
-        batch = 0
+    batch, batches, loss = live.get("batch") or 0, live.get("batches") or 0, live.get("loss")
+    if live.get("epoch") != done + 1:  # the progress row is of an epoch already stored: its loss too
+        batch, loss = 0, None
     seconds = [row["epoch_seconds"] for row in rows if row.get("epoch_seconds")]
-    eta = None
-    if seconds:
-        per_epoch = sum(seconds[-3:]) / len(seconds[-3:])
-        eta = max(0.0, (total - done - (batch / batches if batches else 0.0)) * per_epoch)
-    return RunProgress(done, total, batch, batches, live.get("loss"), eta)
+    per_epoch = sum(seconds[-3:]) / len(seconds[-3:]) if seconds else None
+    begun = run.claimed or run.started  # admitted (this session of the run, resumed or not), else started
+    if per_epoch is None and batch and batches and begun and live.get("updated", 0) > begun:
+        # The first epoch: its batches so far, start-up and tracing included (an overestimate at first).
+        per_epoch = (live["updated"] - begun) * batches / batch
+    eta = None if per_epoch is None else max(0.0, (total - done - (batch / batches if batches else 0.0)) * per_epoch)
+    return RunProgress(done, total, batch, batches, loss, eta)
 
 
 def format_duration(seconds: float | None) -> str:

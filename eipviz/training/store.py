@@ -5,6 +5,7 @@ is a short transaction, so concurrent runs never corrupt it.
 """
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -312,7 +313,7 @@ class RunStore:
 
     def add_epochs(self, run_id: str, metrics_by_epoch: dict[int, dict]) -> None:
         """Store several epochs in one transaction: all of them or, on an error, none."""
-        rows = [(run_id, int(epoch), name, None if value is None else float(value))
+        rows = [(run_id, int(epoch), name, _stored_value(value))
                 for epoch, metrics in metrics_by_epoch.items() for name, value in metrics.items()]
         with self._connect() as db:
             db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
@@ -324,7 +325,7 @@ class RunStore:
                               (run_id,)).fetchall()
         by_epoch: dict[int, dict] = {}
         for epoch, name, value in rows:
-            by_epoch.setdefault(epoch, {"epoch": epoch})[name] = value
+            by_epoch.setdefault(epoch, {"epoch": epoch})[name] = float(value) if isinstance(value, str) else value
         return list(by_epoch.values())
 
     def completed_epochs(self, run_id: str) -> int:
@@ -369,6 +370,15 @@ class RunStore:
                 if changed:
                     dead.append(run.id)
         return dead
+
+
+def _stored_value(value) -> float | str | None:
+    """A metric as the store keeps it: SQLite stores a NaN as NULL, so a diverged epoch's ``nan`` is kept as
+    the text ``'nan'`` (``epoch_rows`` reads it back as a float) rather than lost as a missing value."""
+    if value is None:
+        return None
+    value = float(value)
+    return "nan" if math.isnan(value) else value
 
 
 def unique_name(name: str, taken: set[str]) -> str:
