@@ -6,6 +6,7 @@ import base64
 import html
 import importlib.metadata
 import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -142,7 +143,12 @@ def report_path(path: str | Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise EipvizError(f"Cannot make the report's folder {path.parent}: {error.strerror}.") from None
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    try:  # a file made and removed: os.access says yes to root everywhere, /proc and read-only mounts included
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+            pass
+    except OSError as error:
+        raise EipvizError(f"Cannot write {path}: {error.strerror or error}.") from None
+    if path.exists() and not os.access(path, os.W_OK):
         raise EipvizError(f"Cannot write {path}: permission denied.")
     return path
 

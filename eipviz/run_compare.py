@@ -136,11 +136,16 @@ def hyperparameter_table(runs: list[CurveRun], metric: str = "val_accuracy",
     for run in runs:
         hyper = flat_hyperparameters(run)
         best = best_epoch(run, metric, direction or metric_direction(metric))
+        row: dict = {"run": run.name, "id": run.id, "kind": run.kind, "model": run.model, "recipe": run.recipe}
+        for key in columns:
+            row[key] = hyper.get(key)
+            if key == "epochs":  # what was asked beside what was done
+                row["epochs done"] = len(run.rows)
+        row.setdefault("epochs done", len(run.rows))
         rows.append({
-            "run": run.name, "id": run.id, "kind": run.kind, "model": run.model, "recipe": run.recipe,
-            **{key: hyper.get(key) for key in columns},
+            **row,
             f"best {metric}": None if best is None else best[2], "best epoch": None if best is None else best[0],
-            f"final {metric}": final_value(run, metric), "epochs done": len(run.rows),
+            f"final {metric}": final_value(run, metric),
             "duration_s": None if run.duration_s is None else round(run.duration_s, 1),
         })
     return rows

@@ -111,3 +111,22 @@ def test_report_draws_the_gallery_page_its_options_name_as_the_pages_button_does
                               check=False)
     assert refused.returncode == 2 and "--weights and --preprocessing go with --model" in refused.stderr
     assert explain  # the module the command lives in
+
+
+def test_output_piped_into_a_reader_that_stopped_ends_quietly():
+    """``python -m eipviz curves --csv - | head``: "error: [Errno 32] Broken pipe" was printed."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; r, w = os.pipe(); os.close(r); os.dup2(w, 1)\n"
+            "from eipviz.cli import main; sys.exit(main(['methods']))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr == ""
+
+
+def test_a_report_into_a_place_that_cannot_be_written_is_refused_before_any_work():
+    """``os.access`` says yes to root everywhere: /proc took the whole report, then failed."""
+    from eipviz.report import report_path
+
+    with pytest.raises(EipvizError, match="Cannot write /proc/x.html"):
+        report_path("/proc/x.html")

@@ -51,6 +51,9 @@ def main(argv=None) -> int:
     except EipvizError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `... | head` closed its end: nothing more to say, and nowhere to say it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit would fail too
+        return 1
     except OSError as error:  # a file that cannot be read or written: the system's words, not a traceback
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -311,7 +311,7 @@ def register(sub) -> None:
     add_model_options(p)
     _add_gallery_options(p)
     p.add_argument("--n", type=positive_int, default=32,
-                   help="test images for the faithfulness table (the sanity table takes the first 8 of them)")
+                   help="test images for the faithfulness table (default 32; the sanity table takes the first 8)")
     p.add_argument("--out", required=True, help="the .html file to write")
     p.set_defaults(handler=cmd_report)
 
