@@ -307,3 +307,13 @@ def test_a_tensor_declaring_billions_of_values_is_skipped_without_building_it():
     assert _scalar(summary_pb2.Summary.Value(tag="epoch_loss", tensor=bomb)) is None
     scalar = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[0.5])
     assert _scalar(summary_pb2.Summary.Value(tag="epoch_loss", tensor=scalar)) == 0.5
+
+
+def test_importing_an_event_folder_from_the_cli_prints_no_tensorflow_start_up_lines(tensorboard_run):
+    """TensorBoard's reader imports TensorFlow, whose C++ lines ("All log messages before absl::InitializeLog()
+    ...") went to the terminal; the warnings eipviz itself gives still do."""
+    from tests.conftest import run_cli
+
+    logdir, _ = tensorboard_run
+    result = run_cli("import-log", str(logdir))
+    assert result.stdout.startswith("epoch,") and "absl" not in result.stderr and "oneDNN" not in result.stderr

@@ -179,11 +179,13 @@ def cmd_timeline(args) -> int:
 
 def cmd_import_log(args) -> int:
     from eipviz.curves_import import read_run_path
+    from eipviz.quiet import native_stderr_silenced
 
     path = Path(args.file)
     if not path.exists():
         raise EipvizError(f"Log file {args.file} not found.")
-    parsed = read_run_path(path)
+    with native_stderr_silenced():  # TensorBoard's reader imports TensorFlow, whose C++ start-up lines go to fd 2
+        parsed = read_run_path(path)
     for warning in parsed.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(parsed.to_csv())
