@@ -117,6 +117,16 @@ def model_identity(model_key: str) -> str:
     return f"{kind}:{rest.rsplit(':', 1)[0]}" if kind in ("zoo", "run") else model_key
 
 
+def default_for_model(widget_key: str, model: str, default) -> None:
+    """Set widget ``widget_key`` to ``default`` when the page shows another ``model`` than at its last run, or when
+    Streamlit dropped the widget's value (back from another page): another model's layers are not this one's
+    options, and a name both have would otherwise keep the old model's choice."""
+    shown_for = f"{widget_key}-of"
+    if st.session_state.get(shown_for) != model or widget_key not in st.session_state:
+        st.session_state[shown_for] = model
+        st.session_state[widget_key] = default
+
+
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=2)
 def cached_run_model(run_id: str, mtime: float) -> Classifier:
     return load_run_checkpoint(run_store(), run_id)

@@ -5,7 +5,15 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from app_pages.common import cached_evaluation, cached_run_model, literal, model_picker, run_store, shipped_model
+from app_pages.common import (
+    cached_evaluation,
+    cached_run_model,
+    default_for_model,
+    literal,
+    model_picker,
+    run_store,
+    shipped_model,
+)
 from eipviz.attribution.methods import METHODS, method_label
 from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
@@ -75,10 +83,7 @@ with methods_tab:
         methods = c1.multiselect("Methods (rows)", list(METHODS), default=list(GRID_METHODS), format_func=method_label,
                                  key="cmp-methods")
         layers = classifier.cam_layers
-        # Another model, or back from another page (Streamlit drops a widget's value there): the defaults.
-        if st.session_state.get("cmp-layers-of") != model_key or "cmp-layers" not in st.session_state:
-            st.session_state["cmp-layers-of"] = model_key
-            st.session_state["cmp-layers"] = default_grid_layers(classifier)
+        default_for_model("cmp-layers", model_key, default_grid_layers(classifier))
         chosen_layers = c2.multiselect("Layers (columns)", layers, key="cmp-layers")
         explained = c3.selectbox("Explain", ["predicted class", *classifier.class_names], key="cmp-class")
         if image is not None and methods and chosen_layers:

@@ -6,6 +6,7 @@ import streamlit as st
 from app_pages.common import (
     cached_evaluation,
     computed_on_click,
+    default_for_model,
     model_identity,
     model_picker,
     run_store,
@@ -105,12 +106,9 @@ low, high = f3.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.05)
 method = f4.selectbox("CAM method", list(METHODS), key="mis-method", format_func=method_label,
                       help="Methods marked slow run many forward passes per image.")
 layers = classifier.cam_layers
-# Another model starts on its own default layer, also where the last one had a layer of that name; back from another
-# page (Streamlit drops a widget's value there) too. A run's improved checkpoint is the same model: choices stay.
-new_model = st.session_state.get("mis-layers-of") != model_identity(model_key)
-st.session_state["mis-layers-of"] = model_identity(model_key)
-if new_model or "mis-layer" not in st.session_state:
-    st.session_state["mis-layer"] = classifier.cam_layer if classifier.cam_layer in layers else layers[0]
+# Another model starts on its own default layer (a run's improved checkpoint is the same model: choices stay).
+default_for_model("mis-layer", model_identity(model_key),
+                  classifier.cam_layer if classifier.cam_layer in layers else layers[0])
 layer = f5.selectbox("Layer", layers, key="mis-layer")
 smoothing = tuple(st.pills("Smoothing", list(SMOOTHING), selection_mode="multi", format_func=SMOOTHING.get,
                            key="mis-smoothing"))
@@ -176,8 +174,7 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
     a, b, c = st.columns([3, 2, 1])
     chosen_methods = a.multiselect("Methods", list(METHODS), default=FAST_METHODS[:6], format_func=method_label,
                                    key="mis-f-methods", help="random, the chance baseline, is always added")
-    if new_model or "mis-f-layers" not in st.session_state:  # another model's layers are not this one's options
-        st.session_state["mis-f-layers"] = [layer]
+    default_for_model("mis-f-layers", model_identity(model_key), [layer])
     chosen_layers = b.multiselect("Layers", classifier.cam_layers, key="mis-f-layers")
     n = c.number_input("Test images", 10, 500, 50, 10, key="mis-f-n")
     metric = st.radio("Rank by", list(RANK_METRICS), horizontal=True, key="mis-f-metric",
