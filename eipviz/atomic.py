@@ -2,8 +2,8 @@
 
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -14,29 +14,24 @@ import numpy as np
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[IO[bytes]]:
     """A binary file that replaces ``path`` when the block ends: two writers at once or a kill mid-write never
-    leave a broken file, and a write that fails (a full disk, a file size limit) leaves no temporary file."""
-    temporary = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
+    leave a broken file, and a write that fails (a full disk, a file size limit) leaves no temporary file. It gets
+    ``path``'s permissions, or a new file's (the umask's), not a temporary file's 0600."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    # Made as open() makes a file, so the kernel applies the umask (tempfile's are 0600, and reading the umask
+    # means setting it, process-wide, under the server's other threads).
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with temporary:
-            yield temporary
-            temporary.flush()
-            os.fsync(temporary.fileno())
-        os.chmod(temporary.name, _mode_for(path))  # the temporary file is private (0600): the result must not be
-        os.replace(temporary.name, path)
+        with os.fdopen(descriptor, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(temporary, stat.S_IMODE(os.stat(path).st_mode))  # an existing file keeps its permissions
+        os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):  # a failed clean-up must not hide why the write failed
-            os.unlink(temporary.name)
+            os.unlink(temporary)
         raise
-
-
-def _mode_for(path: Path) -> int:
-    """The permissions ``path`` has, or a new file's under this process's umask (``open`` gives 0666 & ~umask)."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)  # read by setting it: there is no getter; set back at once
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def write_npz_atomically(path: Path, **arrays) -> None:
