@@ -58,12 +58,13 @@ class Dataset:
         return iter(((self.x_train, self.y_train), (self.x_test, self.y_test), self.class_names))
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Return the named dataset ("cifar10" or "mnist"), cached in this process."""
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, keep: bool = True) -> Dataset:
+    """Return the named dataset ("cifar10" or "mnist"), cached in this process; ``keep=False`` reads it afresh
+    and keeps nothing (for a one-off statistic: CIFAR-10's training set is 180 MB)."""
     if name not in CLASS_NAMES:
         raise EipvizError(f"Unknown dataset {name!r}. Choose one of: {', '.join(CLASS_NAMES)}.")
     folder = data_dir if data_dir is not None else os.environ.get(DATA_DIR_VARIABLE)
-    return _load_cached(name, str(Path(folder).resolve()) if folder else None)
+    return (_load_cached if keep else _read_dataset)(name, str(Path(folder).resolve()) if folder else None)
 
 
 def load_test_split(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -108,11 +109,10 @@ def _test_split_cached(name: str, folder: str | None) -> tuple[np.ndarray, np.nd
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(name: str, folder: str | None) -> Dataset:
-    return read_dataset(name, folder)
+    return _read_dataset(name, folder)
 
 
-def read_dataset(name: str, folder: str | None) -> Dataset:
-    """The dataset read afresh, not kept: for a one-off statistic (``load_dataset`` keeps it for the process)."""
+def _read_dataset(name: str, folder: str | None) -> Dataset:
     arrays = _from_folder(name, Path(folder)) if folder else None
     if arrays is None:
         arrays = _from_keras(name, folder)

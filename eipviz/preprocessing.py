@@ -5,12 +5,10 @@ exactly as documented; runs and the weights manifest record its name.
 """
 
 import functools
-import os
-from pathlib import Path
 
 import numpy as np
 
-from eipviz.data import DATA_DIR_VARIABLE, read_dataset
+from eipviz.data import load_dataset
 from eipviz.errors import EipvizError
 
 # CIFAR-10 training-set statistics on the 0..1 scale (../shared/data/README.md).
@@ -33,8 +31,7 @@ def cifar10_pixel_mean() -> np.ndarray:
     """Per-pixel mean of the CIFAR-10 training images on the 0..1 scale, (32, 32, 3). Only the mean is kept:
     the training set it is computed from (180 MB) is read for it and let go (a server explaining uploads
     kept it for good)."""
-    folder = os.environ.get(DATA_DIR_VARIABLE)
-    x_train = read_dataset("cifar10", str(Path(folder).resolve()) if folder else None).x_train
+    x_train = load_dataset("cifar10", keep=False).x_train
     return (x_train.mean(axis=0, dtype=np.float64) / 255.0).astype(np.float32)
 
 
