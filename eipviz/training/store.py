@@ -153,9 +153,7 @@ class RunStore:
         run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{model or kind}-{secrets.token_hex(2)}"
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")  # no other process takes the same name between our read and our write
-            taken = {row[0] for row in db.execute("SELECT name FROM runs")}
-            name = unique_name(name, taken)
+            name = _free_name(db, name)
             now = time.time()
             db.execute(
                 "INSERT INTO runs (id, kind, name, model, recipe, hyperparameters, status, created, source, queued)"
@@ -193,9 +191,7 @@ class RunStore:
         require_write("Renaming a run")
         run = self.get_run(run_id)
         with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            taken = {row[0] for row in db.execute("SELECT name FROM runs WHERE id != ?", (run_id,))}
-            name = unique_name(name.strip() or run.name, taken)
+            name = _free_name(db, name.strip() or run.name, renamed=run_id)
             db.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id))
         return name
 
@@ -379,6 +375,14 @@ def _stored_value(value) -> float | str | None:
         return None
     value = float(value)
     return "nan" if math.isnan(value) else value
+
+
+def _free_name(db, name: str, renamed: str | None = None) -> str:
+    """``name``, or ``unique_name``'s ``name (k)`` when another run has it, in a write transaction begun here: no
+    other process takes the same name before this one's write (the caller's, in the same transaction). The run
+    being ``renamed`` may keep its own name."""
+    db.execute("BEGIN IMMEDIATE")
+    return unique_name(name, {row[0] for row in db.execute("SELECT name FROM runs WHERE id IS NOT ?", (renamed,))})
 
 
 def unique_name(name: str, taken: set[str]) -> str:
