@@ -146,11 +146,14 @@ def curves_figure(runs: list[CurveRun], metrics: list[str], smoothing: float = 0
     group mean's.
     """
     fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics or [""])
+    # Each group mean's best epoch, once: every panel stars the same epoch.
+    group_bests = {label: best_epoch(mean_run(label, members), best_metric, direction)
+                   for label, members in (groups or {}).items()}
     for col, metric in enumerate(metrics, start=1):
         if groups:
             for index, (label, members) in enumerate(groups.items()):
                 _add_group(fig, col, metric, label, members, PALETTE[index % len(PALETTE)], x_axis, band,
-                           smoothing, best_metric, direction)
+                           smoothing, group_bests[label])
         else:
             for run in runs:
                 _add_run(fig, col, metric, run, smoothing, x_axis, best_metric, direction)
@@ -185,7 +188,7 @@ def _add_run(fig, col, metric, run, smoothing, x_axis, best_metric, direction):
                           row=1, col=col)
 
 
-def _add_group(fig, col, metric, label, members, color, x_axis, band, smoothing, best_metric, direction):
+def _add_group(fig, col, metric, label, members, color, x_axis, band, smoothing, best):
     for run in members:  # faded, so the band's spread can be traced to its runs
         xs, points = _xs_and_points(run, metric, x_axis)
         if points:
@@ -208,7 +211,6 @@ def _add_group(fig, col, metric, label, members, color, x_axis, band, smoothing,
                              legendgroup=label, showlegend=col == 1, customdata=stats["count"],
                              hovertemplate="%{y} (mean of %{customdata} runs)<extra>" + label + "</extra>"),
                   row=1, col=col)
-    best = best_epoch(mean_run(label, members), best_metric, direction)  # the best epoch of the group's mean
     if best and best[0] in stats["epoch"]:
         at = stats["epoch"].index(best[0])
         fig.add_trace(go.Scatter(x=[stats["x"][at]], y=[stats["mean"][at]], mode="markers", legendgroup=label,
