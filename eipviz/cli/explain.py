@@ -16,6 +16,7 @@ from eipviz.cli.options import (
     names,
     png_out,
     positive_int,
+    print_rows,
     print_table,
     read_image_for,
     unit_interval,
@@ -194,10 +195,7 @@ def cmd_methods(args) -> int:
 
     rows = [{"method": name, "slow": name in SLOW_METHODS, "what": (cls.__doc__ or "").strip().splitlines()[0]}
             for name, cls in METHODS.items()]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print_table(rows)
+    print_rows(rows, args.json)
     return 0
 
 
@@ -217,18 +215,16 @@ def cmd_faithfulness(args) -> int:
                           "--rank-by and --layers.")
     metrics = check_metrics(names(args.metrics) if args.metrics else METRICS)
     classifier = load_model(args)
-    if args.layers or args.layer:  # named layers are checked before any map is computed
-        check_names(names(args.layers) if args.layers else [args.layer], classifier.cam_layers, "layer")
-    layers = names(args.layers) if args.layers else [args.layer or classifier.cam_layer]
+    named = names(args.layers) if args.layers else [args.layer] if args.layer else []
+    if named:  # checked before any map is computed
+        check_names(named, classifier.cam_layers, "layer")
+    layers = named or [classifier.cam_layer]
     images = sample_test_images(classifier, args.n, args.seed)
     if ranked:  # the Misclassified page's "Compute and rank"
         rows = rank_methods(classifier, images, methods, layers, args.rank_by or "deletion", seed=args.seed)
     else:
         rows = faithfulness(classifier, images, methods, layer=args.layer, metrics=metrics, seed=args.seed)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print_table(rows)
+    print_rows(rows, args.json)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -20,6 +21,14 @@ def print_table(rows: list[dict], out=None) -> None:
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)), file=out)
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)), file=out)
+
+
+def print_rows(rows: list[dict], as_json: bool) -> None:
+    """Rows as JSON (``--json``) or as an aligned table."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(rows)
 
 
 def print_csv(rows: list[dict], out=None) -> None:
