@@ -18,7 +18,7 @@ from eipviz.attribution.layers import MIN_CAM_SIZE, conv_feature_layers, default
 from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
-from eipviz.preprocessing import PREPROCESSINGS
+from eipviz.preprocessing import check_known
 from eipviz.weights import manifest_entry, read_manifest, sha256_of, shipped_predictions, shipped_weights_path
 from eipviz.zoo import MODELS, get_spec
 
@@ -101,8 +101,7 @@ def runs_with_checkpoint(store) -> list:
 def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", name: str | None = None) -> Classifier:
     """An untrusted ``.keras`` or legacy ``.h5`` classifier, refused cleanly when unsafe or unusable."""
     path = Path(path)
-    if preprocessing not in PREPROCESSINGS:
-        raise EipvizError(f"Unknown preprocessing {preprocessing!r}. Choose one of: {', '.join(PREPROCESSINGS)}.")
+    check_known(preprocessing)  # before the file is read
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise EipvizError(f"{path.name}: upload a Keras model file ({', '.join(MODEL_SUFFIXES)}).")
     if path.suffix not in MODEL_SUFFIXES:  # Keras tells the formats apart by a lower-case suffix only

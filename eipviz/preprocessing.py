@@ -35,12 +35,17 @@ def cifar10_pixel_mean() -> np.ndarray:
     return (x_train.mean(axis=0, dtype=np.float64) / 255.0).astype(np.float32)
 
 
+def check_known(kind: str) -> str:
+    """``kind`` when it is one of ``PREPROCESSINGS``; otherwise an ``EipvizError`` naming the choices."""
+    if kind not in PREPROCESSINGS:
+        raise EipvizError(f"Unknown preprocessing {kind!r}. Choose one of: {', '.join(PREPROCESSINGS)}.")
+    return kind
+
+
 def check_fits(kind: str, input_size: tuple[int, int, int]) -> None:
     """Refuse (``EipvizError``) a preprocessing whose CIFAR-10 statistics cannot apply to a model taking
     ``input_size`` (height, width, channels) images: channel means need 3 channels, the pixel mean 32x32x3."""
-    if kind not in PREPROCESSINGS:
-        raise EipvizError(f"Unknown preprocessing {kind!r}. Choose one of: {', '.join(PREPROCESSINGS)}.")
-    needed = FITS.get(kind)
+    needed = FITS.get(check_known(kind))
     if needed and any(want is not None and want != have for want, have in zip(needed, input_size)):
         shape = "x".join(str(d) for d in input_size)
         wanted = "3-channel (RGB) images" if kind == "channel_standardize" else "32x32x3 images"
@@ -50,8 +55,7 @@ def check_fits(kind: str, input_size: tuple[int, int, int]) -> None:
 
 def preprocess(images: np.ndarray, kind: str) -> np.ndarray:
     """Return float32 model inputs (N, H, W, C) for uint8-range images of shape (N, H, W[, C])."""
-    if kind not in PREPROCESSINGS:
-        raise EipvizError(f"Unknown preprocessing {kind!r}. Choose one of: {', '.join(PREPROCESSINGS)}.")
+    check_known(kind)
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 3:
         x = x[..., None]  # grayscale without a channel axis (MNIST)

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from eipviz.errors import EipvizError
-from eipviz.preprocessing import CIFAR10_MEAN, CIFAR10_STD, PREPROCESSINGS, cifar10_pixel_mean
+from eipviz.preprocessing import CIFAR10_MEAN, CIFAR10_STD, check_known, cifar10_pixel_mean
 
 
 class Preprocess(keras.layers.Layer):
@@ -27,9 +27,7 @@ class Preprocess(keras.layers.Layer):
 
     def __init__(self, kind: str, **kwargs):
         super().__init__(dtype="float32", **kwargs)
-        if kind not in PREPROCESSINGS:
-            raise EipvizError(f"Unknown preprocessing {kind!r}. Choose one of: {', '.join(PREPROCESSINGS)}.")
-        self.kind = kind
+        self.kind = check_known(kind)
         self.offset, self.divisor = self._affine(kind)
 
     @staticmethod
