@@ -307,6 +307,21 @@ def test_runs_created_at_once_by_two_processes_never_share_a_name(tmp_path):
     assert len(names) == 120 and len(set(names)) == 120
 
 
+def test_two_runs_drawing_the_same_id_suffix_in_one_second_get_distinct_ids_and_folders(tmp_path, monkeypatch):
+    """The id's random suffix has 65,536 values; 120 runs made within a second collided in CI. The folder is
+    claimed atomically, so a drawn id already taken is drawn again."""
+    from eipviz.training import store as store_module
+
+    suffixes = iter(["beef", "beef", "beef", "cafe"])
+    monkeypatch.setattr(store_module.secrets, "token_hex", lambda _n: next(suffixes))
+    monkeypatch.setattr(store_module.time, "strftime", lambda _format: "20261127-230000")
+    store = store_module.RunStore(tmp_path)
+    first = store.create_run(name="a", kind="imported", status="finished")
+    second = store.create_run(name="b", kind="imported", status="finished")
+    assert (first, second) == ("20261127-230000-imported-beef", "20261127-230000-imported-cafe")
+    assert {run.name for run in store.list_runs()} == {"a", "b"}
+
+
 def test_curves_page_groups_seeds_into_bands_filters_by_name_and_compares_hyperparameters(tmp_path, monkeypatch):
     """Three seeds of two learning rates: grouped by learning rate, each group is a mean over a band; the name
     filter (a glob) narrows the runs; the hyperparameter table and the parallel-coordinates plot cover the runs

@@ -150,7 +150,7 @@ class RunStore:
         A name already in use gets a counter (``name (2)``): runs started with the same
         settings would otherwise be told apart only by their ids.
         """
-        run_id = run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{model or kind}-{secrets.token_hex(2)}"
+        run_id = run_id or self._claim_run_dir(model or kind)
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             name = _free_name(db, name)
@@ -162,6 +162,18 @@ class RunStore:
                  now if status == "queued" else None),
             )
         return run_id
+
+    def _claim_run_dir(self, label: str) -> str:
+        """A new run id whose folder this call created: making the folder is atomic, so two processes creating
+        runs in the same second never share an id (a short random suffix alone collided in CI)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        while True:
+            run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{secrets.token_hex(2)}"
+            try:
+                self.run_dir(run_id).mkdir()
+                return run_id
+            except FileExistsError:
+                continue
 
     def update_run(self, run_id: str, **fields) -> None:
         """Set columns of a run (``hyperparameters`` may be a dict)."""
