@@ -49,13 +49,16 @@ def canonical_rows(parsed: ParsedLog) -> list[dict]:
     return [{CANONICAL.get(k, k): v for k, v in row.items()} for row in parsed.rows()]
 
 
+REFERENCE_PREFIX = "reference-"  # a documented run's id: read from the seeds, never in the run store
+
+
 def reference_runs() -> list[CurveRun]:
     """The five documented runs, parsed from the seeds and committed as CSV."""
     runs = []
     for name, spec in MODELS.items():
         path = REFERENCE_DIR / f"{name}.csv"
         text = "".join(line for line in path.read_text().splitlines(True) if not line.startswith("#"))
-        runs.append(CurveRun(id=f"reference-{name}", name=f"{name} (documented, seed {spec.seed_file[:3]})",
+        runs.append(CurveRun(id=f"{REFERENCE_PREFIX}{name}", name=f"{name} (documented, seed {spec.seed_file[:3]})",
                              kind="reference", rows=canonical_rows(parse_log(text)), model=name,
                              source=f"../shared/seeds/{spec.seed_file}", recipe="documented",
                              hyperparameters=get_recipe(name, "documented").hyperparameters()))

@@ -186,6 +186,16 @@ def test_delete_refuses_a_running_run_with_the_stores_message(store):
     assert store.get_run(run_id).status == "running" and store.run_dir(run_id).exists()
 
 
+@pytest.mark.parametrize("command, done", [(["rename", "new name"], "renamed"), (["delete"], "deleted"),
+                                           (["cancel"], "cancelled")])
+def test_a_documented_run_is_said_to_be_read_only_not_missing(store, command, done):
+    """Documented runs appear in ``curves`` beside the store's, so their ids get tried here too."""
+    result = main_in_process(command[0], "reference-mnist14k", *command[1:], "--runs-dir", store.root, check=False)
+    assert result.returncode == 2
+    assert f"'reference-mnist14k' is a documented run, read from the course write-ups: it cannot be {done}." \
+        in result.stderr
+
+
 @pytest.mark.parametrize("command", [["rename", "new name"], ["delete"]])
 def test_viewer_mode_refuses_rename_and_delete(store, monkeypatch, command):
     run_id = store.ids["lr0.1 seed1"]

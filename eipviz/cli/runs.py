@@ -121,7 +121,7 @@ def cmd_cancel(args) -> int:
     from eipviz.training.store import RunStore
 
     store = RunStore(args.runs_dir)
-    RunQueue(store).cancel(args.run_id)
+    RunQueue(store).cancel(stored_run_id(args.run_id, "cancelled"))
     print(f"cancelled {args.run_id}" if store.get_run(args.run_id).status == "cancelled"
           else f"stopping {args.run_id} after its current batch")
     return 0
@@ -130,7 +130,7 @@ def cmd_cancel(args) -> int:
 def cmd_rename(args) -> int:
     from eipviz.training.store import RunStore
 
-    name = RunStore(args.runs_dir).rename_run(args.run_id, args.name)
+    name = RunStore(args.runs_dir).rename_run(stored_run_id(args.run_id, "renamed"), args.name)
     if args.name.strip() and name != args.name.strip():
         print(f"note: another run is named {args.name.strip()!r}, so this one is {name!r}", file=sys.stderr)
     print(name)
@@ -142,9 +142,19 @@ def cmd_delete(args) -> int:
 
     store = RunStore(args.runs_dir)
     store.reap_dead_workers()  # a run whose worker died is no longer "running", and may go
-    store.delete_run(args.run_id)
+    store.delete_run(stored_run_id(args.run_id, "deleted"))
     print(f"deleted {args.run_id}")
     return 0
+
+
+def stored_run_id(run_id: str, action: str) -> str:
+    """``run_id``, unless it names a documented run: those come from the seeds, so "No run" would mislead."""
+    from eipviz.curves import REFERENCE_PREFIX
+
+    if run_id.startswith(REFERENCE_PREFIX):
+        raise EipvizError(f"{run_id!r} is a documented run, read from the course write-ups: it cannot be {action}. "
+                          "`python -m eipviz runs` lists the runs that can.")
+    return run_id
 
 
 def cmd_scheduler(args) -> int:
