@@ -57,7 +57,7 @@ def read_upload(data: bytes, name: str = "image", model_side: int | None = None)
                                       f"safely (limit {MAX_PIXELS:,} pixels).")
                 image.seek(0)  # first frame of animations
                 original_size = _displayed_size(image)
-                grayscale = image.mode in GRAY_MODES
+                grayscale = _holds_no_colour(image)
                 if model_side is not None:
                     image = _shrunk(image, model_side)
                 rgb = _to_rgb(ImageOps.exif_transpose(image))
@@ -73,6 +73,14 @@ def read_upload(data: bytes, name: str = "image", model_side: int | None = None)
     if min(rgb.shape[:2]) < 2:
         raise EipvizError(f"{name} is {rgb.shape[1]}x{rgb.shape[0]} pixels; it is too small to classify.")
     return DecodedImage(rgb, original_size, grayscale)
+
+
+def _holds_no_colour(image: Image.Image) -> bool:
+    """A grey mode, or a palette whose colours are all grey (PNG optimisers write grey scans as palettes)."""
+    if image.mode in ("P", "PA"):
+        palette = np.asarray(image.getpalette("RGB") or [0, 0, 0], dtype=np.uint8).reshape(-1, 3)
+        return bool((palette == palette[:, :1]).all())
+    return image.mode in GRAY_MODES
 
 
 def _displayed_size(image: Image.Image) -> tuple[int, int]:

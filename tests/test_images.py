@@ -161,6 +161,15 @@ def test_an_upload_remembers_whether_its_file_was_grey():
     assert not colour.grayscale  # an RGB file is converted, whatever its pixels
 
 
+def test_a_palette_file_is_grey_only_when_every_palette_colour_is_grey():
+    """PNG optimisers store grey scans as palettes; such a file was said to be "converted to grayscale"."""
+    grey_palette = Image.new("L", (28, 28), 90).quantize(4)
+    colour_palette = Image.new("RGB", (28, 28), (200, 30, 30)).quantize(4)
+    assert grey_palette.mode == colour_palette.mode == "P"
+    assert read_upload(_encoded(grey_palette), "grey-palette.png", model_side=28).grayscale
+    assert not read_upload(_encoded(colour_palette), "red-palette.png", model_side=28).grayscale
+
+
 def test_a_grey_file_given_to_a_one_channel_model_gets_no_grayscale_note():
     """A mode-L MNIST digit was said to be "converted to grayscale"."""
     decoded = read_upload(_encoded(Image.new("L", (28, 28), 90)), "digit.png", model_side=28)
