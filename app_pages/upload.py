@@ -17,6 +17,7 @@ from eipviz.plots import top_classes_figure
 SAMPLE_COUNT = 4
 SAMPLE_SEED = "up-sample-seed"  # set while the page shows test images instead of uploads; each click draws anew
 IMAGE_LIMIT_MB = MAX_IMAGE_BYTES // 2**20  # the app's maxUploadSize is larger: model files need it
+CLASSES_PICKED = "up-classes-picked"  # class boxes changed by hand; the others follow the top prediction
 MAX_IMAGES = 16  # explained per upload: each costs a decode, a forward pass and a CAM per method, layer and class
 
 
@@ -26,6 +27,10 @@ def _draw_samples():
 
 def _use_uploads():
     st.session_state.pop(SAMPLE_SEED, None)
+
+
+def _class_picked(key: str):
+    st.session_state.setdefault(CLASSES_PICKED, set()).add(key)
 
 
 def image_digest(image: np.ndarray) -> str:
@@ -131,11 +136,14 @@ for (name, image, original_size, grayscale), digest, row in zip(inputs, digests,
         box.warning(f"This image {unsuited}.")
     # The image's own key, not its place in the list: removing another file, or the run's checkpoint improving,
     # keeps the class chosen for it (until 2026-11-27 both reset it); another model or image starts afresh.
+    # A box never changed by hand follows the top prediction, of an improved checkpoint too.
     seen[name, digest] += 1
-    identity = f"{model_identity(model_key)}-{name}-{digest}-{seen[name, digest]}"
-    chosen.append(box.selectbox("Explain class", range(len(classifier.class_names)), index=int(row.argmax()),
-                                format_func=lambda k: classifier.class_names[k], key=f"up-class-{identity}",
-                                help="The top prediction by default."))
+    class_key = f"up-class-{model_identity(model_key)}-{name}-{digest}-{seen[name, digest]}"
+    if class_key not in st.session_state.get(CLASSES_PICKED, ()):
+        st.session_state[class_key] = int(row.argmax())
+    chosen.append(box.selectbox("Explain class", range(len(classifier.class_names)), key=class_key,
+                                format_func=lambda k: classifier.class_names[k], on_change=_class_picked,
+                                args=(class_key,), help="The top prediction until you pick another."))
     boxes.append(box)
 
 

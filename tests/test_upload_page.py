@@ -217,3 +217,37 @@ def test_a_link_to_a_model_that_is_not_shipped_says_so(data_dir):
     (warning,) = at.warning
     assert "resnet20" in warning.value and "not a shipped model" in warning.value
     assert at.query_params["model"] == "sepconv59k"
+
+
+def test_a_class_box_never_changed_follows_an_improved_checkpoints_top_class_and_a_picked_one_stays(
+        data_dir, tmp_path, monkeypatch):
+    """A live run's checkpoint keeps its boxes (same run); one left alone used to keep the old top class."""
+    import os
+
+    from eipviz.loading import load_zoo_model
+    from eipviz.training.store import RunStore
+
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    store = RunStore(tmp_path)
+    run_id = store.create_run(name="live", model="mnist14k", recipe="fast", status="finished")
+    store.update_run(run_id, best_epoch=1, best_val_accuracy=0.9)
+    checkpoint = store.run_dir(run_id) / "best.keras"
+    model = load_zoo_model("mnist14k").model
+    model.save(checkpoint)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "upload.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.radio(key="up-source").set_value("Run checkpoint").run()
+    at.file_uploader(key="up-images").set_value(_mnist_digits(0, 1)).run()  # a 7 and a 2
+    assert not at.exception, [e.value for e in at.exception]
+    assert [box.value for box in _class_boxes(at)] == [7, 2]
+    _class_boxes(at)[1].set_value(5).run()
+
+    last_norm = model.get_layer("bn_last")  # before the average pool: a shift of class 3's maps
+    gamma, beta, mean, variance = last_norm.get_weights()
+    beta[3] += 1000.0  # the "improved" checkpoint says 3 for everything
+    last_norm.set_weights([gamma, beta, mean, variance])
+    model.save(checkpoint)
+    os.utime(checkpoint, (checkpoint.stat().st_atime, checkpoint.stat().st_mtime + 10))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [box.value for box in _class_boxes(at)] == [3, 5]
