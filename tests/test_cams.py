@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from keras import layers
 
-from eipviz.attribution.cams import Probes
+from eipviz.attribution import cams
+from eipviz.attribution.cams import PROBES_KEPT, Probes
 from eipviz.attribution.graph import softmax
 from eipviz.attribution.methods import METHODS, make_cam
 from eipviz.zoo import build_model
@@ -243,3 +244,17 @@ def test_threads_sharing_integrated_gradients_each_read_their_own_completeness_e
     assert alone[0].shape == (6,) and alone[0].min() > 1e-3
     for solo, shared in zip(alone, together):
         np.testing.assert_allclose(shared, solo, rtol=1e-4, atol=1e-6)
+
+
+# -- the probe cache ---------------------------------------------------------
+
+
+def test_probes_drop_the_least_recently_used(monkeypatch):
+    monkeypatch.setattr(cams, "probe_model", lambda model, layer, guided=False: (layer, guided))
+    probes = Probes(object())
+    first = probes.passes("l0")
+    for i in range(1, PROBES_KEPT):
+        probes.passes(f"l{i}")
+    assert probes.passes("l0") is first  # used again: now the most recent
+    probes.passes("new")
+    assert probes.passes("l0") is first and probes.passes("new").probe == ("new", False)

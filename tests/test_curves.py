@@ -13,6 +13,7 @@ from eipviz.curves import (
     debiased_ema,
     metric_direction,
     runs_table,
+    spreadsheet_text,
     tidy_csv,
     training_seconds,
 )
@@ -240,3 +241,22 @@ def test_a_diverged_epochs_nan_survives_the_run_store_and_is_its_final_value(tmp
     run = make_run(rows)
     assert math.isnan(runs_table([run], "val_loss")[0]["final_value"])
     assert best_epoch(run, "val_loss")[0] == 1  # NaN is never best
+
+
+# -- guards the mutation review of 2026-11-27 found untested ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["@SUM(A1)", "+1", "-1", "\t=1", "\r=1"])
+def test_spreadsheet_text_defuses_every_formula_start(name):
+    assert spreadsheet_text(name) == "'" + name
+    assert spreadsheet_text("run " + name) == "run " + name
+
+
+def test_best_epoch_refuses_an_unknown_direction():
+    with pytest.raises(ValueError, match="Unknown direction"):
+        best_epoch(make_run([{"epoch": 1, "val_loss": 1.0}]), "val_loss", "up")
+
+
+@pytest.mark.parametrize("metric", ["Loss", "val_MAE", "Val_Loss"])
+def test_metric_direction_ignores_case(metric):
+    assert metric_direction(metric) == "min"

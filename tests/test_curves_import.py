@@ -7,6 +7,7 @@ import struct
 import pytest
 
 from eipviz.curves_import import parse_text, read_run_path, read_uploads
+from eipviz.curves_import.history_csv import parse_history_csv
 from eipviz.errors import EipvizError
 from tests.conftest import run_cli
 
@@ -317,3 +318,9 @@ def test_importing_an_event_folder_from_the_cli_prints_no_tensorflow_start_up_li
     logdir, _ = tensorboard_run
     result = run_cli("import-log", str(logdir))
     assert result.stdout.startswith("epoch,") and "absl" not in result.stderr and "oneDNN" not in result.stderr
+
+
+def test_wandb_batch_columns_stay_out_even_on_rows_that_carry_the_epoch():
+    parsed = parse_history_csv("_step,_runtime,epoch,batch/loss,epoch/loss\n"
+                               "0,1.0,0,2.0,\n1,2.0,0,1.5,1.4\n")
+    assert parsed.metric_names == ["loss", "wall_time"] and parsed.epochs == {1: {"loss": 1.4, "wall_time": 2.0}}

@@ -108,3 +108,34 @@ def test_scores_do_not_depend_on_how_many_images_are_built_at_once(monkeypatch):
     monkeypatch.setattr(faithfulness_module, "CURVE_IMAGES", 2)
     monkeypatch.setattr(road_module, "SCORE_BATCH", 3)
     assert map_faithfulness(cam, inputs, maps, classes) == pytest.approx(whole, abs=1e-4)
+
+
+# -- guards the mutation review of 2026-11-27 found untested ---------------------------------------------------------
+
+
+class Saturated:
+    """A model that is certain whatever it sees (float32 softmax saturates at exactly 1.0)."""
+
+    def scores(self, inputs, classes):
+        return np.ones(len(inputs), np.float32)
+
+
+class MeanPixel:
+    """The class score is the image's mean value."""
+
+    def scores(self, inputs, classes):
+        return np.asarray(inputs).mean(axis=(1, 2, 3))
+
+
+def test_an_unchanged_probability_is_no_increase_in_confidence():
+    inputs, maps = np.full((2, 4, 4, 1), 0.5, np.float32), np.ones((2, 4, 4), np.float32)
+    row = map_faithfulness(Saturated(), inputs, maps, np.zeros(2, int), metrics=("drop",))
+    assert row["increase_in_confidence_pct"] == 0.0 and row["average_drop_pct"] == 0.0
+
+
+def test_insertion_starts_from_the_blurred_image():
+    """A flat image blurs to itself, so inserting its pixels changes nothing: AUC = its score 0.5."""
+    inputs = np.full((1, 8, 8, 1), 0.5, np.float32)
+    maps = np.random.default_rng(0).random((1, 8, 8)).astype(np.float32)
+    row = map_faithfulness(MeanPixel(), inputs, maps, np.zeros(1, int), metrics=("insertion",))
+    assert row["insertion_auc"] == pytest.approx(0.5)

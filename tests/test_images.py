@@ -176,3 +176,14 @@ def test_a_grey_file_given_to_a_one_channel_model_gets_no_grayscale_note():
     assert resize_note(decoded.pixels, (28, 28, 1), decoded.original_size, decoded.grayscale) is None
     assert resize_note(decoded.pixels, (32, 32, 1), decoded.original_size, decoded.grayscale) == (
         "resized from 28x28 to 32x32")
+
+
+# -- 16-bit files ---------------------------------------------------------
+
+
+def test_a_16_bit_grey_png_maps_each_level_to_its_8_bit_level():
+    levels = np.arange(256, dtype=np.uint16).reshape(16, 16)
+    buffer = io.BytesIO()
+    Image.fromarray(levels * 257).save(buffer, format="PNG")
+    pixels = read_upload(buffer.getvalue()).pixels
+    assert (pixels[..., 0] == levels).all()

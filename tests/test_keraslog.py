@@ -282,3 +282,41 @@ def test_unparseable_input_gets_a_clear_message(bad, message):
 def test_a_log_with_only_nan_still_parses():
     parsed = parse_log("Epoch 1/1\n1/1 - loss: nan - accuracy: nan\n")
     assert math.isnan(parsed.rows()[0]["loss"])
+
+
+# -- guards the mutation review of 2026-11-27 found untested ---------------------------------------------------------
+
+
+def test_keras3_progress_updates_without_validation_are_not_the_epochs_values():
+    bar = "━" * 20
+    text = ("Epoch 1/2\n"
+            f"\r  1/100 {bar} 10s 100ms/step - accuracy: 0.1000 - loss: 2.3000"
+            f"\r 50/100 {bar} 0s 10ms/step - accuracy: 0.5000 - loss: 1.5000"
+            f"\r100/100 {bar} 1s 10ms/step - accuracy: 0.7000 - loss: 1.0000\n"
+            "Epoch 2/2\n"
+            f"\r  1/100 {bar} 1s 10ms/step - accuracy: 0.7100 - loss: 0.9000"
+            f"\r100/100 {bar} 1s 10ms/step - accuracy: 0.8000 - loss: 0.6000\n")
+    parsed = parse_log(text)
+    assert parsed.epochs == {1: {"accuracy": 0.7, "loss": 1.0}, 2: {"accuracy": 0.8, "loss": 0.6}}
+    assert parsed.warnings == []
+
+
+def test_a_line_without_a_loss_is_no_epoch_in_a_log_without_headers():
+    parsed = parse_log("1875/1875 - 5s - loss: 0.30 - accuracy: 0.91\n"
+                       "1875/1875 - 5s - loss: 0.20 - accuracy: 0.94\n"
+                       "evaluation - accuracy: 0.9512\n")
+    assert sorted(parsed.epochs) == [1, 2]
+
+
+def test_an_evaluate_line_before_epoch_1_is_skipped_not_epoch_0():
+    parsed = parse_log("313/313 - 1s - loss: 2.3026 - accuracy: 0.1000\n"
+                       "Epoch 1/2\n1875/1875 - 5s - loss: 0.30 - accuracy: 0.91\n"
+                       "Epoch 2/2\n1875/1875 - 5s - loss: 0.20 - accuracy: 0.94\n")
+    assert sorted(parsed.epochs) == [1, 2]
+    assert any("skipped" in warning and "2.3026" in warning for warning in parsed.warnings)
+
+
+def test_a_rate_announced_for_an_epoch_that_never_finished_is_dropped():
+    parsed = parse_log("Epoch 1/2\n1875/1875 - 5s - loss: 0.30\n"
+                       "Epoch 2/2\nEpoch 2: LearningRateScheduler setting learning rate to 0.05.\n")
+    assert parsed.learning_rates == {} and parsed.columns == ["epoch", "loss"]

@@ -56,3 +56,8 @@ def test_the_input_maps_are_left_untouched():
     maps = np.array([[[0.0, 2.0], [4.0, 8.0]]], np.float32)
     scale_maps(maps)
     assert maps.tolist() == [[[0.0, 2.0], [4.0, 8.0]]]
+
+
+def test_a_map_holding_an_infinity_becomes_zeros():
+    scaled = scale_maps(np.array([[[0.0, np.inf], [1.0, 2.0]], [[0.0, 1.0], [2.0, 4.0]]]))
+    assert np.isfinite(scaled).all() and (scaled[0] == 0).all() and scaled[1].max() == 1.0

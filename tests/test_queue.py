@@ -456,3 +456,30 @@ def test_a_relative_data_folder_reaches_the_worker_as_the_submitter_meant_it(tmp
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert carried_env()["EIPVIZ_DATA_DIR"] == str(tmp_path / "shared" / "data")
     assert carried_env()["KERAS_BACKEND"] == "jax"
+
+
+# -- guards the mutation review of 2026-11-27 found untested ---------------------------------------------------------
+
+
+def test_list_runs_is_newest_first(store):
+    first = store.create_run(name="first", kind="imported", status="finished")
+    time.sleep(0.01)
+    second = store.create_run(name="second", kind="imported", status="finished")
+    assert [r.id for r in store.list_runs()] == [second, first]
+
+
+def test_cuda_visible_devices_minus_one_means_the_cpu(monkeypatch):
+    monkeypatch.delenv("EIPVIZ_MAX_RUNS", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert run_slots() == ["cpu"]
+
+
+def test_two_slots_of_one_gpu_name_it_once():
+    assert slot_env("gpu:0,gpu:0#2") == {"CUDA_VISIBLE_DEVICES": "0"}
+
+
+def test_a_queued_run_whose_worker_has_started_is_not_submitted_again(store):
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=1, subset=64)
+    store.update_run(run_id, status="queued", pid=4242)
+    with pytest.raises(EipvizError, match="already queued"):
+        RunQueue(store).submit(run_id)

@@ -5,7 +5,7 @@ import pytest
 
 from eipviz.attribution.methods import make_cam
 from eipviz.errors import EipvizError
-from eipviz.explain.road import NEIGHBOUR_WEIGHTS, linear_imputation, noisy_linear_imputation, road
+from eipviz.explain.road import NEIGHBOUR_WEIGHTS, RoadScores, linear_imputation, noisy_linear_imputation, road
 from tests.test_cams import quadrant_images, quadrant_model
 
 
@@ -77,3 +77,11 @@ def test_percentiles_outside_0_to_100_are_refused():
     inputs = quadrant_images(1)
     with pytest.raises(EipvizError, match="between 0 and 100"):
         road(cam, inputs, np.zeros(inputs.shape[:3], np.float32), np.zeros(1, int), percentiles=(50, 100))
+
+
+# -- the combined score's scale ---------------------------------------------------------
+
+
+def test_road_combined_is_half_the_lerf_morf_gap_averaged():
+    scores = RoadScores((10, 20), morf=np.array([[-0.4, -0.2]]), lerf=np.array([[0.2, 0.0]]))
+    assert scores.combined == pytest.approx(0.2) and scores.summary()["road_combined"] == 0.2

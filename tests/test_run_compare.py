@@ -8,7 +8,15 @@ import pytest
 
 from eipviz.curves import CurveRun, best_epoch, debiased_ema, metric_direction
 from eipviz.plots import SHORT_SERIES, curves_figure, hyperparameters_figure
-from eipviz.run_compare import filter_runs, group_band, group_fields, group_runs, hyperparameter_table
+from eipviz.run_compare import (
+    filter_runs,
+    flat_hyperparameters,
+    group_band,
+    group_fields,
+    group_runs,
+    hyperparameter_table,
+    mean_run,
+)
 from tests.conftest import ROOT
 
 
@@ -176,3 +184,44 @@ def test_a_series_of_ten_points_or_more_is_smoothed_over_its_faded_raw_curve():
     spec = json.loads(curves_figure([run("l1", values)], ["val_accuracy"], smoothing=0.6).to_json())
     (curve,) = [t for t in spec["data"] if t.get("name") == "l1 · l1"]
     assert curve["y"] == pytest.approx(debiased_ema(values, 0.6)) and curve["mode"] == "lines"
+
+
+# -- guards the mutation review of 2026-11-27 found untested ---------------------------------------------------------
+
+
+def curve(rows, **fields):
+    return CurveRun(fields.pop("id", "r"), fields.pop("name", "r"), "trained", rows, **fields)
+
+
+def test_prose_and_provenance_are_no_hyperparameters():
+    hyper = {"epochs": 3, "assumptions": "prose", "source": "seed 000", "name": "x", "model": "m",
+             "plateau": {"factor": 0.5}}
+    assert flat_hyperparameters(curve([], hyperparameters=hyper)) == {"epochs": 3, "plateau.factor": 0.5}
+
+
+def test_on_the_wall_time_axis_an_epoch_without_a_wall_time_does_not_count():
+    a = curve([{"epoch": 1, "acc": 0.5, "wall_time": 10.0}, {"epoch": 2, "acc": 0.7, "wall_time": 20.0}], id="a")
+    b = curve([{"epoch": 1, "acc": 0.6, "wall_time": 12.0}, {"epoch": 2, "acc": 0.9}], id="b")
+    band = group_band([a, b], "acc", x_axis="wall time")
+    assert band["count"] == [2, 1] and band["mean"] == pytest.approx([0.55, 0.7])
+    assert band["x"] == pytest.approx([11.0, 21.0])
+
+
+def test_the_wall_time_axis_never_goes_back_when_no_member_has_both_epochs():
+    slow = curve([{"epoch": 1, "acc": 0.5, "wall_time": 100.0}, {"epoch": 2, "acc": 0.6, "wall_time": 200.0}], id="s")
+    fast = curve([{"epoch": 1, "acc": 0.5, "wall_time": 1.0}, {"epoch": 3, "acc": 0.7, "wall_time": 2.0}], id="f")
+    xs = group_band([slow, fast], "acc", x_axis="wall time")["x"]
+    assert xs == sorted(xs) and xs == pytest.approx([50.5, 150.5, 150.5])
+
+
+def test_a_diverged_member_does_not_poison_the_group_mean():
+    diverged = curve([{"epoch": 1, "val_loss": 1.0}, {"epoch": 2, "val_loss": float("nan")}], id="d")
+    healthy = curve([{"epoch": 1, "val_loss": 0.8}, {"epoch": 2, "val_loss": 0.5}], id="h")
+    assert mean_run("g", [diverged, healthy]).rows == [{"epoch": 1, "val_loss": pytest.approx(0.9)},
+                                                        {"epoch": 2, "val_loss": 0.5}]
+
+
+def test_the_hyperparameter_table_takes_the_lowest_loss_as_best():
+    (row,) = hyperparameter_table([curve([{"epoch": e, "val_loss": v} for e, v in [(1, 1.0), (2, 0.5), (3, 0.8)]])],
+                                  metric="val_loss")
+    assert row["best val_loss"] == 0.5 and row["best epoch"] == 2

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from eipviz.attribution.cams import BaseCAM
+from eipviz.attribution.cams import BaseCAM, GradCAM
 from eipviz.attribution.methods import make_cam
 from eipviz.errors import EipvizError
 from eipviz.evaluation import sample_test_images
@@ -157,3 +157,22 @@ def test_progress_counts_every_step(resnet_checks):
     _, _, _, calls = resnet_checks
     assert [done for done, _, _ in calls] == list(range(16)) and {total for _, total, _ in calls} == {15}
     assert calls[0][2] == "gradcam: maps of the trained model" and calls[-1][2] == "done"
+
+
+# -- the random-logit check ---------------------------------------------------------
+
+
+def test_the_random_logit_check_never_asks_for_the_predicted_class():
+    calls = []
+
+    class Recording(GradCAM):
+        name = "recording"
+
+        def __call__(self, inputs, class_indices=None, **options):
+            calls.append(np.asarray(class_indices).copy())
+            return super().__call__(inputs, class_indices, **options)
+
+    images = np.random.default_rng(1).integers(0, 256, (24, 8, 8, 3), dtype=np.uint8)
+    sanity_check(classifier_of(tiny_model()), images, [Recording], depths=1)
+    predicted, other = calls[0], calls[1]
+    assert (other != predicted).all()
