@@ -32,6 +32,7 @@ from screenshots import (  # noqa: E402
     run_sanity_check,
     start_streamlit,
     still_context,
+    stop_streamlit,
     wait_until_settled,
 )
 
@@ -71,8 +72,7 @@ def server(runs_dir):
     port = free_port()
     process = _start_streamlit(port, runs_dir)
     yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=30)
+    stop_streamlit(process)
     _stop_active_runs(RunStore(runs_dir))  # whatever failed, no run started from a page outlives the module
 
 
@@ -212,8 +212,7 @@ def compare_server(tmp_path):
     port = free_port()
     process = _start_streamlit(port, tmp_path, preload=False)  # the Curves page shows no model
     yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=30)
+    stop_streamlit(process)
 
 
 def test_curves_page_groups_filtered_runs_into_bands_and_compares_hyperparameters(compare_server, page):
@@ -384,8 +383,7 @@ def _restart_streamlit_during_a_run(browser, store, runs_dir):
         # The app goes away; its worker must not. With a tab still open, Streamlit 1.67 sometimes never
         # exits on SIGTERM: uvicorn's graceful shutdown waits, without a timeout, on a keep-alive
         # connection the frontend opened while reconnecting (README, Known problems).
-        first.terminate()
-        first.wait(timeout=30)
+        stop_streamlit(first)
     (run,) = store.list_runs()
     second_port = free_port()
     second = _start_streamlit(second_port, runs_dir, preload=False)
@@ -398,5 +396,4 @@ def _restart_streamlit_during_a_run(browser, store, runs_dir):
             tab.screenshot(path=str(ARTIFACTS / "restart_reattach.png"))
         assert store.get_run(run.id).status == "running"
     finally:
-        second.terminate()
-        second.wait(timeout=30)
+        stop_streamlit(second)

@@ -37,6 +37,7 @@ from screenshots import (  # noqa: E402
     free_port,
     start_streamlit,
     still_context,
+    stop_streamlit,
     wait_until_all_settled,
     wait_until_settled,
 )
@@ -58,8 +59,7 @@ def browser():
 
 
 def _stop(process):
-    process.kill()  # SIGKILL: Streamlit can hang on SIGTERM with a tab open (README, Known problems)
-    process.wait(timeout=30)
+    stop_streamlit(process, grace_s=0)  # at once: Streamlit can hang on SIGTERM with a tab open (README)
 
 
 # -- loopback by default ---------------------------------------------------------------------------
