@@ -144,14 +144,13 @@ class RunStore:
 
     def create_run(self, *, name: str, model: str | None = None, recipe: str | None = None,
                    hyperparameters: dict | None = None, kind: str = "trained", status: str = "queued",
-                   source: str | None = None, run_id: str | None = None) -> str:
+                   source: str | None = None) -> str:
         """Insert a run and make its folder; return its id.
 
         A name already in use gets a counter (``name (2)``): runs started with the same
         settings would otherwise be told apart only by their ids.
         """
-        run_id = run_id or self._claim_run_dir(model or kind)
-        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        run_id = self._claim_run_dir(model or kind)
         with self._connect() as db:
             name = _free_name(db, name)
             now = time.time()
