@@ -5,7 +5,9 @@ import pytest
 
 from eipviz.errors import EipvizError
 from eipviz.recipes import FAST, Recipe, parse_devices
+from eipviz.training import devices
 from eipviz.training.devices import training_precision
+from eipviz.training.worker import split_evenly
 
 
 def test_mixed_precision_is_off_on_a_cpu():
@@ -96,3 +98,22 @@ def test_a_mixed_precision_run_explains_from_a_float32_best_keras_and_resumes_in
     assert worker.train_run(store, run_id, verbose=0) == "finished"
     assert store.get_run(run_id).hyperparameters["dtype_policy"] == "mixed_bfloat16"
     assert set(_policies(best).values()) == {"float32"}
+
+
+# -- guards the second mutation review of 2026-11-27 found untested --------------------------------------------------
+
+
+def test_a_compute_capability_8_0_gpu_trains_in_bfloat16(monkeypatch):
+    """An A100 (8.0) has bfloat16 units: mixed precision is used there, not only on newer GPUs."""
+    monkeypatch.setattr(devices, "_gpu_compute_capability", lambda: (8, 0))
+    assert devices.training_precision(True) == "mixed_bfloat16"
+    monkeypatch.setattr(devices, "_gpu_compute_capability", lambda: (7, 5))
+    assert devices.training_precision(True) == "float32"
+
+
+def test_split_evenly_keeps_the_largest_multiple_of_the_devices():
+    """10 images on 4 devices: 8 kept, so every batch splits evenly (JAX refuses one it cannot split)."""
+    images, labels = np.arange(10), np.arange(10) + 100
+    kept_images, kept_labels = split_evenly(images, labels, 4)
+    assert kept_images.tolist() == list(range(8)) and kept_labels.tolist() == list(range(100, 108))
+    assert len(split_evenly(images, labels, 1)[0]) == 10

@@ -6,8 +6,10 @@ import pytest
 
 from eipviz.preprocessing import preprocess
 from eipviz.recipes import FAST
-from eipviz.training.builders import PreciseBatchNorm, reestimate_batch_norm
+from eipviz.training.batches import ImageBatches
+from eipviz.training.builders import PreciseBatchNorm, batch_norm_layers, reestimate_batch_norm
 from eipviz.training.launcher import create_training_run
+from eipviz.training.pipeline import TrainingModel
 from eipviz.training.store import RunStore
 from eipviz.training.worker import VALIDATION_BATCH, _arrays, train_run
 from eipviz.zoo import get_spec
@@ -128,3 +130,24 @@ def test_a_short_worker_run_records_precise_bn_and_its_checkpoints_keep_the_vali
         model = keras.models.load_model(tmp_path / run_id / checkpoint)
         scores = model.evaluate(x_val, y_val, batch_size=VALIDATION_BATCH, verbose=0, return_dict=True)
         assert scores["accuracy"] == pytest.approx(validated), checkpoint
+
+
+# -- guards the second mutation review of 2026-11-27 found untested --------------------------------------------------
+
+
+def test_precise_batchnorm_finds_the_batchnorm_inside_the_training_model():
+    """The worker re-estimates through a TrainingModel, whose BatchNorm layers sit in the nested classifier."""
+    inputs = keras.Input((4, 4, 1))
+    normalized = keras.layers.BatchNormalization(name="bn")(keras.layers.Conv2D(2, 1)(inputs))
+    classifier = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(normalized)))
+    trainer = TrainingModel(classifier, [], "unit_scale")
+    assert batch_norm_layers(trainer) == [classifier.get_layer("bn")]
+
+
+def test_image_batches_cover_every_image_once_with_a_short_last_batch():
+    """5 images at batch 2: three batches, the last of one image (a subset below one batch still gets one)."""
+    images = np.arange(5, dtype=np.uint8).reshape(5, 1, 1, 1)
+    batches = ImageBatches(images, np.eye(5, dtype=np.float32), batch_size=2, seed=3)
+    assert len(batches) == 3
+    assert sorted(np.concatenate([batches[i][0].ravel() for i in range(3)]).tolist()) == [0, 1, 2, 3, 4]
+    assert len(ImageBatches(images[:1], np.eye(1, dtype=np.float32), batch_size=128)) == 1

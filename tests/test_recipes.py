@@ -11,6 +11,7 @@ from eipviz.training.builders import (
     ResumedPlateau,
     augmentation_layers,
     best_checkpoint,
+    best_value,
     make_optimizer,
     schedule_callbacks,
 )
@@ -288,3 +289,66 @@ def test_devices_and_a_batch_size_set_by_name_are_judged_together():
 
     chosen = planned_recipe("mnist14k", "fast", devices=3, settings={"batch_size": 96})
     assert (chosen.devices, chosen.batch_size) == (3, 96)
+
+
+# -- guards the second mutation review of 2026-11-27 found untested --------------------------------------------------
+
+
+def test_zero_epochs_or_batch_size_keep_the_recipes_own():
+    """``--epochs 0`` / ``--batch-size 0`` mean "the recipe's", as with_overrides' docstring says."""
+    recipe = get_recipe("mnist14k", "fast")
+    assert recipe.with_overrides(epochs=0, batch_size=0) == recipe
+
+
+def test_a_setting_by_name_wins_over_the_plain_override():
+    """``--epochs 3 --set epochs=5``: settings are applied last."""
+    assert get_recipe("mnist14k", "fast").with_overrides(epochs=3, settings={"epochs": 5}).epochs == 5
+
+
+def _rate(schedule, step):
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_one_cycle_warms_up_from_a_tenth_of_the_peak_and_decays_to_zero_at_the_last_step():
+    """The fast recipes' schedule: lr/10 -> lr over warmup_fraction of the steps, then cosine to 0 at the end."""
+    recipe = FAST["mnist14k"].with_overrides(epochs=2)  # peak 0.1, warm-up 15%
+    schedule = make_optimizer(recipe, steps_per_epoch=50)._learning_rate  # 100 steps, 15 of warm-up
+    assert _rate(schedule, 0) == pytest.approx(0.01)
+    assert _rate(schedule, 15) == pytest.approx(0.1)
+    assert _rate(schedule, 100) == pytest.approx(0.0, abs=1e-7)
+
+
+def _plateau_after(completed):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=make_optimizer(DOCUMENTED["resnet18"], steps_per_epoch=1), loss="mse")
+    (plateau,) = schedule_callbacks(DOCUMENTED["resnet18"], completed)  # patience 3
+    plateau.set_model(model)
+    plateau.on_train_begin()
+    return plateau
+
+
+def test_a_resumed_plateau_that_reduced_in_its_stored_epochs_waits_afresh():
+    """Three stored epochs without improvement reduced the rate (patience 3): the replay's wait is back at 0, so
+    the resumed run does not reduce again at its first epoch."""
+    completed = [{"epoch": e, "val_loss": loss, "learning_rate": 0.003}
+                 for e, loss in enumerate((1.0, 1.1, 1.2, 1.3), start=1)]
+    assert _plateau_after(completed).wait == 0
+
+
+def test_each_augmentation_layer_draws_from_its_own_seed():
+    """seed, seed + 1, ...: one shared seed would tie the flip to the shift, the rotation to the zoom."""
+    layers = augmentation_layers(DOCUMENTED["resnet20v1"], seed=5)
+    assert [layer.seed for layer in layers] == [5, 6, 7, 8, 9]
+
+
+def test_rotation_degrees_become_keras_fractions_of_a_full_turn():
+    """resnet20v1's seed rotates by up to 10 degrees: RandomRotation's factor is 10/360 of a turn."""
+    (rotation,) = [layer for layer in augmentation_layers(DOCUMENTED["resnet20v1"])
+                   if isinstance(layer, keras.layers.RandomRotation)]
+    assert rotation.factor == pytest.approx((-10 / 360, 10 / 360))
+
+
+def test_a_diverged_epoch_is_no_bar_a_resumed_checkpoint_must_beat():
+    """A NaN val_loss stored before a resume must not become best.keras' bar (nothing would ever beat NaN)."""
+    assert best_value([{"val_loss": float("nan")}, {"val_loss": 0.6}], "val_loss") == 0.6
+    assert best_value([{"val_accuracy": float("nan")}, {"val_accuracy": 0.3}], "val_accuracy") == 0.3
