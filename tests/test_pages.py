@@ -435,3 +435,39 @@ def test_an_import_given_a_blank_name_takes_the_default_one(tmp_path, monkeypatc
     at.button(key="log-import").click().run()
     assert not at.exception
     assert [run.name for run in RunStore(tmp_path).list_runs()] == ["pasted log"]  # was "   "
+
+
+def test_a_store_opened_while_another_process_switches_it_to_wal_retries_rather_than_failing(tmp_path, monkeypatch):
+    """The switch to WAL does not wait on SQLite's busy timeout: a second process opening a new store at the same
+    moment got "database is locked" (seen once under load)."""
+    import sqlite3
+
+    from eipviz.training import store as store_module
+
+    real_connect, refusals = sqlite3.connect, iter([True, True])
+
+    class BusyOnce:
+        def __init__(self, *args, **kwargs):
+            self.db = real_connect(*args, **kwargs)
+
+        def execute(self, sql, *args):
+            if sql == "PRAGMA journal_mode=WAL" and next(refusals, False):
+                raise sqlite3.OperationalError("database is locked")
+            return self.db.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+        def __enter__(self):
+            return self.db.__enter__()
+
+        def __exit__(self, *exc):
+            return self.db.__exit__(*exc)
+
+    monkeypatch.setattr(store_module.sqlite3, "connect", BusyOnce)
+    monkeypatch.setattr(store_module.time, "sleep", lambda _s: None)
+    store = store_module.RunStore(tmp_path)
+    monkeypatch.undo()
+    with sqlite3.connect(tmp_path / store_module.STORE_FILE) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.create_run(name="a", kind="imported", status="finished")

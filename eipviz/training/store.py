@@ -104,6 +104,9 @@ class Run:
         return self.status in ACTIVE
 
 
+WAL_ATTEMPTS = 100  # 10 s of retries for the one-time switch to WAL
+
+
 def default_runs_dir() -> Path:
     return Path(os.environ.get(RUNS_DIR_VARIABLE, DEFAULT_RUNS_DIR))
 
@@ -115,6 +118,7 @@ class RunStore:
         self.root = Path(root) if root is not None else default_runs_dir()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            self._use_write_ahead_log()
             with self._connect() as db:
                 db.executescript(_SCHEMA)
                 present = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
@@ -125,11 +129,26 @@ class RunStore:
             raise EipvizError(f"Cannot use the runs folder {self.root}: {error}. "
                               f"Choose a writable folder (--runs-dir or {RUNS_DIR_VARIABLE}).") from error
 
+    def _use_write_ahead_log(self) -> None:
+        """Switch the store to WAL once (the file keeps the mode). The switch takes an exclusive lock without
+        waiting on SQLite's busy timeout, so two processes opening a new store at once could get "database is
+        locked"; it is retried, and connections no longer ask for it each time."""
+        for attempt in range(WAL_ATTEMPTS):
+            db = sqlite3.connect(self.root / STORE_FILE, timeout=30)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == WAL_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1)
+            finally:
+                db.close()
+
     @contextmanager
     def _connect(self):
         db = sqlite3.connect(self.root / STORE_FILE, timeout=30)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.row_factory = sqlite3.Row
             with db:  # one transaction, committed or rolled back
