@@ -5,7 +5,8 @@ The worker's own pieces (``TrainingModel``, the fast recipe's augmentation and o
 BATCH, STEPS steps an epoch, EPOCHS epochs; the first epoch (tracing) is dropped and the median of
 the others printed as JSON, with the device and the dtype policy used.
 
-    KERAS_BACKEND=jax python benchmarks/device_throughput.py resnet20v1 [--mixed-precision] [--devices N]
+    KERAS_BACKEND=jax python benchmarks/device_throughput.py resnet20v1 [--mixed-precision] [--devices N] \
+        [--set interpolation=bilinear]
 """
 
 import argparse
@@ -28,6 +29,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=int(os.environ.get("BENCH_EPOCHS", 4)))
     parser.add_argument("--mixed-precision", action="store_true")
     parser.add_argument("--devices", default="1")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change one recipe field (repeatable), as `eipviz train --set` does, e.g. "
+                             "interpolation=nearest")
     parser.add_argument("--stack-after", type=float, metavar="SECONDS",
                         help="print every thread's Python stack to stderr after this long, and again each time as "
                              "long again: where a step that never finishes compiling is stuck")
@@ -38,14 +42,15 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from eipviz.recipes import get_recipe, parse_devices
+    from eipviz.recipes import get_recipe, parse_devices, parse_setting
     from eipviz.training.builders import augmentation_layers, compile_model
     from eipviz.training.devices import training_precision, training_scope
     from eipviz.training.pipeline import TrainingModel, one_hot
     from eipviz.zoo import build_model, get_spec
 
-    recipe = get_recipe(args.model, "fast").with_overrides(batch_size=args.batch, devices=parse_devices(args.devices),
-                                                            mixed_precision=args.mixed_precision)
+    recipe = get_recipe(args.model, "fast").with_overrides(
+        batch_size=args.batch, devices=parse_devices(args.devices), mixed_precision=args.mixed_precision,
+        settings=dict(parse_setting(text) for text in args.set))
     shape = get_spec(args.model).input_shape
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch * args.steps, *shape), dtype=np.uint8)
@@ -69,7 +74,8 @@ def main() -> None:
     model.fit(images, labels, batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0,
               callbacks=[EpochTimer()])
     print(json.dumps({"model": args.model, "backend": keras.backend.backend(), "device": device,
-                      "dtype_policy": precision, "batch": args.batch, "images_per_epoch": len(images),
+                      "settings": args.set, "dtype_policy": precision, "batch": args.batch,
+                      "images_per_epoch": len(images),
                       "images_per_s": len(images) / statistics.median(seconds[1:]),
                       "epoch_seconds": [round(s, 3) for s in seconds]}))
 

@@ -34,6 +34,9 @@ SETTINGS: dict[str, tuple[type, ...]] = {
     "precise_bn_below_steps": (int,), "mixed_precision": (bool,), "steps_per_execution": (int,),
     "devices": (int, str),
 }
+# Settings that change the recipe's augmentation rather than the recipe itself.
+AUGMENTATION_SETTINGS: dict[str, tuple[type, ...]] = {"interpolation": (str,)}
+INTERPOLATIONS = ("bilinear", "nearest")
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -119,6 +122,9 @@ class Augmentation:
     # shift; "nearest" moves whole pixels, like pad-and-crop, so training images stay as sharp
     # as test images.
     interpolation: str = "bilinear"
+
+    def __post_init__(self):
+        check_choice("interpolation", self.interpolation, INTERPOLATIONS)
 
     def transforms(self) -> list[str]:
         """Names of the transforms applied; fill_mode, interpolation and erasing_scale only tune them."""
@@ -246,15 +252,23 @@ class Recipe:
         """A copy with the named fields changed, e.g. ``{"learning_rate": 0.4}`` for a larger batch on a GPU.
 
         An unknown field, a value of the wrong type, or one the recipe refuses raises ``EipvizError`` naming it.
+        ``interpolation`` changes the augmentation's (``nearest``: whole-pixel shifts).
         """
         where = f"Recipe {self.model}/{self.name}: "
+        known = {**SETTINGS, **AUGMENTATION_SETTINGS}
         for name, value in settings.items():
-            check_choice("setting", name, SETTINGS, where)
-            kinds = SETTINGS[name]
+            check_choice("setting", name, known, where)
+            kinds = known[name]
             if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
                 raise EipvizError(f"{where}{name} takes {' or '.join(kind.__name__ for kind in kinds)}. "
                                   f"Received: {name}={value!r}.")
-        return replace(self, **settings)
+        try:
+            augmentation = replace(self.augmentation, **{name: value for name, value in settings.items()
+                                                         if name in AUGMENTATION_SETTINGS})
+        except EipvizError as error:
+            raise EipvizError(f"{where}{error}") from None
+        return replace(self, **{name: value for name, value in settings.items() if name not in AUGMENTATION_SETTINGS},
+                       augmentation=augmentation)
 
     def hyperparameters(self) -> dict[str, Any]:
         """Every hyperparameter as plain JSON-ready data."""

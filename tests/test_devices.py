@@ -47,11 +47,18 @@ def test_a_batch_that_does_not_split_evenly_across_the_devices_is_refused_when_t
     assert planned_recipe("mnist14k", "fast", devices="all").devices == "all"  # the worker checks it, knowing how many
 
 
-def test_validation_batches_are_a_multiple_of_the_devices():
+def test_validation_batches_are_a_multiple_of_the_devices_and_all_of_one_size_when_they_can_be():
     from eipviz.training.worker import VALIDATION_BATCH, validation_batch_size
 
-    assert validation_batch_size(1) == VALIDATION_BATCH == 256
-    assert [validation_batch_size(n) for n in (2, 3, 7)] == [256, 255, 252]
+    assert VALIDATION_BATCH == 256
+    assert validation_batch_size(10_000, 1) == 250  # CIFAR-10's and MNIST's test sets: 40 batches of 250
+    assert validation_batch_size(1_024, 1) == 256
+    assert [validation_batch_size(10_000, n) for n in (2, 4, 8)] == [250, 200, 200]
+    assert validation_batch_size(9_996, 3) == 204  # 49 batches; 9,996 = 2 x 2 x 3 x 7 x 7 x 17
+    # No divisor above half the largest (9,999 = 3 x 3 x 11 x 101): the largest multiple of the devices, and
+    # one shorter last batch.
+    assert [validation_batch_size(997, 1), validation_batch_size(9_999, 3), validation_batch_size(9_999, 9)] == [
+        256, 255, 252]
 
 
 def _policies(checkpoint):

@@ -144,10 +144,18 @@ def test_precise_batchnorm_finds_the_batchnorm_inside_the_training_model():
     assert batch_norm_layers(trainer) == [classifier.get_layer("bn")]
 
 
-def test_image_batches_cover_every_image_once_with_a_short_last_batch():
-    """5 images at batch 2: three batches, the last of one image (a subset below one batch still gets one)."""
+def test_image_batches_are_full_and_leave_out_a_different_remainder_each_epoch():
+    """5 images at batch 2: two full batches of distinct images (one shape, so one compiled step), a new order
+    each epoch, so over epochs every image is trained on; fewer images than a batch make one batch of them all."""
     images = np.arange(5, dtype=np.uint8).reshape(5, 1, 1, 1)
-    batches = ImageBatches(images, np.eye(5, dtype=np.float32), batch_size=2, seed=3)
-    assert len(batches) == 3
-    assert sorted(np.concatenate([batches[i][0].ravel() for i in range(3)]).tolist()) == [0, 1, 2, 3, 4]
-    assert len(ImageBatches(images[:1], np.eye(1, dtype=np.float32), batch_size=128)) == 1
+    batches = ImageBatches(images, np.eye(5, dtype=np.float32)[:, :, None, None], batch_size=2, seed=3)
+    assert len(batches) == 2
+    seen = set()
+    for _ in range(8):
+        epoch = np.concatenate([batches[i][0].ravel() for i in range(len(batches))]).tolist()
+        assert [len(batches[i][0]) for i in range(len(batches))] == [2, 2] and len(set(epoch)) == 4
+        seen.add(tuple(sorted(epoch)))
+        batches.on_epoch_end()
+    assert len(seen) > 1 and set().union(*seen) == {0, 1, 2, 3, 4}
+    assert batches[0][1].argmax(axis=1).ravel().tolist() == batches[0][0].ravel().tolist()  # labels follow images
+    assert [len(batch[0]) for batch in [ImageBatches(images[:3], np.eye(3), batch_size=128)[0]]] == [3]

@@ -169,6 +169,21 @@ def test_settings_change_only_the_named_fields_and_are_checked_like_the_recipe()
         fast.with_settings({"batch_size": 0})
 
 
+def test_interpolation_is_a_setting_of_the_augmentation_and_is_stored_with_the_run():
+    """``--set interpolation=nearest``: whole-pixel shifts for a recipe with bilinear ones (resnet18's)."""
+    fast = FAST["resnet18"]
+    assert fast.augmentation.interpolation == "bilinear"
+    nearest = fast.with_settings({"interpolation": "nearest", "learning_rate": 0.4})
+    assert nearest.augmentation == replace(fast.augmentation, interpolation="nearest")
+    assert nearest.learning_rate == 0.4 and replace(nearest, augmentation=fast.augmentation, learning_rate=0.1) == fast
+    assert Recipe.from_hyperparameters(nearest.hyperparameters()) == nearest  # a resumed run keeps it
+    with pytest.raises(EipvizError, match=r"^Recipe resnet18/fast: Unknown interpolation\. Received: "
+                                          r"interpolation='cubic'\. Choose one of: 'bilinear', 'nearest'\.$"):
+        fast.with_settings({"interpolation": "cubic"})
+    with pytest.raises(EipvizError, match=r"interpolation takes str\. Received: interpolation=1"):
+        fast.with_settings({"interpolation": 1})
+
+
 def test_an_unknown_plateau_monitor_is_one_error_naming_it():
     with pytest.raises(EipvizError, match="Received: monitor='val_acc'"):
         Plateau(monitor="val_acc")

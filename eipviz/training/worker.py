@@ -3,7 +3,6 @@
 import csv
 import importlib.util
 import io
-import math
 import os
 import time
 import traceback
@@ -43,7 +42,7 @@ from eipviz.zoo import build_model, get_spec
 
 PROGRESS_INTERVAL_S = 0.5
 RESUMED_SEEDS = 2**20
-VALIDATION_BATCH = 256  # on one device; several devices get a multiple of their number (validation_batch_size)
+VALIDATION_BATCH = 256  # at most, on one device (validation_batch_size)
 
 
 class TrainingCancelled(Exception):
@@ -175,9 +174,13 @@ def split_evenly(images: np.ndarray, labels: np.ndarray, replicas: int) -> tuple
     return images[:kept], labels[:kept]
 
 
-def validation_batch_size(replicas: int) -> int:
-    """``VALIDATION_BATCH``, rounded down to a multiple of ``replicas`` so that its batches split evenly."""
-    return max(1, VALIDATION_BATCH // replicas) * replicas
+def validation_batch_size(count: int, replicas: int) -> int:
+    """The batch size to validate ``count`` images with: a multiple of ``replicas`` (so each batch splits evenly)
+    of at most ``VALIDATION_BATCH``, the largest above half of it that divides ``count`` when there is one, so
+    that every batch has one size: under JAX another size compiles the test step again (250 for 10,000 images).
+    """
+    largest = max(1, VALIDATION_BATCH // replicas) * replicas
+    return next((size for size in range(largest, largest // 2, -replicas) if count % size == 0), largest)
 
 
 def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None = None,
@@ -230,7 +233,8 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
             x_train, y_train, x_val, y_val = _arrays(spec.dataset, hp.get("subset"), seed, replicas)
             x_train, x_val = with_channel_axis(x_train), with_channel_axis(x_val)
             y_train, y_val = one_hot(y_train), one_hot(y_val)  # every zoo dataset has 10 classes
-            steps_per_epoch = math.ceil(len(x_train) / recipe.batch_size)
+            batches = ImageBatches(x_train, y_train, recipe.batch_size, seed=streams)
+            steps_per_epoch = len(batches)
             if initial_epoch:
                 print(f"Resuming from {last_path} after epoch {initial_epoch}.", flush=True)
                 classifier = keras.models.load_model(last_path)  # its layers keep the policy they were saved with
@@ -258,7 +262,6 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
         # What the model computes in: a resumed one keeps the policy last.keras was saved with.
         store.update_run(run_id, hyperparameters={**hp, "precise_bn_batches": bn_batches,
                                                   "dtype_policy": layer_dtype_policy(classifier)})
-        batches = ImageBatches(x_train, y_train, recipe.batch_size, seed=streams)
         precise_bn = [PreciseBatchNorm(batches, bn_batches)] if bn_batches else []
         callbacks = [
             *schedule_callbacks(recipe, completed),
@@ -271,9 +274,9 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
         ]
         if importlib.util.find_spec("tensorboard") and importlib.util.find_spec("tensorflow"):
             callbacks.append(EpochTensorBoard(str(run_dir / "tensorboard")))
-        # uint8 arrays whole: Keras batches and shuffles them; augmentation and preprocessing run in the step.
-        model.fit(x_train, y_train, batch_size=recipe.batch_size, shuffle=True,
-                  validation_data=(x_val, y_val), validation_batch_size=validation_batch_size(replicas),
+        # uint8 batches: augmentation and preprocessing run in the step.
+        model.fit(batches, validation_data=(x_val, y_val),
+                  validation_batch_size=validation_batch_size(len(x_val), replicas),
                   epochs=recipe.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
     except TrainingCancelled:
         for callback in precise_bn:  # the stopped model is evaluated and resumed as it would be at an epoch end
