@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from keras import layers
 
+from eipviz.attribution import input_gradients
 from eipviz.attribution.cams import GradCAM, image_generator
 from eipviz.attribution.graph import softmax
 from eipviz.attribution.input_gradients import integrated_gradients
 from eipviz.attribution.maps import principal_component_maps, scale_maps
 from eipviz.attribution.methods import make_cam
+from tests.test_classifier import tiny_model
 
 SIZE, CHANNELS, CLASSES = 6, 4, 3
 CLASS_OF_IMAGE = np.array([0, 1, 2])
@@ -290,12 +292,40 @@ def test_integrated_gradients_of_a_linear_model_are_the_difference_times_the_wei
     assert cam.completeness_error.shape == (3,) and cam.completeness_error.max() < 1e-4
 
 
+def test_integrated_gradients_use_the_midpoint_rule():
+    """On a quadratic logit the midpoint sum is exact even with 4 steps (a left sum would miss a quarter)."""
+    inputs = keras.Input((2, 2, 1))
+    squared = keras.layers.Flatten()(keras.layers.Multiply()([inputs, inputs]))
+    model = keras.Model(inputs, keras.layers.Dense(2, kernel_initializer="ones", bias_initializer="zeros")(squared))
+    cam = make_cam(model, "integrated-gradients")
+    x = np.array([[[[1.0], [2.0]], [[3.0], [-1.0]]]], np.float32)
+    attributions, error = integrated_gradients(cam, x, np.array([0]), np.zeros((2, 2, 1), np.float32), steps=4)
+    np.testing.assert_allclose(attributions, x ** 2, rtol=1e-5)
+    assert error.max() < 1e-5
+
+
 def test_integrated_gradients_keep_one_completeness_error_per_image_with_aug_smooth():
     """aug_smooth runs six views: the error kept is each image's worst over them, not one per view."""
     model, _ = linear_model()
     cam = make_cam(model, "integrated-gradients", "features")
     cam(images(), CLASS_OF_IMAGE, aug_smooth=True)
     assert cam.completeness_error.shape == (3,) and cam.completeness_error.max() < 1e-4
+
+
+def test_integrated_gradients_keep_each_images_worst_completeness_error_over_the_views(monkeypatch):
+    """With aug_smooth, the error shown for an image is the worst of its six views, never the best."""
+    returned = []
+
+    def recorded(cam, inputs, classes, reference, steps):
+        errors = np.array([0.1, 0.9]) * (len(returned) + 1) % 1.0  # each view ranks the two images differently
+        returned.append(errors)
+        return np.zeros_like(inputs), errors
+
+    monkeypatch.setattr(input_gradients, "integrated_gradients", recorded)
+    cam = make_cam(tiny_model(), "integrated-gradients")
+    cam(np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)), [0, 1], aug_smooth=True)
+    assert len(returned) > 1
+    np.testing.assert_allclose(cam.completeness_error, np.max(returned, axis=0))
 
 
 def test_integrated_gradients_are_nearly_complete_on_a_nonlinear_model_with_32_steps():
@@ -347,6 +377,21 @@ def test_smoothgrad_without_noise_is_saliency():
     smooth, _, _ = cam(x, CLASS_OF_IMAGE)
     saliency, _, _ = make_cam(model, "saliency", "features")(x, CLASS_OF_IMAGE)
     np.testing.assert_allclose(smooth, saliency, atol=1e-5)
+
+
+def test_smoothgrad_averages_the_gradients_of_its_noisy_copies():
+    """SmoothGrad is the mean of |gradient| over the copies (1 and 3 give 2), not their largest."""
+    cam = make_cam(tiny_model(), "smoothgrad")
+    cam.samples = 2
+
+    def gradients(noisy, classes):
+        grads = np.ones_like(noisy)
+        grads[1::2] *= 3  # each image's second noisy copy
+        return None, None, grads, classes
+
+    cam.gradients = gradients
+    maps = cam.layer_maps(None, None, np.zeros((1, 8, 8, 3), np.float32), np.array([0]))
+    np.testing.assert_allclose(maps, np.full((1, 8, 8), 2.0))
 
 
 def test_guided_gradcam_is_guided_backprop_times_upsampled_gradcam():

@@ -9,7 +9,7 @@ from keras import layers
 
 from eipviz.attribution import cams
 from eipviz.attribution.cams import PROBES_KEPT, Probes
-from eipviz.attribution.graph import softmax
+from eipviz.attribution.graph import INPUT, probe_model, softmax
 from eipviz.attribution.methods import METHODS, make_cam
 from eipviz.zoo import build_model
 
@@ -109,6 +109,17 @@ def test_a_cam_built_once_follows_later_changes_to_a_softmax_heads_weights(guide
     _, _, logits = cam(x)
     np.testing.assert_allclose(softmax(logits), model.predict(x, verbose=0), atol=1e-5)
     assert head.activation is keras.activations.softmax  # the model itself is unchanged
+
+
+def test_guided_backprop_keeps_a_capped_relu_as_it_is():
+    """Only plain ReLUs become guided ReLUs: a ReLU6 in a guided probe still caps at 6 (the forward pass is the
+    model's)."""
+    inputs = keras.Input((2,))
+    capped = keras.layers.ReLU(max_value=6.0)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, kernel_initializer="ones", bias_initializer="zeros")(capped))
+    x = np.array([[10.0, 10.0]], np.float32)
+    _, logits = probe_model(model, INPUT, guided=True)([x, np.zeros_like(x)])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(logits), [[12.0]])
 
 
 def test_methods_sharing_probes_trace_one_pass_per_layer_and_draw_the_maps_they_draw_alone(monkeypatch):

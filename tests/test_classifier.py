@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from eipviz.attribution.graph import softmax
 from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
 from eipviz.loading import load_uploaded_model
@@ -60,6 +61,11 @@ def test_logits_that_happen_to_sum_to_one_are_not_mistaken_for_probabilities():
     np.testing.assert_allclose(classifier.logits(black), [[0.5, 0.25, 0.25]], atol=1e-6)
     expected = np.exp([0.5, 0.25, 0.25]) / np.exp([0.5, 0.25, 0.25]).sum()
     np.testing.assert_allclose(classifier.probabilities(black)[0], expected, atol=1e-6)
+
+
+def test_probabilities_of_large_logits_are_finite():
+    """Softmax shifts by the largest logit: an uploaded model with logits of 1,000 still gets [1, 0], not NaN."""
+    np.testing.assert_allclose(softmax(np.array([[1000.0, 0.0], [0.0, 0.0]])), [[1.0, 0.0], [0.5, 0.5]])
 
 
 def test_predict_is_the_top_class():

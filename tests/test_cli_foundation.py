@@ -1,7 +1,12 @@
+import argparse
+
 import pytest
 
+from eipviz.cli.options import load_for_cli, unit_interval
 from eipviz.errors import EipvizError
+from eipviz.training.store import RunStore
 from tests.conftest import ROOT, main_in_process, run_cli
+from tests.test_uploads import _saved
 
 
 def test_models_lists_every_model_with_matching_counts():
@@ -40,6 +45,13 @@ def test_a_count_of_zero_images_is_refused_by_the_parser(capsys):
     assert "--depths: must be a whole number, not 'two'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", ["-0.1", "1.5", "nan"])
+def test_an_opacity_or_confidence_outside_0_to_1_is_refused(text):
+    """``--alpha`` / ``--min-confidence`` take 0 to 1; NaN is refused too."""
+    with pytest.raises(argparse.ArgumentTypeError):
+        unit_interval(text)
+
+
 def test_a_report_into_a_folder_is_refused_before_any_work(tmp_path, monkeypatch):
     from eipviz.cli import explain
 
@@ -74,6 +86,15 @@ def test_weights_of_a_run_checkpoint_are_fed_as_the_run_trained_and_weights_with
     assert checkpoint_preprocessing(ROOT / "weights" / "resnet20v1.keras") is None  # no run store there
     with pytest.raises(EipvizError, match="--weights goes with a zoo model name"):
         load_classifier(str(checkpoint), weights=str(checkpoint))
+
+
+def test_a_runs_checkpoint_given_as_a_file_is_fed_as_that_run_trained(tmp_path):
+    """``--model runs/RUN/best.keras``: the run's preprocessing, not unit_scale (the default for other files)."""
+    store = RunStore(tmp_path)
+    run_id = store.create_run(name="r", model="resnet20v1", recipe="fast", status="finished",
+                              hyperparameters={"preprocessing": "channel_standardize"})
+    checkpoint = _saved(store.run_dir(run_id), 10, "best.keras")
+    assert load_for_cli(str(checkpoint)).preprocessing == "channel_standardize"
 
 
 def test_recipes_prints_the_models_pages_recipe_table(capsys):

@@ -1,12 +1,15 @@
 """Compare views: every method and layer on one image, several models on one test set (library and AppTest)."""
 
+import keras
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation
-from eipviz.explain.compare import compare_models, disagreement_rows, method_grid
+from eipviz.explain import compare
+from eipviz.explain.compare import compare_models, default_grid_layers, disagreement_rows, method_grid
 from eipviz.loading import load_zoo_model
 from tests.conftest import ROOT
 
@@ -39,6 +42,13 @@ def test_models_of_different_test_sets_or_too_many_are_refused():
         compare_models(["a"], [a])
 
 
+def test_more_than_five_models_are_refused():
+    """The comparison takes 2 to 5 models, as the page and its docstring say."""
+    evaluation = _evaluation([0, 1], [0, 1])
+    with pytest.raises(EipvizError, match="2 to 5"):
+        compare_models(list("abcdef"), [evaluation] * 6)
+
+
 def test_method_grid_scores_every_map_and_shares_layer_free_maps(data_dir):
     classifier = load_zoo_model("mnist14k")
     image = np.random.default_rng(0).integers(0, 255, (28, 28, 1), dtype=np.uint8)
@@ -62,6 +72,17 @@ def test_a_method_or_layer_named_twice_is_one_row_or_column_of_the_grid(data_dir
     layer = classifier.cam_layer
     _, scores = method_grid(classifier, image, ["gradcam", "random", "gradcam"], [layer, layer])
     assert [(s.method, s.layer) for s in scores] == [("gradcam", layer), ("random", layer)]
+
+
+def test_the_compare_grid_opens_on_the_layer_before_the_cam_layer_and_the_cam_layer():
+    """The model's own CAM layer is always a default column (the last two of third-last, second-last, CAM layer)."""
+    inputs = keras.Input((8, 8, 3))
+    x = inputs
+    for name in ("c1", "c2", "c3", "c4"):
+        x = keras.layers.Conv2D(2, 1, activation="relu", name=name)(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+    classifier = Classifier(model, "tiny", "unit_scale", ("a", "b", "c"), None, "c4", source="test")
+    assert default_grid_layers(classifier) == ["c3", "c4"]
 
 
 def test_the_both_wrong_csv_defuses_a_run_name_a_spreadsheet_would_run():
@@ -163,3 +184,13 @@ def test_methods_can_be_ranked_by_average_drop_against_random(data_dir):
     margins = [row["average_drop_vs_random"] for row in rows[:-1]]
     assert len(margins) == 2 and margins == sorted(margins, reverse=True)
     assert all("average_drop_pct" in row and "deletion_auc" not in row for row in rows)
+
+
+def test_rank_methods_puts_the_largest_margin_over_random_first(monkeypatch):
+    """"Best first": the method that beats the random baseline by most leads; random (no margin) comes last."""
+    rows = [{"method": "gradcam", "deletion_vs_random": 0.1}, {"method": "random", "deletion_vs_random": None},
+            {"method": "layercam", "deletion_vs_random": 0.3}, {"method": "eigencam", "deletion_vs_random": -0.2}]
+    monkeypatch.setattr(compare, "faithfulness", lambda *args, **kwargs: rows)
+    ranked = compare.rank_methods(None, np.zeros((1, 8, 8, 3), np.uint8), ["gradcam", "layercam", "eigencam", "random"],
+                                  ["c4"])
+    assert [row["method"] for row in ranked] == ["layercam", "gradcam", "eigencam", "random"]

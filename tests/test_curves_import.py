@@ -3,11 +3,13 @@ CSVs."""
 
 import shutil
 import struct
+from pathlib import Path
 
 import pytest
 
-from eipviz.curves_import import parse_text, read_run_path, read_uploads
+from eipviz.curves_import import parse_text, read_run_path, read_uploads, tbevents
 from eipviz.curves_import.history_csv import parse_history_csv
+from eipviz.curves_import.tbevents import epoch_metric_name
 from eipviz.errors import EipvizError
 from tests.conftest import run_cli
 
@@ -295,6 +297,19 @@ def test_a_validation_file_opened_after_the_train_files_last_event_is_the_same_t
     assert _trainings([train, validation], writer) == [[train, validation]]
     again = [file("b/train/ev", 5.0, 6.0), file("b/validation/ev", 6.5, 6.6)]
     assert _trainings([train, validation, *again], writer) == [[train, validation], again]
+
+
+def test_an_epoch_lr_tag_is_the_learning_rate_of_either_writer():
+    """tf.keras 2 logged ``epoch_lr``: it is the run's learning_rate, never ``lr`` or ``val_lr``."""
+    assert epoch_metric_name("epoch_lr", True) == epoch_metric_name("epoch_lr", False) == "learning_rate"
+
+
+@pytest.mark.parametrize("folder", ["validation", "val", "eval"])
+def test_val_and_eval_folders_hold_the_validation_writers_files(folder):
+    """An ``eval/`` writer's epoch_loss is val_loss, and its run is the folder above it."""
+    path = Path("run") / folder / "events.out.tfevents.1"
+    assert tbevents._is_validation(tbevents.EventFile(path, [], 0, 0))
+    assert tbevents.run_directory(path) == Path("run")
 
 
 def test_a_tensor_declaring_billions_of_values_is_skipped_without_building_it():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from eipviz import data
-from eipviz.data import DATA_DIR_VARIABLE, load_dataset, load_test_split
+from eipviz.data import DATA_DIR_VARIABLE, _checked_arrays, load_dataset, load_test_split, sample_images
 from eipviz.errors import EipvizError
 
 
@@ -40,6 +40,12 @@ def test_loaded_arrays_are_cached_in_process(data_dir):
     assert load_dataset("mnist").x_train is load_dataset("mnist").x_train
 
 
+def test_a_sample_larger_than_the_test_set_is_every_image_once(data_dir):
+    """Drawn without replacement: no image twice in a faithfulness or report sample."""
+    names = [name for name, _ in sample_images("mnist", 10**6, seed=0)]
+    assert len(names) == len(set(names)) == 10_000
+
+
 def _tiny_cifar_batches(folder):
     """Write the original pickled CIFAR-10 layout with 2 images per batch."""
     folder.mkdir(parents=True)
@@ -66,6 +72,14 @@ def test_reads_the_standard_cifar_python_folder_and_tarball(tmp_path):
     (_, y_tar), (x_test_tar, _), _ = load_dataset("cifar10", data_dir=tar_dir)
     np.testing.assert_array_equal(x_test_tar, x_test)
     assert y_tar.tolist() == [1, 2] * 5
+
+
+def test_cifar10_python_batches_decode_rows_as_height_then_width(tmp_path):
+    """Each pickled row is C x H x W: pixel (0, 1) is raw[1], not raw[32] (a transposed image)."""
+    batches = _tiny_cifar_batches(tmp_path / "cifar-10-batches-py")
+    (_, _), (x_test, _), _ = load_dataset("cifar10", data_dir=tmp_path, keep=False)
+    raw = pickle.loads((batches / "test_batch").read_bytes())[b"data"][0]
+    np.testing.assert_array_equal(x_test[0], raw.reshape(3, 32, 32).transpose(1, 2, 0))
 
 
 def test_offline_with_nothing_found_names_the_variable_and_the_files(tmp_path, monkeypatch):
@@ -131,6 +145,12 @@ def test_labels_that_are_not_one_class_0_to_9_per_image_are_refused(tmp_path, la
     folder = _write_mnist(tmp_path / "labels", np.zeros((4, 28, 28), np.uint8), labels)
     with pytest.raises(EipvizError, match=message):
         load_dataset("mnist", data_dir=folder)
+
+
+def test_keras_style_n_by_1_cifar10_labels_are_flattened():
+    """Keras' own CIFAR-10 download (the fallback source) gives labels of shape (N, 1)."""
+    images, labels = _checked_arrays("cifar10", np.zeros((2, 32, 32, 3), np.uint8), np.array([[3], [9]]), "keras")
+    assert labels.tolist() == [3, 9] and labels.dtype == np.uint8
 
 
 def test_channels_first_cifar_images_are_refused_with_the_expected_shape(tmp_path):

@@ -76,6 +76,13 @@ def test_without_header_or_labels_the_sheet_is_only_its_rows():
     assert sheet.shape == (CAPTION_HEIGHT + 32, 64, 3) and header_height([]) == 0
 
 
+def test_a_sheet_caption_is_drawn_past_its_first_words():
+    """Captions that differ only in the predicted class draw different sheets (captions are cut at 70 characters)."""
+    row = [[np.zeros((8, 8, 3), np.uint8)] * 3]
+    assert not np.array_equal(gallery_sheet(row, ["#12: true cat, predicted dog (97%)"]),
+                              gallery_sheet(row, ["#12: true cat, predicted frog (97%)"]))
+
+
 # -- the CAM colour legend -------------------------------------------------------------------------------------------
 
 
@@ -135,6 +142,31 @@ def test_each_item_has_the_cams_of_its_own_predicted_and_true_class(tiny_gallery
                                classifier.cams(images, classes=evaluation.predictions), atol=1e-6)
     np.testing.assert_allclose([it.true_cam for it in items], classifier.cams(images, classes=evaluation.labels),
                                atol=1e-6)
+
+
+def _red_left_blue_right_gallery():
+    """Test image 1 is red on the left, blue on the right; it is blue (c2) and taken for red (c0) at 70%."""
+    classifier = classifier_of(tiny_model())
+    halves = np.zeros((8, 8, 3), np.uint8)
+    halves[:, :4, 0], halves[:, 4:, 2] = 255, 255
+    images = np.stack([np.zeros((8, 8, 3), np.uint8), halves])
+    probabilities = np.array([[0.1, 0.8, 0.1], [0.7, 0.1, 0.2]], np.float32)
+    return classifier, Evaluation(np.array([1, 2]), probabilities, classifier.class_names), images
+
+
+def test_the_gallery_shows_the_predicted_class_cam_then_the_true_class_cam():
+    """Column 2 explains what the model said (red: the left half), column 3 what it should have said (right)."""
+    classifier, evaluation, images = _red_left_blue_right_gallery()
+    (item,) = gallery_items(classifier, evaluation, images, [1])
+    assert item.predicted_cam[:, :4].mean() > item.predicted_cam[:, 4:].mean()
+    assert item.true_cam[:, 4:].mean() > item.true_cam[:, :4].mean()
+
+
+def test_a_gallery_item_is_captioned_with_its_own_test_images_confidence():
+    """Item for test index 1 shows index 1's confidence (70%), not that of the first image of the page."""
+    classifier, evaluation, images = _red_left_blue_right_gallery()
+    (item,) = gallery_items(classifier, evaluation, images, [1])
+    assert item.caption == "#1: true c2, predicted c0 (70%)"
 
 
 def test_an_item_keeps_its_image_and_maps_and_draws_them_again_larger(tiny_gallery):

@@ -1,10 +1,12 @@
 """The library functions the pages lay out, tested without Streamlit."""
 
 import tempfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from app_pages import common
 from eipviz.curves import CurveRun, default_selection
 from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation
@@ -156,6 +158,19 @@ def test_a_shipped_model_is_loaded_again_once_ship_replaces_its_weights(weights_
     assert common.shipped_model(name) == (second, f"zoo:{name}:{'b' * 64}")  # a new key: a new evaluation too
     for sha256 in ("a" * 64, "b" * 64):  # leave the shared cache's room to the real models
         common._shipped_model.clear(name, sha256)
+
+
+def test_markdown_link_and_image_syntax_is_escaped():
+    """A run named ``![x](https://…)`` shows as text: no remote image in every viewer's browser."""
+    assert common.literal("![x](https://e.com/a.png)") == r"\!\[x\](https\://e.com/a.png)"
+
+
+def test_a_widget_whose_value_streamlit_dropped_gets_its_default_again(monkeypatch):
+    """Back from another page, Streamlit has dropped the layer box's value: it is set to the model's default."""
+    state = {"mis-layer-of": "zoo:mnist14k"}  # the same model as last time, but no "mis-layer" any more
+    monkeypatch.setattr(common, "st", SimpleNamespace(session_state=state))
+    common.default_for_model("mis-layer", "zoo:mnist14k", "conv3")
+    assert state["mis-layer"] == "conv3"
 
 
 def test_a_report_draws_the_gallery_it_is_given_with_its_method_layer_and_smoothing(data_dir, monkeypatch):

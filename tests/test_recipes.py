@@ -116,6 +116,12 @@ def test_the_recipe_table_lists_transforms_not_their_settings():
     assert Augmentation(fill_mode="reflect", interpolation="nearest").transforms() == []
 
 
+def test_the_recipe_table_names_the_plateau_callback_with_the_schedule():
+    """The Models page's schedule column says the documented resnet18 recipe reduces its rate on a plateau."""
+    documented = recipe_table("resnet18")[0]
+    assert documented["schedule"] == "constant 0.003; ReduceLROnPlateau(x0.316, patience 3)"
+
+
 def test_every_model_has_a_documented_and_a_fast_recipe_citing_sources():
     for model, recipe in DOCUMENTED.items():
         assert recipe.source.startswith("../shared/seeds/") and FAST[model].schedule == "one_cycle"

@@ -14,11 +14,13 @@ from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
 from eipviz.explain.timeline import (
     TIMELINE_FILE,
+    Timeline,
     export_timeline,
     probe_indices,
     read_timeline,
     record_epoch,
     start_timeline,
+    write_timeline,
 )
 from eipviz.training.store import RunStore
 
@@ -109,6 +111,17 @@ def test_a_resumed_run_keeps_its_epochs_up_to_the_checkpoint_and_its_probe_set(t
     resumed = start_timeline(path, other_images, other_labels, np.arange(8), CLASS_NAMES["mnist"], "features", 2)
     assert resumed.epochs.tolist() == [1, 2]  # epoch 3 came after the checkpoint the run resumes from
     assert resumed.indices.tolist() == first.indices.tolist() and np.array_equal(resumed.images, first.images)
+
+
+def test_a_stored_timeline_of_another_cam_layer_starts_afresh(tmp_path):
+    """A resumed run whose CAM layer changed must not append maps of one layer to those of another."""
+    path = tmp_path / TIMELINE_FILE
+    images, labels = np.zeros((2, 8, 8, 3), np.uint8), np.arange(2)
+    write_timeline(path, Timeline(np.arange(2), images, labels, ("a", "b"), "old", np.array([1]),
+                                  np.zeros((1, 2, 2), np.float32), np.zeros((1, 2, 3, 3), np.uint8), np.zeros(1),
+                                  np.zeros(1)))
+    fresh = start_timeline(path, images, labels, np.arange(2), ("a", "b"), "new", keep_epochs=1)
+    assert (fresh.layer, len(fresh.epochs)) == ("new", 0)
 
 
 def test_export_writes_a_png_per_epoch_and_an_animated_gif(tmp_path):

@@ -10,12 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from eipviz.data import load_test_split
 from eipviz.errors import EipvizError
 from eipviz.explain.timeline import METRICS, TIMELINE_FILE, probe_indices, read_timeline
+from eipviz.training import worker
 from eipviz.training.launcher import create_training_run, launch_worker, resume_run, stop_run
 from eipviz.training.store import RunStore
 from tests.conftest import ROOT, run_cli
@@ -383,6 +385,61 @@ def test_restarting_without_last_keras_drops_the_old_epochs_from_metrics_csv(tmp
     assert path.read_text().splitlines() == ["epoch,loss"]
 
 
+class _Stop(Exception):
+    """Ends a worker run at the point a test has seen what it needs."""
+
+
+@pytest.fixture
+def own_signal_handlers():
+    """train_run installs its stop flag as this process's SIGTERM/SIGINT handler: put pytest's back after."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_a_run_restarted_without_last_keras_carries_none_of_its_old_epochs(tmp_path, monkeypatch,
+                                                                           own_signal_handlers):
+    """No last.keras: the run trains from epoch 0, so no stored epoch is its plateau's history, best.keras' bar or
+    metrics.csv's rows."""
+    store = RunStore(tmp_path)
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=2, subset=64)
+    store.add_epoch(run_id, 1, {"val_accuracy": 0.9, "val_loss": 0.3, "wall_time": 5.0})
+    seen = []
+
+    def capture(path, completed):
+        seen.append(completed)
+        raise _Stop
+
+    monkeypatch.setattr(worker, "resume_metrics_csv", capture)
+    with pytest.raises(_Stop):
+        worker.train_run(store, run_id, verbose=0)
+    assert seen == [[]]
+
+
+def test_a_resumed_run_goes_on_from_its_stored_wall_time(tmp_path, monkeypatch, own_signal_handlers):
+    """Resumed after epoch 1 (5 s in), the recorder counts on from 5 s: wall-time curves never go back."""
+    store = RunStore(tmp_path)
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=2, subset=64)
+    store.add_epoch(run_id, 1, {"val_accuracy": 0.9, "wall_time": 5.0})
+    (store.run_dir(run_id) / "last.keras").touch()
+    inputs = keras.Input((28, 28, 1))
+    classifier = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs)))
+    classifier.compile(optimizer="sgd", loss="categorical_crossentropy")
+    tiny = np.zeros((4, 28, 28), np.uint8), np.arange(4) % 10
+    monkeypatch.setattr(worker, "_arrays", lambda *args: (*tiny, *tiny))
+    monkeypatch.setattr(keras.models, "load_model", lambda path: classifier)
+    seen = []
+
+    def recorder(store, run_id, steps, stop, wall_time_before):
+        seen.append(wall_time_before)
+        raise _Stop
+
+    monkeypatch.setattr(worker, "RunRecorder", recorder)
+    assert worker.train_run(store, run_id, verbose=0) == "failed"  # _Stop, after the recorder saw its start
+    assert seen == [5.0]
+
+
 def test_a_subset_larger_than_the_models_training_set_is_refused(tmp_path):
     """resnet18 on 60,000 CIFAR-10 images was named "60000 img" and trained on the 50,000 there are."""
     store = RunStore(tmp_path)
@@ -392,3 +449,10 @@ def test_a_subset_larger_than_the_models_training_set_is_refused(tmp_path):
         create_training_run(store, "mnist14k", "fast", subset=0)
     assert not store.list_runs()
     create_training_run(store, "mnist14k", "fast", subset=60_000)  # all of MNIST's
+
+
+def test_a_subset_run_validates_on_as_many_test_images(data_dir):
+    """``--subset 64`` validates on the first 64 test images, not all 10,000 at every epoch."""
+    _, _, x_val, y_val = worker._arrays("mnist", 64, 0)
+    images, labels = load_test_split("mnist")
+    assert len(x_val) == len(y_val) == 64 and np.array_equal(x_val, images[:64])

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from eipviz.errors import EipvizError
+from eipviz.explain.predict import ImageExplanation
 from eipviz.images import read_image
 from eipviz.loading import load_uploaded_model
 
@@ -106,6 +107,26 @@ def test_several_outputs_and_non_image_inputs_are_refused(tmp_path):
         load_uploaded_model(tabular)
 
 
+def _saved(tmp_path, outputs: int, name="model.keras"):
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="features")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(outputs, activation="softmax")(pooled))
+    model.save(tmp_path / name)
+    return tmp_path / name
+
+
+def test_an_uploaded_32x32_rgb_model_of_five_classes_is_not_taken_for_cifar10(tmp_path):
+    """Only 10 classes make a CIFAR-10 model: five classes get "class 0".."class 4" and no test set."""
+    classifier = load_uploaded_model(_saved(tmp_path, 5))
+    assert classifier.dataset is None and classifier.class_names == tuple(f"class {i}" for i in range(5))
+
+
+def test_an_uploaded_model_with_one_output_is_refused_as_no_class_scores(tmp_path):
+    """A single sigmoid unit is no class distribution: softmax over one class would always say 100%."""
+    with pytest.raises(EipvizError, match="not class scores"):
+        load_uploaded_model(_saved(tmp_path, 1))
+
+
 def test_lambda_layers_are_refused_in_keras_and_legacy_h5(tmp_path):
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Lambda(lambda t: t + 1.0)(inputs)
@@ -169,6 +190,12 @@ def test_a_64x64_model_loads_and_explains_resized_images(tmp_path):
     assert loaded.input_size == (64, 64, 3) and loaded.dataset is None
     (explanation,) = explain_images(loaded, [np.zeros((32, 32, 3), np.uint8)])
     assert explanation.cam.shape == (64, 64) and len(explanation.top(loaded.class_names, 3)) == 3
+
+
+def test_the_top_classes_are_the_most_probable_first():
+    """The Upload page's and ``eipviz cam``'s top-5 list: highest probability first."""
+    explanation = ImageExplanation(np.array([0.1, 0.6, 0.3], np.float32), 1, np.zeros((2, 2)), np.zeros((2, 2, 3)))
+    assert [row["class"] for row in explanation.top(("a", "b", "c"), k=2)] == ["b", "c"]
 
 
 def test_wrong_extension_is_refused(tmp_path):

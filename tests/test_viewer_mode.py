@@ -7,7 +7,7 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from eipviz.access import access_mode
+from eipviz.access import EDITORS_VARIABLE, MODE_VARIABLE, VIEWER, access_mode, is_editor
 from eipviz.curves import import_log
 from eipviz.errors import EipvizError
 from eipviz.keraslog import parse_log
@@ -87,6 +87,14 @@ def test_an_unknown_mode_is_an_error_naming_what_it_received(monkeypatch):
     monkeypatch.setenv("EIPVIZ_MODE", "admin")
     with pytest.raises(EipvizError, match="Received: EIPVIZ_MODE='admin'"):
         access_mode()
+
+
+def test_the_mode_and_the_editors_address_are_read_regardless_of_case(monkeypatch):
+    """EIPVIZ_MODE=Viewer is viewer mode, and Alice@School.org signs in as the listed alice@school.org."""
+    monkeypatch.setenv(MODE_VARIABLE, "Viewer")
+    assert access_mode() == VIEWER
+    monkeypatch.setenv(EDITORS_VARIABLE, "alice@school.org")
+    assert is_editor(" Alice@School.org")
 
 
 def open_page(page: str) -> AppTest:

@@ -10,10 +10,14 @@ import keras
 import numpy as np
 import pytest
 
+from eipviz import shipping
+from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
-from eipviz.evaluation import dataset_test_split, evaluate_test_set
+from eipviz.evaluation import Evaluation, dataset_test_split, evaluate_test_set
 from eipviz.loading import load_zoo_model
 from eipviz.shipping import WEIGHTS_ENTRY, ship_run, write_inference_copy
+from eipviz.training.launcher import create_training_run
+from eipviz.training.store import RunStore
 from eipviz.weights import MANIFEST, read_manifest, sha256_of, shipped_weights_path
 from eipviz.zoo import MODELS, build_model
 
@@ -124,6 +128,20 @@ def test_shipping_records_the_evaluated_file_and_never_replaces_a_better_one(tmp
         ship_run(store, run_id)
     assert read_manifest() == manifest
     assert sorted(p.name for p in weights_dir.iterdir()) == shipped
+
+
+def test_the_manifest_records_the_whole_training_time_and_every_epoch(tmp_path, weights_dir, monkeypatch):
+    """training_seconds is the last epoch's wall time (the run's total), not the first epoch's."""
+    store = RunStore(tmp_path / "runs")
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=2)
+    build_model("mnist14k").save(store.run_dir(run_id) / "best.keras")
+    store.add_epoch(run_id, 1, {"val_accuracy": 0.99, "wall_time": 10.0})
+    store.add_epoch(run_id, 2, {"val_accuracy": 0.995, "wall_time": 25.04})
+    store.update_run(run_id, status="finished")
+    perfect = Evaluation(np.arange(10), np.eye(10, dtype=np.float32), CLASS_NAMES["mnist"])
+    monkeypatch.setattr(shipping, "evaluate", lambda classifier: perfect)
+    entry = ship_run(store, run_id)
+    assert (entry["training_seconds"], entry["epochs"]) == (25.0, 2)
 
 
 def test_a_ship_that_fails_after_the_candidate_passed_leaves_weights_as_they_were(
