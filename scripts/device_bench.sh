@@ -1,36 +1,45 @@
 #!/usr/bin/env bash
-# Issue #24's GPU measurements in one device call, after two that carry the data (prepared and rehearsed on CPU).
+# Issue #24's GPU measurements, prepared and rehearsed on CPU, in the device calls of one lease:
 #
-# Carry .whl/ (keras, namex, optree wheels for cp312, as scripts/device_train.sh) and data/ (the six
-# cifar10_*.npz of ../shared/data, in any subfolders: two files a call fit the 64 MiB, so send data/a and
-# data/b in two plain calls first, then data/c with this script; files carried earlier stay while the
-# machine is warm). Stages, with nvidia-smi sampling GPU utilisation every 500 ms throughout:
-#   0. what the machine has (GPU, JAX devices);
-#   1. throughput on synthetic uint8 data: resnet20v1 float32 and mixed_bfloat16;
-#   2. the real data, trained by the worker (benchmarks/time_to_accuracy.py): resnet20v1 at batch 512,
-#      GPU_EPOCHS epochs, the wall time to 88.09%;
-#   3. the fast recipe as it is (batch 32) for two epochs: the time of a step;
-#   4. Grad-CAM on a test image with stage 2's checkpoint (explained on the machine it trained on);
-#   5. resnet18's throughput (float32: in mixed_bfloat16 its compile stalled on the H200);
-#   6. if the time left allows (LIMIT_S, the call's timeout), stage 2 for LONG_EPOCHS epochs: a candidate
-#      to ship (`eipviz ship --run ID --runs-dir /tmp/eipviz-bench-runs` here, after unpacking runs.tar.gz).
-# Each throughput benchmark gets at most BENCH_TIMEOUT_S: on the first H200 call (2026-11-26) resnet18's
-# compilation had not finished after 540 s (GPU idle), and took the rest of the call with it.
-# $OUT gets at most 7 files (the device tool brings back 8): stages.log, gpu_utilisation.csv,
-# throughput.jsonl, time_to_accuracy.jsonl, train.log, runs.tar.gz (run store, logs, best checkpoints),
-# cam.tar.gz.
+#   bash scripts/device_bench.sh probe   # 1st call (carries .whl/ and data/a): compiles and throughput
+#   true                                 # 2nd call (carries data/b): the data only
+#   bash scripts/device_bench.sh train   # 3rd call (carries data/c): the timed runs on CIFAR-10
 #
-#   bash scripts/device_bench.sh                       # on the GPU machine (device tool, timeout 600)
-#   PYTHON=.venv/bin/python BENCH_STEPS=3 BENCH_EPOCHS=2 LARGE_MODEL=mnist14k GPU_EPOCHS=1 LONG_EPOCHS=1 \
-#       EXTRA_TRAIN_ARGS="--subset 512" EIPVIZ_DATA_DIR=../shared/data OUT=/tmp/bench-out \
-#       bash scripts/device_bench.sh   # CPU rehearsal (the same commands, smaller)
+# .whl/ holds the keras, namex, optree and filelock wheels for cp312 (as scripts/device_train.sh); data/ the six
+# cifar10_*.npz of ../shared/data in subfolders, two a call (64 MiB a call; files carried earlier stay while the
+# machine is warm, and so does what a part leaves in /tmp for the next). nvidia-smi samples GPU utilisation every
+# 500 ms throughout each part. Every benchmark has its own timeout and a fresh JAX compilation cache (so each
+# figure includes its compiles, as a first run on a new machine would).
+#
+# probe (synthetic uint8 data, batch 512, benchmarks/device_throughput.py):
+#   1. resnet20v1 with bilinear shifts (Keras' RandomTranslation): does it compile? (resnet20v1's own whole-pixel
+#      shifts ran 75,702 images/s on an H100; resnet18, whose fast recipe shifts bilinearly, never compiled);
+#   2. resnet18 with whole-pixel shifts (RandomShift), compiles logged and the stack printed every 40 s; if it
+#      compiles, its throughput in mixed_bfloat16 too, and /tmp/eipviz-resnet18-ok records its images/s for train;
+#      if not, whether its inference alone compiles.
+# train (the worker on CIFAR-10, benchmarks/time_to_accuracy.py, batch 512, peak rate 0.4, no BatchNorm
+# re-estimation):
+#   3. resnet20v1, 30 epochs: the wall time to 88.09% and where each epoch's time goes;
+#   4. resnet20v1, 20 epochs: the same;
+#   5. Grad-CAM of stage 3's checkpoint on the machine it trained on (python -m eipviz cam);
+#   6. resnet18 (whole-pixel shifts) for as many epochs as the time left allows, if the probe compiled it: a
+#      candidate to ship (`eipviz ship --run ID --runs-dir /tmp/eipviz-bench-runs` here, after unpacking
+#      runs.tar.gz).
+# $OUT gets at most 8 files a part (the device tool brings back 8): stages.log, gpu_utilisation.csv,
+# throughput.jsonl, compiles.log (probe); time_to_accuracy.jsonl, train.log, runs.tar.gz (the run store with the
+# runs' logs and best checkpoints, and the Grad-CAM output) and a best checkpoint over 15 MB in 15 MB parts (train:
+# resnet18's 45 MB; `cat RUN-best.keras.part-* > best.keras` here).
+#
+#   PYTHON=.venv/bin/python BENCH_STEPS=3 BENCH_EPOCHS=2 SMALL=1 EXTRA_TRAIN_ARGS="--subset 1024" \
+#       EIPVIZ_DATA_DIR=../shared/data OUT=/tmp/bench-out bash scripts/device_bench.sh probe   # (and train)
+#       # the CPU rehearsal: the same commands, smaller (SMALL: mnist14k for resnet18, 2 and 1 epochs)
 set -euo pipefail
 
+PART=${1:?usage: $0 probe|train}
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-/tmp/eipviz-device-out}
 RUNS=${RUNS:-/tmp/eipviz-bench-runs}
-LIMIT_S=${LIMIT_S:-540}
-LONG_EPOCHS=${LONG_EPOCHS:-60}
+LIMIT_S=${LIMIT_S:-420}
 START=$(date +%s)
 mkdir -p "$OUT" "$RUNS"
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
@@ -43,86 +52,130 @@ if [ -z "${EIPVIZ_DATA_DIR:-}" ]; then  # the carried parts, gathered into one f
     find "$PWD/data" -name 'cifar10_*.npz' -exec ln -sf {} "$EIPVIZ_DATA_DIR/" \;
 fi
 export KERAS_BACKEND=${KERAS_BACKEND:-jax} EIPVIZ_DATA_DIR PYTHONUNBUFFERED=1
+LARGE_MODEL=resnet18
+[ -n "${SMALL:-}" ] && LARGE_MODEL=mnist14k
 
 stamp() { echo "$(date +%s.%N) +$(( $(date +%s) - START ))s $*" | tee -a "$OUT/stages.log"; }
-pack_runs() {  # tar says 1 when the run store's database changed as it read (a finished run's last write)
-    tar -czf "$OUT/runs.tar.gz" --warning=no-file-changed --exclude last.keras -C "$(dirname "$RUNS")" \
-        "$(basename "$RUNS")" || [ $? -eq 1 ]
-}
+left() { echo $(( LIMIT_S - ($(date +%s) - START) )); }
+fresh_cache() { EIPVIZ_JAX_CACHE_DIR=$(mktemp -d /tmp/jax-cache.XXXX); export EIPVIZ_JAX_CACHE_DIR; }
 
-stamp "stage 0: the machine"
-ls "$EIPVIZ_DATA_DIR" >> "$OUT/stages.log"
 if command -v nvidia-smi >/dev/null; then
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$OUT/stages.log"
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -lms 500 > "$OUT/gpu_utilisation.csv" &
     SAMPLER=$!
     trap 'kill $SAMPLER 2>/dev/null || true' EXIT
 fi
-"$PYTHON" -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)" \
-    2>&1 | tee -a "$OUT/stages.log"
 
-throughput() {  # one benchmark per argument: a model and its flags
-    for args in "$@"; do
-        # shellcheck disable=SC2086  # the model and its flag, split on purpose
-        timeout "${BENCH_TIMEOUT_S:-150}" "$PYTHON" benchmarks/device_throughput.py $args \
-            | tee -a "$OUT/throughput.jsonl" || stamp "failed or timed out: $args"
-    done
+throughput() {  # one benchmark: its timeout, then the model and its flags
+    fresh_cache
+    # shellcheck disable=SC2086  # the model and its flags, split on purpose
+    JAX_LOG_COMPILES=1 timeout "$1" "$PYTHON" benchmarks/device_throughput.py ${*:2} 2>>"$OUT/compiles.log" \
+        | tee -a "$OUT/throughput.jsonl" || { stamp "failed or timed out after $1 s: ${*:2}"; return 1; }
 }
 
-stamp "stage 1: synthetic throughput"
-throughput "resnet20v1" "resnet20v1 --mixed-precision"
+probe() {
+    stamp "stage 0: the machine"
+    ls "$EIPVIZ_DATA_DIR" >> "$OUT/stages.log"
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv \
+        >> "$OUT/stages.log"
+    "$PYTHON" -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)" \
+        2>&1 | tee -a "$OUT/stages.log"
 
-to_accuracy() {  # one timed run of benchmarks/time_to_accuracy.py; the arguments are its own
+    stamp "stage 1: resnet20v1 with bilinear shifts"
+    throughput "${BILINEAR_TIMEOUT_S:-50}" resnet20v1 --set interpolation=bilinear || true
+
+    stamp "stage 2: $LARGE_MODEL with whole-pixel shifts"
+    rm -f /tmp/eipviz-resnet18-ok
+    if throughput "${LARGE_TIMEOUT_S:-90}" "$LARGE_MODEL" --set interpolation=nearest --stack-after 40; then
+        tail -n 1 "$OUT/throughput.jsonl" > /tmp/eipviz-resnet18-ok
+        if [ "$(left)" -gt 60 ]; then
+            stamp "stage 2b: $LARGE_MODEL in mixed_bfloat16"
+            throughput 50 "$LARGE_MODEL" --set interpolation=nearest --mixed-precision || true
+        fi
+    else
+        stamp "stage 2c: does $LARGE_MODEL's inference alone compile?"
+        fresh_cache
+        JAX_LOG_COMPILES=1 timeout 40 "$PYTHON" - "$LARGE_MODEL" 2>>"$OUT/compiles.log" <<'PY' | tee -a "$OUT/stages.log" \
+            || stamp "inference failed or timed out"
+import sys, time
+import numpy as np
+from eipviz.zoo import build_model, get_spec
+model = build_model(sys.argv[1])
+images = np.zeros((512, *get_spec(sys.argv[1]).input_shape), np.float32)
+for attempt in range(2):
+    start = time.perf_counter()
+    model.predict(images, batch_size=512, verbose=0)
+    print(f"{sys.argv[1]} inference, batch 512, call {attempt + 1}: {time.perf_counter() - start:.2f} s")
+PY
+    fi
+    grep -h "Finished XLA compilation of jit(train_step)\|Finished XLA compilation of jit(predict_step)" \
+        "$OUT/compiles.log" >> "$OUT/stages.log" || true
+    stamp "probe done"
+}
+
+pack_runs() {  # with /tmp/cam; tar says 1 when the run store's database changed as it read (a run's last write)
+    # Checkpoints over 15 MB (resnet18's, 45 MB) come back split instead: the device tool brings back 16 MiB a file.
+    find "$RUNS" -name best.keras -size +15M -exec sh -c \
+        'split -b 15M "$1" "$2/$(basename "$(dirname "$1")")-best.keras.part-"' _ {} "$OUT" \;
+    mkdir -p /tmp/cam
+    tar -czf "$OUT/runs.tar.gz" --warning=no-file-changed --exclude last.keras --exclude '*.partial.keras' \
+        --exclude-from <(find "$RUNS" -name best.keras -size +15M -printf '%P\n') \
+        -C "$(dirname "$RUNS")" "$(basename "$RUNS")" -C /tmp cam || [ $? -eq 1 ]
+}
+
+to_accuracy() {  # one timed run of benchmarks/time_to_accuracy.py: its timeout, then its own arguments
+    fresh_cache
     # shellcheck disable=SC2086
-    timeout "$1" "$PYTHON" benchmarks/time_to_accuracy.py resnet20v1 --runs-dir "$RUNS" ${EXTRA_TRAIN_ARGS:-} "${@:2}" \
+    timeout "$1" "$PYTHON" benchmarks/time_to_accuracy.py --runs-dir "$RUNS" ${EXTRA_TRAIN_ARGS:-} "${@:2}" \
         2>>"$OUT/train.log" | tee -a "$OUT/time_to_accuracy.jsonl" || stamp "failed or timed out: ${*:2}"
     "$PYTHON" -m eipviz runs --runs-dir "$RUNS" >> "$OUT/stages.log" 2>&1 || true
     pack_runs
 }
-# Batch 512 (98 steps an epoch, so no BatchNorm re-estimation), peak rate scaled with the batch (0.1 per 128).
-LARGE_BATCH=(--batch-size 512 --set learning_rate=0.4 --set precise_bn_below_steps=0)
 
-stamp "stage 2: resnet20v1 to 88.09% at batch 512, the worker on CIFAR-10"
-TRAIN_START=$(date +%s)
-to_accuracy "${TRAIN_TIMEOUT_S:-200}" --epochs "${GPU_EPOCHS:-30}" "${LARGE_BATCH[@]}"
-TRAIN_S=$(( $(date +%s) - TRAIN_START ))
-stamp "trained in ${TRAIN_S}s"
+train() {
+    # Batch 512 (97 full steps an epoch, so no BatchNorm re-estimation), peak rate scaled with the batch (0.1 per 128).
+    local large_batch=(--batch-size 512 --set learning_rate=0.4 --set precise_bn_below_steps=0)
+    local short=${SMALL:+1}
+    stamp "stage 3: resnet20v1 to 88.09%, 30 epochs"
+    to_accuracy 150 resnet20v1 --epochs "${short:-30}" "${large_batch[@]}"
+    local first_run
+    first_run=$(ls -td "$RUNS"/*/ | tail -1)
 
-stamp "stage 3: the fast recipe as it is (batch 32), two epochs: time a step"
-to_accuracy "${FAST_TIMEOUT_S:-90}" --epochs 2
+    stamp "stage 4: resnet20v1 to 88.09%, 20 epochs"
+    to_accuracy 110 resnet20v1 --epochs "${short:-20}" "${large_batch[@]}"
 
-stamp "stage 4: Grad-CAM with the JAX-trained checkpoint"
-mkdir -p /tmp/cam
-"$PYTHON" - /tmp/cam/test-image.png <<'PY'
+    stamp "stage 5: Grad-CAM with the JAX-trained checkpoint of stage 3"
+    mkdir -p /tmp/cam
+    "$PYTHON" - /tmp/cam/test-image.png <<'PY'
 import os, sys
 import numpy as np
 from PIL import Image
 with np.load(os.path.join(os.environ["EIPVIZ_DATA_DIR"], "cifar10_test.npz")) as data:
     Image.fromarray(data["x"][0]).save(sys.argv[1])
 PY
-timeout 90 "$PYTHON" -m eipviz cam --model "$(ls -t "$RUNS"/*/best.keras | tail -1)" --preprocessing channel_standardize \
-    --image /tmp/cam/test-image.png --method gradcam --out /tmp/cam > /tmp/cam/cam.txt 2>&1 || stamp "cam failed"
-tar -czf "$OUT/cam.tar.gz" -C /tmp cam
+    timeout 60 "$PYTHON" -m eipviz cam --model "${first_run}best.keras" --preprocessing channel_standardize \
+        --image /tmp/cam/test-image.png --method gradcam --out /tmp/cam > /tmp/cam/cam.txt 2>&1 || stamp "cam failed"
+    pack_runs
 
-stamp "stage 5: resnet18 throughput"
-# It never finished compiling on either GPU (2026-11-26): JAX logs when each compilation starts and ends, and
-# the stack is printed every 45 s, into train.log. If it times out again, once more with XLA's fusion autotuner
-# off (openxla: compiles of minutes from it) and no autotuning at all.
-LARGE_RUN=("${LARGE_MODEL:-resnet18}" --stack-after 45)
-JAX_LOG_COMPILES=1 BENCH_TIMEOUT_S=${LARGE_TIMEOUT_S:-120} throughput "${LARGE_RUN[*]}" 2>>"$OUT/train.log"
-if ! grep -q "\"model\": \"${LARGE_MODEL:-resnet18}\"" "$OUT/throughput.jsonl"; then
-    stamp "stage 5b: resnet18 again, fusion autotuner and autotuning off"
-    XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_experimental_enable_fusion_autotuner=false --xla_gpu_autotune_level=0" \
-        JAX_LOG_COMPILES=1 BENCH_TIMEOUT_S=${LARGE_TIMEOUT_S:-120} throughput "${LARGE_RUN[*]}" 2>>"$OUT/train.log"
-fi
+    if [ -s /tmp/eipviz-resnet18-ok ] || [ -n "${SMALL:-}" ]; then
+        # Epochs that fit: each costs its 50,000 images at the probe's rate plus about 1.5 s of validation and
+        # checkpoints; 60 s kept for start-up and compiles.
+        local rate epochs
+        rate=$("$PYTHON" -c "import json, sys; print(int(json.load(open(sys.argv[1]))['images_per_s']))" \
+            /tmp/eipviz-resnet18-ok 2>/dev/null || echo 20000)
+        epochs=$(( ($(left) - 60) * rate / (50000 + 3 * rate / 2) ))
+        [ "$epochs" -gt 60 ] && epochs=60
+        [ -n "${SMALL:-}" ] && epochs=1
+        if [ "$epochs" -ge 20 ] || [ -n "${SMALL:-}" ]; then
+            stamp "stage 6: $LARGE_MODEL, $epochs epochs, whole-pixel shifts ($rate images/s in the probe)"
+            to_accuracy $(( $(left) - 25 )) "$LARGE_MODEL" --epochs "$epochs" --target 0.8848 "${large_batch[@]}" \
+                --set interpolation=nearest
+        else
+            stamp "stage 6 skipped: $(left) s left, $epochs epochs would fit"
+        fi
+    else
+        stamp "stage 6 skipped: $LARGE_MODEL did not compile in the probe"
+    fi
+    stamp "train done"
+}
 
-# Stage 2 took TRAIN_S for GPU_EPOCHS epochs, start-up and tracing included: an overestimate per epoch.
-LEFT=$(( LIMIT_S - ($(date +%s) - START) - 20 ))
-NEEDED=$(( TRAIN_S * LONG_EPOCHS / ${GPU_EPOCHS:-30} ))
-if [ "$NEEDED" -lt "$LEFT" ]; then
-    stamp "stage 6: the same for $LONG_EPOCHS epochs (${LEFT}s left): a candidate to ship"
-    to_accuracy "$LEFT" --epochs "$LONG_EPOCHS" "${LARGE_BATCH[@]}"
-else
-    stamp "stage 6 skipped: ${LEFT}s left, ${NEEDED}s needed"
-fi
-stamp "done"
+"$PART"
