@@ -53,7 +53,7 @@ def main() -> None:
         settings=dict(parse_setting(text) for text in args.set))
     shape = get_spec(args.model).input_shape
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (args.batch * args.steps, *shape), dtype=np.uint8)
+    images = rng.integers(0, 256, (recipe.batch_size * args.steps, *shape), dtype=np.uint8)
     labels = one_hot(rng.integers(0, 10, len(images)))
     scope, device = training_scope(recipe.devices)
     precision = training_precision(recipe.mixed_precision)
@@ -71,10 +71,10 @@ def main() -> None:
         def on_epoch_end(self, epoch, logs=None):
             seconds.append(time.perf_counter() - self.start)
 
-    model.fit(images, labels, batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0,
+    model.fit(images, labels, batch_size=recipe.batch_size, epochs=args.epochs, shuffle=True, verbose=0,
               callbacks=[EpochTimer()])
     print(json.dumps({"model": args.model, "backend": keras.backend.backend(), "device": device,
-                      "settings": args.set, "dtype_policy": precision, "batch": args.batch,
+                      "settings": args.set, "dtype_policy": precision, "batch": recipe.batch_size,
                       "images_per_epoch": len(images),
                       "images_per_s": len(images) / statistics.median(seconds[1:]),
                       "epoch_seconds": [round(s, 3) for s in seconds]}))

@@ -227,11 +227,16 @@ class Recipe:
             raise ValueError(f"Recipe {self.model}/{self.name} has no per-epoch schedule.")
         return self.learning_rate / (1.0 + self.decay * epoch)
 
+    def steps_per_epoch(self, images: int) -> int:
+        """Training steps an epoch of ``images`` takes: full batches only, the remainder left out (as
+        ``eipviz.training.batches.ImageBatches`` draws them); fewer images than one batch are one step."""
+        return max(1, images // self.batch_size)
+
     def precise_bn_batches(self, steps_per_epoch: int) -> int:
         """How many training batches re-estimate BatchNorm before each validation; 0 for a full-length run.
 
         For example, 2,048 images at batch 128 are 16 steps an epoch, below ``precise_bn_below_steps``
-        of 100, so all 16 batches are used; 50,000 images (391 steps) get 0.
+        of 100, so all 16 batches are used; 50,000 images (390 steps) get 0.
         """
         if steps_per_epoch >= self.precise_bn_below_steps:
             return 0

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Issue #24's GPU measurements, prepared and rehearsed on CPU, in the device calls of one lease:
 #
-#   bash scripts/device_bench.sh probe   # 1st call (carries .whl/ and data/a): compiles and throughput
-#   true                                 # 2nd call (carries data/b): the data only
-#   bash scripts/device_bench.sh train   # 3rd call (carries data/c): the timed runs on CIFAR-10
+#   LIMIT_S=185 bash scripts/device_bench.sh probe   # 1st call (carries .whl/ and data/a), timeout_s 200
+#   true                                             # 2nd call (carries data/b): the data only
+#   LIMIT_S=... bash scripts/device_bench.sh train   # 3rd call (carries data/c): the timed runs on CIFAR-10
 #
+# LIMIT_S: the seconds the part may take, about 15 below the call's timeout_s; for train, what the lease has
+# left (status's budget_left_s after the 2nd call) less a minute, at most 420 (stages 3-5 take about 300 s).
 # .whl/ holds the keras, namex, optree and filelock wheels for cp312 (as scripts/device_train.sh); data/ the six
 # cifar10_*.npz of ../shared/data in subfolders, two a call (64 MiB a call; files carried earlier stay while the
 # machine is warm, and so does what a part leaves in /tmp for the next). nvidia-smi samples GPU utilisation every
@@ -68,7 +70,7 @@ fi
 throughput() {  # one benchmark: its timeout, then the model and its flags
     fresh_cache
     # shellcheck disable=SC2086  # the model and its flags, split on purpose
-    JAX_LOG_COMPILES=1 timeout "$1" "$PYTHON" benchmarks/device_throughput.py ${*:2} 2>>"$OUT/compiles.log" \
+    JAX_LOG_COMPILES=1 timeout -k 20 "$1" "$PYTHON" benchmarks/device_throughput.py ${*:2} 2>>"$OUT/compiles.log" \
         | tee -a "$OUT/throughput.jsonl" || { stamp "failed or timed out after $1 s: ${*:2}"; return 1; }
 }
 
@@ -125,7 +127,8 @@ pack_runs() {  # with /tmp/cam; tar says 1 when the run store's database changed
 to_accuracy() {  # one timed run of benchmarks/time_to_accuracy.py: its timeout, then its own arguments
     fresh_cache
     # shellcheck disable=SC2086
-    timeout "$1" "$PYTHON" benchmarks/time_to_accuracy.py --runs-dir "$RUNS" ${EXTRA_TRAIN_ARGS:-} "${@:2}" \
+    # -k: the run trains in this process, and a SIGTERM only asks it to stop at its next batch's end.
+    timeout -k 20 "$1" "$PYTHON" benchmarks/time_to_accuracy.py --runs-dir "$RUNS" ${EXTRA_TRAIN_ARGS:-} "${@:2}" \
         2>>"$OUT/train.log" | tee -a "$OUT/time_to_accuracy.jsonl" || stamp "failed or timed out: ${*:2}"
     "$PYTHON" -m eipviz runs --runs-dir "$RUNS" >> "$OUT/stages.log" 2>&1 || true
     pack_runs
@@ -137,8 +140,9 @@ train() {
     local short=${SMALL:+1}
     stamp "stage 3: resnet20v1 to 88.09%, 30 epochs"
     to_accuracy 150 resnet20v1 --epochs "${short:-30}" "${large_batch[@]}"
-    local first_run
-    first_run=$(ls -td "$RUNS"/*/ | tail -1)
+    local first_run  # stage 3's run folder, from its JSON line (none if it failed)
+    first_run=$RUNS/$(tail -n 1 "$OUT/time_to_accuracy.jsonl" 2>/dev/null \
+        | "$PYTHON" -c "import json, sys; print(json.load(sys.stdin)['run_id'])" 2>/dev/null || true)/
 
     stamp "stage 4: resnet20v1 to 88.09%, 20 epochs"
     to_accuracy 110 resnet20v1 --epochs "${short:-20}" "${large_batch[@]}"
@@ -152,7 +156,8 @@ from PIL import Image
 with np.load(os.path.join(os.environ["EIPVIZ_DATA_DIR"], "cifar10_test.npz")) as data:
     Image.fromarray(data["x"][0]).save(sys.argv[1])
 PY
-    timeout 60 "$PYTHON" -m eipviz cam --model "${first_run}best.keras" --preprocessing channel_standardize \
+    [ -f "${first_run}best.keras" ] || stamp "stage 3 left no best.keras: cam fails"
+    timeout -k 10 60 "$PYTHON" -m eipviz cam --model "${first_run}best.keras" --preprocessing channel_standardize \
         --image /tmp/cam/test-image.png --method gradcam --out /tmp/cam > /tmp/cam/cam.txt 2>&1 || stamp "cam failed"
     pack_runs
 

@@ -1,6 +1,6 @@
 """Augmentation and preprocessing inside the compiled training step; several devices (issue #24).
 
-The worker hands ``fit`` uint8 arrays and trains a ``TrainingModel`` (augmentation layers, the
+The worker hands ``fit`` full uint8 batches (``ImageBatches``) and trains a ``TrainingModel`` (augmentation layers, the
 recipe's preprocessing, the zoo model); only the zoo model is saved. Several devices are simulated
 on the CPU: JAX host devices through ``XLA_FLAGS``, TensorFlow logical CPU devices.
 """
@@ -16,7 +16,7 @@ import pytest
 
 from eipviz.preprocessing import preprocess
 from eipviz.recipes import DOCUMENTED, FAST
-from eipviz.training.builders import augmentation_layers, make_optimizer
+from eipviz.training.builders import augmentation_layers, compile_model, make_optimizer
 from eipviz.training.launcher import create_training_run
 from eipviz.training.pipeline import Preprocess, RandomShift, TrainingModel, saved_model, shift_images
 from eipviz.training.store import RunStore
@@ -139,6 +139,41 @@ def test_a_resumed_run_continues_the_per_step_schedule_and_checkpoints_hold_no_a
                     if name.startswith("Random") or name == "Preprocess"], checkpoint
         assert saved.count_params() == 14840
     assert int(keras.models.load_model(store.run_dir(run_id) / "last.keras").optimizer.iterations) == 8
+
+
+def test_every_training_batch_is_full_and_validation_batches_have_one_size(tmp_path, data_dir, monkeypatch):
+    """300 images at batch 64: 4 full steps an epoch (a different 44 images left out each epoch), validated
+    on 300 images in 2 batches of 150, so each step is traced for one batch shape (under JAX: compiled once;
+    a short last batch compiled it again)."""
+    traced: dict[str, list[tuple]] = {"train": [], "test": []}
+    train_step, test_step = TrainingModel.train_step, TrainingModel.test_step
+
+    def recording(kind, step):
+        def record(model, data):
+            traced[kind].append(tuple(data[0].shape))  # once per trace
+            return step(model, data)
+        return record
+
+    monkeypatch.setattr(TrainingModel, "train_step", recording("train", train_step))
+    monkeypatch.setattr(TrainingModel, "test_step", recording("test", test_step))
+    store = RunStore(tmp_path)
+    run_id = create_training_run(store, **{**SMALL, "subset": 300})
+    assert train_run(store, run_id, verbose=0) == "finished"
+    # TensorFlow traces the training step for any batch size (None): ImageBatches' specs leave it open.
+    assert traced["train"] in ([(64, 28, 28, 1)], [(None, 28, 28, 1)]) and traced["test"] == [(150, 28, 28, 1)]
+    assert store.get_run(run_id).hyperparameters["precise_bn_batches"] == 4  # 4 steps an epoch, not 5
+
+
+def test_a_resumed_one_cycle_schedule_is_made_again_for_the_steps_an_epoch_now_has():
+    """A run saved before 2026-11-28 counted a short last batch (5 steps an epoch for 300 images at batch 64);
+    resumed now it has 4, and its optimizer from last.keras gets the schedule of 4."""
+    recipe = FAST["mnist14k"].with_overrides(epochs=2, batch_size=64)
+    saved_optimizer = make_optimizer(recipe, steps_per_epoch=5)
+    model = TrainingModel(build_model("mnist14k"), [], recipe.preprocessing)
+    compile_model(model, recipe, 4, optimizer=saved_optimizer)
+    assert model.optimizer is saved_optimizer
+    assert saved_optimizer._learning_rate.get_config() == make_optimizer(recipe, 4)._learning_rate.get_config()
+    assert saved_optimizer._learning_rate.get_config() != make_optimizer(recipe, 5)._learning_rate.get_config()
 
 
 # Trains a run under JAX, its batch hook wrapped to record its thread and to cancel at batch 1.

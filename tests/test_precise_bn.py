@@ -158,4 +158,20 @@ def test_image_batches_are_full_and_leave_out_a_different_remainder_each_epoch()
         batches.on_epoch_end()
     assert len(seen) > 1 and set().union(*seen) == {0, 1, 2, 3, 4}
     assert batches[0][1].argmax(axis=1).ravel().tolist() == batches[0][0].ravel().tolist()  # labels follow images
-    assert [len(batch[0]) for batch in [ImageBatches(images[:3], np.eye(3), batch_size=128)[0]]] == [3]
+    small = ImageBatches(images[:3], np.eye(3), batch_size=128)
+    assert len(small) == 1 and len(small[0][0]) == 3
+
+
+def test_image_batches_draw_the_same_orders_from_the_same_seed():
+    """A run's order of images, epoch after epoch, is its seed's: the same again, another for another seed."""
+    images, labels = np.arange(40, dtype=np.uint8).reshape(40, 1, 1, 1), np.zeros((40, 10), np.float32)
+
+    def orders(seed):
+        batches, drawn = ImageBatches(images, labels, batch_size=8, seed=seed), []
+        for _ in range(3):
+            drawn.append([batches[i][0].ravel().tolist() for i in range(len(batches))])
+            batches.on_epoch_end()
+        return drawn
+
+    assert orders(7) == orders(7)
+    assert orders(7) != orders(8)

@@ -373,3 +373,17 @@ def test_a_diverged_epoch_is_no_bar_a_resumed_checkpoint_must_beat():
     """A NaN val_loss stored before a resume must not become best.keras' bar (nothing would ever beat NaN)."""
     assert best_value([{"val_loss": float("nan")}, {"val_loss": 0.6}], "val_loss") == 0.6
     assert best_value([{"val_accuracy": float("nan")}, {"val_accuracy": 0.3}], "val_accuracy") == 0.3
+
+
+def test_an_epoch_is_full_batches_and_the_plan_says_how_many_images_it_draws():
+    from eipviz.training.batches import ImageBatches
+    from eipviz.training.launcher import plan_summary
+
+    fast = FAST["mnist14k"]  # batch 128
+    assert [fast.steps_per_epoch(n) for n in (2_048, 1_000, 100, 50_000)] == [16, 7, 1, 390]
+    for images in (2_048, 1_000, 100):  # what the worker trains on
+        assert len(ImageBatches(np.zeros((images, 1, 1, 1), np.uint8), np.zeros((images, 10)), 128)) == \
+            fast.steps_per_epoch(images)
+    assert "on 2,048 images (16 steps an epoch; BatchNorm" in plan_summary(fast, 2_048)
+    assert "on 1,000 images (7 steps an epoch of 896 images drawn anew each epoch; BatchNorm" in \
+        plan_summary(fast, 1_000)

@@ -214,7 +214,8 @@ def register(sub) -> None:
     p.add_argument("--recipe", default="documented", help="documented (the seed's) or fast")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--subset", type=int, help="train on N images (and validate on up to N)")
+    p.add_argument("--subset", type=int,
+                   help="train on N images, in full batches drawn anew each epoch (and validate on up to N)")
     p.add_argument("--no-augment", action="store_true", help="switch the recipe's augmentation off")
     p.add_argument("--devices", metavar="N|all",
                    help="train one run on N devices or all (GPUs, else host devices), data-parallel")

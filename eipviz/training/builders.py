@@ -20,17 +20,22 @@ OPTIMIZER_CLASSES: dict[str, type[keras.optimizers.Optimizer]] = {
 }
 
 
+def learning_rate(recipe: Recipe, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The recipe's rate: for a one-cycle recipe a per-step schedule over its epochs of ``steps_per_epoch``."""
+    if recipe.schedule != "one_cycle":
+        return recipe.learning_rate
+    total = max(1, recipe.epochs * steps_per_epoch)
+    warmup = int(total * recipe.warmup_fraction)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=recipe.learning_rate / 10, decay_steps=max(1, total - warmup),
+        warmup_target=recipe.learning_rate, warmup_steps=warmup, alpha=0.0,
+    )
+
+
 def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The recipe's optimizer, with a per-step schedule for one-cycle recipes."""
-    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = recipe.learning_rate
-    if recipe.schedule == "one_cycle":
-        total = max(1, recipe.epochs * steps_per_epoch)
-        warmup = int(total * recipe.warmup_fraction)
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=recipe.learning_rate / 10, decay_steps=max(1, total - warmup),
-            warmup_target=recipe.learning_rate, warmup_steps=warmup, alpha=0.0,
-        )
-    options: dict[str, Any] = {"learning_rate": learning_rate, "weight_decay": recipe.weight_decay or None}
+    options: dict[str, Any] = {"learning_rate": learning_rate(recipe, steps_per_epoch),
+                               "weight_decay": recipe.weight_decay or None}
     if recipe.optimizer == "sgd":
         options.update(momentum=recipe.momentum, nesterov=recipe.nesterov)
     return OPTIMIZER_CLASSES[recipe.optimizer](**options)
@@ -301,9 +306,13 @@ def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int,
     A ``TrainingModel`` also runs the recipe's ``steps_per_execution``, and its classifier is
     compiled with the same optimizer object, so a saved classifier carries the optimizer's state
     (momentum, step count) and a resumed run continues the same per-step schedule. ``optimizer``:
-    a resumed model's own, instead of a fresh one.
+    a resumed model's own, instead of a fresh one; its one-cycle schedule is made again for
+    ``steps_per_epoch`` (runs before 2026-11-28 counted a last short batch in each epoch).
     """
-    optimizer = optimizer or make_optimizer(recipe, steps_per_epoch)
+    if optimizer is None:
+        optimizer = make_optimizer(recipe, steps_per_epoch)
+    elif recipe.schedule == "one_cycle":
+        optimizer.learning_rate = learning_rate(recipe, steps_per_epoch)
 
     def compile_one(target: keras.Model, **options: Any) -> None:
         target.compile(optimizer=optimizer,

@@ -40,8 +40,10 @@ def plan_summary(recipe: Recipe, subset: int | None = None) -> str:
     text = f"{recipe.name} recipe: {recipe.optimizer}, lr {recipe.learning_rate:g}, batch {recipe.batch_size}, " \
            f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}"
     if subset:
-        steps = math.ceil(subset / recipe.batch_size)
+        steps = recipe.steps_per_epoch(subset)
         text += f" on {subset:,} images ({steps} step{'s' if steps != 1 else ''} an epoch"
+        if steps * recipe.batch_size < subset:  # full batches only (ImageBatches)
+            text += f" of {steps * recipe.batch_size:,} images drawn anew each epoch"
         if recipe.precise_bn_batches(steps):
             text += "; BatchNorm statistics re-estimated before each validation"
         text += ")"

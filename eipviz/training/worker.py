@@ -275,7 +275,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
         if importlib.util.find_spec("tensorboard") and importlib.util.find_spec("tensorflow"):
             callbacks.append(EpochTensorBoard(str(run_dir / "tensorboard")))
         # uint8 batches: augmentation and preprocessing run in the step.
-        model.fit(batches, validation_data=(x_val, y_val),
+        model.fit(batches, shuffle=False, validation_data=(x_val, y_val),  # ImageBatches draws its own order
                   validation_batch_size=validation_batch_size(len(x_val), replicas),
                   epochs=recipe.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
     except TrainingCancelled:
