@@ -97,27 +97,38 @@ class RandomShift(keras.layers.Layer):
                 "fill_mode": self.fill_mode, "seed": self.seed}
 
 
-def _source_rows(shifts, side: int, fill_mode: str, dtype: str):
-    """(N, side, side) one-hot matrices: output row i of image n reads input row i - shifts[n], filled."""
+def _source_indices(shifts, side: int, fill_mode: str):
+    """``(source, inside)``, each (N, side): output row i of image n reads input row ``source[n, i]``
+    (i - shifts[n], folded back by the fill mode); ``inside`` is 0 where a ``"constant"`` fill leaves a zero."""
     source = keras.ops.arange(side, dtype="int32")[None, :] - keras.ops.cast(shifts, "int32")[:, None]
+    inside = keras.ops.ones_like(source, dtype="float32")
     if fill_mode == "reflect":  # period 2 * side: rows 0..side-1, then side-1..0
         folded = keras.ops.mod(source, 2 * side)
         source = keras.ops.where(folded >= side, 2 * side - 1 - folded, folded)
-    elif fill_mode == "nearest":
-        source = keras.ops.clip(source, 0, side - 1)
-    return keras.ops.one_hot(source, side, dtype=dtype)  # out of range ("constant"): a zero row
+    elif fill_mode == "constant":
+        inside = keras.ops.cast((source >= 0) & (source < side), "float32")
+    return keras.ops.clip(source, 0, side - 1), inside
 
 
 def shift_images(images, down, right, fill_mode: str = "reflect"):
     """Images (N, H, W, C) moved ``down[n]`` rows and ``right[n]`` columns (whole pixels; negative: up, left).
 
+    One gather of every output pixel's source pixel (``take``); until 2026-11-28 two one-hot matrix
+    products per image, which did side-times the work (``benchmarks/input_pipeline.py``).
+
     Example:
         shift_images(np.arange(4.0).reshape(1, 1, 4, 1), [0], [1])  # one row a b c d -> a a b c (reflect)
     """
-    rows = _source_rows(down, images.shape[1], fill_mode, "float32")
-    columns = _source_rows(right, images.shape[2], fill_mode, "float32")
-    moved = keras.ops.einsum("nij,njwc->niwc", rows, keras.ops.cast(images, "float32"))
-    return keras.ops.einsum("nkw,niwc->nikc", columns, moved)
+    count, height, width, channels = keras.ops.shape(images)[0], images.shape[1], images.shape[2], images.shape[3]
+    rows, rows_inside = _source_indices(down, height, fill_mode)
+    columns, columns_inside = _source_indices(right, width, fill_mode)
+    first = keras.ops.arange(count, dtype="int32") * (height * width)  # each image's first pixel
+    pixels = first[:, None, None] + rows[:, :, None] * width + columns[:, None, :]  # (N, H, W) source pixels
+    flat = keras.ops.reshape(keras.ops.cast(images, "float32"), (-1, channels))
+    moved = keras.ops.take(flat, pixels, axis=0)
+    if fill_mode == "constant":
+        moved = moved * rows_inside[:, :, None, None] * columns_inside[:, None, :, None]
+    return moved
 
 
 class TrainingModel(keras.Model):
