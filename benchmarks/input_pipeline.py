@@ -6,8 +6,8 @@ shifts with reflect fill, horizontal flip) and preprocess them, batch 512:
 - host: the worker's pipeline before issue #24 (kept here as the baseline): every batch goes
   through the Keras preprocessing layers of that time (``RandomTranslation``, ``RandomFlip``)
   eagerly, back to NumPy, then preprocessing.
-- in-step: what the worker does now (since 2026-11-28 through full ``ImageBatches``, not the arrays whole):
-  ``fit`` on the uint8 arrays of a ``TrainingModel`` whose
+- in-step: the worker's compiled step (the worker hands ``fit`` full ``ImageBatches`` of the arrays since
+  2026-11-28; here ``fit`` takes the arrays whole): ``fit`` on the uint8 arrays of a ``TrainingModel`` whose
   classifier is a 30-parameter head (global average pooling, Dense(10)), so the compiled step is
   almost all augmentation and preprocessing. Its whole-pixel shifts are ``RandomShift``;
 - in-step with Keras' ``RandomTranslation(interpolation="nearest")`` for the shifts instead: the
