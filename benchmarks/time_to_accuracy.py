@@ -7,7 +7,8 @@ fields changed (``--set learning_rate=0.4``, as ``eipviz train --set``), then pr
 worker's own lines go to stderr): each epoch's wall time since training began (first-step tracing
 included) and validation accuracy, the first epoch at or above ``--target``, and where each epoch's time
 went: its training steps, validation, and each callback's epoch end (``last.keras``, ``best.keras``, the
-explanation timeline, CSV, TensorBoard), with their medians over the epochs after the first. The run
+explanation timeline, CSV, TensorBoard), and under JAX its compiling, with their medians over the epochs
+after the first. The run
 stays in ``--runs-dir``, ready for ``eipviz ship`` if it beats the shipped weights.
 
     KERAS_BACKEND=jax python benchmarks/time_to_accuracy.py resnet20v1 --batch-size 512 \
@@ -29,9 +30,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def time_epoch_parts(parts: list[dict]) -> None:
     """Record into ``parts``, one dict per epoch, the seconds of its steps (``steps_s``), its validation
     (``validation_s``), its whole epoch end (``epoch_end_s``) and each callback's part of it (by class name),
-    by wrapping Keras' ``CallbackList`` and ``Model.evaluate`` in this process."""
+    by wrapping Keras' ``CallbackList`` and ``Model.evaluate`` in this process; under JAX also the seconds
+    spent tracing, lowering and compiling programs during the epoch (``compile_s``, JAX's own monitoring
+    events: how much of a first epoch is compiling)."""
     import keras
     from keras.src.utils import python_utils
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        def count_compile(event: str, seconds: float, **_) -> None:
+            if parts and event.startswith("/jax/core/compile/"):
+                parts[-1]["compile_s"] = parts[-1].get("compile_s", 0.0) + seconds
+
+        jax.monitoring.register_event_duration_secs_listener(count_compile)
 
     callback_list, model_class = keras.callbacks.CallbackList, keras.Model
     on_epoch_begin, evaluate = callback_list.on_epoch_begin, model_class.evaluate
