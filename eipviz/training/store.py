@@ -134,7 +134,7 @@ class RunStore:
         waiting on SQLite's busy timeout, so two processes opening a new store at once could get "database is
         locked"; it is retried, and connections no longer ask for it each time."""
         for attempt in range(WAL_ATTEMPTS):
-            db = sqlite3.connect(self.root / STORE_FILE, timeout=30)
+            db = self._open()
             try:
                 db.execute("PRAGMA journal_mode=WAL")
                 return
@@ -145,9 +145,13 @@ class RunStore:
             finally:
                 db.close()
 
+    def _open(self) -> sqlite3.Connection:
+        """A new connection to the store's database, waiting up to 30 s on another process's lock."""
+        return sqlite3.connect(self.root / STORE_FILE, timeout=30)
+
     @contextmanager
     def _connect(self):
-        db = sqlite3.connect(self.root / STORE_FILE, timeout=30)
+        db = self._open()
         try:
             db.execute("PRAGMA foreign_keys=ON")
             db.row_factory = sqlite3.Row
