@@ -39,6 +39,12 @@ AUGMENTATION_SETTINGS: dict[str, tuple[type, ...]] = {"interpolation": (str,)}
 INTERPOLATIONS = ("bilinear", "nearest")
 
 
+def full_batches(images: int, batch_size: int) -> int:
+    """Training steps an epoch of ``images`` takes: full batches only, the remainder left out
+    (``eipviz.training.batches.ImageBatches``); fewer images than one batch are one step."""
+    return max(1, images // batch_size)
+
+
 def parse_setting(text: str) -> tuple[str, Any]:
     """``"learning_rate=0.4"`` -> ``("learning_rate", 0.4)``: the value read as a Python literal (numbers,
     True, None), else kept as text (``schedule=one_cycle``)."""
@@ -228,9 +234,8 @@ class Recipe:
         return self.learning_rate / (1.0 + self.decay * epoch)
 
     def steps_per_epoch(self, images: int) -> int:
-        """Training steps an epoch of ``images`` takes: full batches only, the remainder left out (as
-        ``eipviz.training.batches.ImageBatches`` draws them); fewer images than one batch are one step."""
-        return max(1, images // self.batch_size)
+        """Training steps an epoch of ``images`` takes at this recipe's batch size (``full_batches``)."""
+        return full_batches(images, self.batch_size)
 
     def precise_bn_batches(self, steps_per_epoch: int) -> int:
         """How many training batches re-estimate BatchNorm before each validation; 0 for a full-length run.

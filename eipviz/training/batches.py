@@ -7,6 +7,8 @@ never on the host.
 import keras
 import numpy as np
 
+from eipviz.recipes import full_batches
+
 
 class ImageBatches(keras.utils.PyDataset):
     """Full batches of (uint8 images, one-hot labels) in a seeded random order, drawn again at each epoch's end.
@@ -25,7 +27,7 @@ class ImageBatches(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(images))
 
     def __len__(self):
-        return len(self.images) // self.batch_size
+        return full_batches(len(self.images), self.batch_size)
 
     def __getitem__(self, index):
         picked = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
