@@ -2,7 +2,8 @@
 
 Accepts console logs of Keras 2.x, tf.keras 2.x and Keras 3 (progress bars,
 ``verbose=2`` lines, callback announcements), the same logs wrapped in
-markdown or HTML, CSVLogger files and ``History.history`` JSON.
+markdown or HTML, CSVLogger files (any of its separators), ``History.history``
+as JSON, as printed, or as a pandas CSV.
 
 Rules: an epoch counts only when its final metrics line is present (a
 truncated epoch is not an epoch); a repeated epoch replaces the earlier
@@ -36,22 +37,30 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf)"
 _PAIR = re.compile(rf"^\s*([A-Za-z_][\w./@\-]*)\s*:\s*({_NUMBER})\s*$", re.IGNORECASE)
 _EPOCH_HEADER = re.compile(r"^\s*Epoch\s+(\d+)\s*/\s*(\d+)\s*$")
 _CALLBACK = re.compile(r"^\s*Epoch\s+0*(\d+)\s*:\s*(.*)$")
-_SCHEDULER = re.compile(rf"LearningRateScheduler setting learning rate to\s*({_NUMBER})", re.IGNORECASE)
+# tf.keras 2.0-2.8 said "reducing learning rate to" (also when it raised it), later versions "setting".
+_SCHEDULER = re.compile(rf"LearningRateScheduler (?:setting|reducing) learning rate to\s*({_NUMBER})", re.IGNORECASE)
 _PLATEAU = re.compile(rf"ReduceLROnPlateau reducing learning rate to\s*({_NUMBER})", re.IGNORECASE)
 _COUNTER = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\b")
+_KERAS2_BAR = re.compile(r"\[=+\]")  # a finished Keras 2 progress bar; Keras 3 draws ``━``
 _UNKNOWN_TOTAL = re.compile(r"^\s*\d+\s*/\s*Unknown\b")  # steps of a dataset whose size Keras does not know
 # Lost line breaks glue Keras lines together: break before an epoch header or callback message that
 # follows text on its line, after an epoch header, and before a progress counter (``1875/1875 [==``).
-_BEFORE_EPOCH = re.compile(r"(?<=\S)[ \t]*(?=Epoch\s+\d+\s*(?:/\s*\d+|:))")
-_AFTER_HEADER = re.compile(r"(Epoch\s+\d+\s*/\s*\d+)[ \t]+(?=\S)")
-_BEFORE_COUNTER = re.compile(r"(?<=\S)[ \t]+(?=\d+\s*/\s*\d+\s*(?:\[|━))")
+# Within one line only (``[ \t]``, not ``\s``): ``Epoch 1/3`` above a ``[1m469/469`` line is no glued counter.
+_BEFORE_EPOCH = re.compile(r"(?<=\S)[ \t]*(?=Epoch[ \t]+\d+[ \t]*(?:/[ \t]*\d+|:))")
+_AFTER_HEADER = re.compile(r"(Epoch[ \t]+\d+[ \t]*/[ \t]*\d+)[ \t]+(?=\S)")
+_BEFORE_COUNTER = re.compile(r"(?<=\S)[ \t]+(?=\d+[ \t]*/[ \t]*\d+[ \t]*(?:\[|━))")
 _LEADING_MARKS = "#>•`* \t"  # markdown headings and quotes, comment signs, bullets, code ticks
 MAX_QUOTED = 12  # lines a warning quotes before it summarises
 _BLOCK_TAGS = re.compile(r"<\s*(?:br|/?p|/?div|/?tr|/?td|/?th|/?li|/?pre|/?table|/?h\d)\b[^>]*>", re.IGNORECASE)
 _ANY_TAG = re.compile(r"</?[A-Za-z][^<>\n]*>")  # a tag, not tqdm's "[00:01<00:00" up to a later ">"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # Keras 3 colours its progress bar in terminals
+# The same colours pasted from Kaggle or GitHub, their escape character lost: ``[1m469/469[0m [32m━━``.
+_BARE_COLOUR = re.compile(r"\[(?:\d{1,3}(?:;\d{1,3})*)?m")
+_NUMPY_SCALAR = re.compile(r"\bnp\.(?:float|int)\d*\(([^()]*)\)")
+_BARE_INFINITY = re.compile(r"([-+]?)\binf\b")
 LR_NAMES = ("lr", "learning_rate")
 MAX_LOG_BYTES = 50 * 1024 * 1024
+CSV_SEPARATORS = ",;\t"  # CSVLogger's ``separator`` option; "," by default
 
 
 @dataclass
@@ -115,8 +124,10 @@ def parse_log(text: str) -> ParsedLog:
         raise EipvizError("The log is empty.")
     if stripped.startswith("{"):
         parsed = _parse_history_json(stripped)
-    elif stripped.lower().startswith("epoch,"):
-        parsed = _parse_csvlogger(stripped)
+    elif stripped.lower().startswith(tuple(f"epoch{separator}" for separator in CSV_SEPARATORS)):
+        parsed = _parse_csvlogger(stripped, separator=stripped[len("epoch")])
+    elif table := _history_table(stripped):
+        parsed = _parse_csvlogger(table)
     else:
         parsed = _parse_console(stripped)
     if not parsed.epochs:
@@ -151,7 +162,7 @@ def decode_log(data: bytes) -> str:
 
 def _clean_lines(text: str) -> list[str]:
     """Undo the wrapping of markdown and HTML, split progress updates, drop indentation."""
-    text = _ANSI.sub("", text)
+    text = _BARE_COLOUR.sub("", _ANSI.sub("", text))
     text = _BLOCK_TAGS.sub("\n", text)
     text = _ANY_TAG.sub("", text)
     text = html.unescape(text).replace("\\_", "_")
@@ -213,6 +224,7 @@ def _parse_console(text: str) -> ParsedLog:
     current = None  # the epoch whose metrics we expect: set by its header (or scheduler line)
     block: tuple | None = None  # (metric names, steps) of the line taken for ``current`` since its header
     callback_since = False  # a callback message came after that line (Keras 3 prints the final line after)
+    after_final = False  # that line is Keras 2's final one, so its callback messages come after it
     headers: dict[int, str] = {}  # epoch -> header line, to report epochs that never got metrics
     orphans: list[tuple[dict, int | None, str]] = []  # metrics lines above the first header
     callbacks_before_header: set[int] = set()
@@ -242,7 +254,7 @@ def _parse_console(text: str) -> ParsedLog:
         metrics, steps = found
         if first_header is None:  # no headers at all: number the metrics lines in order
             unnumbered += 1
-            parsed.add_epoch(max(parsed.epochs, default=0) + 1, metrics)
+            parsed.add_epoch(unnumbered, metrics)
             continue
         if current is None:
             if index < first_header:
@@ -255,10 +267,14 @@ def _parse_console(text: str) -> ParsedLog:
                 parsed.warnings.append(f"Epoch {current} appears twice with different values; "
                                        f"the later ones were kept: '{line[:100]}'.")
             _add_with_schedule(parsed, current, metrics)
+            # Keras 2 prints callback messages after the epoch's final line (its bar ``[====]``), Keras 3 before.
             block, callback_since = (set(metrics), steps), False
-        elif _completes(metrics, steps, block, callback_since, parsed.epochs[current]):
+            after_final = bool(_KERAS2_BAR.search(line))
+        elif _completes(metrics, steps, block, callback_since and not after_final, parsed.epochs[current]):
             _add_with_schedule(parsed, current, metrics)
+            # Keras 2 prints callback messages after the epoch's final line (its bar ``[====]``), Keras 3 before.
             block, callback_since = (set(metrics), steps), False
+            after_final = bool(_KERAS2_BAR.search(line))
         else:
             skipped.append(line)  # e.g. an evaluate() line after training
     if orphans and first_header is not None:
@@ -336,7 +352,7 @@ def _apply_plateau_rates(parsed: ParsedLog, plateau: dict) -> None:
             parsed.learning_rates[epoch] = rate
 
 
-def _parse_csvlogger(text: str) -> ParsedLog:
+def _parse_csvlogger(text: str, separator: str = ",") -> ParsedLog:
     """CSVLogger counts epochs from 0; our own per-epoch CSV counts from 1, as Keras prints them.
 
     CSVLogger writes ``NA`` for a metric an epoch lacks (validation every other epoch, or none) and a
@@ -345,7 +361,7 @@ def _parse_csvlogger(text: str) -> ParsedLog:
     """
     parsed = ParsedLog()
     try:
-        rows = list(csv.DictReader(io.StringIO(text)))
+        rows = list(csv.DictReader(io.StringIO(text), delimiter=separator))
         epochs = [int(float(row.pop("epoch"))) for row in rows]
     except (ValueError, TypeError, KeyError, csv.Error) as error:
         raise EipvizError(f"This looks like a CSV log but a row is malformed: {error}") from error
@@ -379,23 +395,83 @@ def _parse_csvlogger(text: str) -> ParsedLog:
     return parsed
 
 
+def _history_table(text: str) -> str | None:
+    """``pd.DataFrame(history.history).to_csv()`` as a CSVLogger file: its row index (counting from 0, as
+    CSVLogger's epochs) becomes the epoch column, or one is added (``index=False``). None for other text:
+    a History table's header has a ``loss`` column and no ``epoch``."""
+    try:
+        header = next(csv.reader([text.split("\n", 1)[0]]), [])
+        if "loss" not in header or "epoch" in header:
+            return None
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error:
+        return None
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if header[0] in ("", "Unnamed: 0"):
+        writer.writerows([["epoch", *header[1:]], *rows[1:]])
+    else:
+        writer.writerows([["epoch", *header], *([index, *row] for index, row in enumerate(rows[1:]))])
+    return out.getvalue()
+
+
 def _parse_history_json(text: str) -> ParsedLog:
     try:
         history = json.loads(text)
     except json.JSONDecodeError as error:
-        raise EipvizError(f"This looks like JSON but is not valid: {error}") from error
+        try:  # printed, not dumped: print(history.history)
+            history = json.loads(_python_repr_as_json(text))
+        except json.JSONDecodeError:
+            raise EipvizError(f"This looks like JSON but is not valid: {error}") from error
     if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
         raise EipvizError("JSON logs must be a Keras History.history object: {metric: [value per epoch]}.")
     parsed = ParsedLog()
     length = max((len(v) for v in history.values()), default=0)
-    for index in range(length):
-        metrics = {}
-        for name, values in history.items():
-            if index < len(values) and values[index] is not None:
-                try:
-                    metrics[name] = float(values[index])
-                except (TypeError, ValueError):
-                    raise EipvizError(f"History JSON values must be numbers: {name}[{index}] is "
-                                      f"{json.dumps(values[index])[:60]}.") from None
-        parsed.add_epoch(index + 1, metrics)
+    epochs_of = {name: _history_epochs(len(values), length) for name, values in history.items()}
+    _warn_history_placement(parsed, {name: len(values) for name, values in history.items()}, epochs_of, length)
+    per_epoch: dict[int, dict] = {epoch: {} for epoch in range(1, length + 1)}
+    for name, values in history.items():
+        for index, (epoch, value) in enumerate(zip(epochs_of[name] or [], values)):
+            if value is None:
+                continue
+            try:
+                per_epoch[epoch][name] = float(value)
+            except (TypeError, ValueError):
+                raise EipvizError(f"History JSON values must be numbers: {name}[{index}] is "
+                                  f"{json.dumps(value)[:60]}.") from None
+    for epoch, metrics in per_epoch.items():
+        parsed.add_epoch(epoch, metrics)
     return parsed
+
+
+def _python_repr_as_json(text: str) -> str:
+    """``print(history.history)``'s text as JSON: quotes, NumPy 2's ``np.float32(0.5)``, ``nan`` and ``inf``."""
+    text = _NUMPY_SCALAR.sub(r"\1", text).replace("'", '"')
+    return _BARE_INFINITY.sub(r"\1Infinity", re.sub(r"\bnan\b", "NaN", text))
+
+
+def _history_epochs(count: int, epochs: int) -> list[int] | None:
+    """The epochs a History list of ``count`` values belongs to, in a training of ``epochs`` epochs; None when
+    that is unknown.
+
+    ``fit(validation_freq=k)`` validates after epochs k, 2k, …: ``epochs // k`` values. Where exactly one k
+    fits, the values go there; where none or several do, the metric cannot be placed.
+    """
+    if count == epochs:
+        return list(range(1, epochs + 1))
+    every = [k for k in range(2, epochs + 1) if epochs // k == count] if count else []
+    return list(range(every[0], epochs + 1, every[0])) if len(every) == 1 else None
+
+
+def _warn_history_placement(parsed: ParsedLog, counts: dict, epochs_of: dict, epochs: int) -> None:
+    placed: dict[int, list[str]] = {}
+    for name, placement in epochs_of.items():
+        if placement is not None and counts[name] != epochs:
+            placed.setdefault(placement[0], []).append(name)
+    for every, names in placed.items():
+        parsed.warnings.append(f"{', '.join(names)}: {counts[names[0]]} values for {epochs} epochs, read as "
+                               f"validated every {every} epochs (fit's validation_freq={every}).")
+    unplaced = [name for name, placement in epochs_of.items() if placement is None]
+    if unplaced:
+        parsed.warnings.append(f"{', '.join(unplaced)}: fewer values than the {epochs} epochs and no "
+                               f"validation_freq that fits, so which epochs they belong to is unknown; left out.")

@@ -229,6 +229,23 @@ def test_two_columns_for_one_metric_are_refused_rather_than_merged():
         parse_text("_step,epoch,epoch/loss,loss\n0,0,0.5,0.7\n1,1,0.4,0.6\n")
 
 
+def test_a_row_longer_than_the_header_is_a_clear_error_unless_its_extra_values_are_empty():
+    assert parse_text("_step,epoch,loss\n0,0,0.9,\n1,1,0.7\n").rows() == [{"epoch": 1, "loss": 0.9},
+                                                                         {"epoch": 2, "loss": 0.7}]
+    with pytest.raises(EipvizError, match="Line 2 of the CSV has 4 values but its header names 3 columns"):
+        parse_text("_step,epoch,loss\n0,0,0.9,0.8\n")
+
+
+def test_an_mlflow_export_of_several_runs_is_refused_rather_than_merged():
+    with pytest.raises(EipvizError, match=r"2 MLflow runs \(aaa, bbb\)"):
+        parse_text("run_id,key,value,step,timestamp\naaa,loss,0.9,0,1700000005100\nbbb,loss,0.5,0,1700000105100\n")
+
+
+def test_the_index_column_of_a_pandas_dump_of_a_wandb_history_is_no_metric():
+    text = ",_step,_runtime,epoch,loss\n0,0,5.1,0,0.9\n1,1,9.0,1,0.7\n"
+    assert parse_text(text).columns == ["epoch", "loss", "wall_time"]
+
+
 # TensorBoard's own CSV download (its scalars plugin writes it with csv.writer: \r\n line ends).
 TENSORBOARD_CSV = "Wall time,Step,Value\r\n1700000000.25,0,0.9\r\n1700000001.5,1,0.8\r\n"
 
@@ -310,6 +327,44 @@ def test_val_and_eval_folders_hold_the_validation_writers_files(folder):
     path = Path("run") / folder / "events.out.tfevents.1"
     assert tbevents._is_validation(tbevents.EventFile(path, [], 0, 0))
     assert tbevents.run_directory(path) == Path("run")
+
+
+def write_events(path, scalars, extra_records=()):
+    """An event file of ``(tag, step, value, wall time)`` scalars, then ``extra_records`` raw, well framed."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as file:
+        writer = RecordWriter(file)
+        for tag, step, value, wall in scalars:
+            summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
+            writer.write(event_pb2.Event(wall_time=wall, step=step, summary=summary).SerializeToString())
+        for record in extra_records:
+            writer.write(record)
+    return path
+
+
+def test_concurrent_writers_uploaded_without_folders_are_refused_not_merged(tmp_path):
+    """A custom loop's ``train/`` and ``validation/`` writers log the same tags at the same time: uploaded by name
+    only, which is which is unknown (merged, one would overwrite the other)."""
+    for folder, offset in (("train", 0.0), ("validation", 0.5)):
+        write_events(tmp_path / "run" / folder / f"events.out.tfevents.1.{folder}",
+                     [("epoch_loss", step, 1.0 / (step + 1) + offset, 100.0 + step) for step in range(3)])
+    files = sorted((tmp_path / "run").rglob("*tfevents*"))
+    with pytest.raises(EipvizError, match="which one is the validation writer's is unknown"):
+        read_uploads([(path.name, path.read_bytes()) for path in files])
+    with_folders = read_uploads([(f"{path.parent.name}/{path.name}", path.read_bytes()) for path in files])
+    assert [r["val_loss"] for r in with_folders.rows()] == pytest.approx([1.5, 1.0, 0.5 + 1 / 3])
+    assert read_run_path(tmp_path / "run").rows() == with_folders.rows()
+
+
+def test_a_well_framed_record_that_is_no_event_ends_the_file_with_a_note(tmp_path):
+    path = write_events(tmp_path / "events.out.tfevents.2", [("epoch_loss", 0, 0.9, 1.0), ("epoch_loss", 1, 0.8, 2.0)],
+                        extra_records=[b"\xff" * 21])
+    parsed = read_run_path(path)
+    assert [r["loss"] for r in parsed.rows()] == pytest.approx([0.9, 0.8])
+    assert "truncated or corrupt record" in parsed.warnings[0] and "37 bytes unread" in parsed.warnings[0]
 
 
 def test_a_tensor_declaring_billions_of_values_is_skipped_without_building_it():

@@ -320,3 +320,70 @@ def test_a_rate_announced_for_an_epoch_that_never_finished_is_dropped():
     parsed = parse_log("Epoch 1/2\n1875/1875 - 5s - loss: 0.30\n"
                        "Epoch 2/2\nEpoch 2: LearningRateScheduler setting learning rate to 0.05.\n")
     assert parsed.learning_rates == {} and parsed.columns == ["epoch", "loss"]
+
+
+def test_keras3_colours_pasted_without_their_escape_character_are_dropped():
+    """Kaggle and GitHub pages keep ``[1m469/469[0m`` of Keras 3's coloured bar but not the escape character;
+    the line under ``Epoch 1/3`` once split that header in two, and every progress line became an epoch."""
+    bar = "[32m━━━━━━━━━━━━━━━━━━━━[0m[37m[0m"
+    text = ("Epoch 1/2\n[1m100/469[0m [32m━━━━[0m[37m━━━━[0m [1m2s[0m 8ms/step - accuracy: 0.5000 - loss: 0.9000\n"
+            f"[1m469/469[0m {bar} [1m5s[0m 8ms/step - accuracy: 0.8012 - loss: 0.6512 - val_accuracy: 0.9500 "
+            f"- val_loss: 0.1700\nEpoch 2/2\n[1m469/469[0m {bar} [1m3s[0m 7ms/step - accuracy: 0.9500 - "
+            f"loss: 0.1600 - val_accuracy: 0.9600 - val_loss: 0.1300\n")
+    parsed = parse_log(text)
+    assert [(r["epoch"], r["loss"], r["val_loss"]) for r in parsed.rows()] == [(1, 0.6512, 0.17), (2, 0.16, 0.13)]
+    assert parsed.warnings == []
+
+
+def test_a_header_followed_by_a_bracketed_line_keeps_its_epoch():
+    log = ("Epoch 1/2\n469/469 - 5s - loss: 0.6512\nEpoch 2/2\n[INFO] 2024-05-01 12:00:01 starting epoch 2\n"
+           "469/469 - 3s - loss: 0.1600\n")
+    assert [r["loss"] for r in parse_log(log).rows()] == [0.6512, 0.16]
+
+
+def test_an_evaluate_line_after_keras2s_early_stopping_message_is_not_the_last_epoch():
+    """tf.keras 2 prints callback messages after the epoch's final line, Keras 3 before it."""
+    bar = "[==============================]"
+    log = (f"Epoch 2/20\n1875/1875 {bar} - 5s 3ms/step - loss: 0.1400\nEpoch 3/20\n"
+           f"1875/1875 {bar} - 5s 3ms/step - loss: 0.1450\nEpoch 00003: early stopping\n"
+           f"1875/1875 {bar} - 4s 2ms/step - loss: 0.0950\n")
+    parsed = parse_log(log)
+    assert [r["loss"] for r in parsed.rows()] == [0.14, 0.145]
+    assert "skipped: '1875/1875 [=====" in parsed.warnings[-1]
+
+
+def test_tf_keras_2_0_schedulers_reducing_wording_gives_the_rates():
+    log = "".join(f"\nEpoch {e:05d}: LearningRateScheduler reducing learning rate to {lr}.\nEpoch {e}/2\n"
+                  f"500/500 [==============================] - 7s 14ms/step - loss: {lr * 100}\n"
+                  for e, lr in ((1, 0.001), (2, 0.0005)))
+    assert [r["lr"] for r in parse_log(log).rows()] == [0.001, 0.0005]
+
+
+def test_history_json_of_fit_with_validation_freq_puts_the_validation_values_on_their_epochs():
+    parsed = parse_log(json.dumps({"loss": [1.0, 0.9, 0.8, 0.7, 0.6], "val_loss": [2.0, 1.5]}))
+    assert [r["val_loss"] for r in parsed.rows()] == [None, 2.0, None, 1.5, None]
+    assert parsed.warnings == ["val_loss: 2 values for 5 epochs, read as validated every 2 epochs "
+                               "(fit's validation_freq=2)."]
+    unknown = parse_log(json.dumps({"loss": [1.0, 0.9, 0.8, 0.7], "val_loss": [2.0]}))  # every 3 or 4 epochs
+    assert unknown.columns == ["epoch", "loss"] and "val_loss: fewer values" in unknown.warnings[0]
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csvlogger_file_with_another_separator_is_read(separator):
+    text = f"epoch{separator}loss{separator}val_loss\n0{separator}0.9{separator}1.1\n1{separator}0.7{separator}0.8\n"
+    assert parse_log(text).rows() == [{"epoch": 1, "loss": 0.9, "val_loss": 1.1},
+                                      {"epoch": 2, "loss": 0.7, "val_loss": 0.8}]
+
+
+@pytest.mark.parametrize("text", [",loss,val_loss\n0,0.9,1.1\n1,0.7,0.8\n",  # DataFrame(history.history).to_csv()
+                                  "loss,val_loss\n0.9,1.1\n0.7,0.8\n"])  # ... with index=False
+def test_a_pandas_dump_of_the_history_is_read_as_one_row_per_epoch(text):
+    assert parse_log(text).rows() == [{"epoch": 1, "loss": 0.9, "val_loss": 1.1},
+                                      {"epoch": 2, "loss": 0.7, "val_loss": 0.8}]
+
+
+def test_a_printed_history_is_read_like_its_json():
+    printed = "{'loss': [np.float64(0.9), np.float64(nan)], 'val_loss': [np.float32(-inf), 0.5], 'lr': [0.1, 0.01]}"
+    rows = parse_log(printed).rows()
+    assert rows[0] == {"epoch": 1, "loss": 0.9, "val_loss": -math.inf, "lr": 0.1}
+    assert math.isnan(rows[1]["loss"]) and rows[1]["val_loss"] == 0.5 and rows[1]["lr"] == 0.01

@@ -59,7 +59,8 @@ def read_uploads(files: list[tuple[str, bytes]]) -> ParsedLog:
                 target = Path(folder, str(index), *parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
-            return read_event_files(event_files_under(Path(folder)))
+            return read_event_files(event_files_under(Path(folder)),
+                                    folders_known=any(len(Path(name).parts) > 1 for name, _ in events))
     if len(files) != 1:
         raise EipvizError("Upload one log file, or TensorBoard event files (events.out.tfevents.*).")
     name, data = files[0]

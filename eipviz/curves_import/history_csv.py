@@ -23,6 +23,8 @@ WANDB_MARKERS = ("_step", "_runtime", "_timestamp")
 EPOCH_COLUMNS = ("epoch", "epoch/epoch", "Epoch")
 STEP_COLUMNS = ("_step", "step", "Step")
 SKIPPED_SUFFIXES = ("__MIN", "__MAX")
+INDEX_COLUMNS = ("", "Unnamed: 0")  # the row index ``DataFrame.to_csv`` writes (as pandas reads it back)
+RUN_ID_COLUMNS = ("run_id", "run_uuid")  # MLflow's, in a long export of several runs
 WANDB_RUN_SEPARATOR = " - "  # W&B panel exports name columns "<run> - <metric>"
 TENSORBOARD_HEADER = ["Wall time", "Step", "Value"]
 # TensorBoard's Scalars tab names a download run-<run>-tag-<tag>.csv ("/" in either becomes "_"); a browser
@@ -67,12 +69,14 @@ def _step(text, line: int) -> int | None:
 def parse_history_csv(text: str, file_name: str | None = None) -> ParsedLog:
     """The history as epochs; ``file_name`` names the metric of a TensorBoard scalar download."""
     try:
-        rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        rows = list(reader)
     except csv.Error as error:
         raise EipvizError(f"The CSV cannot be read: {error}.") from error
     if not rows:
         raise EipvizError("The CSV has a header but no rows.")
-    header = list(rows[0])
+    header = list(reader.fieldnames or [])
+    _refuse_longer_rows(rows, len(header))
     if header == TENSORBOARD_HEADER:
         return _parse_tensorboard_download(rows, file_name)
     if {"key", "value", "step"} <= set(header):
@@ -84,8 +88,8 @@ def parse_history_csv(text: str, file_name: str | None = None) -> ParsedLog:
         raise EipvizError(f"The CSV has no epoch or step column (looked for {looked_for}).")
     metrics = {}
     for column in header:
-        if column in (epoch_column, *EPOCH_COLUMNS, *STEP_COLUMNS, *WANDB_MARKERS) or column.startswith(
-                ("batch/", "_")) or column.endswith(SKIPPED_SUFFIXES):
+        if column in (epoch_column, *EPOCH_COLUMNS, *STEP_COLUMNS, *WANDB_MARKERS, *INDEX_COLUMNS) or \
+                column.startswith(("batch/", "_")) or column.endswith(SKIPPED_SUFFIXES):
             continue
         metrics[column] = column.rsplit(WANDB_RUN_SEPARATOR, 1)[-1].removeprefix("epoch/")
     _refuse_mixed_columns(metrics)
@@ -102,6 +106,16 @@ def parse_history_csv(text: str, file_name: str | None = None) -> ParsedLog:
     return _to_parsed(by_epoch)
 
 
+def _refuse_longer_rows(rows: list[dict], columns: int) -> None:
+    """Raises for a row with more values than the header has names (``csv`` keeps them under ``None``); empty
+    extras, from a trailing comma, are dropped."""
+    for line, row in enumerate(rows, start=2):
+        extra = row.pop(None, None)
+        if extra and any(str(value).strip() for value in extra):
+            raise EipvizError(f"Line {line} of the CSV has {columns + len(extra)} values but its header names "
+                              f"{columns} columns.")
+
+
 def _refuse_mixed_columns(metrics: dict[str, str]) -> None:
     """Raises when two columns would fill one metric (a W&B panel export of several runs): merged, their
     epochs would interleave runs."""
@@ -116,6 +130,10 @@ def _refuse_mixed_columns(metrics: dict[str, str]) -> None:
 
 
 def _parse_long(rows: list[dict]) -> ParsedLog:
+    runs = list(dict.fromkeys(row[column] for row in rows for column in RUN_ID_COLUMNS if row.get(column)))
+    if len(runs) > 1:  # merged, one run's values would overwrite the other's
+        raise EipvizError(f"The CSV holds {len(runs)} MLflow runs ({listing(runs)}); export one run's metric "
+                          f"history and import it.")
     by_epoch: dict[int, dict] = {}
     start = min((t for row in rows if (t := _float(row.get("timestamp"))) is not None), default=None)
     for line, row in enumerate(rows, start=2):

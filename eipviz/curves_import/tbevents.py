@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
 from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
 from tensorboard.compat.proto import event_pb2
 from tensorboard.util import tensor_util
@@ -99,8 +100,11 @@ def _read_file(path: Path) -> EventFile:
     file = EventFile(path, [], 0, 0)
     try:
         for record in RawEventFileLoader(str(path)).Load():
+            try:
+                event = event_pb2.Event.FromString(record)
+            except DecodeError:  # well framed, yet no event: corrupt, like a bad checksum, so the file ends here
+                break
             file.bytes_read += len(record) + RECORD_FRAMING
-            event = event_pb2.Event.FromString(record)
             if not event.HasField("file_version"):  # stamped in whole seconds: too coarse to order trainings
                 file.opened = min(file.opened, event.wall_time)
                 file.last_written = max(file.last_written, event.wall_time)
@@ -147,12 +151,15 @@ def _is_validation(file: EventFile) -> bool:
     return file.path.parent.name in VALIDATION_DIRS or any(VALIDATION_ONLY_TAG in tag for tag, *_ in file.scalars)
 
 
-def read_event_files(paths: list[Path], validation: list[bool] | None = None) -> ParsedLog:
-    """One run from event files, its newest training only; ``validation[i]`` says file i is the validation
-    writer's (default: ``_is_validation``)."""
+def read_event_files(paths: list[Path], folders_known: bool = True) -> ParsedLog:
+    """One run from event files, its newest training only. Without ``folders_known`` (a browser upload keeps
+    file names only), files that log the same epoch tag at the same step and carry no validation tag are
+    refused: one of them may be the validation writer's, and merged its values would overwrite the other's."""
     parsed = ParsedLog()
     files = [_read_file(path) for path in paths]
-    is_validation = dict(zip(paths, validation if validation is not None else map(_is_validation, files)))
+    is_validation = {file.path: _is_validation(file) for file in files}
+    if not folders_known and not any(is_validation.values()):
+        _refuse_unknown_writers(files)
     kept = _newest_training(files, is_validation, parsed)
     by_epoch: dict[int, dict] = {}
     first_wall = min((wall for file in kept for *_, wall in file.scalars), default=0.0)
@@ -172,6 +179,21 @@ def read_event_files(paths: list[Path], validation: list[bool] | None = None) ->
     for epoch in sorted(by_epoch):
         parsed.add_epoch(epoch, {**by_epoch[epoch], "wall_time": round(last_wall[epoch] - first_wall, 3)})
     return parsed
+
+
+def _refuse_unknown_writers(files: list[EventFile]) -> None:
+    """Two files written at the same time, logging one epoch tag at one step: Keras' train and validation
+    writers (or a custom loop's). One after the other, they are a training and its resumption or next run."""
+    logged: dict[tuple[str, int], EventFile] = {}
+    for file in files:
+        for tag, step, *_ in file.scalars:
+            other = logged.setdefault((tag, step), file)
+            if tag.startswith(EPOCH_PREFIX) and other is not file and \
+                    other.opened <= file.last_written and file.opened <= other.last_written:
+                raise EipvizError(
+                    f"{other.path.name} and {file.path.name} both log {tag} at step {step}, and without their folders "
+                    f"(a browser upload drops them) which one is the validation writer's is unknown. Upload the "
+                    f"train/ folder's files alone, or import the run's folder: python -m eipviz import-log FOLDER.")
 
 
 def _no_scalars_message(corruption_notes: list[str]) -> str:
