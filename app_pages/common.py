@@ -16,14 +16,16 @@ from eipviz.access import EDITORS_VARIABLE, is_editor, writes_allowed
 from eipviz.classifier import Classifier
 from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
-from eipviz.evaluation import Evaluation, evaluate_test_set
+from eipviz.evaluation import Evaluation, evaluate_test_set, with_detected_preprocessing, with_preprocessing_hint
 from eipviz.loading import CHECKPOINT, load_run_checkpoint, load_uploaded_bytes, load_zoo_model, runs_with_checkpoint
-from eipviz.preprocessing import PREPROCESSINGS
+from eipviz.preprocessing import DETECT, PREPROCESSING_CHECK_IMAGES, PREPROCESSINGS
 from eipviz.training.store import RunStore, default_runs_dir, run_label
 from eipviz.weights import manifest_entry, shipped_models
 from eipviz.zoo import MODELS
 
 UPLOADED_MODEL_KEY = "uploaded_model"
+UPLOADED_SOURCE = "Uploaded model"
+CURRENT_MODEL_KEY = "current-model"  # the model last picked on any page: {"source": …, "zoo": …, "run": …}
 # What makes links, images, emphasis, code, colours and icons (:red[…], :material/…:), LaTeX or headings.
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~:$])")
 # In the server's log (`make run`'s terminal): each test-set evaluation, once per model however many
@@ -182,38 +184,64 @@ def upload_model_widget(key: str) -> None:
         return
     with st.expander("Upload your own model (.keras or legacy .h5)"):
         file = st.file_uploader("Model file", type=["keras", "h5", "hdf5"], key=f"{key}-model-file")
-        preprocessing = st.selectbox("Its preprocessing", list(PREPROCESSINGS), key=f"{key}-model-pre",
-                                     format_func=lambda p: f"{p}: {PREPROCESSINGS[p]}")
+        choices = {DETECT: f"unit_scale unless another is clearly more accurate on {PREPROCESSING_CHECK_IMAGES} "
+                           f"test images", **PREPROCESSINGS}
+        preprocessing = st.selectbox("Its preprocessing", list(choices), key=f"{key}-model-pre",
+                                     format_func=lambda p: f"{p}: {choices[p]}")
         if file is not None and st.button("Use this model", key=f"{key}-use-model"):
             try:
                 data = file.getvalue()
-                classifier = load_uploaded_bytes(data, file.name, preprocessing)
+                with st.spinner("Loading it and checking its preprocessing on test images…"):
+                    detect = preprocessing == DETECT
+                    classifier = load_uploaded_bytes(data, file.name, "unit_scale" if detect else preprocessing)
+                    classifier = (with_detected_preprocessing if detect else with_preprocessing_hint)(classifier)
                 # Cached evaluations are shared by all sessions: key them by content, never by id().
-                key = f"upload:{hashlib.sha256(data).hexdigest()}:{preprocessing}"
-                st.session_state[UPLOADED_MODEL_KEY] = (classifier, key)
-                st.success(f"Loaded {file.name}.")
+                cache_key = f"upload:{hashlib.sha256(data).hexdigest()}:{classifier.preprocessing}"
+                st.session_state[UPLOADED_MODEL_KEY] = (classifier, cache_key)
+                follow_model(source=UPLOADED_SOURCE)  # shown at once, on every page
+                st.success(f"Loaded {literal(file.name)}.")
             except EipvizError as error:
                 st.error(str(error))
 
 
+def follow_model(**choice: str) -> None:
+    """Make ``choice`` (``source``, ``zoo`` or ``run``) the model every page's picker shows: the model chosen on
+    one page is the one the next page opens on (each page's own widgets are dropped when it is left)."""
+    st.session_state.setdefault(CURRENT_MODEL_KEY, {}).update(choice)
+
+
+def _picked(widget: str, part: str, options: list, label: str, draw, **kwargs):
+    """Draw picker widget ``widget`` (``draw``: st.radio or st.selectbox) on the current model's ``part`` where it
+    is one of ``options``; a change there becomes the current model."""
+    current = st.session_state.get(CURRENT_MODEL_KEY, {}).get(part)
+    if current in options and st.session_state.get(widget) != current:
+        st.session_state[widget] = current
+    return draw(label, options, key=widget, on_change=lambda: follow_model(**{part: st.session_state[widget]}),
+                **kwargs)
+
+
 def model_picker(key: str) -> tuple[Classifier | None, str | None]:
-    """Choose shipped weights, a run's checkpoint or the uploaded model; return (Classifier, cache key)."""
+    """Choose shipped weights, a run's checkpoint or the uploaded model; return (Classifier, cache key). Opens on
+    the model last picked on any page (``follow_model``), or the link's ``?model=``."""
     sources = ["Shipped weights", "Run checkpoint"]
     if UPLOADED_MODEL_KEY in st.session_state:
-        sources.append("Uploaded model")
-    source = st.radio("Model source", sources, horizontal=True, key=f"{key}-source")
+        sources.append(UPLOADED_SOURCE)
+    wanted = st.query_params.get("model")  # a link can open a page on a model: ?model=resnet20v1
+    first_visit = f"{key}-zoo" not in st.session_state and CURRENT_MODEL_KEY not in st.session_state
     try:
+        names = shipped_models()
+        if wanted in names and first_visit:
+            follow_model(source="Shipped weights", zoo=wanted)
+        source = _picked(f"{key}-source", "source", sources, "Model source", st.radio, horizontal=True)
         if source == "Shipped weights":
-            names = shipped_models()
             if not names:
                 st.warning("No shipped weights yet; train a model on the Train page.")
                 return None, None
-            wanted = st.query_params.get("model")  # a link can open a page on a model: ?model=resnet20v1
-            if wanted is not None and wanted not in names and f"{key}-zoo" not in st.session_state:
+            if wanted is not None and wanted not in names and first_visit:
                 st.warning(f"The link's `model` ({literal(wanted)}) is not a shipped model here; showing "
                            f"{names[0]}. Shipped: {', '.join(names)}.")
-            name = st.selectbox("Model", names, index=names.index(wanted) if wanted in names else 0, key=f"{key}-zoo",
-                                format_func=lambda n: f"{n} ({dataset_label(MODELS[n].dataset)})")
+            name = _picked(f"{key}-zoo", "zoo", names, "Model", st.selectbox,
+                           format_func=lambda n: f"{n} ({dataset_label(MODELS[n].dataset)})")
             if wanted != name:  # the address bar names the model shown, so a copied link opens it
                 st.query_params["model"] = name
             return shipped_model(name)
@@ -226,8 +254,8 @@ def model_picker(key: str) -> tuple[Classifier | None, str | None]:
                 return None, None
             datasets = {i: dataset_label(MODELS[run.model].dataset if run.model in MODELS else None)
                         for i, run in runs.items()}
-            run_id = st.selectbox(
-                "Run", list(runs), key=f"{key}-run",
+            run_id = _picked(
+                f"{key}-run", "run", list(runs), "Run", st.selectbox,
                 format_func=lambda i: f"{run_label(runs[i])} ({datasets[i]}) · best.keras: epoch "
                                       f"{runs[i].best_epoch}, val acc {runs[i].best_val_accuracy or 0:.2%}")
             mtime = (store.run_dir(run_id) / CHECKPOINT).stat().st_mtime

@@ -94,22 +94,23 @@ class Classifier:
             return fit_images(images, self.input_size)
         return np.stack([fit_images(np.asarray(image)[None], self.input_size)[0] for image in images])
 
-    def prepare(self, images: Images) -> np.ndarray:
-        """Model inputs (N, H, W, C) float32 from uint8 images: ``fit``, then the model's preprocessing."""
-        return preprocess(self.fit(images), self.preprocessing)
+    def prepare(self, images: Images, preprocessing: str | None = None) -> np.ndarray:
+        """Model inputs (N, H, W, C) float32 from uint8 images: ``fit``, then the model's preprocessing (or
+        ``preprocessing``, to try another one)."""
+        return preprocess(self.fit(images), preprocessing or self.preprocessing)
 
-    def logits(self, images: Images, batch_size: int = PREDICT_BATCH) -> np.ndarray:
-        """Pre-softmax class scores (N, K)."""
-        inputs = self.prepare(images)
+    def logits(self, images: Images, batch_size: int = PREDICT_BATCH, preprocessing: str | None = None) -> np.ndarray:
+        """Pre-softmax class scores (N, K); ``preprocessing`` as in ``prepare``."""
+        inputs = self.prepare(images, preprocessing)
         return np.asarray(self._logits_model.predict(inputs, batch_size=batch_size, verbose=0), np.float32)
 
     def probabilities(self, images: Images, batch_size: int = PREDICT_BATCH) -> np.ndarray:
         """Class probabilities (N, K): the softmax of ``logits``."""
         return softmax(self.logits(images, batch_size))
 
-    def predict(self, images: Images) -> np.ndarray:
-        """The top class index of each image (N,)."""
-        return self.logits(images).argmax(axis=1)
+    def predict(self, images: Images, preprocessing: str | None = None) -> np.ndarray:
+        """The top class index of each image (N,); ``preprocessing`` as in ``prepare``."""
+        return self.logits(images, preprocessing=preprocessing).argmax(axis=1)
 
     def class_index(self, name_or_number: str | int) -> int:
         """The index of a class given by name (``"cat"``) or by number (``3`` or ``"3"``)."""

@@ -5,6 +5,7 @@ keyed by the file's sha256), so a page opens on a stored evaluation instead of
 running 10,000 images through the model again.
 """
 
+import dataclasses
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from eipviz.atomic import write_npz_atomically
 from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import load_test_split, sample_images
 from eipviz.errors import EipvizError
+from eipviz.preprocessing import PREPROCESSING_CHECK_IMAGES, PREPROCESSINGS, check_fits
 from eipviz.weights import sha256_of
 
 
@@ -138,3 +140,66 @@ def read_predictions(stored: StoredPredictions, model_sha256: str, classifier: C
     if not belongs or probabilities.shape != (n, len(classifier.class_names)):
         return None
     return probabilities
+
+
+PREPROCESSING_GAP = 0.2  # another preprocessing this much more accurate is almost surely the model's own
+
+
+def preprocessing_accuracies(classifier: Classifier, n: int = PREPROCESSING_CHECK_IMAGES) -> dict[str, float]:
+    """Accuracy on the first ``n`` test images under every preprocessing the model's input fits."""
+    images, labels = dataset_test_split(classifier)
+    images, labels = images[:n], np.asarray(labels[:n])
+    accuracies = {}
+    for kind in PREPROCESSINGS:
+        try:
+            check_fits(kind, classifier.input_size)
+        except EipvizError:
+            continue
+        accuracies[kind] = float((classifier.predict(images, preprocessing=kind) == labels).mean())
+    return accuracies
+
+
+def _clearly_best(accuracies: dict[str, float], chosen: str) -> str:
+    """The most accurate preprocessing where it beats ``chosen`` by ``PREPROCESSING_GAP``; else ``chosen`` (an
+    untrained model is near chance under all of them, and a point or two is noise)."""
+    best = max(accuracies, key=accuracies.__getitem__)
+    return best if accuracies[best] - accuracies[chosen] >= PREPROCESSING_GAP else chosen
+
+
+def preprocessing_hint(classifier: Classifier, n: int = PREPROCESSING_CHECK_IMAGES) -> str | None:
+    """A warning when another preprocessing is far more accurate on ``n`` test images than the chosen one (a model
+    uploaded with the wrong one explains nonsense at a fraction of its accuracy); None when the chosen one is
+    about the best, or the model has no known test set."""
+    if classifier.dataset is None:
+        return None
+    accuracies = preprocessing_accuracies(classifier, n)
+    best, chosen = _clearly_best(accuracies, classifier.preprocessing), accuracies[classifier.preprocessing]
+    if best == classifier.preprocessing:
+        return None
+    return (f"With {classifier.preprocessing} this model gets {chosen:.0%} of the first {n} "
+            f"test images right, with {best} {accuracies[best]:.0%}: it was probably trained with {best}. "
+            f"Choose that preprocessing and load it again.")
+
+
+def with_detected_preprocessing(classifier: Classifier, n: int = PREPROCESSING_CHECK_IMAGES) -> Classifier:
+    """``classifier`` with the preprocessing most accurate on its first ``n`` test images, and a note saying so
+    (kept as it is, with a note, when it has no known test set)."""
+    if classifier.dataset is None:
+        return dataclasses.replace(classifier, note=_joined(
+            classifier.note, f"No test set to detect its preprocessing on: {classifier.preprocessing} is assumed."))
+    accuracies = preprocessing_accuracies(classifier, n)
+    best = _clearly_best(accuracies, classifier.preprocessing)
+    others = ", ".join(f"{kind} {accuracy:.0%}" for kind, accuracy in accuracies.items() if kind != best)
+    note = (f"Preprocessing detected: {best}, {accuracies[best]:.0%} right on the first {n} test images"
+            + (f" ({others})." if others else "."))
+    return dataclasses.replace(classifier, preprocessing=best, note=_joined(classifier.note, note))
+
+
+def with_preprocessing_hint(classifier: Classifier) -> Classifier:
+    """``classifier`` with ``preprocessing_hint``'s warning added to its note, when there is one."""
+    hint = preprocessing_hint(classifier)
+    return dataclasses.replace(classifier, note=_joined(classifier.note, hint)) if hint else classifier
+
+
+def _joined(*notes: str | None) -> str:
+    return " ".join(note for note in notes if note)

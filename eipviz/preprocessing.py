@@ -21,6 +21,8 @@ PREPROCESSINGS = {
     "pixel_mean": "x / 255 - per-pixel CIFAR-10 training mean (seed 004)",
 }
 
+DETECT = "detect"  # a choice for a model file of unknown origin: unit_scale unless another is clearly more accurate
+PREPROCESSING_CHECK_IMAGES = 500  # test images it is decided on: 90% told from 40%, a second or so on a CPU
 
 # What each preprocessing's statistics need of a model's (height, width, channels); None: any size.
 FITS = {"channel_standardize": (None, None, 3), "pixel_mean": (32, 32, 3)}

@@ -75,7 +75,7 @@ def method_names(text: str) -> list[str]:
 def add_model_options(p, what: str = "the model") -> None:
     """``--model`` / ``--run`` (one of them) and ``--runs-dir``, ``--weights``, ``--preprocessing``: the sources
     the explanation pages offer (shipped weights, a run's checkpoint, a model file), as ``load_model`` reads them."""
-    from eipviz.preprocessing import PREPROCESSINGS
+    from eipviz.preprocessing import DETECT, PREPROCESSING_CHECK_IMAGES, PREPROCESSINGS
 
     p.add_argument("--model", help=f"{what}: a zoo name (shipped weights) or a .keras/.h5 file")
     p.add_argument("--run", help=f"{what}: a trained run's best checkpoint, fed as the run trained (instead of "
@@ -83,9 +83,10 @@ def add_model_options(p, what: str = "the model") -> None:
     p.add_argument("--runs-dir", help="the run store --run is in (default: EIPVIZ_RUNS_DIR or runs/)")
     p.add_argument("--weights", help="a .keras file for the zoo model instead of its shipped weights (a run's "
                                      "checkpoint is fed as that run trained)")
-    p.add_argument("--preprocessing", choices=list(PREPROCESSINGS),
-                   help="how its inputs were preprocessed (default: the shipped one, a run's own, unit_scale for "
-                        "other files)")
+    p.add_argument("--preprocessing", choices=[*PREPROCESSINGS, DETECT],
+                   help=f"how its inputs were preprocessed (default: the shipped one, a run's own; for other files "
+                        f"{DETECT}: unit_scale unless another is clearly more accurate on {PREPROCESSING_CHECK_IMAGES} "
+                        f"test images)")
 
 
 def load_model(args):
@@ -114,13 +115,20 @@ def method_name(text: str) -> str:
 def load_for_cli(model: str, weights: str | None = None, preprocessing: str | None = None):
     """``load_classifier``, with the loader's note (e.g. a small automatic CAM layer) on stderr. A run's
     checkpoint (``runs/RUN_ID/best.keras``), as ``--weights`` or as ``--model``, is fed as that run trained,
-    unless ``--preprocessing`` says otherwise."""
+    unless ``--preprocessing`` says otherwise; another model file's preprocessing is detected
+    (``with_detected_preprocessing``)."""
+    from eipviz.evaluation import with_detected_preprocessing
     from eipviz.loading import load_classifier
+    from eipviz.preprocessing import DETECT
 
     checkpoint = weights or (model if Path(model).is_file() else None)
     if checkpoint and not preprocessing:
         preprocessing = checkpoint_preprocessing(Path(checkpoint))
-    classifier = load_classifier(model, weights, preprocessing)
+    if not preprocessing and checkpoint == model:  # a model file of unknown origin
+        preprocessing = DETECT
+    classifier = load_classifier(model, weights, None if preprocessing == DETECT else preprocessing)
+    if preprocessing == DETECT:
+        classifier = with_detected_preprocessing(classifier)
     if classifier.note:
         print(f"note: {classifier.note}", file=sys.stderr)
     return classifier
