@@ -18,7 +18,14 @@ from eipviz.curves import (
 from eipviz.curves_import import parse_text, read_uploads, upload_run_name
 from eipviz.errors import EipvizError
 from eipviz.plots import SHORT_SERIES, curves_figure, hyperparameters_figure
-from eipviz.run_compare import BANDS, filter_runs, flat_hyperparameters, group_fields, group_runs, hyperparameter_table
+from eipviz.run_compare import (
+    BANDS,
+    differing_hyperparameters,
+    filter_runs,
+    group_fields,
+    group_runs,
+    hyperparameter_table,
+)
 from eipviz.training.store import ACTIVE, run_label
 
 DEFAULT_METRICS = ["val_accuracy", "val_loss"]
@@ -78,15 +85,20 @@ def select_matching():
     st.session_state["curve-runs"] = [run.id for run in matching]
 
 
-if pattern:
+if pattern and matching:
     st.button(f"Select the {len(matching)} matching runs", key="curve-select-matching", on_click=select_matching)
+elif pattern:
+    st.caption("No run's name matches the filter.")
 selected_ids = st.multiselect("Runs", list(by_id), default=defaults, key="curve-runs",
                               format_func=lambda i: f"{run_label(by_id[i])} [{by_id[i].kind}]")
 matching_ids = {run.id for run in matching}
 shown_ids = [i for i in selected_ids if i in matching_ids]
 if pattern and len(shown_ids) < len(selected_ids):
     st.caption(f"{len(shown_ids)} of the {len(selected_ids)} selected runs match the filter and are shown.")
-metrics_available = sorted({m for i in shown_ids for m in by_id[i].metric_names})
+# Of every selected run, filtered out or not, and those already chosen: a filter that hides all runs for a moment
+# must not drop the metrics picked (Streamlit drops a chosen value that is no longer an option).
+metrics_available = sorted({m for i in selected_ids for m in by_id[i].metric_names}
+                           | set(st.session_state.get("curve-metrics", [])))
 c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
 metrics = c1.multiselect("Metrics", metrics_available, key="curve-metrics",
                          default=[m for m in DEFAULT_METRICS if m in metrics_available] or metrics_available[:1])
@@ -127,12 +139,14 @@ def hyperparameters():
     st.subheader("Hyperparameters")
     rows = hyperparameter_table(chosen, best_metric, direction)
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="curve-hparams")  # click a header to sort
-    names = sorted({key for run in chosen for key in flat_hyperparameters(run)})
+    names = differing_hyperparameters(chosen)
     target = f"best {best_metric}"
     if len(chosen) >= 2 and names:
         st.plotly_chart(hyperparameters_figure(rows, names, target), key="curve-parcoords")
         st.caption(f"One axis per hyperparameter that differs between the selected runs, then {target}; "
                    "drag along an axis to pick a range.")
+    elif len(chosen) >= 2:
+        st.caption("The selected runs share every hyperparameter stored for them.")
 
 
 # Redrawn every 3 s only while a shown run trains: an auto-refresh in flight can swallow a click on a widget

@@ -43,6 +43,15 @@ def flat_hyperparameters(run: CurveRun) -> dict:
     return flat
 
 
+def differing_hyperparameters(runs: list[CurveRun]) -> list[str]:
+    """The hyperparameters whose values are not the same in every run (one a run lacks counts as differing), sorted:
+    the axes worth drawing (a CIFAR-10 run beside an MNIST one shares few, and 25 axes of one value each said
+    nothing)."""
+    flats = [flat_hyperparameters(run) for run in runs]
+    keys = sorted({key for flat in flats for key in flat})
+    return [key for key in keys if len({repr(flat.get(key)) for flat in flats}) > 1]
+
+
 def group_fields(runs: list[CurveRun]) -> list[str]:
     """What runs can be grouped by: model, recipe, kind, then every hyperparameter some run has."""
     keys = sorted({key for run in runs for key in flat_hyperparameters(run)})

@@ -235,3 +235,20 @@ def test_timeline_prints_probe_accuracy_deletion_auc_and_average_drop_per_epoch(
     assert [row["deletion_auc"] for row in report["by_epoch"]] == pytest.approx(timeline.deletion_auc.tolist())
     assert [row["average_drop_pct"] for row in report["by_epoch"]] == pytest.approx(
         timeline.average_drop_pct.tolist())
+
+
+def test_train_resume_refuses_options_it_would_ignore(store):
+    run_id = store.ids["lr0.1 seed1"]
+    store.update_run(run_id, status="cancelled")
+    result = main_in_process("train", "--resume", run_id, "--model", "resnet18", "--epochs", "9", "--detach",
+                             "--runs-dir", store.root, check=False)
+    assert result.returncode == 2 and "--model, --epochs cannot change them" in result.stderr
+    assert store.get_run(run_id).status == "cancelled"  # nothing queued
+
+
+@pytest.mark.parametrize("option", ["--epochs", "--batch-size"])
+def test_train_refuses_zero_epochs_or_batch_size_rather_than_taking_the_recipes(store, option):
+    with pytest.raises(SystemExit) as exit_:  # argparse's usage error: "must be 1 or more, not 0"
+        main_in_process("train", "--model", "mnist14k", option, "0", "--detach", "--runs-dir", store.root)
+    assert exit_.value.code == 2
+    assert len(store.list_runs()) == len(RUNS)

@@ -171,6 +171,23 @@ def test_a_subset_the_models_training_set_cannot_give_is_said_before_start(store
     at.selectbox[0].select("resnet18")
     at.number_input[2].set_value(60_000)  # subset: CIFAR-10 has 50,000 training images
     at.run()
-    assert any("--subset takes 1 to 50,000 images" in warning.value for warning in at.warning)
-    at.button[0].click().run()
-    assert not store.list_runs()
+    assert any("A subset is 1 to 50,000 images" in warning.value for warning in at.warning)
+    assert at.button[0].disabled
+
+
+def test_a_number_the_recipe_cannot_take_turns_start_off_instead_of_running_the_recipes(store, no_workers):
+    """The browser kept an out-of-range number red without sending it: Start ran the recipe's 50 epochs."""
+    at = open_page()
+    at.number_input(key="train-epochs").set_value(-5).run()
+    assert any("epochs must be a positive integer" in warning.value for warning in at.warning)
+    assert at.button[0].disabled
+    at.number_input(key="train-epochs").set_value(100_000).run()
+    assert any("100,000 epochs" in caption.value for caption in at.caption) and not at.button[0].disabled
+
+
+def test_the_caption_of_a_subset_smaller_than_a_batch_gives_the_batch_trained_on(store, no_workers):
+    at = open_page()
+    at.selectbox(key="train-model").select("mnist14k")
+    at.number_input(key="train-subset").set_value(1).run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "batch 1 (the whole subset; the recipe's is 128)" in captions and "on 1 image (1 step an epoch" in captions

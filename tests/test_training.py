@@ -443,9 +443,9 @@ def test_a_resumed_run_goes_on_from_its_stored_wall_time(tmp_path, monkeypatch, 
 def test_a_subset_larger_than_the_models_training_set_is_refused(tmp_path):
     """resnet18 on 60,000 CIFAR-10 images was named "60000 img" and trained on the 50,000 there are."""
     store = RunStore(tmp_path)
-    with pytest.raises(EipvizError, match=r"--subset takes 1 to 50,000 images: resnet18's training set has 50,000"):
+    with pytest.raises(EipvizError, match=r"A subset is 1 to 50,000 images: resnet18's training set has 50,000"):
         create_training_run(store, "resnet18", "fast", subset=60_000)
-    with pytest.raises(EipvizError, match="--subset takes 1 to 60,000"):
+    with pytest.raises(EipvizError, match="A subset is 1 to 60,000"):
         create_training_run(store, "mnist14k", "fast", subset=0)
     assert not store.list_runs()
     create_training_run(store, "mnist14k", "fast", subset=60_000)  # all of MNIST's

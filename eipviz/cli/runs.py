@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from eipviz.cli.options import print_table
+from eipviz.cli.options import positive_int, print_table
 from eipviz.errors import EipvizError
 
 
@@ -26,6 +26,10 @@ def cmd_train(args) -> int:
         RunQueue(store).wake()  # the next queued run starts even if the scheduler was killed meanwhile
         return {"finished": 0, "cancelled": 130, "not claimed": 0}.get(status, 1)
     if args.resume:
+        ignored = _run_options_given(args)
+        if ignored:  # a resumed run trains as it was created
+            raise EipvizError(f"--resume continues a run with its own model and recipe; {', '.join(ignored)} "
+                              f"cannot change them. Start a new run with --model instead.")
         resume_run(store, args.resume)
         run_id = args.resume
     elif args.model:
@@ -78,6 +82,15 @@ def _print_from(path: Path, offset: int) -> int:
     sys.stdout.write(added.decode("utf-8", "replace"))
     sys.stdout.flush()
     return offset + len(added)
+
+
+def _run_options_given(args) -> list[str]:
+    """The options of a new run given on the command line (``--model``, ``--epochs`` …), as typed."""
+    given = {"--model": args.model, "--recipe": args.recipe != "documented", "--epochs": args.epochs,
+             "--batch-size": args.batch_size, "--subset": args.subset, "--no-augment": args.no_augment,
+             "--devices": args.devices, "--mixed-precision": args.mixed_precision,
+             "--steps-per-execution": args.steps_per_execution, "--set": args.set}
+    return [option for option, value in given.items() if value]
 
 
 def _speed_options(args) -> dict:
@@ -212,8 +225,8 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="queue a training run and follow its log (Ctrl-C cancels it)")
     p.add_argument("--model", help="zoo model name (see `models`)")
     p.add_argument("--recipe", default="documented", help="documented (the seed's) or fast")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", type=positive_int, help="instead of the recipe's")
+    p.add_argument("--batch-size", type=positive_int, help="instead of the recipe's")
     p.add_argument("--subset", type=int,
                    help="train on N images, in full batches drawn anew each epoch (and validate on up to N)")
     p.add_argument("--no-augment", action="store_true", help="switch the recipe's augmentation off")

@@ -37,17 +37,24 @@ def plan_summary(recipe: Recipe, subset: int | None = None) -> str:
     ``fast recipe: sgd, lr 0.1, batch 128, 2 epochs on 2,048 images (16 steps an epoch; BatchNorm
     statistics re-estimated before each validation).`` followed by the recipe's assumptions.
     """
-    text = f"{recipe.name} recipe: {recipe.optimizer}, lr {recipe.learning_rate:g}, batch {recipe.batch_size}, " \
-           f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}"
+    batch = f"batch {recipe.batch_size}"
+    if subset and subset < recipe.batch_size:  # ImageBatches: fewer images than one batch are one batch
+        batch = f"batch {subset:,} (the whole subset; the recipe's is {recipe.batch_size})"
+    text = f"{recipe.name} recipe: {recipe.optimizer}, lr {recipe.learning_rate:g}, {batch}, " \
+           f"{_count(recipe.epochs, 'epoch')}"
     if subset:
         steps = recipe.steps_per_epoch(subset)
-        text += f" on {subset:,} images ({steps} step{'s' if steps != 1 else ''} an epoch"
+        text += f" on {_count(subset, 'image')} ({_count(steps, 'step')} an epoch"
         if steps * recipe.batch_size < subset:  # full batches only (ImageBatches)
             text += f" of {steps * recipe.batch_size:,} images drawn anew each epoch"
         if recipe.precise_bn_batches(steps):
             text += "; BatchNorm statistics re-estimated before each validation"
         text += ")"
     return f"{text}. {recipe.assumptions}".strip()
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def memory_estimate_mb(model: str, recipe: Recipe) -> float:
@@ -77,7 +84,7 @@ def check_subset(model: str, subset: int | None) -> None:
         return
     available = TRAINING_IMAGES[get_spec(model).dataset]
     if not 1 <= subset <= available:
-        raise EipvizError(f"--subset takes 1 to {available:,} images: {model}'s training set has {available:,}. "
+        raise EipvizError(f"A subset is 1 to {available:,} images: {model}'s training set has {available:,}. "
                           f"Received: {subset:,}.")
 
 
