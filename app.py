@@ -10,7 +10,11 @@ from eipviz.quiet import import_keras_quietly
 
 import_keras_quietly()  # TensorFlow's native start-up lines stay out of the `make run` terminal
 
-from app_pages.common import login_configured, signed_in_editor  # noqa: E402  (imports Keras: after the quiet import)
+from app_pages.common import (  # noqa: E402  (imports Keras: after the quiet import)
+    hold_kept_widgets,
+    login_configured,
+    signed_in_editor,
+)
 from eipviz.access import writes_allowed  # noqa: E402
 
 # An emoji favicon: a :material: one is fetched from Google Fonts, which fails offline.
@@ -36,4 +40,5 @@ with st.sidebar:
         else:
             st.button("Sign in to train and upload models", on_click=st.login)
 
+hold_kept_widgets()  # a page's chosen filters and settings are there again when it is opened again
 st.navigation(PAGES).run()

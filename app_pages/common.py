@@ -25,6 +25,7 @@ from eipviz.zoo import MODELS
 
 UPLOADED_MODEL_KEY = "uploaded_model"
 UPLOADED_SOURCE = "Uploaded model"
+KEPT_WIDGETS_KEY = "kept-widgets"  # widget keys whose values outlive a visit to another page
 CURRENT_MODEL_KEY = "current-model"  # the model last picked on any page: {"source": …, "zoo": …, "run": …}
 # What makes links, images, emphasis, code, colours and icons (:red[…], :material/…:), LaTeX or headings.
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~:$])")
@@ -119,14 +120,28 @@ def model_identity(model_key: str) -> str:
     return f"{kind}:{rest.rsplit(':', 1)[0]}" if kind in ("zoo", "run") else model_key
 
 
-def default_for_model(widget_key: str, model: str, default) -> None:
-    """Set widget ``widget_key`` to ``default`` when the page shows another ``model`` than at its last run, or when
-    Streamlit dropped the widget's value (back from another page): another model's layers are not this one's
-    options, and a name both have would otherwise keep the old model's choice."""
+def default_for(widget_key: str, context: str, default) -> None:
+    """Set widget ``widget_key`` to ``default`` when the page shows another ``context`` than at its last run (a
+    model, or the gallery's filters), or when Streamlit dropped the widget's value: another model's layers are
+    not this one's options, and a name both have would otherwise keep the old model's choice."""
     shown_for = f"{widget_key}-of"
-    if st.session_state.get(shown_for) != model or widget_key not in st.session_state:
-        st.session_state[shown_for] = model
+    if st.session_state.get(shown_for) != context or widget_key not in st.session_state:
+        st.session_state[shown_for] = context
         st.session_state[widget_key] = default
+
+
+def keep_across_pages(*widget_keys: str) -> None:
+    """Keep these widgets' values while another page shows. Streamlit drops a widget's value at the end of a
+    run that does not draw it; ``hold_kept_widgets``, run by the entry point before every page, writes each
+    kept value back, which stops that (Streamlit's documented way). Value widgets only, drawn without a
+    ``value``/``default``/``index`` of their own (set one through the session state instead)."""
+    st.session_state.setdefault(KEPT_WIDGETS_KEY, set()).update(widget_keys)
+
+
+def hold_kept_widgets() -> None:
+    for key in st.session_state.get(KEPT_WIDGETS_KEY, ()):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=2)

@@ -8,7 +8,7 @@ import streamlit as st
 from app_pages.common import (
     cached_evaluation,
     cached_run_model,
-    default_for_model,
+    default_for,
     literal,
     model_picker,
     run_store,
@@ -83,7 +83,7 @@ with methods_tab:
         methods = c1.multiselect("Methods (rows)", list(METHODS), default=list(GRID_METHODS), format_func=method_label,
                                  key="cmp-methods")
         layers = classifier.cam_layers
-        default_for_model("cmp-layers", model_key, default_grid_layers(classifier))
+        default_for("cmp-layers", model_key, default_grid_layers(classifier))
         chosen_layers = c2.multiselect("Layers (columns)", layers, key="cmp-layers")
         explained = c3.selectbox("Explain", ["predicted class", *classifier.class_names], key="cmp-class")
         if image is not None and methods and chosen_layers:

@@ -4,7 +4,7 @@ import Keras logs, TensorBoard event files and W&B/MLflow CSVs."""
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import can_write, page_run_store, read_only_note
+from app_pages.common import can_write, keep_across_pages, page_run_store, read_only_note
 from app_pages.timeline_view import timeline_section
 from eipviz.curves import (
     DIRECTIONS,
@@ -66,6 +66,7 @@ if can_write():
     with st.expander("Import a run: a Keras log, TensorBoard event files, a W&B or MLflow CSV"):
         import_form()
 
+keep_across_pages("curve-filter", "curve-runs", "curve-metrics")
 runs = all_curve_runs(store)
 by_id = {run.id: run for run in runs}
 defaults = default_selection(runs)
@@ -100,8 +101,9 @@ if pattern and len(shown_ids) < len(selected_ids):
 metrics_available = sorted({m for i in selected_ids for m in by_id[i].metric_names}
                            | set(st.session_state.get("curve-metrics", [])))
 c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
-metrics = c1.multiselect("Metrics", metrics_available, key="curve-metrics",
-                         default=[m for m in DEFAULT_METRICS if m in metrics_available] or metrics_available[:1])
+if "curve-metrics" not in st.session_state:
+    st.session_state["curve-metrics"] = [m for m in DEFAULT_METRICS if m in metrics_available] or metrics_available[:1]
+metrics = c1.multiselect("Metrics", metrics_available, key="curve-metrics")
 smoothing = c2.slider("Smoothing (debiased EMA)", 0.0, 0.95, 0.0, 0.05, key="curve-smoothing",
                       help=f"Series of fewer than {SHORT_SERIES} epochs are drawn raw, points shown, never smoothed.")
 log_y = c3.toggle("log y", key="curve-log")

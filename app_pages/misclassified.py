@@ -6,7 +6,8 @@ import streamlit as st
 from app_pages.common import (
     cached_evaluation,
     computed_on_click,
-    default_for_model,
+    default_for,
+    keep_across_pages,
     model_identity,
     model_picker,
     run_store,
@@ -99,15 +100,18 @@ with right:
     st.caption("Click a cell to filter the gallery to that (true, predicted) pair; the outline shows the filter.")
 
 st.subheader("Gallery")
+keep_across_pages("mis-view", "mis-true", "mis-pred", "mis-confidence", "mis-method", "mis-layer", "mis-smoothing",
+                  "mis-page")
+st.session_state.setdefault("mis-confidence", (0.0, 1.0))
 f1, f2, f3, f4, f5 = st.columns([1, 1, 1.4, 1, 1.4])
 true_name = f1.selectbox("True class", [ALL, *names], key="mis-true")
 pred_name = f2.selectbox("Predicted class", [ALL, *names], key="mis-pred")
-low, high = f3.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.05)
+low, high = f3.slider("Confidence", 0.0, 1.0, step=0.05, key="mis-confidence")
 method = f4.selectbox("CAM method", list(METHODS), key="mis-method", format_func=method_label,
                       help="Methods marked slow run many forward passes per image.")
 layers = classifier.cam_layers
 # Another model starts on its own default layer (a run's improved checkpoint is the same model: choices stay).
-default_for_model("mis-layer", model_identity(model_key),
+default_for("mis-layer", model_identity(model_key),
                   classifier.cam_layer if classifier.cam_layer in layers else layers[0])
 layer = f5.selectbox("Layer", layers, key="mis-layer")
 smoothing = tuple(st.pills("Smoothing", list(SMOOTHING), selection_mode="multi", format_func=SMOOTHING.get,
@@ -118,7 +122,9 @@ indices = evaluation.misclassified_indices(
     predicted_class=None if pred_name == ALL else classifier.class_index(pred_name),
     min_confidence=low, max_confidence=high)
 _, pages = gallery_page(indices, 1, PAGE_SIZE)
-page = st.number_input(f"Page (of {pages}; {len(indices)} images, most confident first)", 1, pages, 1)
+default_for("mis-page", repr((model_identity(model_key), true_name, pred_name, low, high)), 1)  # new filters: page 1
+page = st.number_input(f"Page (of {pages:,}; {len(indices):,} images, most confident first)", 1, pages,
+                       key="mis-page")
 shown, _ = gallery_page(indices, page, PAGE_SIZE)
 note = gallery_note(true_name, pred_name, low, high, page, pages)
 
@@ -174,7 +180,7 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
     a, b, c = st.columns([3, 2, 1])
     chosen_methods = a.multiselect("Methods", list(METHODS), default=FAST_METHODS[:6], format_func=method_label,
                                    key="mis-f-methods", help="random, the chance baseline, is always added")
-    default_for_model("mis-f-layers", model_identity(model_key), [layer])
+    default_for("mis-f-layers", model_identity(model_key), [layer])
     chosen_layers = b.multiselect("Layers", classifier.cam_layers, key="mis-f-layers")
     n = c.number_input("Test images", 10, 500, 50, 10, key="mis-f-n")
     metric = st.radio("Rank by", list(RANK_METRICS), horizontal=True, key="mis-f-metric",

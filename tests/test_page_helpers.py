@@ -169,7 +169,7 @@ def test_a_widget_whose_value_streamlit_dropped_gets_its_default_again(monkeypat
     """Back from another page, Streamlit has dropped the layer box's value: it is set to the model's default."""
     state = {"mis-layer-of": "zoo:mnist14k"}  # the same model as last time, but no "mis-layer" any more
     monkeypatch.setattr(common, "st", SimpleNamespace(session_state=state))
-    common.default_for_model("mis-layer", "zoo:mnist14k", "conv3")
+    common.default_for("mis-layer", "zoo:mnist14k", "conv3")
     assert state["mis-layer"] == "conv3"
 
 

@@ -47,17 +47,3 @@ def test_an_uploaded_model_is_shown_at_once_with_its_detected_preprocessing(data
     assert at.radio(key="mis-source").value == "Uploaded model"
     assert any("Preprocessing detected: channel_standardize" in info.value for info in at.info)
     assert float(at.metric[0].value.rstrip("%")) > 84  # sepconv59k's own test accuracy, not unit_scale's 37%
-
-
-def test_the_model_picked_on_one_page_is_the_one_the_next_page_opens_on(data_dir, tmp_path, monkeypatch):
-    """Streamlit drops a page's widgets when it is left: every page opened on its first shipped model."""
-    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
-    at.switch_page("app_pages/misclassified.py").run()
-    at.selectbox(key="mis-zoo").select("mnist14k").run()
-    at.switch_page("app_pages/upload.py").run()
-    assert at.selectbox(key="up-zoo").value == "mnist14k"
-    at.selectbox(key="up-zoo").select("resnet20v1").run()
-    at.switch_page("app_pages/misclassified.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert at.selectbox(key="mis-zoo").value == "resnet20v1"
