@@ -140,7 +140,7 @@ def _rename(run_id: str) -> None:
         st.session_state[f"rename-error-{run_id}"] = str(error)
         return
     st.session_state[key] = st.session_state[f"{key}-stored"] = given
-    st.toast(f"Renamed {run_id} to {given}.")
+    st.toast(f"Renamed {run_id} to {literal(given)}.")
 
 
 def _delete(store, run_id):
@@ -149,7 +149,8 @@ def _delete(store, run_id):
 
 def _finished_panel(run) -> bool:
     """One collapsed line per run; its curves, Resume, rename and delete inside. True when it changed."""
-    with st.expander(_finished_label(run)):
+    # Keyed: its label is the run's name, and a new label made another expander, closed (a rename shut the panel).
+    with st.expander(_finished_label(run), key=f"run-panel-{run.id}"):
         if run.status == "failed":
             st.error(f"Run failed. {run.error or ''}".strip())
         _curves(run)

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import streamlit as st
 
-from app_pages.common import model_identity, model_picker, upload_model_widget
+from app_pages.common import literal, model_identity, model_picker, upload_model_widget
 from eipviz.attribution.methods import METHODS, SMOOTHING, method_label
 from eipviz.data import dataset_label, sample_images
 from eipviz.errors import EipvizError
@@ -91,8 +91,14 @@ if st.session_state.get(SAMPLE_SEED) is not None and classifier.dataset is not N
     except EipvizError as error:
         st.error(str(error))
         st.stop()
-    st.caption(f"Test images from {dataset_label(classifier.dataset)}, true class in brackets. "
-               f"Upload images to explain your own.")
+    if files:  # the uploads are still in the uploader above: one click back to them
+        note, back = st.columns([3, 1], vertical_alignment="center")
+        note.caption(f"Test images from {dataset_label(classifier.dataset)}, true class in brackets.")
+        back.button(f"Back to your {len(files)} image{'s' if len(files) != 1 else ''}", key="up-back",
+                    on_click=_use_uploads)
+    else:
+        st.caption(f"Test images from {dataset_label(classifier.dataset)}, true class in brackets. "
+                   f"Upload images to explain your own.")
 elif not files:
     st.info(f"Upload images to classify with {classifier.name} ({dataset_label(classifier.dataset)}, "
             f"input {'x'.join(map(str, classifier.input_size))}), or try a few test images.")
@@ -128,7 +134,7 @@ except EipvizError as error:
 boxes, chosen, seen = [], [], Counter()
 for (name, image, original_size, grayscale), digest, row in zip(inputs, digests, probabilities):
     box = st.container(border=True)
-    box.markdown(f"**{name}**")
+    box.markdown(f"**{literal(name)}**")  # a file name is the uploader's text, not markdown
     fitted, unsuited = upload_notes(classifier, image, original_size, grayscale)
     if fitted:
         box.caption(f"Note: {fitted}.")

@@ -39,7 +39,7 @@ def test_try_test_images_explains_a_few_test_images_of_the_models_dataset(data_d
     at = _open("mnist14k")
     at.button(key="up-try").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    names = [m.value for m in at.markdown if m.value.startswith("**mnist test #")]
+    names = [m.value for m in at.markdown if m.value.startswith("**mnist test \\#")]
     assert len(names) == 4, [m.value for m in at.markdown]
     assert len(at.get("plotly_chart")) == 4 and not at.warning  # test images suit their model
 
@@ -49,7 +49,7 @@ def test_each_image_has_its_own_class_defaulting_to_its_top_prediction_shown_in_
     at.button(key="up-try").click().run()
     boxes = _class_boxes(at)
     assert len(boxes) == 4
-    true_classes = [m.value.rsplit("(", 1)[1][0] for m in at.markdown if m.value.startswith("**mnist test #")]
+    true_classes = [m.value.rsplit("(", 1)[1][0] for m in at.markdown if m.value.startswith("**mnist test \\#")]
     assert [b.value for b in boxes] == [int(c) for c in true_classes]  # mnist14k gets these right
     overlays = _overlay_captions(at)
     assert len(overlays) == 4 and all(c.endswith("%)") for c in overlays), overlays
@@ -251,3 +251,12 @@ def test_a_class_box_never_changed_follows_an_improved_checkpoints_top_class_and
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert [box.value for box in _class_boxes(at)] == [3, 5]
+
+
+def test_test_images_drawn_over_uploads_offer_the_way_back_to_them(data_dir):
+    at = _open("mnist14k")
+    at.file_uploader(key="up-images").set_value([("mine.png", _png(np.zeros((28, 28), np.uint8)), "image/png")]).run()
+    at.button(key="up-try").click().run()
+    assert not any(m.value.startswith("**mine.png") for m in at.markdown)
+    at.button(key="up-back").click().run()
+    assert [m.value for m in at.markdown if m.value.startswith("**")] == ["**mine.png**"]
