@@ -123,14 +123,15 @@ with methods_tab:
             st.info("Choose at least one method and one layer.")
 
 
-def _model_options() -> dict[str, tuple[str, str]]:
-    """Key -> (picker label, name in the results) of every model the comparison can load: shipped weights
-    and run checkpoints. The name is unique too: two runs of one model and recipe share a run name."""
-    options = {f"zoo:{name}": (f"{name} (shipped, {dataset_label(MODELS[name].dataset)})", name)
-               for name in shipped_models()}
+def _model_options() -> dict[str, dict[str, tuple[str, str]]]:
+    """Dataset label -> key -> (picker label, name in the results) of every model the comparison can load: shipped
+    weights and run checkpoints. The name is unique too: two runs of one model and recipe share a run name."""
+    options: dict[str, dict[str, tuple[str, str]]] = {}
+    for name in shipped_models():
+        options.setdefault(dataset_label(MODELS[name].dataset), {})[f"zoo:{name}"] = (f"{name} (shipped)", name)
     for run in runs_with_checkpoint(run_store()):
-        options[f"run:{run.id}"] = (f"{run_label(run)} (run, {dataset_label(MODELS[run.model].dataset)})",
-                                    run_label(run))
+        options.setdefault(dataset_label(MODELS[run.model].dataset), {})[f"run:{run.id}"] = (
+            f"{run_label(run)} (run)", run_label(run))
     return options
 
 
@@ -143,8 +144,11 @@ def _load(key: str):
 
 
 with models_tab:
-    options = _model_options()
-    picked = st.multiselect("Models (2 to 5, one dataset)", list(options), format_func=lambda key: options[key][0],
+    by_dataset = _model_options()
+    # One dataset at a time: models of two datasets have no test image in common ("Select all" mixed them).
+    dataset = st.radio("Dataset", list(by_dataset), horizontal=True, key="cmp-models-dataset")
+    options = by_dataset.get(dataset, {})
+    picked = st.multiselect("Models (2 to 5)", list(options), format_func=lambda key: options[key][0],
                             max_selections=5, key="cmp-models")
     method = st.selectbox("CAM method", list(METHODS), format_func=method_label, key="cmp-models-method")
     if len(picked) < 2:

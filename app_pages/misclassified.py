@@ -43,7 +43,8 @@ LEGEND_CAPTION = "CAM: blue = little evidence, red = most evidence for the class
 @st.dialog("Enlarged", width="large")
 def show_enlarged(item: GalleryItem) -> None:
     st.caption(item.caption)
-    for column, tile, label in zip(st.columns(3), item.enlarged(ENLARGED_SIZE), COLUMN_LABELS):
+    labels = (COLUMN_LABELS[0], f"{COLUMN_LABELS[1]}: {item.predicted_class}", f"{COLUMN_LABELS[2]}: {item.true_class}")
+    for column, tile, label in zip(st.columns(3), item.enlarged(ENLARGED_SIZE), labels):
         column.image(tile, caption=label, width=ENLARGED_SIZE, output_format="PNG")
 
 
@@ -201,7 +202,7 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
         st.dataframe(pd.DataFrame(table), hide_index=True)
         st.caption("Best first. Deletion AUC and average drop: lower is better; insertion AUC and ROAD: higher is "
                    "better. Each `*_vs_random` column is the margin over the random baseline at that layer: positive "
-                   "is better.")
+                   "is better (the random rows, the baselines, have none).")
 
 with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et al. 2018)", key="mis-sanity-open"):
     s1, s2 = st.columns(2)

@@ -108,8 +108,11 @@ def per_class_accuracy_figure(per_class: dict[str, float]) -> go.Figure:
     """
     names, percents = list(per_class), [100 * value for value in per_class.values()]
     fig = go.Figure(go.Bar(x=percents, y=names, orientation="h", marker_color=PALETTE[0],
-                           text=[f"{value:.1f}%" for value in percents], textposition="inside",
-                           insidetextanchor="end", hovertemplate="%{y}: %{x:.2f}% correct<extra></extra>"))
+                           # Inside a bar where the label fits, beside a short one, never turned or shrunk (a
+                           # weak model's short bars had their labels squeezed unreadable).
+                           text=[f"{value:.1f}%" for value in percents], textposition="auto", textangle=0,
+                           insidetextanchor="end", cliponaxis=False,
+                           hovertemplate="%{y}: %{x:.2f}% correct<extra></extra>"))
     fig.update_layout(xaxis={"range": [0, 100], "title": {"text": "accuracy %"}, "fixedrange": True},
                       yaxis={"autorange": "reversed", "type": "category", "fixedrange": True},
                       height=420, margin={"t": 10, "b": 10, "l": 10, "r": 10}, dragmode=False)

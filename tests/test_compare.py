@@ -116,6 +116,8 @@ def test_the_compare_page_draws_a_method_grid_and_a_model_comparison(data_dir, t
     assert len(at.multiselect(key="cmp-layers").value) == 2  # the new model's default layers, not none
     assert len(maps) == 2 * 2
 
+    assert at.radio(key="cmp-models-dataset").options == ["CIFAR-10", "MNIST"]
+    assert "zoo:mnist14k" not in at.multiselect(key="cmp-models").options  # one dataset's models at a time
     at.multiselect(key="cmp-models").set_value(["zoo:sepconv59k", "zoo:resnet20v1"]).run()
     assert not at.exception, [e.value for e in at.exception]
     assert [m.label for m in at.metric][:2] == ["sepconv59k", "resnet20v1"]
@@ -137,6 +139,7 @@ def test_two_runs_of_one_model_and_recipe_keep_distinct_names_in_the_comparison(
         shutil.copy(ROOT / "weights" / "mnist14k.keras", store.run_dir(run_id) / "best.keras")
         shutil.copy(ROOT / "weights" / "mnist14k.predictions.npz", store.run_dir(run_id) / "best.predictions.npz")
     at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=TIMEOUT).run()
+    at.radio(key="cmp-models-dataset").set_value("MNIST").run()
     at.multiselect(key="cmp-models").set_value([f"run:{run_id}" for run_id in ids]).run()
     assert not at.exception, [e.value for e in at.exception]
     names = {run.id: f"{run.name} · {run.id}" for run in store.list_runs()}

@@ -63,5 +63,6 @@ def test_per_class_bars_keep_the_class_order_top_down_in_percent_with_their_valu
     (bars,) = per_class_accuracy_figure({"cat": 0.9, "dog": 0.955, "frog": 0.0}).data
     assert list(bars.y) == NAMES and list(bars.x) == pytest.approx([90.0, 95.5, 0.0])
     assert list(bars.text) == ["90.0%", "95.5%", "0.0%"]
+    assert (bars.textposition, bars.textangle) == ("auto", 0)  # a short bar's label beside it, level, full size
     layout = per_class_accuracy_figure({"cat": 1.0}).layout
     assert layout.yaxis.autorange == "reversed" and tuple(layout.xaxis.range) == (0, 100)  # rows as in the matrix

@@ -145,6 +145,8 @@ def test_the_gallery_shows_two_items_a_row_and_enlarges_one_with_both_maps(data_
     large = [image for _, image in pngs if image.shape[:2] == (ENLARGED_SIZE, ENLARGED_SIZE)]
     assert len(large) == 3, "the image, the CAM for the predicted class and the CAM for the true class"
     assert any(c.value == first for c in at.caption)
+    captions = [c for image in at.get("image") for c in image.captions if c.startswith("CAM for ")]
+    assert len(captions) == 2 and all(": " in c for c in captions), captions  # each names its class
 
 
 def test_one_colour_legend_sits_above_the_gallery(data_dir, pngs):
