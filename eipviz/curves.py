@@ -95,12 +95,17 @@ def default_selection(runs: list[CurveRun]) -> list[str]:
 
 
 def import_log(store, parsed: ParsedLog, name: str, source: str | None = None) -> str:
-    """Save a parsed log as a finished run of kind "imported", with all its epochs or not at all; return its
-    id (refused in viewer mode)."""
+    """Save a parsed log as a finished run of kind "imported", with all its epochs or not at all, and its best
+    epoch by validation accuracy; return its id (refused in viewer mode)."""
     require_write("Importing a log into the run store")
+    rows = canonical_rows(parsed)
+    validated = [(row["epoch"], row["val_accuracy"]) for row in rows
+                 if isinstance(row.get("val_accuracy"), float) and math.isfinite(row["val_accuracy"])]
+    best = max(validated, key=lambda pair: pair[1], default=(None, None))  # the first epoch of the highest
     run_id = store.create_run(name=name, kind="imported", status="finished", source=source)
     try:
-        store.add_epochs(run_id, {row.pop("epoch"): row for row in canonical_rows(parsed)})
+        store.add_epochs(run_id, {row.pop("epoch"): row for row in rows})
+        store.update_run(run_id, best_epoch=best[0], best_val_accuracy=best[1])  # as `runs` lists trained ones
     except BaseException:  # a locked database, say: no half-imported run is left behind
         store.delete_run(run_id)
         raise

@@ -108,6 +108,8 @@ def read_image_file(path, model_side: int | None = None) -> DecodedImage:
     """``read_upload`` for a file on disk, refusing oversized files before reading them: the CLI reads a file as
     the Upload page reads an upload, so both score a large image alike."""
     path = Path(path)
+    if path.is_dir():
+        raise EipvizError(f"{path} is a folder; give image files (a shell expands {path}/*.png).")
     if not path.is_file():
         raise EipvizError(f"Image {path} not found.")
     if path.stat().st_size > MAX_IMAGE_BYTES:

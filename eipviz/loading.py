@@ -48,6 +48,8 @@ def load_zoo_model(name: str, weights: str | Path | None = None, preprocessing: 
                           preprocessing or entry.get("preprocessing", spec.preprocessing), CLASS_NAMES[spec.dataset],
                           spec.dataset, spec.cam_layer, source=str(path), predictions=predictions)
     path = Path(weights)
+    if path.is_file():  # a file of unknown origin, checked as an upload is (a broken one read "File not found")
+        _refuse_code_layers(path)
     model = _load_keras_file(path)
     _check_zoo_shape(model, name, path.name)
     note = None

@@ -139,6 +139,8 @@ def report_path(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise EipvizError(f"{path} is a folder; name the .html file to write, e.g. {path / 'report.html'}.")
+    if path.suffix.lower() not in (".html", ".htm"):  # a browser opens it by its name: r.png showed as a broken image
+        raise EipvizError(f"The report is an HTML page: name it .html (e.g. {path.with_suffix('.html')}).")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:

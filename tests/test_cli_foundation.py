@@ -1,4 +1,5 @@
 import argparse
+import json
 
 import pytest
 
@@ -58,6 +59,8 @@ def test_a_report_into_a_folder_is_refused_before_any_work(tmp_path, monkeypatch
     monkeypatch.setattr(explain, "load_model", lambda *args: (_ for _ in ()).throw(AssertionError("loaded")))
     result = main_in_process("report", "--model", "mnist14k", "--out", tmp_path, check=False)
     assert result.returncode == 2 and f"{tmp_path} is a folder" in result.stderr
+    result = main_in_process("report", "--model", "mnist14k", "--out", tmp_path / "r.png", check=False)
+    assert result.returncode == 2 and "name it .html (e.g. " in result.stderr  # it wrote HTML as r.png
 
 
 def test_a_file_the_system_cannot_read_or_write_is_a_message_not_a_traceback(monkeypatch):
@@ -151,3 +154,69 @@ def test_a_report_into_a_place_that_cannot_be_written_is_refused_before_any_work
 
     with pytest.raises(EipvizError, match="Cannot write /proc/x.html"):
         report_path("/proc/x.html")
+
+
+def _refused(*args) -> str:
+    result = main_in_process(*args, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    return result.stderr
+
+
+def test_a_negative_seed_is_refused_by_the_parser():
+    """NumPy's ``default_rng(-5)`` raised a traceback in ``cam``, ``faithfulness`` and ``sanity``."""
+    from eipviz.cli import build_parser
+
+    for command in (["cam", "--model", "mnist14k", "--test-images", "2", "--out", "o"],
+                    ["faithfulness", "--model", "mnist14k"], ["sanity", "--model", "mnist14k"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*command, "--seed", "-5"])
+
+
+def test_output_and_input_paths_of_the_wrong_kind_are_said_before_any_work(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert "afile is a file; --out takes the folder to write the overlay PNGs into" in _refused(
+        "cam", "--model", "no-such-model", "--test-images", "2", "--out", afile)  # before the model is loaded
+    assert f"{tmp_path} is a folder; give image files" in _refused(
+        "cam", "--model", "mnist14k", "--image", tmp_path, "--out", tmp_path / "o")
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip at all")
+    assert "broken.keras is not a readable Keras model file (BadZipFile)" in _refused(
+        "evaluate", "--model", "mnist14k", "--weights", broken)  # it said "File not found"
+
+
+def test_cam_refuses_more_test_images_than_the_test_set_and_a_layer_not_offered(tmp_path, data_dir):
+    assert "--test-images takes 1 to 10,000: the mnist test set has 10,000 images" in _refused(
+        "cam", "--model", "mnist14k", "--test-images", "100000", "--out", tmp_path)
+    for command in ("cam", "sanity"):
+        extra = ["--test-images", "1", "--out", tmp_path] if command == "cam" else []
+        refusal = _refused(command, "--model", "mnist14k", "--layer", "nosuch", *extra)
+        assert "Unknown layer(s) nosuch. Choose from: conv1" in refusal
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--methods", "gradcam,gradcam", "--methods names gradcam more than once"),
+    ("--layers", ",", "--layers names nothing"),
+])
+def test_a_list_option_naming_nothing_or_a_name_twice_is_refused(option, value, message):
+    assert message in _refused("faithfulness", "--model", "mnist14k", option, value)
+
+
+def test_a_reading_command_refuses_a_named_folder_without_a_store_and_leaves_it_alone(tmp_path):
+    typo = tmp_path / "rnus"
+    for args in (["runs"], ["curves"], ["delete", "x"], ["rename", "x", "y"]):
+        assert f"No run store in {typo}" in _refused(*args, "--runs-dir", typo)
+    assert not typo.exists()
+
+
+def test_an_imported_log_is_listed_with_its_best_epoch_and_a_viewer_gets_no_csv(tmp_path, monkeypatch):
+    log = tmp_path / "keras.log"
+    log.write_text("Epoch 1/3\n1/1 - loss: 0.9 - val_accuracy: 0.55\nEpoch 2/3\n1/1 - loss: 0.8 - val_accuracy: 0.7\n"
+                   "Epoch 3/3\n1/1 - loss: 0.7 - val_accuracy: 0.65\n")
+    runs = tmp_path / "runs"
+    main_in_process("import-log", log, "--store", "--runs-dir", runs)
+    (row,) = json.loads(main_in_process("runs", "--runs-dir", runs, "--json").stdout)
+    assert (row["best_epoch"], row["best_val_acc"]) == (2, "0.7000")
+    monkeypatch.setenv("EIPVIZ_MODE", "viewer")
+    result = main_in_process("import-log", log, "--store", "--runs-dir", runs, check=False)
+    assert result.returncode == 2 and result.stdout == "" and "not allowed" in result.stderr

@@ -55,6 +55,7 @@ def test_spearman_reads_ranks_only_and_handles_flat_maps():
 def test_depths_are_evenly_spaced_and_end_with_every_layer():
     assert randomisation_depths(41, 8) == [1, 7, 12, 18, 24, 30, 35, 41]
     assert randomisation_depths(3, 8) == [1, 2, 3]
+    assert randomisation_depths(41, 1) == [41]  # one depth: every layer random (it was the top one alone)
     with pytest.raises(EipvizError, match="at least one"):
         randomisation_depths(41, 0)
 

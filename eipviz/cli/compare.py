@@ -7,6 +7,8 @@ from pathlib import Path
 
 from eipviz.cli.options import (
     add_model_options,
+    existing_store,
+    folder_out,
     load_model,
     method_name,
     method_names,
@@ -27,7 +29,7 @@ def cmd_compare_methods(args) -> int:
     methods = method_names(args.methods) if args.methods else list(GRID_METHODS)
     out = png_out(args.out)
     classifier = load_model(args)
-    layers = list(check_names(names(args.layers), classifier.cam_layers, "layer")) if args.layers else (
+    layers = list(check_names(names(args.layers, "--layers"), classifier.cam_layers, "layer")) if args.layers else (
         default_grid_layers(classifier))
     if args.image:
         image, image_name = read_image_for(classifier, args.image).pixels, Path(args.image).name
@@ -57,17 +59,13 @@ def cmd_compare_models(args) -> int:
     from eipviz.evaluation import dataset_test_split, evaluate_test_set
     from eipviz.explain.compare import SHEET_TILE, compare_models, disagreement_rows, disagreement_sheet
     from eipviz.explain.overlay import png_bytes
-    from eipviz.training.store import RunStore
 
     method_name(args.method)
-    wanted = names(args.models)
+    wanted = names(args.models, "--models")
     if not 2 <= len(wanted) <= 5:
         raise EipvizError(f"Compare 2 to 5 models. Received: {len(wanted)} ({', '.join(wanted)}).")
-    out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise EipvizError(f"{out} is a file; --out takes the folder to write the sheet and CSV into.")
-    store = RunStore(args.runs_dir)
-    loaded = [_shipped_or_run(store, name) for name in wanted]
+    out = folder_out(args.out, "the sheet and CSV") if args.out else None
+    loaded = [_shipped_or_run(args.runs_dir, name) for name in wanted]
     classifiers = [classifier for _, classifier in loaded]
     evaluations = [evaluate_test_set(classifier) for classifier in classifiers]
     comparison = compare_models([name for name, _ in loaded], evaluations)
@@ -101,15 +99,20 @@ def cmd_compare_models(args) -> int:
     return 0
 
 
-def _shipped_or_run(store, name: str):
+def _shipped_or_run(runs_dir: str | None, name: str):
     """(the name the results show, the classifier) of a shipped model or a run with a best checkpoint, as the
-    Compare page offers them (a run shows as ``run name · run id``)."""
+    Compare page offers them (a run shows as ``run name · run id``); the run store is read only for a run."""
     from eipviz.loading import load_run_checkpoint, load_zoo_model, runs_with_checkpoint
     from eipviz.training.store import run_label
     from eipviz.weights import shipped_models
 
     if name in shipped_models():
         return name, load_zoo_model(name)
+    try:
+        store = existing_store(runs_dir)
+    except EipvizError as error:
+        raise EipvizError(f"Unknown model {name!r}: give shipped models ({', '.join(shipped_models())}) or ids of "
+                          f"runs with a checkpoint. {error}") from None
     runs = {run.id: run for run in runs_with_checkpoint(store)}
     if name in runs:
         return run_label(runs[name]), load_run_checkpoint(store, name)

@@ -5,21 +5,20 @@ import json
 import math
 import sys
 
-from eipviz.cli.options import print_table
+from eipviz.cli.options import existing_store, print_table
 from eipviz.errors import EipvizError
 
 
 def cmd_curves(args) -> int:
     from eipviz.curves import DIRECTIONS, all_curve_runs, metric_direction, runs_table, tidy_csv
     from eipviz.run_compare import BANDS, hyperparameter_table
-    from eipviz.training.store import RunStore
 
     if args.csv == "-" and args.json:
         raise EipvizError("--csv - and --json both write to standard output: give --csv a file name.")
     checked_choice(args.band, BANDS, "band", "--band")
     if args.direction is not None:
         checked_choice(args.direction, DIRECTIONS, "direction", "--direction")
-    runs = shown_runs(all_curve_runs(RunStore(args.runs_dir)), args.runs, args.filter)
+    runs = shown_runs(all_curve_runs(existing_store(args.runs_dir)), args.runs, args.filter)
     metric = chosen_metric(runs, args.metric)
     direction = args.direction or metric_direction(metric)
     groups = group_rows(runs, args.group_by, metric, args.band) if args.group_by else None

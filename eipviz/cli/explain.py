@@ -10,10 +10,14 @@ from typing import TYPE_CHECKING
 
 from eipviz.cli.options import (
     add_model_options,
+    check_layer,
+    existing_store,
+    folder_out,
     load_model,
     method_name,
     method_names,
     names,
+    non_negative_int,
     png_out,
     positive_int,
     print_rows,
@@ -52,9 +56,14 @@ def cmd_cam(args) -> int:
     from eipviz.explain.predict import explain_images, upload_notes
 
     method_name(args.method)
+    out = folder_out(args.out, "the overlay PNGs")
     classifier = load_model(args)
+    check_layer(classifier, args.layer)
     if args.test_images:  # the Upload page's "Try 4 test images"
-        dataset_test_split(classifier)  # a model of no known dataset has no test set: says so
+        test_images, _ = dataset_test_split(classifier)  # a model of no known dataset has no test set: says so
+        if args.test_images > len(test_images):  # each drawn once: more were quietly cut to the test set
+            raise EipvizError(f"--test-images takes 1 to {len(test_images):,}: the {classifier.dataset} test set has "
+                              f"{len(test_images):,} images. Received: {args.test_images:,}.")
         inputs = [(name, image, None, False) for name, image in
                   sample_images(str(classifier.dataset), args.test_images, args.seed)]
     else:  # every file is read before any note is printed: a bad one is the only line on stderr
@@ -68,8 +77,6 @@ def cmd_cam(args) -> int:
             print(f"note: {name}: {fitted}.", file=sys.stderr)
         if unsuited:
             print(f"note: {name} {unsuited}.", file=sys.stderr)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     explanations = explain_images(classifier, [image for _, image, _, _ in inputs], args.method, args.layer,
                                   class_indices=classes, alpha=args.alpha,
                                   aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
@@ -151,8 +158,7 @@ def _gallery_selection(args, classifier) -> GallerySelection:
     method_name(args.method)
     true_class = None if args.true is None else classifier.class_index(args.true)
     predicted_class = None if args.predicted is None else classifier.class_index(args.predicted)
-    if args.layer:
-        check_names([args.layer], classifier.cam_layers, "layer")
+    check_layer(classifier, args.layer)
     images, _ = dataset_test_split(classifier)
     evaluation = evaluate_test_set(classifier)
     indices = evaluation.misclassified_indices(true_class=true_class, predicted_class=predicted_class,
@@ -171,13 +177,12 @@ def _gallery_selection(args, classifier) -> GallerySelection:
 def cmd_report(args) -> int:
     from eipviz.explain.timeline import TIMELINE_FILE, read_timeline
     from eipviz.report import build_report, report_path, write_report
-    from eipviz.training.store import RunStore
 
     report_path(args.out)  # a folder or an unwritable place is said now, not after the report is computed
     classifier = load_model(args)
     curves, timeline = None, None
     if args.run:  # a run's report adds its curves and timeline
-        store = RunStore(args.runs_dir)
+        store = existing_store(args.runs_dir)
         curves = store.epoch_rows(args.run)
         timeline = read_timeline(store.run_dir(args.run) / TIMELINE_FILE)
     selection = _gallery_selection(args, classifier)  # the gallery page the options name, as the page's button
@@ -213,9 +218,9 @@ def cmd_faithfulness(args) -> int:
     if ranked and args.metrics:
         raise EipvizError("--rank-by scores its one metric (deletion by default); --metrics goes without "
                           "--rank-by and --layers.")
-    metrics = check_metrics(names(args.metrics) if args.metrics else METRICS)
+    metrics = check_metrics(names(args.metrics, "--metrics") if args.metrics else METRICS)
     classifier = load_model(args)
-    named = names(args.layers) if args.layers else [args.layer] if args.layer else []
+    named = names(args.layers, "--layers") if args.layers else [args.layer] if args.layer else []
     if named:  # checked before any map is computed
         check_names(named, classifier.cam_layers, "layer")
     layers = named or [classifier.cam_layer]
@@ -236,6 +241,7 @@ def cmd_sanity(args) -> int:
     methods = method_names(args.methods)
     out = png_out(args.out) if args.out else None
     classifier = load_model(args)
+    check_layer(classifier, args.layer)
     images = sample_test_images(classifier, args.n, args.seed)
     results = sanity_check(classifier, images, methods, layer=args.layer, depths=args.depths, seed=args.seed)
     if out:  # the page's strip of maps, a row per method
@@ -284,7 +290,8 @@ def register(sub) -> None:
                                                    "one is shrunk on reading; notes on stderr)")
     images.add_argument("--test-images", type=positive_int, metavar="N",
                         help="N images drawn from the model's test set (the page's \"Try 4 test images\")")
-    p.add_argument("--seed", type=int, default=0, help="draws --test-images (default 0: the page's first draw)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="draws --test-images (default 0: the page's first draw)")
     _add_cam_options(p)
     p.add_argument("--class", dest="class_name", nargs="+", metavar="CLASS",
                    help="class name or index to explain: one for every image or one per image "
@@ -333,7 +340,8 @@ def register(sub) -> None:
     p.add_argument("--rank-by", metavar="{deletion,insertion,drop,road}",
                    help="rank methods and layers by this metric's margin over random, best first (the page's "
                         "\"Rank by\", default there: deletion)")
-    p.add_argument("--seed", type=int, default=0, help="draws the images, orders tied pixels, seeds ROAD's noise")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="draws the images, orders tied pixels, seeds ROAD's noise")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_faithfulness)
 
@@ -345,7 +353,7 @@ def register(sub) -> None:
     p.add_argument("--depths", type=positive_int, default=8,
                    help="randomisation depths, the last with every layer (default 8; the page: 6)")
     p.add_argument("--layer", help="the layer (default: the model's CAM layer)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", help="also write the page's strip of maps (the first image, trained then at each "
                                  "depth) as a PNG, a row per method")
     p.add_argument("--json", action="store_true", help="also print each method's curve over the depths")

@@ -60,16 +60,41 @@ def unit_interval(text: str) -> float:
     return value
 
 
-def names(text: str) -> list[str]:
-    """A comma-separated option as a list of names."""
-    return [name.strip() for name in text.split(",") if name.strip()]
+def names(text: str, option: str) -> list[str]:
+    """A comma-separated ``option`` as a list of names; one naming nothing (``--layers ,``, which fell back to the
+    default silently) or a name twice (rows and columns doubled) is an ``EipvizError``."""
+    listed = [name.strip() for name in text.split(",") if name.strip()]
+    if not listed:
+        raise EipvizError(f"{option} names nothing; give comma-separated names. Received: {text!r}.")
+    twice = sorted({name for name in listed if listed.count(name) > 1})
+    if twice:
+        raise EipvizError(f"{option} names {', '.join(twice)} more than once. Received: {text!r}.")
+    return listed
 
 
 def method_names(text: str) -> list[str]:
     """``--methods``, each checked against the registry before any model is loaded."""
     from eipviz.attribution.methods import METHODS
 
-    return list(check_names(names(text), METHODS, "CAM method"))
+    return list(check_names(names(text, "--methods"), METHODS, "CAM method"))
+
+
+def check_layer(classifier, layer: str | None) -> None:
+    """``--layer``, when given, against the model's CAM layers, before any map: every command names the choices
+    (``cam`` and ``sanity`` said "not on the path to the model's output", and took layers ``gallery`` refused)."""
+    if layer:
+        check_names([layer], classifier.cam_layers, "layer")
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number, 0 or more (a seed: NumPy refuses a negative one with a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def add_model_options(p, what: str = "the model") -> None:
@@ -93,7 +118,6 @@ def load_model(args):
     """The classifier ``add_model_options``' arguments name: ``--run``'s best checkpoint with the run's
     preprocessing (``load_run_checkpoint``, as the pages' "Run checkpoint"), else ``load_for_cli``."""
     from eipviz.loading import load_run_checkpoint
-    from eipviz.training.store import RunStore
 
     if bool(args.model) == bool(args.run):
         raise EipvizError("Give --model NAME_OR_PATH or --run RUN_ID (one of them).")
@@ -102,7 +126,7 @@ def load_model(args):
     if args.weights or args.preprocessing:
         raise EipvizError("--run reads the run's best checkpoint with the preprocessing it trained with; "
                           "--weights and --preprocessing go with --model.")
-    return load_run_checkpoint(RunStore(args.runs_dir), args.run)
+    return load_run_checkpoint(existing_store(args.runs_dir), args.run)
 
 
 def method_name(text: str) -> str:
@@ -134,6 +158,20 @@ def load_for_cli(model: str, weights: str | None = None, preprocessing: str | No
     return classifier
 
 
+def existing_store(runs_dir: str | None):
+    """The run store a reading command names. One named (``--runs-dir`` or ``EIPVIZ_RUNS_DIR``) that holds none is
+    an error: opening it made a new, empty store, so a typo listed nothing and left a runs.sqlite in whatever
+    folder it named. The default ``runs/`` is made when missing, as the pages make it."""
+    import os
+
+    from eipviz.training.store import RUNS_DIR_VARIABLE, STORE_FILE, RunStore, default_runs_dir
+
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    if (runs_dir or os.environ.get(RUNS_DIR_VARIABLE)) and not (root / STORE_FILE).is_file():
+        raise EipvizError(f"No run store in {root} (it has no {STORE_FILE}): check --runs-dir or {RUNS_DIR_VARIABLE}.")
+    return RunStore(root)
+
+
 def checkpoint_preprocessing(path: Path) -> str | None:
     """The preprocessing of the run whose folder holds ``path``, when it lies in a run store; else None."""
     from eipviz.training.store import STORE_FILE, RunStore
@@ -145,6 +183,16 @@ def checkpoint_preprocessing(path: Path) -> str | None:
         return RunStore(folder.parent).get_run(folder.name).hyperparameters.get("preprocessing")
     except EipvizError:  # a folder beside a store that is no run of it
         return None
+
+
+def folder_out(text: str, what: str) -> Path:
+    """``--out`` of a folder ``what`` is written into, checked and made before any work (a file there was found
+    only after the model had loaded and the maps were computed, as "[Errno 17] File exists")."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise EipvizError(f"{path} is a file; --out takes the folder to write {what} into.")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def png_out(text: str) -> Path:

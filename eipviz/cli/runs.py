@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from eipviz.cli.options import positive_int, print_table
+from eipviz.cli.options import existing_store, folder_out, positive_int, print_table
 from eipviz.errors import EipvizError
 
 
@@ -105,9 +105,8 @@ def _speed_options(args) -> dict:
 
 def cmd_runs(args) -> int:
     from eipviz.training.queue import RunQueue
-    from eipviz.training.store import RunStore
 
-    store = RunStore(args.runs_dir)
+    store = existing_store(args.runs_dir)
     store.reap_dead_workers()
     queue = RunQueue(store)
     queue.wake()  # runs waiting with no scheduler (it was killed) start again
@@ -131,9 +130,8 @@ def cmd_runs(args) -> int:
 
 def cmd_cancel(args) -> int:
     from eipviz.training.queue import RunQueue
-    from eipviz.training.store import RunStore
 
-    store = RunStore(args.runs_dir)
+    store = existing_store(args.runs_dir)
     RunQueue(store).cancel(stored_run_id(args.run_id, "cancelled"))
     print(f"cancelled {args.run_id}" if store.get_run(args.run_id).status == "cancelled"
           else f"stopping {args.run_id} after its current batch")
@@ -141,9 +139,8 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_rename(args) -> int:
-    from eipviz.training.store import RunStore
 
-    name = RunStore(args.runs_dir).rename_run(stored_run_id(args.run_id, "renamed"), args.name)
+    name = existing_store(args.runs_dir).rename_run(stored_run_id(args.run_id, "renamed"), args.name)
     if args.name.strip() and name != args.name.strip():
         print(f"note: another run is named {args.name.strip()!r}, so this one is {name!r}", file=sys.stderr)
     print(name)
@@ -151,9 +148,8 @@ def cmd_rename(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    from eipviz.training.store import RunStore
 
-    store = RunStore(args.runs_dir)
+    store = existing_store(args.runs_dir)
     store.reap_dead_workers()  # a run whose worker died is no longer "running", and may go
     store.delete_run(stored_run_id(args.run_id, "deleted"))
     print(f"deleted {args.run_id}")
@@ -180,16 +176,16 @@ def cmd_scheduler(args) -> int:
 
 def cmd_timeline(args) -> int:
     from eipviz.explain.timeline import TIMELINE_FILE, export_timeline, read_timeline
-    from eipviz.training.store import RunStore
 
-    store = RunStore(args.runs_dir)
+    out = folder_out(args.out, "the epoch PNGs and the GIF")
+    store = existing_store(args.runs_dir)
     run = store.get_run(args.run_id)
     timeline = read_timeline(store.run_dir(run.id) / TIMELINE_FILE)
     if timeline is None or not len(timeline.epochs):
         raise EipvizError(f"Run {run.id} has no explanation timeline: " + (
             "it has not finished an epoch yet, or it was trained before eipviz recorded timelines."
             if run.kind == "trained" else f"it is {run.kind}, and only trained runs have one."))
-    paths = export_timeline(timeline, Path(args.out))
+    paths = export_timeline(timeline, out)
     # What the page charts beside the maps: the probe set's accuracy and faithfulness at each epoch.
     by_epoch = [{"epoch": int(epoch), "probe_accuracy": float(accuracy), "deletion_auc": float(deletion),
                  "average_drop_pct": float(drop)}
@@ -207,6 +203,10 @@ def cmd_import_log(args) -> int:
     path = Path(args.file)
     if not path.exists():
         raise EipvizError(f"Log file {args.file} not found.")
+    if args.store:  # before any output: a viewer got the whole CSV, then the refusal
+        from eipviz.access import require_write
+
+        require_write("Importing a log into the run store")
     with native_stderr_silenced():  # TensorBoard's reader imports TensorFlow, whose C++ start-up lines go to fd 2
         parsed = read_run_path(path)
     for warning in parsed.warnings:

@@ -117,7 +117,8 @@ def randomisation_depths(layer_count: int, depths: int = DEPTHS) -> list[int]:
         raise EipvizError(f"Ask for at least one randomisation depth. Received: depths={depths}.")
     if layer_count < 1:
         raise EipvizError("The model has no layer with weights: there is nothing to randomise.")
-    return sorted({int(round(k)) for k in np.linspace(1, layer_count, min(depths, layer_count))})
+    # Counted down from every layer, so one depth is all of them (from 1 up, it was only the top layer).
+    return sorted({int(round(k)) for k in np.linspace(layer_count, 1, min(depths, layer_count))})
 
 
 def freshly_initialised_copy(model: keras.Model, seed: int = 0) -> keras.Model:
