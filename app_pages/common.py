@@ -18,7 +18,7 @@ from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation, evaluate_test_set, with_detected_preprocessing, with_preprocessing_hint
 from eipviz.loading import CHECKPOINT, load_run_checkpoint, load_uploaded_bytes, load_zoo_model, runs_with_checkpoint
-from eipviz.preprocessing import DETECT, PREPROCESSING_CHECK_IMAGES, PREPROCESSINGS
+from eipviz.preprocessing import DETECT, DETECT_MEANS, PREPROCESSINGS
 from eipviz.training.store import RunStore, default_runs_dir, run_label
 from eipviz.weights import manifest_entry, shipped_models
 from eipviz.zoo import MODELS
@@ -139,6 +139,7 @@ def keep_across_pages(*widget_keys: str) -> None:
 
 
 def hold_kept_widgets() -> None:
+    """Write every kept widget value back (``keep_across_pages``); the entry point calls it before each page."""
     for key in st.session_state.get(KEPT_WIDGETS_KEY, ()):
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
@@ -199,8 +200,7 @@ def upload_model_widget(key: str) -> None:
         return
     with st.expander("Upload your own model (.keras or legacy .h5)"):
         file = st.file_uploader("Model file", type=["keras", "h5", "hdf5"], key=f"{key}-model-file")
-        choices = {DETECT: f"unit_scale unless another is clearly more accurate on {PREPROCESSING_CHECK_IMAGES} "
-                           f"test images", **PREPROCESSINGS}
+        choices = {DETECT: DETECT_MEANS, **PREPROCESSINGS}
         preprocessing = st.selectbox("Its preprocessing", list(choices), key=f"{key}-model-pre",
                                      format_func=lambda p: f"{p}: {choices[p]}")
         if file is not None and st.button("Use this model", key=f"{key}-use-model"):
@@ -226,8 +226,9 @@ def follow_model(**choice: str) -> None:
 
 
 def _picked(widget: str, part: str, options: list, label: str, draw, **kwargs):
-    """Draw picker widget ``widget`` (``draw``: st.radio or st.selectbox) on the current model's ``part`` where it
-    is one of ``options``; a change there becomes the current model."""
+    """One of ``model_picker``'s widgets (the source radio, the model or run box): ``draw`` (st.radio or
+    st.selectbox) it showing the current model's ``part`` where that is one of ``options``; a change there
+    becomes the current model. Returns the widget's value."""
     current = st.session_state.get(CURRENT_MODEL_KEY, {}).get(part)
     if current in options and st.session_state.get(widget) != current:
         st.session_state[widget] = current

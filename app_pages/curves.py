@@ -55,6 +55,7 @@ def import_form() -> None:
                 default_name = source
             run_id = import_log(store, parsed, name.strip() or default_name, source=source)
             st.session_state["curve-runs"] = [*st.session_state.get("curve-runs", []), run_id]  # show it at once
+            keep_across_pages("curve-runs")
             st.success(f"Imported {len(parsed.epochs)} epochs as run {run_id}.")
             for warning in parsed.warnings:
                 st.warning(warning)
@@ -66,7 +67,8 @@ if can_write():
     with st.expander("Import a run: a Keras log, TensorBoard event files, a W&B or MLflow CSV"):
         import_form()
 
-keep_across_pages("curve-filter", "curve-runs", "curve-metrics")
+# The filter always; runs and metrics once picked (an untouched selection follows the newest runs).
+keep_across_pages("curve-filter")
 runs = all_curve_runs(store)
 by_id = {run.id: run for run in runs}
 defaults = default_selection(runs)
@@ -84,6 +86,7 @@ matching = filter_runs(runs, pattern)
 
 def select_matching():
     st.session_state["curve-runs"] = [run.id for run in matching]
+    keep_across_pages("curve-runs")
 
 
 if pattern and matching:
@@ -91,7 +94,8 @@ if pattern and matching:
 elif pattern:
     st.caption("No run's name matches the filter.")
 selected_ids = st.multiselect("Runs", list(by_id), default=defaults, key="curve-runs",
-                              format_func=lambda i: f"{run_label(by_id[i])} [{by_id[i].kind}]")
+                              format_func=lambda i: f"{run_label(by_id[i])} [{by_id[i].kind}]",
+                              on_change=keep_across_pages, args=("curve-runs",))
 matching_ids = {run.id for run in matching}
 shown_ids = [i for i in selected_ids if i in matching_ids]
 if pattern and len(shown_ids) < len(selected_ids):
@@ -103,7 +107,8 @@ metrics_available = sorted({m for i in selected_ids for m in by_id[i].metric_nam
 c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
 if "curve-metrics" not in st.session_state:
     st.session_state["curve-metrics"] = [m for m in DEFAULT_METRICS if m in metrics_available] or metrics_available[:1]
-metrics = c1.multiselect("Metrics", metrics_available, key="curve-metrics")
+metrics = c1.multiselect("Metrics", metrics_available, key="curve-metrics", on_change=keep_across_pages,
+                         args=("curve-metrics",))
 smoothing = c2.slider("Smoothing (debiased EMA)", 0.0, 0.95, 0.0, 0.05, key="curve-smoothing",
                       help=f"Series of fewer than {SHORT_SERIES} epochs are drawn raw, points shown, never smoothed.")
 log_y = c3.toggle("log y", key="curve-log")
@@ -147,7 +152,7 @@ def hyperparameters():
         st.plotly_chart(hyperparameters_figure(rows, names, target), key="curve-parcoords")
         st.caption(f"One axis per hyperparameter that differs between the selected runs, then {target}; "
                    "drag along an axis to pick a range.")
-    elif len(chosen) >= 2:
+    elif len(chosen) >= 2 and any(run.hyperparameters for run in chosen):
         st.caption("The selected runs share every hyperparameter stored for them.")
 
 

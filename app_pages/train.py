@@ -6,7 +6,6 @@ import streamlit as st
 
 from app_pages.common import can_write, literal, page_run_store, read_only_note
 from app_pages.timeline_view import timeline_section
-from eipviz.data import TRAINING_IMAGES
 from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
 from eipviz.recipes import RECIPES
@@ -37,9 +36,7 @@ def start_form() -> None:
     # last valid one. Checked here instead (the recipe refuses what it cannot train), with Start off until fixed.
     epochs = cols[2].number_input("Epochs (0 = recipe's)", value=0, step=1, key="train-epochs")
     batch_size = cols[3].number_input("Batch size (0 = recipe's)", value=0, step=1, key="train-batch")
-    subset = cols[4].number_input("Subset (0 = all images)", value=0, step=256, key="train-subset",
-                                  help=f"Up to the model's training set: {TRAINING_IMAGES['mnist']:,} images for "
-                                       f"MNIST, {TRAINING_IMAGES['cifar10']:,} for CIFAR-10.")
+    subset = cols[4].number_input("Subset (0 = all images)", value=0, step=256, key="train-subset")
     try:
         check_subset(model, subset or None)
         st.caption(plan_summary(planned_recipe(model, recipe, epochs or None, batch_size or None), subset or None))

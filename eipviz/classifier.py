@@ -45,7 +45,8 @@ class Classifier:
     """A Keras image classifier with what it takes to feed it and name its answers.
 
     Frozen: a variant (another preprocessing, say) is ``dataclasses.replace(classifier, ...)``,
-    which starts with an empty CAM cache of its own.
+    which starts with an empty CAM cache of its own. To only *try* another preprocessing, pass it to
+    ``prepare``, ``logits`` or ``predict``: the same traced model runs it.
     """
 
     model: keras.Model

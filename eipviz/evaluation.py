@@ -146,7 +146,8 @@ PREPROCESSING_GAP = 0.2  # another preprocessing this much more accurate is almo
 
 
 def preprocessing_accuracies(classifier: Classifier, n: int = PREPROCESSING_CHECK_IMAGES) -> dict[str, float]:
-    """Accuracy on the first ``n`` test images under every preprocessing the model's input fits."""
+    """Accuracy on the first ``n`` test images under every preprocessing the model's input fits; ``EipvizError``
+    when there is no test set (a model of no known dataset, or the dataset is not on this machine)."""
     images, labels = dataset_test_split(classifier)
     images, labels = images[:n], np.asarray(labels[:n])
     accuracies = {}
@@ -155,6 +156,8 @@ def preprocessing_accuracies(classifier: Classifier, n: int = PREPROCESSING_CHEC
             check_fits(kind, classifier.input_size)
         except EipvizError:
             continue
+        # One traced model for all: a ``replace``d classifier per preprocessing traced its own (and TensorFlow
+        # warned about retracing).
         accuracies[kind] = float((classifier.predict(images, preprocessing=kind) == labels).mean())
     return accuracies
 
@@ -169,10 +172,11 @@ def _clearly_best(accuracies: dict[str, float], chosen: str) -> str:
 def preprocessing_hint(classifier: Classifier, n: int = PREPROCESSING_CHECK_IMAGES) -> str | None:
     """A warning when another preprocessing is far more accurate on ``n`` test images than the chosen one (a model
     uploaded with the wrong one explains nonsense at a fraction of its accuracy); None when the chosen one is
-    about the best, or the model has no known test set."""
-    if classifier.dataset is None:
+    about the best, or there is no test set to tell."""
+    try:
+        accuracies = preprocessing_accuracies(classifier, n)
+    except EipvizError:
         return None
-    accuracies = preprocessing_accuracies(classifier, n)
     best, chosen = _clearly_best(accuracies, classifier.preprocessing), accuracies[classifier.preprocessing]
     if best == classifier.preprocessing:
         return None
@@ -183,11 +187,13 @@ def preprocessing_hint(classifier: Classifier, n: int = PREPROCESSING_CHECK_IMAG
 
 def with_detected_preprocessing(classifier: Classifier, n: int = PREPROCESSING_CHECK_IMAGES) -> Classifier:
     """``classifier`` with the preprocessing most accurate on its first ``n`` test images, and a note saying so
-    (kept as it is, with a note, when it has no known test set)."""
-    if classifier.dataset is None:
+    (kept as it is, with a note saying why, when there is no test set to detect it on)."""
+    try:
+        accuracies = preprocessing_accuracies(classifier, n)
+    except EipvizError as error:
         return dataclasses.replace(classifier, note=_joined(
-            classifier.note, f"No test set to detect its preprocessing on: {classifier.preprocessing} is assumed."))
-    accuracies = preprocessing_accuracies(classifier, n)
+            classifier.note, f"No test set to detect its preprocessing on ({error}): {classifier.preprocessing} "
+                             f"is assumed."))
     best = _clearly_best(accuracies, classifier.preprocessing)
     others = ", ".join(f"{kind} {accuracy:.0%}" for kind, accuracy in accuracies.items() if kind != best)
     note = (f"Preprocessing detected: {best}, {accuracies[best]:.0%} right on the first {n} test images"
@@ -202,4 +208,5 @@ def with_preprocessing_hint(classifier: Classifier) -> Classifier:
 
 
 def _joined(*notes: str | None) -> str:
+    """The notes that are given, one after the other."""
     return " ".join(note for note in notes if note)

@@ -60,6 +60,7 @@ _NUMPY_SCALAR = re.compile(r"\bnp\.(?:float|int)\d*\(([^()]*)\)")
 _BARE_INFINITY = re.compile(r"([-+]?)\binf\b")
 LR_NAMES = ("lr", "learning_rate")
 MAX_LOG_BYTES = 50 * 1024 * 1024
+INDEX_COLUMNS = ("", "Unnamed: 0")  # the row index ``DataFrame.to_csv`` writes (as pandas reads it back)
 CSV_SEPARATORS = ",;\t"  # CSVLogger's ``separator`` option; "," by default
 
 
@@ -262,19 +263,14 @@ def _parse_console(text: str) -> ParsedLog:
             else:
                 skipped.append(line)
             continue
-        if block is None:
-            if current in parsed.epochs and parsed.epochs[current] != _without_rates(metrics):
-                parsed.warnings.append(f"Epoch {current} appears twice with different values; "
-                                       f"the later ones were kept: '{line[:100]}'.")
+        if block is None and current in parsed.epochs and parsed.epochs[current] != _without_rates(metrics):
+            parsed.warnings.append(f"Epoch {current} appears twice with different values; "
+                                   f"the later ones were kept: '{line[:100]}'.")
+        if block is None or _completes(metrics, steps, block, callback_since and not after_final,
+                                       parsed.epochs[current]):
             _add_with_schedule(parsed, current, metrics)
             # Keras 2 prints callback messages after the epoch's final line (its bar ``[====]``), Keras 3 before.
-            block, callback_since = (set(metrics), steps), False
-            after_final = bool(_KERAS2_BAR.search(line))
-        elif _completes(metrics, steps, block, callback_since and not after_final, parsed.epochs[current]):
-            _add_with_schedule(parsed, current, metrics)
-            # Keras 2 prints callback messages after the epoch's final line (its bar ``[====]``), Keras 3 before.
-            block, callback_since = (set(metrics), steps), False
-            after_final = bool(_KERAS2_BAR.search(line))
+            block, callback_since, after_final = (set(metrics), steps), False, bool(_KERAS2_BAR.search(line))
         else:
             skipped.append(line)  # e.g. an evaluate() line after training
     if orphans and first_header is not None:
@@ -397,22 +393,34 @@ def _parse_csvlogger(text: str, separator: str = ",") -> ParsedLog:
 
 def _history_table(text: str) -> str | None:
     """``pd.DataFrame(history.history).to_csv()`` as a CSVLogger file: its row index (counting from 0, as
-    CSVLogger's epochs) becomes the epoch column, or one is added (``index=False``). None for other text:
-    a History table's header has a ``loss`` column and no ``epoch``."""
+    CSVLogger's epochs) becomes the epoch column, or one is added (``index=False``, where every value must be a
+    number). None for other text: a History table has a ``loss`` column and no epoch or step column, so a W&B
+    runs table (``Name,State,…,loss``) or a ``step,loss`` export is not taken for one."""
     try:
         header = next(csv.reader([text.split("\n", 1)[0]]), [])
-        if "loss" not in header or "epoch" in header:
+        if "loss" not in header or {name.lower() for name in header} & {"epoch", "step", "_step"}:
             return None
-        rows = list(csv.reader(io.StringIO(text)))
+        rows = [row for row in csv.reader(io.StringIO(text)) if row][1:]
     except csv.Error:
+        return None
+    indexed = header[0] in INDEX_COLUMNS
+    if not indexed and not all(_is_number(cell) for row in rows for cell in row):
         return None
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    if header[0] in ("", "Unnamed: 0"):
-        writer.writerows([["epoch", *header[1:]], *rows[1:]])
+    if indexed:
+        writer.writerows([["epoch", *header[1:]], *rows])
     else:
-        writer.writerows([["epoch", *header], *([index, *row] for index, row in enumerate(rows[1:]))])
+        writer.writerows([["epoch", *header], *([index, *row] for index, row in enumerate(rows))])
     return out.getvalue()
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        _number(cell)
+    except ValueError:
+        return cell.strip() == ""
+    return True
 
 
 def _parse_history_json(text: str) -> ParsedLog:
@@ -464,6 +472,7 @@ def _history_epochs(count: int, epochs: int) -> list[int] | None:
 
 
 def _warn_history_placement(parsed: ParsedLog, counts: dict, epochs_of: dict, epochs: int) -> None:
+    """Say which metrics were put on every k-th epoch, and which could not be placed (an empty list is no news)."""
     placed: dict[int, list[str]] = {}
     for name, placement in epochs_of.items():
         if placement is not None and counts[name] != epochs:
@@ -471,7 +480,7 @@ def _warn_history_placement(parsed: ParsedLog, counts: dict, epochs_of: dict, ep
     for every, names in placed.items():
         parsed.warnings.append(f"{', '.join(names)}: {counts[names[0]]} values for {epochs} epochs, read as "
                                f"validated every {every} epochs (fit's validation_freq={every}).")
-    unplaced = [name for name, placement in epochs_of.items() if placement is None]
+    unplaced = [name for name, placement in epochs_of.items() if placement is None and counts[name]]
     if unplaced:
         parsed.warnings.append(f"{', '.join(unplaced)}: fewer values than the {epochs} epochs and no "
                                f"validation_freq that fits, so which epochs they belong to is unknown; left out.")

@@ -21,8 +21,9 @@ PREPROCESSINGS = {
     "pixel_mean": "x / 255 - per-pixel CIFAR-10 training mean (seed 004)",
 }
 
-DETECT = "detect"  # a choice for a model file of unknown origin: unit_scale unless another is clearly more accurate
 PREPROCESSING_CHECK_IMAGES = 500  # test images it is decided on: 90% told from 40%, a second or so on a CPU
+DETECT = "detect"  # a choice for a model file of unknown origin (``eipviz.evaluation.with_detected_preprocessing``)
+DETECT_MEANS = f"unit_scale unless another is clearly more accurate on {PREPROCESSING_CHECK_IMAGES} test images"
 
 # What each preprocessing's statistics need of a model's (height, width, channels); None: any size.
 FITS = {"channel_standardize": (None, None, 3), "pixel_mean": (32, 32, 3)}

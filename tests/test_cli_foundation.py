@@ -177,6 +177,8 @@ def test_output_and_input_paths_of_the_wrong_kind_are_said_before_any_work(tmp_p
     afile.write_text("x")
     assert "afile is a file; --out takes the folder to write the overlay PNGs into" in _refused(
         "cam", "--model", "no-such-model", "--test-images", "2", "--out", afile)  # before the model is loaded
+    _refused("cam", "--model", "no-such-model", "--test-images", "2", "--out", tmp_path / "new")
+    assert not (tmp_path / "new").exists()  # a failed command leaves no empty folder
     assert f"{tmp_path} is a folder; give image files" in _refused(
         "cam", "--model", "mnist14k", "--image", tmp_path, "--out", tmp_path / "o")
     broken = tmp_path / "broken.keras"
@@ -204,7 +206,7 @@ def test_a_list_option_naming_nothing_or_a_name_twice_is_refused(option, value, 
 
 def test_a_reading_command_refuses_a_named_folder_without_a_store_and_leaves_it_alone(tmp_path):
     typo = tmp_path / "rnus"
-    for args in (["runs"], ["curves"], ["delete", "x"], ["rename", "x", "y"]):
+    for args in (["runs"], ["curves"], ["delete", "x"], ["rename", "x", "y"], ["ship", "--run", "x"]):
         assert f"No run store in {typo}" in _refused(*args, "--runs-dir", typo)
     assert not typo.exists()
 

@@ -359,6 +359,16 @@ def test_concurrent_writers_uploaded_without_folders_are_refused_not_merged(tmp_
     assert read_run_path(tmp_path / "run").rows() == with_folders.rows()
 
 
+def test_a_training_and_its_resumption_uploaded_without_folders_are_still_one_run(tmp_path):
+    """One writer's files one after the other (a resumed run logs its last epoch again): not refused."""
+    first = write_events(tmp_path / "events.out.tfevents.1.a", [("epoch_loss", 0, 0.9, 100.0),
+                                                                ("epoch_loss", 1, 0.8, 101.0)])
+    again = write_events(tmp_path / "events.out.tfevents.2.b", [("epoch_loss", 1, 0.7, 200.0),
+                                                                ("epoch_loss", 2, 0.6, 201.0)])
+    parsed = read_uploads([(path.name, path.read_bytes()) for path in (first, again)])
+    assert [r["loss"] for r in parsed.rows()] == pytest.approx([0.9, 0.7, 0.6])
+
+
 def test_a_well_framed_record_that_is_no_event_ends_the_file_with_a_note(tmp_path):
     path = write_events(tmp_path / "events.out.tfevents.2", [("epoch_loss", 0, 0.9, 1.0), ("epoch_loss", 1, 0.8, 2.0)],
                         extra_records=[b"\xff" * 21])

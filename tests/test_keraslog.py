@@ -387,3 +387,10 @@ def test_a_printed_history_is_read_like_its_json():
     rows = parse_log(printed).rows()
     assert rows[0] == {"epoch": 1, "loss": 0.9, "val_loss": -math.inf, "lr": 0.1}
     assert math.isnan(rows[1]["loss"]) and rows[1]["val_loss"] == 0.5 and rows[1]["lr"] == 0.01
+
+
+@pytest.mark.parametrize("text", ["Name,State,Runtime,loss,accuracy\nrun1,finished,100,0.5,0.8\n",  # W&B runs table
+                                  "step,Epoch,loss\n0,0,0.9\n1,1,0.8\n", "step,loss\n0,0.9\n1,0.8\n"])
+def test_other_csvs_with_a_loss_column_are_not_taken_for_a_pandas_history(text):
+    with pytest.raises(EipvizError, match="No epochs found"):
+        parse_log(text)

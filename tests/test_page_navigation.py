@@ -53,3 +53,16 @@ def test_the_curves_runs_metrics_and_filter_are_there_again_after_another_page(t
     assert not at.exception, [e.value for e in at.exception]
     assert at.text_input(key="curve-filter").value == "zzz" and at.multiselect(key="curve-runs").value == chosen
     assert at.multiselect(key="curve-metrics").value == ["val_loss"]
+
+
+def test_an_untouched_curves_selection_follows_a_run_trained_meanwhile(tmp_path, monkeypatch):
+    from eipviz.training.store import RunStore
+
+    at = open_app(tmp_path, monkeypatch)
+    at.switch_page("app_pages/curves.py").run()
+    at.switch_page("app_pages/models.py").run()
+    store = RunStore(tmp_path)
+    run_id = store.create_run(name="new", model="mnist14k", recipe="fast", status="finished")
+    store.add_epoch(run_id, 1, {"val_accuracy": 0.5, "val_loss": 1.0})
+    at.switch_page("app_pages/curves.py").run()
+    assert run_id in at.multiselect(key="curve-runs").value

@@ -47,3 +47,12 @@ def test_an_uploaded_model_is_shown_at_once_with_its_detected_preprocessing(data
     assert at.radio(key="mis-source").value == "Uploaded model"
     assert any("Preprocessing detected: channel_standardize" in info.value for info in at.info)
     assert float(at.metric[0].value.rstrip("%")) > 84  # sepconv59k's own test accuracy, not unit_scale's 37%
+
+
+def test_without_the_test_set_a_model_file_still_loads_on_its_given_preprocessing(tmp_path, monkeypatch):
+    """Offline with no datasets, detecting (or checking) the preprocessing needs the test set: the model still loads."""
+    monkeypatch.setenv("EIPVIZ_DATA_DIR", str(tmp_path))  # holds no dataset
+    loaded = load_uploaded_model(SEPCONV, "unit_scale")
+    detected = with_detected_preprocessing(loaded)
+    assert detected.preprocessing == "unit_scale" and "No test set to detect its preprocessing on" in detected.note
+    assert preprocessing_hint(loaded) is None

@@ -80,6 +80,7 @@ def cmd_cam(args) -> int:
     explanations = explain_images(classifier, [image for _, image, _, _ in inputs], args.method, args.layer,
                                   class_indices=classes, alpha=args.alpha,
                                   aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
+    out.mkdir(parents=True, exist_ok=True)
     report = []
     written: set[Path] = set()
     for (name, *_), explanation in zip(inputs, explanations):

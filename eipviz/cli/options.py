@@ -38,15 +38,24 @@ def print_csv(rows: list[dict], out=None) -> None:
         writer.writerows(rows)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number, 1 or more (``--n 0`` would otherwise fail deep inside, later)."""
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be {least} or more, not {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number, 1 or more (``--n 0`` would otherwise fail deep inside, later)."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number, 0 or more (a seed: NumPy refuses a negative one with a traceback)."""
+    return _whole_number(text, 0)
 
 
 def unit_interval(text: str) -> float:
@@ -86,21 +95,13 @@ def check_layer(classifier, layer: str | None) -> None:
         check_names([layer], classifier.cam_layers, "layer")
 
 
-def non_negative_int(text: str) -> int:
-    """An argparse type: a whole number, 0 or more (a seed: NumPy refuses a negative one with a traceback)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+
 
 
 def add_model_options(p, what: str = "the model") -> None:
     """``--model`` / ``--run`` (one of them) and ``--runs-dir``, ``--weights``, ``--preprocessing``: the sources
     the explanation pages offer (shipped weights, a run's checkpoint, a model file), as ``load_model`` reads them."""
-    from eipviz.preprocessing import DETECT, PREPROCESSING_CHECK_IMAGES, PREPROCESSINGS
+    from eipviz.preprocessing import DETECT, DETECT_MEANS, PREPROCESSINGS
 
     p.add_argument("--model", help=f"{what}: a zoo name (shipped weights) or a .keras/.h5 file")
     p.add_argument("--run", help=f"{what}: a trained run's best checkpoint, fed as the run trained (instead of "
@@ -110,8 +111,7 @@ def add_model_options(p, what: str = "the model") -> None:
                                      "checkpoint is fed as that run trained)")
     p.add_argument("--preprocessing", choices=[*PREPROCESSINGS, DETECT],
                    help=f"how its inputs were preprocessed (default: the shipped one, a run's own; for other files "
-                        f"{DETECT}: unit_scale unless another is clearly more accurate on {PREPROCESSING_CHECK_IMAGES} "
-                        f"test images)")
+                        f"{DETECT}: {DETECT_MEANS})")
 
 
 def load_model(args):
@@ -159,17 +159,14 @@ def load_for_cli(model: str, weights: str | None = None, preprocessing: str | No
 
 
 def existing_store(runs_dir: str | None):
-    """The run store a reading command names. One named (``--runs-dir`` or ``EIPVIZ_RUNS_DIR``) that holds none is
-    an error: opening it made a new, empty store, so a typo listed nothing and left a runs.sqlite in whatever
-    folder it named. The default ``runs/`` is made when missing, as the pages make it."""
-    import os
+    """The run store a command that reads runs is given. A ``--runs-dir`` that holds none is an error: opening it
+    made a new, empty store, so a typo listed nothing and left a runs.sqlite in whatever folder it named. The
+    default (``EIPVIZ_RUNS_DIR`` or ``runs/``) is made when missing, as the pages make it."""
+    from eipviz.training.store import STORE_FILE, RunStore
 
-    from eipviz.training.store import RUNS_DIR_VARIABLE, STORE_FILE, RunStore, default_runs_dir
-
-    root = Path(runs_dir) if runs_dir else default_runs_dir()
-    if (runs_dir or os.environ.get(RUNS_DIR_VARIABLE)) and not (root / STORE_FILE).is_file():
-        raise EipvizError(f"No run store in {root} (it has no {STORE_FILE}): check --runs-dir or {RUNS_DIR_VARIABLE}.")
-    return RunStore(root)
+    if runs_dir and not (Path(runs_dir) / STORE_FILE).is_file():
+        raise EipvizError(f"No run store in {runs_dir} (it has no {STORE_FILE}): check --runs-dir.")
+    return RunStore(runs_dir)
 
 
 def checkpoint_preprocessing(path: Path) -> str | None:
@@ -186,12 +183,12 @@ def checkpoint_preprocessing(path: Path) -> str | None:
 
 
 def folder_out(text: str, what: str) -> Path:
-    """``--out`` of a folder ``what`` is written into, checked and made before any work (a file there was found
-    only after the model had loaded and the maps were computed, as "[Errno 17] File exists")."""
+    """``--out`` of a folder ``what`` is written into, checked before any work (a file there was found only after
+    the model had loaded and the maps were computed, as "[Errno 17] File exists"); made by the writer, so a
+    command that fails leaves no empty folder behind."""
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise EipvizError(f"{path} is a file; --out takes the folder to write {what} into.")
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -17,13 +17,12 @@ import re
 
 from eipviz.curves_import.tbevents import VALIDATION_DIRS, epoch_metric_name, listing
 from eipviz.errors import EipvizError
-from eipviz.keraslog import ParsedLog
+from eipviz.keraslog import INDEX_COLUMNS, ParsedLog
 
 WANDB_MARKERS = ("_step", "_runtime", "_timestamp")
 EPOCH_COLUMNS = ("epoch", "epoch/epoch", "Epoch")
 STEP_COLUMNS = ("_step", "step", "Step")
 SKIPPED_SUFFIXES = ("__MIN", "__MAX")
-INDEX_COLUMNS = ("", "Unnamed: 0")  # the row index ``DataFrame.to_csv`` writes (as pandas reads it back)
 RUN_ID_COLUMNS = ("run_id", "run_uuid")  # MLflow's, in a long export of several runs
 WANDB_RUN_SEPARATOR = " - "  # W&B panel exports name columns "<run> - <metric>"
 TENSORBOARD_HEADER = ["Wall time", "Step", "Value"]

@@ -54,6 +54,7 @@ def plan_summary(recipe: Recipe, subset: int | None = None) -> str:
 
 
 def _count(number: int, noun: str) -> str:
+    """``1 image``, ``2,048 images``."""
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
