@@ -29,6 +29,7 @@ from eipviz.explain.compare import (
     method_grid,
 )
 from eipviz.explain.overlay import upscale
+from eipviz.explain.predict import upload_notes
 from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, read_upload
 from eipviz.loading import CHECKPOINT, runs_with_checkpoint
 from eipviz.plots import agreement_figure
@@ -76,7 +77,13 @@ with methods_tab:
                                         max_upload_size=MAX_IMAGE_BYTES // 2**20)
                 if file is not None:
                     model_side = max(classifier.input_size[:2])  # a large upload is never kept whole
-                    image, image_name = read_upload(file.getvalue(), file.name, model_side).pixels, file.name
+                    decoded = read_upload(file.getvalue(), file.name, model_side)
+                    image, image_name = decoded.pixels, file.name
+                    fitted, unsuited = upload_notes(classifier, image, decoded.original_size, decoded.grayscale)
+                    if fitted:  # as the Upload page says them
+                        st.caption(f"Note: {fitted}.")
+                    if unsuited:
+                        st.warning(f"This image {unsuited}.")
         except EipvizError as error:
             st.error(str(error))
         c1, c2, c3 = st.columns([3, 2, 1])

@@ -1,5 +1,7 @@
 """Misclassified page: where the model is wrong on the test set, and what it looked at."""
 
+import re
+
 import pandas as pd
 import streamlit as st
 
@@ -17,6 +19,7 @@ from eipviz.attribution.methods import METHODS, SLOW_METHODS, SMOOTHING, method_
 from eipviz.errors import EipvizError
 from eipviz.evaluation import dataset_test_split, sample_test_images
 from eipviz.explain.compare import RANK_METRICS, rank_methods
+from eipviz.explain.faithfulness import scored_alike
 from eipviz.explain.gallery import (
     ALL,
     COLUMN_LABELS,
@@ -129,7 +132,10 @@ page = st.number_input(f"Page (of {pages:,}; {len(indices):,} images, most confi
 shown, _ = gallery_page(indices, page, PAGE_SIZE)
 note = gallery_note(true_name, pred_name, low, high, page, pages)
 
-if len(shown) == 0:
+if len(shown) == 0 and true_name == pred_name != ALL:  # a click on the matrix's diagonal
+    st.info(f"True {true_name}, predicted {pred_name}: those are the right answers. The gallery shows mistakes "
+            f"only; pick a cell off the diagonal.")
+elif len(shown) == 0:
     st.info("No misclassified image matches these filters.")
 else:
     gallery_key = (model_key, tuple(shown.tolist()), method, layer, smoothing)  # kept until one of these changes
@@ -203,6 +209,8 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
         st.caption("Best first. Deletion AUC and average drop: lower is better; insertion AUC and ROAD: higher is "
                    "better. Each `*_vs_random` column is the margin over the random baseline at that layer: positive "
                    "is better (the random rows, the baselines, have none).")
+        for note in scored_alike(table):
+            st.caption(note)
 
 with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et al. 2018)", key="mis-sanity-open"):
     s1, s2 = st.columns(2)
@@ -245,5 +253,6 @@ with st.expander("Report: one HTML file of this model and this gallery page (ope
 
     html = computed_on_click("Build the report", "mis-report-html", report_key, report, button_key="mis-report")
     if html is not None:
-        st.download_button("Download report.html", html, file_name=f"eipviz-report-{classifier.name}.html"
-                           .replace(" ", "_").replace("(", "").replace(")", ""), mime="text/html", key="mis-report-dl")
+        stem = re.sub(r"\W+", "-", classifier.name.split(" (")[0]).strip("-")  # "mnist14k", "run-ID", "mine-keras"
+        st.download_button("Download report.html", html, file_name=f"eipviz-report-{stem}.html", mime="text/html",
+                           key="mis-report-dl")

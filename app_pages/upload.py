@@ -6,7 +6,14 @@ from collections import Counter
 import numpy as np
 import streamlit as st
 
-from app_pages.common import literal, model_identity, model_picker, upload_model_widget
+from app_pages.common import (
+    default_for,
+    keep_across_pages,
+    literal,
+    model_identity,
+    model_picker,
+    upload_model_widget,
+)
 from eipviz.attribution.methods import METHODS, SMOOTHING, method_label
 from eipviz.data import dataset_label, sample_images
 from eipviz.errors import EipvizError
@@ -74,12 +81,17 @@ st.button(f"Try {SAMPLE_COUNT} test images", key="up-try", on_click=_draw_sample
           disabled=classifier.dataset is None,
           help=f"{SAMPLE_COUNT} images drawn at random from the {dataset_label(classifier.dataset)} test set "
                f"(click again for others); uploading images switches back to yours.")
+keep_across_pages("up-method", "up-layer", "up-alpha", "up-smoothing")  # the uploads themselves cannot be kept
+st.session_state.setdefault("up-alpha", 0.45)
 c1, c2, c3 = st.columns(3)
-method = c1.selectbox("CAM method", list(METHODS), format_func=method_label,
+method = c1.selectbox("CAM method", list(METHODS), format_func=method_label, key="up-method",
                       help="Methods marked slow run many forward passes per image.")
 layers = classifier.cam_layers
-layer = c2.selectbox("Layer", layers, index=layers.index(classifier.cam_layer) if classifier.cam_layer in layers else 0)
-alpha = c3.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05)
+# Another model starts on its own default layer (a run's improved checkpoint is the same model: the choice stays).
+default_for("up-layer", model_identity(model_key),
+            classifier.cam_layer if classifier.cam_layer in layers else layers[0])
+layer = c2.selectbox("Layer", layers, key="up-layer")
+alpha = c3.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="up-alpha")
 smoothing = st.pills("Smoothing", list(SMOOTHING), selection_mode="multi", format_func=SMOOTHING.get,
                      key="up-smoothing")
 

@@ -70,6 +70,12 @@ class Classifier:
             raise EipvizError(f"{self.name} has {outputs} outputs but {len(self.class_names)} class names.")
 
     @property
+    def shown_source(self) -> str:
+        """Where it came from, as a shared file (report, exported sheet) shows it: the file and its folder
+        (``weights/resnet20v1.keras``, ``RUN_ID/best.keras``), not the server's whole path."""
+        return "/".join(Path(self.source).parts[-2:])
+
+    @property
     def input_size(self) -> tuple[int, int, int]:
         """(height, width, channels) the model takes."""
         height, width, channels = self.model.inputs[0].shape[1:]

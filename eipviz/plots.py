@@ -1,5 +1,6 @@
 """Plotly figures shared by the pages (kept here so they are testable without Streamlit)."""
 
+import html
 import math
 
 import plotly.graph_objects as go
@@ -11,6 +12,12 @@ from eipviz.training.store import run_label
 
 # Plotly's toolbar sits in the top margin on hover: subplot titles need a margin that holds both.
 TITLED_TOP_MARGIN = 70
+
+
+def plain(text) -> str:
+    """``text`` as Plotly shows it literally: Plotly reads HTML in names, titles and ticks (``<b>``, ``<a href>``),
+    so a run named ``<a href=…>`` put a link into every viewer's legend. Its entities are decoded back."""
+    return html.escape(str(text), quote=False)
 
 
 def training_curves_figure(rows: list[dict]) -> go.Figure:
@@ -96,6 +103,8 @@ def confusion_figure(matrix, class_names, view: str = "counts",
                       line={"color": "#d62728", "width": 3}, fillcolor="rgba(0,0,0,0)", layer="above")
     fig.update_layout(xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
                       xaxis_type="category", yaxis_type="category", height=420, margin={"t": 10, "b": 10},
+                      # Room for the class names: in the report, outside Streamlit, they fell below the chart.
+                      xaxis_automargin=True, yaxis_automargin=True,
                       clickmode="event+select", dragmode=False)
     return fig
 
@@ -148,7 +157,7 @@ def curves_figure(runs: list[CurveRun], metrics: list[str], smoothing: float = 0
     star marks each run's best epoch of ``best_metric`` in ``direction`` (see ``curves.best_epoch``), or each
     group mean's.
     """
-    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics or [""])
+    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=[plain(m) for m in metrics] or [""])
     # Each group mean's best epoch, once: every panel stars the same epoch.
     group_bests = {label: best_epoch(mean_run(label, members), best_metric, direction)
                    for label, members in (groups or {}).items()}
@@ -177,7 +186,7 @@ def _add_run(fig, col, metric, run, smoothing, x_axis, best_metric, direction):
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": run.color, "width": 1},
                                  opacity=0.25, showlegend=False, hoverinfo="skip"), row=1, col=col)
         ys = debiased_ema(ys, smoothing)
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if short else "lines", name=run_label(run),
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if short else "lines", name=plain(run_label(run)),
                              legendgroup=run.id, line={"color": run.color}, showlegend=col == 1),
                   row=1, col=col)
     best = best_epoch(run, best_metric, direction)
@@ -187,17 +196,18 @@ def _add_run(fig, col, metric, run, smoothing, x_axis, best_metric, direction):
             fig.add_trace(go.Scatter(x=[xs[at]], y=[ys[at]], mode="markers", legendgroup=run.id,
                                      marker={"color": run.color, "size": 10, "symbol": "star"},
                                      name=f"best epoch {best[0]}", showlegend=False,
-                                     hovertemplate=f"{run.name}: best epoch {best[0]} ({best[1]})"),
+                                     hovertemplate=f"{plain(run.name)}: best epoch {best[0]} ({best[1]})"),
                           row=1, col=col)
 
 
 def _add_group(fig, col, metric, label, members, color, x_axis, band, smoothing, best):
+    label = plain(label)  # a hyperparameter's value or a model's name
     for run in members:  # faded, so the band's spread can be traced to its runs
         xs, points = _xs_and_points(run, metric, x_axis)
         if points:
             fig.add_trace(go.Scatter(x=xs, y=[row[metric] for row in points], mode="lines",
                                      line={"color": color, "width": 1}, opacity=0.2, showlegend=False,
-                                     hovertemplate=f"{run.name}: %{{y}}<extra></extra>"), row=1, col=col)
+                                     hovertemplate=f"{plain(run.name)}: %{{y}}<extra></extra>"), row=1, col=col)
     stats = group_band(members, metric, "epoch" if x_axis == "epoch" else "wall time", band)
     if not stats["x"]:
         return
@@ -236,18 +246,18 @@ def hyperparameters_figure(rows: list[dict], hyperparameters: list[str], target:
         if len({repr(v) for v in values}) < 2:
             continue  # a setting all runs share says nothing about the target
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            dimensions.append({"label": name, "values": [float(v) for v in values if v is not None]})
+            dimensions.append({"label": plain(name), "values": [float(v) for v in values if v is not None]})
         else:
             labels = sorted({str(v) for v in values})
-            dimensions.append({"label": name, "values": [labels.index(str(v)) for v in values],
-                               "tickvals": list(range(len(labels))), "ticktext": labels})
+            dimensions.append({"label": plain(name), "values": [labels.index(str(v)) for v in values],
+                               "tickvals": list(range(len(labels))), "ticktext": [plain(label) for label in labels]})
     targets = [float(row[target]) for row in rows]
-    dimensions.append({"label": target, "values": targets})
+    dimensions.append({"label": plain(target), "values": targets})
     # Over six axes their names overlap side by side: slanted, they get the room above the plot.
     crowded = len(dimensions) > 6
     fig = go.Figure(go.Parcoords(dimensions=dimensions, labelangle=-30 if crowded else 0,
                                  line={"color": targets, "colorscale": "Viridis", "showscale": True,
-                                       "colorbar": {"title": {"text": target}, "x": 1.06, "thickness": 14}}))
+                                       "colorbar": {"title": {"text": plain(target)}, "x": 1.06, "thickness": 14}}))
     fig.update_layout(height=480 if crowded else 380,
                       margin={"t": 160 if crowded else 60, "b": 30, "l": 60, "r": 150})
     return fig
@@ -287,7 +297,7 @@ def timeline_figure(rows: list[dict], epoch: int) -> go.Figure:
 
 def agreement_figure(both_wrong, names) -> go.Figure:
     """Heatmap of test images each pair of models gets wrong together (the diagonal: each model's errors)."""
-    labels = list(names)
+    labels = [plain(name) for name in names]  # run names
     fig = go.Figure(go.Heatmap(z=both_wrong, x=labels, y=labels, colorscale="Reds", text=both_wrong,
                                texttemplate="%{text}",
                                hovertemplate="%{y} and %{x}: %{z} wrong together<extra></extra>"))

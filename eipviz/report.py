@@ -20,7 +20,7 @@ from eipviz.atomic import write_text_atomically
 from eipviz.classifier import Classifier
 from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation, sample_test_images
-from eipviz.explain.faithfulness import faithfulness
+from eipviz.explain.faithfulness import faithfulness, scored_alike
 from eipviz.explain.gallery import gallery_items, gallery_page, gallery_png_sheet, sheet_header
 from eipviz.explain.overlay import png_bytes
 from eipviz.explain.sanity import sanity_check
@@ -35,8 +35,9 @@ GALLERY_SIZE = 12
 Progress = Callable[[float, str], None]
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:.5em 0;display:block;overflow-x:auto;max-width:100%}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+table{border-collapse:collapse;margin:.5em 0;display:block;overflow-x:auto;max-width:100%;font-size:.85em}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}
+td.prose{white-space:normal;text-align:left;color:#444}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-width:100%}
 .note{color:#555;font-size:.9em}"""
 
@@ -81,7 +82,7 @@ def build_report(classifier: Classifier, evaluation: Evaluation, images: np.ndar
     sections = [
         f"<h1>eipviz report: {html.escape(classifier.name)}</h1>",
         _table([{"": key, "value": value} for key, value in {
-            "model": classifier.name, "source": str(source),
+            "model": classifier.name, "source": classifier.shown_source,
             "sha256": sha256_of(source) if source.is_file() else "(not a file)",
             "dataset": classifier.dataset or "unknown", "preprocessing": classifier.preprocessing,
             "CAM layer": layer or classifier.cam_layer, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -113,7 +114,7 @@ def build_report(classifier: Classifier, evaluation: Evaluation, images: np.ndar
     sections += [f"<h2>Faithfulness ({len(sample)} test images)</h2>",
                  "<p class=note>Deletion AUC: lower is better; insertion AUC and ROAD: higher is better. The "
                  "<code>*_vs_random</code> columns are the margin over the random baseline (positive is better)."
-                 "</p>", _table(rows)]
+                 "</p>", _table(rows), *(f"<p class=note>{html.escape(note)}</p>" for note in scored_alike(rows))]
     sanity_sample = sample[:SANITY_IMAGES]
     checks = sanity_check(classifier, sanity_sample, list(sanity_methods), layer,
                           progress=lambda done, total, text: report(0.55 + 0.4 * done / total, f"sanity: {text}"))
@@ -180,13 +181,24 @@ def _png(image: np.ndarray) -> str:
 
 
 def _table(rows: list[dict]) -> str:
+    """Rows as a table, numbers and names on one line each. A column of sentences (a sanity verdict) goes under
+    its row, across the table: squeezed beside the numbers it took a line per word."""
     if not rows:
         return "<p>(none)</p>"
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns) + "</tr>"
-                   for row in rows)
+    prose = [c for c in columns if any(_is_prose(_cell(row.get(c))) for row in rows)]
+    shown = [c for c in columns if c not in prose]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in shown) + "</tr>"
+        + "".join(f"<tr><td class=prose colspan={len(shown)}>{html.escape(_cell(row.get(c)))}</td></tr>"
+                  for c in prose if row.get(c) is not None)
+        for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _is_prose(text: str) -> bool:
+    return " " in text and len(text) > 40
 
 
 def _cell(value) -> str:

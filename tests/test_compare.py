@@ -197,3 +197,22 @@ def test_rank_methods_puts_the_largest_margin_over_random_first(monkeypatch):
     ranked = compare.rank_methods(None, np.zeros((1, 8, 8, 3), np.uint8), ["gradcam", "layercam", "eigencam", "random"],
                                   ["c4"])
     assert [row["method"] for row in ranked] == ["layercam", "gradcam", "eigencam", "random"]
+
+
+def test_an_uploaded_image_unlike_the_models_data_gets_the_upload_pages_warning(data_dir, tmp_path, monkeypatch):
+    import io
+
+    from PIL import Image
+
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    colour = np.zeros((28, 28, 3), np.uint8)
+    colour[:, :14] = (220, 30, 30)
+    colour[:, 14:] = (30, 30, 220)
+    buffer = io.BytesIO()
+    Image.fromarray(colour).save(buffer, format="PNG")
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=TIMEOUT).run()
+    at.selectbox(key="cmp-zoo").select("mnist14k").run()
+    at.radio(key="cmp-image-source").set_value("Upload").run()
+    at.file_uploader(key="cmp-upload").set_value(("colour.png", buffer.getvalue(), "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(w.value.startswith("This image") for w in at.warning), [w.value for w in at.warning]

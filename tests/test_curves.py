@@ -260,3 +260,19 @@ def test_best_epoch_refuses_an_unknown_direction():
 @pytest.mark.parametrize("metric", ["Loss", "val_MAE", "Val_Loss"])
 def test_metric_direction_ignores_case(metric):
     assert metric_direction(metric) == "min"
+
+
+def test_html_in_a_run_or_metric_name_is_shown_as_written_in_the_charts():
+    """Plotly reads HTML in trace names and titles: a run named ``<a href=…>`` put a link in every legend."""
+    from eipviz.plots import agreement_figure, curves_figure, hyperparameters_figure
+
+    name = 'x <a href="https://example.org">click</a> <b>bold</b>'
+    run = make_run([{"epoch": 1, "val<b>acc": 0.5}], name=name)
+    figure = curves_figure([run], ["val<b>acc"])
+    legend = next(trace.name for trace in figure.data if trace.showlegend is not False)
+    assert "<" not in legend and "&lt;a href" in legend
+    assert figure.layout.annotations[0].text == "val&lt;b&gt;acc"
+    assert "<" not in "".join(agreement_figure([[1, 0], [0, 1]], [name, "y"]).data[0].x)
+    rows = [{"opt": "<b>sgd</b>", "best": 0.5}, {"opt": "adam", "best": 0.6}]
+    (axis, _) = hyperparameters_figure(rows, ["opt"], "best").data[0].dimensions
+    assert "<b>sgd</b>" not in axis.ticktext and "&lt;b&gt;sgd&lt;/b&gt;" in axis.ticktext

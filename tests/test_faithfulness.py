@@ -139,3 +139,14 @@ def test_insertion_starts_from_the_blurred_image():
     maps = np.random.default_rng(0).random((1, 8, 8)).astype(np.float32)
     row = map_faithfulness(MeanPixel(), inputs, maps, np.zeros(1, int), metrics=("insertion",))
     assert row["insertion_auc"] == pytest.approx(0.5)
+
+
+def test_methods_that_score_exactly_alike_at_a_layer_are_said_to():
+    """At a layer of one channel per class every gradient method's map is that channel: a ranking of them is noise."""
+    from eipviz.explain.faithfulness import scored_alike
+
+    rows = [{"method": m, "layer": "maps", "deletion_auc": 0.278, "n": 50} for m in ("gradcam", "hirescam", "layercam")]
+    rows += [{"method": "random", "layer": "maps", "deletion_auc": 0.31, "n": 50},
+             {"method": "gradcam", "layer": "conv7", "deletion_auc": 0.278, "n": 50}]
+    assert scored_alike(rows) == ["gradcam, hirescam and layercam score exactly alike at maps: their maps are the "
+                                  "same there."]

@@ -343,3 +343,10 @@ def test_the_exported_png_says_which_smoothing_its_maps_had(data_dir, pngs, monk
     assert not at.exception, [e.value for e in at.exception]
     assert "misclassified-gradcam-eigen_smooth-page1.png" in [name for name, _ in pngs]
     assert "CAM method: gradcam, layer: class_maps1x1, smoothing: eigen_smooth" in headers[-1]
+
+
+def test_a_diagonal_cell_says_it_holds_the_right_answers(data_dir):
+    at = open_on()
+    at.selectbox(key="mis-true").select("3").run()
+    at.selectbox(key="mis-pred").select("3").run()
+    assert any("those are the right answers" in info.value for info in at.info)

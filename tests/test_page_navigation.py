@@ -66,3 +66,13 @@ def test_an_untouched_curves_selection_follows_a_run_trained_meanwhile(tmp_path,
     store.add_epoch(run_id, 1, {"val_accuracy": 0.5, "val_loss": 1.0})
     at.switch_page("app_pages/curves.py").run()
     assert run_id in at.multiselect(key="curve-runs").value
+
+
+def test_the_upload_pages_method_and_opacity_are_there_again_after_another_page(data_dir, tmp_path, monkeypatch):
+    at = open_app(tmp_path, monkeypatch)
+    at.switch_page("app_pages/upload.py").run()
+    at.selectbox(key="up-method").select("eigencam").run()
+    at.slider(key="up-alpha").set_value(0.8).run()
+    at.switch_page("app_pages/models.py").run()
+    at.switch_page("app_pages/upload.py").run()
+    assert (at.selectbox(key="up-method").value, at.slider(key="up-alpha").value) == ("eigencam", 0.8)

@@ -62,3 +62,21 @@ def test_the_report_escapes_the_model_name_and_class_names(report_parts):
     html = report_parts[0]
     raw, escaped = html.count(HOSTILE), html.count("&lt;img src=x onerror=alert(1)&gt;")
     assert raw == 0 and escaped >= 3  # the title, the heading, the model row, the per-class table
+
+
+def test_a_sentence_column_goes_under_its_row_across_the_table():
+    """Squeezed beside the numbers, a sanity verdict took a line per word."""
+    from eipviz.report import _table
+
+    verdict = "fails: ignores the model's weights (mean Spearman 0.93 over 8 depths)"
+    html = _table([{"method": "saliency", "spearman": 0.93, "verdict": verdict}])
+    assert "<th>verdict</th>" not in html and "<th>spearman</th>" in html
+    assert f"<tr><td class=prose colspan=2>{verdict.replace(chr(39), '&#x27;')}</td></tr>" in html
+
+
+def test_a_shared_file_names_the_model_file_by_its_folder_not_the_servers_path():
+    inputs = keras.Input((28, 28, 1))
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
+    classifier = Classifier(model, "run x (best)", "unit_scale", tuple("0123456789"), "mnist", "flatten",
+                            source="/home/someone/eipviz/runs/20261128-000000-x/best.keras")
+    assert classifier.shown_source == "20261128-000000-x/best.keras"

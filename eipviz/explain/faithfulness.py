@@ -119,6 +119,17 @@ def compare_with_random(rows: list[dict]) -> list[dict]:
     return compared
 
 
+def scored_alike(rows: list[dict]) -> list[str]:
+    """One sentence per set of methods that score exactly alike at one layer (a ranking of them means nothing:
+    their maps are the same there, as every gradient method's is at a layer of one channel per class)."""
+    groups: dict[tuple, list[str]] = {}
+    for row in rows:
+        scores = tuple(sorted((key, value) for key, value in row.items() if key not in ("method", "layer")))
+        groups.setdefault((row.get("layer"), scores), []).append(row["method"])
+    return [f"{', '.join(methods[:-1])} and {methods[-1]} score exactly alike" + (f" at {layer}" if layer else "")
+            + ": their maps are the same there." for (layer, _), methods in groups.items() if len(methods) > 1]
+
+
 def faithfulness(classifier: Classifier, images: np.ndarray, methods, layer: str | None = None,
                  metrics=METRICS, baseline: float = 0.0, progress=None, seed: int = 0) -> list[dict]:
     """One row per method for uint8 ``images``, each explained for its predicted class, with ``random``'s row

@@ -107,7 +107,7 @@ def sheet_header(classifier: Classifier, method: str, layer: str | None, note: s
     applied to every map (``aug_smooth``, ``eigen_smooth``; named only when there is some), and ``note``."""
     # OpenCV's sheet font is ASCII only: no middle dots here
     smoothed = f", smoothing: {', '.join(smoothing)}" if smoothing else ""
-    lines = [f"eipviz: misclassified test images of {classifier.name}", f"weights: {classifier.source}",
+    lines = [f"eipviz: misclassified test images of {classifier.name}", f"weights: {classifier.shown_source}",
              f"CAM method: {method}, layer: {layer or classifier.cam_layer}{smoothed}"]
     return [*lines, note] if note else lines
 
