@@ -4,7 +4,7 @@ import Keras logs, TensorBoard event files and W&B/MLflow CSVs."""
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import can_write, keep_across_pages, page_run_store, read_only_note
+from app_pages.common import can_write, default_for, keep_across_pages, page_run_store, read_only_note
 from app_pages.timeline_view import timeline_section
 from eipviz.curves import (
     DIRECTIONS,
@@ -29,6 +29,7 @@ from eipviz.run_compare import (
 from eipviz.training.store import ACTIVE, run_label
 
 DEFAULT_METRICS = ["val_accuracy", "val_loss"]
+MAX_AXES = 8  # parallel-coordinates axes drawn at first; more are picked by hand
 
 st.title("Curves")
 store = page_run_store()
@@ -149,7 +150,12 @@ def hyperparameters():
     names = differing_hyperparameters(chosen)
     target = f"best {best_metric}"
     if len(chosen) >= 2 and names:
-        st.plotly_chart(hyperparameters_figure(rows, names, target), key="curve-parcoords")
+        axes = names
+        if len(names) > MAX_AXES:  # runs of two models differ in most settings: past a dozen axes none is legible
+            default_for("curve-axes", repr(names), names[:MAX_AXES])  # other runs: their first axes again
+            axes = st.multiselect(f"Axes ({len(names)} hyperparameters differ)", names, key="curve-axes")
+        if axes:
+            st.plotly_chart(hyperparameters_figure(rows, axes, target), key="curve-parcoords")
         st.caption(f"One axis per hyperparameter that differs between the selected runs, then {target}; "
                    "drag along an axis to pick a range.")
     elif len(chosen) >= 2 and any(run.hyperparameters for run in chosen):

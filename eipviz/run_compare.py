@@ -43,12 +43,17 @@ def flat_hyperparameters(run: CurveRun) -> dict:
     return flat
 
 
+# Drawn first among the hyperparameters that differ: what people tune.
+TUNED_FIRST = ("learning_rate", "batch_size", "epochs", "optimizer", "schedule", "weight_decay", "label_smoothing",
+               "momentum", "subset", "seed")
+
+
 def differing_hyperparameters(runs: list[CurveRun]) -> list[str]:
-    """The hyperparameters whose values are not the same in every run (one a run lacks counts as differing), sorted:
-    the axes worth drawing (a CIFAR-10 run beside an MNIST one shares few, and 25 axes of one value each said
-    nothing)."""
+    """The hyperparameters whose values are not the same in every run (one a run lacks counts as differing), the
+    ``TUNED_FIRST`` ones first, then by name: the axes worth drawing (25 axes of one value each said nothing)."""
     flats = [flat_hyperparameters(run) for run in runs]
-    keys = sorted({key for flat in flats for key in flat})
+    keys = sorted({key for flat in flats for key in flat},
+                  key=lambda key: (TUNED_FIRST.index(key) if key in TUNED_FIRST else len(TUNED_FIRST), key))
     return [key for key in keys if len({repr(flat.get(key)) for flat in flats}) > 1]
 
 

@@ -1,5 +1,6 @@
 """Every page opens in AppTest without an exception."""
 
+import json
 import subprocess
 import sys
 
@@ -144,6 +145,17 @@ def test_curves_page_overlays_reference_runs_and_imports_an_uploaded_log(tmp_pat
     at.file_uploader(key="log-file").set_value(("noise.txt", b"\x00\x01garbage", "text/plain")).run()
     at.button(key="log-import").click().run()
     assert any("binary" in e.value for e in at.error) and not at.exception
+
+
+def test_runs_of_two_models_get_their_first_eight_differing_hyperparameters_as_axes(tmp_path, monkeypatch):
+    """Runs of two models differ in most settings: two dozen overlapping axes were unreadable."""
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    at = open_page("curves.py")
+    at.multiselect(key="curve-runs").set_value(["reference-mnist14k", "reference-resnet18"]).run()
+    axes = at.multiselect(key="curve-axes")
+    assert len(axes.options) > 8 and axes.value == axes.options[:8] and axes.value[:2] == ["epochs", "schedule"]
+    (chart,) = [c for c in at.get("plotly_chart") if c.key == "curve-parcoords"]
+    assert len(json.loads(chart.proto.spec)["data"][0]["dimensions"]) == 8 + 1  # and the target's
 
 
 def test_curves_page_smoothing_log_axis_and_wall_time_do_not_break(tmp_path, monkeypatch):

@@ -225,3 +225,13 @@ def test_the_hyperparameter_table_takes_the_lowest_loss_as_best():
     (row,) = hyperparameter_table([curve([{"epoch": e, "val_loss": v} for e, v in [(1, 1.0), (2, 0.5), (3, 0.8)]])],
                                   metric="val_loss")
     assert row["best val_loss"] == 0.5 and row["best epoch"] == 2
+
+
+def test_the_hyperparameters_drawn_are_those_that_differ_what_people_tune_first():
+    from eipviz.run_compare import differing_hyperparameters
+
+    a = CurveRun(id="a", name="a", kind="trained", rows=[],
+                 hyperparameters={"zeta": 1, "seed": 0, "learning_rate": 0.1, "shared": "x", "plateau": {"f": 0.5}})
+    b = CurveRun(id="b", name="b", kind="trained", rows=[],
+                 hyperparameters={"zeta": 2, "seed": 1, "learning_rate": 0.2, "shared": "x"})
+    assert differing_hyperparameters([a, b]) == ["learning_rate", "seed", "plateau.f", "zeta"]
