@@ -151,13 +151,15 @@ def hyperparameters():
     target = f"best {best_metric}"
     if len(chosen) >= 2 and names:
         axes = names
-        if len(names) > MAX_AXES:  # runs of two models differ in most settings: past a dozen axes none is legible
+        if len(names) > MAX_AXES:  # runs of two models differ in most settings: two dozen axes were illegible
             default_for("curve-axes", repr(names), names[:MAX_AXES])  # other runs: their first axes again
             axes = st.multiselect(f"Axes ({len(names)} hyperparameters differ)", names, key="curve-axes")
         if axes:
             st.plotly_chart(hyperparameters_figure(rows, axes, target), key="curve-parcoords")
-        st.caption(f"One axis per hyperparameter that differs between the selected runs, then {target}; "
-                   "drag along an axis to pick a range.")
+            st.caption(f"One axis per hyperparameter that differs between the selected runs, then {target}; "
+                       "drag along an axis to pick a range.")
+        else:
+            st.caption("Pick at least one axis to draw the hyperparameters against the best value.")
     elif len(chosen) >= 2 and any(run.hyperparameters for run in chosen):
         st.caption("The selected runs share every hyperparameter stored for them.")
 

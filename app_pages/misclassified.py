@@ -19,7 +19,6 @@ from eipviz.attribution.methods import METHODS, SLOW_METHODS, SMOOTHING, method_
 from eipviz.errors import EipvizError
 from eipviz.evaluation import dataset_test_split, sample_test_images
 from eipviz.explain.compare import RANK_METRICS, rank_methods
-from eipviz.explain.faithfulness import scored_alike
 from eipviz.explain.gallery import (
     ALL,
     COLUMN_LABELS,
@@ -209,8 +208,6 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
         st.caption("Best first. Deletion AUC and average drop: lower is better; insertion AUC and ROAD: higher is "
                    "better. Each `*_vs_random` column is the margin over the random baseline at that layer: positive "
                    "is better (the random rows, the baselines, have none).")
-        for note in scored_alike(table):
-            st.caption(note)
 
 with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et al. 2018)", key="mis-sanity-open"):
     s1, s2 = st.columns(2)

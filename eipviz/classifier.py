@@ -73,7 +73,7 @@ class Classifier:
     def shown_source(self) -> str:
         """Where it came from, as a shared file (report, exported sheet) shows it: the file and its folder
         (``weights/resnet20v1.keras``, ``RUN_ID/best.keras``), not the server's whole path."""
-        return "/".join(Path(self.source).parts[-2:])
+        return str(Path(*Path(self.source).parts[-2:]))
 
     @property
     def input_size(self) -> tuple[int, int, int]:

@@ -15,8 +15,9 @@ TITLED_TOP_MARGIN = 70
 
 
 def plain(text) -> str:
-    """``text`` as Plotly shows it literally: Plotly reads HTML in names, titles and ticks (``<b>``, ``<a href>``),
-    so a run named ``<a href=…>`` put a link into every viewer's legend. Its entities are decoded back."""
+    """``text`` as Plotly shows it literally where Plotly reads HTML (legend names, titles, hover text, category
+    axis ticks, parcoords axis labels: ``<b>``, ``<a href>``), decoding the entities back: a run named
+    ``<a href=…>`` put a link into every viewer's legend. Not for parcoords tick text, which is plain text."""
     return html.escape(str(text), quote=False)
 
 
@@ -250,7 +251,8 @@ def hyperparameters_figure(rows: list[dict], hyperparameters: list[str], target:
         else:
             labels = sorted({str(v) for v in values})
             dimensions.append({"label": plain(name), "values": [labels.index(str(v)) for v in values],
-                               "tickvals": list(range(len(labels))), "ticktext": [plain(label) for label in labels]})
+                               # Ticks are plain text to Plotly (d3's .text): escaped, they showed "&amp;".
+                               "tickvals": list(range(len(labels))), "ticktext": labels})
     targets = [float(row[target]) for row in rows]
     dimensions.append({"label": plain(target), "values": targets})
     # Over six axes their names overlap side by side: slanted, they get the room above the plot.

@@ -121,7 +121,7 @@ def build_report(classifier: Classifier, evaluation: Evaluation, images: np.ndar
     sections += [f"<h2>Sanity checks (Adebayo et al. 2018, {len(sanity_sample)} test images)</h2>",
                  "<p class=note>Cascading randomisation: the layers' weights are re-initialised from the output "
                  "down and the maps recomputed; a method whose maps stay the same ignores the model.</p>",
-                 _table([check.row() for check in checks])]
+                 _table([check.row() for check in checks], below=("verdict",))]
     if curves:
         sections += ["<h2>Training curves</h2>", figures.html(training_curves_figure(curves))]
     if timeline is not None and len(timeline.epochs):
@@ -180,25 +180,20 @@ def _png(image: np.ndarray) -> str:
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(png_bytes(image)).decode()}">'
 
 
-def _table(rows: list[dict]) -> str:
-    """Rows as a table, numbers and names on one line each. A column of sentences (a sanity verdict) goes under
-    its row, across the table: squeezed beside the numbers it took a line per word."""
+def _table(rows: list[dict], below: Sequence[str] = ()) -> str:
+    """Rows as a table, numbers and names on one line each; the ``below`` columns (a sanity verdict, a sentence)
+    go under their row, across the table: squeezed beside the numbers a verdict took a line per word."""
     if not rows:
         return "<p>(none)</p>"
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    prose = [c for c in columns if any(_is_prose(_cell(row.get(c))) for row in rows)]
-    shown = [c for c in columns if c not in prose]
+    shown = [c for c in columns if c not in below]
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in shown) + "</tr>"
-        + "".join(f"<tr><td class=prose colspan={len(shown)}>{html.escape(_cell(row.get(c)))}</td></tr>"
-                  for c in prose if row.get(c) is not None)
+        + "".join(f"<tr><td class=prose colspan={len(shown)}>{html.escape(_cell(row[c]))}</td></tr>"
+                  for c in below if row.get(c) is not None)
         for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _is_prose(text: str) -> bool:
-    return " " in text and len(text) > 40
 
 
 def _cell(value) -> str:

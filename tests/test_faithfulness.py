@@ -145,8 +145,11 @@ def test_methods_that_score_exactly_alike_at_a_layer_are_said_to():
     """At a layer of one channel per class every gradient method's map is that channel: a ranking of them is noise."""
     from eipviz.explain.faithfulness import scored_alike
 
-    rows = [{"method": m, "layer": "maps", "deletion_auc": 0.278, "n": 50} for m in ("gradcam", "hirescam", "layercam")]
-    rows += [{"method": "random", "layer": "maps", "deletion_auc": 0.31, "n": 50},
-             {"method": "gradcam", "layer": "conv7", "deletion_auc": 0.278, "n": 50}]
+    scores = {"deletion_auc": 0.278, "insertion_auc": 0.7, "n": 50}
+    rows = [{"method": m, "layer": "maps", **scores} for m in ("gradcam", "hirescam", "layercam")]
+    rows += [{"method": "random", "layer": "maps", "deletion_auc": 0.31, "insertion_auc": 0.5, "n": 50},
+             {"method": "gradcam", "layer": "conv7", **scores}]
     assert scored_alike(rows) == ["gradcam, hirescam and layercam score exactly alike at maps: their maps are the "
                                   "same there."]
+    one_metric = [{"method": m, "layer": "maps", "deletion_auc": 0.278, "deletion_vs_random": 0.03} for m in "ab"]
+    assert scored_alike(one_metric) == []  # a tie on one rounded metric says nothing about the maps

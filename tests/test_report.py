@@ -20,7 +20,8 @@ def report_parts(data_dir):
     features = keras.layers.Conv2D(2, 3, activation="relu", name="features")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(features)))
     names = (HOSTILE, *"123456789")
-    classifier = Classifier(model, f"{HOSTILE}.keras", "unit_scale", names, "mnist", "features", source="test")
+    classifier = Classifier(model, f"{HOSTILE}.keras", "unit_scale", names, "mnist", "features",
+                            source="/srv/someone/eipviz/weights/tiny.keras")
     labels = np.arange(40) % 10
     evaluation = Evaluation(labels, np.eye(10, dtype=np.float32)[(labels + 1) % 10], names)  # all 40 wrong
     seen = {}
@@ -69,9 +70,11 @@ def test_a_sentence_column_goes_under_its_row_across_the_table():
     from eipviz.report import _table
 
     verdict = "fails: ignores the model's weights (mean Spearman 0.93 over 8 depths)"
-    html = _table([{"method": "saliency", "spearman": 0.93, "verdict": verdict}])
+    html = _table([{"method": "saliency", "spearman": 0.93, "verdict": verdict}], below=("verdict",))
     assert "<th>verdict</th>" not in html and "<th>spearman</th>" in html
     assert f"<tr><td class=prose colspan=2>{verdict.replace(chr(39), '&#x27;')}</td></tr>" in html
+    long_name = "run 20261128-101500-resnet20v1-ab12 (best), a long name"  # a value, not a sentence to move
+    assert "<td>run 20261128" in _table([{"": "model", "value": long_name}])
 
 
 def test_a_shared_file_names_the_model_file_by_its_folder_not_the_servers_path():
@@ -80,3 +83,8 @@ def test_a_shared_file_names_the_model_file_by_its_folder_not_the_servers_path()
     classifier = Classifier(model, "run x (best)", "unit_scale", tuple("0123456789"), "mnist", "flatten",
                             source="/home/someone/eipviz/runs/20261128-000000-x/best.keras")
     assert classifier.shown_source == "20261128-000000-x/best.keras"
+
+
+def test_the_report_names_its_model_file_by_its_folder(report_parts):
+    html = report_parts[0]
+    assert "<td>source</td><td>weights/tiny.keras</td>" in html and "/srv/someone" not in html

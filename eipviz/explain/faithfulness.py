@@ -120,11 +120,15 @@ def compare_with_random(rows: list[dict]) -> list[dict]:
 
 
 def scored_alike(rows: list[dict]) -> list[str]:
-    """One sentence per set of methods that score exactly alike at one layer (a ranking of them means nothing:
-    their maps are the same there, as every gradient method's is at a layer of one channel per class)."""
+    """One sentence per set of methods that score exactly alike at one layer on every metric (a ranking of them
+    means nothing: their maps are the same there, as every gradient method's is at a layer of one channel per
+    class). Rows of one metric say nothing: scores are rounded to 4 decimals, and two maps may tie on one."""
     groups: dict[tuple, list[str]] = {}
     for row in rows:
-        scores = tuple(sorted((key, value) for key, value in row.items() if key not in ("method", "layer")))
+        scores = tuple(sorted((key, value) for key, value in row.items() if key not in ("method", "layer", "n")
+                              and not key.endswith("_vs_random")))
+        if len(scores) < 2:
+            return []
         groups.setdefault((row.get("layer"), scores), []).append(row["method"])
     return [f"{', '.join(methods[:-1])} and {methods[-1]} score exactly alike" + (f" at {layer}" if layer else "")
             + ": their maps are the same there." for (layer, _), methods in groups.items() if len(methods) > 1]
