@@ -95,9 +95,6 @@ def check_layer(classifier, layer: str | None) -> None:
         check_names([layer], classifier.cam_layers, "layer")
 
 
-
-
-
 def add_model_options(p, what: str = "the model") -> None:
     """``--model`` / ``--run`` (one of them) and ``--runs-dir``, ``--weights``, ``--preprocessing``: the sources
     the explanation pages offer (shipped weights, a run's checkpoint, a model file), as ``load_model`` reads them."""
