@@ -359,7 +359,7 @@ def _parse_csvlogger(text: str, separator: str = ",") -> ParsedLog:
     try:
         rows = list(csv.DictReader(io.StringIO(text), delimiter=separator))
         epochs = [int(float(row.pop("epoch"))) for row in rows]
-    except (ValueError, TypeError, KeyError, csv.Error) as error:
+    except (ValueError, TypeError, KeyError, OverflowError, csv.Error) as error:  # OverflowError: an epoch of inf
         raise EipvizError(f"This looks like a CSV log but a row is malformed: {error}") from error
     # A new fit() starts again at 0; a resumed one repeats at most the epoch it stopped in (the later row wins).
     starts = [index for index in range(1, len(epochs)) if epochs[index] == 0]

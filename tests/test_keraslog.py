@@ -273,6 +273,7 @@ def test_history_json_with_a_value_that_is_not_a_number_gets_a_message(history, 
 @pytest.mark.parametrize("bad, message", [
     (b"", "empty"), (b"\x00\x01\x02binary", "binary"), (b"epoch,loss\n", "No epochs"),
     (b"just some words\nand more words\n" * 1000, "No epochs"), (b"{not json", "not valid"),
+    (b"epoch,loss\n1e999,0.5\n", "a row is malformed"),  # an infinite epoch: OverflowError, found by fuzzing
 ])
 def test_unparseable_input_gets_a_clear_message(bad, message):
     with pytest.raises(EipvizError, match=message):
