@@ -99,9 +99,10 @@ class RandomShift(keras.layers.Layer):
 
 def _source_indices(shifts, side: int, fill_mode: str):
     """``(source, inside)``, each (N, side): output row i of image n reads input row ``source[n, i]``
-    (i - shifts[n], folded back by the fill mode); ``inside`` is 0 where a ``"constant"`` fill leaves a zero."""
+    (i - shifts[n], folded back by the fill mode); ``inside`` is 0 where a ``"constant"`` fill leaves a zero,
+    and None for the other fills, which leave none."""
     source = keras.ops.arange(side, dtype="int32")[None, :] - keras.ops.cast(shifts, "int32")[:, None]
-    inside = keras.ops.ones_like(source, dtype="float32")
+    inside = None
     if fill_mode == "reflect":  # period 2 * side: rows 0..side-1, then side-1..0
         folded = keras.ops.mod(source, 2 * side)
         source = keras.ops.where(folded >= side, 2 * side - 1 - folded, folded)
@@ -126,7 +127,7 @@ def shift_images(images, down, right, fill_mode: str = "reflect"):
     pixels = first[:, None, None] + rows[:, :, None] * width + columns[:, None, :]  # (N, H, W) source pixels
     flat = keras.ops.reshape(keras.ops.cast(images, "float32"), (-1, channels))
     moved = keras.ops.take(flat, pixels, axis=0)
-    if fill_mode == "constant":
+    if rows_inside is not None and columns_inside is not None:  # a "constant" fill
         moved = moved * rows_inside[:, :, None, None] * columns_inside[:, None, :, None]
     return moved
 
