@@ -45,6 +45,11 @@ def full_batches(images: int, batch_size: int) -> int:
     return max(1, images // batch_size)
 
 
+def trained_batch_size(images: int, batch_size: int) -> int:
+    """The batch ``ImageBatches`` draws from ``images``: ``batch_size``, or all of them when they are fewer."""
+    return min(batch_size, images)
+
+
 def parse_setting(text: str) -> tuple[str, Any]:
     """``"learning_rate=0.4"`` -> ``("learning_rate", 0.4)``: the value read as a Python literal (numbers,
     True, None), else kept as text (``schedule=one_cycle``)."""

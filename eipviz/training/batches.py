@@ -7,7 +7,7 @@ never on the host.
 import keras
 import numpy as np
 
-from eipviz.recipes import full_batches
+from eipviz.recipes import full_batches, trained_batch_size
 
 
 class ImageBatches(keras.utils.PyDataset):
@@ -22,7 +22,7 @@ class ImageBatches(keras.utils.PyDataset):
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.images, self.labels = images, labels
-        self.batch_size = min(batch_size, len(images))
+        self.batch_size = trained_batch_size(len(images), batch_size)
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(images))
 
