@@ -17,6 +17,7 @@ from eipviz.classifier import Classifier
 from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation, evaluate_test_set, with_detected_preprocessing, with_preprocessing_hint
+from eipviz.explain.predict import upload_notes
 from eipviz.loading import CHECKPOINT, load_run_checkpoint, load_uploaded_bytes, load_zoo_model, runs_with_checkpoint
 from eipviz.preprocessing import DETECT, DETECT_MEANS, PREPROCESSINGS
 from eipviz.training.store import RunStore, default_runs_dir, run_label
@@ -128,6 +129,23 @@ def default_for(widget_key: str, context: str, default) -> None:
     if st.session_state.get(shown_for) != context or widget_key not in st.session_state:
         st.session_state[shown_for] = context
         st.session_state[widget_key] = default
+
+
+def default_layer_for(widget_key: str, classifier: Classifier, model_key: str) -> None:
+    """A layer box's default (``default_for``): the model's own CAM layer, set again when another model shows
+    (a run's improved checkpoint is the same model: the choice stays)."""
+    layers = classifier.cam_layers
+    default_for(widget_key, model_identity(model_key),
+                classifier.cam_layer if classifier.cam_layer in layers else layers[0])
+
+
+def show_upload_notes(where, classifier: Classifier, image, original_size, grayscale: bool) -> None:
+    """The note and warning ``upload_notes`` has for an uploaded image, in ``where`` (a container, or ``st``)."""
+    fitted, unsuited = upload_notes(classifier, image, original_size, grayscale)
+    if fitted:
+        where.caption(f"Note: {fitted}.")
+    if unsuited:
+        where.warning(f"This image {unsuited}.")
 
 
 def keep_across_pages(*widget_keys: str) -> None:

@@ -13,6 +13,7 @@ from app_pages.common import (
     model_picker,
     run_store,
     shipped_model,
+    show_upload_notes,
 )
 from eipviz.attribution.methods import METHODS, method_label
 from eipviz.data import dataset_label
@@ -29,7 +30,6 @@ from eipviz.explain.compare import (
     method_grid,
 )
 from eipviz.explain.overlay import upscale
-from eipviz.explain.predict import upload_notes
 from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, read_upload
 from eipviz.loading import CHECKPOINT, runs_with_checkpoint
 from eipviz.plots import agreement_figure
@@ -79,11 +79,7 @@ with methods_tab:
                     model_side = max(classifier.input_size[:2])  # a large upload is never kept whole
                     decoded = read_upload(file.getvalue(), file.name, model_side)
                     image, image_name = decoded.pixels, file.name
-                    fitted, unsuited = upload_notes(classifier, image, decoded.original_size, decoded.grayscale)
-                    if fitted:  # as the Upload page says them
-                        st.caption(f"Note: {fitted}.")
-                    if unsuited:
-                        st.warning(f"This image {unsuited}.")
+                    show_upload_notes(st, classifier, image, decoded.original_size, decoded.grayscale)
         except EipvizError as error:
             st.error(str(error))
         c1, c2, c3 = st.columns([3, 2, 1])

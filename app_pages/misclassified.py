@@ -9,6 +9,7 @@ from app_pages.common import (
     cached_evaluation,
     computed_on_click,
     default_for,
+    default_layer_for,
     keep_across_pages,
     model_identity,
     model_picker,
@@ -113,9 +114,7 @@ low, high = f3.slider("Confidence", 0.0, 1.0, step=0.05, key="mis-confidence")
 method = f4.selectbox("CAM method", list(METHODS), key="mis-method", format_func=method_label,
                       help="Methods marked slow run many forward passes per image.")
 layers = classifier.cam_layers
-# Another model starts on its own default layer (a run's improved checkpoint is the same model: choices stay).
-default_for("mis-layer", model_identity(model_key),
-                  classifier.cam_layer if classifier.cam_layer in layers else layers[0])
+default_layer_for("mis-layer", classifier, model_key)
 layer = f5.selectbox("Layer", layers, key="mis-layer")
 smoothing = tuple(st.pills("Smoothing", list(SMOOTHING), selection_mode="multi", format_func=SMOOTHING.get,
                            key="mis-smoothing"))

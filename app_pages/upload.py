@@ -7,17 +7,18 @@ import numpy as np
 import streamlit as st
 
 from app_pages.common import (
-    default_for,
+    default_layer_for,
     keep_across_pages,
     literal,
     model_identity,
     model_picker,
+    show_upload_notes,
     upload_model_widget,
 )
 from eipviz.attribution.methods import METHODS, SMOOTHING, method_label
 from eipviz.data import dataset_label, sample_images
 from eipviz.errors import EipvizError
-from eipviz.explain.predict import ImageExplanation, explain_images, explanation_overlay, upload_notes
+from eipviz.explain.predict import ImageExplanation, explain_images, explanation_overlay
 from eipviz.images import IMAGE_TYPES, MAX_IMAGE_BYTES, DecodedImage, read_upload
 from eipviz.plots import top_classes_figure
 
@@ -87,9 +88,7 @@ c1, c2, c3 = st.columns(3)
 method = c1.selectbox("CAM method", list(METHODS), format_func=method_label, key="up-method",
                       help="Methods marked slow run many forward passes per image.")
 layers = classifier.cam_layers
-# Another model starts on its own default layer (a run's improved checkpoint is the same model: the choice stays).
-default_for("up-layer", model_identity(model_key),
-            classifier.cam_layer if classifier.cam_layer in layers else layers[0])
+default_layer_for("up-layer", classifier, model_key)
 layer = c2.selectbox("Layer", layers, key="up-layer")
 alpha = c3.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="up-alpha")
 smoothing = st.pills("Smoothing", list(SMOOTHING), selection_mode="multi", format_func=SMOOTHING.get,
@@ -147,11 +146,7 @@ boxes, chosen, seen = [], [], Counter()
 for (name, image, original_size, grayscale), digest, row in zip(inputs, digests, probabilities):
     box = st.container(border=True)
     box.markdown(f"**{literal(name)}**")  # a file name is the uploader's text, not markdown
-    fitted, unsuited = upload_notes(classifier, image, original_size, grayscale)
-    if fitted:
-        box.caption(f"Note: {fitted}.")
-    if unsuited:
-        box.warning(f"This image {unsuited}.")
+    show_upload_notes(box, classifier, image, original_size, grayscale)
     # The image's own key, not its place in the list: removing another file, or the run's checkpoint improving,
     # keeps the class chosen for it (until 2026-11-27 both reset it); another model or image starts afresh.
     # A box never changed by hand follows the top prediction, of an improved checkpoint too.
