@@ -18,6 +18,7 @@ from eipviz.attribution.layers import MIN_CAM_SIZE, conv_feature_layers, default
 from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
+from eipviz.hdf5_probe import check_hdf5
 from eipviz.preprocessing import check_known
 from eipviz.weights import manifest_entry, read_manifest, sha256_of, shipped_predictions, shipped_weights_path
 from eipviz.zoo import MODELS, get_spec
@@ -196,11 +197,14 @@ def _class_names(config) -> list[str]:
 
 
 def _model_config_text(path: Path) -> str:
+    """The config of an untrusted model file, its HDF5 parts first read whole in a child (``check_hdf5``)."""
     try:
         if path.suffix.lower() == ".keras":
             with zipfile.ZipFile(path) as archive:
                 _refuse_zip_bomb(archive, path.name)
+                _check_hdf5_members(archive, path.name)
                 return archive.read("config.json").decode("utf-8", "replace")
+        check_hdf5(path, path.name, MAX_UNPACKED_BYTES)
         with h5py.File(path, "r") as f:
             config = f.attrs.get("model_config")
     except (zipfile.BadZipFile, KeyError, OSError) as error:
@@ -218,6 +222,14 @@ def _refuse_zip_bomb(archive: zipfile.ZipFile, name: str) -> None:
     if sizes.get("config.json", 0) > MAX_CONFIG_BYTES or sum(sizes.values()) > MAX_UNPACKED_BYTES:
         raise EipvizError(f"{name} unpacks to {sum(sizes.values()) / 2**20:,.0f} MB (config "
                           f"{sizes.get('config.json', 0) / 2**20:,.1f} MB); that is no small CNN, so it is refused.")
+
+
+def _check_hdf5_members(archive: zipfile.ZipFile, name: str) -> None:
+    """``check_hdf5`` on each HDF5 file inside a ``.keras`` zip (Keras reads ``model.weights.h5``)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        for member in archive.namelist():
+            if member.endswith(".h5"):
+                check_hdf5(Path(archive.extract(member, scratch)), name, MAX_UNPACKED_BYTES)
 
 
 def _load_keras_file(path: Path) -> keras.Model:

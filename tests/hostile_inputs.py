@@ -7,6 +7,7 @@ must handle.
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -61,6 +62,21 @@ def _weights_only(path):
     path.with_name("w.weights.h5").rename(path)
 
 
+SPINNING_HDF5 = Path(__file__).parent / "data" / "models" / "spinning-heap.h5"  # see its README
+
+
+def _spinning_weights_keras():
+    """A sound ``.keras`` whose ``model.weights.h5`` is the spinning HDF5 file."""
+    import zipfile
+
+    sound = zipfile.ZipFile(io.BytesIO(_model_bytes(lambda p: _classifier().save(p), ".keras")))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member in sound.namelist():
+            archive.writestr(member, SPINNING_HDF5.read_bytes() if member == "model.weights.h5" else sound.read(member))
+    return buffer.getvalue()
+
+
 def _colour_keyed():
     """An RGB image whose left half is black: the colour a PNG ``tRNS`` chunk then marks see-through."""
     pixels = np.asarray(_rgb()).copy()
@@ -109,6 +125,8 @@ CORPUS = [
     ("model", "lambda.keras", lambda: _model_bytes(lambda p: _classifier(lambda_layer=True).save(p), ".keras"),
      "error"),
     ("model", "lambda.h5", lambda: _model_bytes(lambda p: _classifier(lambda_layer=True).save(p), ".h5"), "error"),
+    ("model", "spinning-heap.h5", SPINNING_HDF5.read_bytes, "error"),
+    ("model", "spinning-weights.keras", _spinning_weights_keras, "error"),
     ("model", "non-image-input.keras", lambda: _model_bytes(_tabular, ".keras"), "error"),
     ("model", "two-outputs.keras", lambda: _model_bytes(lambda p: _classifier(outputs=2).save(p), ".keras"), "error"),
     ("model", "unbuilt.keras", lambda: _model_bytes(_unbuilt, ".keras"), "error"),

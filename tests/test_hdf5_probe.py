@@ -1,0 +1,70 @@
+"""An untrusted HDF5 file is read whole in a child first: a hang, a crash or an outside reference is refused
+there, and the server's other threads run meanwhile."""
+
+import threading
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from eipviz import hdf5_probe
+from eipviz.errors import EipvizError
+from eipviz.hdf5_probe import check_hdf5
+
+SPINNING = Path(__file__).parent / "data" / "models" / "spinning-heap.h5"
+LIMIT = 600 * 2**20
+
+
+def _file(path, build):
+    with h5py.File(path, "w") as file:
+        file.attrs["model_config"] = "{}"
+        build(file)
+    return path
+
+
+def test_a_sound_file_passes(tmp_path):
+    path = _file(tmp_path / "m.h5", lambda f: f.create_dataset("kernel", data=np.ones((3, 3, 3, 4), "f4")))
+    check_hdf5(path, "m.h5", LIMIT)
+
+
+def test_a_file_that_spins_the_hdf5_library_is_refused_while_other_threads_run(monkeypatch):
+    monkeypatch.setattr(hdf5_probe, "PROBE_SECONDS", 4)
+    ticks = []
+
+    def tick():
+        for _ in range(20):
+            time.sleep(0.1)
+            ticks.append(time.monotonic())
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    with pytest.raises(EipvizError, match=r"spinning-heap.h5 is damaged: reading it did not finish in 4 s"):
+        check_hdf5(SPINNING, SPINNING.name, LIMIT)
+    ticker.join()
+    assert len(ticks) == 20  # read in this process, the file held the GIL: no tick came until it was killed
+
+
+@pytest.mark.parametrize("build, reason", [
+    (lambda f: f.__setitem__("w", h5py.ExternalLink("/etc/other.h5", "/")),
+     "m.h5 is refused: it links to another file (/etc/other.h5)."),
+    (lambda f: f.create_dataset("kernel", shape=(4,), dtype="u1", external=[("/etc/hostname", 0, 4)]),
+     "m.h5 is refused: it reads kernel from outside the file."),
+    (lambda f: f.create_dataset("kernel", shape=(10**9,), dtype="f4", chunks=(10**6,), compression="gzip"),
+     "m.h5 unpacks to more than 600 MB; that is no small CNN, so it is refused."),
+])
+def test_outside_references_and_bombs_are_refused_before_any_read(tmp_path, build, reason):
+    path = _file(tmp_path / "m.h5", build)
+    with pytest.raises(EipvizError) as error:
+        check_hdf5(path, "m.h5", LIMIT)
+    assert str(error.value) == reason
+
+
+def test_a_reader_that_dies_is_a_message(tmp_path, monkeypatch):
+    dying = tmp_path / "python"
+    dying.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    dying.chmod(0o755)
+    monkeypatch.setattr(hdf5_probe.sys, "executable", str(dying))
+    with pytest.raises(EipvizError, match=r"^m.h5 is damaged: the HDF5 reader failed on it \(signal 11\).$"):
+        check_hdf5(tmp_path / "m.h5", "m.h5", LIMIT)
