@@ -78,6 +78,8 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
     """
     require_write("Shipping weights")
     run = store.get_run(run_id)
+    if run.active:  # its best.keras and the epochs recorded with it may change under the copy
+        raise EipvizError(f"Run {run_id} is {run.status}; ship it once it has ended.")
     source = store.run_dir(run_id) / "best.keras"
     if not source.is_file():
         raise EipvizError(f"Run {run_id} has no best.keras to ship.")

@@ -2,12 +2,14 @@
 ``delete``, and what ``runs --json`` and ``timeline`` report."""
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
 from eipviz.curves import all_curve_runs, tidy_csv
+from eipviz.errors import EipvizError
 from eipviz.training.store import RunStore
 from tests.conftest import ROOT, main_in_process, run_with_timeline
 
@@ -252,3 +254,47 @@ def test_train_refuses_zero_epochs_or_batch_size_rather_than_taking_the_recipes(
         main_in_process("train", "--model", "mnist14k", option, "0", "--detach", "--runs-dir", store.root)
     assert exit_.value.code == 2
     assert len(store.list_runs()) == len(RUNS)
+
+
+def test_cancel_of_a_training_run_returns_once_it_has_stopped_so_a_resume_may_follow(store):
+    """``cancel; train --resume`` was refused ("is running"): cancel returned before the worker's batch ended."""
+    run_id = store.ids["lr0.1 seed1"]
+    stops = (f"import signal, sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
+             "from eipviz.training.store import RunStore\n"
+             "def stop(*_):\n"
+             "    time.sleep(1)  # the batch it finishes\n"
+             f"    RunStore({str(store.root)!r}).update_run({run_id!r}, status='cancelled'); sys.exit(0)\n"
+             "signal.signal(signal.SIGTERM, stop); print('ready', flush=True); time.sleep(60)")
+    worker = subprocess.Popen([sys.executable, "-c", stops, "eipviz worker"], stdout=subprocess.PIPE, text=True)
+    try:
+        worker.stdout.readline()
+        store.update_run(run_id, status="running", pid=worker.pid, slot="cpu")
+        result = main_in_process("cancel", run_id, "--runs-dir", store.root)
+        assert result.stdout.splitlines() == [f"stopping {run_id} after its current batch…", f"cancelled {run_id}"]
+        assert store.get_run(run_id).status == "cancelled"
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def test_resuming_a_run_in_a_folder_without_a_store_makes_none(tmp_path):
+    result = main_in_process("train", "--resume", "nosuch", "--runs-dir", tmp_path / "typo", check=False)
+    assert result.returncode == 2 and "No run store in" in result.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("line1\nline2", r"A run name is one line of printable characters; 'line1\\nline2' has '\\n'."),
+    ("tab\there", r"has '\\t'"),
+    ("abc\u202edcba", r"has '\\u202e'"),  # reads as "abcabcd"
+    ("x" * 201, "A run name is at most 200 characters; this one has 201."),
+])
+def test_a_name_no_table_can_show_on_one_line_is_refused(store, name, message):
+    """A line break split the rows of ``runs`` and ``curves``; 5,000 characters made every table that wide."""
+    run_id = store.ids["lr0.1 seed1"]
+    result = main_in_process("rename", run_id, name, "--runs-dir", store.root, check=False)
+    assert result.returncode == 2 and re.search(message, result.stderr), result.stderr
+    assert store.get_run(run_id).name == "lr0.1 seed1"
+    with pytest.raises(EipvizError, match=message):
+        store.create_run(name=name, kind="imported", status="finished")
+    assert len(store.list_runs()) == len(RUNS) and len([p for p in store.root.iterdir() if p.is_dir()]) == len(RUNS)

@@ -225,17 +225,53 @@ def test_resume_waits_until_the_stopped_worker_has_exited(store):
 
 
 def test_resume_gives_up_with_a_message_when_the_stopped_worker_does_not_exit(store, monkeypatch):
-    monkeypatch.setattr(queue, "EXIT_WAIT_S", 0.5)
+    monkeypatch.setattr("eipviz.training.store.EXIT_WAIT_S", 0.5)
     (run_id,) = submitted(store, 1)
     stuck = _exiting_worker(30)
     try:
         store.update_run(run_id, status="cancelled", pid=stuck.pid, slot="cpu", ended=time.time())
-        with pytest.raises(EipvizError, match=rf"previous worker \(pid {stuck.pid}\) has not exited after 0 s"):
+        with pytest.raises(EipvizError, match=rf"worker \(pid {stuck.pid}\) has not exited after 0 s; start it "
+                                              r"again once it has"):
             RunQueue(store).submit(run_id)
         assert store.get_run(run_id).status == "cancelled"
     finally:
         stuck.kill()
         stuck.wait()
+
+
+def test_a_finished_run_is_deleted_only_once_its_worker_has_exited(store):
+    """Its row held the worker's slot: deleted while the worker tore down, a queued run started beside it."""
+    first, waiting = submitted(store, 2)
+    exiting = _exiting_worker(1.5)
+    store.update_run(first, status="finished", pid=exiting.pid, slot="cpu", ended=time.time())
+    assert store.claim_queued(["cpu"]) == []  # the exiting worker holds the only slot
+    store.delete_run(first)  # returns once the process has gone
+    assert exiting.poll() is not None
+    assert [run.id for run in store.claim_queued(["cpu"])] == [waiting]
+
+
+def test_a_delete_gives_up_with_a_message_when_the_worker_does_not_exit(store, monkeypatch):
+    monkeypatch.setattr("eipviz.training.store.EXIT_WAIT_S", 0.5)
+    (run_id,) = submitted(store, 1)
+    stuck = _exiting_worker(30)
+    try:
+        store.update_run(run_id, status="finished", pid=stuck.pid, slot="cpu", ended=time.time())
+        with pytest.raises(EipvizError, match=rf"worker \(pid {stuck.pid}\) has not exited after 0 s; delete it "):
+            store.delete_run(run_id)
+        assert store.get_run(run_id).status == "finished"
+    finally:
+        stuck.kill()
+        stuck.wait()
+
+
+def test_cancelling_a_run_whose_worker_died_says_it_failed(store):
+    (run_id,) = submitted(store, 1)
+    dead = _exiting_worker(0)
+    dead.wait()
+    store.update_run(run_id, status="running", pid=dead.pid, slot="cpu")
+    with pytest.raises(EipvizError, match=f"Run {run_id} is failed; there is no worker to stop"):
+        RunQueue(store).cancel(run_id)
+    assert "died without finishing" in store.get_run(run_id).error
 
 
 def test_a_run_already_waiting_keeps_its_place_when_submitted_again(store):
@@ -483,3 +519,16 @@ def test_a_queued_run_whose_worker_has_started_is_not_submitted_again(store):
     store.update_run(run_id, status="queued", pid=4242)
     with pytest.raises(EipvizError, match="already queued"):
         RunQueue(store).submit(run_id)
+
+
+def test_following_a_run_whose_worker_died_says_why_it_failed(store, capsys):
+    """Its log ends mid-epoch; the reason is the store's (the reaper's), and the follower printed none of it."""
+    from eipviz.cli import runs as cli
+
+    (run_id,) = submitted(store, 1)
+    dead = _exiting_worker(0)
+    dead.wait()
+    store.update_run(run_id, status="running", pid=dead.pid, slot="cpu")
+    assert cli._follow(store, run_id) == 1
+    assert capsys.readouterr().err == (f"error: run {run_id} failed: The worker (pid {dead.pid}) died without "
+                                       f"finishing (killed or out of memory).\n")

@@ -405,6 +405,8 @@ def test_a_run_restarted_without_last_keras_carries_none_of_its_old_epochs(tmp_p
     store = RunStore(tmp_path)
     run_id = create_training_run(store, "mnist14k", "fast", epochs=2, subset=64)
     store.add_epoch(run_id, 1, {"val_accuracy": 0.9, "val_loss": 0.3, "wall_time": 5.0})
+    store.update_run(run_id, best_epoch=1, best_val_accuracy=0.9)
+    (store.run_dir(run_id) / "best.keras").touch()
     seen = []
 
     def capture(path, completed):
@@ -415,6 +417,39 @@ def test_a_run_restarted_without_last_keras_carries_none_of_its_old_epochs(tmp_p
     with pytest.raises(_Stop):
         worker.train_run(store, run_id, verbose=0)
     assert seen == [[]]
+    # Nor the store's: its curve, epoch count and best mixed two trainings until 2026-11-28.
+    assert store.epoch_rows(run_id) == [] and store.completed_epochs(run_id) == 0
+    run = store.get_run(run_id)
+    assert (run.best_epoch, run.best_val_accuracy) == (None, None)
+    assert not (store.run_dir(run_id) / "best.keras").exists()
+
+
+def _tiny_classifier():
+    inputs = keras.Input((28, 28, 1))
+    classifier = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs)))
+    classifier.compile(optimizer="sgd", loss="categorical_crossentropy")
+    return classifier
+
+
+def test_a_run_stopped_inside_its_first_epoch_resumes_from_the_weights_it_reached(tmp_path, monkeypatch,
+                                                                                 own_signal_handlers):
+    """A Stop saves last.keras at once; resumed before any epoch had ended, it was built afresh (until
+    2026-11-28), so the batches trained before the Stop were lost."""
+    store = RunStore(tmp_path)
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=2, subset=64)
+    last = store.run_dir(run_id) / "last.keras"
+    last.touch()
+    tiny = np.zeros((4, 28, 28), np.uint8), np.arange(4) % 10
+    monkeypatch.setattr(worker, "_arrays", lambda *args: (*tiny, *tiny))
+    loaded = []
+    monkeypatch.setattr(keras.models, "load_model", lambda path: loaded.append(path) or _tiny_classifier())
+
+    def recorder(*args):
+        raise _Stop
+
+    monkeypatch.setattr(worker, "RunRecorder", recorder)
+    assert worker.train_run(store, run_id, verbose=0) == "failed"  # _Stop, once the model was there
+    assert loaded == [last]
 
 
 def test_a_resumed_run_goes_on_from_its_stored_wall_time(tmp_path, monkeypatch, own_signal_handlers):
@@ -423,9 +458,7 @@ def test_a_resumed_run_goes_on_from_its_stored_wall_time(tmp_path, monkeypatch, 
     run_id = create_training_run(store, "mnist14k", "fast", epochs=2, subset=64)
     store.add_epoch(run_id, 1, {"val_accuracy": 0.9, "wall_time": 5.0})
     (store.run_dir(run_id) / "last.keras").touch()
-    inputs = keras.Input((28, 28, 1))
-    classifier = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(inputs)))
-    classifier.compile(optimizer="sgd", loss="categorical_crossentropy")
+    classifier = _tiny_classifier()
     tiny = np.zeros((4, 28, 28), np.uint8), np.arange(4) % 10
     monkeypatch.setattr(worker, "_arrays", lambda *args: (*tiny, *tiny))
     monkeypatch.setattr(keras.models, "load_model", lambda path: classifier)
@@ -456,3 +489,28 @@ def test_a_subset_run_validates_on_as_many_test_images(data_dir):
     _, _, x_val, y_val = worker._arrays("mnist", 64, 0)
     images, labels = load_test_split("mnist")
     assert len(x_val) == len(y_val) == 64 and np.array_equal(x_val, images[:64])
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"seed": -1}, "A seed is a whole number from 0 to 1,048,575. Received: -1."),  # the worker failed on it
+    ({"seed": 2**20}, "A seed is a whole number from 0 to 1,048,575. Received: 1048576."),
+    ({"seed": "3"}, "A seed is a whole number from 0 to 1,048,575. Received: '3'."),
+    ({"subset": "512"}, "A subset is a number of images. Received: '512'."),  # a TypeError
+])
+def test_a_run_with_a_seed_or_subset_the_worker_cannot_use_is_refused_before_it_is_created(tmp_path, options,
+                                                                                           message):
+    store = RunStore(tmp_path)
+    with pytest.raises(EipvizError) as error:
+        create_training_run(store, "mnist14k", "fast", **options)
+    assert str(error.value) == message
+    assert store.list_runs() == []
+
+
+def test_an_empty_runs_folder_is_refused_and_an_empty_variable_is_unset(monkeypatch, tmp_path):
+    """``Path("")`` is the current folder: an empty --runs-dir put runs.sqlite and run folders in the project."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(EipvizError, match="The runs folder is empty; name a folder"):
+        RunStore("")
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", "")
+    assert RunStore().root == Path("runs")
+    assert list(tmp_path.iterdir()) == [tmp_path / "runs"]

@@ -112,6 +112,16 @@ def test_shipping_a_model_below_its_documented_accuracy_is_refused_and_changes_n
     assert list(weights_dir.iterdir()) == []  # no model, no manifest, no leftover candidate
 
 
+def test_a_run_still_training_is_not_shipped(tmp_path, weights_dir):
+    """Its best.keras and the epochs recorded beside it change under the copy."""
+    (tmp_path / "best.keras").touch()  # never read
+    store, run_id = _finished_mnist_run(tmp_path, tmp_path / "best.keras")
+    store.update_run(run_id, status="running")
+    with pytest.raises(EipvizError, match=f"Run {run_id} is running; ship it once it has ended."):
+        ship_run(store, run_id)
+    assert not weights_dir.exists()
+
+
 def test_shipping_records_the_evaluated_file_and_never_replaces_a_better_one(tmp_path, weights_dir, data_dir):
     store, run_id = _finished_mnist_run(tmp_path, SHIPPED_MNIST)
     entry = ship_run(store, run_id)

@@ -18,7 +18,7 @@ def cmd_train(args) -> int:
     from eipviz.training.queue import RunQueue
     from eipviz.training.store import RunStore
 
-    store = RunStore(args.runs_dir)
+    store = existing_store(args.runs_dir) if args.resume else RunStore(args.runs_dir)  # a new run may make one
     if args.run_id:  # a worker started by the scheduler: its output already goes to worker.log
         from eipviz.training.worker import train_run  # only here: submitting needs no Keras
 
@@ -68,7 +68,16 @@ def _follow(store, run_id: str) -> int:
                     RunQueue(store).cancel(run_id)
                 except EipvizError as error:  # it ended meanwhile
                     print(f"error: {error}", file=sys.stderr)
-    return {"finished": 0, "cancelled": 130}.get(store.get_run(run_id).status, 1)
+    run = store.get_run(run_id)
+    if run.status == "failed":  # a worker killed, or a run the scheduler refused, wrote no log saying so
+        print(f"error: run {run_id} failed: {_reason(run.error)}", file=sys.stderr)
+    return {"finished": 0, "cancelled": 130}.get(run.status, 1)
+
+
+def _reason(error: str | None) -> str:
+    """A stored error in one line: its first, or a traceback's last (the exception)."""
+    lines = [line for line in (error or "no reason recorded").splitlines() if line.strip()]
+    return lines[-1].strip() if lines[0].startswith(("Traceback", " ")) else lines[0]
 
 
 def _print_from(path: Path, offset: int) -> int:
@@ -130,11 +139,19 @@ def cmd_runs(args) -> int:
 
 def cmd_cancel(args) -> int:
     from eipviz.training.queue import RunQueue
+    from eipviz.training.store import EXIT_WAIT_S
 
     store = existing_store(args.runs_dir)
     RunQueue(store).cancel(stored_run_id(args.run_id, "cancelled"))
-    print(f"cancelled {args.run_id}" if store.get_run(args.run_id).status == "cancelled"
-          else f"stopping {args.run_id} after its current batch")
+    deadline = time.monotonic() + EXIT_WAIT_S
+    if store.get_run(args.run_id).active:  # a training run: wait for its batch, so --resume may follow at once
+        print(f"stopping {args.run_id} after its current batch…", flush=True)
+    while store.get_run(args.run_id).active and time.monotonic() < deadline:
+        time.sleep(0.2)
+        store.reap_dead_workers()
+    status = store.get_run(args.run_id).status
+    print(f"{status} {args.run_id}" if status != "running" else f"{args.run_id} is still stopping after "
+          f"{EXIT_WAIT_S:.0f} s; `runs` shows when it has.")
     return 0
 
 

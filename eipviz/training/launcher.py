@@ -14,7 +14,9 @@ from eipviz.training.queue import RunQueue, launch_worker, run_slots, stop_run
 from eipviz.training.store import RunStore
 from eipviz.zoo import get_spec
 
-__all__ = ["RunQueue", "check_resumable", "create_training_run", "launch_worker", "memory_estimate_mb",
+SEEDS = 2**20  # a run's seed is below it; a resumed run's streams are drawn above (``worker.stream_seed``)
+
+__all__ = ["SEEDS", "RunQueue", "check_resumable", "create_training_run", "launch_worker", "memory_estimate_mb",
            "plan_summary", "planned_recipe", "resume_run", "start_training", "stop_run"]
 
 
@@ -72,6 +74,8 @@ def create_training_run(store: RunStore, model: str, recipe: str = "documented",
     require_write("Starting a run")
     chosen = planned_recipe(model, recipe, epochs, batch_size, augment, settings, **speed)
     check_subset(model, subset)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEEDS:  # the worker failed on it
+        raise EipvizError(f"A seed is a whole number from 0 to {SEEDS - 1:,}. Received: {seed!r}.")
     hyperparameters = {**chosen.hyperparameters(), "subset": subset, "seed": seed,
                        "memory_estimate_mb": memory_estimate_mb(model, chosen)}
     label = name or f"{model} {recipe} ({chosen.epochs} ep" + (f", {subset} img" if subset else "") + ")"
@@ -83,6 +87,8 @@ def check_subset(model: str, subset: int | None) -> None:
     the run's name, caption and hyperparameters said more images."""
     if subset is None:
         return
+    if isinstance(subset, bool) or not isinstance(subset, int):
+        raise EipvizError(f"A subset is a number of images. Received: {subset!r}.")
     available = TRAINING_IMAGES[get_spec(model).dataset]
     if not 1 <= subset <= available:
         raise EipvizError(f"A subset is 1 to {available:,} images: {model}'s training set has {available:,}. "

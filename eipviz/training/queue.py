@@ -40,8 +40,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAX_RUNS_VARIABLE = "EIPVIZ_MAX_RUNS"
 SCHEDULER_LOCK = "scheduler.lock"
 POLL_S = 1.0
-# How long a Resume waits for the run's stopped worker to exit (TensorFlow's teardown takes seconds).
-EXIT_WAIT_S = 60.0
 # What a run takes from whoever submitted it, whichever process starts its worker: the backend it trains
 # under, where the data is, TensorFlow's thread pools.
 CARRIED_ENV = ("KERAS_BACKEND", DATA_DIR_VARIABLE, "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
@@ -348,22 +346,13 @@ class RunQueue:
             raise EipvizError(f"Run {run_id} is a {run.kind} run; only trained runs start.")
         if run.status == "running" or (run.status == "queued" and run.pid):  # a worker has it already
             raise EipvizError(f"Run {run_id} is already {run.status}.")
-        self._wait_for_previous_worker(run)
+        # Its stopped worker must have exited first: a run queued again meanwhile would no longer hold its
+        # slot and memory, so another run could be admitted onto a GPU that is still full.
+        self.store.wait_for_exit(run, "start it again")
         self._check_memory(run)
         self.store.enqueue(run_id, carried_env())
         self.store.clear_progress(run_id)  # the batch it stopped at is no progress of the new worker
         ensure_scheduler(self.store)
-
-    def _wait_for_previous_worker(self, run: Run) -> None:
-        """Wait until a stopped run's worker has exited: it records its end seconds before (TensorFlow's
-        teardown), and a run queued again meanwhile would no longer hold its slot and memory, so another
-        run could be admitted onto a GPU that is still full."""
-        deadline = time.monotonic() + EXIT_WAIT_S
-        while run.pid and worker_alive(run.pid):
-            if time.monotonic() > deadline:
-                raise EipvizError(f"Run {run.id}'s previous worker (pid {run.pid}) has not exited after "
-                                  f"{EXIT_WAIT_S:.0f} s; start it again once it has.")
-            time.sleep(0.2)
 
     def _check_memory(self, run: Run) -> None:
         """Refuse a run that could not fit even once the running ones give their memory back."""
@@ -378,6 +367,7 @@ class RunQueue:
     def cancel(self, run_id: str) -> None:
         """Cancel a queued run before it starts; a training one is stopped after its batch."""
         require_write("Cancelling a run")
+        self.store.reap_dead_workers()  # a run whose worker died is failed, not one with "no worker to stop"
         if not self.store.cancel_queued(run_id):
             stop_run(self.store, run_id)
 

@@ -7,6 +7,7 @@ is a short transaction, so concurrent runs never corrupt it.
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -29,6 +30,8 @@ CLAIM_GRACE_S = 300
 WAITING = "status = 'queued' AND kind = 'trained' AND pid IS NULL AND env IS NOT NULL"
 # How long after its run ends a worker process that has not exited yet still holds its slot.
 SLOT_RELEASE_S = 600
+# How long a Resume or a Delete waits for a run's ended worker to exit (TensorFlow's teardown takes seconds).
+EXIT_WAIT_S = 60.0
 STORE_FILE = "runs.sqlite"
 # Columns added after the first release: an older runs.sqlite gains them when opened.
 _ADDED_COLUMNS = {"queued": "REAL", "slot": "TEXT", "claim": "TEXT", "claimed": "REAL", "env": "TEXT"}
@@ -108,13 +111,16 @@ WAL_ATTEMPTS = 100  # 10 s of retries for the one-time switch to WAL
 
 
 def default_runs_dir() -> Path:
-    return Path(os.environ.get(RUNS_DIR_VARIABLE, DEFAULT_RUNS_DIR))
+    """``EIPVIZ_RUNS_DIR``, or ``runs/`` when it is unset or empty (an empty one meant the current folder)."""
+    return Path(os.environ.get(RUNS_DIR_VARIABLE) or DEFAULT_RUNS_DIR)
 
 
 class RunStore:
     """Runs and metrics under one folder: ``runs.sqlite`` plus a sub-folder per run."""
 
     def __init__(self, root: str | os.PathLike | None = None):
+        if root is not None and not str(root).strip():  # Path("") is the current folder: a store in the project
+            raise EipvizError(f"The runs folder is empty; name a folder (--runs-dir or {RUNS_DIR_VARIABLE}).")
         self.root = Path(root) if root is not None else default_runs_dir()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -173,6 +179,7 @@ class RunStore:
         A name already in use gets a counter (``name (2)``): runs started with the same
         settings would otherwise be told apart only by their ids.
         """
+        name = check_name(name)  # before the folder is made
         run_id = self._claim_run_dir(model or kind)
         with self._connect() as db:
             name = _free_name(db, name)
@@ -224,20 +231,32 @@ class RunStore:
         does. Returns the name given."""
         require_write("Renaming a run")
         run = self.get_run(run_id)
+        name = check_name(name) or run.name
         with self._connect() as db:
-            name = _free_name(db, name.strip() or run.name, renamed=run_id)
+            name = _free_name(db, name, renamed=run_id)
             db.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id))
         return name
 
     def delete_run(self, run_id: str) -> None:
-        """Remove a run that is not queued or training, with its folder."""
+        """Remove a run that is not queued or training, with its folder, once its worker has exited: a worker
+        holds its slot until then, so deleting its row earlier let a queued run start beside it."""
         require_write("Deleting a run")
-        self.get_run(run_id)  # an unknown run is an error, not a silent no-op
+        self.wait_for_exit(self.get_run(run_id), "delete it")  # an unknown run is an error, not a silent no-op
         with self._connect() as db:  # the state checked in the same statement: a Resume may have come since
             deleted = db.execute(f"DELETE FROM runs WHERE id = ? AND status NOT IN {ACTIVE}", (run_id,)).rowcount
         if not deleted:
             raise EipvizError(f"Run {run_id} is still {self.get_run(run_id).status}; stop it before deleting.")
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def wait_for_exit(self, run: Run, then: str) -> None:
+        """Wait until an ended run's worker process has exited: it records its end seconds before (TensorFlow's
+        teardown) and holds its slot, memory and folder until then. An active run is not waited for."""
+        deadline = time.monotonic() + EXIT_WAIT_S
+        while not run.active and run.pid and worker_alive(run.pid):
+            if time.monotonic() > deadline:
+                raise EipvizError(f"Run {run.id}'s worker (pid {run.pid}) has not exited after {EXIT_WAIT_S:.0f} s; "
+                                  f"{then} once it has.")
+            time.sleep(0.2)
 
     # -- the queue: every state change below is one transaction ---------------
 
@@ -358,6 +377,13 @@ class RunStore:
             by_epoch.setdefault(epoch, {"epoch": epoch})[name] = float(value) if isinstance(value, str) else value
         return list(by_epoch.values())
 
+    def drop_epochs_after(self, run_id: str, epoch: int) -> None:
+        """Forget a run's epochs after ``epoch`` (a restart trains them again), and its best if it was one."""
+        with self._connect() as db:
+            db.execute("DELETE FROM metrics WHERE run_id = ? AND epoch > ?", (run_id, epoch))
+            db.execute("UPDATE runs SET best_epoch = NULL, best_val_accuracy = NULL WHERE id = ? AND best_epoch > ?",
+                       (run_id, epoch))
+
     def completed_epochs(self, run_id: str) -> int:
         with self._connect() as db:
             (last,) = db.execute("SELECT MAX(epoch) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()
@@ -417,6 +443,22 @@ def _free_name(db, name: str, renamed: str | None = None) -> str:
     being ``renamed`` may keep its own name."""
     db.execute("BEGIN IMMEDIATE")
     return unique_name(name, {row[0] for row in db.execute("SELECT name FROM runs WHERE id IS NOT ?", (renamed,))})
+
+
+MAX_NAME_CHARS = 200
+# Line breaks and tabs split the CLI's tables; bidirectional overrides make a name read as another one.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def check_name(name: str) -> str:
+    """A run's name as given (its ends trimmed), or ``EipvizError`` for one no table can show on a line."""
+    name = name.strip()
+    unprintable = _UNPRINTABLE.search(name)
+    if unprintable:
+        raise EipvizError(f"A run name is one line of printable characters; {name!r} has {unprintable.group()!r}.")
+    if len(name) > MAX_NAME_CHARS:
+        raise EipvizError(f"A run name is at most {MAX_NAME_CHARS} characters; this one has {len(name):,}.")
+    return name
 
 
 def unique_name(name: str, taken: set[str]) -> str:

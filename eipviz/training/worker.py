@@ -25,6 +25,7 @@ from eipviz.training.builders import (
     schedule_callbacks,
 )
 from eipviz.training.devices import global_dtype_policy, replica_count, training_precision, training_scope
+from eipviz.training.launcher import SEEDS
 from eipviz.training.pipeline import (
     TrainingModel,
     build_before_fit,
@@ -41,7 +42,6 @@ from eipviz.training.timeline import ExplanationTimeline
 from eipviz.zoo import build_model, get_spec
 
 PROGRESS_INTERVAL_S = 0.5
-RESUMED_SEEDS = 2**20
 VALIDATION_BATCH = 256  # at most, on one device (validation_batch_size)
 
 
@@ -163,7 +163,7 @@ def stream_seed(seed: int, initial_epoch: int) -> int:
     if not initial_epoch:
         return seed
     # Above the seeds people pick, and x 100 (the augmentation layers' seeds) still within 32 bits.
-    return RESUMED_SEEDS + int(np.random.SeedSequence([seed, initial_epoch]).generate_state(1)[0] % RESUMED_SEEDS)
+    return SEEDS + int(np.random.SeedSequence([seed, initial_epoch]).generate_state(1)[0] % SEEDS)
 
 
 def split_evenly(images: np.ndarray, labels: np.ndarray, replicas: int) -> tuple[np.ndarray, np.ndarray]:
@@ -203,8 +203,12 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
     seed = int(hp.get("seed", 0))
     run_dir = store.run_dir(run_id)
     last_path = run_dir / "last.keras"
-    initial_epoch = store.completed_epochs(run_id) if last_path.exists() else 0
-    completed = [row for row in store.epoch_rows(run_id) if row["epoch"] <= initial_epoch]
+    resumed = last_path.exists()  # saved at each epoch's end and at a Stop, so also a Stop inside epoch 1
+    initial_epoch = store.completed_epochs(run_id) if resumed else 0
+    store.drop_epochs_after(run_id, initial_epoch)  # a restart without last.keras trains them again
+    if not resumed:
+        (run_dir / "best.keras").unlink(missing_ok=True)  # the best of the epochs just dropped
+    completed = store.epoch_rows(run_id)
     wall_before = completed[-1].get("wall_time", 0.0) if completed else 0.0
 
     resume_metrics_csv(run_dir / "metrics.csv", completed)
@@ -235,8 +239,8 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
             y_train, y_val = one_hot(y_train), one_hot(y_val)  # every zoo dataset has 10 classes
             batches = ImageBatches(x_train, y_train, recipe.batch_size, seed=streams)
             steps_per_epoch = len(batches)
-            if initial_epoch:
-                print(f"Resuming from {last_path} after epoch {initial_epoch}.", flush=True)
+            if resumed:
+                print(f"Resuming from {last_path} at epoch {initial_epoch + 1}.", flush=True)
                 classifier = keras.models.load_model(last_path)  # its layers keep the policy they were saved with
                 compute_output_in_float32(classifier)
                 model = TrainingModel(classifier, augmentation, recipe.preprocessing)
