@@ -143,9 +143,12 @@ class Classifier:
             return self._cams[key]
 
     def cams(self, images: Images, method: str = "gradcam", layer: str | None = None,
-             classes: int | Sequence[int] | np.ndarray | None = None, upsample: bool = True,
+             classes: int | str | Sequence[int | str] | np.ndarray | None = None, upsample: bool = True,
              aug_smooth: bool = False, eigen_smooth: bool = False) -> np.ndarray:
-        """CAMs (N, H, W) float32 in [0, 1] for ``classes`` (None: each image's top class; one or one per image)."""
+        """CAMs (N, H, W) float32 in [0, 1] for ``classes`` (None: each image's top class; one or one per image,
+        by index or by name, as ``class_index`` reads them)."""
+        if classes is not None:
+            classes = [self.class_index(c) for c in np.atleast_1d(np.asarray(classes, dtype=object))]
         maps, _, _ = self.cam(method, layer)(self.prepare(images), classes, upsample=upsample,
                                              aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
         return maps

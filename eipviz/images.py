@@ -156,9 +156,20 @@ def resize_note(image: np.ndarray, input_size: tuple, original_size: tuple[int, 
 
 
 def fit_images(images: np.ndarray, size: tuple) -> np.ndarray:
-    """Resize uint8 images (N, H, W[, C]) to the model's (height, width, channels) with OpenCV."""
+    """Resize uint8 images (N, H, W[, C]) to the model's (height, width, channels) with OpenCV.
+
+    C is 1 or 3, or 2 or 4 with an alpha channel, laid on white as ``read_upload`` lays it (it was averaged
+    into the grey, or repeated into 12 channels). A 3-D array is a batch of grey images: one colour image
+    (H, W, C) needs a batch axis, ``image[None]``.
+    """
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 2, 3, 4)):
+        raise EipvizError(f"Expected images (N, H, W) or (N, H, W, C) with 1 to 4 channels, got shape "
+                          f"{images.shape}.")
     height, width, channels = size
     x = images if images.ndim == 4 else images[..., None]
+    if x.shape[-1] in (2, 4):
+        alpha = x[..., -1:].astype(np.float32) / 255
+        x = np.round(x[..., :-1] * alpha + 255 * (1 - alpha)).astype(np.uint8)
     if x.shape[1:3] != (height, width):
         x = np.stack([cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA) for img in x])
         x = x if x.ndim == 4 else x[..., None]

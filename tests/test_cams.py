@@ -161,6 +161,54 @@ def test_nested_sequential_model_layers_can_be_targeted():
     assert make_cam(outer).layer == "sepconv65k/sepconv5"
 
 
+def _block_twice(shared_relu=False):
+    """``block(block(x))`` (one nested model called twice), or a ReLU layer object used at two places."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 4))
+    if shared_relu:
+        relu = layers.ReLU(name="shared")
+        x = relu(layers.Conv2D(4, 3, padding="same", name="c1")(inputs))
+        x = relu(layers.Conv2D(4, 3, padding="same", name="c2")(x))
+    else:
+        block_in = keras.Input((8, 8, 4))
+        block = keras.Model(block_in, layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(block_in),
+                            name="block")
+        x = block(block(inputs))
+    x = layers.Conv2D(4, 3, padding="same", name="after")(x)
+    return keras.Model(inputs, layers.Dense(3, activation="softmax")(layers.Flatten()(x)))
+
+
+def test_a_nested_model_called_twice_is_replayed_twice():
+    """One cache for both calls gave the second call the first one's output: the logits, probabilities and every
+    CAM of ``block(block(x))`` were those of ``block(x)``."""
+    from eipviz.attribution.graph import logit_model
+
+    model = _block_twice()
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 4)).astype(np.float32)
+    assert softmax(logit_model(model)(x)) == pytest.approx(np.asarray(model(x)), abs=1e-6)
+
+
+@pytest.mark.parametrize("shared_relu, layer", [(False, "block/conv"), (True, "shared")])
+def test_a_layer_computing_several_maps_is_not_offered_and_is_refused_with_a_message(shared_relu, layer):
+    from eipviz.attribution.layers import conv_feature_layers
+    from eipviz.errors import EipvizError
+
+    model = _block_twice(shared_relu)
+    assert layer not in conv_feature_layers(model) and "after" in conv_feature_layers(model)
+    with pytest.raises(EipvizError, match=f"Layer '{layer}' computes several maps"):  # Keras' "name used 2 times"
+        make_cam(model, "gradcam", layer)
+
+
+def test_classes_outside_the_model_are_refused_not_explained_as_the_prediction():
+    """Any negative index meant "predicted"; one past the last gave zero maps under JAX, an error under TensorFlow."""
+    from eipviz.errors import EipvizError
+
+    cam = make_cam(quadrant_model(), "gradcam", "features")
+    for classes in (-2, 2, [0, 1]):  # 2 classes, 3 images
+        with pytest.raises(EipvizError, match="A class index is 0 to 1|one per image"):
+            cam(quadrant_images(), classes)
+
+
 def test_legacy_h5_model_loads_and_explains(tmp_path):
     model = quadrant_model("softmax")
     path = tmp_path / "legacy.h5"

@@ -93,6 +93,10 @@ def test_cams_explain_the_requested_class():
     assert maps.shape == (2, 8, 8)
     assert maps[0, :4].mean() == pytest.approx(1.0) and maps[0, 4:].mean() == pytest.approx(0.0)
     assert maps[1, 4:].mean() == pytest.approx(1.0) and maps[1, :4].mean() == pytest.approx(0.0)
+    assert np.array_equal(classifier.cams(image[None].repeat(2, 0), classes=["c0", "c2"]), maps)  # by name
+    for wrong in (-1, 3, "cat"):  # -1 explained the top class; a name was a ValueError from int()
+        with pytest.raises(EipvizError, match=f"Unknown class {wrong!r}"):
+            classifier.cams(image[None], classes=wrong)
 
 
 def test_each_cam_is_built_once_per_method_and_layer_and_a_replaced_classifier_starts_afresh():

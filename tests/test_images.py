@@ -4,8 +4,10 @@ uploads decoded straight down to a small array."""
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from eipviz.errors import EipvizError
 from eipviz.images import PREVIEW_SIDE, fit_images, read_image, read_upload, resize_note
 
 # A 4x4 grey image of four 2x2 blocks whose means are whole numbers: 6, 101, 4 and 215.
@@ -187,3 +189,20 @@ def test_a_16_bit_grey_png_maps_each_level_to_its_8_bit_level():
     Image.fromarray(levels * 257).save(buffer, format="PNG")
     pixels = read_upload(buffer.getvalue()).pixels
     assert (pixels[..., 0] == levels).all()
+
+
+@pytest.mark.parametrize("channels, size", [(4, (2, 2, 3)), (2, (2, 2, 1)), (4, (2, 2, 1)), (2, (2, 2, 3))])
+def test_an_alpha_channel_is_laid_on_white_not_taken_for_colour(channels, size):
+    """RGBA into a colour model made 12 channels (a broadcasting error); grey+alpha into a grey model averaged
+    the alpha into the grey (mnist14k's answers changed)."""
+    colour = np.full((1, 2, 2, channels - 1), 40, np.uint8)
+    alpha = np.array([[255, 0], [51, 255]], np.uint8)[None, :, :, None]  # opaque, clear, 20%, opaque
+    fitted = fit_images(np.concatenate([colour, alpha], axis=-1), size)
+    assert fitted.shape == (1, *size)
+    assert fitted[0, :, :, 0].tolist() == [[40, 255], [212, 40]]  # 40 * 0.2 + 255 * 0.8 = 212
+    assert (fitted == fitted[..., :1]).all()
+
+
+def test_more_than_four_channels_is_a_message():
+    with pytest.raises(EipvizError, match=r"1 to 4 channels, got shape \(1, 2, 2, 5\)"):
+        fit_images(np.zeros((1, 2, 2, 5), np.uint8), (2, 2, 3))

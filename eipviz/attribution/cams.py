@@ -149,7 +149,7 @@ class BaseCAM:
             raise EipvizError(f"Expected a batch of images (N, H, W, C), got shape {inputs.shape}.")
         self.prepare_call(inputs)
         classes = np.full(len(inputs), PREDICTED, np.int32) if class_indices is None else (
-            np.broadcast_to(np.asarray(class_indices, np.int32), (len(inputs),)).copy())
+            self._checked_classes(class_indices, len(inputs)))
         if not aug_smooth:
             maps, classes, logits = self._maps(inputs, classes, batch_size, eigen_smooth, progress)
             return self._finish(maps, inputs, upsample), classes, logits
@@ -164,6 +164,18 @@ class BaseCAM:
                 progress(done + 1, len(views))
         maps = scale_maps(total / len(views))
         return (maps if upsample else self._resize(maps, self.probe.outputs[0].shape[1:3])), classes, logits
+
+    def _checked_classes(self, class_indices, count: int) -> np.ndarray:
+        """One class index per image, each ``PREDICTED`` or a class of the model: any negative meant "predicted"
+        (``-2`` too), and one past the last gave zero maps under JAX and an error under TensorFlow."""
+        classes = np.asarray(class_indices)
+        known = int(self.probe.outputs[1].shape[-1])
+        if classes.dtype.kind not in "iu" or classes.ndim > 1 or classes.size not in (1, count):
+            raise EipvizError(f"Classes are one class index, or one per image ({count}). Received: {class_indices!r}.")
+        if ((classes != PREDICTED) & ((classes < 0) | (classes >= known))).any():
+            raise EipvizError(f"A class index is 0 to {known - 1} (or {PREDICTED}: the predicted class). "
+                              f"Received: {classes.tolist()}.")
+        return np.broadcast_to(classes.astype(np.int32), (count,)).copy()
 
     def prepare_call(self, inputs: np.ndarray) -> None:
         """Called once per ``__call__`` before any batch. A method is shared across threads (browser sessions):

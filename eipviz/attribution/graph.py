@@ -88,6 +88,9 @@ class _Replay:
         which clashes with a loaded model's own layer of that name (Keras' default for ``Add``) in a
         fresh process, and a functional model refuses duplicate names.
         """
+        if self.captured is not None:  # a layer object called at several places: which map is meant?
+            raise EipvizError(f"Layer {self.target!r} computes several maps (its layer, or a model holding it, is "
+                              f"called more than once); explain a layer used once.")
         if self.cut:
             value = keras.Input(shape=value.shape[1:], name="eipviz_probe_map")
         self.captured = value
@@ -103,10 +106,18 @@ class _Replay:
         for parent in node.arguments.keras_tensors:
             self.tensor(parent, prefix, final=False)
         if isinstance(layer, keras.Model):
+            # Each call of a nested model is replayed in its own scope: its inner tensors are the same objects at
+            # every call, so one cache gave a second call the first one's values (block(block(x)) ran block once).
             args, _ = node.arguments.fill_in(self.values)
-            for inner, value in zip(layer.inputs, keras.tree.flatten(args)):
-                self.values[id(inner)] = value
-            out = self.tensor(layer.outputs[tensor_index], f"{prefix}{layer.name}/", final)
+            outer, self.values = self.values, {id(inner): value for inner, value in
+                                               zip(layer.inputs, keras.tree.flatten(args))}
+            outputs = [self.tensor(inner, f"{prefix}{layer.name}/", final and index == tensor_index)
+                       for index, inner in enumerate(layer.outputs)]
+            self.values = outer
+            for index, (original, value) in enumerate(zip(node.outputs, outputs)):
+                if not (final and index == tensor_index):
+                    self.values[id(original)] = value
+            out = outputs[tensor_index]
         else:
             args, kwargs = node.arguments.fill_in(self.values)
             if final and _is_softmax(layer):
