@@ -4,7 +4,6 @@ Every cache that holds a model is bounded (``max_entries``): an improved
 checkpoint of a live run is a new entry, and the oldest is dropped.
 """
 
-import hashlib
 import re
 import threading
 import time
@@ -229,7 +228,7 @@ def upload_model_widget(key: str) -> None:
                     classifier = load_uploaded_bytes(data, file.name, "unit_scale" if detect else preprocessing)
                     classifier = (with_detected_preprocessing if detect else with_preprocessing_hint)(classifier)
                 # Cached evaluations are shared by all sessions: key them by content, never by id().
-                cache_key = f"upload:{hashlib.sha256(data).hexdigest()}:{classifier.preprocessing}"
+                cache_key = f"upload:{classifier.sha256}:{classifier.preprocessing}"
                 st.session_state[UPLOADED_MODEL_KEY] = (classifier, cache_key)
                 follow_model(source=UPLOADED_SOURCE)  # shown at once, on every page
                 st.success(f"Loaded {literal(file.name)}.")
@@ -298,6 +297,8 @@ def model_picker(key: str) -> tuple[Classifier | None, str | None]:
         st.caption(f"Uploaded: {classifier.name} ({dataset_label(classifier.dataset)})")
         if classifier.note:
             st.info(classifier.note)
+        if classifier.warning:  # 37% where another preprocessing gets 87% is easy to overlook in blue
+            st.warning(classifier.warning)
         return classifier, cache_key
     except EipvizError as error:
         st.error(str(error))

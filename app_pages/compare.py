@@ -9,7 +9,9 @@ from app_pages.common import (
     cached_evaluation,
     cached_run_model,
     default_for,
+    keep_across_pages,
     literal,
+    model_identity,
     model_picker,
     run_store,
     shipped_model,
@@ -58,6 +60,8 @@ def linked_test_index(count: int) -> int:
 
 
 st.title("Compare")
+keep_across_pages("cmp-image-source", "cmp-index", "cmp-methods", "cmp-layers", "cmp-class", "cmp-models-dataset",
+                  "cmp-models", "cmp-models-method")
 methods_tab, models_tab = st.tabs(["Methods on one image", "Models side by side"])
 
 with methods_tab:
@@ -68,9 +72,12 @@ with methods_tab:
         try:
             if source == "Test image":
                 images, labels = dataset_test_split(classifier)
-                first = 0 if "cmp-index" in st.session_state else linked_test_index(len(images))
-                index = st.number_input(f"Test image index (0-{len(images) - 1})", 0, len(images) - 1, first,
+                if "cmp-index" not in st.session_state:  # a link opens its image; after that, the box says
+                    st.session_state["cmp-index"] = linked_test_index(len(images))
+                st.session_state["cmp-index"] = min(st.session_state["cmp-index"], len(images) - 1)
+                index = st.number_input(f"Test image index (0-{len(images) - 1})", 0, len(images) - 1,
                                         key="cmp-index")
+                st.query_params["image"] = str(index)  # the address opens this image again
                 image, image_name = images[index], f"test #{index}, true {classifier.class_names[labels[index]]}"
             else:
                 file = st.file_uploader("An image", type=IMAGE_TYPES, key="cmp-upload",
@@ -83,11 +90,12 @@ with methods_tab:
         except EipvizError as error:
             st.error(str(error))
         c1, c2, c3 = st.columns([3, 2, 1])
-        methods = c1.multiselect("Methods (rows)", list(METHODS), default=list(GRID_METHODS), format_func=method_label,
-                                 key="cmp-methods")
+        st.session_state.setdefault("cmp-methods", list(GRID_METHODS))
+        methods = c1.multiselect("Methods (rows)", list(METHODS), format_func=method_label, key="cmp-methods")
         layers = classifier.cam_layers
         default_for("cmp-layers", model_key, default_grid_layers(classifier))
         chosen_layers = c2.multiselect("Layers (columns)", layers, key="cmp-layers")
+        default_for("cmp-class", model_identity(model_key), "predicted class")  # another model, other classes
         explained = c3.selectbox("Explain", ["predicted class", *classifier.class_names], key="cmp-class")
         if image is not None and methods and chosen_layers:
             class_index = None if explained == "predicted class" else classifier.class_index(explained)
@@ -151,6 +159,8 @@ with models_tab:
     # One dataset at a time: models of two datasets have no test image in common ("Select all" mixed them).
     dataset = st.radio("Dataset", list(by_dataset), horizontal=True, key="cmp-models-dataset")
     options = by_dataset.get(dataset, {})
+    # Kept from another visit or dataset: only those still offered (a run may have been deleted since).
+    st.session_state["cmp-models"] = [key for key in st.session_state.get("cmp-models", []) if key in options]
     picked = st.multiselect("Models (2 to 5)", list(options), format_func=lambda key: options[key][0],
                             max_selections=5, key="cmp-models")
     method = st.selectbox("CAM method", list(METHODS), format_func=method_label, key="cmp-models-method")

@@ -57,7 +57,9 @@ class Classifier:
     cam_layer: str  # the layer its CAMs look at by default
     source: str  # the file it was loaded from
     note: str | None = None  # e.g. why the automatic CAM layer is smaller than 5x5
+    warning: str | None = None  # what its answers should not be trusted for, e.g. a preprocessing far off
     predictions: StoredPredictions | None = None  # None: evaluated afresh each time (uploads)
+    sha256: str | None = None  # of the model file, for an upload whose file is gone (the report names it)
     _cams: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
     _cams_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     probes: Probes = field(init=False, repr=False)  # the traced passes its CAMs share (and method classes')

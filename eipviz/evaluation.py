@@ -202,9 +202,9 @@ def with_detected_preprocessing(classifier: Classifier, n: int = PREPROCESSING_C
 
 
 def with_preprocessing_hint(classifier: Classifier) -> Classifier:
-    """``classifier`` with ``preprocessing_hint``'s warning added to its note, when there is one."""
+    """``classifier`` with ``preprocessing_hint``'s warning, when there is one."""
     hint = preprocessing_hint(classifier)
-    return dataclasses.replace(classifier, note=_joined(classifier.note, hint)) if hint else classifier
+    return dataclasses.replace(classifier, warning=_joined(classifier.warning, hint)) if hint else classifier
 
 
 def _joined(*notes: str | None) -> str:

@@ -5,6 +5,7 @@ name its answers.
 """
 
 import dataclasses
+import hashlib
 import json
 import tempfile
 import zipfile
@@ -135,7 +136,7 @@ def load_uploaded_bytes(data: bytes, filename: str, preprocessing: str = "unit_s
         path = Path(scratch) / scratch_name(filename)  # error messages name the user's file
         path.write_bytes(data)
         classifier = load_uploaded_model(path, preprocessing, name=filename)
-    return dataclasses.replace(classifier, source=f"upload: {filename}")
+    return dataclasses.replace(classifier, source=f"upload: {filename}", sha256=hashlib.sha256(data).hexdigest())
 
 
 def scratch_name(filename: str) -> str:

@@ -83,7 +83,7 @@ def build_report(classifier: Classifier, evaluation: Evaluation, images: np.ndar
         f"<h1>eipviz report: {html.escape(classifier.name)}</h1>",
         _table([{"": key, "value": value} for key, value in {
             "model": classifier.name, "source": classifier.shown_source,
-            "sha256": sha256_of(source) if source.is_file() else "(not a file)",
+            "sha256": classifier.sha256 or (sha256_of(source) if source.is_file() else "(not a file)"),
             "dataset": classifier.dataset or "unknown", "preprocessing": classifier.preprocessing,
             "CAM layer": layer or classifier.cam_layer, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             **{f"{name} version": version for name, version in versions().items()}}.items()]),
@@ -164,6 +164,9 @@ def write_report(path: str | Path, text: str) -> Path:
     return path
 
 
+REPORT_TEMPLATE = "plotly"
+
+
 class _Figures:
     """Plotly figures as HTML: the first carries plotly.js inline, so the file needs no network."""
 
@@ -171,7 +174,10 @@ class _Figures:
         self.script_included = False
 
     def html(self, figure: go.Figure) -> str:
-        text = figure.to_html(full_html=False, include_plotlyjs=not self.script_included)
+        """A copy in Plotly's own template: inside Streamlit the default template is Streamlit's, whose colours
+        its frontend supplies, so a report built by the page drew every curve black."""
+        text = go.Figure(figure).update_layout(template=REPORT_TEMPLATE).to_html(
+            full_html=False, include_plotlyjs=not self.script_included)
         self.script_included = True
         return text
 

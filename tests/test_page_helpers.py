@@ -15,6 +15,7 @@ from eipviz.loading import load_uploaded_bytes, runs_with_checkpoint
 from eipviz.plots import curves_figure, top_classes_figure, training_curves_figure
 from eipviz.training.status import RunProgress
 from eipviz.training.store import RunStore, run_label, unique_name
+from eipviz.weights import sha256_of
 from tests.test_classifier import tiny_model
 
 
@@ -85,6 +86,7 @@ def test_an_uploaded_models_bytes_load_under_its_own_name_and_leave_no_file(tmp_
     classifier = load_uploaded_bytes(path.read_bytes(), "my model.keras")
     assert classifier.name == "my model.keras" and classifier.source == "upload: my model.keras"
     assert classifier.input_size == (8, 8, 3) and classifier.predictions is None
+    assert classifier.sha256 == sha256_of(path)  # the report names the file it explains (it said "not a file")
     assert list((tmp_path / "scratch").iterdir()) == []
     with pytest.raises(EipvizError, match="broken.keras is not a readable Keras model file"):
         load_uploaded_bytes(b"not a zip", "broken.keras")

@@ -76,3 +76,22 @@ def test_the_upload_pages_method_and_opacity_are_there_again_after_another_page(
     at.switch_page("app_pages/models.py").run()
     at.switch_page("app_pages/upload.py").run()
     assert (at.selectbox(key="up-method").value, at.slider(key="up-alpha").value) == ("eigencam", 0.8)
+
+
+def test_the_compare_pages_image_methods_and_models_are_there_again_after_another_page(data_dir, tmp_path,
+                                                                                        monkeypatch):
+    at = open_app(tmp_path, monkeypatch)
+    at.switch_page("app_pages/compare.py").run()
+    at.selectbox(key="cmp-zoo").select("mnist14k").run()
+    at.multiselect(key="cmp-methods").set_value(["gradcam"]).run()
+    at.number_input(key="cmp-index").set_value(42).run()
+    at.selectbox(key="cmp-class").select("3").run()
+    at.radio(key="cmp-models-dataset").set_value("MNIST").run()
+    assert at.query_params["image"] == "42"  # the address opens this image again
+    at.switch_page("app_pages/models.py").run()
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="cmp-index").value == 42 and at.multiselect(key="cmp-methods").value == ["gradcam"]
+    assert at.selectbox(key="cmp-class").value == "3" and at.radio(key="cmp-models-dataset").value == "MNIST"
+    at.selectbox(key="cmp-zoo").select("resnet20v1").run()  # another model, other classes
+    assert at.selectbox(key="cmp-class").value == "predicted class"

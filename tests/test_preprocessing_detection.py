@@ -56,3 +56,14 @@ def test_without_the_test_set_a_model_file_still_loads_on_its_given_preprocessin
     detected = with_detected_preprocessing(loaded)
     assert detected.preprocessing == "unit_scale" and "No test set to detect its preprocessing on" in detected.note
     assert preprocessing_hint(loaded) is None
+
+
+def test_a_hand_picked_preprocessing_far_below_another_is_a_warning_not_a_note(data_dir):
+    """It was a blue note beside the page's other notes: "37% ... channel_standardize 87%" was easy to overlook."""
+    at = AppTest.from_file(str(ROOT / "app_pages" / "upload.py"), default_timeout=180).run()
+    at.file_uploader(key="up-model-file").set_value(("mine.keras", SEPCONV.read_bytes(), "application/octet-stream"))
+    at.selectbox(key="up-model-pre").select("unit_scale").run()
+    at.button(key="up-use-model").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("it was probably trained with channel_standardize" in warning.value for warning in at.warning)
+    assert not any("probably trained" in info.value for info in at.info)

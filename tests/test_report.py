@@ -88,3 +88,18 @@ def test_a_shared_file_names_the_model_file_by_its_folder_not_the_servers_path()
 def test_the_report_names_its_model_file_by_its_folder(report_parts):
     html = report_parts[0]
     assert "<td>source</td><td>weights/tiny.keras</td>" in html and "/srv/someone" not in html
+
+
+def test_report_figures_carry_plotlys_own_colours_whatever_the_default_template(monkeypatch):
+    """Inside Streamlit the default template is Streamlit's (its frontend supplies the colours): a report built
+    by the page drew every curve and legend entry black, unlike the CLI's."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from eipviz.report import _Figures
+
+    monkeypatch.setattr(pio.templates, "default", "none")  # a template without a colourway, as Streamlit's
+    figure = go.Figure([go.Scatter(y=[1, 2]), go.Scatter(y=[2, 1])])
+    html = _Figures().html(figure)
+    assert '"colorway":["#636efa","#EF553B"' in html
+    assert figure.layout.template.layout.colorway is None  # the figure given is left as it was

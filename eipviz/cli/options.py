@@ -152,6 +152,8 @@ def load_for_cli(model: str, weights: str | None = None, preprocessing: str | No
         classifier = with_detected_preprocessing(classifier)
     if classifier.note:
         print(f"note: {classifier.note}", file=sys.stderr)
+    if classifier.warning:
+        print(f"warning: {classifier.warning}", file=sys.stderr)
     return classifier
 
 
