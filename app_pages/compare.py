@@ -89,7 +89,7 @@ with methods_tab:
                     show_upload_notes(st, classifier, image, decoded.original_size, decoded.grayscale)
         except EipvizError as error:
             st.error(str(error))
-        c1, c2, c3 = st.columns([3, 2, 1])
+        c1, c2, c3 = st.columns([3, 2, 1.5])  # at 1, "predicted class" was cut at 1280 px
         st.session_state.setdefault("cmp-methods", list(GRID_METHODS))
         methods = c1.multiselect("Methods (rows)", list(METHODS), format_func=method_label, key="cmp-methods")
         layers = classifier.cam_layers

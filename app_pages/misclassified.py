@@ -43,12 +43,19 @@ COLORMAP = "jet"
 LEGEND_CAPTION = "CAM: blue = little evidence, red = most evidence for the class"
 
 
+def export_stem(classifier) -> str:
+    """The model in a downloaded file's name: "mnist14k", "run-ID", "mine-keras" (exports of two models collided)."""
+    return re.sub(r"\W+", "-", classifier.name.split(" (")[0]).strip("-")
+
+
 @st.dialog("Enlarged", width="large")
 def show_enlarged(item: GalleryItem) -> None:
     st.caption(item.caption)
     labels = (COLUMN_LABELS[0], f"{COLUMN_LABELS[1]}: {item.predicted_class}", f"{COLUMN_LABELS[2]}: {item.true_class}")
     for column, tile, label in zip(st.columns(3), item.enlarged(ENLARGED_SIZE), labels):
         column.image(tile, caption=label, width=ENLARGED_SIZE, output_format="PNG")
+    st.image(colormap_legend(COLORMAP, 256, 34), width=256, output_format="PNG")  # the page's is behind the dialog
+    st.caption(LEGEND_CAPTION)
 
 
 st.title("Misclassified test images")
@@ -160,13 +167,16 @@ else:
     legend.caption(LEGEND_CAPTION)
     export.download_button("Export this page as PNG", png_bytes(gallery_png_sheet(
         items, header=sheet_header(classifier, method, layer, note, smoothing), column_labels=COLUMN_LABELS)),
-        file_name=f"misclassified-{'-'.join([method, *smoothing])}-page{page}.png", mime="image/png")
+        file_name=f"misclassified-{export_stem(classifier)}-{'-'.join([method, *smoothing])}-page{page}.png",
+        mime="image/png")
     grid = st.columns(GRID_COLUMNS)
     for i, item in enumerate(items):
         with grid[i % GRID_COLUMNS].container(border=True):
-            head, button = st.columns([4, 1], vertical_alignment="center")
+            head, button = st.columns([5, 1], vertical_alignment="center")
             head.caption(item.caption)
-            if button.button("Enlarge", key=f"mis-enlarge-{item.index}", help="The image and both CAMs at 384 px"):
+            # An icon: a word was cut to "Enla…" at 1280 px and "E" at 800.
+            if button.button("", icon=":material/open_in_full:", key=f"mis-enlarge-{item.index}",
+                             help="Enlarge: the image and both CAMs at 384 px, with the colour bar"):
                 show_enlarged(item)
             c1, c2, c3 = st.columns(3)
             c1.image(item.original, caption="image", width="stretch", output_format="PNG")
@@ -222,7 +232,7 @@ with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et
     result = computed_on_click(f"Randomise the model's weights and recompute {method}", "mis-sanity-result",
                                sanity_key, sanity, button_key="mis-sanity")
     if result is not None:
-        (st.success if result.passed else st.error)(f"{method} {result.verdict}.")
+        (st.info if method == "random" else st.success if result.passed else st.error)(f"{method} {result.verdict}.")
         st.plotly_chart(sanity_figure(result.curve(), IGNORES_WEIGHTS), key="mis-sanity-curve")
         sample = sample_test_images(classifier, sanity_n)[0]
         strip = sanity_strip(result)
@@ -249,6 +259,6 @@ with st.expander("Report: one HTML file of this model and this gallery page (ope
 
     html = computed_on_click("Build the report", "mis-report-html", report_key, report, button_key="mis-report")
     if html is not None:
-        stem = re.sub(r"\W+", "-", classifier.name.split(" (")[0]).strip("-")  # "mnist14k", "run-ID", "mine-keras"
-        st.download_button("Download report.html", html, file_name=f"eipviz-report-{stem}.html", mime="text/html",
+        st.download_button("Download report.html", html, file_name=f"eipviz-report-{export_stem(classifier)}.html",
+                           mime="text/html",
                            key="mis-report-dl")

@@ -27,7 +27,7 @@ name = st.selectbox("Model", list(MODELS), format_func=lambda n: f"{n} — {MODE
 spec = MODELS[name]
 row = overview.set_index("model").loc[name]
 
-cols = st.columns(4)
+cols = [*st.columns(2), *st.columns(2)]  # two rows: four across cut "11,192,458" to "11,1…" at 800 px
 cols[0].metric("Parameters (built)", f"{row['params']:,}",
                delta="matches the seed" if row["params_match"] else "differs from the seed",
                delta_color="normal" if row["params_match"] else "inverse")

@@ -290,6 +290,9 @@ def timeline_figure(rows: list[dict], epoch: int) -> go.Figure:
                   row=1, col=2, secondary_y=True)
     for col in (1, 2):
         fig.add_vline(x=epoch, line={"color": "grey", "dash": "dash"}, row=1, col=col)
+    # Two scales on one chart: each axis says whose it is (the right one's ticks read as unlabelled numbers).
+    fig.update_yaxes(title_text="deletion AUC", row=1, col=2, secondary_y=False)
+    fig.update_yaxes(title_text="average drop %", row=1, col=2, secondary_y=True)
     # Whole epochs only, as on the training curves.
     fig.update_xaxes(title_text="epoch", tick0=1, dtick=max(1, math.ceil(max(epochs, default=1) / 10)))
     fig.update_layout(height=320, margin={"t": TITLED_TOP_MARGIN, "b": 30, "l": 40, "r": 10},
@@ -304,7 +307,8 @@ def agreement_figure(both_wrong, names) -> go.Figure:
                                texttemplate="%{text}",
                                hovertemplate="%{y} and %{x}: %{z} wrong together<extra></extra>"))
     fig.update_layout(height=120 + 60 * len(labels), margin={"t": 30, "b": 10, "l": 10, "r": 10},
-                      yaxis={"autorange": "reversed"}, title="Test images both models get wrong")
+                      yaxis={"autorange": "reversed"},
+                      title="Test images both models get wrong (the diagonal: each model's own errors)")
     return fig
 
 

@@ -34,6 +34,14 @@ def test_compare_models_counts_errors_made_together_and_orders_disputes():
     assert comparison.disagreements.tolist() == [1, 0, 4]
 
 
+def test_two_models_disputes_come_most_confident_first_not_in_test_set_order():
+    """With two models every dispute has two answers: the order was the test set's."""
+    labels = [0, 0, 0]
+    first, second = _evaluation([1, 0, 2], labels), _evaluation([0, 2, 0], labels)
+    second.probabilities[2] = [0.9, 0.05, 0.05]  # image 2: the more confident disagreement
+    assert compare_models(["a", "b"], [first, second]).disagreements.tolist() == [2, 0, 1]
+
+
 def test_models_of_different_test_sets_or_too_many_are_refused():
     a = _evaluation([0, 1], [0, 1])
     with pytest.raises(EipvizError, match="different test sets"):

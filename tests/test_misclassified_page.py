@@ -158,7 +158,7 @@ def test_one_colour_legend_sits_above_the_gallery(data_dir, pngs):
 
 def test_the_exported_png_names_the_model_method_and_layer_and_labels_its_columns(data_dir, pngs):
     at = open_on()
-    sheet = [image for name, image in pngs if name == "misclassified-gradcam-page1.png"][-1]  # mnist14k's
+    sheet = [image for name, image in pngs if name == "misclassified-mnist14k-gradcam-page1.png"][-1]
     rows = 12 * (DISPLAY_SIZE + CAPTION_HEIGHT)
     assert sheet.shape[1] == 3 * DISPLAY_SIZE and sheet.shape[0] > rows + CAPTION_HEIGHT + 3 * 16
     header = sheet[:sheet.shape[0] - rows]
@@ -341,7 +341,7 @@ def test_the_exported_png_says_which_smoothing_its_maps_had(data_dir, pngs, monk
     at = open_on()
     at.button_group(key="mis-smoothing").set_value(["eigen_smooth"]).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "misclassified-gradcam-eigen_smooth-page1.png" in [name for name, _ in pngs]
+    assert "misclassified-mnist14k-gradcam-eigen_smooth-page1.png" in [name for name, _ in pngs]
     assert "CAM method: gradcam, layer: class_maps1x1, smoothing: eigen_smooth" in headers[-1]
 
 

@@ -103,6 +103,20 @@ def test_a_method_is_judged_by_its_mean_spearman_over_the_cascade_not_by_its_las
     assert sanity_of((0.23, 0.05, 0.05)).passed  # Grad-CAM's curve
 
 
+def test_the_random_baseline_is_called_the_baseline_not_a_pass_and_an_empty_map_says_so():
+    """It passes by construction: the page showed a green "random passes". Randomised Grad-CAM maps are often all
+    zero: the strip showed blank tiles with no word why."""
+    from dataclasses import replace
+
+    from eipviz.explain.sanity import sanity_strip
+
+    baseline = replace(sanity_of((0.1, 0.0)), method="random", original_maps=np.ones((1, 2, 2)),
+                       randomised_maps=np.stack([np.ones((1, 2, 2)), np.zeros((1, 2, 2))]))
+    assert baseline.passed and baseline.verdict.startswith("is the chance baseline, not an explanation")
+    assert [caption for caption, _ in sanity_strip(baseline)] == ["trained", "1 random (to layer)",
+                                                                  "2 random (to layer) (empty map)"]
+
+
 # One worker runs the whole module, so its module fixture is built once, not once per xdist worker.
 pytestmark = pytest.mark.xdist_group("sanity")
 

@@ -72,6 +72,8 @@ def test_the_timeline_figure_marks_the_chosen_epoch_on_both_charts():
     fig = timeline_figure(rows, 2)
     assert [shape.x0 for shape in fig.layout.shapes] == [2, 2]
     assert {trace.name for trace in fig.data} >= {"val_accuracy", "probe_accuracy"}
+    # The faithfulness chart's two scales each say whose they are.
+    assert (fig.layout.yaxis2.title.text, fig.layout.yaxis3.title.text) == ("deletion AUC", "average drop %")
 
 
 def test_a_live_runs_probe_images_wait_behind_its_toggle(store):

@@ -113,7 +113,8 @@ class ModelComparison:
     names: tuple[str, ...]
     accuracies: tuple[float, ...]
     both_wrong: np.ndarray  # (M, M) test images each pair gets wrong together; the diagonal: each model's errors
-    disagreements: np.ndarray  # test indices where the models' predictions differ, most disputed first
+    disagreements: np.ndarray  # test indices where the models' predictions differ, most disputed first (most
+    # distinct answers, then the highest mean confidence)
 
 
 def compare_models(names: Sequence[str], evaluations: Sequence[Evaluation]) -> ModelComparison:
@@ -127,7 +128,10 @@ def compare_models(names: Sequence[str], evaluations: Sequence[Evaluation]) -> M
     wrong = (predictions != labels[None]).astype(np.int64)
     distinct = np.array([len(set(column)) for column in predictions.T])
     disputed = np.flatnonzero(distinct > 1)
-    order = np.lexsort((disputed, -distinct[disputed]))
+    # Most distinct answers first, then the most confident disagreement: with two models every dispute ties on
+    # the first, and the list was in test-set order.
+    confidence = np.stack([e.confidence for e in evaluations]).mean(axis=0)
+    order = np.lexsort((disputed, -confidence[disputed], -distinct[disputed]))
     return ModelComparison(tuple(names), tuple(e.accuracy for e in evaluations), wrong @ wrong.T, disputed[order])
 
 

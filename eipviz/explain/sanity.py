@@ -171,6 +171,9 @@ class MethodSanity:
         """The outcome in a sentence."""
         figures = (f"mean Spearman {self.cascade_spearman:.2f} over {len(self.spearman)} depths, "
                    f"{self.spearman[-1]:.2f} with every layer random")
+        if self.method == "random":  # it passes by construction, and was shown as a green "passes"
+            return (f"is the chance baseline, not an explanation: its maps weight the layer's activations, which "
+                    f"change with the weights below it ({figures})")
         text = (f"passes: the maps change as the weights are randomised ({figures})" if self.passed else
                 f"fails: ignores the model's weights ({figures})")
         if self.random_logit_spearman > CLASS_INSENSITIVE:
@@ -276,9 +279,10 @@ def sanity_check(classifier: Classifier, images: np.ndarray, methods: Sequence[M
 def sanity_strip(result: MethodSanity) -> list[tuple[str, np.ndarray]]:
     """(caption, map) of the first image: the trained model's map, then the map at each randomisation depth
     (``"3 random (to conv7)"``: the top 3 layers with weights re-initialised, down to conv7)."""
-    return [("trained", result.original_maps[0])] + [
+    strip = [("trained", result.original_maps[0])] + [
         (f"{k} random (to {name})", maps[0])
         for k, name, maps in zip(result.randomised, result.deepest, result.randomised_maps)]
+    return [(caption + (" (empty map)" if not cam.any() else ""), cam) for caption, cam in strip]  # else a blank tile
 
 
 def sanity_strip_sheet(classifier: Classifier, image: np.ndarray, results: Sequence[MethodSanity],
@@ -291,7 +295,12 @@ def sanity_strip_sheet(classifier: Classifier, image: np.ndarray, results: Seque
               "The first test image's map as layers are re-initialised from the output down: a method that "
               "explains the model loses its map."]
     return gallery_sheet([[overlay(fitted, cam, size=tile) for _, cam in strip] for strip in strips],
-                         [f"{result.method} {'passes' if result.passed else 'fails'}: mean Spearman "
+                         [f"{result.method} {_outcome(result)}: mean Spearman "
                           f"{result.cascade_spearman:.2f}" for result in results],
                          tile=tile, header=header,
                          tile_captions=[[caption for caption, _ in strip] for strip in strips])
+
+
+def _outcome(result: MethodSanity) -> str:
+    """A strip's heading word: ``random`` passes by construction, so it is the baseline, not a pass."""
+    return "(baseline)" if result.method == "random" else "passes" if result.passed else "fails"
