@@ -72,6 +72,8 @@ def read_everything(path: str, max_bytes: int) -> str | None:
 
 def _main(path: str, max_bytes: str) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (PROBE_MEMORY_BYTES, PROBE_MEMORY_BYTES))
+    # The kernel ends a spinning child even when nobody waits for it any more (its server was killed).
+    resource.setrlimit(resource.RLIMIT_CPU, (PROBE_SECONDS + 5, PROBE_SECONDS + 10))
     try:
         reason = read_everything(path, int(max_bytes))
     except MemoryError:

@@ -68,3 +68,27 @@ def test_a_reader_that_dies_is_a_message(tmp_path, monkeypatch):
     monkeypatch.setattr(hdf5_probe.sys, "executable", str(dying))
     with pytest.raises(EipvizError, match=r"^m.h5 is damaged: the HDF5 reader failed on it \(signal 11\).$"):
         check_hdf5(tmp_path / "m.h5", "m.h5", LIMIT)
+
+
+def test_the_child_ends_itself_when_nobody_waits_for_it(tmp_path):
+    """A server killed while its probe spins leaves the child behind: its CPU limit ends it (SIGXCPU, 35 s)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    child = subprocess.Popen([sys.executable, "-m", "eipviz.hdf5_probe", str(SPINNING), str(LIMIT)], cwd=ROOT)
+    try:
+        limits = Path(f"/proc/{child.pid}/limits")
+        deadline = time.monotonic() + 30
+        while "Max cpu time" not in limits.read_text() or " 35 " not in _line(limits, "Max cpu time"):
+            assert time.monotonic() < deadline and child.poll() is None, "the child set no CPU limit"
+            time.sleep(0.05)
+        assert _line(limits, "Max address space").split()[3:5] == [str(4 * 2**30)] * 2
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _line(path: Path, name: str) -> str:
+    return next(line for line in path.read_text().splitlines() if line.startswith(name))
