@@ -111,8 +111,8 @@ if st.session_state.get(SAMPLE_SEED) is not None and classifier.dataset is not N
         st.caption(f"Test images from {dataset_label(classifier.dataset)}, true class in brackets. "
                    f"Upload images to explain your own.")
 elif not files:
-    st.info(f"Upload images to classify with {classifier.name} ({dataset_label(classifier.dataset)}, "
-            f"input {'x'.join(map(str, classifier.input_size))}), or try a few test images.")
+    st.info(f"Upload images to classify with {classifier.name}: {dataset_label(classifier.dataset)}, input "
+            f"{'x'.join(map(str, classifier.input_size))}. Or try a few test images.")
     st.stop()
 else:
     if len(files) > MAX_IMAGES:
