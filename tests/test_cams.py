@@ -317,3 +317,18 @@ def test_probes_drop_the_least_recently_used(monkeypatch):
     assert probes.passes("l0") is first  # used again: now the most recent
     probes.passes("new")
     assert probes.passes("l0") is first and probes.passes("new").probe == ("new", False)
+
+
+@pytest.mark.parametrize("layer, message", [
+    ("pooled", r"Layer 'pooled' outputs \(None, 4\), not a feature map"),  # numpy's "axis 2 is out of bounds"
+    ("nosuch", "The model has no layer 'nosuch'."),  # it said "not on the path to the model's output"
+])
+def test_a_layer_no_cam_can_use_is_refused_saying_why(layer, message):
+    from eipviz.errors import EipvizError
+
+    inputs = keras.Input((SIZE, SIZE, 4))
+    pooled = layers.GlobalAveragePooling2D(name="pooled")(layers.Conv2D(4, 1, name="features")(inputs))
+    model = keras.Model(inputs, layers.Dense(2)(pooled))
+    for method in ("gradcam", "scorecam"):
+        with pytest.raises(EipvizError, match=message):
+            make_cam(model, method, layer)(quadrant_images())

@@ -15,6 +15,7 @@ whether or not the model ends in a softmax (nothing is guessed from its outputs)
 import keras
 import numpy as np
 
+from eipviz.attribution.layers import flat_layers
 from eipviz.errors import EipvizError
 
 
@@ -167,8 +168,7 @@ def probe_model(model, layer_path: str, guided: bool = False) -> keras.Model:
     """``keras.Model`` mapping ``[image, delta]`` to ``[map, logits]``, where the layers after ``layer_path``
     see ``map + delta`` (``INPUT``: the image itself is the map). ``guided``: every ReLU is ``GuidedReLU``."""
     new_input, replay = _replayed(model, layer_path, guided)
-    if replay.captured is None:
-        raise EipvizError(f"Layer {layer_path!r} is not on the path to the model's output.")
+    _check_tapped(model, layer_path, replay.captured)
     return keras.Model([new_input, replay.delta], [replay.captured, replay.logits])
 
 
@@ -178,9 +178,21 @@ def tail_probe_model(model, layer_path: str) -> keras.Model | None:
     also reads a tensor from before the layer (a skip connection around it): then the map alone does not
     decide the logits."""
     _, replay = _replayed(model, layer_path, cut=True)
-    if replay.captured is None:
-        raise EipvizError(f"Layer {layer_path!r} is not on the path to the model's output.")
+    _check_tapped(model, layer_path, replay.captured)
     try:
         return keras.Model([replay.captured, replay.delta], [replay.captured, replay.logits])
     except ValueError:  # the graph needs the image input too
         return None
+
+
+def _check_tapped(model, layer_path: str, captured) -> None:
+    """Refuse a layer whose map no CAM can use, saying why: none of that name, one off the way to the output (or
+    the softmax a replay drops), or one whose output is no feature map (a pooled vector reached numpy errors)."""
+    if captured is None:
+        if layer_path not in {path for path, _ in flat_layers(model)}:
+            raise EipvizError(f"The model has no layer {layer_path!r}.")
+        raise EipvizError(f"Layer {layer_path!r} is not on the way to the model's logits (or is its final "
+                          f"softmax); explain a feature map before it.")
+    if layer_path != INPUT and len(captured.shape) != 4:
+        raise EipvizError(f"Layer {layer_path!r} outputs {tuple(captured.shape)}, not a feature map "
+                          f"(N, H, W, C); explain a convolutional layer.")
