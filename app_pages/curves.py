@@ -26,7 +26,7 @@ from eipviz.run_compare import (
     group_runs,
     hyperparameter_table,
 )
-from eipviz.training.store import ACTIVE, run_label
+from eipviz.training.store import ACTIVE, name_from, run_label
 
 DEFAULT_METRICS = ["val_accuracy", "val_loss"]
 MAX_AXES = 8  # parallel-coordinates axes drawn at first; more are picked by hand
@@ -54,7 +54,7 @@ def import_form() -> None:
             else:
                 parsed, source = parse_text(pasted), "pasted log"
                 default_name = source
-            run_id = import_log(store, parsed, name.strip() or default_name, source=source)
+            run_id = import_log(store, parsed, name.strip() or name_from(default_name), source=source)
             st.session_state["curve-runs"] = [*st.session_state.get("curve-runs", []), run_id]  # show it at once
             keep_across_pages("curve-runs")
             st.success(f"Imported {len(parsed.epochs)} epochs as run {run_id}.")
@@ -200,7 +200,8 @@ elif editable:
                 st.error(str(error))
         if b.button("Delete", key=f"edit-delete-{target.id}", type="secondary"):
             try:
-                store.delete_run(target.id)
+                with st.spinner("Waiting for its worker to exit…"):  # a run that has just finished: seconds
+                    store.delete_run(target.id)
                 st.rerun()
             except EipvizError as error:
                 st.error(str(error))

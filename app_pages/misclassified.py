@@ -232,7 +232,7 @@ with st.expander(f"Sanity check of {method_label(method)} at {layer} (Adebayo et
     result = computed_on_click(f"Randomise the model's weights and recompute {method}", "mis-sanity-result",
                                sanity_key, sanity, button_key="mis-sanity")
     if result is not None:
-        (st.info if method == "random" else st.success if result.passed else st.error)(f"{method} {result.verdict}.")
+        {"baseline": st.info, "passes": st.success, "fails": st.error}[result.outcome](f"{method} {result.verdict}.")
         st.plotly_chart(sanity_figure(result.curve(), IGNORES_WEIGHTS), key="mis-sanity-curve")
         sample = sample_test_images(classifier, sanity_n)[0]
         strip = sanity_strip(result)

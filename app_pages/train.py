@@ -141,7 +141,8 @@ def _rename(run_id: str) -> None:
 
 
 def _delete(store, run_id):
-    store.delete_run(run_id)
+    with st.spinner("Waiting for its worker to exit…"):  # a run that has just finished: seconds at most
+        store.delete_run(run_id)
 
 
 def _finished_panel(run) -> bool:

@@ -33,9 +33,11 @@ def check_hdf5(path: Path, name: str, max_bytes: int) -> None:
         raise EipvizError(f"{name} is damaged: reading it did not finish in {PROBE_SECONDS} s.") from error
     if child.returncode == REFUSED:
         raise EipvizError(f"{name} {child.stderr.strip().splitlines()[-1]}")
-    if child.returncode != 0:
-        how = f"signal {-child.returncode}" if child.returncode < 0 else f"status {child.returncode}"
-        raise EipvizError(f"{name} is damaged: the HDF5 reader failed on it ({how}).")
+    if child.returncode < 0:  # killed: a crash in the HDF5 library, or the memory or CPU limit
+        raise EipvizError(f"{name} is damaged: the HDF5 reader failed on it (signal {-child.returncode}).")
+    if child.returncode != 0:  # the probe itself failed (it cannot start here): no word on the file
+        last = (child.stderr.strip().splitlines() or ["no message"])[-1]
+        raise EipvizError(f"{name} could not be checked: the HDF5 probe failed ({last[:200]}).")
 
 
 def read_everything(path: str, max_bytes: int) -> str | None:
@@ -70,10 +72,18 @@ def read_everything(path: str, max_bytes: int) -> str | None:
     return reasons[0] if reasons else None
 
 
+def _limit(kind: int, soft: int, hard: int) -> None:
+    """Lower a limit of this process, never above what the host allows (``ulimit -v`` may be lower already)."""
+    _, allowed = resource.getrlimit(kind)
+    if allowed != resource.RLIM_INFINITY:
+        soft, hard = min(soft, allowed), min(hard, allowed)
+    resource.setrlimit(kind, (soft, hard))
+
+
 def _main(path: str, max_bytes: str) -> int:
-    resource.setrlimit(resource.RLIMIT_AS, (PROBE_MEMORY_BYTES, PROBE_MEMORY_BYTES))
+    _limit(resource.RLIMIT_AS, PROBE_MEMORY_BYTES, PROBE_MEMORY_BYTES)
     # The kernel ends a spinning child even when nobody waits for it any more (its server was killed).
-    resource.setrlimit(resource.RLIMIT_CPU, (PROBE_SECONDS + 5, PROBE_SECONDS + 10))
+    _limit(resource.RLIMIT_CPU, PROBE_SECONDS + 5, PROBE_SECONDS + 10)
     try:
         reason = read_everything(path, int(max_bytes))
     except MemoryError:

@@ -125,10 +125,14 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         array = np.clip(np.round(np.asarray(image, dtype=np.float64) / 257), 0, 255)
         return np.repeat(array.astype(np.uint8)[..., None], 3, axis=-1)
     if _has_alpha(image):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
+        return on_white(np.asarray(image.convert("RGBA"), dtype=np.uint8))
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def on_white(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels whose last channel is alpha, laid on white, without it: what an image viewer shows."""
+    alpha = pixels[..., -1:].astype(np.float32) / 255
+    return np.round(pixels[..., :-1] * alpha + 255 * (1 - alpha)).astype(np.uint8)
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -168,8 +172,7 @@ def fit_images(images: np.ndarray, size: tuple) -> np.ndarray:
     height, width, channels = size
     x = images if images.ndim == 4 else images[..., None]
     if x.shape[-1] in (2, 4):
-        alpha = x[..., -1:].astype(np.float32) / 255
-        x = np.round(x[..., :-1] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+        x = on_white(x)
     if x.shape[1:3] != (height, width):
         x = np.stack([cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA) for img in x])
         x = x if x.ndim == 4 else x[..., None]

@@ -188,6 +188,22 @@ def test_a_nested_model_called_twice_is_replayed_twice():
     assert softmax(logit_model(model)(x)) == pytest.approx(np.asarray(model(x)), abs=1e-6)
 
 
+def test_a_layer_feeding_only_an_unused_output_of_a_nested_model_is_not_offered():
+    """Replaying every output of a nested call tapped it, and its CAM failed with numpy's IndexError."""
+    from eipviz.attribution.layers import conv_feature_layers
+    from eipviz.errors import EipvizError
+
+    inner_in = keras.Input((8, 8, 3))
+    inner = keras.Model(inner_in, [layers.Conv2D(4, 3, padding="same", name="main")(inner_in),
+                                   layers.Conv2D(4, 3, padding="same", name="aux")(inner_in)], name="inner")
+    inputs = keras.Input((8, 8, 3))
+    used, _ = inner(inputs)
+    model = keras.Model(inputs, layers.Dense(2)(layers.Flatten()(used)))
+    assert conv_feature_layers(model) == ["inner/main"]
+    with pytest.raises(EipvizError, match="'inner/aux' is not on the way to the model's logits"):
+        make_cam(model, "gradcam", "inner/aux")
+
+
 @pytest.mark.parametrize("shared_relu, layer", [(False, "block/conv"), (True, "shared")])
 def test_a_layer_computing_several_maps_is_not_offered_and_is_refused_with_a_message(shared_relu, layer):
     from eipviz.attribution.layers import conv_feature_layers
@@ -204,8 +220,9 @@ def test_classes_outside_the_model_are_refused_not_explained_as_the_prediction()
     from eipviz.errors import EipvizError
 
     cam = make_cam(quadrant_model(), "gradcam", "features")
-    for classes in (-2, 2, [0, 1]):  # 2 classes, 3 images
-        with pytest.raises(EipvizError, match="A class index is 0 to 1|one per image"):
+    for classes, message in ((-2, "A class index is 0 to 1"), (2, "A class index is 0 to 1"),
+                             ([0, 1], r"one per image \(3\)")):  # 2 classes, 3 images
+        with pytest.raises(EipvizError, match=message):
             cam(quadrant_images(), classes)
 
 

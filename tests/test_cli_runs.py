@@ -287,6 +287,7 @@ def test_resuming_a_run_in_a_folder_without_a_store_makes_none(tmp_path):
     ("line1\nline2", r"A run name is one line of printable characters; 'line1\\nline2' has '\\n'."),
     ("tab\there", r"has '\\t'"),
     ("abc\u202edcba", r"has '\\u202e'"),  # reads as "abcabcd"
+    ("a\u2028b", r"has '\\u2028'"),  # a line separator
     ("x" * 201, "A run name is at most 200 characters; this one has 201."),
 ])
 def test_a_name_no_table_can_show_on_one_line_is_refused(store, name, message):
@@ -298,3 +299,18 @@ def test_a_name_no_table_can_show_on_one_line_is_refused(store, name, message):
     with pytest.raises(EipvizError, match=message):
         store.create_run(name=name, kind="imported", status="finished")
     assert len(store.list_runs()) == len(RUNS) and len([p for p in store.root.iterdir() if p.is_dir()]) == len(RUNS)
+
+
+def test_an_import_named_after_a_long_or_odd_file_name_is_stored_under_a_fitted_name(tmp_path):
+    """Named by default after its file, a 212-character or tabbed stem made the import fail (after the CSV)."""
+    from eipviz.training.store import MAX_NAME_CHARS
+
+    log = tmp_path / ("x" * 205 + "\tlog.csv")
+    log.write_text("epoch,loss\n0,1.5\n1,1.2\n")
+    result = main_in_process("import-log", log, "--store", "--runs-dir", tmp_path / "runs")
+    (run,) = RunStore(tmp_path / "runs").list_runs()
+    assert len(run.name) == MAX_NAME_CHARS and run.name.endswith("…") and "\t" not in run.name
+    assert "stored as run" in result.stderr
+    typed = main_in_process("import-log", log, "--store", "--name", "a\nb", "--runs-dir", tmp_path / "runs",
+                            check=False)
+    assert typed.returncode == 2 and typed.stdout == "" and "one line of printable characters" in typed.stderr

@@ -61,13 +61,34 @@ def test_outside_references_and_bombs_are_refused_before_any_read(tmp_path, buil
     assert str(error.value) == reason
 
 
-def test_a_reader_that_dies_is_a_message(tmp_path, monkeypatch):
+@pytest.mark.parametrize("script, message", [
+    ("kill -SEGV $$", r"^m.h5 is damaged: the HDF5 reader failed on it \(signal 11\).$"),  # a crash in the library
+    # The probe cannot run here (a limit it may not set, say): that is no word on the file.
+    ("echo 'ValueError: not allowed to raise maximum limit' >&2; exit 1",
+     r"^m.h5 could not be checked: the HDF5 probe failed \(ValueError: not allowed to raise maximum limit\).$"),
+])
+def test_a_reader_that_dies_or_cannot_run_is_a_message(tmp_path, monkeypatch, script, message):
     dying = tmp_path / "python"
-    dying.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    dying.write_text(f"#!/bin/sh\n{script}\n")
     dying.chmod(0o755)
     monkeypatch.setattr(hdf5_probe.sys, "executable", str(dying))
-    with pytest.raises(EipvizError, match=r"^m.h5 is damaged: the HDF5 reader failed on it \(signal 11\).$"):
+    with pytest.raises(EipvizError, match=message):
         check_hdf5(tmp_path / "m.h5", "m.h5", LIMIT)
+
+
+def test_the_probe_runs_under_a_host_limit_lower_than_its_own(tmp_path):
+    """``setrlimit`` may not raise a hard limit: under ``ulimit -v 3000000`` every upload was called damaged."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = _file(tmp_path / "m.h5", lambda f: f.create_dataset("kernel", data=np.ones(4, "f4")))
+    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30)); "
+            f"from pathlib import Path; from eipviz.hdf5_probe import check_hdf5; "
+            f"check_hdf5(Path({str(path)!r}), 'm.h5', {LIMIT}); print('passed')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "passed", result.stderr
 
 
 def test_the_child_ends_itself_when_nobody_waits_for_it(tmp_path):

@@ -87,11 +87,13 @@ def test_the_compare_pages_image_methods_and_models_are_there_again_after_anothe
     at.number_input(key="cmp-index").set_value(42).run()
     at.selectbox(key="cmp-class").select("3").run()
     at.radio(key="cmp-models-dataset").set_value("MNIST").run()
+    at.multiselect(key="cmp-models").set_value(["zoo:mnist14k"]).run()  # one: nothing to compare yet
     assert at.query_params["image"] == "42"  # the address opens this image again
     at.switch_page("app_pages/models.py").run()
     at.switch_page("app_pages/compare.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.number_input(key="cmp-index").value == 42 and at.multiselect(key="cmp-methods").value == ["gradcam"]
     assert at.selectbox(key="cmp-class").value == "3" and at.radio(key="cmp-models-dataset").value == "MNIST"
+    assert at.multiselect(key="cmp-models").value == ["zoo:mnist14k"]
     at.selectbox(key="cmp-zoo").select("resnet20v1").run()  # another model, other classes
     assert at.selectbox(key="cmp-class").value == "predicted class"

@@ -35,7 +35,9 @@ def test_the_cli_detects_a_model_files_preprocessing_unless_told(data_dir):
     from eipviz.cli.options import load_for_cli
 
     assert load_for_cli(str(SEPCONV)).preprocessing == "channel_standardize"
-    assert load_for_cli(str(SEPCONV), preprocessing="pixel_mean").preprocessing == "pixel_mean"
+    told = load_for_cli(str(SEPCONV), preprocessing="pixel_mean")
+    assert told.preprocessing == "pixel_mean"
+    assert "it was probably trained with channel_standardize" in told.warning  # as the pages warn
 
 
 def test_an_uploaded_model_is_shown_at_once_with_its_detected_preprocessing(data_dir):

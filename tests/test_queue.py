@@ -269,7 +269,7 @@ def test_cancelling_a_run_whose_worker_died_says_it_failed(store):
     dead = _exiting_worker(0)
     dead.wait()
     store.update_run(run_id, status="running", pid=dead.pid, slot="cpu")
-    with pytest.raises(EipvizError, match=f"Run {run_id} is failed; there is no worker to stop"):
+    with pytest.raises(EipvizError, match=rf"Run {run_id} is not training \(failed\); there is no worker to stop"):
         RunQueue(store).cancel(run_id)
     assert "died without finishing" in store.get_run(run_id).error
 
@@ -532,3 +532,17 @@ def test_following_a_run_whose_worker_died_says_why_it_failed(store, capsys):
     assert cli._follow(store, run_id) == 1
     assert capsys.readouterr().err == (f"error: run {run_id} failed: The worker (pid {dead.pid}) died without "
                                        f"finishing (killed or out of memory).\n")
+
+
+def test_a_run_that_ended_long_ago_is_deleted_at_once_whoever_holds_its_pid_now(store, monkeypatch):
+    """Pids are reused: a week later another eipviz process may hold it, and Delete waited a minute, then refused."""
+    monkeypatch.setattr("eipviz.training.store.EXIT_WAIT_S", 0.5)
+    (run_id,) = submitted(store, 1)
+    holder = _exiting_worker(30)
+    try:
+        store.update_run(run_id, status="finished", pid=holder.pid, slot="cpu", ended=time.time() - 7 * 86400)
+        store.delete_run(run_id)
+        assert run_id not in [run.id for run in store.list_runs()]
+    finally:
+        holder.kill()
+        holder.wait()

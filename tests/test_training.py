@@ -350,9 +350,10 @@ def test_the_best_epoch_recorded_is_the_one_best_keras_holds_by_the_recipes_moni
 def test_a_resumed_run_draws_streams_no_fresh_run_of_another_seed_draws():
     from eipviz.training.worker import stream_seed
 
-    assert stream_seed(3, 0) == 3  # a fresh run: its own seed, as before
-    resumed = {stream_seed(seed, epoch) for seed in range(20) for epoch in range(1, 20)}
-    assert len(resumed) == 19 * 20 and min(resumed) >= 2**20  # seed 0 at epoch 1 is not seed 1's streams
+    assert stream_seed(3, None) == 3  # a fresh run: its own seed, as before
+    resumed = {stream_seed(seed, epoch) for seed in range(20) for epoch in range(0, 20)}
+    # Seed 0 at epoch 1 is not seed 1's streams; resumed inside epoch 1 (k = 0) is not its own again.
+    assert len(resumed) == 20 * 20 and min(resumed) >= 2**20
     assert stream_seed(0, 1) == stream_seed(0, 1) and max(resumed) * 100 < 2**31
 
 
@@ -407,6 +408,7 @@ def test_a_run_restarted_without_last_keras_carries_none_of_its_old_epochs(tmp_p
     store.add_epoch(run_id, 1, {"val_accuracy": 0.9, "val_loss": 0.3, "wall_time": 5.0})
     store.update_run(run_id, best_epoch=1, best_val_accuracy=0.9)
     (store.run_dir(run_id) / "best.keras").touch()
+    (store.run_dir(run_id) / "tensorboard" / "train").mkdir(parents=True)
     seen = []
 
     def capture(path, completed):
@@ -421,7 +423,7 @@ def test_a_run_restarted_without_last_keras_carries_none_of_its_old_epochs(tmp_p
     assert store.epoch_rows(run_id) == [] and store.completed_epochs(run_id) == 0
     run = store.get_run(run_id)
     assert (run.best_epoch, run.best_val_accuracy) == (None, None)
-    assert not (store.run_dir(run_id) / "best.keras").exists()
+    assert not (store.run_dir(run_id) / "best.keras").exists() and not (store.run_dir(run_id) / "tensorboard").exists()
 
 
 def _tiny_classifier():

@@ -80,7 +80,7 @@ class _Replay:
         self.captured = None
         self.delta = None  # the probe input added to the tapped map
         self.logits = None
-        self.values: dict[int, object] = {}
+        self.values: dict = {}  # id(tensor) -> its replayed value; ("call", id(node)) -> a nested call's scope
 
     def tap(self, value):
         """Capture ``value`` as the probed map and return ``value + delta`` for the layers after it.
@@ -107,18 +107,17 @@ class _Replay:
         for parent in node.arguments.keras_tensors:
             self.tensor(parent, prefix, final=False)
         if isinstance(layer, keras.Model):
-            # Each call of a nested model is replayed in its own scope: its inner tensors are the same objects at
-            # every call, so one cache gave a second call the first one's values (block(block(x)) ran block once).
-            args, _ = node.arguments.fill_in(self.values)
-            outer, self.values = self.values, {id(inner): value for inner, value in
-                                               zip(layer.inputs, keras.tree.flatten(args))}
-            outputs = [self.tensor(inner, f"{prefix}{layer.name}/", final and index == tensor_index)
-                       for index, inner in enumerate(layer.outputs)]
+            # Each call of a nested model is replayed in a scope of its own, kept in the scope of the call around
+            # it: its inner tensors are the same objects at every call, so one cache gave a second call the first
+            # one's values (block(block(x)) ran block once). Only the output used is replayed: a layer feeding
+            # only another output is off the way to the logits.
+            scope = self.values.setdefault(("call", id(node)), {})
+            if not scope:
+                args, _ = node.arguments.fill_in(self.values)
+                scope.update({id(inner): value for inner, value in zip(layer.inputs, keras.tree.flatten(args))})
+            outer, self.values = self.values, scope
+            out = self.tensor(layer.outputs[tensor_index], f"{prefix}{layer.name}/", final)
             self.values = outer
-            for index, (original, value) in enumerate(zip(node.outputs, outputs)):
-                if not (final and index == tensor_index):
-                    self.values[id(original)] = value
-            out = outputs[tensor_index]
         else:
             args, kwargs = node.arguments.fill_in(self.values)
             if final and _is_softmax(layer):

@@ -26,37 +26,38 @@ def flat_layers(model, prefix=""):
 
 
 def call_counts(model) -> Counter:
-    """How many maps each leaf layer path computes on the way to the model's output: a layer called at several
+    """How many maps each leaf layer path computes on the way to the model's logits: a layer called at several
     places, or inside a nested model that is, computes several (a CAM taps one, and ``probe_model`` refuses to
-    guess which); a layer off that way, none. Walked like ``graph._Replay``, each nested call in its own scope.
+    guess which); a layer off that way, none. The walk follows ``graph._Replay``'s rule: each call of a nested
+    model in a scope of its own, and only the outputs of it that are used.
     """
     counts: Counter = Counter()
 
-    def visit(tensor, prefix: str, seen: set) -> None:
-        layer, node_index, _ = tensor._keras_history
-        node = layer._inbound_nodes[node_index]
-        if id(node) in seen:
+    def visit(tensor, prefix: str, scope: dict) -> None:
+        if id(tensor) in scope:
             return
-        seen.add(id(node))
+        scope[id(tensor)] = True
+        layer, node_index, tensor_index = tensor._keras_history
+        node = layer._inbound_nodes[node_index]
         for parent in node.arguments.keras_tensors:
-            visit(parent, prefix, seen)
+            visit(parent, prefix, scope)
         if isinstance(layer, keras.Model):
-            inner: set = set()  # the same inner nodes at every call of it
-            for output in layer.outputs:
-                visit(output, f"{prefix}{layer.name}/", inner)
-        elif not isinstance(layer, keras.layers.InputLayer):
+            visit(layer.outputs[tensor_index], f"{prefix}{layer.name}/", scope.setdefault(("call", id(node)), {}))
+        elif not isinstance(layer, keras.layers.InputLayer) and ("node", id(node)) not in scope:
+            scope[("node", id(node))] = True  # a layer with several outputs is called once for all of them
             counts[prefix + layer.name] += 1
 
     for output in model.outputs:
-        visit(output, "", set())
+        visit(output, "", {})
     return counts
 
 
 def conv_feature_layers(model, min_size=1):
     """Paths of conv-like layers computing one map, 4-D, of at least ``min_size`` on both sides."""
     once = {path for path, count in call_counts(model).items() if count == 1}
-    return [path for path, layer in flat_layers(model) if path in once and isinstance(layer, _CONV_LIKE)
-            and len(_first_output(layer).shape) == 4 and min(_first_output(layer).shape[1:3]) >= min_size]
+    shapes = {path: _first_output(layer).shape for path, layer in flat_layers(model)
+              if path in once and isinstance(layer, _CONV_LIKE)}
+    return [path for path, shape in shapes.items() if len(shape) == 4 and min(shape[1:3]) >= min_size]
 
 
 def _first_output(layer):
@@ -68,5 +69,8 @@ def default_target_layer(model) -> str:
     """The deepest conv-like feature map of at least 5x5, else the deepest conv-like one."""
     candidates = conv_feature_layers(model, MIN_CAM_SIZE) or conv_feature_layers(model)
     if not candidates:
-        raise EipvizError("This model has no convolutional feature map to explain.")
+        shared = any(isinstance(layer, _CONV_LIKE) for _, layer in flat_layers(model))
+        raise EipvizError("Every convolutional layer of this model computes several maps (it, or a block holding "
+                          "it, is called more than once): none can be explained alone." if shared else
+                          "This model has no convolutional feature map to explain.")
     return candidates[-1]

@@ -138,18 +138,20 @@ def load_for_cli(model: str, weights: str | None = None, preprocessing: str | No
     checkpoint (``runs/RUN_ID/best.keras``), as ``--weights`` or as ``--model``, is fed as that run trained,
     unless ``--preprocessing`` says otherwise; another model file's preprocessing is detected
     (``with_detected_preprocessing``)."""
-    from eipviz.evaluation import with_detected_preprocessing
+    from eipviz.evaluation import with_detected_preprocessing, with_preprocessing_hint
     from eipviz.loading import load_classifier
     from eipviz.preprocessing import DETECT
 
     checkpoint = weights or (model if Path(model).is_file() else None)
-    if checkpoint and not preprocessing:
-        preprocessing = checkpoint_preprocessing(Path(checkpoint))
-    if not preprocessing and checkpoint == model:  # a model file of unknown origin
-        preprocessing = DETECT
+    trained_with = checkpoint_preprocessing(Path(checkpoint)) if checkpoint else None
+    unknown_origin = checkpoint == model and trained_with is None  # a model file, not a run's checkpoint
+    by_hand = preprocessing not in (None, DETECT)
+    preprocessing = preprocessing or trained_with or (DETECT if unknown_origin else None)
     classifier = load_classifier(model, weights, None if preprocessing == DETECT else preprocessing)
     if preprocessing == DETECT:
         classifier = with_detected_preprocessing(classifier)
+    elif by_hand and unknown_origin:  # as the pages: one far below another is a warning
+        classifier = with_preprocessing_hint(classifier)
     if classifier.note:
         print(f"note: {classifier.note}", file=sys.stderr)
     if classifier.warning:

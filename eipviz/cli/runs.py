@@ -76,7 +76,7 @@ def _follow(store, run_id: str) -> int:
 
 def _reason(error: str | None) -> str:
     """A stored error in one line: its first, or a traceback's last (the exception)."""
-    lines = [line for line in (error or "no reason recorded").splitlines() if line.strip()]
+    lines = [line for line in (error or "").splitlines() if line.strip()] or ["no reason recorded"]
     return lines[-1].strip() if lines[0].startswith(("Traceback", " ")) else lines[0]
 
 
@@ -149,8 +149,8 @@ def cmd_cancel(args) -> int:
     while store.get_run(args.run_id).active and time.monotonic() < deadline:
         time.sleep(0.2)
         store.reap_dead_workers()
-    status = store.get_run(args.run_id).status
-    print(f"{status} {args.run_id}" if status != "running" else f"{args.run_id} is still stopping after "
+    run = store.get_run(args.run_id)
+    print(f"{run.status} {args.run_id}" if not run.active else f"{args.run_id} is still stopping after "
           f"{EXIT_WAIT_S:.0f} s; `runs` shows when it has.")
     return 0
 
@@ -224,6 +224,10 @@ def cmd_import_log(args) -> int:
         from eipviz.access import require_write
 
         require_write("Importing a log into the run store")
+    if args.name is not None:  # a name no table can show is refused before the CSV is printed
+        from eipviz.training.store import check_name
+
+        check_name(args.name)
     with native_stderr_silenced():  # TensorBoard's reader imports TensorFlow, whose C++ start-up lines go to fd 2
         parsed = read_run_path(path)
     for warning in parsed.warnings:
@@ -231,9 +235,9 @@ def cmd_import_log(args) -> int:
     sys.stdout.write(parsed.to_csv())
     if args.store:
         from eipviz.curves import import_log
-        from eipviz.training.store import RunStore
+        from eipviz.training.store import RunStore, name_from
 
-        run_id = import_log(RunStore(args.runs_dir), parsed, (args.name or "").strip() or path.stem, source=str(path))
+        run_id = import_log(RunStore(args.runs_dir), parsed, args.name or name_from(path.stem), source=str(path))
         print(f"stored as run {run_id}", file=sys.stderr)
     return 0
 

@@ -35,7 +35,8 @@ def explain_images(classifier: Classifier, images: list[np.ndarray], method="gra
                    eigen_smooth: bool = False) -> list[ImageExplanation]:
     """Predictions and a CAM overlay per RGB uint8 image (any size), in one batch.
 
-    ``class_index`` is the class every CAM explains (None: each image's top prediction);
+    ``class_index`` is the class every CAM explains (None: each image's top prediction; a name or an index, as
+    ``Classifier.class_index`` reads it);
     ``class_indices`` gives one per image instead, None entries meaning that image's top prediction.
     ``probabilities``: ``classifier.probabilities(images)`` when the caller has them already (a page that
     offers the top class as each image's default), so the images go through the model once.
@@ -52,10 +53,8 @@ def explain_images(classifier: Classifier, images: list[np.ndarray], method="gra
         probabilities = classifier.probabilities(fitted)
     top = probabilities.argmax(axis=1)
     wanted = class_indices if class_indices is not None else [class_index] * len(images)
-    classes = np.array([top[i] if c is None else c for i, c in enumerate(wanted)], dtype=np.int64)
-    if len(classes) and not ((classes >= 0) & (classes < probabilities.shape[1])).all():
-        raise EipvizError(f"Class indices run from 0 to {probabilities.shape[1] - 1}. "
-                          f"Received: {[int(c) for c in classes]}.")
+    classes = np.array([top[i] if c is None else classifier.class_index(c) for i, c in enumerate(wanted)],
+                       dtype=np.int64)
     cams = classifier.cams(fitted, method, layer, classes, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
     return [ImageExplanation(probabilities[i], int(classes[i]), cams[i], explanation_overlay(fitted[i], cams[i], alpha,
                                                                                       colormap))

@@ -167,11 +167,16 @@ class MethodSanity:
         return self.cascade_spearman <= IGNORES_WEIGHTS
 
     @property
+    def outcome(self) -> str:
+        """``passes``, ``fails``, or ``baseline`` for ``random``: it passes by construction (a green "passes")."""
+        return "baseline" if self.method == "random" else "passes" if self.passed else "fails"
+
+    @property
     def verdict(self) -> str:
         """The outcome in a sentence."""
         figures = (f"mean Spearman {self.cascade_spearman:.2f} over {len(self.spearman)} depths, "
                    f"{self.spearman[-1]:.2f} with every layer random")
-        if self.method == "random":  # it passes by construction, and was shown as a green "passes"
+        if self.outcome == "baseline":
             return (f"is the chance baseline, not an explanation: its maps weight the layer's activations, which "
                     f"change with the weights below it ({figures})")
         text = (f"passes: the maps change as the weights are randomised ({figures})" if self.passed else
@@ -295,12 +300,7 @@ def sanity_strip_sheet(classifier: Classifier, image: np.ndarray, results: Seque
               "The first test image's map as layers are re-initialised from the output down: a method that "
               "explains the model loses its map."]
     return gallery_sheet([[overlay(fitted, cam, size=tile) for _, cam in strip] for strip in strips],
-                         [f"{result.method} {_outcome(result)}: mean Spearman "
+                         [f"{result.method} {result.outcome}: mean Spearman "
                           f"{result.cascade_spearman:.2f}" for result in results],
                          tile=tile, header=header,
                          tile_captions=[[caption for caption, _ in strip] for strip in strips])
-
-
-def _outcome(result: MethodSanity) -> str:
-    """A strip's heading word: ``random`` passes by construction, so it is the baseline, not a pass."""
-    return "(baseline)" if result.method == "random" else "passes" if result.passed else "fails"

@@ -11,12 +11,10 @@ from eipviz.errors import EipvizError
 from eipviz.recipes import Augmentation, Recipe, get_recipe, trained_batch_size
 from eipviz.training.memory import check_memory, training_memory_mb
 from eipviz.training.queue import RunQueue, launch_worker, run_slots, stop_run
-from eipviz.training.store import RunStore
+from eipviz.training.store import SEEDS, RunStore
 from eipviz.zoo import get_spec
 
-SEEDS = 2**20  # a run's seed is below it; a resumed run's streams are drawn above (``worker.stream_seed``)
-
-__all__ = ["SEEDS", "RunQueue", "check_resumable", "create_training_run", "launch_worker", "memory_estimate_mb",
+__all__ = ["RunQueue", "check_resumable", "create_training_run", "launch_worker", "memory_estimate_mb",
            "plan_summary", "planned_recipe", "resume_run", "start_training", "stop_run"]
 
 

@@ -185,7 +185,7 @@ def stop_run(store: RunStore, run_id: str) -> None:
     require_write("Stopping a run")
     run = store.get_run(run_id)
     if not run.active or not run.pid or not worker_alive(run.pid):
-        raise EipvizError(f"Run {run_id} is {run.status}; there is no worker to stop.")
+        raise EipvizError(f"Run {run_id} is not training ({run.status}); there is no worker to stop.")
     os.kill(run.pid, signal.SIGTERM)
 
 

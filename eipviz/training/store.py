@@ -7,11 +7,11 @@ is a short transaction, so concurrent runs never corrupt it.
 import json
 import math
 import os
-import re
 import secrets
 import shutil
 import sqlite3
 import time
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ SLOT_RELEASE_S = 600
 # How long a Resume or a Delete waits for a run's ended worker to exit (TensorFlow's teardown takes seconds).
 EXIT_WAIT_S = 60.0
 STORE_FILE = "runs.sqlite"
+SEEDS = 2**20  # a run's seed is below it; a resumed run's streams are drawn above (``worker.stream_seed``)
 # Columns added after the first release: an older runs.sqlite gains them when opened.
 _ADDED_COLUMNS = {"queued": "REAL", "slot": "TEXT", "claim": "TEXT", "claimed": "REAL", "env": "TEXT"}
 
@@ -250,7 +251,10 @@ class RunStore:
 
     def wait_for_exit(self, run: Run, then: str) -> None:
         """Wait until an ended run's worker process has exited: it records its end seconds before (TensorFlow's
-        teardown) and holds its slot, memory and folder until then. An active run is not waited for."""
+        teardown) and holds its slot, memory and folder until then. An active run is not waited for, nor one that
+        ended over ``SLOT_RELEASE_S`` ago (``claim_queued``'s rule)."""
+        if not run.ended or time.time() - run.ended > SLOT_RELEASE_S:  # its pid may be another process's by now
+            return
         deadline = time.monotonic() + EXIT_WAIT_S
         while not run.active and run.pid and worker_alive(run.pid):
             if time.monotonic() > deadline:
@@ -446,19 +450,31 @@ def _free_name(db, name: str, renamed: str | None = None) -> str:
 
 
 MAX_NAME_CHARS = 200
-# Line breaks and tabs split the CLI's tables; bidirectional overrides make a name read as another one.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Control characters (line breaks, tabs) split the CLI's tables, line and paragraph separators too; format
+# characters are invisible or, as U+202E, make a name read as another one.
+_UNPRINTABLE = ("Cc", "Cf", "Zl", "Zp")
+
+
+def _unprintable(character: str) -> bool:
+    return unicodedata.category(character) in _UNPRINTABLE
 
 
 def check_name(name: str) -> str:
     """A run's name as given (its ends trimmed), or ``EipvizError`` for one no table can show on a line."""
     name = name.strip()
-    unprintable = _UNPRINTABLE.search(name)
+    unprintable = next((character for character in name if _unprintable(character)), None)
     if unprintable:
-        raise EipvizError(f"A run name is one line of printable characters; {name!r} has {unprintable.group()!r}.")
+        raise EipvizError(f"A run name is one line of printable characters; {name!r} has {unprintable!r}.")
     if len(name) > MAX_NAME_CHARS:
         raise EipvizError(f"A run name is at most {MAX_NAME_CHARS} characters; this one has {len(name):,}.")
     return name
+
+
+def name_from(text: str) -> str:
+    """A run name made from a file's name (an import named by default), as ``check_name`` takes it: each character
+    no table can show becomes a space, and a long one is cut ("…"). Names the user types are refused instead."""
+    name = " ".join("".join(" " if _unprintable(character) else character for character in text).split())
+    return name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS - 1] + "…"
 
 
 def unique_name(name: str, taken: set[str]) -> str:

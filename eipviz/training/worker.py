@@ -4,6 +4,7 @@ import csv
 import importlib.util
 import io
 import os
+import shutil
 import time
 import traceback
 
@@ -25,7 +26,6 @@ from eipviz.training.builders import (
     schedule_callbacks,
 )
 from eipviz.training.devices import global_dtype_policy, replica_count, training_precision, training_scope
-from eipviz.training.launcher import SEEDS
 from eipviz.training.pipeline import (
     TrainingModel,
     build_before_fit,
@@ -37,11 +37,12 @@ from eipviz.training.pipeline import (
     with_channel_axis,
 )
 from eipviz.training.stop import StopFlag
-from eipviz.training.store import Run, RunStore
+from eipviz.training.store import SEEDS, Run, RunStore
 from eipviz.training.timeline import ExplanationTimeline
 from eipviz.zoo import build_model, get_spec
 
 PROGRESS_INTERVAL_S = 0.5
+TENSORBOARD_DIR = "tensorboard"  # in the run's folder
 VALIDATION_BATCH = 256  # at most, on one device (validation_batch_size)
 
 
@@ -156,14 +157,15 @@ def _arrays(dataset_name: str, subset: int | None, seed: int, replicas: int = 1)
     return x_train_kept, y_train, x_val_kept, y_val
 
 
-def stream_seed(seed: int, initial_epoch: int) -> int:
+def stream_seed(seed: int, resumed_at: int | None) -> int:
     """The seed of a run's random streams (shuffling, augmentation, initialisation): ``seed`` for a fresh run; a
-    run resumed at epoch k draws new streams, never those of a fresh run with another seed (``seed + k`` did:
-    seed 0 resumed at epoch 1 repeated seed 1's shuffles and augmentations)."""
-    if not initial_epoch:
+    run resumed (from ``last.keras``) at epoch k draws new streams, never those of a fresh run with another seed
+    (``seed + k`` did: seed 0 resumed at epoch 1 repeated seed 1's shuffles and augmentations), nor its own again
+    (resumed inside its first epoch, k = 0, it replayed the batches it had trained on, in the same order)."""
+    if resumed_at is None:
         return seed
     # Above the seeds people pick, and x 100 (the augmentation layers' seeds) still within 32 bits.
-    return SEEDS + int(np.random.SeedSequence([seed, initial_epoch]).generate_state(1)[0] % SEEDS)
+    return SEEDS + int(np.random.SeedSequence([seed, resumed_at]).generate_state(1)[0] % SEEDS)
 
 
 def split_evenly(images: np.ndarray, labels: np.ndarray, replicas: int) -> tuple[np.ndarray, np.ndarray]:
@@ -206,8 +208,9 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
     resumed = last_path.exists()  # saved at each epoch's end and at a Stop, so also a Stop inside epoch 1
     initial_epoch = store.completed_epochs(run_id) if resumed else 0
     store.drop_epochs_after(run_id, initial_epoch)  # a restart without last.keras trains them again
-    if not resumed:
-        (run_dir / "best.keras").unlink(missing_ok=True)  # the best of the epochs just dropped
+    if not resumed:  # the best of the epochs just dropped, and their TensorBoard events
+        (run_dir / "best.keras").unlink(missing_ok=True)
+        shutil.rmtree(run_dir / TENSORBOARD_DIR, ignore_errors=True)
     completed = store.epoch_rows(run_id)
     wall_before = completed[-1].get("wall_time", 0.0) if completed else 0.0
 
@@ -226,7 +229,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
               f"backend {keras.backend.backend()}, devices: {device}", flush=True)
         store.update_run(run_id, backend=keras.backend.backend(), device=device)
         spec = get_spec(run.model)
-        streams = stream_seed(seed, initial_epoch)
+        streams = stream_seed(seed, initial_epoch if resumed else None)
         keras.utils.set_random_seed(streams)
         precision = training_precision(recipe.mixed_precision)
         # Augmentation seeds move on with the epoch a run resumes at, like the global seed above.
@@ -277,7 +280,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
             keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
         ]
         if importlib.util.find_spec("tensorboard") and importlib.util.find_spec("tensorflow"):
-            callbacks.append(EpochTensorBoard(str(run_dir / "tensorboard")))
+            callbacks.append(EpochTensorBoard(str(run_dir / TENSORBOARD_DIR)))
         # uint8 batches: augmentation and preprocessing run in the step.
         model.fit(batches, shuffle=False, validation_data=(x_val, y_val),  # ImageBatches draws its own order
                   validation_batch_size=validation_batch_size(len(x_val), replicas),
