@@ -7,6 +7,7 @@ checkpoint of a live run is a new entry, and the oldest is dropped.
 import re
 import threading
 import time
+from contextlib import contextmanager
 
 import streamlit as st
 from streamlit.logger import get_logger
@@ -34,10 +35,15 @@ MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~:$])")
 LOGGER = get_logger("eipviz.app")
 
 
+# GitHub-style autolinks survive any escaping ("www.evil.example", "a@b.c", "https://…" became links): an
+# invisible word joiner (U+2060) goes before their "." after "www", their "@" and their "://".
+AUTOLINK_MARKS = re.compile(r"(?i)(?<=www)(?=\.)|(?=@)|(?=://)")
+
+
 def literal(text: str) -> str:
     """``text`` escaped for Streamlit's markdown (text, labels): a run named ``![](https://…)`` shows as
-    written instead of loading a remote image into every viewer's browser."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    written instead of loading a remote image into every viewer's browser, and a link in it is no link."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", AUTOLINK_MARKS.sub("\u2060", text))
 
 
 def login_configured() -> bool:
@@ -47,8 +53,8 @@ def login_configured() -> bool:
 
 def signed_in_editor() -> bool:
     """A signed-in user whose verified address ``EIPVIZ_EDITORS`` lists (``eipviz.access.is_editor``)."""
-    return (bool(st.user.is_logged_in) and st.user.get("email_verified") is not False
-            and is_editor(st.user.get("email")))
+    verified = st.user.get("email_verified")  # absent with providers that do not say; a string with some
+    return (bool(st.user.is_logged_in) and str(verified).lower() != "false" and is_editor(st.user.get("email")))
 
 
 def can_write() -> bool:
@@ -176,11 +182,23 @@ def cached_evaluation(model_key: str, _classifier: Classifier) -> Evaluation:
     return evaluation
 
 
-@st.cache_resource
-def _computations() -> threading.Semaphore:
-    """One per server: the long computations of all sessions (faithfulness, sanity, report) run one at a time,
-    so one person's click cannot starve everyone else's pages of the CPU."""
-    return threading.Semaphore(1)
+# One per server process: the long computations of all sessions (faithfulness, sanity, report, the method grid)
+# run one at a time, so one person's click cannot starve everyone else's pages of the CPU. A module global, not
+# a cached resource: Streamlit's "clear cache" message, which any browser can send, cleared it, and a second one
+# ran beside the first.
+COMPUTATIONS = threading.Semaphore(1)
+
+
+@contextmanager
+def taking_turns(bar):
+    """Hold ``COMPUTATIONS`` while the block runs; until then ``bar`` (a progress bar) says it waits. Each tick
+    lets Streamlit stop a session whose user left or clicked elsewhere."""
+    while not COMPUTATIONS.acquire(timeout=1.0):
+        bar.progress(0.0, text="Waiting for another session's computation to finish…")
+    try:
+        yield
+    finally:
+        COMPUTATIONS.release()
 
 
 def computed_on_click(label: str, result_key: str, inputs_key, compute, *, button_key: str | None = None,
@@ -190,21 +208,16 @@ def computed_on_click(label: str, result_key: str, inputs_key, compute, *, butto
     ``progress(fraction, text)`` moves the bar. The result is kept in the session under ``result_key``,
     beside the ``inputs_key`` it was computed for, so changing an input hides it until the next click.
     A failure (``EipvizError``) is shown as its message and keeps no result. Sessions take turns
-    (``_computations``): a click while another session computes waits, saying so.
+    (``taking_turns``): a click while another session computes waits, saying so.
     """
     if st.button(label, key=button_key, disabled=disabled):
         bar = st.progress(0.0, text="Starting…")
-        jobs = _computations()
-        # Another session's job has the CPU: one at a time is faster for both. Each tick lets Streamlit stop a
-        # session whose user left or clicked elsewhere.
-        while not jobs.acquire(timeout=1.0):
-            bar.progress(0.0, text="Waiting for another session's computation to finish…")
         try:
-            st.session_state[result_key] = (inputs_key, compute(lambda fraction, text: bar.progress(fraction, text)))
+            with taking_turns(bar):
+                result = compute(lambda fraction, text: bar.progress(fraction, text))
+            st.session_state[result_key] = (inputs_key, result)
         except EipvizError as error:
             st.error(str(error))
-        finally:
-            jobs.release()
         bar.empty()
     saved = st.session_state.get(result_key)
     return saved[1] if saved and saved[0] == inputs_key else None

@@ -4,7 +4,7 @@ import Keras logs, TensorBoard event files and W&B/MLflow CSVs."""
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import can_write, default_for, keep_across_pages, page_run_store, read_only_note
+from app_pages.common import can_write, default_for, keep_across_pages, literal, page_run_store, read_only_note
 from app_pages.timeline_view import timeline_section
 from eipviz.curves import (
     DIRECTIONS,
@@ -156,8 +156,8 @@ def hyperparameters():
             axes = st.multiselect(f"Axes ({len(names)} hyperparameters differ)", names, key="curve-axes")
         if axes:
             st.plotly_chart(hyperparameters_figure(rows, axes, target), key="curve-parcoords")
-            st.caption(f"One axis per hyperparameter that differs between the selected runs, then {target}; "
-                       "drag along an axis to pick a range.")
+            st.caption(f"One axis per hyperparameter that differs between the selected runs, then "
+                       f"{literal(target)}; drag along an axis to pick a range.")
         else:
             st.caption("Pick at least one axis to draw the hyperparameters against the best value.")
     elif len(chosen) >= 2 and any(run.hyperparameters for run in chosen):

@@ -150,7 +150,9 @@ def _finished_panel(run) -> bool:
     # Keyed: its label is the run's name, and a new label made another expander, closed (a rename shut the panel).
     with st.expander(_finished_label(run), key=f"run-panel-{run.id}"):
         if run.status == "failed":
-            st.error(f"Run failed. {run.error or ''}".strip())
+            st.error(f"Run failed: {literal(run.reason)}")
+            if can_write():  # the traceback or log tail, as text; viewers are not shown the server's paths
+                st.code(run.error or "", language=None)
         _curves(run)
         if st.toggle("Explanations across epochs", key=f"show-timeline-{run.id}"):
             timeline_section(store, run, f"timeline-{run.id}")

@@ -93,6 +93,12 @@ def preload_shipped_models() -> None:
 
 
 OWN_FLAGS = ("--viewer", "--no-preload")
+# A server shared with viewers, unless the command line says otherwise. Streamlit's upload endpoint takes any
+# number of files up to maxUploadSize in each session, whatever its page shows, and keeps them in memory: at
+# the editors' 300 MB (model files) one viewer held 1,000 MB with four requests. Viewers upload images only
+# (20 MB at most, ``eipviz.images.MAX_IMAGE_BYTES``). And an uncaught error shows its type, not the server's
+# paths in a traceback.
+VIEWER_SETTINGS = {"server.maxUploadSize": 20, "client.showErrorDetails": "type"}
 
 
 def settings_from(arguments: list[str]) -> list[str]:
@@ -107,7 +113,11 @@ def settings_from(arguments: list[str]) -> list[str]:
         os.environ[MODE_VARIABLE] = VIEWER
     print(f"eipviz: {access_mode()} mode; at most {len(run_slots())} training run(s) at once "
           f"({', '.join(run_slots())})", flush=True)
-    return [argument for argument in arguments if argument not in OWN_FLAGS]
+    arguments = [argument for argument in arguments if argument not in OWN_FLAGS]
+    if access_mode() == VIEWER:
+        arguments += [f"--{name}={value}" for name, value in VIEWER_SETTINGS.items()
+                      if not any(argument.startswith(f"--{name}") for argument in arguments)]
+    return arguments
 
 
 def main() -> int:

@@ -224,3 +224,20 @@ def test_an_uploaded_image_unlike_the_models_data_gets_the_upload_pages_warning(
     at.file_uploader(key="cmp-upload").set_value(("colour.png", buffer.getvalue(), "image/png")).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(w.value.startswith("This image") for w in at.warning), [w.value for w in at.warning]
+
+
+def test_a_method_grid_past_the_cap_is_not_computed(data_dir, monkeypatch):
+    """17 methods at 45 layers of resnet18 would take both cores about 11 minutes, outside the turn taking."""
+    import eipviz.explain.compare as compare
+    from app_pages.compare import MAX_GRID_MAPS
+
+    computed, grid = [], compare.method_grid
+    monkeypatch.setattr(compare, "method_grid", lambda *args, **kwargs: computed.append(args) or grid(*args, **kwargs))
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=TIMEOUT).run()
+    at.selectbox(key="cmp-zoo").select("mnist14k").run()
+    at.multiselect(key="cmp-methods").set_value(["random"]).run()
+    at.multiselect(key="cmp-layers").set_value(at.multiselect(key="cmp-layers").options[:4]).run()
+    computed.clear()
+    at.multiselect(key="cmp-methods").set_value(at.multiselect(key="cmp-methods").options).run()  # 17 x 4 = 68
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"choose at most {MAX_GRID_MAPS}" in warning.value for warning in at.warning) and not computed

@@ -164,7 +164,15 @@ def test_a_shipped_model_is_loaded_again_once_ship_replaces_its_weights(weights_
 
 def test_markdown_link_and_image_syntax_is_escaped():
     """A run named ``![x](https://…)`` shows as text: no remote image in every viewer's browser."""
-    assert common.literal("![x](https://e.com/a.png)") == r"\!\[x\](https\://e.com/a.png)"
+    assert common.literal("![x](https://e.com/a.png)") == "\\!\\[x\\](https\u2060\\://e.com/a.png)"
+
+
+def test_bare_addresses_get_a_word_joiner_that_keeps_them_from_becoming_links():
+    """GitHub-style autolinks survive escaping: a run named "log in at www.evil.example" was a link (checked in
+    Chromium: with the joiners, none of these is)."""
+    joined = common.literal("www.evil.example WWW.x.y admin@evil.example https://evil.example mailto:a@b.c")
+    assert joined == ("www\u2060.evil.example WWW\u2060.x.y admin\u2060@evil.example https\u2060\\://evil.example "
+                      "mailto\\:a\u2060@b.c")
 
 
 def test_a_widget_whose_value_streamlit_dropped_gets_its_default_again(monkeypatch):

@@ -114,6 +114,16 @@ def test_the_train_page_shows_runs_without_any_control_that_changes_them(store):
     assert "position 1 of 1" in page
 
 
+def test_a_viewer_sees_why_a_run_failed_but_not_its_traceback(store):
+    """The traceback named the server's files (``/work/…/site-packages/…``); editors still see it, as text."""
+    error = ("Traceback (most recent call last):\n  File \"/srv/eipviz/.venv/lib/x.py\", line 3, in fit\n"
+             "ValueError: the batch does not split across 3 devices")
+    store.update_run(store.ids["finished"], status="failed", error=error)
+    at = open_page("train.py")
+    assert [e.value for e in at.error] == ["Run failed: ValueError\\: the batch does not split across 3 devices"]
+    assert not [code for code in at.code if "/srv/" in code.value]
+
+
 def test_the_curves_page_has_no_log_import_rename_or_delete(store):
     at = open_page("curves.py")
     assert at.get("plotly_chart")  # the curves themselves show
@@ -136,9 +146,13 @@ def test_make_run_takes_viewer_as_a_flag_and_refuses_a_bad_mode_before_serving(m
     from serve import settings_from
 
     monkeypatch.setenv("EIPVIZ_MODE", "editor")  # recorded, so the mode --viewer sets is undone after the test
-    assert settings_from(["--viewer", "--server.port", "8600"]) == ["--server.port", "8600"]
-    assert access_mode() == "viewer"
     assert settings_from(["--no-preload", "--server.port", "8600"]) == ["--server.port", "8600"]  # serve.py's own
+    # Viewers upload images of 20 MB at most: the endpoint kept four 250 MB requests of one viewer in memory.
+    assert settings_from(["--viewer", "--server.port", "8600"]) == [
+        "--server.port", "8600", "--server.maxUploadSize=20", "--client.showErrorDetails=type"]
+    assert access_mode() == "viewer"
+    assert settings_from(["--server.maxUploadSize", "5"]) == [  # what the command line says stands
+        "--server.maxUploadSize", "5", "--client.showErrorDetails=type"]
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "serve.py")], capture_output=True, text=True,
                             env={**os.environ, "EIPVIZ_MODE": "admin"}, timeout=120)
     assert result.returncode == 2 and "Received: EIPVIZ_MODE='admin'" in result.stderr
@@ -169,10 +183,11 @@ def test_with_st_login_configured_changes_need_a_signed_in_editor(store, monkeyp
         signed_in and not acts)
 
 
-def test_an_unverified_address_is_no_editor(store, monkeypatch):
+@pytest.mark.parametrize("verified", [False, "false"])  # some providers send the claim as a string
+def test_an_unverified_address_is_no_editor(store, monkeypatch, verified):
     monkeypatch.delenv("EIPVIZ_MODE")
     monkeypatch.setenv("EIPVIZ_EDITORS", "teacher@example.org")
     at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT)
-    at.user = {"is_logged_in": True, "email": "teacher@example.org", "email_verified": False}
+    at.user = {"is_logged_in": True, "email": "teacher@example.org", "email_verified": verified}
     at.run()
     assert "Start" not in {button.label for button in at.button}

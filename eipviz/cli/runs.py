@@ -70,14 +70,8 @@ def _follow(store, run_id: str) -> int:
                     print(f"error: {error}", file=sys.stderr)
     run = store.get_run(run_id)
     if run.status == "failed":  # a worker killed, or a run the scheduler refused, wrote no log saying so
-        print(f"error: run {run_id} failed: {_reason(run.error)}", file=sys.stderr)
+        print(f"error: run {run_id} failed: {run.reason}", file=sys.stderr)
     return {"finished": 0, "cancelled": 130}.get(run.status, 1)
-
-
-def _reason(error: str | None) -> str:
-    """A stored error in one line: its first, or a traceback's last (the exception)."""
-    lines = [line for line in (error or "").splitlines() if line.strip()] or ["no reason recorded"]
-    return lines[-1].strip() if lines[0].startswith(("Traceback", " ")) else lines[0]
 
 
 def _print_from(path: Path, offset: int) -> int:

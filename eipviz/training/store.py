@@ -107,6 +107,12 @@ class Run:
     def active(self) -> bool:
         return self.status in ACTIVE
 
+    @property
+    def reason(self) -> str:
+        """Why it failed, in one line: the stored error's first line, or a traceback's last (the exception)."""
+        lines = [line for line in (self.error or "").splitlines() if line.strip()] or ["no reason recorded"]
+        return lines[-1].strip() if lines[0].startswith(("Traceback", " ")) else lines[0]
+
 
 WAL_ATTEMPTS = 100  # 10 s of retries for the one-time switch to WAL
 
