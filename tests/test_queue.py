@@ -224,21 +224,6 @@ def test_resume_waits_until_the_stopped_worker_has_exited(store):
     assert store.get_run(run_id).status == "queued"
 
 
-def test_resume_gives_up_with_a_message_when_the_stopped_worker_does_not_exit(store, monkeypatch):
-    monkeypatch.setattr("eipviz.training.store.EXIT_WAIT_S", 0.5)
-    (run_id,) = submitted(store, 1)
-    stuck = _exiting_worker(30)
-    try:
-        store.update_run(run_id, status="cancelled", pid=stuck.pid, slot="cpu", ended=time.time())
-        with pytest.raises(EipvizError, match=rf"worker \(pid {stuck.pid}\) has not exited after 0 s; start it "
-                                              r"again once it has"):
-            RunQueue(store).submit(run_id)
-        assert store.get_run(run_id).status == "cancelled"
-    finally:
-        stuck.kill()
-        stuck.wait()
-
-
 def test_a_finished_run_is_deleted_only_once_its_worker_has_exited(store):
     """Its row held the worker's slot: deleted while the worker tore down, a queued run started beside it."""
     first, waiting = submitted(store, 2)
@@ -250,15 +235,20 @@ def test_a_finished_run_is_deleted_only_once_its_worker_has_exited(store):
     assert [run.id for run in store.claim_queued(["cpu"])] == [waiting]
 
 
-def test_a_delete_gives_up_with_a_message_when_the_worker_does_not_exit(store, monkeypatch):
+@pytest.mark.parametrize("status, act, then", [
+    ("cancelled", lambda store, run_id: RunQueue(store).submit(run_id), "start it again"),  # a Resume
+    ("finished", lambda store, run_id: store.delete_run(run_id), "delete it"),
+])
+def test_resume_or_delete_gives_up_with_a_message_when_the_worker_does_not_exit(store, monkeypatch, status, act,
+                                                                                then):
     monkeypatch.setattr("eipviz.training.store.EXIT_WAIT_S", 0.5)
     (run_id,) = submitted(store, 1)
     stuck = _exiting_worker(30)
     try:
-        store.update_run(run_id, status="finished", pid=stuck.pid, slot="cpu", ended=time.time())
-        with pytest.raises(EipvizError, match=rf"worker \(pid {stuck.pid}\) has not exited after 0 s; delete it "):
-            store.delete_run(run_id)
-        assert store.get_run(run_id).status == "finished"
+        store.update_run(run_id, status=status, pid=stuck.pid, slot="cpu", ended=time.time())
+        with pytest.raises(EipvizError, match=rf"worker \(pid {stuck.pid}\) has not exited after 0 s; {then} once"):
+            act(store, run_id)
+        assert store.get_run(run_id).status == status
     finally:
         stuck.kill()
         stuck.wait()
