@@ -20,7 +20,7 @@ from eipviz.evaluation import Evaluation, evaluate_test_set, with_detected_prepr
 from eipviz.explain.predict import upload_notes
 from eipviz.loading import CHECKPOINT, load_run_checkpoint, load_uploaded_bytes, load_zoo_model, runs_with_checkpoint
 from eipviz.preprocessing import DETECT, DETECT_MEANS, PREPROCESSINGS
-from eipviz.training.store import RunStore, default_runs_dir, run_label
+from eipviz.training.store import WORD_JOINER, RunStore, default_runs_dir, run_label
 from eipviz.weights import manifest_entry, shipped_models
 from eipviz.zoo import MODELS
 
@@ -43,7 +43,7 @@ AUTOLINK_MARKS = re.compile(r"(?i)(?<=www)(?=\.)|(?=@)|(?=://)")
 def literal(text: str) -> str:
     """``text`` escaped for Streamlit's markdown (text, labels): a run named ``![](https://…)`` shows as
     written instead of loading a remote image into every viewer's browser, and a link in it is no link."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", AUTOLINK_MARKS.sub("\u2060", text))
+    return MARKDOWN_SPECIAL.sub(r"\\\1", AUTOLINK_MARKS.sub(WORD_JOINER, text))
 
 
 def login_configured() -> bool:

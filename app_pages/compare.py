@@ -1,6 +1,7 @@
 """Compare page: every method and layer on one image, and several models on one test set."""
 
 import hashlib
+from contextlib import nullcontext
 
 import numpy as np
 import streamlit as st
@@ -25,6 +26,8 @@ from eipviz.evaluation import dataset_test_split
 from eipviz.explain.compare import (
     DISPUTED_SHOWN,
     GRID_METHODS,
+    MAX_GRID_MAPS,
+    SMALL_GRID_MAPS,
     answer_caption,
     compare_models,
     default_grid_layers,
@@ -39,8 +42,6 @@ from eipviz.plots import agreement_figure
 from eipviz.training.store import run_label
 from eipviz.weights import shipped_models
 from eipviz.zoo import MODELS
-
-MAX_GRID_MAPS = 60  # methods x layers per image: 153 maps of resnet18 took 130 s of both cores
 
 
 def linked_test_index(count: int) -> int:
@@ -112,7 +113,10 @@ with methods_tab:
             if saved is None or saved[0] != grid_key:
                 bar = st.progress(0.0, text="Starting…")
                 try:
-                    with taking_turns(bar):  # one long computation at a time, across sessions
+                    # A large grid takes turns with other sessions' long computations (not the default one:
+                    # the page would open only once another session's hour-long ranking is done).
+                    large = len(methods) * len(chosen_layers) > SMALL_GRID_MAPS
+                    with taking_turns(bar) if large else nullcontext():
                         result = method_grid(classifier, image, methods, chosen_layers, class_index,
                                              progress=lambda done, total, what: bar.progress(
                                                  done / total, text=f"{what} ({done}/{total} maps)"))

@@ -22,6 +22,7 @@ on 127.0.0.1 only (``.streamlit/config.toml``) unless given
 import gc
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from streamlit.web import cli as streamlit_cli  # noqa: E402
 
+from eipviz.images import MAX_IMAGE_BYTES  # noqa: E402
 from eipviz.quiet import import_keras_quietly  # noqa: E402
 
 
@@ -93,12 +95,29 @@ def preload_shipped_models() -> None:
 
 
 OWN_FLAGS = ("--viewer", "--no-preload")
-# A server shared with viewers, unless the command line says otherwise. Streamlit's upload endpoint takes any
-# number of files up to maxUploadSize in each session, whatever its page shows, and keeps them in memory: at
-# the editors' 300 MB (model files) one viewer held 1,000 MB with four requests. Viewers upload images only
-# (20 MB at most, ``eipviz.images.MAX_IMAGE_BYTES``). And an uncaught error shows its type, not the server's
-# paths in a traceback.
-VIEWER_SETTINGS = {"server.maxUploadSize": 20, "client.showErrorDetails": "type"}
+# Servers shared with people who may not change anything, unless the command line or a STREAMLIT_* variable
+# says otherwise. An uncaught error shows its type, not the server's paths in a traceback (viewer mode, and
+# sign-in, where visitors who are no editors see the viewer's pages). Viewers upload images only, of 20 MB at
+# most: Streamlit's upload endpoint keeps each file up to maxUploadSize in the session's memory, whatever its
+# page shows (at the editors' 300 MB, for model files, one viewer held 1,000 MB with four requests).
+SHARED_SETTINGS = {"client.showErrorDetails": ("STREAMLIT_CLIENT_SHOW_ERROR_DETAILS", "type")}
+VIEWER_SETTINGS = {"server.maxUploadSize": ("STREAMLIT_SERVER_MAX_UPLOAD_SIZE", MAX_IMAGE_BYTES // 2**20),
+                   **SHARED_SETTINGS}
+SECRETS = ROOT / ".streamlit" / "secrets.toml"
+
+
+def _shared_flags(arguments: list[str], settings: dict) -> list[str]:
+    """``--name=value`` for each of ``settings`` that neither ``arguments`` nor its environment variable sets."""
+    return [f"--{name}={value}" for name, (variable, value) in settings.items()
+            if variable not in os.environ and not any(argument.startswith(f"--{name}") for argument in arguments)]
+
+
+def _login_configured() -> bool:
+    """An ``[auth]`` section in ``.streamlit/secrets.toml`` (Streamlit's ``st.login``)."""
+    try:
+        return "auth" in tomllib.loads(SECRETS.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
 
 
 def settings_from(arguments: list[str]) -> list[str]:
@@ -114,10 +133,8 @@ def settings_from(arguments: list[str]) -> list[str]:
     print(f"eipviz: {access_mode()} mode; at most {len(run_slots())} training run(s) at once "
           f"({', '.join(run_slots())})", flush=True)
     arguments = [argument for argument in arguments if argument not in OWN_FLAGS]
-    if access_mode() == VIEWER:
-        arguments += [f"--{name}={value}" for name, value in VIEWER_SETTINGS.items()
-                      if not any(argument.startswith(f"--{name}") for argument in arguments)]
-    return arguments
+    shared = VIEWER_SETTINGS if access_mode() == VIEWER else SHARED_SETTINGS if _login_configured() else {}
+    return [*_shared_flags(arguments, shared), *arguments]  # first: after a "--" they would be the script's
 
 
 def main() -> int:

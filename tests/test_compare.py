@@ -227,9 +227,9 @@ def test_an_uploaded_image_unlike_the_models_data_gets_the_upload_pages_warning(
 
 
 def test_a_method_grid_past_the_cap_is_not_computed(data_dir, monkeypatch):
-    """17 methods at 45 layers of resnet18 would take both cores about 11 minutes, outside the turn taking."""
+    """17 methods at 45 layers of resnet18 would take both cores about 11 minutes."""
     import eipviz.explain.compare as compare
-    from app_pages.compare import MAX_GRID_MAPS
+    from eipviz.explain.compare import MAX_GRID_MAPS
 
     computed, grid = [], compare.method_grid
     monkeypatch.setattr(compare, "method_grid", lambda *args, **kwargs: computed.append(args) or grid(*args, **kwargs))
@@ -237,7 +237,43 @@ def test_a_method_grid_past_the_cap_is_not_computed(data_dir, monkeypatch):
     at.selectbox(key="cmp-zoo").select("mnist14k").run()
     at.multiselect(key="cmp-methods").set_value(["random"]).run()
     at.multiselect(key="cmp-layers").set_value(at.multiselect(key="cmp-layers").options[:4]).run()
+    assert computed  # 1 x 4: drawn
     computed.clear()
     at.multiselect(key="cmp-methods").set_value(at.multiselect(key="cmp-methods").options).run()  # 17 x 4 = 68
     assert not at.exception, [e.value for e in at.exception]
     assert any(f"choose at most {MAX_GRID_MAPS}" in warning.value for warning in at.warning) and not computed
+
+
+def test_a_large_method_grid_waits_for_its_turn_and_the_default_one_does_not(data_dir, monkeypatch):
+    """Another session's long computation holds the CPU: a grid of 21 maps waits; the 7 x 2 one a page opens on
+    does not (the whole page, both tabs, waited behind an hour-long ranking)."""
+    import threading
+
+    from app_pages.common import COMPUTATIONS
+    from eipviz.explain.compare import SMALL_GRID_MAPS
+
+    events = []
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=TIMEOUT)
+    COMPUTATIONS.acquire()
+    try:
+        at.run()  # the default grid, while the turn is held
+        assert not at.exception and at.get("image"), [e.value for e in at.exception]
+        at.selectbox(key="cmp-zoo").select("mnist14k").run()
+        at.multiselect(key="cmp-methods").set_value(["random", "eigencam", "gradcam"]).run()
+        layers = at.multiselect(key="cmp-layers").options
+        assert 3 * len(layers) > SMALL_GRID_MAPS
+
+        def finish():
+            events.append("other session done")
+            COMPUTATIONS.release()
+
+        timer = threading.Timer(6.0, finish)  # longer than the grid takes
+        timer.start()
+        at.multiselect(key="cmp-layers").set_value(layers).run()
+        events.append("grid drawn")
+        timer.join()
+    finally:
+        if not events:
+            COMPUTATIONS.release()
+    assert not at.exception, [e.value for e in at.exception]
+    assert events == ["other session done", "grid drawn"]

@@ -536,3 +536,22 @@ def test_a_run_that_ended_long_ago_is_deleted_at_once_whoever_holds_its_pid_now(
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize("error, reason", [
+    ("RuntimeError: outer\nTraceback (most recent call last):\n  File \"w.py\", line 1\nValueError: inner",
+     "RuntimeError: outer"),
+    ("Traceback (most recent call last):\n  File \"w.py\", line 1\nValueError: stored before 2026-11-28",
+     "ValueError: stored before 2026-11-28"),
+    ("The worker (pid 7) died without finishing (killed or out of memory).\nEpoch 1/2", "The worker (pid 7) died "
+     "without finishing (killed or out of memory)."),
+    ("  \n", "no reason recorded"),
+])
+def test_a_failed_runs_reason_is_its_exception_in_one_line(error, reason):
+    """A chained error's traceback slice began with its cause: the reason named the wrong error."""
+    from eipviz.training.store import Run
+
+    run = Run(id="r", kind="trained", name="r", model=None, recipe=None, hyperparameters={}, status="failed",
+              created=0.0, started=None, ended=None, pid=None, backend=None, device=None, best_val_accuracy=None,
+              best_epoch=None, error=error, source=None)
+    assert run.reason == reason

@@ -114,7 +114,7 @@ def test_the_train_page_shows_runs_without_any_control_that_changes_them(store):
     assert "position 1 of 1" in page
 
 
-def test_a_viewer_sees_why_a_run_failed_but_not_its_traceback(store):
+def test_a_viewer_sees_why_a_run_failed_but_not_its_traceback(store, monkeypatch):
     """The traceback named the server's files (``/work/…/site-packages/…``); editors still see it, as text."""
     error = ("Traceback (most recent call last):\n  File \"/srv/eipviz/.venv/lib/x.py\", line 3, in fit\n"
              "ValueError: the batch does not split across 3 devices")
@@ -122,6 +122,8 @@ def test_a_viewer_sees_why_a_run_failed_but_not_its_traceback(store):
     at = open_page("train.py")
     assert [e.value for e in at.error] == ["Run failed: ValueError\\: the batch does not split across 3 devices"]
     assert not [code for code in at.code if "/srv/" in code.value]
+    monkeypatch.setenv("EIPVIZ_MODE", "editor")  # an editor gets the traceback too, as text
+    assert [code.value for code in open_page("train.py").code if "/srv/" in code.value] == [error]
 
 
 def test_the_curves_page_has_no_log_import_rename_or_delete(store):
@@ -141,6 +143,18 @@ def test_the_explanation_pages_offer_no_model_upload(store, page, data_dir):
         assert any(label.startswith("Images") for label in uploaders)  # image uploads still work
 
 
+def test_a_sign_in_server_shows_error_types_not_tracebacks(monkeypatch, tmp_path):
+    """Its visitors who are no editors see the viewer's pages: Streamlit showed them full tracebacks."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import serve
+
+    monkeypatch.setenv("EIPVIZ_MODE", "editor")
+    assert serve.settings_from([]) == []  # loopback, for its own editor: as Streamlit shows them
+    (tmp_path / "secrets.toml").write_text('[auth]\nclient_id = "x"\n')
+    monkeypatch.setattr(serve, "SECRETS", tmp_path / "secrets.toml")
+    assert serve.settings_from([]) == ["--client.showErrorDetails=type"]  # editors' 300 MB uploads kept
+
+
 def test_make_run_takes_viewer_as_a_flag_and_refuses_a_bad_mode_before_serving(monkeypatch):
     sys.path.insert(0, str(ROOT / "scripts"))
     from serve import settings_from
@@ -149,10 +163,12 @@ def test_make_run_takes_viewer_as_a_flag_and_refuses_a_bad_mode_before_serving(m
     assert settings_from(["--no-preload", "--server.port", "8600"]) == ["--server.port", "8600"]  # serve.py's own
     # Viewers upload images of 20 MB at most: the endpoint kept four 250 MB requests of one viewer in memory.
     assert settings_from(["--viewer", "--server.port", "8600"]) == [
-        "--server.port", "8600", "--server.maxUploadSize=20", "--client.showErrorDetails=type"]
+        "--server.maxUploadSize=20", "--client.showErrorDetails=type", "--server.port", "8600"]
     assert access_mode() == "viewer"
     assert settings_from(["--server.maxUploadSize", "5"]) == [  # what the command line says stands
-        "--server.maxUploadSize", "5", "--client.showErrorDetails=type"]
+        "--client.showErrorDetails=type", "--server.maxUploadSize", "5"]
+    monkeypatch.setenv("STREAMLIT_CLIENT_SHOW_ERROR_DETAILS", "none")  # and what Streamlit's variables say
+    assert settings_from([]) == ["--server.maxUploadSize=20"]
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "serve.py")], capture_output=True, text=True,
                             env={**os.environ, "EIPVIZ_MODE": "admin"}, timeout=120)
     assert result.returncode == 2 and "Received: EIPVIZ_MODE='admin'" in result.stderr

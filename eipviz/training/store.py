@@ -109,7 +109,8 @@ class Run:
 
     @property
     def reason(self) -> str:
-        """Why it failed, in one line: the stored error's first line, or a traceback's last (the exception)."""
+        """Why it failed, in one line: the stored error's first (a worker writes the exception there), or for a
+        run stored before 2026-11-28 whose error begins with its traceback, that traceback's last line."""
         lines = [line for line in (self.error or "").splitlines() if line.strip()] or ["no reason recorded"]
         return lines[-1].strip() if lines[0].startswith(("Traceback", " ")) else lines[0]
 
@@ -459,6 +460,7 @@ MAX_NAME_CHARS = 200
 # Control characters (line breaks, tabs) split the CLI's tables, line and paragraph separators too; format
 # characters are invisible or, as U+202E, make a name read as another one.
 _UNPRINTABLE = ("Cc", "Cf", "Zl", "Zp")
+WORD_JOINER = "\u2060"  # what the pages put into shown names so that no address in them becomes a link
 
 
 def _unprintable(character: str) -> bool:
@@ -467,7 +469,7 @@ def _unprintable(character: str) -> bool:
 
 def check_name(name: str) -> str:
     """A run's name as given (its ends trimmed), or ``EipvizError`` for one no table can show on a line."""
-    name = name.strip()
+    name = name.replace(WORD_JOINER, "").strip()  # the pages put them in names shown, so a copied name has them
     unprintable = next((character for character in name if _unprintable(character)), None)
     if unprintable:
         raise EipvizError(f"A run name is one line of printable characters; {name!r} has {unprintable!r}.")
@@ -479,7 +481,8 @@ def check_name(name: str) -> str:
 def name_from(text: str) -> str:
     """A run name made from a file's name (an import named by default), as ``check_name`` takes it: each character
     no table can show becomes a space, and a long one is cut ("…"). Names the user types are refused instead."""
-    name = " ".join("".join(" " if _unprintable(character) else character for character in text).split())
+    name = " ".join("".join(" " if _unprintable(character) else character
+                            for character in text.replace(WORD_JOINER, "")).split())
     return name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS - 1] + "…"
 
 

@@ -297,8 +297,10 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
         print(f"eipviz: {error}", flush=True)
         return "failed"
     except BaseException as error:
+        # The exception first (``Run.reason``: a chained error's slice began with its cause), then the traceback.
+        headline = f"{type(error).__name__}: {error}".splitlines()[0][:1000]
         tail = "".join(traceback.format_exception(error)[-6:])
-        store.update_run(run_id, status="failed", ended=time.time(), error=tail[-4000:])
+        store.update_run(run_id, status="failed", ended=time.time(), error=f"{headline}\n{tail[-3000:]}")
         traceback.print_exc()
         return "failed"
     store.update_run(run_id, status="finished", ended=time.time())
