@@ -149,9 +149,10 @@ def test_a_sign_in_server_shows_error_types_not_tracebacks(monkeypatch, tmp_path
     import serve
 
     monkeypatch.setenv("EIPVIZ_MODE", "editor")
+    monkeypatch.delenv("STREAMLIT_CLIENT_SHOW_ERROR_DETAILS", raising=False)
+    monkeypatch.setattr(serve, "SECRETS", tmp_path / "secrets.toml")  # not this checkout's, if it has one
     assert serve.settings_from([]) == []  # loopback, for its own editor: as Streamlit shows them
     (tmp_path / "secrets.toml").write_text('[auth]\nclient_id = "x"\n')
-    monkeypatch.setattr(serve, "SECRETS", tmp_path / "secrets.toml")
     assert serve.settings_from([]) == ["--client.showErrorDetails=type"]  # editors' 300 MB uploads kept
 
 
