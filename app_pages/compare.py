@@ -101,10 +101,11 @@ with methods_tab:
         chosen_layers = c2.multiselect("Layers (columns)", layers, key="cmp-layers")
         default_for("cmp-class", model_identity(model_key), "predicted class")  # another model, other classes
         explained = c3.selectbox("Explain", ["predicted class", *classifier.class_names], key="cmp-class")
-        too_many = len(methods) * len(chosen_layers) > MAX_GRID_MAPS
+        maps = len(methods) * len(chosen_layers)
+        too_many = maps > MAX_GRID_MAPS
         if too_many:  # 17 methods at 45 layers of resnet18 took both cores for about 11 minutes
-            st.warning(f"{len(methods)} methods x {len(chosen_layers)} layers is {len(methods) * len(chosen_layers)} "
-                       f"maps; choose at most {MAX_GRID_MAPS}.")
+            st.warning(f"{len(methods)} methods x {len(chosen_layers)} layers is {maps} maps; choose at most "
+                       f"{MAX_GRID_MAPS}.")
         if image is not None and methods and chosen_layers and not too_many:
             class_index = None if explained == "predicted class" else classifier.class_index(explained)
             grid_key = (model_key, hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest(),
@@ -115,8 +116,7 @@ with methods_tab:
                 try:
                     # A large grid takes turns with other sessions' long computations (not the default one:
                     # the page would open only once another session's hour-long ranking is done).
-                    large = len(methods) * len(chosen_layers) > SMALL_GRID_MAPS
-                    with taking_turns(bar) if large else nullcontext():
+                    with taking_turns(bar) if maps > SMALL_GRID_MAPS else nullcontext():
                         result = method_grid(classifier, image, methods, chosen_layers, class_index,
                                              progress=lambda done, total, what: bar.progress(
                                                  done / total, text=f"{what} ({done}/{total} maps)"))

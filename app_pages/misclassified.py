@@ -48,14 +48,19 @@ def export_stem(classifier) -> str:
     return re.sub(r"\W+", "-", classifier.name.split(" (")[0]).strip("-")
 
 
+def show_legend(where) -> None:
+    """The colour bar and what its colours mean, in ``where`` (a column, or ``st``)."""
+    where.image(colormap_legend(COLORMAP, 256, 34), width=256, output_format="PNG")
+    where.caption(LEGEND_CAPTION)
+
+
 @st.dialog("Enlarged", width="large")
 def show_enlarged(item: GalleryItem) -> None:
     st.caption(item.caption)
     labels = (COLUMN_LABELS[0], f"{COLUMN_LABELS[1]}: {item.predicted_class}", f"{COLUMN_LABELS[2]}: {item.true_class}")
     for column, tile, label in zip(st.columns(3), item.enlarged(ENLARGED_SIZE), labels):
         column.image(tile, caption=label, width=ENLARGED_SIZE, output_format="PNG")
-    st.image(colormap_legend(COLORMAP, 256, 34), width=256, output_format="PNG")  # the page's is behind the dialog
-    st.caption(LEGEND_CAPTION)
+    show_legend(st)  # the page's is behind the dialog
 
 
 st.title("Misclassified test images")
@@ -163,8 +168,7 @@ else:
     items = st.session_state["mis-gallery"][1]
 
     legend, export = st.columns([1, 1], vertical_alignment="center")
-    legend.image(colormap_legend(COLORMAP, 256, 34), width=256, output_format="PNG")
-    legend.caption(LEGEND_CAPTION)
+    show_legend(legend)
     export.download_button("Export this page as PNG", png_bytes(gallery_png_sheet(
         items, header=sheet_header(classifier, method, layer, note, smoothing), column_labels=COLUMN_LABELS)),
         file_name=f"misclassified-{export_stem(classifier)}-{'-'.join([method, *smoothing])}-page{page}.png",
