@@ -387,6 +387,24 @@ def test_a_delete_that_a_resume_overtook_refuses_and_keeps_the_run(store, monkey
     assert store.get_run(run_id).status == "queued" and store.run_dir(run_id).is_dir()
 
 
+def test_a_resume_that_another_resume_overtook_refuses_and_leaves_the_admitted_worker_alone(store, monkeypatch):
+    """Two sessions resumed one stopped run at once: the second's enqueue cleared the first's pid and claim, and
+    a second worker trained it beside the first in the only slot (a helper's replay, 2026-11-28)."""
+    (run_id,) = submitted(store, 1)
+    store.update_run(run_id, status="cancelled")
+    looked = store.get_run(run_id)  # what the second Resume saw ...
+    RunQueue(store).submit(run_id)  # ... before the first queued it and the scheduler admitted it
+    launches = Launches()
+    admit_queued(store, ["cpu"], launch=launches)
+    monkeypatch.setattr(store, "get_run", lambda run_id: looked)
+    with pytest.raises(EipvizError, match="already running"):
+        RunQueue(store).submit(run_id)
+    monkeypatch.undo()
+    run = store.get_run(run_id)
+    assert (run.status, run.pid, run.slot) == ("running", 4242, "cpu")
+    assert admit_queued(store, ["cpu"], launch=launches) == [] and len(launches.started) == 1
+
+
 def test_a_worker_that_recorded_its_end_since_the_look_is_not_reaped_as_failed(store, monkeypatch):
     (run_id,) = submitted(store, 1)
     store.update_run(run_id, status="running", pid=4242)  # no such process

@@ -272,12 +272,21 @@ class RunStore:
     # -- the queue: every state change below is one transaction ---------------
 
     def enqueue(self, run_id: str, env: dict) -> None:
-        """Put a run at the end of the queue (one already waiting keeps its place) with its worker's environment."""
+        """Put a run at the end of the queue (one already waiting keeps its place) with its worker's environment.
+
+        One a worker has meanwhile (another submit got there first and it was admitted) is refused: enqueueing
+        it cleared its pid and claim, so a second worker trained it beside the first in one slot.
+        """
         with self._connect() as db:
-            db.execute("UPDATE runs SET queued = CASE WHEN status = 'queued' AND queued IS NOT NULL THEN queued"
-                       " ELSE ? END, status = 'queued', env = ?, pid = NULL, slot = NULL,"
-                       " claim = NULL, claimed = NULL, error = NULL, ended = NULL WHERE id = ?",
-                       (time.time(), json.dumps(env), run_id))
+            changed = db.execute(
+                "UPDATE runs SET queued = CASE WHEN status = 'queued' AND queued IS NOT NULL THEN queued"
+                " ELSE ? END, status = 'queued', env = ?, pid = NULL, slot = NULL,"
+                " claim = NULL, claimed = NULL, error = NULL, ended = NULL"
+                " WHERE id = ? AND status != 'running' AND NOT (status = 'queued' AND pid IS NOT NULL)",
+                (time.time(), json.dumps(env), run_id)).rowcount
+            if not changed:
+                (status,) = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone() or ("gone",)
+                raise EipvizError(f"Run {run_id} is already {status}.")
 
     def queued_runs(self) -> list[Run]:
         """Runs waiting for a slot, first in line first."""
