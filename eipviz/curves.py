@@ -102,14 +102,11 @@ def import_log(store, parsed: ParsedLog, name: str, source: str | None = None) -
     validated = [(row["epoch"], row["val_accuracy"]) for row in rows
                  if isinstance(row.get("val_accuracy"), float) and math.isfinite(row["val_accuracy"])]
     best = max(validated, key=lambda pair: pair[1], default=(None, None))  # the first epoch of the highest
-    run_id = store.create_run(name=name, kind="imported", status="finished", source=source)
-    try:
-        store.add_epochs(run_id, {row.pop("epoch"): row for row in rows})
-        store.update_run(run_id, best_epoch=best[0], best_val_accuracy=best[1])  # as `runs` lists trained ones
-    except BaseException:  # a locked database, say: no half-imported run is left behind
-        store.delete_run(run_id)
-        raise
-    return run_id
+    # One transaction (as `runs` lists trained ones, with its best epoch): readers listed a finished run with no
+    # epochs yet, and a killed import left one (a helper's stress test, 2026-11-28).
+    return store.create_run(name=name, kind="imported", status="finished", source=source,
+                            epochs={row.pop("epoch"): row for row in rows}, best_epoch=best[0],
+                            best_val_accuracy=best[1])
 
 
 def debiased_ema(values: list, smoothing: float) -> list:

@@ -70,26 +70,30 @@ def test_csv_header_is_epoch_then_metrics_as_printed_then_lr_and_round_trips(tmp
 
 
 def test_an_import_that_fails_part_way_leaves_no_half_imported_run(tmp_path, monkeypatch):
+    """The run, its epochs and its best epoch are one transaction: readers listed an imported run finished with
+    no epochs yet, and a killed import left one."""
     import sqlite3
 
     from eipviz.curves import import_log
+    from eipviz.training import store as store_module
     from eipviz.training.store import RunStore
 
     store = RunStore(tmp_path)
     parsed = parse_log(seed_text("002"))
-    real_connect, connections = store._connect, []
+    real_rows = store_module._metric_rows
 
-    def locked_at_the_metrics(*args):
-        connections.append(True)
-        if len(connections) == 2:  # the run is created; writing its epochs finds the database locked
-            raise sqlite3.OperationalError("database is locked")
-        return real_connect(*args)
+    def locked_at_the_metrics(run_id, epochs):
+        assert [run.id for run in RunStore(tmp_path).list_runs()] == []  # another reader: no run yet
+        raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr(store, "_connect", locked_at_the_metrics)
+    monkeypatch.setattr(store_module, "_metric_rows", locked_at_the_metrics)
     with pytest.raises(sqlite3.OperationalError):
         import_log(store, parsed, "seed 002")
-    monkeypatch.undo()
-    assert store.list_runs() == []
+    monkeypatch.setattr(store_module, "_metric_rows", real_rows)
+    assert store.list_runs() == [] and [path.name for path in tmp_path.iterdir() if path.is_dir()] == []
+    run = store.get_run(import_log(store, parsed, "seed 002"))
+    best = max(parsed.rows(), key=lambda row: row["val_acc"])
+    assert (run.status, run.best_epoch, store.completed_epochs(run.id)) == ("finished", best["epoch"], 20)
 
 
 def test_committed_reference_csvs_equal_a_fresh_parse_of_the_seeds():

@@ -425,16 +425,41 @@ def test_the_memory_estimate_grows_with_the_model_and_the_batch():
     assert memory_estimate_mb("resnet18", planned_recipe("resnet18", "fast", batch_size=256)) > large
 
 
-def test_an_older_run_store_gains_the_queue_columns(tmp_path):
-    with sqlite3.connect(tmp_path / "runs.sqlite") as db:
+def _older_store(folder):
+    with sqlite3.connect(folder / "runs.sqlite") as db:
         db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'trained', name TEXT NOT NULL,"
                    " model TEXT, recipe TEXT, hyperparameters TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL,"
                    " pid INTEGER, backend TEXT, device TEXT, created REAL NOT NULL, started REAL, ended REAL,"
                    " best_val_accuracy REAL, best_epoch INTEGER, error TEXT, source TEXT)")
         db.execute("INSERT INTO runs (id, name, status, created) VALUES ('old', 'old run', 'finished', 1.0)")
+
+
+def test_an_older_run_store_gains_the_queue_columns(tmp_path):
+    _older_store(tmp_path)
     store = RunStore(tmp_path)
     run = store.get_run("old")
     assert run.status == "finished" and run.slot is None and run.queued is None
+
+
+def test_an_older_run_store_opened_by_several_processes_at_once_opens_in_each(tmp_path):
+    """Each added the missing columns: the others failed with "duplicate column name" (19 of 20 tries)."""
+    _older_store(tmp_path)
+    code = (f"import time; from eipviz.training.store import RunStore; time.sleep({time.time() + 1.5} - time.time());"
+            f" print(RunStore(r'{tmp_path}').get_run('old').status)")
+    openers = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    outputs = [opener.communicate(timeout=120)[0] for opener in openers]
+    assert [output.strip() for output in outputs] == ["finished"] * 4, outputs
+
+
+def test_renaming_a_run_deleted_meanwhile_says_so(store):
+    (run_id,) = submitted(store, 1)
+    store.update_run(run_id, status="cancelled")
+    looked = store.get_run(run_id)  # what Rename saw ...
+    store.delete_run(run_id)  # ... before another session deleted the run
+    store.get_run = lambda run_id: looked
+    with pytest.raises(EipvizError, match="deleted meanwhile"):
+        store.rename_run(run_id, "new name")
 
 
 def test_a_slot_frees_only_when_the_worker_process_has_exited(store):

@@ -135,10 +135,10 @@ class RunStore:
             self._use_write_ahead_log()
             with self._connect() as db:
                 db.executescript(_SCHEMA)
-                present = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-                for column, kind in _ADDED_COLUMNS.items():
-                    if column not in present:
-                        db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+                if _ADDED_COLUMNS.keys() - _columns(db):  # an older store: looked at again under the write lock,
+                    db.execute("BEGIN IMMEDIATE")  # as several processes opening it at once each added them
+                    for column in _ADDED_COLUMNS.keys() - _columns(db):
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {column} {_ADDED_COLUMNS[column]}")
         except (OSError, sqlite3.Error) as error:
             raise EipvizError(f"Cannot use the runs folder {self.root}: {error}. "
                               f"Choose a writable folder (--runs-dir or {RUNS_DIR_VARIABLE}).") from error
@@ -181,23 +181,31 @@ class RunStore:
 
     def create_run(self, *, name: str, model: str | None = None, recipe: str | None = None,
                    hyperparameters: dict | None = None, kind: str = "trained", status: str = "queued",
-                   source: str | None = None) -> str:
+                   source: str | None = None, epochs: dict[int, dict] | None = None,
+                   best_epoch: int | None = None, best_val_accuracy: float | None = None) -> str:
         """Insert a run and make its folder; return its id.
 
         A name already in use gets a counter (``name (2)``): runs started with the same
-        settings would otherwise be told apart only by their ids.
+        settings would otherwise be told apart only by their ids. An imported run comes with its ``epochs``
+        and best epoch in the same transaction: no reader sees it finished without them, and a kill leaves
+        all of it or nothing.
         """
         name = check_name(name)  # before the folder is made
         run_id = self._claim_run_dir(model or kind)
-        with self._connect() as db:
-            name = _free_name(db, name)
-            now = time.time()
-            db.execute(
-                "INSERT INTO runs (id, kind, name, model, recipe, hyperparameters, status, created, source, queued)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, kind, name, model, recipe, json.dumps(hyperparameters or {}), status, now, source,
-                 now if status == "queued" else None),
-            )
+        try:
+            with self._connect() as db:
+                name = _free_name(db, name)
+                now = time.time()
+                db.execute(
+                    "INSERT INTO runs (id, kind, name, model, recipe, hyperparameters, status, created, source,"
+                    " queued, best_epoch, best_val_accuracy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, kind, name, model, recipe, json.dumps(hyperparameters or {}), status, now, source,
+                     now if status == "queued" else None, best_epoch, best_val_accuracy),
+                )
+                db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?)", _metric_rows(run_id, epochs or {}))
+        except BaseException:  # a locked database, say: nothing of the run is left
+            self.run_dir(run_id).rmdir()
+            raise
         return run_id
 
     def _claim_run_dir(self, label: str) -> str:
@@ -242,7 +250,8 @@ class RunStore:
         name = check_name(name) or run.name
         with self._connect() as db:
             name = _free_name(db, name, renamed=run_id)
-            db.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id))
+            if not db.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id)).rowcount:
+                raise EipvizError(f"No run {run_id!r} in {self.root}: it was deleted meanwhile.")
         return name
 
     def delete_run(self, run_id: str) -> None:
@@ -382,10 +391,8 @@ class RunStore:
 
     def add_epochs(self, run_id: str, metrics_by_epoch: dict[int, dict]) -> None:
         """Store several epochs in one transaction: all of them or, on an error, none."""
-        rows = [(run_id, int(epoch), name, _stored_value(value))
-                for epoch, metrics in metrics_by_epoch.items() for name, value in metrics.items()]
         with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", _metric_rows(run_id, metrics_by_epoch))
 
     def epoch_rows(self, run_id: str) -> list[dict]:
         """Per-epoch rows ``{"epoch": e, name: value, ...}`` in epoch order."""
@@ -446,6 +453,15 @@ class RunStore:
                 if changed:
                     dead.append(run.id)
         return dead
+
+
+def _columns(db) -> set[str]:
+    return {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+
+
+def _metric_rows(run_id: str, metrics_by_epoch: dict[int, dict]) -> list[tuple]:
+    return [(run_id, int(epoch), name, _stored_value(value))
+            for epoch, metrics in metrics_by_epoch.items() for name, value in metrics.items()]
 
 
 def _stored_value(value) -> float | str | None:
