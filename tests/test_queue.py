@@ -264,6 +264,25 @@ def test_cancelling_a_run_whose_worker_died_says_it_failed(store):
     assert "died without finishing" in store.get_run(run_id).error
 
 
+def test_a_stop_whose_signal_killed_the_worker_before_it_could_catch_it_cancels_the_run(store):
+    """Python's default SIGTERM ends a worker still starting (before its handler): 5 of 16 Stops pressed then
+    ended the run failed. A run queued again is not cancelled by that earlier Stop."""
+    (run_id,) = submitted(store, 1)
+    starting = _exiting_worker(60)  # no handler of its own yet
+    store.update_run(run_id, status="running", pid=starting.pid, slot="cpu")
+    RunQueue(store).cancel(run_id)
+    starting.wait(timeout=30)
+    assert store.reap_dead_workers() == [run_id]
+    run = store.get_run(run_id)
+    assert (run.status, run.error) == ("cancelled", None)
+    RunQueue(store).submit(run_id)
+    dead = _exiting_worker(0)
+    dead.wait()
+    store.update_run(run_id, status="running", pid=dead.pid)
+    store.reap_dead_workers()
+    assert store.get_run(run_id).status == "failed"
+
+
 def test_a_run_already_waiting_keeps_its_place_when_submitted_again(store):
     first, second = submitted(store, 2)
     RunQueue(store).submit(first)

@@ -186,6 +186,7 @@ def stop_run(store: RunStore, run_id: str) -> None:
     run = store.get_run(run_id)
     if not run.active or not run.pid or not worker_alive(run.pid):
         raise EipvizError(f"Run {run_id} is not training ({run.status}); there is no worker to stop.")
+    store.request_stop(run_id)
     os.kill(run.pid, signal.SIGTERM)
 
 
