@@ -33,6 +33,11 @@ SLOT_RELEASE_S = 600
 # How long a Resume or a Delete waits for a run's ended worker to exit (TensorFlow's teardown takes seconds).
 EXIT_WAIT_S = 60.0
 STORE_FILE = "runs.sqlite"
+# A run's folder while its row is deleted: a delete killed before its commit is undone, after it finished.
+DELETING_PREFIX = ".deleting-"
+# A trained run created but never submitted (its `train` killed between the two) is cancelled after this long,
+# and a run's folder with no row (its creation killed) is removed, if empty, after this long.
+UNFINISHED_CREATE_S = 120
 # In a run's folder while a Stop is asked of its worker: a worker SIGTERM killed before it could catch it (Python
 # starting, its first imports) ended as "failed", not "cancelled" (5 of 16 Stops pressed as a worker started).
 STOP_FILE = "stop-requested"
@@ -262,11 +267,14 @@ class RunStore:
         holds its slot until then, so deleting its row earlier let a queued run start beside it."""
         require_write("Deleting a run")
         self.wait_for_exit(self.get_run(run_id), "delete it")  # an unknown run is an error, not a silent no-op
+        trash = self.root / f"{DELETING_PREFIX}{run_id}"
         with self._connect() as db:  # the state checked in the same statement: a Resume may have come since
             deleted = db.execute(f"DELETE FROM runs WHERE id = ? AND status NOT IN {ACTIVE}", (run_id,)).rowcount
+            if deleted and self.run_dir(run_id).exists():  # in the transaction: a kill leaves row and files or neither
+                os.replace(self.run_dir(run_id), trash)
         if not deleted:
             raise EipvizError(f"Run {run_id} is still {self.get_run(run_id).status}; stop it before deleting.")
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
 
     def wait_for_exit(self, run: Run, then: str) -> None:
         """Wait until an ended run's worker process has exited: it records its end seconds before (TensorFlow's
@@ -391,6 +399,34 @@ class RunStore:
                            " WHERE id = ? AND status = 'running' AND pid IS NULL", (run_id,))
         return lost
 
+    def tidy_interrupted(self) -> None:
+        """Finish what a killed process left half done: a delete (its folder removed, or put back when its row
+        was not deleted), a creation (an empty folder with no row), a `train` killed before its submit (the run
+        cancelled, so it can be resumed or deleted: it waited in no queue for ever). A helper's stress test
+        found each (2026-11-28)."""
+        trash = list(self.root.glob(f"{DELETING_PREFIX}*"))
+        unsubmitted = ("status = 'queued' AND kind = 'trained' AND env IS NULL AND pid IS NULL AND created < ?",
+                       time.time() - UNFINISHED_CREATE_S)
+        with self._connect() as db:
+            if trash or db.execute(f"SELECT 1 FROM runs WHERE {unsubmitted[0]}", unsubmitted[1:]).fetchone():
+                db.execute("BEGIN IMMEDIATE")  # a delete in flight commits (or is rolled back) before the look
+                ids = {row[0] for row in db.execute("SELECT id FROM runs")}
+                for folder in trash:
+                    if (run_id := folder.name.removeprefix(DELETING_PREFIX)) in ids:  # killed before its commit
+                        os.replace(folder, self.run_dir(run_id))
+                db.execute(f"UPDATE runs SET status = 'cancelled', ended = ? WHERE {unsubmitted[0]}",
+                           (time.time(), *unsubmitted[1:]))
+            ids = {row[0] for row in db.execute("SELECT id FROM runs")}
+        for folder in trash:
+            shutil.rmtree(folder, ignore_errors=True)  # those put back are gone from here
+        for folder in self.root.iterdir():
+            if folder.name not in ids and not folder.name.startswith(".") and folder.is_dir() \
+                    and time.time() - folder.stat().st_mtime > UNFINISHED_CREATE_S:
+                try:
+                    folder.rmdir()  # only an empty one: never files, whatever made them
+                except OSError:
+                    pass
+
     # -- metrics ------------------------------------------------------------
 
     def add_epoch(self, run_id: str, epoch: int, metrics: dict) -> None:
@@ -450,6 +486,7 @@ class RunStore:
         Runs admitted long ago whose worker never started go back to the queue (``requeue_lost_claims``).
         """
         self.requeue_lost_claims()
+        self.tidy_interrupted()
         dead = []
         for run in self.list_runs(kinds=("trained",)):
             if run.active and run.pid and not worker_alive(run.pid):
