@@ -408,6 +408,7 @@ def test_a_run_restarted_without_last_keras_carries_none_of_its_old_epochs(tmp_p
     store.add_epoch(run_id, 1, {"val_accuracy": 0.9, "val_loss": 0.3, "wall_time": 5.0})
     store.update_run(run_id, best_epoch=1, best_val_accuracy=0.9)
     (store.run_dir(run_id) / "best.keras").touch()
+    (store.run_dir(run_id) / "best.partial.keras").touch()  # a worker killed while saving it
     (store.run_dir(run_id) / "tensorboard" / "train").mkdir(parents=True)
     seen = []
 
@@ -424,6 +425,21 @@ def test_a_run_restarted_without_last_keras_carries_none_of_its_old_epochs(tmp_p
     run = store.get_run(run_id)
     assert (run.best_epoch, run.best_val_accuracy) == (None, None)
     assert not (store.run_dir(run_id) / "best.keras").exists() and not (store.run_dir(run_id) / "tensorboard").exists()
+    assert not (store.run_dir(run_id) / "best.partial.keras").exists()
+
+
+def test_a_resumed_runs_best_file_is_replaced_by_an_epoch_better_than_the_one_it_holds(tmp_path):
+    """Killed between storing an improving epoch 3 and saving it, best.keras holds epoch 2: the bar is epoch 2's
+    value, so an epoch 4 between the two replaces it (against every stored epoch, none could)."""
+    from eipviz.recipes import get_recipe
+    from eipviz.training.builders import best_checkpoint
+
+    completed = [{"epoch": epoch, "val_accuracy": value} for epoch, value in ((1, 0.5), (2, 0.6), (3, 0.7))]
+    best = tmp_path / "best.keras"
+    assert worker.best_file_epochs(completed, 2, best) == []  # no best file: the next epoch saves one
+    best.touch()
+    bar = worker.best_file_epochs(completed, 2, best)
+    assert bar == [completed[1]] and best_checkpoint(get_recipe("mnist14k", "fast"), best, bar).best == 0.6
 
 
 def _tiny_classifier():
