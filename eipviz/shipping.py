@@ -77,7 +77,7 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
     ``weights/`` stays as it was: the app explains mistakes with these, and tests hold them to both.
     """
     require_write("Shipping weights")
-    run = store.get_run(run_id)
+    run, rows = store.get_run(run_id), store.epoch_rows(run_id)  # read first: a delete meanwhile recorded none
     if run.active:  # its best.keras and the epochs recorded with it may change under the copy
         raise EipvizError(f"Run {run_id} is {run.status}; ship it once it has ended.")
     source = store.run_dir(run_id) / "best.keras"
@@ -98,7 +98,6 @@ def ship_run(store, run_id: str, float16: bool = False) -> dict:
         target_sha256 = sha256_of(candidate)
         predictions = _write_shipped_predictions(run.model, classifier, result, target_sha256,
                                                  at=candidate_predictions)
-        rows = store.epoch_rows(run_id)
         manifest = read_manifest()
         manifest[run.model] = entry = {
             "file": target.name,

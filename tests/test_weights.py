@@ -149,9 +149,14 @@ def test_the_manifest_records_the_whole_training_time_and_every_epoch(tmp_path, 
     store.add_epoch(run_id, 2, {"val_accuracy": 0.995, "wall_time": 25.04})
     store.update_run(run_id, status="finished")
     perfect = Evaluation(np.arange(10), np.eye(10, dtype=np.float32), CLASS_NAMES["mnist"])
-    monkeypatch.setattr(shipping, "evaluate", lambda classifier: perfect)
+
+    def deleted_while_evaluating(classifier):  # the run's epochs were read after it: none were recorded
+        store.delete_run(run_id)
+        return perfect
+
+    monkeypatch.setattr(shipping, "evaluate", deleted_while_evaluating)
     entry = ship_run(store, run_id)
-    assert (entry["training_seconds"], entry["epochs"]) == (25.0, 2)
+    assert (entry["training_seconds"], entry["epochs"], len(entry["curves"])) == (25.0, 2, 2)
 
 
 def test_a_ship_that_fails_after_the_candidate_passed_leaves_weights_as_they_were(
