@@ -27,6 +27,7 @@ from eipviz.zoo import MODELS, get_spec
 MAX_MODEL_BYTES = 300 * 1024 * 1024
 MAX_UNPACKED_BYTES = 2 * MAX_MODEL_BYTES  # weights barely compress: a larger unpacked size is a zip bomb
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # resnet18's config.json is about 60 kB
+MAX_INPUT_SIDE = 1024  # pixels: the zoo takes 28 and 32; 64 and 224 are fine too
 CODE_LAYERS = {"Lambda", "TFOpLambda"}
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 CHECKPOINT = "best.keras"
@@ -176,7 +177,7 @@ def _refuse_code_layers(path: Path) -> None:
     """
     try:
         config = json.loads(_model_config_text(path))
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # nesting deeper than Python's stack (a fuzzer's) recurses
         raise EipvizError(f"{path.name} is not a readable Keras model file (its config is not JSON).") from error
     if CODE_LAYERS & set(_class_names(config)):
         raise EipvizError(f"{path.name} contains a Lambda layer, which can run arbitrary code; "
@@ -257,6 +258,9 @@ def _check_image_classifier(model, name: str) -> None:
     shape = model.inputs[0].shape
     if len(shape) != 4 or shape[-1] not in (1, 3) or None in shape[1:]:
         raise EipvizError(f"{name} takes inputs of shape {tuple(shape)}, not images (height, width, 1 or 3).")
+    if max(shape[1:3]) > MAX_INPUT_SIDE:  # one 20,000-pixel-square image is 4.8 GB as float32: out of memory
+        raise EipvizError(f"{name} takes {shape[1]}x{shape[2]} images; eipviz explains small CNNs, with inputs "
+                          f"of at most {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE} pixels.")
     out = model.outputs[0].shape
     if len(out) != 2 or out[-1] < 2:
         raise EipvizError(f"{name} outputs shape {tuple(out)}, not class scores.")

@@ -235,6 +235,17 @@ def test_legacy_h5_model_loads_and_explains(tmp_path):
     assert quadrant_means(cams).argmax() == 0
 
 
+def test_a_model_whose_layers_have_the_probes_names_is_explained():
+    """The probe's own layers were named "eipviz_probe_tap" and so on: an uploaded model with a layer of that
+    name failed every CAM ("The name is used 2 times in the model"), found by fuzzing uploads."""
+    inputs = keras.Input((SIZE, SIZE, 4), name="eipviz_probe_delta")
+    features = layers.Conv2D(4, 1, activation="relu", name="eipviz_probe_tap")(inputs)
+    features = layers.Activation("linear", name="eipviz_probe_map")(features)
+    model = keras.Model(inputs, layers.Dense(2, name="head")(layers.GlobalAveragePooling2D()(features)))
+    for method in ("gradcam", "ablationcam", "guided-gradcam"):
+        assert np.isfinite(cams_of(model, quadrant_images(), method, layer="eipviz_probe_tap", classes=0)).all()
+
+
 def test_ablation_cam_runs_the_ablated_maps_through_the_later_layers_only_when_they_decide_the_logits():
     from eipviz.attribution.graph import tail_probe_model
 

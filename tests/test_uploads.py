@@ -181,6 +181,21 @@ def test_a_model_file_that_unpacks_far_beyond_the_upload_limit_is_refused_unread
         load_uploaded_model(padded)
 
 
+def test_a_config_nested_beyond_pythons_stack_and_a_huge_input_are_refused_with_a_message(tmp_path):
+    """Found by fuzzing uploads' configs: JSON nesting 1,000 deep was a RecursionError, and a model taking
+    20,000-pixel-square images loaded and then ran out of memory on its first image."""
+    small_classifier((8, 8, 3)).save(tmp_path / "small.keras")
+    deep = rewritten(tmp_path / "small.keras", tmp_path / "deep.keras",
+                     config=lambda text: text[:-1] + ', "extra": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(EipvizError, match="config is not JSON"):
+        load_uploaded_model(deep)
+    inputs = keras.Input((20_000, 20_000, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inputs))
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled)).save(tmp_path / "huge.keras")
+    with pytest.raises(EipvizError, match="20000x20000 images; eipviz explains small CNNs"):
+        load_uploaded_model(tmp_path / "huge.keras")
+
+
 def test_a_64x64_model_loads_and_explains_resized_images(tmp_path):
     from eipviz.explain.predict import explain_images
 

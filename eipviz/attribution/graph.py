@@ -12,6 +12,8 @@ saturated softmax, and probabilities are the softmax of these same logits
 whether or not the model ends in a softmax (nothing is guessed from its outputs).
 """
 
+import secrets
+
 import keras
 import numpy as np
 
@@ -81,6 +83,12 @@ class _Replay:
         self.delta = None  # the probe input added to the tapped map
         self.logits = None
         self.values: dict = {}  # id(tensor) -> its replayed value; ("call", id(node)) -> a nested call's scope
+        # The probe's own layers get names no model has: a functional model refuses a name used twice, and an
+        # uploaded model's layer named "eipviz_probe_tap" (a fuzzer's) failed every CAM.
+        self.suffix = secrets.token_hex(6)
+
+    def name(self, role: str) -> str:
+        return f"eipviz_probe_{role}_{self.suffix}"
 
     def tap(self, value):
         """Capture ``value`` as the probed map and return ``value + delta`` for the layers after it.
@@ -93,10 +101,10 @@ class _Replay:
             raise EipvizError(f"Layer {self.target!r} computes several maps (its layer, or a model holding it, is "
                               f"called more than once); explain a layer used once.")
         if self.cut:
-            value = keras.Input(shape=value.shape[1:], name="eipviz_probe_map")
+            value = keras.Input(shape=value.shape[1:], name=self.name("map"))
         self.captured = value
-        self.delta = keras.Input(shape=value.shape[1:], name="eipviz_probe_delta")
-        return keras.layers.Add(name="eipviz_probe_tap")([value, self.delta])
+        self.delta = keras.Input(shape=value.shape[1:], name=self.name("delta"))
+        return keras.layers.Add(name=self.name("tap"))([value, self.delta])
 
     def tensor(self, tensor, prefix: str, final: bool):
         """The replayed value of ``tensor`` (``final``: the model's output, softmax to be stripped)."""
@@ -151,7 +159,7 @@ def _replayed(model, layer_path: str | None, guided: bool = False, cut: bool = F
         raise EipvizError("eipviz explains models with one image input and one class output.")
     replay = _Replay(layer_path, guided, cut)
     (original_input,) = model.inputs
-    new_input = keras.Input(shape=original_input.shape[1:], dtype=original_input.dtype)
+    new_input = keras.Input(shape=original_input.shape[1:], dtype=original_input.dtype, name=replay.name("image"))
     replay.values[id(original_input)] = replay.tap(new_input) if layer_path == INPUT else new_input
     replay.logits = replay.tensor(model.outputs[0], "", final=True)
     return new_input, replay
