@@ -196,6 +196,22 @@ def test_a_config_nested_beyond_pythons_stack_and_a_huge_input_are_refused_with_
         load_uploaded_model(tmp_path / "huge.keras")
 
 
+def test_a_model_that_loads_but_cannot_compute_or_computes_in_bool_is_refused_at_upload(tmp_path):
+    """Fuzzed configs Keras loads (an activation that halves the channels, a bool layer): before, the first
+    prediction or CAM on a page was a traceback (58 and 14 of 3,000 fuzzed models)."""
+    small_classifier((8, 8, 3)).save(tmp_path / "small.keras")
+    halved = rewritten(tmp_path / "small.keras", tmp_path / "glu.keras",
+                       config=lambda text: text.replace('"activation": "linear"', '"activation": "glu"', 1))
+    with pytest.raises(EipvizError, match=r"glu.keras loads but cannot compute its output \(ValueError: .*"
+                                          r"incompatible with the layer"):
+        load_uploaded_model(halved)
+    policies = '"name": "float32"'
+    boolean = rewritten(tmp_path / "small.keras", tmp_path / "bool.keras", config=lambda text: text.replace(
+        policies, '"name": "bool"', 2).replace('"name": "bool"', policies, 1))  # the second layer's policy
+    with pytest.raises(EipvizError, match="computes in bool; eipviz explains models that compute in floating"):
+        load_uploaded_model(boolean)
+
+
 def test_a_64x64_model_loads_and_explains_resized_images(tmp_path):
     from eipviz.explain.predict import explain_images
 
