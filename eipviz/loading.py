@@ -7,6 +7,7 @@ name its answers.
 import dataclasses
 import hashlib
 import json
+import posixpath
 import re
 import tempfile
 import zipfile
@@ -224,6 +225,7 @@ def _model_config_text(path: Path) -> str:
         if path.suffix.lower() == ".keras":
             with zipfile.ZipFile(path) as archive:
                 _refuse_zip_bomb(archive, path.name)
+                _refuse_clashing_members(archive, path.name)
                 _check_hdf5_members(archive, path.name)
                 return archive.read("config.json").decode("utf-8", "replace")
         check_hdf5(path, path.name, MAX_UNPACKED_BYTES)
@@ -246,6 +248,17 @@ def _refuse_zip_bomb(archive: zipfile.ZipFile, name: str) -> None:
     if sizes.get("config.json", 0) > MAX_CONFIG_BYTES or sum(sizes.values()) > MAX_UNPACKED_BYTES:
         raise EipvizError(f"{name} unpacks to {sum(sizes.values()) / 2**20:,.0f} MB (config "
                           f"{sizes.get('config.json', 0) / 2**20:,.1f} MB); that is no small CNN, so it is refused.")
+
+
+def _refuse_clashing_members(archive: zipfile.ZipFile, name: str) -> None:
+    """Refuse a zip with two entries at one path (a file and a folder, say): Keras unpacks the whole archive
+    into a temporary folder, fails on the second, and leaves the folder behind (100 MB a fuzzed upload)."""
+    seen: set[str] = set()
+    for member in archive.namelist():
+        path = posixpath.normpath(member.replace("\\", "/")).lstrip("/")
+        if path in seen:
+            raise EipvizError(f"{name} holds two entries at {path!r}; it is no file Keras saved, so it is refused.")
+        seen.add(path)
 
 
 def _check_hdf5_members(archive: zipfile.ZipFile, name: str) -> None:

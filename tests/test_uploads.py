@@ -212,6 +212,22 @@ def test_a_model_that_loads_but_cannot_compute_or_computes_in_bool_is_refused_at
         load_uploaded_model(boolean)
 
 
+def test_a_model_zip_with_two_entries_at_one_path_is_refused_leaving_no_temporary_files(tmp_path, monkeypatch):
+    """Keras unpacked it into a temporary folder, failed on the second entry and left the folder (with a fuzzed
+    file's 100 MB of assets) behind on every upload."""
+    import tempfile
+
+    small_classifier((8, 8, 3)).save(tmp_path / "small.keras")
+    clashing = rewritten(tmp_path / "small.keras", tmp_path / "clash.keras",
+                         extra={"assets/big.bin": b"\0" * 1000, "model.weights.h5/": b""})
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with pytest.raises(EipvizError, match="holds two entries at 'model.weights.h5'"):
+        load_uploaded_model(clashing)
+    assert list(scratch.iterdir()) == []
+
+
 def test_a_64x64_model_loads_and_explains_resized_images(tmp_path):
     from eipviz.explain.predict import explain_images
 
