@@ -12,8 +12,6 @@ saturated softmax, and probabilities are the softmax of these same logits
 whether or not the model ends in a softmax (nothing is guessed from its outputs).
 """
 
-import secrets
-
 import keras
 import numpy as np
 
@@ -75,7 +73,7 @@ def _is_relu(layer) -> bool:
 
 
 class _Replay:
-    def __init__(self, target: str | None, guided: bool = False, cut: bool = False):
+    def __init__(self, target: str | None, guided: bool = False, cut: bool = False, taken: frozenset = frozenset()):
         self.target = target
         self.guided = guided
         self.cut = cut  # the tapped map becomes an input of its own: only the layers after it depend on it
@@ -83,12 +81,15 @@ class _Replay:
         self.delta = None  # the probe input added to the tapped map
         self.logits = None
         self.values: dict = {}  # id(tensor) -> its replayed value; ("call", id(node)) -> a nested call's scope
-        # The probe's own layers get names no model has: a functional model refuses a name used twice, and an
-        # uploaded model's layer named "eipviz_probe_tap" (a fuzzer's) failed every CAM.
-        self.suffix = secrets.token_hex(6)
+        self.taken = taken  # the model's layer names: the probe's own layers need others
 
     def name(self, role: str) -> str:
-        return f"eipviz_probe_{role}_{self.suffix}"
+        """A name for the probe's own ``role`` layer that the model does not use: a functional model refuses a
+        name used twice, and an uploaded model's layer named "eipviz_probe_tap" (a fuzzer's) failed every CAM."""
+        name, count = f"eipviz_probe_{role}", 1
+        while name in self.taken:
+            name, count = f"eipviz_probe_{role}_{count}", count + 1
+        return name
 
     def tap(self, value):
         """Capture ``value`` as the probed map and return ``value + delta`` for the layers after it.
@@ -157,12 +158,22 @@ def _replayed(model, layer_path: str | None, guided: bool = False, cut: bool = F
     """(new input, replay) of the model replayed without its softmax, ``layer_path`` tapped; ``replay.logits``."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise EipvizError("eipviz explains models with one image input and one class output.")
-    replay = _Replay(layer_path, guided, cut)
+    replay = _Replay(layer_path, guided, cut, frozenset(_layer_names(model)))
     (original_input,) = model.inputs
     new_input = keras.Input(shape=original_input.shape[1:], dtype=original_input.dtype, name=replay.name("image"))
     replay.values[id(original_input)] = replay.tap(new_input) if layer_path == INPUT else new_input
     replay.logits = replay.tensor(model.outputs[0], "", final=True)
     return new_input, replay
+
+
+def _layer_names(model) -> set[str]:
+    """Every layer name in ``model``, nested models' and their inputs' included."""
+    names = set()
+    for layer in model.layers:
+        names.add(layer.name)
+        if isinstance(layer, keras.Model):
+            names |= _layer_names(layer)
+    return names
 
 
 def logit_model(model) -> keras.Model:
