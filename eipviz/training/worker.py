@@ -288,7 +288,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
             *precise_bn,  # before validation, so the checkpoints below keep the statistics it validated
             timeline,  # before the recorder: it adds the probe set's metrics to the epoch's logs
             recorder,
-            # Resumed runs must beat the best completed epoch, by the recipe's monitor and direction.
+            # Resumed runs must beat the epoch best.keras holds, by the recipe's monitor and direction.
             best_checkpoint(recipe, run_dir / "best.keras", in_best_file, on_save=recorder.record_best),
             keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=True),
         ]
