@@ -32,6 +32,7 @@ MAX_UNPACKED_BYTES = 2 * MAX_MODEL_BYTES  # weights barely compress: a larger un
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # resnet18's config.json is about 60 kB
 MAX_INPUT_SIDE = 1024  # pixels: the zoo takes 28 and 32; 64 and 224 are fine too
 CODE_LAYERS = {"Lambda", "TFOpLambda"}
+ACTIVATION_MODULES = ("keras.activations", "keras.src.activations")  # functions a config may name
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 CHECKPOINT = "best.keras"
 
@@ -194,25 +195,34 @@ def default_layer_with_note(model) -> tuple[str, str | None]:
 def _refuse_code_layers(path: Path) -> None:
     """Refuse files whose config holds a Lambda layer (arbitrary Python) before Keras reads them.
 
-    The parsed config is searched, not its text: JSON may spell ``Lambda`` with escapes.
+    The parsed config is searched, not its text: JSON may spell ``Lambda`` with escapes, and Keras resolves
+    ``"layers.Lambda"`` in module ``keras`` to the same class (a fuzzer's, 2026-11-28), so a dotted name counts by
+    its last part. A function named by reference is refused unless it is a Keras activation: Keras calls any
+    public function named there (the fuzzer had ``keras.utils.plot_model`` run while the model was traced).
     """
     try:
         config = json.loads(_model_config_text(path))
     except (ValueError, RecursionError) as error:  # nesting deeper than Python's stack (a fuzzer's) recurses
         raise EipvizError(f"{path.name} is not a readable Keras model file (its config is not JSON).") from error
-    if CODE_LAYERS & set(_class_names(config)):
+    nodes = _class_nodes(config)
+    if CODE_LAYERS & {node["class_name"].rsplit(".", 1)[-1] for node in nodes}:
         raise EipvizError(f"{path.name} contains a Lambda layer, which can run arbitrary code; "
                           f"it is refused. Rebuild the model without Lambda layers.")
+    for node in nodes:
+        module = str(node.get("module"))
+        if node["class_name"] == "function" and not module.startswith(ACTIVATION_MODULES):
+            raise EipvizError(f"{path.name} names the function {module}.{node.get('config')}, which Keras would "
+                              f"call; only Keras activations are accepted, so it is refused.")
 
 
-def _class_names(config) -> list[str]:
-    """Every ``class_name`` anywhere in a model config (nested models, wrappers, functions)."""
+def _class_nodes(config) -> list[dict]:
+    """Every object with a ``class_name`` anywhere in a model config (nested models, wrappers, functions)."""
     names, pending = [], [config]
     while pending:
         node = pending.pop()
         if isinstance(node, dict):
             if isinstance(node.get("class_name"), str):
-                names.append(node["class_name"])
+                names.append(node)
             pending.extend(node.values())
         elif isinstance(node, list):
             pending.extend(node)

@@ -165,6 +165,31 @@ def test_a_lambda_layer_spelled_with_json_escapes_is_refused_before_keras_reads_
         load_uploaded_model(escaped)
 
 
+def test_a_lambda_layer_named_as_keras_resolves_it_and_a_function_keras_would_call_are_refused(tmp_path, monkeypatch):
+    """A fuzzer's (2026-11-28): ``"layers.Lambda"`` in module ``keras`` is Keras' Lambda under another name (it
+    loaded, predicted and was explained), and an activation may name any public Keras function."""
+    import zipfile
+
+    from eipviz import loading
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Lambda(keras.ops.negative, name="negate")(inputs)
+    keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x))).save(tmp_path / "plain.keras")
+    renamed = rewritten(tmp_path / "plain.keras", tmp_path / "renamed.keras", config=lambda text: text.replace(
+        '"module": "keras.layers", "class_name": "Lambda"', '"module": "keras", "class_name": "layers.Lambda"'))
+    with zipfile.ZipFile(renamed) as archive:
+        assert '"class_name": "layers.Lambda"' in archive.read("config.json").decode()
+    monkeypatch.setattr(loading, "_load_keras_file", lambda path: pytest.fail("Keras read the file"))
+    with pytest.raises(EipvizError, match="Lambda layer"):
+        load_uploaded_model(renamed)
+    small_classifier((8, 8, 3)).save(tmp_path / "small.keras")
+    plotting = rewritten(tmp_path / "small.keras", tmp_path / "plot.keras", config=lambda text: text.replace(
+        '"activation": "linear"', '"activation": {"module": "keras.utils", "class_name": "function", '
+                                  '"config": "plot_model", "registered_name": "function"}', 1))
+    with pytest.raises(EipvizError, match="names the function keras.utils.plot_model, which Keras would call"):
+        load_uploaded_model(plotting)
+
+
 def test_a_model_file_that_unpacks_far_beyond_the_upload_limit_is_refused_unread(tmp_path, monkeypatch):
     from eipviz import loading
 
