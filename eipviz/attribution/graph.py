@@ -158,22 +158,13 @@ def _replayed(model, layer_path: str | None, guided: bool = False, cut: bool = F
     """(new input, replay) of the model replayed without its softmax, ``layer_path`` tapped; ``replay.logits``."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise EipvizError("eipviz explains models with one image input and one class output.")
-    replay = _Replay(layer_path, guided, cut, frozenset(_layer_names(model)))
+    # Only the leaf layers are called in the replayed graph (nested models are flattened, the input is new).
+    replay = _Replay(layer_path, guided, cut, frozenset(layer.name for _, layer in flat_layers(model)))
     (original_input,) = model.inputs
     new_input = keras.Input(shape=original_input.shape[1:], dtype=original_input.dtype, name=replay.name("image"))
     replay.values[id(original_input)] = replay.tap(new_input) if layer_path == INPUT else new_input
     replay.logits = replay.tensor(model.outputs[0], "", final=True)
     return new_input, replay
-
-
-def _layer_names(model) -> set[str]:
-    """Every layer name in ``model``, nested models' and their inputs' included."""
-    names = set()
-    for layer in model.layers:
-        names.add(layer.name)
-        if isinstance(layer, keras.Model):
-            names |= _layer_names(layer)
-    return names
 
 
 def logit_model(model) -> keras.Model:
