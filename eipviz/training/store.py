@@ -404,22 +404,24 @@ class RunStore:
         was not deleted), a creation (an empty folder with no row), a `train` killed before its submit (the run
         cancelled, so it can be resumed or deleted: it waited in no queue for ever). A helper's stress test
         found each (2026-11-28)."""
-        trash = list(self.root.glob(f"{DELETING_PREFIX}*"))
+        entries = list(self.root.iterdir())  # one look at the folder: the reaper calls this on every poll
+        trash = [entry for entry in entries if entry.name.startswith(DELETING_PREFIX)]
         unsubmitted = ("status = 'queued' AND kind = 'trained' AND env IS NULL AND pid IS NULL AND created < ?",
                        time.time() - UNFINISHED_CREATE_S)
         with self._connect() as db:
-            if trash or db.execute(f"SELECT 1 FROM runs WHERE {unsubmitted[0]}", unsubmitted[1:]).fetchone():
+            stuck = db.execute(f"SELECT 1 FROM runs WHERE {unsubmitted[0]}", unsubmitted[1:]).fetchone()
+            if trash or stuck:
                 db.execute("BEGIN IMMEDIATE")  # a delete in flight commits (or is rolled back) before the look
-                ids = {row[0] for row in db.execute("SELECT id FROM runs")}
-                for folder in trash:
-                    if (run_id := folder.name.removeprefix(DELETING_PREFIX)) in ids:  # killed before its commit
-                        os.replace(folder, self.run_dir(run_id))
+            ids = {row[0] for row in db.execute("SELECT id FROM runs")}
+            for folder in trash:
+                if (run_id := folder.name.removeprefix(DELETING_PREFIX)) in ids:  # killed before its commit
+                    os.replace(folder, self.run_dir(run_id))
+            if stuck:
                 db.execute(f"UPDATE runs SET status = 'cancelled', ended = ? WHERE {unsubmitted[0]}",
                            (time.time(), *unsubmitted[1:]))
-            ids = {row[0] for row in db.execute("SELECT id FROM runs")}
         for folder in trash:
             shutil.rmtree(folder, ignore_errors=True)  # those put back are gone from here
-        for folder in self.root.iterdir():
+        for folder in entries:
             if folder.name not in ids and not folder.name.startswith(".") and folder.is_dir() \
                     and time.time() - folder.stat().st_mtime > UNFINISHED_CREATE_S:
                 try:
