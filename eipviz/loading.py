@@ -141,12 +141,18 @@ def _check_computes(classifier: Classifier, name: str) -> None:
     try:
         classifier.logits(np.zeros((1, *classifier.input_size), np.uint8))
     except Exception as error:  # Keras and its backends raise many types
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # Keras marks its words bold for a terminal
-        lines = [line.strip() for line in text.splitlines() if line.strip()] or [type(error).__name__]
-        if lines[0].startswith("Exception encountered") and len(lines) > 1:  # Keras' which layer, then what
-            lines[0] += " " + lines[1]
-        raise EipvizError(f"{name} loads but cannot compute its output ({type(error).__name__}: {lines[0][:300]})") \
-            from error
+        raise EipvizError(f"{name} loads but cannot compute its output ({type(error).__name__}: "
+                          f"{_keras_reason(error)})") from error
+
+
+def _keras_reason(error: Exception) -> str:
+    """Keras' reason for ``error`` in one line of at most 300 characters: its first line, without the bold
+    marks Keras writes for a terminal, and after "Exception encountered when calling X" the line saying what."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    lines = [line.strip() for line in text.splitlines() if line.strip()] or [type(error).__name__]
+    if lines[0].startswith("Exception encountered") and len(lines) > 1:
+        lines[0] += " " + lines[1]
+    return lines[0][:300]
 
 
 def load_uploaded_bytes(data: bytes, filename: str, preprocessing: str = "unit_scale") -> Classifier:
@@ -217,16 +223,16 @@ def _refuse_code_layers(path: Path) -> None:
 
 def _class_nodes(config) -> list[dict]:
     """Every object with a ``class_name`` anywhere in a model config (nested models, wrappers, functions)."""
-    names, pending = [], [config]
+    nodes, pending = [], [config]
     while pending:
         node = pending.pop()
         if isinstance(node, dict):
             if isinstance(node.get("class_name"), str):
-                names.append(node)
+                nodes.append(node)
             pending.extend(node.values())
         elif isinstance(node, list):
             pending.extend(node)
-    return names
+    return nodes
 
 
 def _model_config_text(path: Path) -> str:
@@ -285,7 +291,7 @@ def _load_keras_file(path: Path) -> keras.Model:
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for broken or foreign files
-        message = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        message = _keras_reason(error)
         if "safe_mode" in message or "Lambda" in message:
             raise EipvizError(f"{path.name} needs unsafe deserialisation (custom code); it is refused.") from error
         raise EipvizError(f"Could not load {path.name} as a Keras model: {message}") from error
