@@ -495,7 +495,8 @@ def test_an_older_run_store_gains_the_queue_columns(tmp_path):
 def test_an_older_run_store_opened_by_several_processes_at_once_opens_in_each(tmp_path):
     """Each added the missing columns: the others failed with "duplicate column name" (19 of 20 tries)."""
     _older_store(tmp_path)
-    code = (f"import time; from eipviz.training.store import RunStore; time.sleep({time.time() + 1.5} - time.time());"
+    code = (f"import time; from eipviz.training.store import RunStore;"
+            f" time.sleep(max(0, {time.time() + 3} - time.time()));"  # a shared start, whenever each got here
             f" print(RunStore(r'{tmp_path}').get_run('old').status)")
     openers = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(4)]
@@ -503,12 +504,12 @@ def test_an_older_run_store_opened_by_several_processes_at_once_opens_in_each(tm
     assert [output.strip() for output in outputs] == ["finished"] * 4, outputs
 
 
-def test_renaming_a_run_deleted_meanwhile_says_so(store):
+def test_renaming_a_run_deleted_meanwhile_says_so(store, monkeypatch):
     (run_id,) = submitted(store, 1)
     store.update_run(run_id, status="cancelled")
     looked = store.get_run(run_id)  # what Rename saw ...
     store.delete_run(run_id)  # ... before another session deleted the run
-    store.get_run = lambda run_id: looked
+    monkeypatch.setattr(store, "get_run", lambda run_id: looked)
     with pytest.raises(EipvizError, match="deleted meanwhile"):
         store.rename_run(run_id, "new name")
 
