@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 
 from eipviz.errors import EipvizError
+from eipviz.limited_child import limit_within_host
 
 PROBE_SECONDS = 30  # a 300 MB model reads in about 1 s; the limit is for damaged files only
 PROBE_MEMORY_BYTES = 4 * 2**30
@@ -72,18 +73,10 @@ def read_everything(path: str, max_bytes: int) -> str | None:
     return reasons[0] if reasons else None
 
 
-def _limit(kind: int, soft: int, hard: int) -> None:
-    """Lower a limit of this process, never above what the host allows (``ulimit -v`` may be lower already)."""
-    _, allowed = resource.getrlimit(kind)
-    if allowed != resource.RLIM_INFINITY:
-        soft, hard = min(soft, allowed), min(hard, allowed)
-    resource.setrlimit(kind, (soft, hard))
-
-
 def _main(path: str, max_bytes: str) -> int:
-    _limit(resource.RLIMIT_AS, PROBE_MEMORY_BYTES, PROBE_MEMORY_BYTES)
+    limit_within_host(resource.RLIMIT_AS, PROBE_MEMORY_BYTES, PROBE_MEMORY_BYTES)
     # The kernel ends a spinning child even when nobody waits for it any more (its server was killed).
-    _limit(resource.RLIMIT_CPU, PROBE_SECONDS + 5, PROBE_SECONDS + 10)
+    limit_within_host(resource.RLIMIT_CPU, PROBE_SECONDS + 5, PROBE_SECONDS + 10)
     try:
         reason = read_everything(path, int(max_bytes))
     except MemoryError:

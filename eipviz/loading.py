@@ -10,7 +10,9 @@ import json
 import posixpath
 import re
 import tempfile
+import threading
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import h5py
@@ -23,6 +25,7 @@ from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
 from eipviz.hdf5_probe import check_hdf5
+from eipviz.limited_child import CALL_SECONDS, MEMORY_BYTES, ChildFailed, call_limited
 from eipviz.preprocessing import check_known
 from eipviz.weights import manifest_entry, read_manifest, sha256_of, shipped_predictions, shipped_weights_path
 from eipviz.zoo import MODELS, get_spec
@@ -35,6 +38,9 @@ CODE_LAYERS = {"Lambda", "TFOpLambda"}
 ACTIVATION_MODULES = ("keras.activations", "keras.src.activations")  # functions a config may name
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 CHECKPOINT = "best.keras"
+TRIED_KEPT = 64
+_TRIED: OrderedDict[tuple[str, str], None] = OrderedDict()  # (sha256, preprocessing) of files that passed the trial
+_TRIED_LOCK = threading.Lock()  # Streamlit runs each session's page in its own thread
 
 
 def load_zoo_model(name: str, weights: str | Path | None = None, preprocessing: str | None = None) -> Classifier:
@@ -119,6 +125,12 @@ def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", nam
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise EipvizError(f"{path.name} is larger than {MAX_MODEL_BYTES // 2**20} MB.")
     _refuse_code_layers(path)
+    _try_in_child(path, preprocessing, name or path.name)
+    return _classify_model_file(path, preprocessing, name or path.name)
+
+
+def _classify_model_file(path: Path, preprocessing: str, name: str) -> Classifier:
+    """The model file as a ``Classifier``, once it computes one blank image (its checks before Keras done)."""
     model = _load_keras_file(path)
     _check_image_classifier(model, path.name)
     height, width, channels = (int(d) for d in model.inputs[0].shape[1:])
@@ -128,10 +140,49 @@ def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", nam
         dataset = None
     names = CLASS_NAMES[dataset] if dataset else tuple(f"class {i}" for i in range(classes))
     layer, note = default_layer_with_note(model)
-    classifier = Classifier(model, name or path.name, preprocessing, names, dataset, layer, source=str(path),
-                            note=note)
+    classifier = Classifier(model, name, preprocessing, names, dataset, layer, source=str(path), note=note)
     _check_computes(classifier, path.name)
     return classifier
+
+
+def _try_in_child(path: Path, preprocessing: str, name: str) -> None:
+    """Raise ``EipvizError`` unless the model file loads, computes and takes a Grad-CAM in a limited child first
+    (``limited_child``): a small config asking for huge work aborted the whole server. A file that passed is
+    not tried again (``TRIED_KEPT`` of them, by content)."""
+    key = (sha256_of(path), preprocessing)
+    with _TRIED_LOCK:
+        if key in _TRIED:
+            _TRIED.move_to_end(key)
+            return
+    # On the CPU, so that the trial holds no GPU memory; TensorFlow's logs (cuInit fails there) left out.
+    environment = {"KERAS_BACKEND": keras.backend.backend(), "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu",
+                   "TF_CPP_MIN_LOG_LEVEL": "3"}
+    try:
+        refused = call_limited(_trial, str(path), preprocessing, name, environment=environment)
+    except ChildFailed as failure:
+        raise EipvizError(f"{name} is refused: computing one image with it in a separate process "
+                          f"(at most {MEMORY_BYTES // 2**30} GB, {CALL_SECONDS} s) {failure}. eipviz explains small "
+                          f"CNNs.") from failure
+    if refused is not None:
+        raise EipvizError(refused)
+    with _TRIED_LOCK:
+        _TRIED[key] = None
+        while len(_TRIED) > TRIED_KEPT:
+            _TRIED.popitem(last=False)
+
+
+def _trial(path: str, preprocessing: str, name: str) -> None:
+    """What the child tries (``_try_in_child``): the model as the server would load it, one blank image, and
+    the pages' first explanation. Grad-CAM's gradients fail alone for some (a stride of 10^6: TensorFlow's
+    AbortedError in Conv2DBackpropInput); a CAM the project refuses with a message is left to say so later."""
+    classifier = _classify_model_file(Path(path), preprocessing, name)
+    try:
+        classifier.cams(np.zeros((1, *classifier.input_size), np.uint8))
+    except EipvizError:
+        pass
+    except Exception as error:  # Keras and its backends raise many types
+        raise _compute_failure(name, "computes its output but not its gradients, so no CAM can explain it",
+                               error) from error
 
 
 def _check_computes(classifier: Classifier, name: str) -> None:
@@ -141,17 +192,29 @@ def _check_computes(classifier: Classifier, name: str) -> None:
     try:
         classifier.logits(np.zeros((1, *classifier.input_size), np.uint8))
     except Exception as error:  # Keras and its backends raise many types
-        raise EipvizError(f"{name} loads but cannot compute its output ({type(error).__name__}: "
-                          f"{_keras_reason(error)})") from error
+        raise _compute_failure(name, "loads but cannot compute its output", error) from error
+
+
+def _compute_failure(name: str, what: str, error: Exception) -> EipvizError:
+    """The refusal of model ``name`` that ``what`` (failed) with ``error``, saying so plainly when out of memory."""
+    kind = type(error).__name__
+    if kind in ("ResourceExhaustedError", "MemoryError"):
+        return EipvizError(f"{name} {what}: it runs out of memory on one image ({kind}). eipviz explains small "
+                           f"CNNs.")
+    return EipvizError(f"{name} {what} ({kind}: {_keras_reason(error)})")
 
 
 def _keras_reason(error: Exception) -> str:
     """Keras' reason for ``error`` in one line of at most 300 characters: its first line, without the bold
-    marks Keras writes for a terminal, and after "Exception encountered when calling X" the line saying what."""
+    marks Keras writes for a terminal; after "Exception encountered when calling X" the line saying what; after
+    TensorFlow's "Graph execution error:" (a traceback follows) the last line that is no frame, node or hint."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
     lines = [line.strip() for line in text.splitlines() if line.strip()] or [type(error).__name__]
     if lines[0].startswith("Exception encountered") and len(lines) > 1:
         lines[0] += " " + lines[1]
+    if lines[0] == "Graph execution error:":
+        told = [line for line in lines[1:] if not line.startswith(("File ", "[[", "Detected at node", "Hint:"))]
+        lines[0] = told[-1] if told else lines[0]
     return lines[0][:300]
 
 

@@ -282,3 +282,59 @@ def test_a_model_without_a_5x5_map_falls_back_with_a_visible_note(tmp_path):
     small_classifier((4, 4, 3)).save(path)
     loaded = load_uploaded_model(path)
     assert loaded.cam_layer and "No conv feature map is 5x5" in loaded.note
+
+
+def test_an_upload_that_kills_its_trial_process_is_refused_by_name_and_one_that_passed_is_not_tried_again(
+        tmp_path, monkeypatch):
+    """A 4 kB config asking for a dilation of 10,000 made TensorFlow abort the whole server (std::bad_alloc, no
+    exception to catch); the trial in a limited child takes that instead (``limited_child``'s tests crash it)."""
+    from eipviz import loading
+    from eipviz.limited_child import ChildFailed
+
+    small_classifier((8, 8, 3)).save(tmp_path / "small.keras")
+    tried = []
+
+    def crashing(function, *args, environment):
+        tried.append(args)
+        raise ChildFailed("ended by SIGABRT: aborted, as TensorFlow does when an allocation fails")
+
+    monkeypatch.setattr(loading, "call_limited", crashing)
+    with pytest.raises(EipvizError, match=r"small.keras is refused: computing one image with it in a separate "
+                                          r"process \(at most 8 GB, 120 s\) ended by SIGABRT"):
+        load_uploaded_model(tmp_path / "small.keras")
+    monkeypatch.setattr(loading, "call_limited", lambda function, *args, environment: tried.append(args))
+    for _ in range(2):
+        load_uploaded_model(tmp_path / "small.keras", name="mine.keras")
+    assert len(tried) == 2 and tried[1][2] == "mine.keras"
+
+
+def test_the_trial_refuses_a_model_whose_gradients_fail_and_passes_one_the_project_explains(tmp_path, monkeypatch):
+    """A stride of 10^6 computed its output, then failed (or, with no memory limit, spun for minutes) in the
+    gradient pass of the first CAM a page asked for."""
+    from eipviz import loading
+
+    small_classifier((8, 8, 3)).save(tmp_path / "small.keras")
+    assert loading._trial(str(tmp_path / "small.keras"), "unit_scale", "small.keras") is None
+
+    def failing_cam(self, *args, **kwargs):
+        raise RuntimeError("Graph execution error:\n\nDetected at node x defined at (most recent call last):\n"
+                           "  File \"a.py\", line 1, in f\nmessage: could not create a primitive\n\t [[{{node x}}]]")
+
+    monkeypatch.setattr(loading.Classifier, "cams", failing_cam)
+    with pytest.raises(EipvizError, match=r"small.keras computes its output but not its gradients, so no CAM can "
+                                          r"explain it \(RuntimeError: message: could not create a primitive\)$"):
+        loading._trial(str(tmp_path / "small.keras"), "unit_scale", "small.keras")
+
+
+def test_a_model_that_runs_out_of_memory_on_one_image_is_told_so(tmp_path, monkeypatch):
+    from eipviz import loading
+
+    small_classifier((8, 8, 3)).save(tmp_path / "small.keras")
+
+    def exhausted(self, *args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(loading.Classifier, "logits", exhausted)
+    with pytest.raises(EipvizError, match=r"^small.keras loads but cannot compute its output: it runs out of memory "
+                                          r"on one image \(MemoryError\). eipviz explains small CNNs.$"):
+        loading._classify_model_file(tmp_path / "small.keras", "unit_scale", "small.keras")

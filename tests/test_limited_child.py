@@ -1,0 +1,95 @@
+"""A limited child takes a crash, a hang or a huge allocation instead of the server, and is reused while it
+serves well. The functions it runs are this module's (the child imports them by name)."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from eipviz import limited_child
+from eipviz.errors import EipvizError
+from eipviz.limited_child import ChildFailed, call_limited
+
+
+def note_pid(path: str) -> None:
+    Path(path).write_text(str(os.getpid()))
+
+
+def refuse(message: str) -> None:
+    raise EipvizError(message)
+
+
+def abort() -> None:
+    os.abort()
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def allocate(gigabytes: int) -> None:
+    bytearray(gigabytes * 2**30)
+
+
+def fail() -> None:
+    {}["missing"]
+
+
+def _pid(tmp_path) -> int:
+    assert call_limited(note_pid, str(tmp_path / "pid")) is None
+    return int((tmp_path / "pid").read_text())
+
+
+def test_calls_that_return_share_one_child_other_than_this_process(tmp_path):
+    first = _pid(tmp_path)
+    assert first != os.getpid()
+    assert _pid(tmp_path) == first
+
+
+def test_a_refusal_comes_back_as_its_message_and_the_next_call_gets_a_fresh_child(tmp_path):
+    before = _pid(tmp_path)
+    assert call_limited(refuse, "x.keras is refused") == "x.keras is refused"
+    assert _pid(tmp_path) != before
+
+
+def test_an_abort_is_the_childs_not_ours_and_says_so(tmp_path):
+    with pytest.raises(ChildFailed, match="ended by SIGABRT: aborted, as TensorFlow does when an allocation fails"):
+        call_limited(abort)
+    assert _pid(tmp_path) != os.getpid()
+
+
+def test_an_allocation_beyond_the_memory_limit_is_refused():
+    assert call_limited(allocate, 2 * limited_child.MEMORY_BYTES // 2**30) == (
+        f"needs more than {limited_child.MEMORY_BYTES // 2**30} GB of memory")
+
+
+def test_a_bug_in_the_function_is_an_answer_not_a_lost_child():
+    assert call_limited(fail) == "failed (KeyError: 'missing')"
+
+
+def test_a_call_past_its_time_is_killed_with_its_child(monkeypatch, tmp_path):
+    monkeypatch.setattr(limited_child, "CALL_SECONDS", 1)
+    before = _pid(tmp_path)
+    with pytest.raises(ChildFailed, match="did not finish in 1 s"):
+        call_limited(sleep, 30)
+    with pytest.raises(ProcessLookupError):
+        os.kill(before, 0)
+    assert isinstance(ChildFailed("x"), EipvizError)  # pages and the CLI show it as any refusal
+
+
+def test_the_child_leaves_when_its_parent_ends(tmp_path):
+    script = (f"from tests.test_limited_child import _pid; from pathlib import Path; "
+              f"print(_pid(Path({str(tmp_path)!r})))")
+    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parent.parent)
+    child = int(parent.stdout.split()[-1])
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the child {child} outlived its parent by 10 s")
