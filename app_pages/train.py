@@ -148,13 +148,17 @@ def _delete(store, run_id):
 def _finished_panel(run) -> bool:
     """One collapsed line per run; its curves, Resume, rename and delete inside. True when it changed."""
     # Keyed: its label is the run's name, and a new label made another expander, closed (a rename shut the panel).
-    with st.expander(_finished_label(run), key=f"run-panel-{run.id}"):
+    # Its open state reaches the script (on_change): a closed panel's figure and timeline were built and sent at
+    # every rerun, six of them, for curves nobody saw.
+    with st.expander(_finished_label(run), key=f"run-panel-{run.id}", on_change="rerun") as panel:
         if run.status == "failed":
             st.error(f"Run failed: {literal(run.reason)}")
             if can_write():  # the traceback or log tail, as text; viewers are not shown the server's paths
                 st.code(run.error or "", language=None)
-        _curves(run)
-        if st.toggle("Explanations across epochs", key=f"show-timeline-{run.id}"):
+        if panel.open:
+            _curves(run)
+        # The toggle drawn even when closed: a widget not drawn loses its value.
+        if st.toggle("Explanations across epochs", key=f"show-timeline-{run.id}") and panel.open:
             timeline_section(store, run, f"timeline-{run.id}")
         if not can_write():
             return False

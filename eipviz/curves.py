@@ -4,6 +4,7 @@ import csv
 import hashlib
 import io
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ class CurveRun:
     id: str
     name: str
     kind: str  # trained | imported | reference
-    rows: list  # [{"epoch": e, metric: value, ...}] with canonical metric names
+    rows: list  # [{"epoch": e, metric: value, ...}] with canonical metric names (empty: none, or not read)
     model: str | None = None
     status: str = "finished"
     source: str | None = None
@@ -65,14 +66,17 @@ def reference_runs() -> list[CurveRun]:
     return runs
 
 
-def store_runs(store) -> list[CurveRun]:
+def store_runs(store, rows_of: Collection[str] | None = None) -> list[CurveRun]:
+    """The store's trained and imported runs, newest first, with the epochs of those in ``rows_of`` (of all when
+    None; the others' ``rows`` are left empty). The Curves page lists every run and draws the few selected:
+    reading all epochs of 300 runs took 0.25 s, twice a rerun (2026-11-28)."""
     store.reap_dead_workers()
-    runs = []
-    for run in store.list_runs(kinds=("trained", "imported")):
-        rows = store.epoch_rows(run.id)
-        runs.append(CurveRun(run.id, run.name, run.kind, rows, run.model, run.status, run.source, run.recipe,
-                             run.hyperparameters, training_seconds(rows, run.started, run.ended)))
-    return runs
+    listed = store.list_runs(kinds=("trained", "imported"))
+    rows = store.epoch_rows_of([run.id for run in listed if rows_of is None or run.id in rows_of])
+    return [CurveRun(run.id, run.name, run.kind, rows.get(run.id, []), run.model, run.status, run.source, run.recipe,
+                     run.hyperparameters,
+                     training_seconds(rows[run.id], run.started, run.ended) if run.id in rows else None)
+            for run in listed]
 
 
 def training_seconds(rows: list[dict], started: float | None, ended: float | None) -> float | None:
@@ -84,8 +88,9 @@ def training_seconds(rows: list[dict], started: float | None, ended: float | Non
     return ended - started if started and ended else None
 
 
-def all_curve_runs(store) -> list[CurveRun]:
-    return store_runs(store) + reference_runs()
+def all_curve_runs(store, rows_of: Collection[str] | None = None) -> list[CurveRun]:
+    """The store's runs (their epochs read as ``store_runs`` says), then the documented ones (always with theirs)."""
+    return store_runs(store, rows_of) + reference_runs()
 
 
 def default_selection(runs: list[CurveRun]) -> list[str]:

@@ -14,6 +14,7 @@ from eipviz.curves import (
     metric_direction,
     runs_table,
     spreadsheet_text,
+    store_runs,
     tidy_csv,
     training_seconds,
 )
@@ -276,3 +277,18 @@ def test_html_in_a_run_or_metric_name_is_shown_as_written_in_the_charts():
     rows = [{"opt": "<b>sgd</b>", "best": 0.5}, {"opt": "adam", "best": 0.6}]
     (axis, _) = hyperparameters_figure(rows, ["opt"], "best").data[0].dimensions
     assert "<b>sgd</b>" in axis.ticktext  # parcoords ticks are plain text to Plotly: escaped, they showed "&lt;"
+
+
+def test_store_runs_reads_the_epochs_of_the_runs_asked_for_only(tmp_path):
+    """The Curves page lists every run but reads the epochs of the selected ones (all of 300 runs took 0.25 s)."""
+    from eipviz.training.store import RunStore
+
+    store = RunStore(tmp_path)
+    epochs = {1: {"val_accuracy": 0.5, "wall_time": 10.0}, 2: {"val_accuracy": 0.6, "wall_time": 20.0}}
+    first = store.create_run(name="a", kind="imported", status="finished", epochs=epochs)
+    other = store.create_run(name="b", kind="imported", status="finished", epochs={1: {"val_accuracy": 0.7}})
+    runs = {run.id: run for run in store_runs(store, rows_of=[first])}
+    assert [row["val_accuracy"] for row in runs[first].rows] == [0.5, 0.6] and runs[first].duration_s == 20.0
+    assert runs[other].rows == [] and runs[other].duration_s is None and runs[other].name == "b"
+    assert {run.id: run.rows for run in store_runs(store)} == {
+        first: runs[first].rows, other: [{"epoch": 1, "val_accuracy": 0.7}]}

@@ -60,8 +60,10 @@ def test_train_page_starts_a_worker_and_shows_its_live_curves(tmp_path, monkeypa
     wait_for(lambda: store.get_run(run.id).status == "finished", what="page-started run to finish")
     at.run()
     assert not at.exception
-    assert at.get("plotly_chart"), "the finished run shows its curves"
     assert any(run.id in e.label and "finished" in e.label for e in at.expander)
+    at.session_state[f"run-panel-{run.id}"] = True  # its panel opened
+    at.run()
+    assert at.get("plotly_chart"), "the finished run shows its curves"
 
 
 def _png(array) -> bytes:

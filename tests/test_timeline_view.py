@@ -27,6 +27,7 @@ def _captions(at):
 def test_the_train_page_shows_a_finished_runs_probe_images_at_the_chosen_epoch(store):
     run_id = run_with_timeline(store)
     at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT).run()
+    at.session_state[f"run-panel-{run_id}"] = True  # its panel opened: a closed one draws no timeline
     at.toggle(key=f"show-timeline-{run_id}").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     slider = at.select_slider(key=f"timeline-{run_id}-epoch")
@@ -57,10 +58,20 @@ def test_each_run_on_the_curves_page_keeps_its_own_timeline_epoch(store):
     assert at.select_slider(key=f"curve-timeline-{second}-epoch").value == 3  # its newest epoch
 
 
+def test_a_closed_finished_panel_builds_no_timeline_even_with_its_toggle_on(store):
+    """Closed, its 16 images and chart were built and sent at every rerun; the toggle keeps its state."""
+    run_id = run_with_timeline(store)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT).run()
+    at.toggle(key=f"show-timeline-{run_id}").set_value(True).run()
+    assert not at.exception and not at.get("select_slider") and not at.get("plotly_chart")
+    assert at.toggle(key=f"show-timeline-{run_id}").value
+
+
 def test_a_run_from_before_timelines_says_so(store):
     run_id = store.create_run(name="old", model="mnist14k", status="finished")
     store.add_epoch(run_id, 1, {"val_accuracy": 0.5})
     at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT).run()
+    at.session_state[f"run-panel-{run_id}"] = True
     at.toggle(key=f"show-timeline-{run_id}").set_value(True).run()
     assert not at.exception
     assert any("trained before eipviz recorded timelines" in c.value for c in at.caption)

@@ -82,6 +82,16 @@ def test_finished_runs_collapse_to_one_line_with_their_best_accuracy(store):
     assert panel.label == f"tiny · {run_id} · finished · best epoch 2 (val acc 0.7500)"
 
 
+def test_a_finished_runs_curves_are_drawn_only_while_its_panel_is_open(store):
+    """Six closed panels built and sent six figures at every rerun, for curves nobody saw."""
+    run_id = _finished_run(store)
+    at = open_page()
+    assert not at.get("plotly_chart")
+    at.session_state[f"run-panel-{run_id}"] = True  # what a click on the panel sets
+    at.run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+
+
 def test_a_run_name_is_shown_as_written_not_as_markdown(store, no_workers):
     """A name is text an editor typed: as markdown it could load a remote image into every viewer's page."""
     name = "![x](https://evil.example/x.png) *big* :red[alarm]"

@@ -33,6 +33,7 @@ SLOT_RELEASE_S = 600
 # How long a Resume or a Delete waits for a run's ended worker to exit (TensorFlow's teardown takes seconds).
 EXIT_WAIT_S = 60.0
 STORE_FILE = "runs.sqlite"
+SQL_VARIABLES = 900  # run ids read in one statement: SQLite before 3.32 allowed at most 999 "?"
 # A run's folder while its row is deleted: a delete killed before its commit is undone, after it finished.
 DELETING_PREFIX = ".deleting-"
 # A trained run created but never submitted (its `train` killed between the two) is cancelled after this long,
@@ -442,13 +443,20 @@ class RunStore:
 
     def epoch_rows(self, run_id: str) -> list[dict]:
         """Per-epoch rows ``{"epoch": e, name: value, ...}`` in epoch order."""
+        return self.epoch_rows_of([run_id])[run_id]
+
+    def epoch_rows_of(self, run_ids: list[str]) -> dict[str, list[dict]]:
+        """``epoch_rows`` of each of ``run_ids`` (``[]`` for one without epochs), read in one query."""
+        by_run: dict[str, dict[int, dict]] = {run_id: {} for run_id in run_ids}
         with self._connect() as db:
-            rows = db.execute("SELECT epoch, name, value FROM metrics WHERE run_id = ? ORDER BY epoch",
-                              (run_id,)).fetchall()
-        by_epoch: dict[int, dict] = {}
-        for epoch, name, value in rows:
-            by_epoch.setdefault(epoch, {"epoch": epoch})[name] = float(value) if isinstance(value, str) else value
-        return list(by_epoch.values())
+            for start in range(0, len(run_ids), SQL_VARIABLES):  # SQLite caps the variables in one statement
+                chunk = run_ids[start:start + SQL_VARIABLES]
+                rows = db.execute(f"SELECT run_id, epoch, name, value FROM metrics WHERE run_id IN"
+                                  f" ({', '.join('?' * len(chunk))}) ORDER BY run_id, epoch", chunk)
+                for run_id, epoch, name, value in rows:
+                    by_run[run_id].setdefault(epoch, {"epoch": epoch})[name] = \
+                        float(value) if isinstance(value, str) else value
+        return {run_id: list(by_epoch.values()) for run_id, by_epoch in by_run.items()}
 
     def drop_epochs_after(self, run_id: str, epoch: int) -> None:
         """Forget a run's epochs after ``epoch`` (a restart trains them again), and its best if it was one."""
@@ -490,8 +498,11 @@ class RunStore:
         self.requeue_lost_claims()
         self.tidy_interrupted()
         dead = []
-        for run in self.list_runs(kinds=("trained",)):
-            if run.active and run.pid and not worker_alive(run.pid):
+        with self._connect() as db:  # active ones only: the pages reap at every rerun, and runs are kept by hundreds
+            active = [_to_run(row) for row in db.execute(f"SELECT * FROM runs WHERE kind = 'trained' AND status IN"
+                                                         f" {ACTIVE} ORDER BY created DESC")]
+        for run in active:
+            if run.pid and not worker_alive(run.pid):
                 if (self.run_dir(run.id) / STOP_FILE).exists():  # the Stop's signal ended it
                     status, error = "cancelled", None
                 else:
