@@ -483,13 +483,17 @@ def _older_store(folder):
                    " pid INTEGER, backend TEXT, device TEXT, created REAL NOT NULL, started REAL, ended REAL,"
                    " best_val_accuracy REAL, best_epoch INTEGER, error TEXT, source TEXT)")
         db.execute("INSERT INTO runs (id, name, status, created) VALUES ('old', 'old run', 'finished', 1.0)")
+        db.execute("CREATE TABLE progress (run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,"
+                   " epoch INTEGER, batch INTEGER, batches INTEGER, loss REAL, updated REAL)")
 
 
-def test_an_older_run_store_gains_the_queue_columns(tmp_path):
+def test_an_older_run_store_gains_the_queue_and_progress_columns(tmp_path):
     _older_store(tmp_path)
     store = RunStore(tmp_path)
     run = store.get_run("old")
     assert run.status == "finished" and run.slot is None and run.queued is None
+    store.set_progress("old", 1, 2, 10, 0.5, first_batch_ended=123.0)
+    assert store.progress("old")["first_batch_ended"] == 123.0
 
 
 def test_an_older_run_store_opened_by_several_processes_at_once_opens_in_each(tmp_path):
@@ -577,6 +581,20 @@ def test_a_relative_data_folder_reaches_the_worker_as_the_submitter_meant_it(tmp
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert carried_env()["EIPVIZ_DATA_DIR"] == str(tmp_path / "shared" / "data")
     assert carried_env()["KERAS_BACKEND"] == "jax"
+
+
+def test_a_runs_xla_flags_reach_its_worker_whichever_scheduler_starts_it(monkeypatch):
+    """A JAX run on two host devices, admitted by a scheduler started without XLA_FLAGS, saw one device and
+    failed, though its submitter had set them (a helper's walk under JAX, 2026-11-28)."""
+    from eipviz.training.queue import carried_env, worker_env
+
+    flags = "--xla_force_host_platform_device_count=2"
+    monkeypatch.setenv("XLA_FLAGS", flags)
+    submitted = carried_env()
+    monkeypatch.delenv("XLA_FLAGS")  # the scheduler's own environment
+    assert worker_env(None, submitted)["XLA_FLAGS"] == flags
+    monkeypatch.setenv("XLA_FLAGS", "--scheduler-only")
+    assert "XLA_FLAGS" not in worker_env(None, {"KERAS_BACKEND": "jax"})
 
 
 # -- guards the mutation review of 2026-11-27 found untested ---------------------------------------------------------

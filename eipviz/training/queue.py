@@ -41,9 +41,10 @@ MAX_RUNS_VARIABLE = "EIPVIZ_MAX_RUNS"
 SCHEDULER_LOCK = "scheduler.lock"
 POLL_S = 1.0
 # What a run takes from whoever submitted it, whichever process starts its worker: the backend it trains
-# under, where the data is, TensorFlow's thread pools.
+# under, where the data is, TensorFlow's thread pools, JAX's host devices (a `--devices 2` run admitted by a
+# scheduler started without XLA_FLAGS saw one device and failed).
 CARRIED_ENV = ("KERAS_BACKEND", DATA_DIR_VARIABLE, "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-               "TF_CPP_MIN_LOG_LEVEL")
+               "TF_CPP_MIN_LOG_LEVEL", "XLA_FLAGS")
 # A worker sees only its slot's GPUs; the scheduler's own CUDA_VISIBLE_DEVICES (JSON: null when unset) rides
 # along in this variable, so a scheduler the worker starts (``RunQueue.wake``) sees every GPU again.
 SCHEDULER_GPUS_VARIABLE = "EIPVIZ_SCHEDULER_CUDA_VISIBLE_DEVICES"

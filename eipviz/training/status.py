@@ -44,12 +44,14 @@ def run_progress(store: RunStore, run: Run) -> RunProgress:
     batch, batches, loss = live.get("batch") or 0, live.get("batches") or 0, live.get("loss")
     if live.get("epoch") != done + 1:  # the progress row is of an epoch already stored: its loss too
         batch, loss = 0, None
-    seconds = [row["epoch_seconds"] for row in rows if row.get("epoch_seconds")]
+    # The run's first epoch holds its start-up and tracing (about 25 s under JAX): left out once another is done.
+    seconds = [row["epoch_seconds"] for row in rows[1:] or rows if row.get("epoch_seconds")]
     per_epoch = sum(seconds[-3:]) / len(seconds[-3:]) if seconds else None
-    begun = run.claimed or run.started  # admitted (this session of the run, resumed or not), else started
-    if per_epoch is None and batch and batches and begun and live.get("updated", 0) > begun:
-        # The first epoch: its batches so far, start-up and tracing included (an overestimate at first).
-        per_epoch = (live["updated"] - begun) * batches / batch
+    first = live.get("first_batch_ended")
+    if per_epoch is None and batch > 1 and batches and first and live.get("updated", 0) > first:
+        # The first epoch: its batches after the first. Timed from the worker's start, JAX's tracing in batch 1
+        # made a 2-minute run's first estimate 6 h 42 m (a helper's walk, 2026-11-28).
+        per_epoch = (live["updated"] - first) * batches / (batch - 1)
     eta = None if per_epoch is None else max(0.0, (total - done - (batch / batches if batches else 0.0)) * per_epoch)
     return RunProgress(done, total, batch, batches, loss, eta)
 

@@ -44,7 +44,8 @@ UNFINISHED_CREATE_S = 120
 STOP_FILE = "stop-requested"
 SEEDS = 2**20  # a run's seed is below it; a resumed run's streams are drawn above (``worker.stream_seed``)
 # Columns added after the first release: an older runs.sqlite gains them when opened.
-_ADDED_COLUMNS = {"queued": "REAL", "slot": "TEXT", "claim": "TEXT", "claimed": "REAL", "env": "TEXT"}
+_ADDED_COLUMNS = {("runs", "queued"): "REAL", ("runs", "slot"): "TEXT", ("runs", "claim"): "TEXT",
+                  ("runs", "claimed"): "REAL", ("runs", "env"): "TEXT", ("progress", "first_batch_ended"): "REAL"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -80,7 +81,8 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE TABLE IF NOT EXISTS progress (
     run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
-    epoch INTEGER, batch INTEGER, batches INTEGER, loss REAL, updated REAL
+    epoch INTEGER, batch INTEGER, batches INTEGER, loss REAL, updated REAL,
+    first_batch_ended REAL                      -- when this worker's first batch ended (start-up and tracing)
 );
 """
 
@@ -146,8 +148,8 @@ class RunStore:
                 db.executescript(_SCHEMA)
                 if _ADDED_COLUMNS.keys() - _columns(db):  # an older store: looked at again under the write lock,
                     db.execute("BEGIN IMMEDIATE")  # as several processes opening it at once each added them
-                    for column in _ADDED_COLUMNS.keys() - _columns(db):
-                        db.execute(f"ALTER TABLE runs ADD COLUMN {column} {_ADDED_COLUMNS[column]}")
+                    for table, column in _ADDED_COLUMNS.keys() - _columns(db):
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {_ADDED_COLUMNS[table, column]}")
         except (OSError, sqlite3.Error) as error:
             raise EipvizError(f"Cannot use the runs folder {self.root}: {error}. "
                               f"Choose a writable folder (--runs-dir or {RUNS_DIR_VARIABLE}).") from error
@@ -472,10 +474,12 @@ class RunStore:
 
     # -- in-epoch progress --------------------------------------------------
 
-    def set_progress(self, run_id: str, epoch: int, batch: int, batches: int, loss: float | None) -> None:
+    def set_progress(self, run_id: str, epoch: int, batch: int, batches: int, loss: float | None,
+                     first_batch_ended: float | None = None) -> None:
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?, ?, ?, ?, ?)",
-                       (run_id, epoch, batch, batches, loss, time.time()))
+            db.execute("INSERT OR REPLACE INTO progress (run_id, epoch, batch, batches, loss, updated, "
+                       "first_batch_ended) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (run_id, epoch, batch, batches, loss, time.time(), first_batch_ended))
 
     def clear_progress(self, run_id: str) -> None:
         """Forget a run's in-epoch progress (a resumed run has none until its worker's first batch)."""
@@ -518,8 +522,9 @@ class RunStore:
         return dead
 
 
-def _columns(db) -> set[str]:
-    return {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+def _columns(db) -> set[tuple[str, str]]:
+    """(table, column) of the runs and progress tables."""
+    return {(table, row[1]) for table in ("runs", "progress") for row in db.execute(f"PRAGMA table_info({table})")}
 
 
 def _metric_rows(run_id: str, metrics_by_epoch: dict[int, dict]) -> list[tuple]:

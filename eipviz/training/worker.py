@@ -75,6 +75,7 @@ class RunRecorder(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.train_start = time.time()
         self.last_progress = 0.0
+        self.first_batch_ended: float | None = None  # the time to the first batch's end is start-up and tracing
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -86,11 +87,12 @@ class RunRecorder(keras.callbacks.Callback):
         if self.stop.requested:
             raise TrainingCancelled()
         now = time.time()
+        self.first_batch_ended = self.first_batch_ended or now
         if now - self.last_progress >= PROGRESS_INTERVAL_S or batch + 1 == self.steps:
             self.last_progress = now
             loss = (logs or {}).get("loss")
             self.store.set_progress(self.run_id, self.epoch + 1, batch + 1, self.steps,
-                                    None if loss is None else float(loss))
+                                    None if loss is None else float(loss), self.first_batch_ended)
 
     def on_epoch_end(self, epoch, logs=None):
         metrics = {name: float(value) for name, value in (logs or {}).items()}
