@@ -140,15 +140,26 @@ def mean_run(label: str, runs: list[CurveRun]) -> CurveRun:
     return CurveRun(id=f"group:{label}", name=label, kind="group", rows=rows)
 
 
+def _mixes_types(values: list) -> bool:
+    """True when a column's values are of several kinds (``devices`` 1 and "all"): written as text, since a
+    table column is of one type (pyarrow refused the column, a traceback in the server's log)."""
+    kinds = {"number" if type(value) in (int, float) else type(value) for value in values if value is not None}
+    return len(kinds) > 1
+
+
 def hyperparameter_table(runs: list[CurveRun], metric: str = "val_accuracy",
                          direction: str | None = None) -> list[dict]:
     """One row per run: name, id, kind, model, recipe, every stored hyperparameter (a column each, missing
     where a run has none), the best and final ``metric``, the best epoch, epochs done and training time. The
-    ``epochs`` column is the setting; how many a run has done is ``epochs done``."""
-    columns = sorted({key for run in runs for key in flat_hyperparameters(run)})
+    ``epochs`` column is the setting; how many a run has done is ``epochs done``. A column whose values are of
+    several kinds (``devices`` 1 and "all") is written as text."""
+    hypers = {run.id: flat_hyperparameters(run) for run in runs}
+    columns = sorted({key for hyper in hypers.values() for key in hyper})
+    mixed = {key for key in columns if _mixes_types([hyper.get(key) for hyper in hypers.values()])}
     rows = []
     for run in runs:
-        hyper = flat_hyperparameters(run)
+        hyper = {key: str(value) if key in mixed and value is not None else value
+                 for key, value in hypers[run.id].items()}
         best = best_epoch(run, metric, direction or metric_direction(metric))
         row: dict = {"run": run.name, "id": run.id, "kind": run.kind, "model": run.model, "recipe": run.recipe}
         for key in columns:

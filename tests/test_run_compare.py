@@ -145,6 +145,19 @@ def test_the_epochs_setting_is_not_overwritten_by_the_epochs_a_stopped_run_did()
     assert (row["epochs"], row["epochs done"]) == (30, 1)
 
 
+def test_a_hyperparameter_of_several_kinds_is_one_text_column_a_table_can_hold():
+    """``devices`` 1 beside "all": pyarrow refused the column, a traceback in the server's log (a helper's walk)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    runs = [CurveRun(f"r{i}", f"r{i}", "trained", [], hyperparameters={"devices": devices, "lr": lr})
+            for i, (devices, lr) in enumerate([(1, 0.1), ("all", 1), (None, 0.5)])]
+    rows = hyperparameter_table(runs)
+    assert [row["devices"] for row in rows] == ["1", "all", None]
+    assert [row["lr"] for row in rows] == [0.1, 1, 0.5]  # numbers of both kinds stay numbers
+    pa.Table.from_pandas(pd.DataFrame(rows))
+
+
 def test_parallel_coordinates_has_an_axis_per_varying_hyperparameter_then_the_target():
     rows = hyperparameter_table(SEEDS)
     fig = hyperparameters_figure(rows, ["learning_rate", "plateau.factor", "seed"], "best val_accuracy")
