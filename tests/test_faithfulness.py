@@ -79,6 +79,16 @@ def test_on_the_quadrant_model_gradcam_beats_random_on_every_metric():
     assert all(margins[k] > 0 for k in ("deletion_vs_random", "insertion_vs_random", "road_vs_random")), margins
 
 
+def test_float_noise_between_backends_does_not_reorder_tied_pixels():
+    from eipviz.explain.road import relevance_order
+
+    maps = np.random.default_rng(0).integers(0, 4, (2, 8, 8)).astype(np.float32) / 3  # many ties
+    noisy = maps + np.random.default_rng(1).uniform(-1e-7, 1e-7, maps.shape).astype(np.float32)
+    same_seed = [relevance_order(m, np.random.default_rng(5)) for m in (maps, noisy)]
+    np.testing.assert_array_equal(*same_seed)
+    assert relevance_order(np.array([[[0.5, 0.5001]]]), np.random.default_rng(0)).tolist() == [[1, 0]]
+
+
 def test_tied_pixels_go_in_a_seeded_random_order_not_top_row_first():
     """A constant map ranks no pixel above another: it must delete and insert like a random map. A stable
     sort took ties top row first, as a map falling row by row would, which here removes class 0's evidence
