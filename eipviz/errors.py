@@ -18,3 +18,11 @@ def check_names(names, choices, what: str, show=str) -> tuple[str, ...]:
         raise EipvizError(f"Unknown {what}(s) {', '.join(map(show, unknown)) or '(none given)'}. "
                           f"Choose from: {', '.join(choices)}.")
     return names
+
+
+def no_file_error(path, what: str) -> EipvizError:
+    """The refusal of ``path``, no regular file, as ``what`` (e.g. "Image"): not found, or something that is
+    no file there (``/dev/null``, a pipe: "not found" of a path that exists misled)."""
+    if path.exists():
+        return EipvizError(f"{what} {path} is not a regular file (a device, a pipe or a socket); give a file.")
+    return EipvizError(f"{what} {path} not found.")

@@ -80,11 +80,20 @@ def dataset_test_split(classifier: Classifier) -> tuple[np.ndarray, np.ndarray]:
     return load_test_split(classifier.dataset)
 
 
-def sample_test_images(classifier: Classifier, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` test images drawn without replacement (all of them when ``n`` is larger), reproducible by seed:
-    ``sample_images``' draw, once ``dataset_test_split`` has said what is wrong with a model of no known dataset."""
-    dataset_test_split(classifier)
+def sample_test_images(classifier: Classifier, n: int, seed: int = 0, option: str = "n") -> np.ndarray:
+    """``n`` test images drawn without replacement, reproducible by seed: ``sample_images``' draw, once
+    ``check_test_image_count`` has said what is wrong with ``n`` (``option`` names it) or the model."""
+    check_test_image_count(classifier, n, option)
     return np.stack([image for _, image in sample_images(str(classifier.dataset), n, seed)])
+
+
+def check_test_image_count(classifier: Classifier, n: int, option: str) -> None:
+    """Refuse ``n`` test images beyond the model's test set (``dataset_test_split`` refuses a model of no known
+    dataset): more were quietly cut to all of it, and ``faithfulness --n 10001`` then ran for minutes."""
+    images, _ = dataset_test_split(classifier)
+    if not 1 <= n <= len(images):
+        raise EipvizError(f"{option} takes 1 to {len(images):,}: the {classifier.dataset} test set has "
+                          f"{len(images):,} images. Received: {n:,}.")
 
 
 def evaluate(classifier: Classifier, limit: int | None = None) -> Evaluation:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from eipviz.errors import EipvizError
+from eipviz.errors import EipvizError, no_file_error
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 30000x30000 "decompression bomb" is refused before decoding
@@ -111,7 +111,7 @@ def read_image_file(path, model_side: int | None = None) -> DecodedImage:
     if path.is_dir():
         raise EipvizError(f"{path} is a folder; give image files (a shell expands {path}/*.png).")
     if not path.is_file():
-        raise EipvizError(f"Image {path} not found.")
+        raise no_file_error(path, "Image")
     if path.stat().st_size > MAX_IMAGE_BYTES:
         raise EipvizError(f"{path.name} is {path.stat().st_size / 2**20:.0f} MB; "
                           f"images up to {MAX_IMAGE_BYTES // 2**20} MB.")

@@ -351,6 +351,8 @@ def _check_hdf5_members(archive: zipfile.ZipFile, name: str) -> None:
 def _load_keras_file(path: Path) -> keras.Model:
     if not path.is_file():
         raise EipvizError(f"Model file {path} not found.")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):  # Keras says "File not found" of a damaged one
+        raise EipvizError(f"{path.name} is not a readable Keras model file (BadZipFile).")
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for broken or foreign files

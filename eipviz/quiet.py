@@ -7,7 +7,10 @@ import os
 import sys
 from contextlib import contextmanager
 
+from eipviz.errors import EipvizError
 from eipviz.jax_cache import use_jax_compilation_cache
+
+SUPPORTED_BACKENDS = ("tensorflow", "jax")
 
 # Modules that import JAX, when installed, for what eipviz never uses: TensorFlow Lite's converter, and Keras'
 # patch of old JAX versions for its Orbax checkpoint callback.
@@ -67,10 +70,20 @@ def jax_only_when_needed():
         sys.meta_path.remove(finder)
 
 
+def check_backend_setting() -> None:
+    """Refuse a ``KERAS_BACKEND`` eipviz does not run on before anything starts: Keras' own refusal was a
+    traceback, and a run's worker died of it with no reason given ("died without finishing")."""
+    chosen = os.environ.get("KERAS_BACKEND")
+    if chosen is not None and chosen not in SUPPORTED_BACKENDS:
+        raise EipvizError(f"KERAS_BACKEND={chosen!r}: eipviz runs on {' or '.join(SUPPORTED_BACKENDS)}; set one of "
+                          f"them, or unset it for tensorflow.")
+
+
 @functools.cache  # once per process: the app's entry script runs on every rerun
 def import_keras_quietly():
     """Import Keras as eipviz's processes run it: TensorFlow discovers its devices while fd 2 is silenced,
     without JAX; JAX keeps its compiled programs for the next process (``eipviz.jax_cache``)."""
+    check_backend_setting()
     with native_stderr_silenced(), jax_only_when_needed():
         import keras
 

@@ -164,6 +164,8 @@ class Plateau:
         check_range("min_lr", self.min_lr, 0, where=where)
 
 
+# Beyond these a run fails in its worker (10^20 epochs: TensorFlow's "out-of-range integer"), or after days.
+WHOLE_NUMBER_LIMITS = {"batch_size": 65_536, "epochs": 10_000, "steps_per_execution": 10_000}
 PRECISE_BN_MAX_BATCHES = 32  # training batches averaged per re-estimation (all of them in shorter epochs)
 
 
@@ -209,10 +211,11 @@ class Recipe:
         check_choice("schedule", self.schedule, SCHEDULES, where)
         check_choice("checkpoint_monitor", self.checkpoint_monitor, MONITOR_MODES, where)
         check_devices(self.devices, where)
-        for name in ("batch_size", "epochs", "steps_per_execution"):
+        for name, most in WHOLE_NUMBER_LIMITS.items():
             value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise EipvizError(f"{where}{name} must be a positive integer. Received: {name}={value!r}.")
+            if not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most):
+                raise EipvizError(f"{where}{name} must be a whole number from 1 to {most:,}. "
+                                  f"Received: {name}={value!r}.")
         self._check_ranges(where)
         if self.schedule == "one_cycle" and self.plateau:
             raise EipvizError(f"{where}schedule='one_cycle' sets the rate at every step, so it cannot be combined "

@@ -222,3 +222,56 @@ def test_an_imported_log_is_listed_with_its_best_epoch_and_a_viewer_gets_no_csv(
     monkeypatch.setenv("EIPVIZ_MODE", "viewer")
     result = main_in_process("import-log", log, "--store", "--runs-dir", runs, check=False)
     assert result.returncode == 2 and result.stdout == "" and "not allowed" in result.stderr
+
+
+def test_an_empty_out_or_one_under_a_file_is_refused_before_any_work(tmp_path):
+    """``--out ""`` meant the current folder: `timeline` and `cam` wrote their PNGs into the project (a helper's
+    fuzz of the CLI, 2026-11-28); under a file the failure came after the work, as "[Errno 17] File exists"."""
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    for command in (["cam", "--test-images", "2"], ["gallery"], ["sanity"], ["compare-methods", "--test-index", "0"]):
+        assert "--out is empty; name" in _refused(*command, "--model", "no-such-model", "--out", "")
+        assert f"{afile} is a file, not a folder; --out cannot write under it" in _refused(
+            *command, "--model", "no-such-model", "--out", afile / "deeper" / "x.png")
+    assert "--out is empty" in _refused("timeline", "no-such-run", "--runs-dir", tmp_path, "--out", "")
+
+
+def test_a_command_refused_after_its_model_loaded_leaves_no_folders(tmp_path):
+    """`png_out` made the parent folders before any work; `gallery --true 11` then failed and left them."""
+    assert "Unknown class '11'" in _refused("gallery", "--model", "mnist14k", "--true", "11",
+                                            "--out", tmp_path / "a" / "b" / "g.png")
+    assert not (tmp_path / "a").exists()
+
+
+def test_more_test_images_than_the_test_set_are_refused_before_the_work(tmp_path, data_dir):
+    """They were cut to the whole test set: `faithfulness --n 10001` and `report --n 1e20` ran for minutes."""
+    for command in (["faithfulness", "--methods", "gradcam"], ["sanity"], ["report", "--out", tmp_path / "r.html"]):
+        assert "--n takes 1 to 10,000: the mnist test set has 10,000 images. Received: 10,001." in _refused(
+            *command, "--model", "mnist14k", "--n", "10001")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_path_that_is_no_regular_file_is_not_called_missing(tmp_path):
+    assert "Log file /dev/null is not a regular file" in _refused("import-log", "/dev/null")
+    assert "Image /dev/null is not a regular file" in _refused(
+        "cam", "--model", "mnist14k", "--image", "/dev/null", "--out", tmp_path)
+    assert f"Log file {tmp_path / 'none.log'} not found" in _refused("import-log", tmp_path / "none.log")
+
+
+def test_a_damaged_run_checkpoint_is_not_called_missing(tmp_path):
+    """`evaluate --run` said Keras' "File not found" of a best.keras that is there but no zip."""
+    from eipviz.training.store import RunStore
+
+    store = RunStore(tmp_path)
+    run_id = store.create_run(name="r", model="mnist14k", status="finished")
+    (store.run_dir(run_id) / "best.keras").write_text("x")
+    assert "best.keras is not a readable Keras model file (BadZipFile)" in _refused(
+        "evaluate", "--run", run_id, "--runs-dir", tmp_path)
+
+
+def test_a_backend_eipviz_does_not_run_on_is_one_line_not_a_traceback_nor_a_queued_run(tmp_path, monkeypatch):
+    """Keras' refusal was a traceback; a `train --detach` queued a run whose worker died with no reason."""
+    monkeypatch.setenv("KERAS_BACKEND", "nosuch")
+    assert "KERAS_BACKEND='nosuch': eipviz runs on tensorflow or jax" in _refused(
+        "train", "--model", "mnist14k", "--runs-dir", tmp_path, "--detach")
+    assert not (tmp_path / "runs.sqlite").exists()

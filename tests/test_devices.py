@@ -19,7 +19,7 @@ def test_devices_are_a_positive_number_or_all_and_anything_else_names_what_it_re
     for bad in ("0", "two", "-1"):
         with pytest.raises(EipvizError, match="Received: devices="):
             parse_devices(bad)
-    with pytest.raises(EipvizError, match="steps_per_execution must be a positive integer"):
+    with pytest.raises(EipvizError, match="steps_per_execution must be a whole number from 1 to 10,000"):
         FAST["resnet20v1"].with_overrides(steps_per_execution=0)
 
 

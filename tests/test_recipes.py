@@ -171,8 +171,12 @@ def test_settings_change_only_the_named_fields_and_are_checked_like_the_recipe()
         fast.with_settings({"epochs": True})
     with pytest.raises(EipvizError, match=r"Received: optimizer='lamb'"):
         fast.with_settings({"optimizer": "lamb"})
-    with pytest.raises(EipvizError, match=r"batch_size must be a positive integer\. Received: batch_size=0"):
+    with pytest.raises(EipvizError, match=r"batch_size must be a whole number from 1 to 65,536\. Received: "
+                                          r"batch_size=0"):
         fast.with_settings({"batch_size": 0})
+    with pytest.raises(EipvizError, match=r"epochs must be a whole number from 1 to 10,000\. Received: "
+                                          r"epochs=100000000000000000000"):  # TensorFlow's overflow, in the worker
+        fast.with_settings({"epochs": 10**20})
 
 
 def test_interpolation_is_a_setting_of_the_augmentation_and_is_stored_with_the_run():

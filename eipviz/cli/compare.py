@@ -17,6 +17,7 @@ from eipviz.cli.options import (
     positive_int,
     print_table,
     read_image_for,
+    write_out,
 )
 from eipviz.errors import EipvizError, check_names
 
@@ -41,7 +42,7 @@ def cmd_compare_methods(args) -> int:
         image_name = f"test #{args.test_index}, true {classifier.class_names[labels[args.test_index]]}"
     class_index = None if args.class_name is None else classifier.class_index(args.class_name)
     target, scores = method_grid(classifier, image, methods, layers, class_index)
-    out.write_bytes(png_bytes(method_grid_sheet(classifier, image, target, scores, image_name)))
+    write_out(out, png_bytes(method_grid_sheet(classifier, image, target, scores, image_name)))
     rows = [{"method": score.method, "layer": score.layer, "deletion_auc": round(score.deletion_auc, 4),
              "insertion_auc": round(score.insertion_auc, 4)} for score in scores]
     if args.json:
@@ -64,7 +65,7 @@ def cmd_compare_models(args) -> int:
     wanted = names(args.models, "--models")
     if not 2 <= len(wanted) <= 5:
         raise EipvizError(f"Compare 2 to 5 models. Received: {len(wanted)} ({', '.join(wanted)}).")
-    out = folder_out(args.out, "the sheet and CSV") if args.out else None
+    out = folder_out(args.out, "the sheet and CSV") if args.out is not None else None
     loaded = [_shipped_or_run(args.runs_dir, name) for name in wanted]
     classifiers = [classifier for _, classifier in loaded]
     evaluations = [evaluate_test_set(classifier) for classifier in classifiers]

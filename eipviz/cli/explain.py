@@ -24,6 +24,7 @@ from eipviz.cli.options import (
     print_table,
     read_image_for,
     unit_interval,
+    write_out,
 )
 from eipviz.errors import EipvizError, check_names
 
@@ -51,7 +52,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_cam(args) -> int:
     from eipviz.data import sample_images
-    from eipviz.evaluation import dataset_test_split
+    from eipviz.evaluation import check_test_image_count
     from eipviz.explain.overlay import png_bytes
     from eipviz.explain.predict import explain_images, upload_notes
 
@@ -60,10 +61,7 @@ def cmd_cam(args) -> int:
     classifier = load_model(args)
     check_layer(classifier, args.layer)
     if args.test_images:  # the Upload page's "Try 4 test images"
-        test_images, _ = dataset_test_split(classifier)  # a model of no known dataset has no test set: says so
-        if args.test_images > len(test_images):  # each drawn once: more were quietly cut to the test set
-            raise EipvizError(f"--test-images takes 1 to {len(test_images):,}: the {classifier.dataset} test set has "
-                              f"{len(test_images):,} images. Received: {args.test_images:,}.")
+        check_test_image_count(classifier, args.test_images, "--test-images")
         inputs = [(name, image, None, False) for name, image in
                   sample_images(str(classifier.dataset), args.test_images, args.seed)]
     else:  # every file is read before any note is printed: a bad one is the only line on stderr
@@ -118,7 +116,7 @@ def cmd_gallery(args) -> int:
     items = gallery_items(classifier, selection.evaluation, selection.images, selection.shown, method=args.method,
                           layer=args.layer, aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
     if items:
-        out.write_bytes(png_bytes(gallery_png_sheet(
+        write_out(out, png_bytes(gallery_png_sheet(
             items, header=sheet_header(classifier, args.method, args.layer, selection.note, selection.smoothing),
             column_labels=COLUMN_LABELS)))
     else:
@@ -176,11 +174,13 @@ def _gallery_selection(args, classifier) -> GallerySelection:
 
 
 def cmd_report(args) -> int:
+    from eipviz.evaluation import check_test_image_count
     from eipviz.explain.timeline import TIMELINE_FILE, read_timeline
     from eipviz.report import build_report, report_path, write_report
 
     report_path(args.out)  # a folder or an unwritable place is said now, not after the report is computed
     classifier = load_model(args)
+    check_test_image_count(classifier, args.n, "--n")  # before the gallery's evaluation and the report's maps
     curves, timeline = None, None
     if args.run:  # a run's report adds its curves and timeline
         store = existing_store(args.runs_dir)
@@ -225,7 +225,7 @@ def cmd_faithfulness(args) -> int:
     if named:  # checked before any map is computed
         check_names(named, classifier.cam_layers, "layer")
     layers = named or [classifier.cam_layer]
-    images = sample_test_images(classifier, args.n, args.seed)
+    images = sample_test_images(classifier, args.n, args.seed, "--n")
     if ranked:  # the Misclassified page's "Compute and rank"
         rows = rank_methods(classifier, images, methods, layers, args.rank_by or "deletion", seed=args.seed)
     else:
@@ -240,13 +240,13 @@ def cmd_sanity(args) -> int:
     from eipviz.explain.sanity import sanity_check, sanity_strip_sheet
 
     methods = method_names(args.methods)
-    out = png_out(args.out) if args.out else None
+    out = png_out(args.out) if args.out is not None else None
     classifier = load_model(args)
     check_layer(classifier, args.layer)
-    images = sample_test_images(classifier, args.n, args.seed)
+    images = sample_test_images(classifier, args.n, args.seed, "--n")
     results = sanity_check(classifier, images, methods, layer=args.layer, depths=args.depths, seed=args.seed)
     if out:  # the page's strip of maps, a row per method
-        out.write_bytes(png_bytes(sanity_strip_sheet(classifier, images[0], results, args.layer)))
+        write_out(out, png_bytes(sanity_strip_sheet(classifier, images[0], results, args.layer)))
     if args.json:
         print(json.dumps([result.to_dict() for result in results], indent=2))
     else:

@@ -187,18 +187,36 @@ def folder_out(text: str, what: str) -> Path:
     """``--out`` of a folder ``what`` is written into, checked before any work (a file there was found only after
     the model had loaded and the maps were computed, as "[Errno 17] File exists"); made by the writer, so a
     command that fails leaves no empty folder behind."""
-    path = Path(text)
+    path = _out_path(text, f"the folder to write {what} into")
     if path.exists() and not path.is_dir():
         raise EipvizError(f"{path} is a file; --out takes the folder to write {what} into.")
     return path
 
 
 def png_out(text: str) -> Path:
-    """``--out`` of a PNG, checked before any work: a folder is refused; missing parent folders are made."""
-    path = Path(text)
+    """``--out`` of a PNG, checked before any work: a folder is refused; missing parent folders are made when
+    it is written (``write_out``)."""
+    path = _out_path(text, "the .png file to write")
     if path.is_dir():
         raise EipvizError(f"{path} is a folder; give the .png file to write.")
+    return path
+
+
+def write_out(path: Path, data: bytes) -> None:
+    """Write a checked ``png_out`` file, its folders made only now: a command that failed left them empty."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _out_path(text: str, what: str) -> Path:
+    """``--out`` as a path, refused when empty (it meant the current folder: the project's, for most) or under
+    a file (said only after the work, as "[Errno 17] File exists")."""
+    if not text.strip():
+        raise EipvizError(f"--out is empty; name {what}.")
+    path = Path(text)
+    nearest = next(folder for folder in path.parents if folder.exists())  # "." or "/" at the latest
+    if not nearest.is_dir():
+        raise EipvizError(f"{nearest} is a file, not a folder; --out cannot write under it.")
     return path
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from eipviz.cli.options import existing_store, folder_out, positive_int, print_table
-from eipviz.errors import EipvizError
+from eipviz.errors import EipvizError, no_file_error
 
 
 def cmd_train(args) -> int:
@@ -212,8 +212,8 @@ def cmd_import_log(args) -> int:
     from eipviz.quiet import native_stderr_silenced
 
     path = Path(args.file)
-    if not path.exists():
-        raise EipvizError(f"Log file {args.file} not found.")
+    if not path.exists():  # before the write check below; anything else is read_run_path's to refuse
+        raise no_file_error(path, "Log file")
     if args.store:  # before any output: a viewer got the whole CSV, then the refusal
         from eipviz.access import require_write
 

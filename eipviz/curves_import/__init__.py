@@ -16,7 +16,7 @@ from eipviz.curves_import.tbevents import (
     read_event_files,
     read_run_folder,
 )
-from eipviz.errors import EipvizError
+from eipviz.errors import EipvizError, no_file_error
 from eipviz.keraslog import MAX_LOG_BYTES, ParsedLog, decode_log, parse_log
 
 __all__ = ["read_run_path", "read_uploads", "parse_text", "upload_run_name"]
@@ -34,7 +34,7 @@ def read_run_path(path: str | Path) -> ParsedLog:
     if path.is_dir():
         return read_run_folder(path)
     if not path.is_file():
-        raise EipvizError(f"{path} not found.")
+        raise no_file_error(path, "Log file")
     if is_event_file(path):
         return read_event_files([path])
     if path.stat().st_size > MAX_LOG_BYTES:
