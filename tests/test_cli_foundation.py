@@ -234,6 +234,8 @@ def test_an_empty_out_or_one_under_a_file_is_refused_before_any_work(tmp_path):
         assert f"{afile} is a file, not a folder; --out cannot write under it" in _refused(
             *command, "--model", "no-such-model", "--out", afile / "deeper" / "x.png")
     assert "--out is empty" in _refused("timeline", "no-such-run", "--runs-dir", tmp_path, "--out", "")
+    assert "g.jpg: --out writes a PNG; give a name ending in .png" in _refused(
+        "gallery", "--model", "no-such-model", "--out", tmp_path / "g.jpg")
 
 
 def test_a_command_refused_after_its_model_loaded_leaves_no_folders(tmp_path):

@@ -314,3 +314,24 @@ def test_an_import_named_after_a_long_or_odd_file_name_is_stored_under_a_fitted_
     typed = main_in_process("import-log", log, "--store", "--name", "a\nb", "--runs-dir", tmp_path / "runs",
                             check=False)
     assert typed.returncode == 2 and typed.stdout == "" and "one line of printable characters" in typed.stderr
+
+
+def test_a_followed_train_ended_by_sigterm_cancels_its_run_as_ctrl_c_does(tmp_path, monkeypatch):
+    """It left the run training with nobody watching (`timeout 60 python -m eipviz train ...`)."""
+    import os
+    import signal
+    import threading
+
+    from eipviz.cli import runs as run_commands
+    from eipviz.training.queue import RunQueue
+    from eipviz.training.store import RunStore
+
+    monkeypatch.setattr(RunQueue, "wake", lambda self: None)  # no scheduler: the run waits, queued
+    store = RunStore(tmp_path)
+    run_id = store.create_run(name="r", model="mnist14k", hyperparameters={"epochs": 1})
+    store.enqueue(run_id, {})
+    before = signal.getsignal(signal.SIGTERM)
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    assert run_commands._follow(store, run_id) == 130
+    assert store.get_run(run_id).status == "cancelled"
+    assert signal.getsignal(signal.SIGTERM) is before

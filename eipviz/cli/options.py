@@ -199,6 +199,8 @@ def png_out(text: str) -> Path:
     path = _out_path(text, "the .png file to write")
     if path.is_dir():
         raise EipvizError(f"{path} is a folder; give the .png file to write.")
+    if path.suffix.lower() != ".png":  # `gallery --out g.jpg` wrote PNG bytes under a JPEG's name
+        raise EipvizError(f"{path.name}: --out writes a PNG; give a name ending in .png.")
     return path
 
 

@@ -4,6 +4,7 @@ load Keras."""
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -44,7 +45,16 @@ def cmd_train(args) -> int:
 
 
 def _follow(store, run_id: str) -> int:
-    """Print a submitted run's worker log until it ends; Ctrl-C cancels it (or stops it after its batch)."""
+    """Print a submitted run's worker log until it ends; Ctrl-C or SIGTERM cancels it (or stops it after its
+    batch): a followed `train` ended by SIGTERM (`timeout`, a job scheduler) left its run training unwatched."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C: a KeyboardInterrupt below
+    try:
+        return _follow_until_ended(store, run_id)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _follow_until_ended(store, run_id: str) -> int:
     from eipviz.training.queue import RunQueue
 
     log = store.run_dir(run_id) / "worker.log"

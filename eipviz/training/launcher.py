@@ -112,7 +112,7 @@ def start_training(store: RunStore, model: str, **options) -> str:
 def check_resumable(store: RunStore, run_id: str) -> None:
     run = store.get_run(run_id)
     if run.kind != "trained":
-        raise EipvizError(f"Run {run_id} is a {run.kind} run; only trained runs resume.")
+        raise EipvizError(f"Run {run_id} is {run.kind_phrase}; only trained runs resume.")
     if run.status not in ("cancelled", "failed"):
         raise EipvizError(f"Run {run_id} is {run.status}; only cancelled or failed runs resume.")
 

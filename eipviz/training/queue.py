@@ -345,7 +345,7 @@ class RunQueue:
         run_slots()  # a bad EIPVIZ_MAX_RUNS is an error here, not a scheduler that never starts
         run = self.store.get_run(run_id)
         if run.kind != "trained" or run.model is None:
-            raise EipvizError(f"Run {run_id} is a {run.kind} run; only trained runs start.")
+            raise EipvizError(f"Run {run_id} is {run.kind_phrase}; only trained runs start.")
         if run.status == "running" or (run.status == "queued" and run.pid):  # a worker has it already
             raise EipvizError(f"Run {run_id} is already {run.status}.")
         # Its stopped worker must have exited first: a run queued again meanwhile would no longer hold its

@@ -119,6 +119,11 @@ class Run:
         return self.status in ACTIVE
 
     @property
+    def kind_phrase(self) -> str:
+        """"a trained run", "an imported run": its kind in a sentence."""
+        return f"{'an' if self.kind[:1] in tuple('aeiou') else 'a'} {self.kind} run"
+
+    @property
     def reason(self) -> str:
         """Why it failed, in one line: the stored error's first (a worker writes the exception there), or for a
         run stored before 2026-11-28 whose error begins with its traceback, that traceback's last line."""

@@ -236,7 +236,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
     precise_bn: list[PreciseBatchNorm] = []
     try:
         if run.model is None:
-            raise EipvizError(f"Run {run_id} is a {run.kind} run with no model; only trained runs train.")
+            raise EipvizError(f"Run {run_id} is {run.kind_phrase} with no model; only trained runs train.")
         recipe = recipe_of(run)  # inside the try: a stored recipe we cannot use fails the run, saying why
         # First: TensorFlow can only split a CPU into several devices before it runs anything.
         scope, device = training_scope(recipe.devices)
