@@ -60,6 +60,9 @@ def warm_up() -> None:
     images = np.zeros((2, 8, 8, 3), np.uint8)
     tiny.probabilities(images)
     tiny.cams(images)
+    # The sanity check clones the model: under JAX, Keras' serialisation then imports TensorFlow when it is
+    # installed, 2.4 s of the first check (a helper's profile, 2026-11-28); now at start-up.
+    keras.models.clone_model(tiny.model)
     for dataset in CLASS_NAMES:
         try:
             load_test_split(dataset)  # cached in this process; the pages read the same arrays
