@@ -26,17 +26,23 @@ CALL_SECONDS = 120  # wall time of one call; a 300 MB model's load, image and Gr
 CALL_CPU_SECONDS = 4 * CALL_SECONDS  # the kernel's backstop for a child spinning after its parent died
 MEMORY_BYTES = 8 * 2**30  # address space, not use: the TensorFlow child reserves about 3 GB at rest
 IDLE_SECONDS = 600
+START_SECONDS = 60  # from the start to "ready": Python and this module, before any backend
 
 
 class ChildFailed(EipvizError):
-    """The child ended or ran past ``CALL_SECONDS`` without answering; the message says how."""
+    """The call crashed the child or ran past ``CALL_SECONDS`` (what it was given is to blame); says how."""
+
+
+class ChildUnavailable(EipvizError):
+    """The child could not start, or failed in its own code: nothing is known of what it was given."""
 
 
 def limit_within_host(kind: int, soft: int, hard: int) -> None:
     """Set a limit of this process, never above what the host allows (``ulimit -v`` may be lower already)."""
     _, allowed = resource.getrlimit(kind)
     if allowed != resource.RLIM_INFINITY:
-        soft, hard = min(soft, allowed), min(hard, allowed)
+        soft = allowed if soft == resource.RLIM_INFINITY else min(soft, allowed)
+        hard = allowed if hard == resource.RLIM_INFINITY else min(hard, allowed)
     resource.setrlimit(kind, (soft, hard))
 
 
@@ -49,25 +55,20 @@ class _Child:
         self.process: subprocess.Popen | None = None
 
     def call(self, function: Callable, args: list, environment: dict[str, str]) -> str | None:
-        """``function(*args)`` in the child: None when it returned, the message of the ``EipvizError`` it raised,
-        or ``ChildFailed`` when the child died or hung (it is killed then)."""
+        """``function(*args)`` in the child (see ``call_limited``)."""
         request = json.dumps({"call": f"{function.__module__}:{function.__qualname__}", "args": args}) + "\n"
         with self.lock:
             for attempt in range(2):
-                process = self._running(environment)
                 try:
-                    assert process.stdin and process.stdout
-                    process.stdin.write(request)
-                    process.stdin.flush()
-                    ready, _, _ = select.select([process.stdout], [], [], CALL_SECONDS)
-                    line = process.stdout.readline() if ready else None
-                except BrokenPipeError:
-                    line = ""
-                if line is None:
+                    line = self._exchange(request, environment)
+                except BaseException:  # a request left in flight would answer the next call: no child is kept
                     self._end(kill=True)
-                    raise ChildFailed(f"did not finish in {CALL_SECONDS} s")
+                    raise
                 if line:
                     answer = json.loads(line)
+                    if "failed" in answer:
+                        self._end()
+                        raise ChildUnavailable(f"the trial process failed in its own code ({answer['failed']})")
                     if answer["refused"] is not None:
                         self._end()
                     return answer["refused"]
@@ -76,26 +77,60 @@ class _Child:
                     raise ChildFailed(_ending(status))
         raise AssertionError("unreachable")
 
+    def _exchange(self, request: str, environment: dict[str, str]) -> str:
+        """Send ``request`` and read the answer line ("" when the child ended first)."""
+        process = self._running(environment)
+        assert process.stdin and process.stdout
+        try:
+            process.stdin.write(request)
+            process.stdin.flush()
+        except BrokenPipeError:
+            return ""
+        if not _readable(process.stdout, CALL_SECONDS):
+            self._end(kill=True)
+            raise ChildFailed(f"did not finish in {CALL_SECONDS} s")
+        return process.stdout.readline()
+
     def _running(self, environment: dict[str, str]) -> subprocess.Popen:
-        if self.process is None or self.process.poll() is not None:
-            command = [sys.executable, "-c", "from eipviz.limited_child import serve; serve()"]
-            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                            env={**os.environ, **environment},
-                                            cwd=Path(__file__).resolve().parent.parent)
+        """The child, started when none runs; it says "ready" once under its limits."""
+        if self.process is not None and self.process.poll() is None:
+            return self.process
+        command = [sys.executable, "-c", "from eipviz.limited_child import serve; serve()"]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        env={**os.environ, **environment},
+                                        cwd=Path(__file__).resolve().parent.parent)
+        assert self.process.stdout
+        if not (_readable(self.process.stdout, START_SECONDS) and self.process.stdout.readline() == "ready\n"):
+            status = self._end(kill=True)
+            raise ChildUnavailable(f"the trial process could not start ({_ending(status)}; the server's log "
+                                   f"says why)")
         return self.process
 
     def _end(self, kill: bool = False) -> int | None:
-        """Wait for the child to leave (killed first when ``kill``); its exit status."""
+        """Wait for the child to leave (killed first when ``kill``); its exit status. Its stdin is closed: an idle
+        child leaves at once."""
         process, self.process = self.process, None
         if process is None:
             return None
         if kill:
             process.kill()
         try:
+            assert process.stdin
+            process.stdin.close()
+        except BrokenPipeError:  # unsent bytes of a child that is gone
+            pass
+        try:
             return process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             return process.wait()
+
+
+def _readable(stream, seconds: float) -> bool:
+    """Whether ``stream`` has input within ``seconds`` (poll: select fails on descriptors past 1,023)."""
+    poller = select.poll()
+    poller.register(stream, select.POLLIN)
+    return bool(poller.poll(seconds * 1000))
 
 
 def _ending(status: int | None) -> str:
@@ -116,8 +151,9 @@ def call_limited(function: Callable, *args, environment: dict[str, str] | None =
     """Run module-level ``function(*args)`` (JSON arguments) in the child under the limits.
 
     Returns None when it returned and the message of the ``EipvizError`` it raised; raises ``ChildFailed`` when
-    the child crashed, ran out of memory or ran past ``CALL_SECONDS``. ``environment`` is added to the child's
-    when it starts.
+    the child crashed, ran out of memory or ran past ``CALL_SECONDS``, and ``ChildUnavailable`` when the child
+    could not start or ``function`` raised anything else (a bug). ``environment`` is added to the child's when
+    it starts.
     """
     return _CHILD.call(function, list(args), environment or {})
 
@@ -127,7 +163,8 @@ def serve() -> None:
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # prints of Keras and its backends go to stderr, never into the answers
     limit_within_host(resource.RLIMIT_AS, MEMORY_BYTES, MEMORY_BYTES)
-    while select.select([sys.stdin], [], [], IDLE_SECONDS)[0]:
+    print("ready", file=answers, flush=True)
+    while _readable(sys.stdin, IDLE_SECONDS):
         line = sys.stdin.readline()
         if not line:  # the parent ended
             return
@@ -135,15 +172,15 @@ def serve() -> None:
         used = int(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]))
         limit_within_host(resource.RLIMIT_CPU, used + CALL_CPU_SECONDS, resource.RLIM_INFINITY)
         module, name = request["call"].split(":")
+        answer: dict = {"refused": None}
         try:
             getattr(importlib.import_module(module), name)(*request["args"])
-            refused = None
         except EipvizError as error:
-            refused = str(error)
+            answer["refused"] = str(error)
         except MemoryError:
-            refused = f"needs more than {MEMORY_BYTES // 2**30} GB of memory"
-        except Exception as error:  # the function's own bug: an answer, not a silent exit
-            refused = f"failed ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
-        print(json.dumps({"refused": refused}), file=answers, flush=True)
-        if refused is not None:
+            answer["refused"] = f"needs more than {MEMORY_BYTES // 2**30} GB of memory"
+        except Exception as error:  # an import or the function's own bug: an answer, not a silent exit
+            answer = {"failed": f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"}
+        print(json.dumps(answer), file=answers, flush=True)
+        if answer.get("refused") is not None or "failed" in answer:
             return

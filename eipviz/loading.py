@@ -25,7 +25,7 @@ from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
 from eipviz.hdf5_probe import check_hdf5
-from eipviz.limited_child import CALL_SECONDS, MEMORY_BYTES, ChildFailed, call_limited
+from eipviz.limited_child import CALL_SECONDS, MEMORY_BYTES, ChildFailed, ChildUnavailable, call_limited
 from eipviz.preprocessing import check_known
 from eipviz.weights import manifest_entry, read_manifest, sha256_of, shipped_predictions, shipped_weights_path
 from eipviz.zoo import MODELS, get_spec
@@ -39,6 +39,11 @@ ACTIVATION_MODULES = ("keras.activations", "keras.src.activations")  # functions
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 CHECKPOINT = "best.keras"
 TRIED_KEPT = 64
+# The trial's child: on the CPU (it holds no GPU memory), TensorFlow's logs left out (cuInit fails there), and
+# few threads and malloc arenas, which count against its address-space limit (a 275 MB model's child reached
+# 7.25 GB of its 8 with 96 threads, 5.2 GB with 9: a reviewer's measure).
+TRIAL_ENVIRONMENT = {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3",
+                     "TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
 _TRIED: OrderedDict[tuple[str, str], None] = OrderedDict()  # (sha256, preprocessing) of files that passed the trial
 _TRIED_LOCK = threading.Lock()  # Streamlit runs each session's page in its own thread
 
@@ -113,8 +118,13 @@ def runs_with_checkpoint(store) -> list:
     return [run for run in store.list_runs(kinds=("trained",)) if (store.run_dir(run.id) / CHECKPOINT).is_file()]
 
 
-def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", name: str | None = None) -> Classifier:
-    """An untrusted ``.keras`` or legacy ``.h5`` classifier, refused cleanly when unsafe or unusable."""
+def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", name: str | None = None,
+                        trial: bool = True) -> Classifier:
+    """An untrusted ``.keras`` or legacy ``.h5`` classifier, refused cleanly when unsafe or unusable.
+
+    ``trial``: first computed in a limited child (``_try_in_child``), which a server needs; the CLI, whose crash
+    ends only its own command, skips it (it costs the backend's import, about 6 s).
+    """
     path = Path(path)
     check_known(preprocessing)  # before the file is read
     if path.suffix.lower() not in MODEL_SUFFIXES:
@@ -125,7 +135,8 @@ def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", nam
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise EipvizError(f"{path.name} is larger than {MAX_MODEL_BYTES // 2**20} MB.")
     _refuse_code_layers(path)
-    _try_in_child(path, preprocessing, name or path.name)
+    if trial:
+        _try_in_child(path, preprocessing, name or path.name)
     return _classify_model_file(path, preprocessing, name or path.name)
 
 
@@ -154,15 +165,15 @@ def _try_in_child(path: Path, preprocessing: str, name: str) -> None:
         if key in _TRIED:
             _TRIED.move_to_end(key)
             return
-    # On the CPU, so that the trial holds no GPU memory; TensorFlow's logs (cuInit fails there) left out.
-    environment = {"KERAS_BACKEND": keras.backend.backend(), "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu",
-                   "TF_CPP_MIN_LOG_LEVEL": "3"}
+    environment = {"KERAS_BACKEND": keras.backend.backend(), **TRIAL_ENVIRONMENT}
     try:
         refused = call_limited(_trial, str(path), preprocessing, name, environment=environment)
     except ChildFailed as failure:
         raise EipvizError(f"{name} is refused: computing one image with it in a separate process "
                           f"(at most {MEMORY_BYTES // 2**30} GB, {CALL_SECONDS} s) {failure}. eipviz explains small "
                           f"CNNs.") from failure
+    except ChildUnavailable as unavailable:
+        raise EipvizError(f"{name} could not be checked: {unavailable}.") from unavailable
     if refused is not None:
         raise EipvizError(refused)
     with _TRIED_LOCK:
@@ -248,8 +259,8 @@ def load_classifier(model: str, weights: str | None = None, preprocessing: str |
     if weights:
         raise EipvizError(f"--weights goes with a zoo model name ({', '.join(MODELS)}); {model!r} is a file "
                           f"already: give it alone.")
-    if Path(model).is_file():
-        return load_uploaded_model(model, preprocessing or "unit_scale")
+    if Path(model).is_file():  # no trial in a child: a crash here ends only this command
+        return load_uploaded_model(model, preprocessing or "unit_scale", trial=False)
     raise EipvizError(f"{model!r} is neither a zoo model ({', '.join(MODELS)}) nor a model file.")
 
 

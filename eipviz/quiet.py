@@ -74,7 +74,7 @@ def check_backend_setting() -> None:
     """Refuse a ``KERAS_BACKEND`` eipviz does not run on before anything starts: Keras' own refusal was a
     traceback, and a run's worker died of it with no reason given ("died without finishing")."""
     chosen = os.environ.get("KERAS_BACKEND")
-    if chosen is not None and chosen not in SUPPORTED_BACKENDS:
+    if chosen and chosen not in SUPPORTED_BACKENDS:  # empty: Keras' default, as unset
         raise EipvizError(f"KERAS_BACKEND={chosen!r}: eipviz runs on {' or '.join(SUPPORTED_BACKENDS)}; set one of "
                           f"them, or unset it for tensorflow.")
 

@@ -11,7 +11,7 @@ import pytest
 
 from eipviz import limited_child
 from eipviz.errors import EipvizError
-from eipviz.limited_child import ChildFailed, call_limited
+from eipviz.limited_child import ChildFailed, ChildUnavailable, call_limited
 
 
 def note_pid(path: str) -> None:
@@ -66,8 +66,46 @@ def test_an_allocation_beyond_the_memory_limit_is_refused():
         f"needs more than {limited_child.MEMORY_BYTES // 2**30} GB of memory")
 
 
-def test_a_bug_in_the_function_is_an_answer_not_a_lost_child():
-    assert call_limited(fail) == "failed (KeyError: 'missing')"
+def test_a_bug_in_the_function_is_said_as_the_childs_not_the_inputs(tmp_path):
+    with pytest.raises(ChildUnavailable, match=r"failed in its own code \(KeyError: 'missing'\)"):
+        call_limited(fail)
+    assert _pid(tmp_path) != os.getpid()
+
+
+def test_a_child_that_cannot_start_is_said_so_not_blamed_on_the_input(tmp_path):
+    """A child that exited before answering read "X is refused: … exited with status 1": the model blamed
+    for the server's own trouble (a reviewer's, 2026-11-28)."""
+    limited_child._CHILD._end()
+    with pytest.raises(ChildUnavailable, match=r"could not start \(exited with status 1"):
+        call_limited(note_pid, str(tmp_path / "pid"), environment={"PYTHONSAFEPATH": "1"})  # eipviz not found
+    assert _pid(tmp_path) != os.getpid()  # the next call starts a sound one
+
+
+def test_a_host_limit_is_kept_when_no_limit_of_our_own_is_asked(monkeypatch):
+    """Asked for no hard CPU limit under a host's finite one, the child raised it: ValueError, every upload
+    refused."""
+    import resource
+
+    set_to = []
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (100, 1000))
+    monkeypatch.setattr(resource, "setrlimit", lambda kind, limits: set_to.append(limits))
+    limited_child.limit_within_host(resource.RLIMIT_CPU, 50, resource.RLIM_INFINITY)
+    limited_child.limit_within_host(resource.RLIMIT_CPU, 5000, 5000)
+    assert set_to == [(50, 1000), (1000, 1000)]
+
+
+def test_waiting_works_on_descriptors_past_select_s_1023():
+    """``select`` raised "filedescriptor out of range" once the server's descriptors passed 1,023."""
+    read_end, write_end = os.pipe()
+    high = os.dup2(read_end, 2000)
+    try:
+        with os.fdopen(high, "rb", closefd=False) as stream:
+            assert not limited_child._readable(stream, 0.01)
+            os.write(write_end, b"x\n")
+            assert limited_child._readable(stream, 1)
+    finally:
+        for fd in (high, read_end, write_end):
+            os.close(fd)
 
 
 def test_a_call_past_its_time_is_killed_with_its_child(monkeypatch, tmp_path):

@@ -112,9 +112,10 @@ TIE_DECIMALS = 5  # maps in [0, 1] that differ below this are tied
 def relevance_order(maps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Pixel indices of each map (N, H*W), most relevant first, ties in random order.
 
-    Values are compared to ``TIE_DECIMALS``: a backend's float noise (1e-7) otherwise decides between pixels
-    one backend ties, and one Score-CAM's deletion AUC read 0.1449 under TensorFlow, 0.1408 under JAX, its maps
-    equal to 1e-6 (a helper's walk, 2026-11-28)."""
+    Values are compared rounded to ``TIE_DECIMALS``: a backend's float noise (1e-7) otherwise decided between
+    pixels the other backend ties, and one Score-CAM's deletion AUC read 0.1449 under TensorFlow, 0.1408 under
+    JAX, its maps equal to 1e-6 (a helper's walk, 2026-11-28). Rounding makes that rare, not impossible: a value
+    at a rounding edge can still fall either side."""
     flat = np.round(maps.reshape(len(maps), -1).astype(np.float64), TIE_DECIMALS)
     return np.stack([np.lexsort((rng.random(flat.shape[1]), -m)) for m in flat])
 

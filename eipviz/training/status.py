@@ -48,10 +48,12 @@ def run_progress(store: RunStore, run: Run) -> RunProgress:
     seconds = [row["epoch_seconds"] for row in rows[1:] or rows if row.get("epoch_seconds")]
     per_epoch = sum(seconds[-3:]) / len(seconds[-3:]) if seconds else None
     first = live.get("first_batch_ended")
-    if per_epoch is None and batch > 1 and batches and first and live.get("updated", 0) > first:
-        # The first epoch: its batches after the first. Timed from the worker's start, JAX's tracing in batch 1
-        # made a 2-minute run's first estimate 6 h 42 m (a helper's walk, 2026-11-28).
-        per_epoch = (live["updated"] - first) * batches / (batch - 1)
+    # Keras reports a batch end per compiled call: the first after `steps_per_execution` batches.
+    first_batches = int(run.hyperparameters.get("steps_per_execution") or 1)
+    if per_epoch is None and batch > first_batches and batches and first and live.get("updated", 0) > first:
+        # The first epoch: its batches after the first call. Timed from the worker's start, JAX's tracing in
+        # batch 1 made a 2-minute run's first estimate 6 h 42 m (a helper's walk, 2026-11-28).
+        per_epoch = (live["updated"] - first) * batches / (batch - first_batches)
     eta = None if per_epoch is None else max(0.0, (total - done - (batch / batches if batches else 0.0)) * per_epoch)
     return RunProgress(done, total, batch, batches, loss, eta)
 
