@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from app_pages import common
+from eipviz import limited_child
 from eipviz.curves import CurveRun, default_selection
 from eipviz.errors import EipvizError
 from eipviz.evaluation import Evaluation
@@ -87,6 +88,7 @@ def test_an_uploaded_models_bytes_load_under_its_own_name_and_leave_no_file(tmp_
     assert classifier.name == "my model.keras" and classifier.source == "upload: my model.keras"
     assert classifier.input_size == (8, 8, 3) and classifier.predictions is None
     assert classifier.sha256 == sha256_of(path)  # the report names the file it explains (it said "not a file")
+    limited_child._CHILD._end()  # the trial's child, started here, keeps TensorFlow's autograph files until it ends
     assert list((tmp_path / "scratch").iterdir()) == []
     with pytest.raises(EipvizError, match="broken.keras is not a readable Keras model file"):
         load_uploaded_bytes(b"not a zip", "broken.keras")
