@@ -236,7 +236,7 @@ def upload_model_widget(key: str) -> None:
         if file is not None and st.button("Use this model", key=f"{key}-use-model"):
             try:
                 data = file.getvalue()
-                with st.spinner("Trying it in a separate process, then loading it and checking its preprocessing…"):
+                with st.spinner("Trying it in a separate process (uploads take turns there), then loading it…"):
                     detect = preprocessing == DETECT
                     classifier = load_uploaded_bytes(data, file.name, "unit_scale" if detect else preprocessing)
                     classifier = (with_detected_preprocessing if detect else with_preprocessing_hint)(classifier)

@@ -99,6 +99,7 @@ class _Child:
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                         env={**os.environ, **environment},
                                         cwd=Path(__file__).resolve().parent.parent)
+        threading.Thread(target=self.process.wait, daemon=True).start()  # reaped when it leaves idle, not later
         assert self.process.stdout
         if not (_readable(self.process.stdout, START_SECONDS) and self.process.stdout.readline() == "ready\n"):
             status = self._end(kill=True)

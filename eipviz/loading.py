@@ -118,13 +118,10 @@ def runs_with_checkpoint(store) -> list:
     return [run for run in store.list_runs(kinds=("trained",)) if (store.run_dir(run.id) / CHECKPOINT).is_file()]
 
 
-def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", name: str | None = None,
-                        trial: bool = True) -> Classifier:
-    """An untrusted ``.keras`` or legacy ``.h5`` classifier, refused cleanly when unsafe or unusable.
-
-    ``trial``: first computed in a limited child (``_try_in_child``), which a server needs; the CLI, whose crash
-    ends only its own command, skips it (it costs the backend's import, about 6 s).
-    """
+def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", name: str | None = None) -> Classifier:
+    """An untrusted ``.keras`` or legacy ``.h5`` classifier, refused cleanly when unsafe or unusable: first
+    computed in a limited child (``_try_in_child``), for the CLI too, where a bomb took 8 GB in 10 s, inviting
+    the kernel's OOM killer to end any process on the machine (a helper's stress test, 2026-11-28)."""
     path = Path(path)
     check_known(preprocessing)  # before the file is read
     if path.suffix.lower() not in MODEL_SUFFIXES:
@@ -135,8 +132,7 @@ def load_uploaded_model(path: str | Path, preprocessing: str = "unit_scale", nam
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise EipvizError(f"{path.name} is larger than {MAX_MODEL_BYTES // 2**20} MB.")
     _refuse_code_layers(path)
-    if trial:
-        _try_in_child(path, preprocessing, name or path.name)
+    _try_in_child(path, preprocessing, name or path.name)
     return _classify_model_file(path, preprocessing, name or path.name)
 
 
@@ -259,8 +255,8 @@ def load_classifier(model: str, weights: str | None = None, preprocessing: str |
     if weights:
         raise EipvizError(f"--weights goes with a zoo model name ({', '.join(MODELS)}); {model!r} is a file "
                           f"already: give it alone.")
-    if Path(model).is_file():  # no trial in a child: a crash here ends only this command
-        return load_uploaded_model(model, preprocessing or "unit_scale", trial=False)
+    if Path(model).is_file():
+        return load_uploaded_model(model, preprocessing or "unit_scale")
     raise EipvizError(f"{model!r} is neither a zoo model ({', '.join(MODELS)}) nor a model file.")
 
 
