@@ -3,9 +3,9 @@
 A 4 kB uploaded config can ask for work no machine has: a dilation of 10,000 or an upsampling of 1,000 made
 TensorFlow abort with ``std::bad_alloc`` on the first image, which ended the whole Streamlit server (a fuzzer's,
 2026-11-28). No ``except`` catches that; a child process under ``RLIMIT_AS`` takes it instead. Starting a child
-costs the backend's import (2-4 s), so one child serves calls in a row; it ends after a refusal (a backend that
-failed to allocate can be left broken: the next load segfaulted), after ``IDLE_SECONDS`` without work, and when
-its parent ends (its stdin closes).
+costs the backend's import (2-4 s), so one child serves calls in a row; it ends after running out of memory
+(``SpoiledChild``: a backend that failed to allocate can be left broken, and the next load segfaulted), after
+``IDLE_SECONDS`` without work, and when its parent ends (its stdin closes).
 """
 
 import importlib
@@ -31,6 +31,11 @@ START_SECONDS = 60  # from the start to "ready": Python and this module, before 
 
 class ChildFailed(EipvizError):
     """The call crashed the child or ran past ``CALL_SECONDS`` (what it was given is to blame); says how."""
+
+
+class SpoiledChild(EipvizError):
+    """A refusal after which the child is not reused: a backend that failed to allocate can be left broken (the
+    next load segfaulted). Other refusals keep it (starting one costs the backend's import)."""
 
 
 class ChildUnavailable(EipvizError):
@@ -69,7 +74,7 @@ class _Child:
                     if "failed" in answer:
                         self._end()
                         raise ChildUnavailable(f"the trial process failed in its own code ({answer['failed']})")
-                    if answer["refused"] is not None:
+                    if "spoiled" in answer:
                         self._end()
                     return answer["refused"]
                 status = self._end()
@@ -176,12 +181,14 @@ def serve() -> None:
         answer: dict = {"refused": None}
         try:
             getattr(importlib.import_module(module), name)(*request["args"])
+        except SpoiledChild as error:
+            answer = {"refused": str(error), "spoiled": True}
         except EipvizError as error:
             answer["refused"] = str(error)
         except MemoryError:
-            answer["refused"] = f"needs more than {MEMORY_BYTES // 2**30} GB of memory"
+            answer = {"refused": f"needs more than {MEMORY_BYTES // 2**30} GB of memory", "spoiled": True}
         except Exception as error:  # an import or the function's own bug: an answer, not a silent exit
             answer = {"failed": f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"}
         print(json.dumps(answer), file=answers, flush=True)
-        if answer.get("refused") is not None or "failed" in answer:
+        if "spoiled" in answer or "failed" in answer:
             return

@@ -25,7 +25,14 @@ from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import CLASS_NAMES
 from eipviz.errors import EipvizError
 from eipviz.hdf5_probe import check_hdf5
-from eipviz.limited_child import CALL_SECONDS, MEMORY_BYTES, ChildFailed, ChildUnavailable, call_limited
+from eipviz.limited_child import (
+    CALL_SECONDS,
+    MEMORY_BYTES,
+    ChildFailed,
+    ChildUnavailable,
+    SpoiledChild,
+    call_limited,
+)
 from eipviz.preprocessing import check_known
 from eipviz.weights import manifest_entry, read_manifest, sha256_of, shipped_predictions, shipped_weights_path
 from eipviz.zoo import MODELS, get_spec
@@ -205,9 +212,9 @@ def _check_computes(classifier: Classifier, name: str) -> None:
 def _compute_failure(name: str, what: str, error: Exception) -> EipvizError:
     """The refusal of model ``name`` that ``what`` (failed) with ``error``, saying so plainly when out of memory."""
     kind = type(error).__name__
-    if kind in ("ResourceExhaustedError", "MemoryError"):
-        return EipvizError(f"{name} {what}: it runs out of memory on one image ({kind}). eipviz explains small "
-                           f"CNNs.")
+    if kind in ("ResourceExhaustedError", "MemoryError"):  # the trial's child is not reused after this
+        return SpoiledChild(f"{name} {what}: it runs out of memory on one image ({kind}). eipviz explains small "
+                            f"CNNs.")
     return EipvizError(f"{name} {what} ({kind}: {_keras_reason(error)})")
 
 

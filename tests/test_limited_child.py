@@ -11,7 +11,7 @@ import pytest
 
 from eipviz import limited_child
 from eipviz.errors import EipvizError
-from eipviz.limited_child import ChildFailed, ChildUnavailable, call_limited
+from eipviz.limited_child import ChildFailed, ChildUnavailable, SpoiledChild, call_limited
 
 
 def note_pid(path: str) -> None:
@@ -49,9 +49,20 @@ def test_calls_that_return_share_one_child_other_than_this_process(tmp_path):
     assert _pid(tmp_path) == first
 
 
-def test_a_refusal_comes_back_as_its_message_and_the_next_call_gets_a_fresh_child(tmp_path):
+def spoil(message: str) -> None:
+    raise SpoiledChild(message)
+
+
+def test_a_refusal_comes_back_as_its_message_and_keeps_the_child(tmp_path):
     before = _pid(tmp_path)
     assert call_limited(refuse, "x.keras is refused") == "x.keras is refused"
+    assert _pid(tmp_path) == before
+
+
+def test_after_running_out_of_memory_the_next_call_gets_a_fresh_child(tmp_path):
+    """TensorFlow left broken by a failed allocation segfaulted on the next load (a fuzzer's, 2026-11-28)."""
+    before = _pid(tmp_path)
+    assert call_limited(spoil, "x.keras runs out of memory") == "x.keras runs out of memory"
     assert _pid(tmp_path) != before
 
 
@@ -61,9 +72,11 @@ def test_an_abort_is_the_childs_not_ours_and_says_so(tmp_path):
     assert _pid(tmp_path) != os.getpid()
 
 
-def test_an_allocation_beyond_the_memory_limit_is_refused():
+def test_an_allocation_beyond_the_memory_limit_is_refused_and_ends_the_child(tmp_path):
+    before = _pid(tmp_path)
     assert call_limited(allocate, 2 * limited_child.MEMORY_BYTES // 2**30) == (
         f"needs more than {limited_child.MEMORY_BYTES // 2**30} GB of memory")
+    assert _pid(tmp_path) != before
 
 
 def test_a_bug_in_the_function_is_said_as_the_childs_not_the_inputs(tmp_path):
