@@ -22,8 +22,9 @@ GOOD_PNG = _encode(_rgb(30, 20))
 
 @pytest.fixture(autouse=True)
 def short_hdf5_probe(monkeypatch):
-    """The spinning files wait out the probe's time limit on every path: 5 s, not the 30 a server gives."""
-    monkeypatch.setattr("eipviz.hdf5_probe.PROBE_SECONDS", 5)
+    """The spinning files wait out the probe's time limit on every path: 3 s, not the 30 a server gives (a sound
+    small file reads in about 0.3 s)."""
+    monkeypatch.setattr("eipviz.hdf5_probe.PROBE_SECONDS", 3)
 
 # What each refusal says: the file (for images and models), the reason and, where there is one, what to do.
 # The library, the CLI (after "error: ") and the pages all show this same message.
@@ -43,8 +44,8 @@ REFUSALS = {
     "weights-only.h5": "weights-only.h5 holds only weights, not a model. Save it with model.save(...).",
     "lambda.keras": "lambda.keras contains a Lambda layer, which can run arbitrary code; it is refused.",
     "lambda.h5": "lambda.h5 contains a Lambda layer, which can run arbitrary code; it is refused.",
-    "spinning-heap.h5": "spinning-heap.h5 is damaged: reading it did not finish in 5 s.",
-    "spinning-weights.keras": "spinning-weights.keras is damaged: reading it did not finish in 5 s.",
+    "spinning-heap.h5": "spinning-heap.h5 is damaged: reading it did not finish in 3 s.",
+    "spinning-weights.keras": "spinning-weights.keras is damaged: reading it did not finish in 3 s.",
     "non-image-input.keras": "non-image-input.keras takes inputs of shape (None, 12), not images",
     "two-outputs.keras": "two-outputs.keras has 1 inputs and 2 outputs",
     "unbuilt.keras": "unbuilt.keras was saved before it was built, so it has no input shape. Build it",
