@@ -461,7 +461,7 @@ def test_a_worker_that_recorded_its_end_since_the_look_is_not_reaped_as_failed(s
     store.update_run(run_id, status="running", pid=4242)  # no such process
     looked = store.list_runs()  # what the reaper saw ...
     store.update_run(run_id, status="finished", ended=time.time())  # ... before the worker recorded its end
-    monkeypatch.setattr(store, "list_runs", lambda kinds=None: looked)
+    monkeypatch.setattr(store, "list_runs", lambda kinds=None, statuses=None: looked)
     assert store.reap_dead_workers() == []
     monkeypatch.undo()
     assert store.get_run(run_id).status == "finished"

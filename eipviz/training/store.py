@@ -251,12 +251,16 @@ class RunStore:
             raise EipvizError(f"No run {run_id!r} in {self.root}.")
         return _to_run(row)
 
-    def list_runs(self, kinds=None) -> list[Run]:
-        """All runs, newest first, optionally only some kinds."""
+    def list_runs(self, kinds=None, statuses=None) -> list[Run]:
+        """All runs, newest first, optionally only some kinds and statuses (chosen in SQL: the pages reap at
+        every rerun, and runs are kept by hundreds)."""
+        where = [(column, tuple(values)) for column, values in (("kind", kinds), ("status", statuses))
+                 if values is not None]
+        clause = " AND ".join(f"{column} IN ({', '.join('?' * len(values))})" for column, values in where)
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM runs ORDER BY created DESC").fetchall()
-        runs = [_to_run(row) for row in rows]
-        return [run for run in runs if kinds is None or run.kind in kinds]
+            rows = db.execute(f"SELECT * FROM runs {'WHERE ' + clause if where else ''} ORDER BY created DESC",
+                              [value for _, values in where for value in values]).fetchall()
+        return [_to_run(row) for row in rows]
 
     def rename_run(self, run_id: str, name: str) -> str:
         """Give a run a new name (blank keeps the old one); one another run has gets a counter, as a new run's
@@ -507,10 +511,7 @@ class RunStore:
         self.requeue_lost_claims()
         self.tidy_interrupted()
         dead = []
-        with self._connect() as db:  # active ones only: the pages reap at every rerun, and runs are kept by hundreds
-            active = [_to_run(row) for row in db.execute(f"SELECT * FROM runs WHERE kind = 'trained' AND status IN"
-                                                         f" {ACTIVE} ORDER BY created DESC")]
-        for run in active:
+        for run in self.list_runs(kinds=("trained",), statuses=ACTIVE):
             if run.pid and not worker_alive(run.pid):
                 if (self.run_dir(run.id) / STOP_FILE).exists():  # the Stop's signal ended it
                     status, error = "cancelled", None
