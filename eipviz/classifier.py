@@ -20,12 +20,13 @@ import numpy as np
 from eipviz.attribution.cams import BaseCAM, Probes
 from eipviz.attribution.graph import logit_model, softmax
 from eipviz.attribution.layers import conv_feature_layers
+from eipviz.attribution.memory import images_per_pass
 from eipviz.attribution.methods import make_cam
 from eipviz.errors import EipvizError
 from eipviz.images import fit_images
 from eipviz.preprocessing import check_fits, preprocess
 
-PREDICT_BATCH = 500
+PREDICT_BATCH = 500  # images per prediction batch, fewer for a model with large maps (``memory``)
 CAMS_KEPT = 8  # (method, layer) pairs kept traced per model; the least recently used is dropped
 
 Images = np.ndarray | Sequence[np.ndarray]
@@ -92,6 +93,11 @@ class Classifier:
     def _logits_model(self) -> keras.Model:
         return logit_model(self.model)
 
+    @functools.cached_property
+    def predict_batch(self) -> int:
+        """Images per prediction batch: ``PREDICT_BATCH``, or as many as fit ``memory.PASS_BUDGET_BYTES``."""
+        return images_per_pass(self.model, PREDICT_BATCH)
+
     @property
     def _black(self) -> np.ndarray:
         """One black uint8 image at the input size (the reference Integrated Gradients starts from)."""
@@ -108,14 +114,14 @@ class Classifier:
         ``preprocessing``, to try another one)."""
         return preprocess(self.fit(images), preprocessing or self.preprocessing)
 
-    def logits(self, images: Images, batch_size: int = PREDICT_BATCH, preprocessing: str | None = None) -> np.ndarray:
+    def logits(self, images: Images, preprocessing: str | None = None) -> np.ndarray:
         """Pre-softmax class scores (N, K); ``preprocessing`` as in ``prepare``."""
         inputs = self.prepare(images, preprocessing)
-        return np.asarray(self._logits_model.predict(inputs, batch_size=batch_size, verbose=0), np.float32)
+        return np.asarray(self._logits_model.predict(inputs, batch_size=self.predict_batch, verbose=0), np.float32)
 
-    def probabilities(self, images: Images, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    def probabilities(self, images: Images) -> np.ndarray:
         """Class probabilities (N, K): the softmax of ``logits``."""
-        return softmax(self.logits(images, batch_size))
+        return softmax(self.logits(images))
 
     def predict(self, images: Images, preprocessing: str | None = None) -> np.ndarray:
         """The top class index of each image (N,); ``preprocessing`` as in ``prepare``."""

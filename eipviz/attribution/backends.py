@@ -6,7 +6,8 @@ the gradient with respect to ``delta`` at zero. TensorFlow traces one
 ``tf.function`` (``GradientTape``); JAX jits ``jax.grad`` over the model's
 ``stateless_call``; PyTorch uses autograd. Each pass is built once per probe
 model (so once per method and layer), and batches are padded to a power of
-two, so JAX compiles a handful of shapes rather than one per batch size.
+two, so JAX compiles a handful of shapes rather than one per batch size. A
+model whose maps are large takes fewer images a call (``memory``).
 """
 
 from collections.abc import Callable
@@ -14,9 +15,10 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
+from eipviz.attribution.memory import images_per_pass
 from eipviz.errors import EipvizError
 
-CHUNK = 256  # images per backend call
+CHUNK = 256  # images per backend call, fewer for a model with large maps
 Forward = Callable[..., tuple[np.ndarray, np.ndarray]]
 Gradients = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
@@ -24,17 +26,19 @@ Gradients = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.
 def forward_pass(probe: keras.Model) -> Forward:
     """``f(x, delta=None) -> (map, logits)`` as NumPy; ``delta`` (zeros when None) is added to the map."""
     run = _BACKENDS[_backend()][0](probe)
+    chunk = images_per_pass(probe, CHUNK)
 
     def forward(x, delta=None):
         delta = np.zeros(_delta_shape(probe, len(x)), np.float32) if delta is None else np.asarray(delta, np.float32)
-        return _chunked(run, np.asarray(x, np.float32), delta)
+        return _chunked(run, np.asarray(x, np.float32), delta, chunk)
     return forward
 
 
 def gradient_pass(probe: keras.Model) -> Gradients:
     """``f(x, classes) -> (map, logits, d logit[class] / d map, class)`` as NumPy; class -1: the top class."""
     run = _BACKENDS[_backend()][1](probe)
-    return lambda x, classes: _chunked(run, np.asarray(x, np.float32), np.asarray(classes, np.int32))
+    chunk = images_per_pass(probe, CHUNK, kept_copies=2)
+    return lambda x, classes: _chunked(run, np.asarray(x, np.float32), np.asarray(classes, np.int32), chunk)
 
 
 def _backend() -> str:
@@ -48,15 +52,15 @@ def _delta_shape(probe, n: int) -> tuple[int, ...]:
     return (n, *(int(d) for d in probe.inputs[1].shape[1:]))
 
 
-def _chunked(run, x, second):
-    """``run`` over chunks of at most ``CHUNK`` rows, each padded to a power of two; outputs concatenated."""
+def _chunked(run, x, second, chunk: int):
+    """``run`` over chunks of at most ``chunk`` rows, each padded to a power of two; outputs concatenated."""
     parts = []
-    for start in range(0, len(x), CHUNK):
-        rows = min(CHUNK, len(x) - start)
-        padded = min(CHUNK, 1 << (rows - 1).bit_length())
+    for start in range(0, len(x), chunk):
+        rows = min(chunk, len(x) - start)
+        padded = min(chunk, 1 << (rows - 1).bit_length())
         pad = [(0, padded - rows)]
-        chunk = [np.pad(a[start:start + rows], pad + [(0, 0)] * (a.ndim - 1)) for a in (x, second)]
-        parts.append([np.asarray(t)[:rows] for t in run(*chunk)])
+        block = [np.pad(a[start:start + rows], pad + [(0, 0)] * (a.ndim - 1)) for a in (x, second)]
+        parts.append([np.asarray(t)[:rows] for t in run(*block)])
     return tuple(np.concatenate(p) for p in zip(*parts))
 
 

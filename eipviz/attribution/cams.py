@@ -31,6 +31,7 @@ from eipviz.attribution.maps import (
     principal_component_maps,
     scale_maps,
 )
+from eipviz.attribution.memory import images_per_pass
 from eipviz.errors import EipvizError
 
 PREDICTED = -1  # class index meaning "the model's own top class"
@@ -373,7 +374,7 @@ class AblationCAM(BaseCAM):
     name = "ablationcam"
     needs_gradients = False
     slow = True
-    ablation_batch_size = 256
+    ablation_batch_size = 256  # channels ablated per pass, fewer for a model with large maps (``memory``)
 
     def tail(self):
         """The forward pass of the layers after the tapped one (``tail_probe_model``), or None."""
@@ -396,9 +397,10 @@ class AblationCAM(BaseCAM):
         original = logits[np.arange(n), classes]
         weights = np.empty((n, channels), np.float32)
         eye = np.eye(channels, dtype=np.float32)
+        block_rows = images_per_pass(self.probe, self.ablation_batch_size)  # a row: the map twice, and a pass
         for i in range(n):
-            for start in range(0, channels, self.ablation_batch_size):
-                block = eye[start:start + self.ablation_batch_size]  # one channel per row
+            for start in range(0, channels, block_rows):
+                block = eye[start:start + block_rows]  # one channel per row
                 delta = -activations[i][None] * block[:, None, None, :]
                 ablated = self.ablated_logits(activations[i], inputs[i], delta)
                 denominator = max(abs(float(original[i])), EPS)

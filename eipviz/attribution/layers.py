@@ -47,8 +47,9 @@ def call_counts(model) -> Counter:
             scope[("node", id(node))] = True  # a layer with several outputs is called once for all of them
             counts[prefix + layer.name] += 1
 
+    computed: dict = {}  # shared by the outputs: a probe model's map and logits are computed in one pass
     for output in model.outputs:
-        visit(output, "", {})
+        visit(output, "", computed)
     return counts
 
 
