@@ -248,6 +248,16 @@ def test_train_resume_refuses_options_it_would_ignore(store):
     assert store.get_run(run_id).status == "cancelled"  # nothing queued
 
 
+def test_train_resume_refuses_a_recipe_even_the_default_one(store):
+    """``--recipe documented`` went through unsaid: the default was compared, not whether it was typed."""
+    run_id = store.ids["lr0.1 seed1"]
+    store.update_run(run_id, status="cancelled")
+    result = main_in_process("train", "--resume", run_id, "--recipe", "documented", "--detach",
+                             "--runs-dir", store.root, check=False)
+    assert result.returncode == 2 and "--recipe cannot change them" in result.stderr
+    assert store.get_run(run_id).status == "cancelled"
+
+
 @pytest.mark.parametrize("option", ["--epochs", "--batch-size"])
 def test_train_refuses_zero_epochs_or_batch_size_rather_than_taking_the_recipes(store, option):
     with pytest.raises(SystemExit) as exit_:  # argparse's usage error: "must be 1 or more, not 0"

@@ -34,7 +34,7 @@ def cmd_train(args) -> int:
         resume_run(store, args.resume)
         run_id = args.resume
     elif args.model:
-        run_id = start_training(store, args.model, recipe=args.recipe, epochs=args.epochs,
+        run_id = start_training(store, args.model, recipe=args.recipe or "documented", epochs=args.epochs,
                                 batch_size=args.batch_size, subset=args.subset, augment=not args.no_augment,
                                 settings=dict(parse_setting(text) for text in args.set), **_speed_options(args))
     else:
@@ -98,8 +98,9 @@ def _print_from(path: Path, offset: int) -> int:
 
 
 def _run_options_given(args) -> list[str]:
-    """The options of a new run given on the command line (``--model``, ``--epochs`` …), as typed."""
-    given = {"--model": args.model, "--recipe": args.recipe != "documented", "--epochs": args.epochs,
+    """The options of a new run given on the command line (``--model``, ``--epochs`` …), as typed: ``--recipe
+    documented`` too, though it is the default (a resumed run keeps the recipe it was created with)."""
+    given = {"--model": args.model, "--recipe": args.recipe is not None, "--epochs": args.epochs,
              "--batch-size": args.batch_size, "--subset": args.subset, "--no-augment": args.no_augment,
              "--devices": args.devices, "--mixed-precision": args.mixed_precision,
              "--steps-per-execution": args.steps_per_execution, "--set": args.set}
@@ -249,7 +250,7 @@ def cmd_import_log(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("train", help="queue a training run and follow its log (Ctrl-C cancels it)")
     p.add_argument("--model", help="zoo model name (see `models`)")
-    p.add_argument("--recipe", default="documented", help="documented (the seed's) or fast")
+    p.add_argument("--recipe", help="documented (the seed's, the default) or fast")
     p.add_argument("--epochs", type=positive_int, help="instead of the recipe's")
     p.add_argument("--batch-size", type=positive_int, help="instead of the recipe's")
     p.add_argument("--subset", type=int,
