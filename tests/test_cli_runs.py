@@ -198,6 +198,18 @@ def test_a_documented_run_is_said_to_be_read_only_not_missing(store, command, do
         in result.stderr
 
 
+@pytest.mark.parametrize("command, done", [
+    (["train", "--detach", "--resume"], "resumed"), (["timeline", "--out", "maps"], "shown as a timeline"),
+    (["evaluate", "--run"], "loaded with --run"), (["ship", "--run"], "shipped")])
+def test_a_documented_run_is_said_to_have_curves_only_not_to_be_missing(store, tmp_path, monkeypatch, command, done):
+    """``train --resume``, ``timeline`` and ``--run`` said "No run" of an id ``curves`` shows."""
+    monkeypatch.chdir(tmp_path)
+    result = main_in_process(*command, "reference-mnist14k", "--runs-dir", store.root, check=False)
+    assert result.returncode == 2
+    assert f"'reference-mnist14k' is a documented run, read from the course write-ups: it cannot be {done}. " \
+           "It has curves only, no checkpoint or timeline" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("command", [["rename", "new name"], ["delete"]])
 def test_viewer_mode_refuses_rename_and_delete(store, monkeypatch, command):
     run_id = store.ids["lr0.1 seed1"]

@@ -2,7 +2,7 @@
 
 import json
 
-from eipviz.cli.options import existing_store, print_csv, print_table
+from eipviz.cli.options import existing_store, print_csv, print_table, stored_run_id
 
 
 def cmd_models(args) -> int:
@@ -26,7 +26,7 @@ def cmd_ship(args) -> int:
     if args.predictions:
         print(json.dumps({name: ship_predictions(name) for name in args.predictions}, indent=2))
         return 0
-    entry = ship_run(existing_store(args.runs_dir), args.run, float16=args.float16)
+    entry = ship_run(existing_store(args.runs_dir), stored_run_id(args.run, "shipped"), float16=args.float16)
     print(json.dumps({k: entry[k] for k in ("file", "sha256", "storage", "test_accuracy", "epochs", "device")},
                      indent=2))
     return 0

@@ -123,7 +123,7 @@ def load_model(args):
     if args.weights or args.preprocessing:
         raise EipvizError("--run reads the run's best checkpoint with the preprocessing it trained with; "
                           "--weights and --preprocessing go with --model.")
-    return load_run_checkpoint(existing_store(args.runs_dir), args.run)
+    return load_run_checkpoint(existing_store(args.runs_dir), stored_run_id(args.run, "loaded with --run"))
 
 
 def method_name(text: str) -> str:
@@ -168,6 +168,17 @@ def existing_store(runs_dir: str | None):
     if runs_dir and not (Path(runs_dir) / STORE_FILE).is_file():
         raise EipvizError(f"No run store in {runs_dir} (it has no {STORE_FILE}): check --runs-dir.")
     return RunStore(runs_dir)
+
+
+def stored_run_id(run_id: str, action: str) -> str:
+    """``run_id``, unless it names a documented run: those come from the seeds, so "No run" would mislead."""
+    from eipviz.curves import REFERENCE_PREFIX
+
+    if run_id.startswith(REFERENCE_PREFIX):
+        raise EipvizError(f"{run_id!r} is a documented run, read from the course write-ups: it cannot be {action}. "
+                          "It has curves only, no checkpoint or timeline; `python -m eipviz runs` lists the runs "
+                          "that can.")
+    return run_id
 
 
 def checkpoint_preprocessing(path: Path) -> str | None:

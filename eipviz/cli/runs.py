@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from eipviz.cli.options import existing_store, folder_out, positive_int, print_table
+from eipviz.cli.options import existing_store, folder_out, positive_int, print_table, stored_run_id
 from eipviz.errors import EipvizError, no_file_error
 
 
@@ -31,7 +31,7 @@ def cmd_train(args) -> int:
         if ignored:  # a resumed run trains as it was created
             raise EipvizError(f"--resume continues a run with its own model and recipe; {', '.join(ignored)} "
                               f"cannot change them. Start a new run with --model instead.")
-        resume_run(store, args.resume)
+        resume_run(store, stored_run_id(args.resume, "resumed"))
         run_id = args.resume
     elif args.model:
         run_id = start_training(store, args.model, recipe=args.recipe or "documented", epochs=args.epochs,
@@ -178,16 +178,6 @@ def cmd_delete(args) -> int:
     return 0
 
 
-def stored_run_id(run_id: str, action: str) -> str:
-    """``run_id``, unless it names a documented run: those come from the seeds, so "No run" would mislead."""
-    from eipviz.curves import REFERENCE_PREFIX
-
-    if run_id.startswith(REFERENCE_PREFIX):
-        raise EipvizError(f"{run_id!r} is a documented run, read from the course write-ups: it cannot be {action}. "
-                          "`python -m eipviz runs` lists the runs that can.")
-    return run_id
-
-
 def cmd_scheduler(args) -> int:
     from eipviz.training.queue import run_scheduler
     from eipviz.training.store import RunStore
@@ -201,7 +191,7 @@ def cmd_timeline(args) -> int:
 
     out = folder_out(args.out, "the epoch PNGs and the GIF")
     store = existing_store(args.runs_dir)
-    run = store.get_run(args.run_id)
+    run = store.get_run(stored_run_id(args.run_id, "shown as a timeline"))
     timeline = read_timeline(store.run_dir(run.id) / TIMELINE_FILE)
     if timeline is None or not len(timeline.epochs):
         raise EipvizError(f"Run {run.id} has no explanation timeline: " + (
