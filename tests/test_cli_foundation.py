@@ -46,6 +46,19 @@ def test_a_count_of_zero_images_is_refused_by_the_parser(capsys):
     assert "--depths: must be a whole number, not 'two'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["cam", "--test-images", "1", "--out", "maps"], ["gallery", "--out", "p.png"],
+                                     ["report", "--out", "r.html"], ["faithfulness"], ["sanity"]])
+def test_an_empty_layer_is_refused_by_the_parser_saying_how_to_see_the_layers(capsys, command):
+    """``--layer ""`` meant the model's CAM layer, unsaid."""
+    from eipviz.cli import build_parser
+
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args([*command, "--model", "mnist14k", "--layer", ""])
+    assert stop.value.code == 2
+    assert "--layer: must name a layer, not ''; leave --layer out for the model's CAM layer (`python -m eipviz " \
+           "layers MODEL` lists a zoo model's layers)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("text", ["-0.1", "1.5", "nan"])
 def test_an_opacity_or_confidence_outside_0_to_1_is_refused(text):
     """``--alpha`` / ``--min-confidence`` take 0 to 1; NaN is refused too."""

@@ -13,6 +13,7 @@ from eipviz.cli.options import (
     check_layer,
     existing_store,
     folder_out,
+    layer_name,
     load_model,
     method_name,
     method_names,
@@ -268,7 +269,7 @@ def _add_cam_options(p) -> None:
     """--method, --layer and the smoothing options, as the pages' CAM method, Layer and Smoothing widgets."""
     p.add_argument("--method", default="gradcam", help="attribution method (default gradcam; "
                                                        "`python -m eipviz methods` lists them)")
-    p.add_argument("--layer", help="layer name (default: the model's CAM layer)")
+    p.add_argument("--layer", type=layer_name, help="layer name (default: the model's CAM layer)")
     p.add_argument("--aug-smooth", action="store_true", help="average the maps of flipped and shifted views")
     p.add_argument("--eigen-smooth", action="store_true",
                    help="each map is the first principal component of the weighted activations")
@@ -335,7 +336,7 @@ def register(sub) -> None:
     p.add_argument("--metrics", help="comma-separated, any of deletion, insertion, drop, road (default all four); "
                                      "not with --rank-by, which scores its one metric")
     p.add_argument("--n", type=positive_int, default=200, help="test images to sample (default 200; the page: 50)")
-    p.add_argument("--layer", help="the layer (default: the model's CAM layer)")
+    p.add_argument("--layer", type=layer_name, help="the layer (default: the model's CAM layer)")
     p.add_argument("--layers", help="comma-separated layers to rank, each with a row per method (ranks by deletion "
                                     "unless --rank-by says otherwise)")
     p.add_argument("--rank-by", metavar="{deletion,insertion,drop,road}",
@@ -353,7 +354,7 @@ def register(sub) -> None:
     p.add_argument("--n", type=positive_int, default=16, help="test images to sample (default 16; the page: 8)")
     p.add_argument("--depths", type=positive_int, default=8,
                    help="randomisation depths, the last with every layer (default 8; the page: 6)")
-    p.add_argument("--layer", help="the layer (default: the model's CAM layer)")
+    p.add_argument("--layer", type=layer_name, help="the layer (default: the model's CAM layer)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", help="also write the page's strip of maps (the first image, trained then at each "
                                  "depth) as a PNG, a row per method")

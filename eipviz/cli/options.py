@@ -88,6 +88,14 @@ def method_names(text: str) -> list[str]:
     return list(check_names(names(text, "--methods"), METHODS, "CAM method"))
 
 
+def layer_name(text: str) -> str:
+    """An argparse type: ``--layer``'s name, never empty (``--layer ""`` meant the default layer, unsaid)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must name a layer, not {text!r}; leave --layer out for the model's CAM "
+                                         "layer (`python -m eipviz layers MODEL` lists a zoo model's layers)")
+    return text
+
+
 def check_layer(classifier, layer: str | None) -> None:
     """``--layer``, when given, against the model's CAM layers, before any map: every command names the choices
     (``cam`` and ``sanity`` said "not on the path to the model's output", and took layers ``gallery`` refused)."""
