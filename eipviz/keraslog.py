@@ -7,9 +7,10 @@ as JSON, as printed, or as a pandas CSV.
 
 Rules: an epoch counts only when its final metrics line is present (a
 truncated epoch is not an epoch); a repeated epoch replaces the earlier
-one; learning rates come from ``LearningRateScheduler`` lines (that
-epoch), ``ReduceLROnPlateau`` lines (the following epochs) or an ``lr`` /
-``learning_rate`` metric, and form the ``lr`` column, last.
+one, with a note where its values differ; learning rates come from
+``LearningRateScheduler`` lines (that epoch), ``ReduceLROnPlateau`` lines
+(the following epochs) or an ``lr`` / ``learning_rate`` metric, and form
+the ``lr`` column, last.
 
 Logs as people paste them (the corpus in tests/data/real_logs/): lines
 glued together (``acc: 0.9933Epoch 00015: val_loss did not improve``, or a
@@ -114,6 +115,22 @@ def _format(value) -> str:
 
 def _number(text: str) -> float:
     return float(text.lower().replace("+inf", "inf"))
+
+
+def changes_values(earlier: dict, later: dict) -> bool:
+    """True when ``later`` gives a metric of ``earlier`` another value (NaN is NaN; ``wall_time`` says when, not
+    what): an epoch logged again by a resumed training, whose values replace the earlier ones."""
+    return any(name != "wall_time" and name in earlier and not (
+        earlier[name] == value or (math.isnan(earlier[name]) and math.isnan(value))) for name, value in later.items())
+
+
+def repeated_epochs_warning(epochs) -> str:
+    """The note for epochs logged twice with different values. Every importer keeps one rule: a training resumed
+    from a checkpoint (``fit(initial_epoch=...)``) continues the run and its values replace those it logs again;
+    a count that starts again at the first epoch is a new training, and the last one is read."""
+    listed = ", ".join(str(epoch) for epoch in sorted(set(epochs)))
+    return (f"Epoch(s) {listed} appear twice with different values, as a training resumed from a checkpoint logs "
+            f"them again; the later ones were kept.")
 
 
 def parse_log(text: str) -> ParsedLog:
@@ -353,15 +370,24 @@ def _parse_csvlogger(text: str, separator: str = ",") -> ParsedLog:
 
     CSVLogger writes ``NA`` for a metric an epoch lacks (validation every other epoch, or none) and a
     list for a metric with several values (``F1Score(average=None)``): both are left out. With
-    ``append=True`` a file holds every training written to it: the last one is read, as in a console log.
+    ``append=True`` a file holds every training written to it: the last one is read, as in a console log; a
+    training resumed from a checkpoint logs the epochs after it again, and its values replace theirs, with a note.
+    A negative epoch is refused, naming its line.
     """
     parsed = ParsedLog()
     try:
-        rows = list(csv.DictReader(io.StringIO(text), delimiter=separator))
+        reader = csv.DictReader(io.StringIO(text), delimiter=separator)
+        rows, lines = [], []
+        for row in reader:
+            rows.append(row)
+            lines.append(reader.line_num)
         epochs = [int(float(row.pop("epoch"))) for row in rows]
     except (ValueError, TypeError, KeyError, OverflowError, csv.Error) as error:  # OverflowError: an epoch of inf
         raise EipvizError(f"This looks like a CSV log but a row is malformed: {error}") from error
-    # A new fit() starts again at 0; a resumed one repeats at most the epoch it stopped in (the later row wins).
+    negative = next((index for index, epoch in enumerate(epochs) if epoch < 0), None)
+    if negative is not None:
+        raise EipvizError(f"Line {lines[negative]} of the CSV has epoch {epochs[negative]}; epochs count up from 0.")
+    # A new fit() starts again at 0; a resumed one repeats the epochs after its checkpoint (the later row wins).
     starts = [index for index in range(1, len(epochs)) if epochs[index] == 0]
     if starts:
         parsed.warnings.append(
@@ -375,6 +401,8 @@ def _parse_csvlogger(text: str, separator: str = ",") -> ParsedLog:
             f"CSVLogger's (it counts from 0, so a resumed run's rows start above 0), Keras printed it as "
             f"'Epoch {epochs[0] + 1}/N'.")
     not_numbers: dict[str, str] = {}
+    logged: dict[int, dict] = {}
+    repeated = []
     for epoch, row in zip(epochs, rows, strict=True):
         metrics = {}
         for name, value in row.items():
@@ -384,7 +412,12 @@ def _parse_csvlogger(text: str, separator: str = ",") -> ParsedLog:
                 metrics[name] = _number(value)
             except ValueError:
                 not_numbers.setdefault(name, value)
-        parsed.add_epoch(epoch + offset, metrics)
+        if changes_values(logged.get(epoch, {}), metrics):
+            repeated.append(epoch + offset)
+        logged[epoch] = {**logged.get(epoch, {}), **metrics}  # a metric the later row lacks (NA) is kept
+        parsed.add_epoch(epoch + offset, dict(logged[epoch]))
+    if repeated:
+        parsed.warnings.append(repeated_epochs_warning(repeated))
     for name, value in not_numbers.items():
         parsed.warnings.append(f"Column '{name}' holds values that are not numbers (such as "
                                f"'{value[:40]}'); they were left out.")

@@ -1,6 +1,7 @@
 """Importing curves people already have: TensorBoard event files from a real Keras training, W&B, MLflow and TensorBoard
 CSVs."""
 
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -217,6 +218,30 @@ def test_an_mlflow_step_that_is_not_a_number_is_a_clear_error(step):
         parse_text(MLFLOW.replace("loss,0.9,1700000005000,1", f"loss,0.9,1700000005000,{step}"))
 
 
+@pytest.mark.parametrize("text, message", [
+    (MLFLOW.replace("loss,0.9,1700000005000,1", "loss,0.9,1700000005000,-1"), "Line 4 of the CSV has step -1; "
+                                                                              "steps count up from 0."),
+    (WANDB.replace("3,12.4,1700000012.4,1,", "3,12.4,1700000012.4,-1,"), "Line 5 of the CSV has epoch/epoch -1; "
+                                                                          "it counts up from 0."),
+    ("Wall time,Step,Value\n1.0,-2,0.5\n", "Line 2 of the CSV has step -2; steps count up from 0.")],
+    ids=["mlflow", "wandb", "tensorboard download"])
+def test_a_negative_epoch_or_step_in_a_history_csv_is_refused_naming_its_line(text, message):
+    with pytest.raises(EipvizError, match=f"^{re.escape(message)}$"):
+        parse_text(text, "run-train-tag-epoch_loss.csv")
+
+
+@pytest.mark.parametrize("text, losses", [
+    (MLFLOW + "loss,0.8,1700000009000,1\n", [1.5, 0.8]),  # a resumed MLflow run logs step 1 again
+    (WANDB + "4,15.0,1700000015.0,1,0.85,,,,\n", [1.5, 0.85]),
+    ("Wall time,Step,Value\n1.0,0,0.5\n2.0,1,0.4\n3.0,1,0.35\n", [0.5, 0.35])],
+    ids=["mlflow", "wandb", "tensorboard download"])
+def test_a_history_csv_epoch_logged_again_keeps_the_later_value_and_says_so(text, losses):
+    parsed = parse_text(text, "run-train-tag-epoch_loss.csv")
+    assert [r["loss"] for r in parsed.rows()] == losses
+    assert parsed.warnings == ["Epoch(s) 2 appear twice with different values, as a training resumed from a "
+                               "checkpoint logs them again; the later ones were kept."]
+
+
 def test_a_wandb_panel_export_of_several_runs_is_refused_naming_them():
     panel = ("Step,runA - epoch/val_loss,runA - epoch/val_loss__MIN,runB - epoch/val_loss,runB - epoch/val_loss__MIN\n"
              "0,0.9,0.9,0.5,0.5\n1,0.8,0.8,0.4,0.4\n2,0.7,0.7,,\n")
@@ -367,6 +392,18 @@ def test_a_training_and_its_resumption_uploaded_without_folders_are_still_one_ru
                                                                 ("epoch_loss", 2, 0.6, 201.0)])
     parsed = read_uploads([(path.name, path.read_bytes()) for path in (first, again)])
     assert [r["loss"] for r in parsed.rows()] == pytest.approx([0.9, 0.7, 0.6])
+
+
+def test_an_epoch_a_resumed_training_logs_again_keeps_the_later_value_and_says_so(tmp_path):
+    """As a resumed CSVLogger file: the run continues, and the value replaced is named, not dropped unsaid."""
+    write_events(tmp_path / "run" / "train" / "events.out.tfevents.1.a", [("epoch_loss", 0, 0.9, 100.0),
+                                                                          ("epoch_loss", 1, 0.8, 101.0)])
+    write_events(tmp_path / "run" / "train" / "events.out.tfevents.2.b", [("epoch_loss", 1, 0.7, 200.0),
+                                                                          ("epoch_loss", 2, 0.6, 201.0)])
+    parsed = read_run_path(tmp_path / "run")
+    assert [r["loss"] for r in parsed.rows()] == pytest.approx([0.9, 0.7, 0.6])
+    assert parsed.warnings == ["Epoch(s) 2 appear twice with different values, as a training resumed from a "
+                               "checkpoint logs them again; the later ones were kept."]
 
 
 def test_a_well_framed_record_that_is_no_event_ends_the_file_with_a_note(tmp_path):

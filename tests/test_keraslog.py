@@ -214,8 +214,25 @@ def test_a_csvlogger_file_appended_to_by_two_trainings_reads_the_last_and_says_s
     one_epoch_first = parse_log("epoch,loss\n0,1.0\n0,1.1\n1,0.95\n")  # a first training of one epoch
     assert [r["loss"] for r in one_epoch_first.rows()] == [1.1, 0.95] and "holds 2 trainings" in \
         one_epoch_first.warnings[0]
-    resumed = parse_log("epoch,loss\n0,1.0\n1,0.9\n1,0.85\n2,0.8\n")  # epoch 1 trained again: it replaces
-    assert [r["loss"] for r in resumed.rows()] == [1.0, 0.85, 0.8] and resumed.warnings == []
+
+
+def test_a_csvlogger_file_of_a_resumed_training_keeps_its_later_rows_and_names_the_epochs_replaced():
+    """Resumed from its epoch-1 checkpoint (``fit(initial_epoch=1)``), a training logs epochs 1 and 2 again: it
+    continues the run, as a resumed TensorBoard run does, and the earlier values it replaces are said, not lost
+    unsaid."""
+    parsed = parse_log("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n1,0.85\n2,0.75\n3,0.7\n")
+    assert [(r["epoch"], r["loss"]) for r in parsed.rows()] == [(1, 1.0), (2, 0.85), (3, 0.75), (4, 0.7)]
+    assert parsed.warnings == ["Epoch(s) 2, 3 appear twice with different values, as a training resumed from a "
+                               "checkpoint logs them again; the later ones were kept."]
+    assert parse_log("epoch,loss\n0,1.0\n1,0.9\n1,0.9\n").warnings == []  # the same values again lose nothing
+
+
+@pytest.mark.parametrize("text, line", [("epoch,loss\n0,1.0\n-1,0.9\n", 3), ("epoch;loss\n-3;1.0\n", 2),
+                                        (",loss\n-1,1.0\n0,0.9\n", 2)],
+                         ids=["csvlogger", "semicolons", "pandas row index"])
+def test_a_negative_epoch_is_refused_naming_its_line(text, line):
+    with pytest.raises(EipvizError, match=rf"^Line {line} of the CSV has epoch -\d; epochs count up from 0\.$"):
+        parse_log(text)
 
 
 def test_a_csv_whose_first_row_is_a_later_epoch_says_how_it_was_numbered():

@@ -3,7 +3,8 @@
 W&B (``run.history()`` or the run's CSV export): one row per logged step, columns ``_step``,
 ``_runtime``, ``_timestamp``, ``epoch`` (or ``epoch/epoch`` from ``WandbMetricsLogger``) and the metrics
 (``epoch/loss`` ... are read as ``loss``; ``batch/...`` columns are batch-level and left out). Rows are
-merged per epoch. A panel export of several runs (``<run> - <metric>`` columns) is refused, not merged.
+merged per epoch; a metric an epoch logs again (a resumed run) keeps its later value, with a note. A panel
+export of several runs (``<run> - <metric>`` columns) is refused, not merged.
 MLflow (``get_metric_history`` or the UI's download): long rows ``key``, ``value``, ``step``,
 ``timestamp``. Epochs counted from 0 are shifted to Keras' 1-based count. TensorBoard's scalar download
 (``Wall time,Step,Value``) holds one series and not its name: the name comes from the download's file name
@@ -14,10 +15,11 @@ import csv
 import io
 import math
 import re
+from collections.abc import Sequence
 
 from eipviz.curves_import.tbevents import VALIDATION_DIRS, epoch_metric_name, listing
 from eipviz.errors import EipvizError
-from eipviz.keraslog import INDEX_COLUMNS, ParsedLog
+from eipviz.keraslog import INDEX_COLUMNS, ParsedLog, changes_values, repeated_epochs_warning
 
 WANDB_MARKERS = ("_step", "_runtime", "_timestamp")
 EPOCH_COLUMNS = ("epoch", "epoch/epoch", "Epoch")
@@ -58,11 +60,22 @@ def _float(text) -> float | None:
 
 
 def _step(text, line: int) -> int | None:
-    """A row's step as a whole number (None when empty); an inf or nan step is an error, not a row to guess at."""
+    """A row's step as a whole number (None when empty); an inf, nan or negative step is an error, not a row to
+    guess at."""
     step = _float(text)
     if step is not None and not math.isfinite(step):
         raise EipvizError(f"Line {line} of the CSV has step {text!r}; steps must be whole numbers.")
+    if step is not None and step < 0:
+        raise EipvizError(f"Line {line} of the CSV has step {text}; steps count up from 0.")
     return None if step is None else int(step)
+
+
+def _merge(by_epoch: dict[int, dict], epoch: int, values: dict, repeated: list[int]) -> None:
+    """Add ``values`` to ``epoch``'s (rows of one epoch hold different metrics); an epoch whose metric gets another
+    value, logged again by a resumed training, goes into ``repeated``: the later value is kept."""
+    if changes_values(by_epoch.get(epoch, {}), values):
+        repeated.append(epoch)
+    by_epoch.setdefault(epoch, {}).update(values)
 
 
 def parse_history_csv(text: str, file_name: str | None = None) -> ParsedLog:
@@ -93,16 +106,19 @@ def parse_history_csv(text: str, file_name: str | None = None) -> ParsedLog:
         metrics[column] = column.rsplit(WANDB_RUN_SEPARATOR, 1)[-1].removeprefix("epoch/")
     _refuse_mixed_columns(metrics)
     by_epoch: dict[int, dict] = {}
-    for row in rows:
+    repeated: list[int] = []
+    for line, row in enumerate(rows, start=2):
         epoch = _float(row.get(epoch_column))
         values = {name: v for column, name in metrics.items() if (v := _float(row.get(column))) is not None}
         if epoch is None or not values or not math.isfinite(epoch):
             continue  # a step that logged batch metrics only
+        if epoch < 0:
+            raise EipvizError(f"Line {line} of the CSV has {epoch_column} {row[epoch_column]}; it counts up from 0.")
         runtime = _float(row.get("_runtime"))
         if runtime is not None:
             values["wall_time"] = runtime
-        by_epoch.setdefault(int(epoch), {}).update(values)
-    return _to_parsed(by_epoch)
+        _merge(by_epoch, int(epoch), values, repeated)
+    return _to_parsed(by_epoch, repeated=repeated)
 
 
 def _refuse_longer_rows(rows: list[dict], columns: int) -> None:
@@ -134,17 +150,18 @@ def _parse_long(rows: list[dict]) -> ParsedLog:
         raise EipvizError(f"The CSV holds {len(runs)} MLflow runs ({listing(runs)}); export one run's metric "
                           f"history and import it.")
     by_epoch: dict[int, dict] = {}
+    repeated: list[int] = []
     start = min((t for row in rows if (t := _float(row.get("timestamp"))) is not None), default=None)
     for line, row in enumerate(rows, start=2):
         step, value = _step(row.get("step"), line), _float(row.get("value"))
         if step is None or value is None or not row.get("key"):
             continue
-        values = by_epoch.setdefault(step, {})
-        values[row["key"]] = value
+        _merge(by_epoch, step, {row["key"]: value}, repeated)
+        values = by_epoch[step]
         stamp = _float(row.get("timestamp"))
         if stamp is not None and start is not None:
             values["wall_time"] = max(values.get("wall_time", 0.0), (stamp - start) / 1000)  # MLflow: ms
-    return _to_parsed(by_epoch)
+    return _to_parsed(by_epoch, repeated=repeated)
 
 
 def _tensorboard_download_metric(file_name: str | None) -> str:
@@ -167,16 +184,19 @@ def _parse_tensorboard_download(rows: list[dict], file_name: str | None) -> Pars
     metric = _tensorboard_download_metric(file_name)
     start = min((t for row in rows if (t := _float(row["Wall time"])) is not None), default=0.0)
     by_step: dict[int, dict] = {}
+    repeated: list[int] = []
     for line, row in enumerate(rows, start=2):
         step, value, wall = _step(row["Step"], line), _float(row["Value"]), _float(row["Wall time"])
         if step is not None and value is not None:
-            by_step[step] = {metric: value, **({} if wall is None else {"wall_time": round(wall - start, 3)})}
-    return _to_parsed(by_step, offset=1)  # Keras logs epoch metrics at step = epoch index, as the event files
+            _merge(by_step, step, {metric: value, **({} if wall is None else {"wall_time": round(wall - start, 3)})},
+                   repeated)
+    # Keras logs epoch metrics at step = epoch index, as the event files
+    return _to_parsed(by_step, offset=1, repeated=repeated)
 
 
-def _to_parsed(by_epoch: dict[int, dict], offset: int | None = None) -> ParsedLog:
+def _to_parsed(by_epoch: dict[int, dict], offset: int | None = None, repeated: Sequence[int] = ()) -> ParsedLog:
     """The epochs in order; ``offset`` is added to each (default: 1 when they count from 0, as Keras' 1-based
-    count)."""
+    count), and to the ``repeated`` ones the note names."""
     if not by_epoch:
         raise EipvizError("The CSV holds no per-epoch metric values.")
     if offset is None:
@@ -184,4 +204,6 @@ def _to_parsed(by_epoch: dict[int, dict], offset: int | None = None) -> ParsedLo
     parsed = ParsedLog()
     for epoch in sorted(by_epoch):
         parsed.add_epoch(epoch + offset, by_epoch[epoch])
+    if repeated:
+        parsed.warnings.append(repeated_epochs_warning(epoch + offset for epoch in repeated))
     return parsed

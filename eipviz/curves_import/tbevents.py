@@ -6,7 +6,9 @@ Keras writes ``epoch_loss``, ``epoch_accuracy``, ``epoch_learning_rate`` ... at 
 TensorBoard, a truncated or corrupt record ends the file: what came before it is kept, with a note.
 
 Each ``fit()`` opens new files; a training into a log dir used before starts its steps at 0 again, and
-only the newest training is read (with a note). A folder holding several run folders is refused.
+only the newest training is read (with a note). A resumed ``fit(initial_epoch=...)`` continues it: epochs
+it logs again replace the earlier values (with a note where they differ). A folder holding several run folders
+is refused.
 """
 
 import math
@@ -21,7 +23,7 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.util import tensor_util
 
 from eipviz.errors import EipvizError
-from eipviz.keraslog import ParsedLog
+from eipviz.keraslog import ParsedLog, changes_values, repeated_epochs_warning
 
 EPOCH_PREFIX = "epoch_"
 TRAIN_DIR = "train"
@@ -164,18 +166,23 @@ def read_event_files(paths: list[Path], folders_known: bool = True) -> ParsedLog
     by_epoch: dict[int, dict] = {}
     first_wall = min((wall for file in kept for *_, wall in file.scalars), default=0.0)
     last_wall: dict[int, float] = {}
-    for file in kept:
+    repeated = []
+    for file in kept:  # oldest first: a resumed training's files come after those it continues
         for tag, step, value, wall in file.scalars:
             name = epoch_metric_name(tag, is_validation[file.path])
             if name is None:
                 continue
             epoch = step + 1  # Keras logs epoch metrics at step = epoch index, from 0
+            if changes_values(by_epoch.get(epoch, {}), {name: value}):
+                repeated.append(epoch)
             by_epoch.setdefault(epoch, {})[name] = value
             last_wall[epoch] = max(last_wall.get(epoch, 0.0), wall)
     notes = [file.corruption_note() for file in kept if file.bytes_unread > 0]
     if not by_epoch:
         raise EipvizError(_no_scalars_message(notes))
     parsed.warnings += [f"{note}; what was readable before it is shown." for note in notes]
+    if repeated:
+        parsed.warnings.append(repeated_epochs_warning(repeated))
     for epoch in sorted(by_epoch):
         parsed.add_epoch(epoch, {**by_epoch[epoch], "wall_time": round(last_wall[epoch] - first_wall, 3)})
     return parsed
