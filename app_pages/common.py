@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import streamlit as st
 from streamlit.logger import get_logger
 
-from eipviz.access import EDITORS_VARIABLE, is_editor, writes_allowed
+from eipviz.access import EDITORS_VARIABLE, is_editor, without_paths, writes_allowed
 from eipviz.classifier import Classifier
 from eipviz.data import dataset_label
 from eipviz.errors import EipvizError
@@ -66,6 +66,17 @@ def can_write() -> bool:
     return writes_allowed() and (not login_configured() or signed_in_editor())
 
 
+def visible_message(text: str) -> str:
+    """A server's message as this session may see it: whole for editors, its absolute paths cut for read-only
+    visitors (``without_paths``): a data or runs folder's place is the server's business."""
+    return text if can_write() else without_paths(text)
+
+
+def show_error(error: Exception | str) -> None:
+    """``st.error`` of a message, as ``visible_message`` has it."""
+    st.error(visible_message(str(error)))
+
+
 def read_only_note(what: str) -> None:
     """Say why ``what`` is not offered here: viewer mode, sign in first, or not an editor."""
     if not writes_allowed():
@@ -92,7 +103,7 @@ def page_run_store() -> RunStore:
     try:
         return run_store()
     except EipvizError as error:
-        st.error(str(error))
+        show_error(error)
         st.stop()
 
 
@@ -217,7 +228,7 @@ def computed_on_click(label: str, result_key: str, inputs_key, compute, *, butto
                 result = compute(lambda fraction, text: bar.progress(fraction, text))
             st.session_state[result_key] = (inputs_key, result)
         except EipvizError as error:
-            st.error(str(error))
+            show_error(error)
         bar.empty()
     saved = st.session_state.get(result_key)
     return saved[1] if saved and saved[0] == inputs_key else None
@@ -246,7 +257,7 @@ def upload_model_widget(key: str) -> None:
                 follow_model(source=UPLOADED_SOURCE)  # shown at once, on every page
                 st.success(f"Loaded {literal(file.name)}.")
             except EipvizError as error:
-                st.error(str(error))
+                show_error(error)
 
 
 def follow_model(**choice: str) -> None:
@@ -314,5 +325,5 @@ def model_picker(key: str) -> tuple[Classifier | None, str | None]:
             st.warning(classifier.warning)
         return classifier, cache_key
     except EipvizError as error:
-        st.error(str(error))
+        show_error(error)
         return None, None

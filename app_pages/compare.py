@@ -16,6 +16,7 @@ from app_pages.common import (
     model_picker,
     run_store,
     shipped_model,
+    show_error,
     show_upload_notes,
     taking_turns,
 )
@@ -92,7 +93,7 @@ with methods_tab:
                     image, image_name = decoded.pixels, file.name
                     show_upload_notes(st, classifier, image, decoded.original_size, decoded.grayscale)
         except EipvizError as error:
-            st.error(str(error))
+            show_error(error)
         c1, c2, c3 = st.columns([3, 2, 1.5])  # at 1, "predicted class" was cut at 1280 px
         st.session_state.setdefault("cmp-methods", list(GRID_METHODS))
         methods = c1.multiselect("Methods (rows)", list(METHODS), format_func=method_label, key="cmp-methods")
@@ -122,7 +123,7 @@ with methods_tab:
                                                  done / total, text=f"{what} ({done}/{total} maps)"))
                 except EipvizError as error:
                     bar.empty()
-                    st.error(str(error))
+                    show_error(error)
                     st.stop()
                 bar.empty()
                 st.session_state["cmp-grid"] = saved = (grid_key, result)
@@ -186,7 +187,7 @@ with models_tab:
                 evaluations = [cached_evaluation(cache_key, classifier) for classifier, cache_key in loaded]
             comparison = compare_models([options[key][1] for key in picked], evaluations)
         except EipvizError as error:
-            st.error(str(error))
+            show_error(error)
             st.stop()
         for column, name, accuracy in zip(st.columns(len(picked)), comparison.names, comparison.accuracies):
             column.metric(literal(name), f"{accuracy:.2%}")  # a run's name is text, not markdown

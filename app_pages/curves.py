@@ -4,7 +4,15 @@ import Keras logs, TensorBoard event files and W&B/MLflow CSVs."""
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import can_write, default_for, keep_across_pages, literal, page_run_store, read_only_note
+from app_pages.common import (
+    can_write,
+    default_for,
+    keep_across_pages,
+    literal,
+    page_run_store,
+    read_only_note,
+    show_error,
+)
 from app_pages.timeline_view import timeline_section
 from eipviz.curves import (
     DIRECTIONS,
@@ -61,7 +69,7 @@ def import_form() -> None:
             for warning in parsed.warnings:
                 st.warning(warning)
         except EipvizError as error:
-            st.error(str(error))
+            show_error(error)
 
 
 if can_write():
@@ -202,11 +210,11 @@ elif editable:
                 store.rename_run(target.id, new_name)
                 st.rerun()
             except EipvizError as error:
-                st.error(str(error))
+                show_error(error)
         if b.button("Delete", key=f"edit-delete-{target.id}", type="secondary"):
             try:
                 with st.spinner("Waiting for its worker to exit…"):  # a run that has just finished: seconds
                     store.delete_run(target.id)
                 st.rerun()
             except EipvizError as error:
-                st.error(str(error))
+                show_error(error)

@@ -14,6 +14,7 @@ from app_pages.common import (
     model_identity,
     model_picker,
     run_store,
+    show_error,
     upload_model_widget,
 )
 from eipviz.attribution.methods import METHODS, SLOW_METHODS, SMOOTHING, method_label
@@ -81,7 +82,7 @@ try:
     evaluation = cached_evaluation(model_key, classifier)
 except EipvizError as error:
     loading.empty()
-    st.error(str(error))
+    show_error(error)
     st.stop()
 loading.empty()
 
@@ -161,7 +162,7 @@ else:
                                                          f"class: {done}/{total} images…"))
         except EipvizError as error:
             bar.empty()
-            st.error(str(error))
+            show_error(error)
             st.stop()
         bar.empty()
         st.session_state["mis-gallery"] = (gallery_key, items)

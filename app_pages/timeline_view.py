@@ -3,6 +3,7 @@ and its curves with that epoch marked. The Train page shows it for live and fini
 
 import streamlit as st
 
+from app_pages.common import show_error
 from eipviz.errors import EipvizError
 from eipviz.explain.timeline import TIMELINE_FILE, read_timeline, timeline_tiles
 from eipviz.plots import timeline_figure
@@ -15,7 +16,7 @@ def timeline_section(store, run, key: str) -> None:
     try:
         timeline = read_timeline(store.run_dir(run.id) / TIMELINE_FILE)
     except EipvizError as error:
-        st.error(str(error))
+        show_error(error)
         return
     if timeline is None or not len(timeline.epochs):
         st.caption("No explanation timeline: the run has not finished an epoch yet, or it was trained before "

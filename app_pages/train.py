@@ -4,7 +4,7 @@ import time
 
 import streamlit as st
 
-from app_pages.common import can_write, literal, page_run_store, read_only_note
+from app_pages.common import can_write, literal, page_run_store, read_only_note, show_error, visible_message
 from app_pages.timeline_view import timeline_section
 from eipviz.errors import EipvizError
 from eipviz.plots import training_curves_figure
@@ -42,7 +42,7 @@ def start_form() -> None:
         st.caption(plan_summary(planned_recipe(model, recipe, epochs or None, batch_size or None), subset or None))
         plan_ok = True
     except EipvizError as error:
-        st.warning(str(error))
+        st.warning(visible_message(str(error)))
         plan_ok = False
     if st.button("Start", type="primary", disabled=not plan_ok):
         try:
@@ -55,7 +55,7 @@ def start_form() -> None:
             else:
                 st.toast(f"Queued run {run_id}: position {position}; it starts when a slot frees.")
         except EipvizError as error:
-            st.error(str(error))
+            show_error(error)
 
 
 queue = RunQueue(store)
@@ -73,7 +73,7 @@ def _action_button(label, run_id, action, done_message, **options) -> bool:
             st.toast(done_message)
             return True
         except EipvizError as error:
-            st.error(str(error))
+            show_error(error)
     return False
 
 
@@ -152,7 +152,7 @@ def _finished_panel(run) -> bool:
     # every rerun, six of them, for curves nobody saw.
     with st.expander(_finished_label(run), key=f"run-panel-{run.id}", on_change="rerun") as panel:
         if run.status == "failed":
-            st.error(f"Run failed: {literal(run.reason)}")
+            st.error(f"Run failed: {literal(visible_message(run.reason))}")
             if can_write():  # the traceback or log tail, as text; viewers are not shown the server's paths
                 st.code(run.error or "", language=None)
         if panel.open:

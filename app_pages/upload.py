@@ -12,6 +12,7 @@ from app_pages.common import (
     literal,
     model_identity,
     model_picker,
+    show_error,
     show_upload_notes,
     upload_model_widget,
 )
@@ -100,7 +101,7 @@ if st.session_state.get(SAMPLE_SEED) is not None and classifier.dataset is not N
         inputs = [(name, image, None, False) for name, image in
                   sample_images(classifier.dataset, SAMPLE_COUNT, st.session_state[SAMPLE_SEED])]
     except EipvizError as error:
-        st.error(str(error))
+        show_error(error)
         st.stop()
     if files:  # the uploads are still in the uploader above: one click back to them
         note, back = st.columns([3, 1], vertical_alignment="center")
@@ -123,7 +124,7 @@ else:
             decoded = decoded_upload(file.getvalue(), file.name, max(classifier.input_size[:2]))
             inputs.append((file.name, decoded.pixels, decoded.original_size, decoded.grayscale))
         except EipvizError as error:
-            st.error(str(error))
+            show_error(error)
 if not inputs:
     st.stop()
 
@@ -139,7 +140,7 @@ def predicted(missing: list[int]) -> list[np.ndarray]:
 try:
     probabilities = np.stack(kept("up-probabilities", [(model_key, digest) for digest in digests], predicted))
 except EipvizError as error:
-    st.error(str(error))
+    show_error(error)
     st.stop()
 
 boxes, chosen, seen = [], [], Counter()
@@ -174,7 +175,7 @@ try:
     cams = kept("up-maps", [(model_key, digest, method, layer, int(cls), tuple(smoothing))
                             for digest, cls in zip(digests, chosen)], explained)
 except EipvizError as error:
-    st.error(str(error))
+    show_error(error)
     st.stop()
 
 for position, (box, image, fitted, row, cls, cam) in enumerate(

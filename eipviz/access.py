@@ -10,6 +10,7 @@ refused here, in the library, whatever the pages show.
 """
 
 import os
+import re
 
 from eipviz.errors import EipvizError
 
@@ -17,6 +18,8 @@ MODE_VARIABLE = "EIPVIZ_MODE"
 EDITOR, VIEWER = "editor", "viewer"
 MODES = (EDITOR, VIEWER)
 EDITORS_VARIABLE = "EIPVIZ_EDITORS"
+# An absolute path: POSIX (not a URL's "//host/…", not "km/h" or "1/2") or Windows (C:\\…).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~\\-])(?:/[^\s/:'\"`,;()\[\]]+)+/?|\b[A-Za-z]:\\[^\s:'\"`,;()]*")
 
 
 def access_mode() -> str:
@@ -52,3 +55,9 @@ def is_editor(email: str | None) -> bool:
     email = email.strip().lower()
     listed = {entry.strip().lower() for entry in os.environ.get(EDITORS_VARIABLE, "").split(",") if entry.strip()}
     return "*" in listed or email in listed or "@" + email.rsplit("@", 1)[1] in listed
+
+
+def without_paths(text: str) -> str:
+    """``text`` with each absolute path cut to its last part (``/srv/data/cifar10_test.npz``: ``…/cifar10_test.npz``):
+    what a read-only visitor is shown of the server's messages, whose folders are the server's own business."""
+    return _ABSOLUTE_PATH.sub(lambda match: "…/" + re.split(r"[/\\]", match.group().rstrip("/\\"))[-1], text)

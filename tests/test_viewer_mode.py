@@ -7,7 +7,7 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from eipviz.access import EDITORS_VARIABLE, MODE_VARIABLE, VIEWER, access_mode, is_editor
+from eipviz.access import EDITORS_VARIABLE, MODE_VARIABLE, VIEWER, access_mode, is_editor, without_paths
 from eipviz.curves import import_log
 from eipviz.errors import EipvizError
 from eipviz.keraslog import parse_log
@@ -124,6 +124,33 @@ def test_a_viewer_sees_why_a_run_failed_but_not_its_traceback(store, monkeypatch
     assert not [code for code in at.code if "/srv/" in code.value]
     monkeypatch.setenv("EIPVIZ_MODE", "editor")  # an editor gets the traceback too, as text
     assert [code.value for code in open_page("train.py").code if "/srv/" in code.value] == [error]
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("Could not read the cifar10 files in /srv/data: bad zip", "Could not read the cifar10 files in …/data: bad zip"),
+    ("No such file: '/home/ann/runs/x/best.keras'", "No such file: '…/best.keras'"),
+    ("Cannot use the runs folder /srv/runs/: denied.", "Cannot use the runs folder …/runs: denied."),
+    ("C:\\Users\\ann\\data missing", "…/data missing"),
+    ("see https://keras.io/api/models, 1/2, km/h, 3 / 50, ~/runs", None),  # no absolute path: unchanged
+])
+def test_absolute_paths_are_cut_to_their_last_part(text, shown):
+    assert without_paths(text) == (shown or text)
+
+
+def test_a_viewer_sees_messages_without_the_servers_folders(store, monkeypatch, tmp_path):
+    """A failed run's reason and a page's error named the server's data and runs folders."""
+    store.update_run(store.ids["finished"], status="failed",
+                     error="FileNotFoundError: No such file: '/srv/private/data/cifar10_train.npz'")
+    (failed,) = [e.value for e in open_page("train.py").error]
+    assert "/srv/" not in failed and "cifar10" in failed
+    monkeypatch.setenv("EIPVIZ_MODE", "editor")
+    assert "/srv/private/data/" in open_page("train.py").error[0].value
+    monkeypatch.setenv("EIPVIZ_MODE", "viewer")
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path / "not-a-folder"))
+    at = AppTest.from_file(str(ROOT / "app_pages" / "curves.py"), default_timeout=TIMEOUT).run()
+    (message,) = [e.value for e in at.error]
+    assert "…/not-a-folder" in message and str(tmp_path) not in message
 
 
 def test_the_curves_page_has_no_log_import_rename_or_delete(store):
