@@ -29,10 +29,8 @@ def timeline_section(store, run, key: str) -> None:
                f"predicted class at {timeline.layer}. ✅ right, ❌ wrong (true class in brackets).")
     tiles = timeline_tiles(timeline, epoch)
     for start in range(0, len(tiles), COLUMNS):
-        for column, (image, caption, right), i in zip(st.columns(COLUMNS), tiles[start:start + COLUMNS],
-                                                      range(start, start + COLUMNS)):
-            truth = timeline.class_names[int(timeline.labels[i])]
-            column.image(image, caption=f"{'✅' if right else '❌'} {caption} ({truth})",
+        for column, tile in zip(st.columns(COLUMNS), tiles[start:start + COLUMNS]):
+            column.image(tile.overlay, caption=f"{'✅' if tile.right else '❌'} {tile.caption} ({tile.truth})",
                          width="stretch")
     st.plotly_chart(timeline_figure(store.epoch_rows(run.id), epoch), key=f"{key}-chart")
 

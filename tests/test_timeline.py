@@ -181,6 +181,28 @@ def test_sheet_captions_fit_their_tile_and_keep_the_whole_percentage():
     assert fitted_caption("x automobile 100%", 124) == "x automobile 100%"  # every CIFAR-10 name fits a tile
 
 
+def test_the_sheet_names_the_true_class_under_each_wrong_prediction(tmp_path):
+    """A report's reader has no page to ask what a red tile should have been: a second line says it."""
+    from eipviz.explain.timeline import timeline_sheet, timeline_tiles
+
+    timeline = _recorded(tmp_path / TIMELINE_FILE, [1])
+    tiles, size, columns = timeline_tiles(timeline, 1, 128), 128, 4
+    assert [tile.truth for tile in tiles] == [CLASS_NAMES["mnist"][label] for label in timeline.labels]
+    assert {tile.right for tile in tiles} == {True, False}  # an untrained model: some of each
+    sheet = timeline_sheet(timeline, 1, columns, size)
+    for i, tile in enumerate(tiles):
+        top, left = 22 + (i // columns) * (size + 32) + size, (i % columns) * size
+        second_line = sheet[top + 17:top + 31, left:left + size]
+        assert (second_line.min() < 128) == (not tile.right)  # ink on the second line: the wrong ones only
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "mnist"])
+def test_every_true_class_line_fits_a_sheet_tile(dataset):
+    from eipviz.explain.overlay import FONT, FONT_SCALE
+
+    assert max(cv2.getTextSize(f"true: {name}", FONT, FONT_SCALE, 1)[0][0] for name in CLASS_NAMES[dataset]) <= 124
+
+
 def test_an_epoch_not_in_the_timeline_is_a_clear_error(tmp_path):
     timeline = _recorded(tmp_path / TIMELINE_FILE, [1])
     with pytest.raises(EipvizError, match="Epoch 5 is not in this timeline"):

@@ -135,39 +135,50 @@ def read_timeline(path: Path) -> Timeline | None:
         raise EipvizError(f"{path} is not a readable timeline ({type(error).__name__}: {error}).") from error
 
 
-def timeline_tiles(timeline: Timeline, epoch: int, size: int = 96) -> list[tuple[np.ndarray, str, bool]]:
-    """(overlay RGB, caption, right?) per probe image at ``epoch``: the predicted class's Grad-CAM, captioned with
-    that class and its probability (``automobile 100%``)."""
+@dataclass(frozen=True)
+class TimelineTile:
+    """One probe image at one epoch, as the page and the sheet show it."""
+
+    overlay: np.ndarray  # RGB, the predicted class's Grad-CAM over the image
+    caption: str  # the predicted class and its probability: "automobile 100%"
+    truth: str  # the true class
+    right: bool
+
+
+def timeline_tiles(timeline: Timeline, epoch: int, size: int = 96) -> list[TimelineTile]:
+    """A ``TimelineTile`` per probe image at ``epoch``."""
     row = timeline.position(epoch)
     tiles = []
     for i, image in enumerate(timeline.images):
-        predicted = int(timeline.predictions[row, i])
-        right = predicted == int(timeline.labels[i])
+        predicted, truth = int(timeline.predictions[row, i]), int(timeline.labels[i])
         cam = timeline.maps[row, i].astype(np.float32) / 255
         caption = f"{timeline.class_names[predicted]} {float(timeline.probabilities[row, i, predicted]):.0%}"
-        tiles.append((overlay(as_rgb(image), cam, size=size), caption, right))
+        tiles.append(TimelineTile(overlay(as_rgb(image), cam, size=size), caption, timeline.class_names[truth],
+                                  predicted == truth))
     return tiles
 
 
 def timeline_sheet(timeline: Timeline, epoch: int, columns: int = 4, size: int = 128) -> np.ndarray:
     """One RGB image of the probe set at ``epoch``: a header line, then a grid of overlays, each framed green
     (right) or red (wrong) with its prediction below, marked ``x`` when wrong (for those who cannot tell red
-    from green)."""
+    from green) and then followed by the true class (a report's reader has no page to ask)."""
     tiles = timeline_tiles(timeline, epoch, size)
     row = timeline.position(epoch)
-    header, caption, frame = 22, 18, 3
+    header, caption, frame, line = 22, 32, 3, 14
     rows = -(-len(tiles) // columns)
     sheet = np.full((header + rows * (size + caption), columns * size, 3), 255, np.uint8)
     cv2.putText(sheet, f"epoch {epoch}: {timeline.accuracy()[row]:.0%} right, deletion AUC "
                        f"{timeline.deletion_auc[row]:.3f}, avg drop {timeline.average_drop_pct[row]:.1f}%",
                 (4, 15), FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
-    for i, (image, text, right) in enumerate(tiles):
+    for i, tile in enumerate(tiles):
         top, left = header + (i // columns) * (size + caption), (i % columns) * size
-        framed = image.copy()
-        cv2.rectangle(framed, (0, 0), (size - 1, size - 1), (0, 150, 0) if right else (210, 0, 0), frame)
+        framed = tile.overlay.copy()
+        cv2.rectangle(framed, (0, 0), (size - 1, size - 1), (0, 150, 0) if tile.right else (210, 0, 0), frame)
         sheet[top:top + size, left:left + size] = framed
-        cv2.putText(sheet, fitted_caption(text if right else f"x {text}", size - 4), (left + 3, top + size + 13),
-                    FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
+        lines = [tile.caption] if tile.right else [f"x {tile.caption}", f"true: {tile.truth}"]  # zoo names fit
+        for number, text in enumerate(lines):
+            cv2.putText(sheet, fitted_caption(text, size - 4) if number == 0 else text,
+                        (left + 3, top + size + 13 + number * line), FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
     return sheet
 
 
