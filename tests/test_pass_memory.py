@@ -9,6 +9,7 @@ import pytest
 from keras import layers
 
 from eipviz.attribution import backends, memory
+from eipviz.attribution.cams import ScoreCAM
 from eipviz.attribution.graph import probe_model
 from eipviz.attribution.layers import call_counts, default_target_layer
 from eipviz.attribution.memory import images_per_pass, map_bytes_per_image
@@ -101,6 +102,26 @@ def test_cam_passes_and_ablated_maps_go_in_chunks_that_fit(monkeypatch):
     assert max(sizes) == 8
     monkeypatch.setattr(memory, "PASS_BUDGET_BYTES", 2**40)
     np.testing.assert_allclose(make_cam(model, "gradcam", "features")(x)[0], in_chunks, atol=1e-5)
+
+
+def test_score_cam_makes_its_masked_images_in_blocks_that_fit(monkeypatch):
+    """Score-CAM masks the image by every channel: 2,048 masked 224x224 images are 1.2 GB before any pass."""
+    masked: list[int] = []
+    score_logits = ScoreCAM.class_logits
+
+    def counted(cam, inputs, classes):
+        masked.append(len(inputs))
+        return score_logits(cam, inputs, classes)
+
+    monkeypatch.setattr(ScoreCAM, "class_logits", counted)
+    model = small_model(channels=32)
+    x = np.random.default_rng(0).random((2, 8, 8, 3), np.float32)
+    whole = make_cam(model, "scorecam", "features")(x)[0]
+    assert masked == [32, 32]
+    masked.clear()
+    monkeypatch.setattr(memory, "PASS_BUDGET_BYTES", 8 * map_bytes_per_image(probe_model(model, "features")))
+    np.testing.assert_allclose(make_cam(model, "scorecam", "features")(x)[0], whole, atol=1e-5)
+    assert masked == [8] * 8
 
 
 def predict_images_with_large_maps(count: int) -> None:
