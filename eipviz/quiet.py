@@ -3,14 +3,20 @@ and nothing imported that eipviz never uses."""
 
 import functools
 import importlib.abc
+import json
 import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 from eipviz.errors import EipvizError
 from eipviz.jax_cache import use_jax_compilation_cache
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
+# What eipviz's models, data and in-step augmentation are written for, whatever a user's keras.json says:
+# with "channels_first" there a new run failed on its first layer ("Computed output size would be zero").
+KERAS_SETTINGS = {"image_data_format": "channels_last", "floatx": "float32"}
+KERAS_ACCEPTS = {"floatx": ("float16", "float32", "float64"), "image_data_format": ("channels_last", "channels_first")}
 
 # Modules that import JAX, when installed, for what eipviz never uses: TensorFlow Lite's converter, and Keras'
 # patch of old JAX versions for its Orbax checkpoint callback.
@@ -70,22 +76,53 @@ def jax_only_when_needed():
         sys.meta_path.remove(finder)
 
 
-def check_backend_setting() -> None:
-    """Refuse a ``KERAS_BACKEND`` eipviz does not run on before anything starts: Keras' own refusal was a
-    traceback, and a run's worker died of it with no reason given ("died without finishing")."""
+def keras_config_file() -> Path:
+    """The ``keras.json`` Keras reads at import, found as Keras finds it: in ``KERAS_HOME``, else ``~/.keras``
+    (``/tmp/.keras`` when the home folder is not writable)."""
+    if "KERAS_HOME" in os.environ:
+        return Path(os.environ["KERAS_HOME"]).expanduser() / "keras.json"
+    home = Path("~").expanduser()
+    return (home if os.access(home, os.W_OK) else Path("/tmp")) / ".keras" / "keras.json"
+
+
+def check_keras_settings() -> None:
+    """Refuse, before anything starts, a backend eipviz does not run on (from ``KERAS_BACKEND`` or ``keras.json``)
+    and a ``keras.json`` Keras would refuse at import: Keras' refusal was a traceback, and a run's worker died
+    of it with no reason given ("died without finishing")."""
     chosen = os.environ.get("KERAS_BACKEND")
     if chosen and chosen not in SUPPORTED_BACKENDS:  # empty: Keras' default, as unset
         raise EipvizError(f"KERAS_BACKEND={chosen!r}: eipviz runs on {' or '.join(SUPPORTED_BACKENDS)}; set one of "
                           f"them, or unset it for tensorflow.")
+    path = keras_config_file()
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):  # none, unreadable or no JSON: Keras ignores it too
+        return
+    if not isinstance(config, dict):
+        raise EipvizError(f"{path} holds no JSON object, so Keras cannot read its settings: fix or remove it.")
+    for key, accepted in KERAS_ACCEPTS.items():  # what Keras checks at import
+        if key in config and config[key] not in accepted:
+            raise EipvizError(f"{path} sets {key} {config[key]!r}; Keras takes {', '.join(map(repr, accepted))}: "
+                              f"fix the file.")
+    if "epsilon" in config and not isinstance(config["epsilon"], float):
+        raise EipvizError(f"{path} sets epsilon {config['epsilon']!r}; Keras takes a float such as 1e-07: fix the "
+                          f"file.")
+    if not chosen and config.get("backend", SUPPORTED_BACKENDS[0]) not in SUPPORTED_BACKENDS:
+        raise EipvizError(f"{path} sets the Keras backend {config['backend']!r}: eipviz runs on "
+                          f"{' or '.join(SUPPORTED_BACKENDS)}; set KERAS_BACKEND to one of them (it takes precedence "
+                          f"over the file), or change the file.")
 
 
 @functools.cache  # once per process: the app's entry script runs on every rerun
 def import_keras_quietly():
     """Import Keras as eipviz's processes run it: TensorFlow discovers its devices while fd 2 is silenced,
     without JAX; JAX keeps its compiled programs for the next process (``eipviz.jax_cache``)."""
-    check_backend_setting()
+    check_keras_settings()
     with native_stderr_silenced(), jax_only_when_needed():
         import keras
+
+        keras.config.set_image_data_format(KERAS_SETTINGS["image_data_format"])
+        keras.config.set_floatx(KERAS_SETTINGS["floatx"])
 
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf

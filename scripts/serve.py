@@ -146,10 +146,10 @@ def main() -> int:
 
     try:
         arguments = settings_from(sys.argv[1:])
+        import_keras_quietly()  # refuses a backend or keras.json eipviz cannot run with, before serving
     except EipvizError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    import_keras_quietly()
     warm_up()
     if "--no-preload" not in sys.argv[1:]:
         preload_shipped_models()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -40,3 +41,55 @@ def test_tensorflow_starts_without_jax_and_jax_imports_whenever_something_else_a
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.split("RESULT", 1)[1])
     assert found == {"jax_after_keras": jax_after_keras, "backend": backend, "keras_sum": 6.0, "jax_sum": 6.0}
+
+
+SETTINGS = """
+from eipviz.quiet import import_keras_quietly
+import_keras_quietly()
+import keras
+from eipviz.zoo import build_model
+model = build_model("mnist14k")
+print("RESULT", keras.config.image_data_format(), keras.config.floatx(), model.outputs[0].shape[-1],
+      model.weights[0].dtype)
+"""
+
+
+def test_eipviz_processes_run_keras_channels_last_in_float32_whatever_keras_json_says(tmp_path):
+    """A keras.json with "channels_first" (a Theano-era setting) made a new run fail on its first layer."""
+    (tmp_path / "keras.json").write_text(json.dumps({"image_data_format": "channels_first", "floatx": "float16"}))
+    result = subprocess.run([sys.executable, "-c", SETTINGS], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "KERAS_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("RESULT", 1)[1].split() == ["channels_last", "float32", "10", "float32"]
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"backend": "torch"}, "keras.json sets the Keras backend 'torch': eipviz runs on tensorflow or jax"),
+    ({"floatx": "bfloat16"}, "sets floatx 'bfloat16'; Keras takes 'float16', 'float32', 'float64'"),
+    ({"image_data_format": "nhwc"}, "sets image_data_format 'nhwc'"),
+    ({"epsilon": 1}, "sets epsilon 1; Keras takes a float"),
+    ([1], "holds no JSON object"),
+])
+def test_a_keras_json_keras_would_refuse_or_eipviz_cannot_run_is_one_line_before_anything(tmp_path, monkeypatch,
+                                                                                            settings, message):
+    from eipviz.errors import EipvizError
+    from eipviz.quiet import check_keras_settings
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    (tmp_path / "keras.json").write_text(json.dumps(settings))
+    with pytest.raises(EipvizError, match=re.escape(message)):
+        check_keras_settings()
+
+
+def test_keras_backend_takes_precedence_over_keras_json_and_a_broken_file_is_ignored_as_keras_does(tmp_path,
+                                                                                                    monkeypatch):
+    from eipviz.quiet import check_keras_settings
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch"}))
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    check_keras_settings()
+    monkeypatch.delenv("KERAS_BACKEND")
+    (tmp_path / "keras.json").write_text("{not json")
+    check_keras_settings()
