@@ -55,9 +55,13 @@ def upload_model(page, name: str, data: bytes, pick: bool = True) -> None:
     page.get_by_test_id("stExpander").filter(has_text="Upload your own model").locator("summary").click()
     uploader = page.get_by_test_id("stFileUploader").filter(has_text="Model file").locator("input[type=file]")
     uploader.set_input_files({"name": name, "mimeType": "application/octet-stream", "buffer": data})
-    # The upload reruns the script: a click before that rerun has the file can be lost (a flaky soak).
-    wait_until_settled(page)
-    page.get_by_role("button", name="Use this model").click()
+    # The upload reruns the script: a click before that rerun has the file can be lost (a flaky soak). The
+    # button shows only in a run that has the file: once it does, wait for that run to end, not for a second of
+    # quiet (a second a session, 30 s of the soak).
+    use = page.get_by_role("button", name="Use this model")
+    expect(use).to_be_visible(timeout=120_000)
+    wait_until_settled(page, quiet_s=0.2)
+    use.click()
     expect(page.get_by_text(f"Loaded {name}.")).to_be_visible(timeout=120_000)
     if not pick:
         return
