@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,45 @@ def run_with_timeline(store, epochs=(1, 2, 3)) -> str:
                                         "probe_average_drop_pct": float(timeline.average_drop_pct[-1]),
                                         "probe_accuracy": float(timeline.accuracy()[-1])})
     return run_id
+
+
+class AnotherSessionsComputation:
+    """Holds the server's turn (``app_pages.common.COMPUTATIONS``) as another session's long computation would.
+
+    ``finish_when_asked()`` gives the turn back the moment a page asks for it, noting "other session done" in
+    ``events``: a page that waits for its turn then notes its own event after that one, one that does not wait
+    before it. No timer that has to outlast the page's computation (a 6 s one was most of a test's time).
+    """
+
+    def __init__(self, turn, events):
+        self.turn, self.events, self.asked = turn, events, threading.Event()
+        self._thread = threading.Thread(target=self._finish, daemon=True)
+
+    def __enter__(self):
+        self.turn.acquire()
+        acquire = self.turn.acquire
+
+        def asking(*args, **kwargs):
+            self.asked.set()
+            return acquire(*args, **kwargs)
+
+        self.turn.acquire = asking  # on the instance: the pages call COMPUTATIONS.acquire
+        return self
+
+    def finish_when_asked(self):
+        self._thread.start()
+
+    def _finish(self):
+        self.asked.wait()
+        self.events.append("other session done")
+        self.turn.release()
+
+    def __exit__(self, *exc_info):
+        del self.turn.acquire
+        self.asked.set()  # whatever happened, the turn is given back
+        if self._thread.ident is None:  # never started: no page was let ask
+            self._thread.start()
+        self._thread.join()
 
 
 @pytest.fixture

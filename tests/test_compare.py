@@ -11,7 +11,7 @@ from eipviz.evaluation import Evaluation
 from eipviz.explain import compare
 from eipviz.explain.compare import compare_models, default_grid_layers, disagreement_rows, method_grid
 from eipviz.loading import load_zoo_model
-from tests.conftest import ROOT
+from tests.conftest import ROOT, AnotherSessionsComputation
 
 TIMEOUT = 240
 
@@ -244,36 +244,24 @@ def test_a_method_grid_past_the_cap_is_not_computed(data_dir, monkeypatch):
     assert any(f"choose at most {MAX_GRID_MAPS}" in warning.value for warning in at.warning) and not computed
 
 
-def test_a_large_method_grid_waits_for_its_turn_and_the_default_one_does_not(data_dir, monkeypatch):
+def test_a_large_method_grid_waits_for_its_turn_and_the_default_one_does_not(data_dir):
     """Another session's long computation holds the CPU: a grid of 21 maps waits; the 7 x 2 one a page opens on
     does not (the whole page, both tabs, waited behind an hour-long ranking)."""
-    import threading
-
     from app_pages.common import COMPUTATIONS
     from eipviz.explain.compare import SMALL_GRID_MAPS
 
     events = []
     at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=TIMEOUT)
-    COMPUTATIONS.acquire()
-    try:
-        at.run()  # the default grid, while the turn is held
+    with AnotherSessionsComputation(COMPUTATIONS, events) as other_session:
+        at.run()  # the default grid, while the turn is held: had it asked, it would wait until AppTest's timeout
         assert not at.exception and at.get("image"), [e.value for e in at.exception]
+        assert not other_session.asked.is_set()
         at.selectbox(key="cmp-zoo").select("mnist14k").run()
         at.multiselect(key="cmp-methods").set_value(["random", "eigencam", "gradcam"]).run()
         layers = at.multiselect(key="cmp-layers").options
         assert 3 * len(layers) > SMALL_GRID_MAPS
-
-        def finish():
-            events.append("other session done")
-            COMPUTATIONS.release()
-
-        timer = threading.Timer(6.0, finish)  # longer than the grid takes
-        timer.start()
+        other_session.finish_when_asked()
         at.multiselect(key="cmp-layers").set_value(layers).run()
         events.append("grid drawn")
-        timer.join()
-    finally:
-        if not events:
-            COMPUTATIONS.release()
     assert not at.exception, [e.value for e in at.exception]
     assert events == ["other session done", "grid drawn"]

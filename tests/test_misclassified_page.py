@@ -14,7 +14,7 @@ import eipviz.explain.gallery as gallery
 from eipviz.explain.gallery import ENLARGED_SIZE
 from eipviz.explain.overlay import CAPTION_HEIGHT, DISPLAY_SIZE, colormap_legend
 from eipviz.plots import confusion_values
-from tests.conftest import ROOT
+from tests.conftest import ROOT, AnotherSessionsComputation
 
 TIMEOUT = 180  # the first run imports TensorFlow and builds models
 LEGEND_CAPTION = "CAM: blue = little evidence, red = most evidence for the class"
@@ -214,8 +214,6 @@ def test_a_ranking_of_too_many_maps_for_one_click_is_not_offered(data_dir):
 
 def test_a_computation_waits_while_another_sessions_runs(data_dir, monkeypatch):
     """The server's long computations take turns: a click while another session holds the CPU waits."""
-    import threading
-
     import streamlit as st
 
     import eipviz.explain.compare as compare
@@ -230,18 +228,10 @@ def test_a_computation_waits_while_another_sessions_runs(data_dir, monkeypatch):
     monkeypatch.setattr(compare, "rank_methods", rank_methods)
     at = open_on()
     at.multiselect(key="mis-f-layers").set_value(at.multiselect(key="mis-f-layers").options[-1:]).run()
-    other_session = COMPUTATIONS
-    other_session.acquire()
-    st.cache_resource.clear()  # any browser can ask for it: the turn taking was a cached resource, cleared with it
-
-    def finish():
-        events.append("other session done")
-        other_session.release()
-
-    timer = threading.Timer(3.0, finish)
-    timer.start()
-    at.button[[b.label for b in at.button].index("Compute and rank")].click().run()
-    timer.join()
+    with AnotherSessionsComputation(COMPUTATIONS, events) as other_session:
+        st.cache_resource.clear()  # any browser can ask for it: the turn taking was a cached resource, cleared with it
+        other_session.finish_when_asked()
+        at.button[[b.label for b in at.button].index("Compute and rank")].click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert events == ["other session done", "computed"] and at.dataframe[-1].value["method"].tolist() == ["random"]
 
