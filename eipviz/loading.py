@@ -368,12 +368,24 @@ def _load_keras_file(path: Path) -> keras.Model:
     if path.suffix == ".keras" and not zipfile.is_zipfile(path):  # Keras says "File not found" of a damaged one
         raise EipvizError(f"{path.name} is not a readable Keras model file (BadZipFile).")
     try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for broken or foreign files
         message = _keras_reason(error)
         if "safe_mode" in message or "Lambda" in message:
             raise EipvizError(f"{path.name} needs unsafe deserialisation (custom code); it is refused.") from error
         raise EipvizError(f"Could not load {path.name} as a Keras model: {message}") from error
+    _check_finite_weights(model, path.name)
+    return model
+
+
+def _check_finite_weights(model, name: str) -> None:
+    """Refuse weights holding nan or inf: a run whose training diverged saved them, and every page then showed
+    answers that disagreed (9,020 misclassified, none in the gallery) instead of saying why."""
+    for weight in model.weights:
+        if not np.isfinite(keras.ops.convert_to_numpy(weight.value)).all():
+            raise EipvizError(f"{name} holds weights that are not finite (nan or inf, in {weight.path}): the "
+                              f"training that saved it diverged, so every answer would be nan. Train it again "
+                              f"with a lower learning rate.")
 
 
 def _check_image_classifier(model, name: str) -> None:

@@ -4,6 +4,7 @@ import contextlib
 import csv
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -532,3 +533,32 @@ def test_an_empty_runs_folder_is_refused_and_an_empty_variable_is_unset(monkeypa
     monkeypatch.setenv("EIPVIZ_RUNS_DIR", "")
     assert RunStore().root == Path("runs")
     assert list(tmp_path.iterdir()) == [tmp_path / "runs"]
+
+
+def test_a_run_whose_training_diverges_fails_saying_so_and_keeps_none_of_it(tmp_path, data_dir, own_signal_handlers):
+    """A learning rate of 10^6 finished "as sound", its nan weights in best.keras, every page's answers wrong."""
+    store = RunStore(tmp_path)
+    run_id = create_training_run(store, "mnist14k", "fast", epochs=2, subset=512, settings={"learning_rate": 1e6})
+    assert worker.train_run(store, run_id, verbose=0) == "failed"
+    reason = store.get_run(run_id).reason
+    assert reason.startswith("Training diverged: the ") and "Start a new run with a lower one" in reason
+    assert store.epoch_rows(run_id) == []
+    assert not [name for name in ("best.keras", "last.keras", TIMELINE_FILE) if (store.run_dir(run_id) / name).exists()]
+
+
+@pytest.mark.parametrize("hook, logs, said", [
+    ("batch", {"loss": float("nan")}, "the loss became nan in epoch 3 (batch 5)"),
+    ("epoch", {"loss": 0.5, "val_loss": float("inf")}, "the val_loss became inf in epoch 3 (validation)"),
+    ("epoch", {"loss": float("nan"), "val_loss": 0.5}, "the loss became nan in epoch 3 (its mean)"),
+])
+def test_the_divergence_check_names_what_became_nan_and_when(hook, logs, said):
+    from eipviz.training.builders import StopWhenLossDiverges, TrainingDiverged
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    check = StopWhenLossDiverges()
+    check.set_model(model)
+    check.on_epoch_begin(2)
+    check.on_batch_end(4, {"loss": 0.5})  # a finite loss goes by
+    with pytest.raises(TrainingDiverged, match=re.escape(said) + ", at a learning rate of 0.5"):
+        check.on_batch_end(4, logs) if hook == "batch" else check.on_epoch_end(2, logs)

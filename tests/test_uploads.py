@@ -338,3 +338,16 @@ def test_a_model_that_runs_out_of_memory_on_one_image_is_told_so(tmp_path, monke
     with pytest.raises(EipvizError, match=r"^small.keras loads but cannot compute its output: it runs out of memory "
                                           r"on one image \(MemoryError\). eipviz explains small CNNs.$"):
         loading._classify_model_file(tmp_path / "small.keras", "unit_scale", "small.keras")
+
+
+def test_weights_holding_nan_are_refused_saying_the_training_diverged(tmp_path):
+    """A diverged run's best.keras (or such an upload) showed answers that disagreed on every page."""
+    from eipviz.loading import load_zoo_model
+    from eipviz.zoo import build_model
+
+    model = build_model("mnist14k")
+    kernel = model.weights[0]
+    kernel.assign(np.where(np.arange(kernel.shape[-1]) == 0, np.nan, keras.ops.convert_to_numpy(kernel)))
+    model.save(tmp_path / "diverged.keras")
+    with pytest.raises(EipvizError, match=r"diverged.keras holds weights that are not finite \(nan or inf, in "):
+        load_zoo_model("mnist14k", tmp_path / "diverged.keras")

@@ -9,6 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from eipviz.errors import EipvizError
 from eipviz.recipes import OPTIMIZERS, Recipe, monitor_mode
 from eipviz.training.pipeline import RandomShift, TrainingModel, float32_copy, partial_path, saved_model
 
@@ -172,6 +173,49 @@ class EpochTensorBoard(keras.callbacks.TensorBoard):
 
     def __init__(self, log_dir: str):
         super().__init__(log_dir=log_dir, write_graph=False, update_freq="epoch", profile_batch=0)
+
+
+class TrainingDiverged(EipvizError):
+    """The loss became nan or infinite: the run cannot go on, and nothing after it is kept."""
+
+
+class StopWhenLossDiverges(keras.callbacks.TerminateOnNaN):
+    """Keras' ``TerminateOnNaN``, raising ``TrainingDiverged`` with what to do. A run whose loss became nan
+    (a learning rate of 10^6) had finished as if sound: nan weights in ``best.keras``, every page's answers
+    wrong. It raises before the epoch ends, so no checkpoint, timeline or epoch row holds them.
+
+    Async-safe (see ``RunRecorder``): it reads each batch's loss on Keras' callback threads, so the step loop
+    never waits for it; the error reaches ``fit`` a step later, or at the epoch's end.
+    """
+
+    async_safe = True
+
+    def __init__(self):
+        super().__init__(raise_error=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        try:
+            super().on_batch_end(batch, logs)
+        except RuntimeError as error:
+            raise self._diverged("loss", (logs or {})["loss"], f"batch {batch + 1}") from error
+
+    def on_epoch_end(self, epoch, logs=None):
+        """The validation loss too: the last step's update can leave nan weights behind a finite mean loss (a
+        learning rate of 10^6: loss 1.0e9, val_loss nan), which the checkpoint after this would have kept."""
+        for name, when in (("loss", "its mean"), ("val_loss", "validation")):
+            value = (logs or {}).get(name)
+            if value is not None and not np.isfinite(value):
+                raise self._diverged(name, value, when)
+
+    def _diverged(self, name: str, value, when: str) -> "TrainingDiverged":
+        rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        return TrainingDiverged(
+            f"Training diverged: the {name} became {float(value)} in epoch {self.epoch + 1} ({when}), at a learning "
+            f"rate of {rate:g}. Start a new run with a lower one (--set learning_rate=...); the checkpoints keep "
+            f"the last sound epoch, if any.")
 
 
 def best_checkpoint(recipe: Recipe, filepath: str | os.PathLike, completed_epochs: Iterable[Mapping[str, Any]] = (),

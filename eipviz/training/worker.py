@@ -20,6 +20,7 @@ from eipviz.training.batches import ImageBatches
 from eipviz.training.builders import (
     EpochTensorBoard,
     PreciseBatchNorm,
+    StopWhenLossDiverges,
     augmentation_layers,
     best_checkpoint,
     compile_model,
@@ -286,6 +287,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
                                                   "dtype_policy": layer_dtype_policy(classifier)})
         precise_bn = [PreciseBatchNorm(batches, bn_batches)] if bn_batches else []
         callbacks = [
+            StopWhenLossDiverges(),  # first: a diverged epoch's end reaches no callback that keeps it
             *schedule_callbacks(recipe, completed),
             *precise_bn,  # before validation, so the checkpoints below keep the statistics it validated
             timeline,  # before the recorder: it adds the probe set's metrics to the epoch's logs
