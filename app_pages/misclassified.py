@@ -216,7 +216,7 @@ with st.expander("Faithfulness: rank methods and layers against chance (deletion
         disabled=not (chosen_methods and chosen_layers) or maps > MAX_RANKED_MAPS,
         compute=lambda progress: rank_methods(
             classifier, sample_test_images(classifier, n), chosen_methods, chosen_layers, metric,
-            progress=lambda done, total, what: progress(done / total, f"{what} ({done}/{total} done)")))
+            progress=lambda done, total, what: progress(done / total, f"{what} ({int(done)}/{total} done)")))
     if table is not None:
         st.dataframe(pd.DataFrame(table), hide_index=True)
         st.caption("Best first. Deletion AUC and average drop: lower is better; insertion AUC and ROAD: higher is "

@@ -197,6 +197,23 @@ def test_methods_can_be_ranked_by_average_drop_against_random(data_dir):
     assert all("average_drop_pct" in row and "deletion_auc" not in row for row in rows)
 
 
+def test_a_ranking_reports_progress_within_each_layer_as_its_methods_go(data_dir):
+    """Progress came once a layer: a slow method's layer held the bar still for a minute, and a page left
+    meanwhile ran on until the next call (a user's reload waited 31 s behind their own abandoned ranking)."""
+    from eipviz.evaluation import sample_test_images
+    from eipviz.explain.compare import rank_methods
+
+    classifier = load_zoo_model("mnist14k")
+    layers = classifier.cam_layers[-2:]
+    calls = []
+    rank_methods(classifier, sample_test_images(classifier, 4), ["gradcam"], layers,
+                 progress=lambda done, total, what: calls.append((done, total, what)))
+    assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)  # the bar never goes back
+    assert {total for _, total, _ in calls} == {2} and calls[-1] == (2, 2, "done")
+    within_first = [what for done, _, what in calls if 0 < done < 1]
+    assert f"layer {layers[0]}: gradcam" in within_first and f"layer {layers[0]}: random" in within_first
+
+
 def test_rank_methods_puts_the_largest_margin_over_random_first(monkeypatch):
     """"Best first": the method that beats the random baseline by most leads; random (no margin) comes last."""
     rows = [{"method": "gradcam", "deletion_vs_random": 0.1}, {"method": "random", "deletion_vs_random": None},

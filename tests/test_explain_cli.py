@@ -44,6 +44,8 @@ def test_faithfulness_cli_prints_a_table_and_json_with_the_random_baseline(data_
                              "--json")
     rows = json.loads(result.stdout)
     assert [row["method"] for row in rows] == ["gradcam", "layercam", "random"]
+    progress = result.stderr.splitlines()  # on stderr, so the JSON on stdout stays whole
+    assert progress[0] == "[  0%] gradcam" and "[ 50%] layercam" in progress and progress[-1] == "[100%] done"
     for row in rows:
         assert 0 <= row["deletion_auc"] <= 1 and 0 <= row["insertion_auc"] <= 1 and row["n"] == 8
         assert "road_combined" in row and "road_vs_random" in row
@@ -62,8 +64,9 @@ def test_unknown_metrics_and_methods_are_one_message_each():
 
 
 def test_sanity_cli_prints_a_table_and_json(data_dir):
-    table = main_in_process("sanity", "--model", "mnist14k", "--methods", "gradcam", "--n", "4", "--depths", "2").stdout
-    header, row = table.splitlines()
+    result = main_in_process("sanity", "--model", "mnist14k", "--methods", "gradcam", "--n", "4", "--depths", "2")
+    assert result.stderr.splitlines()[-1].startswith("[100%] ")  # it said how far it had got
+    header, row = result.stdout.splitlines()
     assert header.split() == ["method", "cascade_spearman", "spearman_randomised", "ssim_randomised",
                               "random_logit_spearman", "random_logit_ssim", "verdict"]
     assert row.startswith("gradcam") and ("passes" in row or "fails" in row)

@@ -41,7 +41,9 @@ def test_faithfulness_reports_each_method_and_chance_for_uint8_images_with_progr
     rows = faithfulness(classifier_of(tiny_model()), images, ["gradcam", "layercam"],
                         progress=lambda done, total, method: calls.append((done, total, method)))
     assert [row["method"] for row in rows] == ["gradcam", "layercam", "random"] and all(row["n"] == 6 for row in rows)
-    assert calls == [(0, 3, "gradcam"), (1, 3, "layercam"), (2, 3, "random"), (3, 3, None)]
+    # Each method's maps move the bar half a method (6 images: one batch) before its scores are computed.
+    assert calls == [(0, 3, "gradcam"), (0.5, 3, "gradcam"), (1, 3, "layercam"), (1.5, 3, "layercam"),
+                     (2, 3, "random"), (2.5, 3, "random"), (3, 3, None)]
 
 
 def test_every_metric_has_its_columns_and_a_margin_over_random_that_is_positive_when_better():

@@ -23,6 +23,7 @@ from eipviz.cli.options import (
     positive_int,
     print_rows,
     print_table,
+    progress_line,
     read_image_for,
     unit_interval,
     write_out,
@@ -189,8 +190,7 @@ def cmd_report(args) -> int:
         timeline = read_timeline(store.run_dir(args.run) / TIMELINE_FILE)
     selection = _gallery_selection(args, classifier)  # the gallery page the options name, as the page's button
     html = build_report(classifier, selection.evaluation, selection.images, n=args.n, curves=curves,
-                        timeline=timeline, progress=lambda fraction, text: print(
-                            f"[{fraction:4.0%}] {text}", file=sys.stderr, flush=True),
+                        timeline=timeline, progress=progress_line,
                         gallery_indices=selection.shown, gallery_method=args.method, gallery_note=selection.note,
                         layer=args.layer, aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
     print(write_report(args.out, html))
@@ -227,10 +227,15 @@ def cmd_faithfulness(args) -> int:
         check_names(named, classifier.cam_layers, "layer")
     layers = named or [classifier.cam_layer]
     images = sample_test_images(classifier, args.n, args.seed, "--n")
+    def progress(done: float, total: int, what: str | None) -> None:
+        progress_line(done / total, what or "done")
+
     if ranked:  # the Misclassified page's "Compute and rank"
-        rows = rank_methods(classifier, images, methods, layers, args.rank_by or "deletion", seed=args.seed)
+        rows = rank_methods(classifier, images, methods, layers, args.rank_by or "deletion", progress=progress,
+                            seed=args.seed)
     else:
-        rows = faithfulness(classifier, images, methods, layer=args.layer, metrics=metrics, seed=args.seed)
+        rows = faithfulness(classifier, images, methods, layer=args.layer, metrics=metrics, progress=progress,
+                            seed=args.seed)
     print_rows(rows, args.json)
     return 0
 
@@ -245,7 +250,8 @@ def cmd_sanity(args) -> int:
     classifier = load_model(args)
     check_layer(classifier, args.layer)
     images = sample_test_images(classifier, args.n, args.seed, "--n")
-    results = sanity_check(classifier, images, methods, layer=args.layer, depths=args.depths, seed=args.seed)
+    results = sanity_check(classifier, images, methods, layer=args.layer, depths=args.depths, seed=args.seed,
+                           progress=lambda done, total, text: progress_line(done / total, text))
     if out:  # the page's strip of maps, a row per method
         write_out(out, png_bytes(sanity_strip_sheet(classifier, images[0], results, args.layer)))
     if args.json:

@@ -96,6 +96,12 @@ def layer_name(text: str) -> str:
     return text
 
 
+def progress_line(fraction: float, text: str) -> None:
+    """A long command's progress as one line on stderr (``[ 37%] layer conv2: scorecam``): stdout keeps the
+    result alone, for a pipe or ``--json``."""
+    print(f"[{fraction:4.0%}] {text}", file=sys.stderr, flush=True)
+
+
 def check_layer(classifier, layer: str | None) -> None:
     """``--layer``, when given, against the model's CAM layers, before any map: every command names the choices
     (``cam`` and ``sanity`` said "not on the path to the model's output", and took layers ``gallery`` refused)."""

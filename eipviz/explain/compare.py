@@ -1,5 +1,6 @@
 """Side by side: every method and layer on one image, and several models on one test set."""
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from eipviz.evaluation import Evaluation
 from eipviz.explain.faithfulness import faithfulness, map_faithfulness
 from eipviz.explain.overlay import DISPLAY_SIZE, gallery_sheet, overlay, upscale
 
-Progress = Callable[[int, int, str], None]
+Progress = Callable[[float, int, str], None]  # done (a fraction within a step), total, what
 # What rank_methods can sort by -> the margin over the random baseline it sorts on (positive is better)
 RANK_METRICS = {"deletion": "deletion_vs_random", "insertion": "insertion_vs_random",
                 "drop": "average_drop_vs_random", "road": "road_vs_random"}
@@ -185,6 +186,12 @@ def disagreement_sheet(names: Sequence[str], images: np.ndarray, labels: np.ndar
                                                for name, answer in zip(names, answers)]] for answers in rows])
 
 
+def _layer_progress(progress: Progress, done: int, total: int, layer: str, methods_done: float, methods: int,
+                    method: str | None) -> None:
+    """``progress`` within layer number ``done``, as far as its methods (``faithfulness``'s progress) have got."""
+    progress(done + methods_done / methods, total, f"layer {layer}" + (f": {method}" if method else ""))
+
+
 def rank_methods(classifier: Classifier, images: np.ndarray, methods: Sequence[str], layers: Sequence[str],
                  metric: str = "deletion", progress: Progress | None = None, seed: int = 0) -> list[dict]:
     """Every method at every layer on a sample of uint8 ``images``, best first by ``metric``'s margin over the
@@ -197,9 +204,12 @@ def rank_methods(classifier: Classifier, images: np.ndarray, methods: Sequence[s
     runs = [(layer, per_layer) for layer in layers if per_layer] + ([(layers[0], layer_free)] if layer_free else [])
     rows: dict[tuple[str, str], dict] = {}  # each layer's random row is that layer's baseline
     for done, (layer, chosen) in enumerate(runs):
+        within = None
         if progress:
             progress(done, len(runs), f"layer {layer}")
-        for row in faithfulness(classifier, images, chosen, layer=layer, metrics=(metric,), seed=seed):
+            within = functools.partial(_layer_progress, progress, done, len(runs), layer)
+        for row in faithfulness(classifier, images, chosen, layer=layer, metrics=(metric,), progress=within,
+                                seed=seed):
             where = layer if METHODS[row["method"]].uses_layer else "(input)"
             rows.setdefault((row["method"], where), {"method": row["method"], "layer": where,
                                                      **{k: v for k, v in row.items() if k != "method"}})

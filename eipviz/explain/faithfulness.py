@@ -18,6 +18,8 @@ much it beats it: every ``*_vs_random`` column is signed so that positive
 means better than chance.
 """
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -134,13 +136,20 @@ def scored_alike(rows: list[dict]) -> list[str]:
             + ": their maps are the same there." for (layer, _), methods in groups.items() if len(methods) > 1]
 
 
+def _maps_done(progress, done: int, total: int, method: str, maps_done: int, maps: int) -> None:
+    """``progress`` within method number ``done``: its maps are its first half."""
+    progress(done + maps_done / maps / 2, total, method)
+
+
 def faithfulness(classifier: Classifier, images: np.ndarray, methods, layer: str | None = None,
                  metrics=METRICS, baseline: float = 0.0, progress=None, seed: int = 0) -> list[dict]:
     """One row per method for uint8 ``images``, each explained for its predicted class, with ``random``'s row
     (added last when ``methods`` lacks it) and every method's margin over it (``compare_with_random``).
 
-    ``metrics``: any of ``METRICS``. ``progress(done, total, method)`` is called before each method and
-    once at the end. ``seed`` orders tied pixels and seeds ROAD's noise (``map_faithfulness``).
+    ``metrics``: any of ``METRICS``. ``progress(done, total, method)`` is called before each method, after each
+    batch of its maps (``done`` then has a fraction: the maps count for half a method) and once at the end: a
+    slow method's 300 maps took a minute with the bar standing still, and a page left meanwhile ran on until
+    its next call. ``seed`` orders tied pixels and seeds ROAD's noise (``map_faithfulness``).
     """
     metrics = check_metrics(metrics)
     methods = list(methods)
@@ -149,10 +158,12 @@ def faithfulness(classifier: Classifier, images: np.ndarray, methods, layer: str
     inputs = classifier.prepare(images)
     rows = []
     for done, method in enumerate(methods):
+        within = None
         if progress:
             progress(done, len(methods), method)
+            within = functools.partial(_maps_done, progress, done, len(methods), method)
         cam = classifier.cam(method, layer)
-        maps, classes, _ = cam(inputs)
+        maps, classes, _ = cam(inputs, progress=within)
         rows.append({"method": method, **map_faithfulness(cam, inputs, maps, classes, baseline, metrics, seed)})
     if progress:
         progress(len(methods), len(methods), None)
