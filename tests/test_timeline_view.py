@@ -85,6 +85,9 @@ def test_the_timeline_figure_marks_the_chosen_epoch_on_both_charts():
     assert {trace.name for trace in fig.data} >= {"val_accuracy", "probe_accuracy"}
     # The faithfulness chart's two scales each say whose they are.
     assert (fig.layout.yaxis2.title.text, fig.layout.yaxis3.title.text) == ("deletion AUC", "average drop %")
+    # On their whole scales: fitted to a flat 26.1% drop, its ticks read 26.095 to 26.1617 (a reviewer's walk).
+    assert [tuple(axis.range) for axis in (fig.layout.yaxis, fig.layout.yaxis2, fig.layout.yaxis3)] == [
+        (0, 1.02), (0, 1.02), (0, 102)]
 
 
 def test_a_live_runs_probe_images_wait_behind_its_toggle(store):
