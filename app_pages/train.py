@@ -147,10 +147,13 @@ def _delete(store, run_id):
 
 def _finished_panel(run) -> bool:
     """One collapsed line per run; its curves, Resume, rename and delete inside. True when it changed."""
-    # Keyed: its label is the run's name, and a new label made another expander, closed (a rename shut the panel).
     # Its open state reaches the script (on_change): a closed panel's figure and timeline were built and sent at
-    # every rerun, six of them, for curves nobody saw.
-    with st.expander(_finished_label(run), key=f"run-panel-{run.id}", on_change="rerun") as panel:
+    # every rerun, six of them, for curves nobody saw. Streamlit names an expander by its label as well as its key,
+    # so a renamed run's panel was a new one, closed: an open panel's state is handed on by its key.
+    key = f"run-panel-{run.id}"
+    if st.session_state.get(key):
+        st.session_state[key] = True
+    with st.expander(_finished_label(run), key=key, on_change="rerun") as panel:
         if run.status == "failed":
             st.error(f"Run failed: {literal(visible_message(run.reason))}")
             if can_write():  # the traceback or log tail, as text; viewers are not shown the server's paths

@@ -128,14 +128,21 @@ def test_the_name_box_shows_the_name_a_rename_gave_and_a_rename_made_elsewhere(s
     assert at.text_input(key=f"name-{taken}").value == "gamma"
 
 
-def test_a_rename_keeps_the_panel_and_shows_the_name_as_written(store):
-    """The panel's label is the name: unkeyed, a new label was a new panel, closed; the toast read markdown."""
+def test_a_rename_keeps_the_panel_open_and_shows_the_name_as_written(store):
+    """The panel's label is the name, and Streamlit names an expander by its label too: keyed or not, a renamed
+    run's panel was a new one, closed. The toast read markdown."""
     run_id = _finished_run(store)
     at = open_page()
+    at.session_state[f"run-panel-{run_id}"] = True  # what a click on the panel sets
+    at.run()
     at.text_input(key=f"name-{run_id}").set_value("**bold** :red[hi]")
     at.button(key=f"rename-{run_id}").click().run()
     assert at.toast[0].value == f"Renamed {run_id} to \\*\\*bold\\*\\* \\:red\\[hi\\]."
-    assert at.expander[0].key == f"run-panel-{run_id}"  # its identity, whatever its label: it stays open
+    assert at.expander[0].label.startswith("\\*\\*bold")
+    assert at.expander[0].proto.expanded and len(at.get("plotly_chart")) == 1  # open, its curves drawn
+    at.session_state[f"run-panel-{run_id}"] = False  # closed by a click: it stays closed
+    at.run()
+    assert not at.expander[0].proto.expanded and not at.get("plotly_chart")
 
 
 def test_runs_past_the_newest_six_can_still_be_opened_and_resumed(store):
