@@ -211,10 +211,15 @@ elif editable:
                 st.rerun()
             except EipvizError as error:
                 show_error(error)
-        if b.button("Delete", key=f"edit-delete-{target.id}", type="secondary"):
-            try:
-                with st.spinner("Waiting for its worker to exit…"):  # a run that has just finished: seconds
-                    store.delete_run(target.id)
-                st.rerun()
-            except EipvizError as error:
-                show_error(error)
+        # Asked first, naming the run: one click deleted it and its folder, and said nothing.
+        with b.popover("Delete", icon=":material/delete:"):
+            st.markdown(f"Delete **{literal(target.name)}** (`{target.id}`) and its files? This cannot be undone.")
+            if st.button(f"Delete {literal(target.name)} and its files", key=f"edit-delete-{target.id}",
+                         type="primary"):
+                try:
+                    with st.spinner("Waiting for its worker to exit…"):  # a run that has just finished: seconds
+                        store.delete_run(target.id)
+                    st.toast(f"Deleted {literal(target.name)} ({target.id}).")
+                    st.rerun()
+                except EipvizError as error:
+                    show_error(error)

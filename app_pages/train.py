@@ -65,9 +65,9 @@ else:
     read_only_note("starting, stopping and changing runs")
 
 
-def _action_button(label, run_id, action, done_message, **options) -> bool:
+def _action_button(label, run_id, action, done_message, key=None, **options) -> bool:
     """A button that applies ``action(store, run_id)`` and reports the outcome; True once applied."""
-    if st.button(label, key=f"{label.lower()}-{run_id}", **options):
+    if st.button(label, key=key or f"{label.lower()}-{run_id}", **options):
         try:
             action(store, run_id)
             st.toast(done_message)
@@ -176,8 +176,13 @@ def _finished_panel(run) -> bool:
         rename.button("Rename", key=f"rename-{run.id}", on_click=_rename, args=(run.id,))
         if f"rename-error-{run.id}" in st.session_state:
             st.error(st.session_state.pop(f"rename-error-{run.id}"))
-        with delete:
-            changed |= _action_button("Delete", run.id, _delete, f"Deleted {run.id}.")
+        # Asked first, naming the run: one click deleted it and its folder.
+        with delete.popover("Delete", icon=":material/delete:"):
+            st.markdown(f"Delete **{literal(run.name)}** (`{run.id}`), its checkpoints and curves? "
+                        "This cannot be undone.")
+            changed |= _action_button(f"Delete {literal(run.name)} and its files", run.id, _delete,
+                                      f"Deleted {literal(run.name)} ({run.id}).", key=f"delete-{run.id}",
+                                      type="primary")
     return changed
 
 

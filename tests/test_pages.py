@@ -294,6 +294,24 @@ def test_a_delete_clicked_for_a_run_deleted_elsewhere_deletes_no_other_run(tmp_p
     assert sorted(run.name for run in store.list_runs()) == ["a", "c"]
 
 
+def test_a_delete_on_curves_asks_first_naming_the_run_and_says_it_is_done(tmp_path, monkeypatch):
+    """One click on Delete removed the run and its folder, and said nothing."""
+    from eipviz.training.store import RunStore
+    from tests.test_train_page import in_delete_popover
+
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    store = RunStore(tmp_path)
+    run_id = store.create_run(name="alpha", kind="imported", status="finished")
+    store.add_epochs(run_id, {1: {"val_accuracy": 0.5}})
+    at = open_page("curves.py")
+    at.multiselect(key="curve-runs").set_value([run_id]).run()
+    confirm = in_delete_popover(at, f"edit-delete-{run_id}")
+    assert confirm is not None and confirm.label == "Delete alpha and its files"
+    confirm.click().run()
+    assert not at.exception and store.list_runs() == [] and not (tmp_path / run_id).exists()
+    assert [toast.value for toast in at.toast] == [f"Deleted alpha ({run_id})."]
+
+
 def test_new_runs_never_share_a_name(tmp_path):
     from eipviz.training.launcher import create_training_run
     from eipviz.training.store import RunStore

@@ -116,6 +116,25 @@ def test_a_finished_run_is_renamed_and_deleted_on_the_train_page(store):
     assert not at.expander
 
 
+def in_delete_popover(at, key):
+    """The widget keyed ``key`` when it sits in a popover labelled Delete (a confirmation), else None."""
+    popovers = [block for block in at.main if getattr(block, "type", None) == "popover"
+                and block.proto.popover.label == "Delete"]
+    return next((node for popover in popovers for node in popover if getattr(node, "key", None) == key), None)
+
+
+def test_delete_asks_first_naming_the_run_and_says_it_is_done(store):
+    """One click on Delete removed the run and its folder."""
+    run_id = _finished_run(store, name="alpha")
+    at = open_page()
+    confirm = in_delete_popover(at, f"delete-{run_id}")
+    assert confirm is not None and confirm.label == "Delete alpha and its files"
+    assert (store.root / run_id).exists()  # opening the popover deletes nothing: drawing it did not
+    confirm.click().run()
+    assert store.list_runs() == [] and not (store.root / run_id).exists()
+    assert [toast.value for toast in at.toast] == [f"Deleted alpha ({run_id})."]
+
+
 def test_the_name_box_shows_the_name_a_rename_gave_and_a_rename_made_elsewhere(store):
     """It kept what was typed: "alpha" while the run was stored as "alpha (2)"."""
     taken, run_id = _finished_run(store, name="alpha"), _finished_run(store, name="beta")
