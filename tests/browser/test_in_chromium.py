@@ -319,6 +319,37 @@ def test_train_page_shows_a_finished_runs_explanations_across_epochs(page, serve
     assert [1, 1] in epoch_marks, epoch_marks  # the chosen epoch marked on the accuracy and faithfulness charts
 
 
+def test_a_finished_run_stays_open_through_a_rename_and_is_deleted_once_confirmed(page, server, runs_dir):
+    """A rename closed the run's panel (Streamlit names an expander by its label too); one click on Delete
+    deleted the run."""
+    from eipviz.training.store import RunStore
+
+    store = RunStore(runs_dir)
+    run_id = store.create_run(name="before", model="mnist14k", recipe="fast", status="finished",
+                              hyperparameters={"epochs": 2})
+    store.add_epochs(run_id, {1: {"val_accuracy": 0.5, "loss": 1.0}, 2: {"val_accuracy": 0.6, "loss": 0.5}})
+    open_page(page, server, "train")
+    run = page.get_by_test_id("stExpander").filter(has_text=run_id)
+    run.locator("summary").click()
+    wait_until_settled(page)
+    name = run.get_by_role("textbox", name="Name")
+    name.fill("after")
+    name.press("Enter")
+    wait_until_settled(page)
+    run.get_by_role("button", name="Rename").click()
+    wait_until_settled(page)
+    expect(run.locator("summary")).to_contain_text(f"after · {run_id}")
+    expect(run.locator(".js-plotly-plot")).to_be_visible()  # still open: its curves and buttons show
+    run.get_by_test_id("stPopover").locator("button").click()
+    confirm = page.get_by_role("button", name="Delete after and its files")
+    expect(confirm).to_be_visible()
+    assert (runs_dir / run_id).exists()  # asked, not done
+    confirm.click()
+    expect(page.get_by_test_id("stToast").filter(has_text=f"Deleted after ({run_id}).")).to_be_visible()
+    expect(page.get_by_test_id("stExpander").filter(has_text=run_id)).to_have_count(0)
+    assert not (runs_dir / run_id).exists()
+
+
 def _png_bytes():
     image = np.zeros((56, 40), np.uint8)
     image[8:48, 18:22] = 255
