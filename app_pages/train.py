@@ -42,7 +42,9 @@ def start_form() -> None:
         st.caption(plan_summary(planned_recipe(model, recipe, epochs or None, batch_size or None), subset or None))
         plan_ok = True
     except EipvizError as error:
-        st.warning(visible_message(str(error)))
+        # The library's limits are the CLI's too (its numbers start at 1); this form's 0 means "the recipe's".
+        st.warning(f"{visible_message(str(error))} Here 0 keeps the recipe's epochs or batch size, and a subset "
+                   "of 0 is all the images.")
         plan_ok = False
     if st.button("Start", type="primary", disabled=not plan_ok):
         try:

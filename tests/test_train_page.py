@@ -221,6 +221,22 @@ def test_a_subset_the_models_training_set_cannot_give_is_said_before_start(store
     assert at.button[0].disabled
 
 
+@pytest.mark.parametrize(("field", "value", "limit"), [
+    ("train-epochs", -5, "epochs must be a whole number from 1 to 10,000"),
+    ("train-batch", -1, "batch_size must be a whole number from 1 to 65,536"),
+    ("train-subset", -256, "A subset is 1 to 60,000 images"),
+])
+def test_a_refused_number_is_said_with_the_forms_own_zero(store, no_workers, field, value, limit):
+    """The limits said "1 to ..." (the CLI's, which shares them) under labels where 0 is the recipe's value."""
+    at = open_page()
+    at.selectbox(key="train-model").select("mnist14k")
+    at.number_input(key=field).set_value(value).run()
+    (warning,) = at.warning
+    assert limit in warning.value
+    assert warning.value.endswith("Here 0 keeps the recipe's epochs or batch size, and a subset of 0 is all "
+                                  "the images.")
+
+
 def test_a_number_the_recipe_cannot_take_turns_start_off_instead_of_running_the_recipes(store, no_workers):
     """The browser kept an out-of-range number red without sending it: Start ran the recipe's 50 epochs."""
     at = open_page()
@@ -237,3 +253,13 @@ def test_the_caption_of_a_subset_smaller_than_a_batch_gives_the_batch_trained_on
     at.number_input(key="train-subset").set_value(1).run()
     captions = " ".join(c.value for c in at.caption)
     assert "batch 1 (the whole subset; the recipe's is 128)" in captions and "on 1 image (1 step an epoch" in captions
+
+
+def test_the_caption_of_a_subset_smaller_than_a_typed_batch_says_the_batch_was_asked_for(store, no_workers):
+    """It called the batch size typed the recipe's: "batch 100 (the whole subset; the recipe's is 4096)"."""
+    at = open_page()
+    at.selectbox(key="train-model").select("mnist14k")
+    at.number_input(key="train-batch").set_value(4096)
+    at.number_input(key="train-subset").set_value(100).run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "batch 100 (the whole subset; you asked 4,096)" in captions and "recipe's is" not in captions

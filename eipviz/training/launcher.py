@@ -8,7 +8,7 @@ from typing import Any
 from eipviz.access import require_write
 from eipviz.data import TRAINING_IMAGES
 from eipviz.errors import EipvizError
-from eipviz.recipes import Augmentation, Recipe, get_recipe, trained_batch_size
+from eipviz.recipes import RECIPES, Augmentation, Recipe, get_recipe, trained_batch_size
 from eipviz.training.memory import check_memory, training_memory_mb
 from eipviz.training.queue import RunQueue, launch_worker, run_slots, stop_run
 from eipviz.training.store import SEEDS, RunStore
@@ -39,7 +39,10 @@ def plan_summary(recipe: Recipe, subset: int | None = None) -> str:
     """
     batch = f"batch {recipe.batch_size}"
     if subset and trained_batch_size(subset, recipe.batch_size) < recipe.batch_size:
-        batch = f"batch {subset:,} (the whole subset; the recipe's is {recipe.batch_size})"
+        # Whose batch it replaces: a batch size typed on the Train page was called the recipe's.
+        named = RECIPES.get(recipe.name, {}).get(recipe.model)
+        whose = "the recipe's is" if named and named.batch_size == recipe.batch_size else "you asked"
+        batch = f"batch {subset:,} (the whole subset; {whose} {recipe.batch_size:,})"
     text = f"{recipe.name} recipe: {recipe.optimizer}, lr {recipe.learning_rate:g}, {batch}, " \
            f"{_count(recipe.epochs, 'epoch')}"
     if subset:
