@@ -126,7 +126,7 @@ def _finished_label(run) -> str:
     best = "" if run.best_epoch is None else \
         f" · best epoch {run.best_epoch}" + ("" if run.best_val_accuracy is None else
                                             f" (val acc {run.best_val_accuracy:.4f})")
-    return f"{literal(run_label(run))} · {run.status}{best}"
+    return f"{literal(run_label(run))} · {run.status_phrase}{best}"
 
 
 def _rename(run_id: str) -> None:

@@ -82,6 +82,20 @@ def test_finished_runs_collapse_to_one_line_with_their_best_accuracy(store):
     assert panel.label == f"tiny · {run_id} · finished · best epoch 2 (val acc 0.7500)"
 
 
+def test_a_run_the_user_stopped_reads_stopped_as_its_button_and_heading_say(store):
+    """Stop training, under "Finished, stopped and failed runs", left a run that read "cancelled"."""
+    stopped, never_started = _finished_run(store, name="stopped"), _finished_run(store, name="waited")
+    store.update_run(stopped, status="cancelled", started=time.time())
+    store.update_run(never_started, status="cancelled", started=None)  # cancelled while queued
+    at = open_page()
+    labels = [panel.label for panel in at.expander]
+    assert f"stopped · {stopped} · stopped · best epoch 2 (val acc 0.7500)" in labels
+    assert f"waited · {never_started} · stopped before it started · best epoch 2 (val acc 0.7500)" in labels
+    assert not any("cancelled" in label for label in labels)
+    assert store.get_run(stopped).status == "cancelled"  # what the CLI and resume read
+    assert at.button(key=f"resume-{stopped}")
+
+
 def test_a_finished_runs_curves_are_drawn_only_while_its_panel_is_open(store):
     """Six closed panels built and sent six figures at every rerun, for curves nobody saw."""
     run_id = _finished_run(store)

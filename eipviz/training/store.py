@@ -124,6 +124,14 @@ class Run:
         return f"{'an' if self.kind[:1] in tuple('aeiou') else 'a'} {self.kind} run"
 
     @property
+    def status_phrase(self) -> str:
+        """Its status as the Train page says it: a ``cancelled`` run was stopped (Stop training), or stopped before
+        it started (Cancel in the queue). The stored status stays ``cancelled``: the CLI and resume read it."""
+        if self.status != "cancelled":
+            return self.status
+        return "stopped" if self.started is not None else "stopped before it started"
+
+    @property
     def reason(self) -> str:
         """Why it failed, in one line: the stored error's first (a worker writes the exception there), or for a
         run stored before 2026-11-28 whose error begins with its traceback, that traceback's last line."""

@@ -177,8 +177,8 @@ def test_train_page_runs_a_tiny_training_live_and_stops_it(page, server):
     assert _plot_points(page) > seen >= 1  # the curve grew by an epoch while we watched
     # In the main area: Streamlit's header also shows a "Stop" button while a script runs.
     page.get_by_test_id("stMain").get_by_role("button", name="Stop training", exact=True).click()
-    expect(page.get_by_text(re.compile(r"· cancelled"))).to_be_visible(timeout=120_000)
-    page.get_by_test_id("stExpander").filter(has_text="· cancelled").locator("summary").click()  # a stopped run
+    expect(page.get_by_text(re.compile(r"· stopped"))).to_be_visible(timeout=120_000)  # stored as cancelled
+    page.get_by_test_id("stExpander").filter(has_text="· stopped").locator("summary").click()
     expect(page.get_by_role("button", name="Resume")).to_be_visible()
 
 
