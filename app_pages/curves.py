@@ -43,14 +43,22 @@ st.title("Curves")
 store = page_run_store()
 
 
+IMPORT_ROUND = "log-import-round"  # in the form's keys: bumped by an import, so the next one starts empty
+IMPORT_MESSAGES = "log-import-messages"  # what an import said, shown after the rerun that empties the form
+
+
 def import_form() -> None:
-    """Paste or upload a log, event files or a history CSV and store it as an imported run (selected at once)."""
-    pasted = st.text_area("Paste a log", height=150, key="log-text",
+    """Paste or upload a log, event files or a history CSV and store it as an imported run (selected at once).
+    A successful import empties the form: a file left in the uploader made the next upload a refused pair."""
+    for kind, message in st.session_state.pop(IMPORT_MESSAGES, []):
+        getattr(st, kind)(message)
+    round_ = st.session_state.get(IMPORT_ROUND, 0)
+    pasted = st.text_area("Paste a log", height=150, key=f"log-text-{round_}",
                           placeholder="Epoch 1/20\n60000/60000 [====] - 10s - loss: 0.41 - acc: 0.93 - ...")
     uploaded = st.file_uploader("…or upload: a console log, CSVLogger .csv, History .json, W&B/MLflow history .csv, "
                                 "or a TensorBoard run's events.out.tfevents.* files (train and validation together)",
-                                accept_multiple_files=True, key="log-file")
-    name = st.text_input("Name (optional)", key="log-name", placeholder="defaults to the file name")
+                                accept_multiple_files=True, key=f"log-file-{round_}")
+    name = st.text_input("Name (optional)", key=f"log-name-{round_}", placeholder="defaults to the file name")
     if st.button("Import", key="log-import"):
         try:
             if uploaded and pasted.strip():  # one run is imported: the other input would be left out unsaid
@@ -63,13 +71,15 @@ def import_form() -> None:
                 parsed, source = parse_text(pasted), "pasted log"
                 default_name = source
             run_id = import_log(store, parsed, name.strip() or name_from(default_name), source=source)
-            st.session_state["curve-runs"] = [*st.session_state.get("curve-runs", []), run_id]  # show it at once
-            keep_across_pages("curve-runs")
-            st.success(f"Imported {len(parsed.epochs)} epochs as run {run_id}.")
-            for warning in parsed.warnings:
-                st.warning(warning)
         except EipvizError as error:
             show_error(error)
+            return
+        st.session_state["curve-runs"] = [*st.session_state.get("curve-runs", []), run_id]  # show it at once
+        keep_across_pages("curve-runs")
+        st.session_state[IMPORT_MESSAGES] = [("success", f"Imported {len(parsed.epochs)} epochs as run {run_id}."),
+                                             *(("warning", warning) for warning in parsed.warnings)]
+        st.session_state[IMPORT_ROUND] = round_ + 1
+        st.rerun()
 
 
 if can_write():

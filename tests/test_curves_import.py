@@ -302,6 +302,35 @@ def test_a_tensorboard_scalar_download_of_a_batch_tag_is_refused():
         read_uploads([("run-train-tag-batch_loss.csv", TENSORBOARD_CSV.encode())])
 
 
+def test_two_logs_uploaded_together_are_refused_naming_both():
+    """A file an earlier import left in the uploader made the next upload a pair: the message must say which."""
+    log = b"Epoch 1/1\n1/1 - loss: 0.5 - accuracy: 0.8\n"
+    with pytest.raises(EipvizError, match=r"2 are uploaded: first\.log, second\.log\. Remove all but one"):
+        read_uploads([("first.log", log), ("second.log", log)])
+
+
+def test_the_curves_page_empties_its_import_form_after_an_import_so_the_next_file_imports(tmp_path, monkeypatch):
+    """A browser adds a file to those already in the uploader: the imported one must be gone by then."""
+    from streamlit.testing.v1 import AppTest
+
+    from eipviz.training.store import RunStore
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "app_pages" / "curves.py"), default_timeout=180)
+    at.run()
+    log = b"Epoch 1/2\n1/1 - loss: 0.9 - val_accuracy: 0.5\nEpoch 2/2\n1/1 - loss: 0.5 - val_accuracy: 0.75\n"
+    at.file_uploader[0].set_value([("first.log", log, "text/plain")]).run()
+    at.text_input[0].set_value("first").run()
+    at.button(key="log-import").click().run()
+    assert not at.exception and any("Imported 2 epochs" in s.value for s in at.success)
+    assert not at.file_uploader[0].value and at.text_input[0].value == ""  # an empty form for the next import
+    at.file_uploader[0].set_value([("second.log", log, "text/plain")]).run()
+    at.button(key="log-import").click().run()
+    assert not at.exception and not at.error
+    assert sorted(run.name for run in RunStore(tmp_path).list_runs()) == ["first", "second.log"]
+
+
 def test_the_curves_page_imports_uploaded_event_files_as_one_run(tensorboard_run, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
@@ -314,7 +343,7 @@ def test_the_curves_page_imports_uploaded_event_files_as_one_run(tensorboard_run
     at.run()
     files = [(f"{path.parent.name}/{path.name}", path.read_bytes(), "application/octet-stream")
              for path in sorted(logdir.rglob("*tfevents*"))]
-    at.file_uploader(key="log-file").set_value(files).run()
+    at.file_uploader(key="log-file-0").set_value(files).run()
     at.button(key="log-import").click().run()
     assert not at.exception and any("Imported 3 epochs" in s.value for s in at.success)
     (run,) = RunStore(tmp_path).list_runs()

@@ -250,7 +250,7 @@ def test_curves_page_logs(kind, name, make, outcome, corpus_files, tmp_path, mon
     _, paths = corpus_files
     monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
     at = _page("curves.py")
-    at.file_uploader(key="log-file").set_value((name, paths[name].read_bytes(), "text/plain")).run()
+    at.file_uploader(key="log-file-0").set_value((name, paths[name].read_bytes(), "text/plain")).run()
     at.button(key="log-import").click().run()
     assert not at.exception
     runs = RunStore(tmp_path).list_runs()

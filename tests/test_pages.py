@@ -134,7 +134,7 @@ def test_curves_page_overlays_reference_runs_and_imports_an_uploaded_log(tmp_pat
     assert list(summary["best_value"]) == [0.9947, 0.8809] and list(summary["best_epoch"])[0] == 16
 
     log = b"Epoch 1/2\n1/1 - loss: 0.9 - val_accuracy: 0.5\nEpoch 2/2\n1/1 - loss: 0.5 - val_accuracy: 0.75\n"
-    at.file_uploader(key="log-file").set_value(("mylog.txt", log, "text/plain")).run()
+    at.file_uploader(key="log-file-0").set_value(("mylog.txt", log, "text/plain")).run()
     at.button(key="log-import").click().run()
     assert not at.exception
     assert any("Imported 2 epochs" in s.value for s in at.success)
@@ -144,7 +144,7 @@ def test_curves_page_overlays_reference_runs_and_imports_an_uploaded_log(tmp_pat
     # A freshly imported log is drawn at once, beside what was selected before.
     assert at.multiselect(key="curve-runs").value == ["reference-mnist14k", "reference-resnet20v1", run.id]
 
-    at.file_uploader(key="log-file").set_value(("noise.txt", b"\x00\x01garbage", "text/plain")).run()
+    at.file_uploader(key="log-file-1").set_value(("noise.txt", b"\x00\x01garbage", "text/plain")).run()
     at.button(key="log-import").click().run()
     assert any("binary" in e.value for e in at.error) and not at.exception
 
@@ -405,7 +405,7 @@ def test_curves_page_imports_a_mid_run_excerpt_and_shows_the_parsers_guess(tmp_p
     monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
     at = open_page("curves.py")
     log = b"50000/50000 [====] - 678s - loss: 1.7 - val_acc: 0.51\nEpoch 2/200\n50000/50000 [====] - 701s - loss: 1.3\n"
-    at.file_uploader(key="log-file").set_value([("excerpt.txt", log, "text/plain")]).run()
+    at.file_uploader(key="log-file-0").set_value([("excerpt.txt", log, "text/plain")]).run()
     at.button(key="log-import").click().run()
     assert any("Imported 2 epochs" in s.value for s in at.success)
     assert any("a guess" in w.value for w in at.warning)
@@ -462,8 +462,8 @@ def test_an_import_given_a_blank_name_takes_the_default_one(tmp_path, monkeypatc
 
     monkeypatch.setenv("EIPVIZ_RUNS_DIR", str(tmp_path))
     at = open_page("curves.py")
-    at.text_area(key="log-text").set_value("Epoch 1/1\n1/1 - loss: 0.5 - accuracy: 0.8\n")
-    at.text_input(key="log-name").set_value("   ")
+    at.text_area(key="log-text-0").set_value("Epoch 1/1\n1/1 - loss: 0.5 - accuracy: 0.8\n")
+    at.text_input(key="log-name-0").set_value("   ")
     at.button(key="log-import").click().run()
     assert not at.exception
     assert [run.name for run in RunStore(tmp_path).list_runs()] == ["pasted log"]  # was "   "

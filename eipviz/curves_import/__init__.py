@@ -61,8 +61,10 @@ def read_uploads(files: list[tuple[str, bytes]]) -> ParsedLog:
                 target.write_bytes(data)
             return read_event_files(event_files_under(Path(folder)),
                                     folders_known=any(len(Path(name).parts) > 1 for name, _ in events))
-    if len(files) != 1:
-        raise EipvizError("Upload one log file, or TensorBoard event files (events.out.tfevents.*).")
+    if len(files) != 1:  # name them: a file left in the uploader by an earlier import was otherwise a riddle
+        uploaded = f"; {len(files)} are uploaded: {', '.join(name for name, _ in files)}. Remove all but one" \
+            if files else ""
+        raise EipvizError(f"Upload one log file, or TensorBoard event files (events.out.tfevents.*){uploaded}.")
     name, data = files[0]
     return parse_text(decode_log(data), Path(name).name)
 
