@@ -32,6 +32,11 @@ class CurveRun:
     recipe: str | None = None
     hyperparameters: dict = field(default_factory=dict)
     duration_s: float | None = None  # training time: its last wall_time (summed over resumes), else start to end
+    epoch_count: int | None = None  # epochs recorded, known where ``rows`` are not read; None: ``len(rows)``
+
+    def __post_init__(self):
+        if self.epoch_count is None:
+            self.epoch_count = len(self.rows)
 
     @property
     def metric_names(self) -> list[str]:
@@ -73,9 +78,11 @@ def store_runs(store, rows_of: Collection[str] | None = None) -> list[CurveRun]:
     store.reap_dead_workers()
     listed = store.list_runs(kinds=("trained", "imported"))
     rows = store.epoch_rows_of([run.id for run in listed if rows_of is None or run.id in rows_of])
+    counts = store.epoch_counts()
     return [CurveRun(run.id, run.name, run.kind, rows.get(run.id, []), run.model, run.status, run.source, run.recipe,
                      run.hyperparameters,
-                     training_seconds(rows[run.id], run.started, run.ended) if run.id in rows else None)
+                     training_seconds(rows[run.id], run.started, run.ended) if run.id in rows else None,
+                     epoch_count=counts.get(run.id, 0))
             for run in listed]
 
 
@@ -93,10 +100,24 @@ def all_curve_runs(store, rows_of: Collection[str] | None = None) -> list[CurveR
     return store_runs(store, rows_of) + reference_runs()
 
 
+def run_dataset(run: CurveRun) -> str | None:
+    """The dataset a run's zoo model trains on; None for a model outside the zoo (an imported log has none)."""
+    return MODELS[run.model].dataset if run.model in MODELS else None
+
+
 def default_selection(runs: list[CurveRun]) -> list[str]:
-    """Ids the Curves page opens with: the two newest trained runs and the first documented run."""
-    trained = [run.id for run in runs if run.kind == "trained"][:2]
-    return trained + [run.id for run in runs if run.kind == "reference"][:1]
+    """Ids the Curves page (and ``eipviz curves``) opens with: the two newest trained runs that have epochs or
+    are running, of the newest one's dataset, and the first documented run of that dataset; with no such run,
+    the first documented run. ``runs`` are newest first, as ``all_curve_runs`` lists them.
+
+    A run stopped before its first epoch draws nothing, and curves of two datasets compare nothing: a cancelled
+    run with no epochs and a CIFAR-10 documented run beside MNIST runs were the page's default.
+    """
+    trained = [run for run in runs if run.kind == "trained" and (run.epoch_count or run.status == "running")]
+    dataset = run_dataset(trained[0]) if trained else None
+    newest = [run for run in trained if run_dataset(run) == dataset][:2]
+    documented = [run for run in runs if run.kind == "reference" and (dataset is None or run_dataset(run) == dataset)]
+    return [run.id for run in [*newest, *documented[:1]]]
 
 
 def import_log(store, parsed: ParsedLog, name: str, source: str | None = None) -> str:

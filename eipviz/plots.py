@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from eipviz.curves import PALETTE, CurveRun, best_epoch, debiased_ema
-from eipviz.run_compare import group_band, mean_run
+from eipviz.run_compare import group_band, group_legend, mean_run
 from eipviz.training.store import run_label
 
 # Plotly's toolbar sits in the top margin on hover: subplot titles need a margin that holds both.
@@ -202,7 +202,7 @@ def _add_run(fig, col, metric, run, smoothing, x_axis, best_metric, direction):
 
 
 def _add_group(fig, col, metric, label, members, color, x_axis, band, smoothing, best):
-    label = plain(label)  # a hyperparameter's value or a model's name
+    raw_label, label = label, plain(label)  # a hyperparameter's value or a model's name
     for run in members:  # faded, so the band's spread can be traced to its runs
         xs, points = _xs_and_points(run, metric, x_axis)
         if points:
@@ -212,6 +212,7 @@ def _add_group(fig, col, metric, label, members, color, x_axis, band, smoothing,
     stats = group_band(members, metric, "epoch" if x_axis == "epoch" else "wall time", band)
     if not stats["x"]:
         return
+    legend = plain(group_legend(raw_label, members, metric))
     if smoothing > 0 and len(stats["x"]) >= SHORT_SERIES:  # the mean and its band, as a single run's curve is
         for key in ("mean", "lower", "upper"):
             stats[key] = debiased_ema(stats[key], smoothing)
@@ -221,9 +222,10 @@ def _add_group(fig, col, metric, label, members, color, x_axis, band, smoothing,
                              fillcolor=_rgba(color, 0.2), showlegend=False, legendgroup=label,
                              name=f"{label} {band}", hoverinfo="skip"), row=1, col=col)
     fig.add_trace(go.Scatter(x=stats["x"], y=stats["mean"], mode="lines+markers" if len(stats["x"]) < SHORT_SERIES
-                             else "lines", line={"color": color, "width": 3}, name=f"{label} (mean of {len(members)})",
+                             else "lines", line={"color": color, "width": 3},
+                             name=legend,  # the legend shows the first panel's; hovering, each panel's own
                              legendgroup=label, showlegend=col == 1, customdata=stats["count"],
-                             hovertemplate="%{y} (mean of %{customdata} runs)<extra>" + label + "</extra>"),
+                             hovertemplate="%{y} (mean of %{customdata} runs)<extra>" + legend + "</extra>"),
                   row=1, col=col)
     if best and best[0] in stats["epoch"]:
         at = stats["epoch"].index(best[0])

@@ -78,6 +78,19 @@ def group_runs(runs: list[CurveRun], field: str) -> dict[str, list[CurveRun]]:
     return groups
 
 
+def group_legend(label: str, runs: list[CurveRun], metric: str) -> str:
+    """A group's name in a panel's legend, counting the members its mean is of: ``"model=x (mean of 3)"``, or
+    ``"model=x (mean of 2; 1 without val_loss)"`` where some member has no finite value of ``metric`` (a run
+    stopped before validating said "mean of 3" for a mean of two)."""
+    having = sum(any(_finite(row.get(metric)) for row in run.rows) for run in runs)
+    without = len(runs) - having
+    return f"{label} (mean of {having}{f'; {without} without {metric}' if without else ''})"
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def group_band(runs: list[CurveRun], metric: str, x_axis: str = "epoch", band: str = "min-max") -> dict:
     """Per epoch: the members' mean, a band around it and how many members have a value; ``x`` is the epoch,
     or on the ``"wall time"`` axis the members' mean time to that epoch (``_mean_times``; each run's own times

@@ -46,8 +46,8 @@ def shown_names(report: dict) -> list[str]:
     return [row["run"] for row in report["runs"]]
 
 
-def test_curves_shows_the_pages_opening_selection_the_two_newest_trained_runs_and_the_first_documented(store):
-    assert shown_names(curves_json(store)) == ["lr0.01 seed2", "lr0.01 seed1", "resnet18 (documented, seed 000)"]
+def test_curves_shows_the_pages_opening_selection_the_two_newest_trained_runs_and_their_datasets_documented(store):
+    assert shown_names(curves_json(store)) == ["lr0.01 seed2", "lr0.01 seed1", "mnist14k (documented, seed 002)"]
 
 
 def test_curves_filter_alone_shows_every_run_whose_name_matches_the_glob(store):

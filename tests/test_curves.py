@@ -292,3 +292,21 @@ def test_store_runs_reads_the_epochs_of_the_runs_asked_for_only(tmp_path):
     assert runs[other].rows == [] and runs[other].duration_s is None and runs[other].name == "b"
     assert {run.id: run.rows for run in store_runs(store)} == {
         first: runs[first].rows, other: [{"epoch": 1, "val_accuracy": 0.7}]}
+
+
+def test_the_page_opens_on_the_newest_runs_with_epochs_of_one_dataset_and_its_documented_run(tmp_path):
+    """A cancelled run with no epochs and a CIFAR-10 documented run beside MNIST runs were the page's default."""
+    from eipviz.curves import all_curve_runs, default_selection
+    from eipviz.training.store import RunStore
+
+    store = RunStore(tmp_path)
+
+    def trained(model, status="finished", epochs=None):
+        return store.create_run(name=model, model=model, status=status, epochs=epochs)
+
+    older_mnist = trained("mnist14k", epochs={1: {"val_accuracy": 0.9}})
+    trained("resnet18", epochs={1: {"val_accuracy": 0.5}})
+    newer_mnist = trained("mnist14k", epochs={1: {"val_accuracy": 0.95}, 2: {"val_accuracy": 0.97}})
+    trained("mnist14k", status="cancelled")  # the newest: stopped before its first epoch
+    runs = all_curve_runs(store, rows_of=())  # as the page lists them: no epochs read
+    assert default_selection(runs) == [newer_mnist, older_mnist, "reference-mnist14k"]

@@ -46,8 +46,8 @@ def test_misclassified_count():
 
 
 def test_the_curves_page_opens_on_the_two_newest_trained_runs_and_one_documented_run():
-    runs = [CurveRun(f"t{i}", "x", "trained", []) for i in range(3)] + [CurveRun("i", "x", "imported", [])] + [
-        CurveRun(f"r{i}", "x", "reference", []) for i in range(2)]
+    runs = [CurveRun(f"t{i}", "x", "trained", [{"epoch": 1}]) for i in range(3)] + [
+        CurveRun("i", "x", "imported", [{"epoch": 1}])] + [CurveRun(f"r{i}", "x", "reference", []) for i in range(2)]
     assert default_selection(runs) == ["t0", "t1", "r0"]
 
 

@@ -122,6 +122,16 @@ def test_a_band_counts_only_the_members_that_reached_an_epoch():
     assert band["mean"] == pytest.approx([0.3, 0.4]) and band["count"] == [2, 1]
 
 
+def test_a_groups_legend_counts_only_the_members_that_have_the_metric():
+    """A run stopped before validating made "mean of 3" a mean of two."""
+    stopped = CurveRun("a-seed9", "a-seed9", "trained", [{"epoch": 1, "loss": 0.9, "val_accuracy": float("nan")}],
+                       model="mnist14k", recipe="fast", hyperparameters={"learning_rate": 0.1})
+    members = [*SEEDS[:2], stopped]
+    spec = json.loads(curves_figure(members, ["val_accuracy"], groups=group_runs(members, "learning_rate")).to_json())
+    assert [t["name"] for t in spec["data"] if "mean of" in (t.get("name") or "")] == [
+        "learning_rate=0.1 (mean of 2; 1 without val_accuracy)"]
+
+
 def test_the_grouped_figure_draws_members_faded_a_band_and_a_mean_per_group():
     groups = group_runs(SEEDS, "learning_rate")
     spec = json.loads(curves_figure(SEEDS, ["val_accuracy"], groups=groups).to_json())

@@ -477,6 +477,12 @@ class RunStore:
                         float(value) if isinstance(value, str) else value
         return {run_id: list(by_epoch.values()) for run_id, by_epoch in by_run.items()}
 
+    def epoch_counts(self) -> dict[str, int]:
+        """How many epochs each run with any has recorded (a run without one is absent), read from the metrics'
+        index alone: the Curves page lists hundreds of runs without reading their epochs."""
+        with self._connect() as db:
+            return dict(db.execute("SELECT run_id, COUNT(DISTINCT epoch) FROM metrics GROUP BY run_id").fetchall())
+
     def drop_epochs_after(self, run_id: str, epoch: int) -> None:
         """Forget a run's epochs after ``epoch`` (a restart trains them again), and its best if it was one."""
         with self._connect() as db:
