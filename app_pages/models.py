@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from eipviz.data import dataset_label
 from eipviz.tables import layer_frame, recipe_table, rf_annotation_check, zoo_overview
 from eipviz.zoo import MODELS
 
@@ -35,7 +36,7 @@ cols[1].metric("Documented", f"{spec.documented_params.total:,}",
                help=f"trainable {spec.documented_params.trainable:,}, "
                     f"non-trainable {spec.documented_params.non_trainable:,}")
 cols[2].metric("Documented accuracy", f"{spec.documented_accuracy:.2f}%", help=spec.accuracy_kind)
-cols[3].metric("Dataset", spec.dataset.upper(), help="input " + "x".join(map(str, spec.input_shape)))
+cols[3].metric("Dataset", dataset_label(spec.dataset), help="input " + "x".join(map(str, spec.input_shape)))
 
 st.markdown(
     f"**Source:** `../shared/seeds/{spec.seed_file}` · **Preprocessing:** `{spec.preprocessing}` · "

@@ -117,8 +117,10 @@ elif not files:
     st.stop()
 else:
     if len(files) > MAX_IMAGES:
-        st.warning(f"{len(files)} images uploaded: the first {MAX_IMAGES} are explained, the other "
-                   f"{len(files) - MAX_IMAGES} are not. Remove some to explain others.")
+        left_out = len(files) - MAX_IMAGES
+        st.warning(f"{len(files)} images uploaded: the first {MAX_IMAGES} are explained, "
+                   f"{'the other one is' if left_out == 1 else f'the other {left_out} are'} not. "
+                   f"Remove some to explain others.")
     for file in files[:MAX_IMAGES]:
         try:
             decoded = decoded_upload(file.getvalue(), file.name, max(classifier.input_size[:2]))

@@ -224,8 +224,9 @@ def _add_group(fig, col, metric, label, members, color, x_axis, band, smoothing,
     fig.add_trace(go.Scatter(x=stats["x"], y=stats["mean"], mode="lines+markers" if len(stats["x"]) < SHORT_SERIES
                              else "lines", line={"color": color, "width": 3},
                              name=legend,  # the legend shows the first panel's; hovering, each panel's own
-                             legendgroup=label, showlegend=col == 1, customdata=stats["count"],
-                             hovertemplate="%{y} (mean of %{customdata} runs)<extra>" + legend + "</extra>"),
+                             legendgroup=label, showlegend=col == 1,
+                             customdata=[f"{n} run{'s' if n != 1 else ''}" for n in stats["count"]],
+                             hovertemplate="%{y} (mean of %{customdata})<extra>" + legend + "</extra>"),
                   row=1, col=col)
     if best and best[0] in stats["epoch"]:
         at = stats["epoch"].index(best[0])

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from eipviz.data import dataset_label
 from eipviz.receptive_field import receptive_field_table
 from eipviz.recipes import RECIPES, get_recipe
 from eipviz.zoo import MODELS, build_model, get_spec, param_counts
@@ -14,7 +15,7 @@ def zoo_overview() -> list[dict]:
         built = param_counts(build_model(name))
         rows.append({
             "model": name,
-            "dataset": spec.dataset,
+            "dataset": dataset_label(spec.dataset),  # as the model titles and the other pages write it
             "params": built.total,
             "documented_params": spec.documented_params.total,
             "params_match": built == spec.documented_params,

@@ -74,6 +74,11 @@ def test_curves_a_filter_that_matches_nothing_is_a_message(store):
     assert result.returncode == 2 and "No run's name matches --filter 'nothing*like*this'" in result.stderr
 
 
+def test_curves_a_filter_that_matches_the_one_named_run_not_says_so_in_the_singular(store):
+    result = curves(store, "--runs", store.ids["lr0.1 seed1"], "--filter", "nothing", check=False)
+    assert result.returncode == 2 and "among the run selected." in result.stderr, result.stderr
+
+
 def test_curves_an_unknown_run_id_is_a_message_naming_what_it_received(store):
     result = curves(store, "--runs", "no-such-run", check=False)
     assert result.returncode == 2

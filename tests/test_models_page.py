@@ -52,3 +52,11 @@ def test_a_seed_without_annotations_says_so():
     at = _open_on("resnet20v1")
     assert any(i.value.startswith("The seed does not annotate receptive fields") for i in at.info), \
         [i.value for i in at.info]
+
+
+def test_the_page_names_a_dataset_as_every_page_does():
+    """The overview said "cifar10", the dataset metric "CIFAR10" and the model titles "CIFAR-10"."""
+    at = _open_on("resnet18")
+    overview = next(d.value for d in at.dataframe if "dataset" in d.value.columns)
+    assert sorted(set(overview["dataset"])) == ["CIFAR-10", "MNIST"]
+    assert [m.value for m in at.metric if m.label == "Dataset"] == ["CIFAR-10"]

@@ -132,6 +132,15 @@ def test_a_groups_legend_counts_only_the_members_that_have_the_metric():
         "learning_rate=0.1 (mean of 2; 1 without val_accuracy)"]
 
 
+def test_hovering_a_groups_mean_counts_the_runs_at_that_epoch_in_words():
+    members = [run("x1", [0.2, 0.4]), run("x2", [0.4])]
+    spec = json.loads(curves_figure(members, ["val_accuracy"], groups=group_runs(members, "model")).to_json())
+    (mean,) = [t for t in spec["data"] if "mean of" in (t.get("name") or "")]
+    assert [mean["hovertemplate"].replace("%{customdata}", str(n)) for n in mean["customdata"]] == [
+        "%{y} (mean of 2 runs)<extra>model=mnist14k (mean of 2)</extra>",
+        "%{y} (mean of 1 run)<extra>model=mnist14k (mean of 2)</extra>"]
+
+
 def test_the_grouped_figure_draws_members_faded_a_band_and_a_mean_per_group():
     groups = group_runs(SEEDS, "learning_rate")
     spec = json.loads(curves_figure(SEEDS, ["val_accuracy"], groups=groups).to_json())

@@ -28,7 +28,7 @@ def cmd_curves(args) -> int:
     if args.csv:
         with open(args.csv, "w", encoding="utf-8", newline="") as f:  # newline="": the CSV's own "\n", as given
             f.write(tidy_csv(runs))
-        print(f"wrote {args.csv}: {len(runs)} runs", file=sys.stderr)
+        print(f"wrote {args.csv}: {len(runs)} run{'s' if len(runs) != 1 else ''}", file=sys.stderr)
     summary = runs_table(runs, metric, direction)
     hyperparameters = hyperparameter_table(runs, metric, direction) if args.hyperparameters else None
     if args.json:
@@ -69,7 +69,8 @@ def shown_runs(runs: list, run_ids: list[str] | None, pattern: str | None) -> li
         selected = [by_id[run_id] for run_id in default_selection(runs)]
     shown = filter_runs(selected, pattern or "")
     if not shown:
-        raise EipvizError(f"No run's name matches --filter {pattern!r} among the {len(selected)} runs selected. "
+        among = "the run" if len(selected) == 1 else f"the {len(selected)} runs"
+        raise EipvizError(f"No run's name matches --filter {pattern!r} among {among} selected. "
                           "It is a glob (* any text, ? one character, [12] one of), matched anywhere in the name, "
                           "ignoring case.")
     return shown
