@@ -34,6 +34,7 @@ from eipviz.limited_child import (
     call_limited,
 )
 from eipviz.preprocessing import check_known
+from eipviz.quiet import import_keras_quietly
 from eipviz.weights import manifest_entry, read_manifest, sha256_of, shipped_predictions, shipped_weights_path
 from eipviz.zoo import MODELS, get_spec
 
@@ -189,6 +190,7 @@ def _trial(path: str, preprocessing: str, name: str) -> None:
     """What the child tries (``_try_in_child``): the model as the server would load it, one blank image, and
     the pages' first explanation. Grad-CAM's gradients fail alone for some (a stride of 10^6: TensorFlow's
     AbortedError in Conv2DBackpropInput); a CAM the project refuses with a message is left to say so later."""
+    import_keras_quietly()  # the child runs Keras as the server does, whatever keras.json says
     classifier = _classify_model_file(Path(path), preprocessing, name)
     try:
         classifier.cams(np.zeros((1, *classifier.input_size), np.uint8))

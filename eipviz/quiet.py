@@ -96,8 +96,11 @@ def check_keras_settings() -> None:
     path = keras_config_file()
     try:
         config = json.loads(path.read_text())
-    except (OSError, ValueError):  # none, unreadable or no JSON: Keras ignores it too
+    except (FileNotFoundError, ValueError):  # none, or no JSON: Keras ignores it too
         return
+    except OSError as error:  # a folder, or not readable: Keras' import fails on it
+        raise EipvizError(f"{path} cannot be read ({error.strerror or type(error).__name__}); Keras reads its "
+                          f"settings there at import: fix or remove it.") from error
     if not isinstance(config, dict):
         raise EipvizError(f"{path} holds no JSON object, so Keras cannot read its settings: fix or remove it.")
     for key, accepted in KERAS_ACCEPTS.items():  # what Keras checks at import

@@ -135,3 +135,52 @@ def test_a_page_sized_batch_of_a_model_with_large_maps_fits_the_trial_child():
     aborts a server with std::bad_alloc); in batches of 16 they take 2.6 GB."""
     environment = {"KERAS_BACKEND": keras.backend.backend(), **TRIAL_ENVIRONMENT}
     assert call_limited(predict_images_with_large_maps, 64, environment=environment) is None
+
+
+def test_scores_keep_no_maps_so_memory_stays_flat_in_the_number_of_images():
+    """Faithfulness scores 1,088 images a call: their maps and zero deltas were built whole (a reviewer measured
+    2.5 GB for a model upsampling 32x32 by 6); now a chunk's at a time, and the maps not at all."""
+    import tracemalloc
+
+    cam = make_cam(small_model(channels=32), "gradcam", "features")
+    x = np.random.default_rng(0).random((4096, 8, 8, 3), np.float32)  # 12 MB of inputs; their maps would be 32 MB
+    cam.scores(x[:8], np.zeros(8, int))  # traced before measuring
+    tracemalloc.start()
+    scores = cam.scores(x, np.zeros(len(x), int))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert scores.shape == (4096,) and peak < 12 * 2**20
+    maps, logits = cam.passes.forward(x[:3], maps=False)
+    assert maps is None and logits.shape == (3, 10)
+
+
+def test_a_cam_call_takes_fewer_images_a_batch_for_a_model_with_large_maps(monkeypatch):
+    model = small_model(channels=32)
+    monkeypatch.setattr(memory, "PASS_BUDGET_BYTES", 8 * map_bytes_per_image(probe_model(model, "features")))
+    steps: list[int] = []
+    make_cam(model, "gradcam", "features")(np.zeros((10, 8, 8, 3), np.float32),
+                                           progress=lambda done, total: steps.append(done))
+    assert steps == [4, 8, 10]  # room for 8 images' maps, halved for their gradients
+
+
+def test_faithfulness_builds_fewer_versions_of_large_images_at_once(monkeypatch):
+    """Its deletion curves hold 17 versions of each image: 64 images of 1024x1024 were 13.7 GB."""
+    from eipviz.explain import faithfulness
+    from eipviz.explain.faithfulness import STEPS
+
+    model = small_model()
+    cam = make_cam(model, "gradcam", "features")
+    image_bytes = 8 * 8 * 3 * 4
+    monkeypatch.setattr(memory, "PASS_BUDGET_BYTES", 2 * (STEPS + 1) * image_bytes)  # room for two images' versions
+    scored: list[int] = []
+    scores = cam.scores
+
+    def counted(inputs, classes):
+        scored.append(len(inputs))
+        return scores(inputs, classes)
+
+    monkeypatch.setattr(cam, "scores", counted)
+    x = np.random.default_rng(0).random((5, 8, 8, 3), np.float32)
+    order = np.argsort(np.random.default_rng(1).random((5, 64)), axis=1)
+    curves = faithfulness._curve(cam, x, np.zeros_like(x), order, np.zeros(5, int))
+    assert curves.shape == (5, STEPS + 1) and scored == [2 * (STEPS + 1)] * 2 + [STEPS + 1]

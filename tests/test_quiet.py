@@ -44,9 +44,10 @@ def test_tensorflow_starts_without_jax_and_jax_imports_whenever_something_else_a
 
 
 SETTINGS = """
-from eipviz.quiet import import_keras_quietly
-import_keras_quietly()
 import keras
+from eipviz.loading import _trial
+from eipviz.weights import shipped_weights_path
+_trial(str(shipped_weights_path("mnist14k")), "unit_scale", "mnist14k")  # as the upload trial's child does first
 from eipviz.zoo import build_model
 model = build_model("mnist14k")
 print("RESULT", keras.config.image_data_format(), keras.config.floatx(), model.outputs[0].shape[-1],
@@ -55,7 +56,8 @@ print("RESULT", keras.config.image_data_format(), keras.config.floatx(), model.o
 
 
 def test_eipviz_processes_run_keras_channels_last_in_float32_whatever_keras_json_says(tmp_path):
-    """A keras.json with "channels_first" (a Theano-era setting) made a new run fail on its first layer."""
+    """A keras.json with "channels_first" (a Theano-era setting) made a new run fail on its first layer. The
+    upload trial's child, which imports Keras on its own, runs as the server does too (a reviewer's catch)."""
     (tmp_path / "keras.json").write_text(json.dumps({"image_data_format": "channels_first", "floatx": "float16"}))
     result = subprocess.run([sys.executable, "-c", SETTINGS], cwd=ROOT, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "KERAS_HOME": str(tmp_path)})
@@ -79,6 +81,17 @@ def test_a_keras_json_keras_would_refuse_or_eipviz_cannot_run_is_one_line_before
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     (tmp_path / "keras.json").write_text(json.dumps(settings))
     with pytest.raises(EipvizError, match=re.escape(message)):
+        check_keras_settings()
+
+
+def test_a_keras_json_that_cannot_be_read_is_one_line_not_keras_traceback(tmp_path, monkeypatch):
+    """A folder in its place passed the check, then Keras' import raised IsADirectoryError (a reviewer's)."""
+    from eipviz.errors import EipvizError
+    from eipviz.quiet import check_keras_settings
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "keras.json").mkdir()
+    with pytest.raises(EipvizError, match=r"keras.json cannot be read \(Is a directory\); Keras reads its settings"):
         check_keras_settings()
 
 

@@ -24,13 +24,16 @@ Gradients = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.
 
 
 def forward_pass(probe: keras.Model) -> Forward:
-    """``f(x, delta=None) -> (map, logits)`` as NumPy; ``delta`` (zeros when None) is added to the map."""
+    """``f(x, delta=None, maps=True) -> (map, logits)`` as NumPy; ``delta`` (zeros when None) is added to the
+    map. ``maps=False``: the map is None, no image's kept, so any number of images is scored in flat memory
+    (faithfulness scores 1,088 at once; their maps and zero deltas were built whole)."""
     run = _BACKENDS[_backend()][0](probe)
     chunk = images_per_pass(probe, CHUNK)
 
-    def forward(x, delta=None):
-        delta = np.zeros(_delta_shape(probe, len(x)), np.float32) if delta is None else np.asarray(delta, np.float32)
-        return _chunked(run, np.asarray(x, np.float32), delta, chunk)
+    def forward(x, delta=None, maps=True):
+        second = (lambda rows: np.zeros(_delta_shape(probe, rows), np.float32)) if delta is None else (
+            np.asarray(delta, np.float32))
+        return _chunked(run, np.asarray(x, np.float32), second, chunk, keep_first=maps)
     return forward
 
 
@@ -52,16 +55,21 @@ def _delta_shape(probe, n: int) -> tuple[int, ...]:
     return (n, *(int(d) for d in probe.inputs[1].shape[1:]))
 
 
-def _chunked(run, x, second, chunk: int):
-    """``run`` over chunks of at most ``chunk`` rows, each padded to a power of two; outputs concatenated."""
+def _chunked(run, x, second, chunk: int, keep_first: bool = True):
+    """``run(x, second)`` over chunks of at most ``chunk`` rows, each padded to a power of two; outputs
+    concatenated. ``second``: an array, or a function of a chunk's padded row count that makes it (a zero
+    delta, per chunk). ``keep_first=False``: the first output (the map) is dropped as it comes, and is None."""
     parts = []
     for start in range(0, len(x), chunk):
         rows = min(chunk, len(x) - start)
         padded = min(chunk, 1 << (rows - 1).bit_length())
-        pad = [(0, padded - rows)]
-        block = [np.pad(a[start:start + rows], pad + [(0, 0)] * (a.ndim - 1)) for a in (x, second)]
-        parts.append([np.asarray(t)[:rows] for t in run(*block)])
-    return tuple(np.concatenate(p) for p in zip(*parts))
+
+        def block(a):
+            return np.pad(a[start:start + rows], [(0, padded - rows)] + [(0, 0)] * (a.ndim - 1))
+
+        outputs = run(block(x), second(padded) if callable(second) else block(second))
+        parts.append([np.asarray(t)[:rows] if keep_first or i else None for i, t in enumerate(outputs)])
+    return tuple(None if p[0] is None else np.concatenate(p) for p in zip(*parts))
 
 
 def _chosen(logits, classes):

@@ -54,10 +54,10 @@ class Passes:
         self._forward: Callable | None = None
         self._gradients: Callable | None = None
 
-    def forward(self, x, delta=None):
+    def forward(self, x, delta=None, maps=True):
         if self._forward is None:
             self._forward = forward_pass(self.probe)
-        return self._forward(x, delta)
+        return self._forward(x, delta, maps)
 
     def gradients(self, x, classes):
         if self._gradients is None:
@@ -143,11 +143,13 @@ class BaseCAM:
 
         ``aug_smooth``: the mean of the maps of flipped and shifted views, aligned back (at the input size).
         ``eigen_smooth``: each map is the first principal component of its weighted activations.
-        ``progress(done, total)`` is called after each batch.
+        ``progress(done, total)`` is called after each batch: of ``batch_size`` images, fewer for a model with
+        large maps (``memory``), since a batch's maps, and gradients, are kept until its maps are made.
         """
         inputs = np.asarray(inputs, dtype=np.float32)
         if inputs.ndim != 4 or len(inputs) == 0:
             raise EipvizError(f"Expected a batch of images (N, H, W, C), got shape {inputs.shape}.")
+        batch_size = images_per_pass(self.probe, batch_size, kept_copies=2 if self.needs_gradients else 1)
         self.prepare_call(inputs)
         classes = np.full(len(inputs), PREDICTED, np.int32) if class_indices is None else (
             self._checked_classes(class_indices, len(inputs)))
@@ -155,7 +157,7 @@ class BaseCAM:
             maps, classes, logits = self._maps(inputs, classes, batch_size, eigen_smooth, progress)
             return self._finish(maps, inputs, upsample), classes, logits
         views = augmentation_views(inputs.shape[1])
-        _, logits = self.forward(inputs)
+        logits = self.logits(inputs)
         classes = np.where(classes < 0, logits.argmax(-1), classes).astype(np.int32)  # one class for every view
         total = np.zeros(inputs.shape[:3], np.float32)
         for done, (flip, shift) in enumerate(views):
@@ -221,15 +223,17 @@ class BaseCAM:
         """(map, logits, d logit[class] / d map, class) of images ``x``; class -1: the top class."""
         return self.passes.gradients(x, classes)
 
+    def logits(self, x):
+        """Logits of images ``x`` alone: no map is kept, so any number of images is scored in flat memory."""
+        return self.passes.forward(np.asarray(x, np.float32), maps=False)[1]
+
     def scores(self, inputs, classes):
         """Softmax probability of each image's class, from the logits."""
-        _, logits = self.forward(np.asarray(inputs, np.float32))
-        return softmax(logits)[np.arange(len(classes)), classes]
+        return softmax(self.logits(inputs))[np.arange(len(classes)), classes]
 
     def class_logits(self, inputs, classes):
         """Pre-softmax logit of each image's class (the probe model drops a final softmax)."""
-        _, logits = self.forward(np.asarray(inputs, np.float32))
-        return logits[np.arange(len(classes)), classes]
+        return self.logits(inputs)[np.arange(len(classes)), classes]
 
 
 class GradCAM(BaseCAM):
@@ -396,7 +400,7 @@ class AblationCAM(BaseCAM):
     def channel_weights(self, activations, gradients, inputs, classes):
         n, _, _, channels = activations.shape
         # the unablated logits from the same pass as the ablated ones, so their difference is not rounding
-        _, logits = self.tail()(activations) if self.tail() is not None else self.forward(inputs)
+        logits = self.tail()(activations)[1] if self.tail() is not None else self.logits(inputs)
         original = logits[np.arange(n), classes]
         weights = np.empty((n, channels), np.float32)
         eye = np.eye(channels, dtype=np.float32)

@@ -75,7 +75,7 @@ def integrated_gradients(cam: BaseCAM, inputs: np.ndarray, classes: np.ndarray, 
     path = reference[None, None] + alphas[None, :, None, None, None] * (inputs - reference[None])[:, None]
     _, _, grads, _ = cam.gradients(path.reshape(-1, *inputs.shape[1:]), np.repeat(classes, steps))
     attributions = (inputs - reference[None]) * grads.reshape(len(inputs), steps, *inputs.shape[1:]).mean(axis=1)
-    _, ends = cam.forward(np.concatenate([inputs, reference[None]]))
+    ends = cam.logits(np.concatenate([inputs, reference[None]]))
     gap = ends[np.arange(len(inputs)), classes] - ends[-1, classes]
     total = attributions.sum(axis=(1, 2, 3))
     return attributions, np.abs(total - gap) / np.maximum(np.abs(gap), 1e-6)

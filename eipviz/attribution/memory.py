@@ -30,9 +30,15 @@ def map_bytes_per_image(model) -> int:
 
 
 def images_per_pass(model, most: int, kept_copies: int = 1) -> int:
-    """At most ``most`` images, fewer (a power of two, at least 1) when their maps would pass
-    ``PASS_BUDGET_BYTES``; ``kept_copies`` 2 for a gradient pass (each map and its gradient)."""
-    fitting = PASS_BUDGET_BYTES // max(1, kept_copies * map_bytes_per_image(model))
+    """At most ``most`` images, fewer when their maps would pass ``PASS_BUDGET_BYTES`` (``images_within``);
+    ``kept_copies`` 2 for a gradient pass (each map and its gradient)."""
+    return images_within(kept_copies * map_bytes_per_image(model), most)
+
+
+def images_within(bytes_per_image: int, most: int) -> int:
+    """At most ``most`` images, fewer (a power of two, at least 1) when ``bytes_per_image`` each would pass
+    ``PASS_BUDGET_BYTES``: for arrays of images a pass is fed from (faithfulness' 17 versions of each image)."""
+    fitting = PASS_BUDGET_BYTES // max(1, bytes_per_image)
     if fitting >= most:
         return most
     return 1 << max(0, fitting.bit_length() - 1)  # JAX compiles one shape per batch size: keep to few

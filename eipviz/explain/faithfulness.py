@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from eipviz.attribution.cams import BaseCAM
+from eipviz.attribution.memory import images_within
 from eipviz.classifier import Classifier
 from eipviz.errors import check_names
 from eipviz.explain.road import relevance_order, road
@@ -46,10 +47,11 @@ def _blurred(x):
 
 def _curve(cam: BaseCAM, start, finish, order, classes):
     """Class probability while pixels move from ``start`` to ``finish`` in ``order``, (N, STEPS + 1); built
-    ``CURVE_IMAGES`` images at a time, so memory stays flat however many images are scored."""
-    return np.concatenate([_curve_of_few(cam, start[i:i + CURVE_IMAGES], finish[i:i + CURVE_IMAGES],
-                                         order[i:i + CURVE_IMAGES], classes[i:i + CURVE_IMAGES])
-                           for i in range(0, len(start), CURVE_IMAGES)])
+    ``CURVE_IMAGES`` images at a time (fewer for large inputs: ``images_within``), so memory stays flat however
+    many images are scored."""
+    few = images_within((STEPS + 1) * start[0].nbytes, CURVE_IMAGES)
+    return np.concatenate([_curve_of_few(cam, start[i:i + few], finish[i:i + few], order[i:i + few],
+                                         classes[i:i + few]) for i in range(0, len(start), few)])
 
 
 def _curve_of_few(cam: BaseCAM, start, finish, order, classes):

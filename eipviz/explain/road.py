@@ -40,6 +40,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from eipviz.attribution.cams import BaseCAM
+from eipviz.attribution.memory import images_within
 from eipviz.errors import EipvizError
 
 PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)  # pytorch-grad-cam's defaults
@@ -147,8 +148,8 @@ def road(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes: np.ndarray
     """ROAD MoRF and LeRF of ``maps`` (N, H, W) for model ``inputs`` (N, H, W, C) and ``classes`` (N,).
 
     Every imputed image of every percentile and order goes through the model in batches of
-    ``SCORE_BATCH`` as soon as a batch is full, so memory stays flat in N; the imputations themselves are one
-    small sparse solve each.
+    ``SCORE_BATCH`` (fewer for large inputs: ``images_within``) as soon as a batch is full, so memory stays
+    flat in N; the imputations themselves are one small sparse solve each.
     """
     inputs = np.asarray(inputs, np.float32)
     classes = np.asarray(classes)
@@ -162,6 +163,7 @@ def road(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes: np.ndarray
     order = relevance_order(np.asarray(maps), rng)
     operator = imputation_operator(height, width)
     targets = np.tile(classes, 2 * len(percentiles))  # (order, percentile, image)-major
+    batch = images_within(2 * inputs[0].nbytes, SCORE_BATCH)  # the pending images, and their stack
     scored: list[np.ndarray] = []
     pending: list[np.ndarray] = []
 
@@ -179,7 +181,7 @@ def road(cam: BaseCAM, inputs: np.ndarray, maps: np.ndarray, classes: np.ndarray
                 removed[ranking[i, :count]] = True
                 pending.append(noisy_linear_imputation(inputs[i], removed.reshape(height, width), noise, rng,
                                                        operator))
-                if len(pending) == SCORE_BATCH:
+                if len(pending) == batch:
                     score_pending()
     if pending:
         score_pending()

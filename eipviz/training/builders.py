@@ -185,13 +185,17 @@ class StopWhenLossDiverges(keras.callbacks.TerminateOnNaN):
     wrong. It raises before the epoch ends, so no checkpoint, timeline or epoch row holds them.
 
     Async-safe (see ``RunRecorder``): it reads each batch's loss on Keras' callback threads, so the step loop
-    never waits for it; the error reaches ``fit`` a step later, or at the epoch's end.
+    never waits for it; the error reaches ``fit`` a step later, or at the epoch's end. It reads nothing else
+    there: under JAX the optimizer's state may be freed for the next step meanwhile ("Array has been deleted",
+    a reviewer's race), so the message names the recipe's ``learning_rate``, given when it is made.
     """
 
     async_safe = True
 
-    def __init__(self):
+    def __init__(self, learning_rate: float):
         super().__init__(raise_error=True)
+        self.learning_rate = learning_rate
+        self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -211,11 +215,10 @@ class StopWhenLossDiverges(keras.callbacks.TerminateOnNaN):
                 raise self._diverged(name, value, when)
 
     def _diverged(self, name: str, value, when: str) -> "TrainingDiverged":
-        rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         return TrainingDiverged(
-            f"Training diverged: the {name} became {float(value)} in epoch {self.epoch + 1} ({when}), at a learning "
-            f"rate of {rate:g}. Start a new run with a lower one (--set learning_rate=...); the checkpoints keep "
-            f"the last sound epoch, if any.")
+            f"Training diverged: the {name} became {float(value)} in epoch {self.epoch + 1} ({when}). Start a new "
+            f"run with a learning rate below this one's {self.learning_rate:g} (--set learning_rate=...); the "
+            f"checkpoints keep the last sound epoch, if any.")
 
 
 def best_checkpoint(recipe: Recipe, filepath: str | os.PathLike, completed_epochs: Iterable[Mapping[str, Any]] = (),

@@ -287,7 +287,7 @@ def train_run(store: RunStore, run_id: str, verbose: int = 2, claim: str | None 
                                                   "dtype_policy": layer_dtype_policy(classifier)})
         precise_bn = [PreciseBatchNorm(batches, bn_batches)] if bn_batches else []
         callbacks = [
-            StopWhenLossDiverges(),  # first: a diverged epoch's end reaches no callback that keeps it
+            StopWhenLossDiverges(recipe.learning_rate),  # first: a diverged epoch's end reaches none that keeps it
             *schedule_callbacks(recipe, completed),
             *precise_bn,  # before validation, so the checkpoints below keep the statistics it validated
             timeline,  # before the recorder: it adds the probe set's metrics to the epoch's logs
