@@ -78,11 +78,11 @@ def store_runs(store, rows_of: Collection[str] | None = None) -> list[CurveRun]:
     store.reap_dead_workers()
     listed = store.list_runs(kinds=("trained", "imported"))
     rows = store.epoch_rows_of([run.id for run in listed if rows_of is None or run.id in rows_of])
-    counts = store.epoch_counts()
+    counts = store.epoch_counts() if len(rows) < len(listed) else {}  # of the runs whose rows are not read
     return [CurveRun(run.id, run.name, run.kind, rows.get(run.id, []), run.model, run.status, run.source, run.recipe,
                      run.hyperparameters,
                      training_seconds(rows[run.id], run.started, run.ended) if run.id in rows else None,
-                     epoch_count=counts.get(run.id, 0))
+                     epoch_count=None if run.id in rows else counts.get(run.id, 0))
             for run in listed]
 
 

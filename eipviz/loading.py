@@ -23,7 +23,7 @@ from eipviz.access import require_write
 from eipviz.attribution.layers import MIN_CAM_SIZE, conv_feature_layers, default_target_layer, flat_layers
 from eipviz.classifier import Classifier, StoredPredictions
 from eipviz.data import CLASS_NAMES
-from eipviz.errors import EipvizError
+from eipviz.errors import EipvizError, no_file_error
 from eipviz.hdf5_probe import check_hdf5
 from eipviz.limited_child import (
     CALL_SECONDS,
@@ -366,7 +366,7 @@ def _check_hdf5_members(archive: zipfile.ZipFile, name: str) -> None:
 
 def _load_keras_file(path: Path) -> keras.Model:
     if not path.is_file():
-        raise EipvizError(f"Model file {path} not found.")
+        raise no_file_error(path, "Model file")
     if path.suffix == ".keras" and not zipfile.is_zipfile(path):  # Keras says "File not found" of a damaged one
         raise EipvizError(f"{path.name} is not a readable Keras model file (BadZipFile).")
     try:

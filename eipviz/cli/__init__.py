@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 from eipviz.cli import compare, curves, explain, models, runs  # noqa: E402  (after the log level above)
 from eipviz.errors import EipvizError  # noqa: E402
-from eipviz.quiet import check_keras_settings  # noqa: E402
+from eipviz.quiet import check_keras_settings, import_keras_quietly  # noqa: E402
 from eipviz.training.stop import StopFlag  # noqa: E402
 
 
@@ -44,11 +44,10 @@ def main(argv=None) -> int:
         # cancels the run; Python's default SIGTERM handler would kill it, and the run would be reaped as failed.
         args.stop = StopFlag().install()
     try:
-        check_keras_settings()  # also for commands that start a worker without importing Keras here
         if needs_keras(args):
-            from eipviz.quiet import import_keras_quietly
-
-            import_keras_quietly()
+            import_keras_quietly()  # checks the settings first
+        else:
+            check_keras_settings()  # a command that starts a worker without importing Keras here
         return args.handler(args)
     except EipvizError as error:
         print(f"error: {error}", file=sys.stderr)
